@@ -1,0 +1,1 @@
+"""The shared vocabulary of every layer: IR types, the error tree, the event bus."""

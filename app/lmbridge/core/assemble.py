@@ -1,0 +1,78 @@
+"""Folds a stream of IR events into one `ir.Response`.
+
+Used wherever a client asked for a whole answer but the upstream streamed.
+"""
+
+from __future__ import annotations
+
+from lmbridge.core import errors, ir
+
+
+class Assembler:
+    """Feed events in order; `result()` gives the response or raises."""
+
+    def __init__(self, response_id: str = "", model: str = "") -> None:
+        self.id = response_id
+        self.model = model
+        self._blocks: dict[int, list[str]] = {}
+        self._starts: dict[int, ir.BlockStart] = {}
+        self._signatures: dict[int, str] = {}
+        self._finish: ir.Finish | None = None
+        self._error: ir.StreamError | None = None
+        self.input_tokens = 0
+
+    def feed(self, event: ir.Event) -> None:
+        match event:
+            case ir.MessageStart():
+                self.id = self.id or event.id
+                self.model = self.model or event.model
+                self.input_tokens = event.input_tokens
+            case ir.BlockStart():
+                self._starts[event.index] = event
+                self._blocks[event.index] = []
+            case ir.TextDelta() | ir.ThinkingDelta():
+                self._blocks.setdefault(event.index, []).append(event.text)
+            case ir.ToolArgsDelta():
+                self._blocks.setdefault(event.index, []).append(event.partial_json)
+            case ir.SignatureDelta():
+                self._signatures[event.index] = (
+                    self._signatures.get(event.index, "") + event.signature
+                )
+            case ir.Finish():
+                self._finish = event
+            case ir.StreamError():
+                self._error = event
+            case _:
+                pass
+
+    def result(self) -> ir.Response:
+        """The assembled response; raises the stream's error if it failed."""
+        if self._error is not None:
+            raise errors.from_kind(
+                self._error.kind, self._error.message, self._error.status
+            )
+        if self._finish is None:
+            raise errors.UpstreamError("the upstream ended its answer early")
+        parts: list[ir.Text | ir.ToolCall | ir.Thinking] = []
+        for index in sorted(self._starts):
+            start = self._starts[index]
+            body = "".join(self._blocks.get(index, ()))
+            if start.kind is ir.BlockKind.TEXT:
+                parts.append(ir.Text(body))
+            elif start.kind is ir.BlockKind.THINKING:
+                parts.append(
+                    ir.Thinking(text=body, signature=self._signatures.get(index))
+                )
+            else:
+                parts.append(ir.ToolCall(start.call_id, start.name, body or "{}"))
+        usage = self._finish.usage
+        if not usage.input_tokens:
+            usage.input_tokens = self.input_tokens
+        return ir.Response(
+            id=self.id,
+            model=self.model,
+            parts=parts,
+            stop_reason=self._finish.stop_reason,
+            stop_sequence=self._finish.stop_sequence,
+            usage=usage,
+        )
