@@ -23,6 +23,7 @@ subsystem that meets them (one place per subsystem), never deeper.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class ErrorKind(enum.StrEnum):
@@ -61,6 +62,8 @@ class LMBridgeError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        # The upstream's own error body, relayed verbatim on pass-through.
+        self.upstream_body: bytes | None = None
         if status is not None:
             self.status = status
 
@@ -71,22 +74,26 @@ class InvalidRequest(LMBridgeError):
 
 
 class ContextOverflow(InvalidRequest):
-    """The prompt does not fit. The message starts `prompt is too long:`."""
+    """The prompt does not fit the model's context.
+
+    Messages start `prompt is too long:` so Claude Code offers to compact.
+    """
 
     kind = ErrorKind.CONTEXT_OVERFLOW
 
-    def __init__(
-        self, prompt_tokens: int, limit: int, model: str, fix: str = ""
-    ) -> None:
+    def __init__(self, message: str, **kw: Any) -> None:
+        kw.setdefault("code", "context_length_exceeded")
+        super().__init__(message, **kw)
+
+    @classmethod
+    def for_prompt(
+        cls, prompt_tokens: int, limit: int, model: str, fix: str = ""
+    ) -> ContextOverflow:
         message = (
             f"prompt is too long: {prompt_tokens} tokens > {limit} maximum"
             f" for model {model}"
         )
-        if fix:
-            message += f" — {fix}"
-        super().__init__(message, code="context_length_exceeded")
-        self.prompt_tokens = prompt_tokens
-        self.limit = limit
+        return cls(f"{message} — {fix}" if fix else message)
 
 
 class AuthenticationFailed(LMBridgeError):
@@ -162,22 +169,25 @@ def from_status(status: int, message: str) -> LMBridgeError:
     return cls(message, status=status)
 
 
-def from_kind(kind: str, message: str, status: int | None = None) -> LMBridgeError:
-    """Rebuild an error from its kind (used for stream error events)."""
+_BY_KIND: dict[str, type[LMBridgeError]] = {
+    cls.kind: cls
     for cls in (
-        ContextOverflow,
         InvalidRequest,
+        ContextOverflow,
         AuthenticationFailed,
         PermissionDenied,
         NotFound,
+        Conflict,
+        PayloadTooLarge,
         RateLimited,
+        UpstreamError,
         UpstreamUnavailable,
         Overloaded,
         Timeout,
-        UpstreamError,
-    ):
-        if cls.kind == kind and cls is not ContextOverflow:
-            return cls(message, status=status)
-    if kind == ErrorKind.CONTEXT_OVERFLOW:
-        return InvalidRequest(message, code="context_length_exceeded", status=status)
-    return UpstreamError(message, status=status)
+    )
+}
+
+
+def from_kind(kind: str, message: str, status: int | None = None) -> LMBridgeError:
+    """Rebuild an error from its kind (used for stream error events)."""
+    return _BY_KIND.get(kind, UpstreamError)(message, status=status)

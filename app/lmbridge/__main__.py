@@ -1,0 +1,5 @@
+import sys
+
+from lmbridge.cli import main
+
+sys.exit(main())

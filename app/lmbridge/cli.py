@@ -1,0 +1,124 @@
+"""The `lmbridge` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from lmbridge import __version__, config
+from lmbridge.core.events import REQUEST_FINISHED, EventBus
+
+log = logging.getLogger("lmbridge")
+
+
+def has_display() -> bool:
+    """Whether a GUI can be shown here."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lmbridge",
+        description="One local endpoint for Claude Code, Codex, IDE plugins and "
+        "SDKs, in front of LM Studio, Azure AI Foundry or any OpenAI server.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"lmbridge {__version__}"
+    )
+    parser.add_argument("--config", type=Path, help="config file (TOML)")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the proxy headless")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT})")
+    serve.add_argument("--config", type=Path, dest="serve_config", help="config file")
+    serve.add_argument(
+        "--log-requests", action="store_true", help="print one line per request"
+    )
+    serve.add_argument("--log-level", default="INFO", help="log level (INFO)")
+    return parser
+
+
+def load_settings(args: argparse.Namespace) -> config.Settings:
+    path = getattr(args, "serve_config", None) or args.config
+    settings = config.load(path)
+    if getattr(args, "host", None):
+        settings.server.host = args.host
+    if getattr(args, "port", None) is not None:
+        settings.server.port = args.port
+    if getattr(args, "log_requests", False):
+        settings.server.log_requests = True
+    return settings
+
+
+async def serve(settings: config.Settings) -> int:
+    """Run the proxy until SIGINT/SIGTERM."""
+    from lmbridge.server.requestlog import RequestLogPrinter
+    from lmbridge.server.runner import PortInUse, ProxyServer
+
+    bus = EventBus()
+    if settings.server.log_requests:
+        bus.subscribe(REQUEST_FINISHED, RequestLogPrinter(sys.stdout))
+    server = ProxyServer(settings, bus)
+    try:
+        await server.start()
+    except PortInUse as exc:
+        print(f"lmbridge: {exc}", file=sys.stderr)
+        return 2
+    print(f"LM Bridge {__version__} listening on {server.url}", flush=True)
+    for up in settings.upstream:
+        print(f"  upstream {up.name}: {up.kind} {up.base_url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+    print("LM Bridge stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings(args)
+    except config.ConfigError as exc:
+        print(f"lmbridge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    command = args.command
+    if command is None:
+        if has_display():
+            print(
+                "lmbridge: the tray app is not built yet; running the proxy "
+                "headless (as `lmbridge serve`)",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                "lmbridge: no display found; running the proxy headless",
+                file=sys.stderr,
+            )
+        command = "serve"
+    if command == "serve":
+        return asyncio.run(serve(settings))
+    parser.error(f"unknown command {command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Typed settings, loaded from TOML in the platform config directory.
+
+Precedence, lowest first: built-in defaults, the TOML file (`--config PATH`,
+else `$LMBRIDGE_HOME/config.toml`, else the platform config dir),
+`LMBRIDGE_*` environment variables, command-line flags.
+
+The keys below are a contract that outside tools rely on: extend them,
+never rename them. Unknown keys and bad values are reported with the key
+and file, and the app does not start on a broken config.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import platformdirs
+
+DEFAULT_PORT = 4680
+APP_NAME = "lmbridge"
+
+UpstreamKind = Literal["lmstudio", "openai", "anthropic", "azure-foundry"]
+UpstreamApi = Literal["chat", "responses", "messages"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and file."""
+
+
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    # Take the next free port when `port` is busy, instead of failing.
+    port_fallback: bool = False
+    log_requests: bool = False
+    # Seconds of upstream silence after which a `ping` keeps a stream alive.
+    ping_interval: float = 10.0
+
+
+class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    kind: UpstreamKind = "openai"
+    base_url: str = ""
+    # API of the upstream; empty means the kind's default.
+    api: UpstreamApi | Literal[""] = ""
+    api_key_env: str | None = None
+    # Cap on max_tokens sent upstream (Claude Code asks for 128000).
+    max_tokens_limit: int | None = None
+    # Seconds to connect; None means 2 s on loopback, 10 s elsewhere.
+    connect_timeout: float | None = None
+    # Seconds to wait for the first byte (a long prompt on a slow local model
+    # can take minutes) and between chunks; None waits indefinitely.
+    first_byte_timeout: float | None = None
+    idle_timeout: float | None = None
+
+
+class RouteSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    model: str
+    upstream: str
+    target: str | None = None
+    max_tokens_limit: int | None = None
+
+    def matches(self, model: str) -> bool:
+        return fnmatch.fnmatchcase(model, self.model)
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Everything configurable; see README "Configuration"."""
+
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    upstream: list[UpstreamSettings] = msgspec.field(default_factory=list)
+    route: list[RouteSettings] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.upstream:
+            self.upstream = [
+                UpstreamSettings(
+                    name="local", kind="lmstudio", base_url="http://127.0.0.1:1234"
+                )
+            ]
+
+    def upstream_named(self, name: str) -> UpstreamSettings | None:
+        for up in self.upstream:
+            if up.name == name:
+                return up
+        return None
+
+
+def home_dir() -> Path | None:
+    home = os.environ.get("LMBRIDGE_HOME")
+    return Path(home) if home else None
+
+
+def config_dir() -> Path:
+    home = home_dir()
+    return home if home else Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    home = home_dir()
+    return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def default_config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def _validate(settings: Settings, source: str) -> None:
+    names: set[str] = set()
+    for i, up in enumerate(settings.upstream):
+        if up.name in names:
+            raise ConfigError(f"{source}: upstream[{i}].name {up.name!r} is used twice")
+        names.add(up.name)
+        if up.kind != "azure-foundry" and not up.base_url:
+            raise ConfigError(f"{source}: upstream[{i}].base_url is required")
+        if up.base_url and not up.base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{source}: upstream[{i}].base_url must start with http:// or "
+                f"https://, got {up.base_url!r}"
+            )
+    for i, route in enumerate(settings.route):
+        if route.upstream not in names:
+            raise ConfigError(
+                f"{source}: route[{i}].upstream {route.upstream!r} names no "
+                f"upstream (known: {', '.join(sorted(names))})"
+            )
+    if not 0 <= settings.server.port <= 65535:
+        raise ConfigError(f"{source}: server.port must be 0-65535")
+
+
+def _env_overrides(settings: Settings) -> None:
+    env = os.environ
+    if host := env.get("LMBRIDGE_HOST"):
+        settings.server.host = host
+    if port := env.get("LMBRIDGE_PORT"):
+        try:
+            settings.server.port = int(port)
+        except ValueError:
+            raise ConfigError(f"LMBRIDGE_PORT: not a port number: {port!r}") from None
+    if env.get("LMBRIDGE_LOG_REQUESTS", "").lower() in ("1", "true", "yes"):
+        settings.server.log_requests = True
+
+
+def parse(text: bytes | str, source: str = "<config>") -> Settings:
+    """Parse and validate TOML text; errors name the key and `source`."""
+    try:
+        settings = msgspec.toml.decode(text, type=Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_friendly(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    _validate(settings, source)
+    return settings
+
+
+def _friendly(message: str) -> str:
+    # msgspec says "... - at `$.server.port`"; say the key the way TOML does.
+    head, sep, where = message.rpartition(" - at `")
+    if not sep:
+        return message
+    key = where.rstrip("`").removeprefix("$").lstrip(".") or "(top level)"
+    return f"{key}: {head}"
+
+
+def load(path: Path | None = None) -> Settings:
+    """Load settings from `path` (or the default file if it exists) plus env."""
+    explicit = path is not None
+    path = path or default_config_path()
+    if path.exists():
+        settings = parse(path.read_bytes(), str(path))
+    elif explicit:
+        raise ConfigError(f"{path}: no such config file")
+    else:
+        settings = Settings()
+    _env_overrides(settings)
+    return settings
+
+
+def dump(settings: Settings) -> bytes:
+    """TOML text of `settings` (never holds secrets: keys live in the keyring)."""
+    return msgspec.toml.encode(settings)

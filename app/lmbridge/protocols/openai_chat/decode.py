@@ -1,0 +1,219 @@
+"""Chat Completions upstream answers -> IR events."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from lmbridge.core import errors, ir
+from lmbridge.protocols.openai_chat import wire
+from lmbridge.protocols.sse import SSEParser
+
+_chunk = msgspec.json.Decoder(wire.Chunk)
+_envelope = msgspec.json.Decoder(wire.ErrorEnvelope)
+
+FINISH_REASONS = {
+    "stop": ir.StopReason.END_TURN,
+    "length": ir.StopReason.MAX_TOKENS,
+    "tool_calls": ir.StopReason.TOOL_USE,
+    "function_call": ir.StopReason.TOOL_USE,
+    "content_filter": ir.StopReason.REFUSAL,
+}
+
+
+def usage_from_wire(usage: wire.UsageWire | None) -> ir.Usage:
+    if usage is None:
+        return ir.Usage()
+    return ir.Usage(
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=usage.completion_tokens or 0,
+        cached_tokens=(
+            usage.prompt_tokens_details or wire.PromptDetails()
+        ).cached_tokens
+        or 0,
+        reasoning_tokens=(
+            usage.completion_tokens_details or wire.CompletionDetails()
+        ).reasoning_tokens
+        or 0,
+    )
+
+
+class ChatStreamDecoder:
+    """Incremental decoder of a Chat Completions SSE stream."""
+
+    def __init__(self) -> None:
+        self._sse = SSEParser()
+        self._started = False
+        self._finished = False
+        self._open: int | None = None
+        self._open_kind: ir.BlockKind | None = None
+        self._next_index = 0
+        self._tool_blocks: dict[int, int] = {}
+        self._finish_reason: str | None = None
+        self._usage: ir.Usage | None = None
+
+    def feed(self, data: bytes) -> list[ir.Event]:
+        out: list[ir.Event] = []
+        if self._finished:
+            return out
+        for event in self._sse.feed(data):
+            self._event(event.data, out)
+            if self._finished:
+                break
+        return out
+
+    def close(self) -> list[ir.Event]:
+        out: list[ir.Event] = []
+        if not self._finished:
+            for event in self._sse.flush():
+                self._event(event.data, out)
+        if not self._finished:
+            if self._finish_reason is not None:
+                self._finish(out)
+            else:
+                self._finished = True
+                out.append(
+                    ir.StreamError(
+                        errors.ErrorKind.UPSTREAM_ERROR,
+                        "the upstream closed the stream before finishing its answer",
+                    )
+                )
+        return out
+
+    # ------------------------------------------------------------------
+
+    def _event(self, data: bytes, out: list[ir.Event]) -> None:
+        if data == b"[DONE]":
+            self._finish(out)
+            return
+        try:
+            chunk = _chunk.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self._fail(
+                out, f"the upstream sent an unreadable stream event: {data[:200]!r}"
+            )
+            return
+        if chunk.error is not None:
+            err = chunk.error
+            message = err if isinstance(err, str) else err.message
+            self._fail(out, message or "the upstream reported an error", 502)
+            return
+        if not self._started:
+            self._started = True
+            out.append(
+                ir.MessageStart(chunk.id or f"chatcmpl-{uuid.uuid4().hex}", chunk.model)
+            )
+        if chunk.usage is not None:
+            self._usage = usage_from_wire(chunk.usage)
+        for choice in chunk.choices[:1]:
+            delta = choice.delta or choice.message
+            if delta is not None:
+                self._delta(delta, out)
+            if choice.finish_reason:
+                self._finish_reason = choice.finish_reason
+
+    def _delta(self, delta: wire.Delta, out: list[ir.Event]) -> None:
+        reasoning = delta.reasoning_content or delta.reasoning
+        if reasoning:
+            index = self._ensure(ir.BlockKind.THINKING, out)
+            out.append(ir.ThinkingDelta(index, reasoning))
+        text = delta.content or delta.refusal
+        if text:
+            index = self._ensure(ir.BlockKind.TEXT, out)
+            out.append(ir.TextDelta(index, text))
+        for call in delta.tool_calls or ():
+            fn = call.function or wire.DeltaFunction()
+            known = self._tool_blocks.get(call.index)
+            if known is not None:
+                index = known
+            else:
+                self._close_open(out)
+                index = self._next_index
+                self._next_index += 1
+                self._tool_blocks[call.index] = index
+                self._open, self._open_kind = index, ir.BlockKind.TOOL_CALL
+                call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"
+                out.append(
+                    ir.BlockStart(index, ir.BlockKind.TOOL_CALL, call_id, fn.name or "")
+                )
+            if fn.arguments and index == self._open:
+                out.append(ir.ToolArgsDelta(index, fn.arguments))
+
+    def _ensure(self, kind: ir.BlockKind, out: list[ir.Event]) -> int:
+        if self._open is not None and self._open_kind is kind:
+            return self._open
+        self._close_open(out)
+        index = self._next_index
+        self._next_index += 1
+        self._open, self._open_kind = index, kind
+        out.append(ir.BlockStart(index, kind))
+        return index
+
+    def _close_open(self, out: list[ir.Event]) -> None:
+        if self._open is not None:
+            out.append(ir.BlockStop(self._open))
+            self._open = self._open_kind = None
+
+    def _finish(self, out: list[ir.Event]) -> None:
+        if not self._started:
+            self._fail(out, "the upstream ended the stream without an answer")
+            return
+        self._close_open(out)
+        reason = FINISH_REASONS.get(
+            self._finish_reason or "stop", ir.StopReason.END_TURN
+        )
+        if self._tool_blocks and reason is ir.StopReason.END_TURN:
+            reason = ir.StopReason.TOOL_USE
+        out.append(ir.Finish(reason, self._usage or ir.Usage()))
+        self._finished = True
+
+    def _fail(self, out: list[ir.Event], message: str, status: int = 502) -> None:
+        self._finished = True
+        kind = errors.ErrorKind.UPSTREAM_ERROR
+        if is_context_overflow(message):
+            kind = errors.ErrorKind.CONTEXT_OVERFLOW
+            status = 400
+        out.append(ir.StreamError(kind, message, status))
+
+
+_OVERFLOW_MARKERS = (
+    "context length",
+    "context_length",
+    "context window",
+    "maximum context",
+    "trying to keep the first",
+    "prompt is too long",
+    "exceeds the context",
+    "n_ctx",
+)
+
+
+def is_context_overflow(message: str) -> bool:
+    """Whether an upstream error message says the prompt did not fit."""
+    lowered = message.lower()
+    return any(marker in lowered for marker in _OVERFLOW_MARKERS)
+
+
+def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
+    """An upstream error answer in OpenAI (or unknown) shape, as our error."""
+    message = ""
+    code: str | None = None
+    try:
+        env = _envelope.decode(body)
+        if isinstance(env.error, wire.ErrorBody):
+            message = env.error.message
+            code = str(env.error.code) if env.error.code is not None else None
+        elif isinstance(env.error, str):
+            message = env.error
+        elif env.message:
+            message = env.message
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    if not message:
+        message = body[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
+    if status in (400, 413, 500) and is_context_overflow(message):
+        return errors.ContextOverflow(message)
+    error = errors.from_status(status, message)
+    error.code = code
+    return error

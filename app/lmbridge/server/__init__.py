@@ -1,0 +1,1 @@
+"""The aiohttp proxy: app factory, routes, the request pipeline, the runner."""

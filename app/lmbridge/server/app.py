@@ -1,0 +1,80 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from lmbridge.config import Settings
+from lmbridge.core import errors
+from lmbridge.core.events import EventBus
+from lmbridge.protocols.registry import front_door
+from lmbridge.server import routes
+from lmbridge.server.state import STATE, ProxyState
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 32 * 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def protocol_for_path(path: str) -> str:
+    """The protocol whose error shape a path's clients understand."""
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    if path.startswith("/v1/responses"):
+        return "responses"
+    return "openai"
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Render every failure in the client's protocol: never a traceback."""
+    try:
+        return await handler(request)
+    except errors.LMBridgeError as err:
+        error = err
+    except web.HTTPRequestEntityTooLarge:
+        error = errors.PayloadTooLarge(
+            f"the request body is larger than {MAX_BODY // (1024 * 1024)} MiB"
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = errors.from_status(
+            exc.status, f"{exc.reason}: {request.method} {request.path}"
+        )
+    except Exception:
+        log.exception("unexpected failure serving %s %s", request.method, request.path)
+        error = errors.LMBridgeError(
+            "LM Bridge failed unexpectedly; see its log for details"
+        )
+    door = front_door(protocol_for_path(request.path))
+    return web.Response(
+        status=error.status,
+        body=door.encode_error(error),
+        content_type="application/json",
+    )
+
+
+def create_app(settings: Settings, bus: EventBus | None = None) -> web.Application:
+    """Build the proxy app; upstream sessions open and close with it."""
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
+    state = ProxyState(settings, bus or EventBus())
+    app[STATE] = state
+
+    async def upstream_sessions(app: web.Application) -> AsyncIterator[None]:
+        for upstream in state.upstreams.values():
+            await upstream.start()
+        yield
+        for upstream in state.upstreams.values():
+            await upstream.close()
+
+    app.cleanup_ctx.append(upstream_sessions)
+    routes.add_routes(app)
+    return app

@@ -1,0 +1,307 @@
+"""The request pipeline shared by every model front door.
+
+parse -> route -> (pass-through relay | translate through the IR) -> render.
+Every request becomes a RequestRecord on the event bus as it progresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import aiohttp
+import msgspec
+from aiohttp import web
+
+from lmbridge.core import errors, events, ir
+from lmbridge.core.assemble import Assembler
+from lmbridge.core.events import RequestRecord
+from lmbridge.protocols.base import FrontDoor
+from lmbridge.server.state import STATE, ProxyState
+from lmbridge.server.streaming import with_pings
+from lmbridge.upstreams.http import HttpUpstream
+from lmbridge.upstreams.router import Resolved
+
+log = logging.getLogger(__name__)
+
+# The upstream API that speaks each front door's protocol unchanged.
+SAME_API = {"openai": "chat", "anthropic": "messages", "responses": "responses"}
+# The name of the max-tokens field per protocol, for clamping on pass-through.
+MAX_TOKENS_FIELDS = {
+    "openai": ("max_tokens", "max_completion_tokens"),
+    "anthropic": ("max_tokens",),
+    "responses": ("max_output_tokens",),
+}
+SESSION_HEADERS = ("X-Claude-Code-Session-Id", "X-Session-Id")
+
+_json = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder()
+
+
+class _UsageOnly(msgspec.Struct):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class _WithUsage(msgspec.Struct):
+    usage: _UsageOnly | None = None
+
+
+_usage_decoder = msgspec.json.Decoder(_WithUsage)
+
+
+def error_response(door: FrontDoor, err: errors.LMBridgeError) -> web.Response:
+    headers = {}
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(max(0, round(err.retry_after)))
+    return web.Response(
+        status=err.status,
+        body=door.encode_error(err),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def handle(request: web.Request, door: FrontDoor) -> web.StreamResponse:
+    """Serve one model request arriving through `door`."""
+    state = request.app[STATE]
+    record = RequestRecord(
+        client=request.headers.get("User-Agent", ""),
+        protocol=door.name,
+        path=request.path,
+    )
+    state.bus.publish(events.REQUEST_STARTED, record)
+    try:
+        return await _serve(request, door, state, record)
+    except errors.LMBridgeError as err:
+        record.status = err.status
+        record.error = err.message
+        return error_response(door, err)
+    except asyncio.CancelledError:
+        record.client_gone = True
+        record.error = "the client went away"
+        raise
+    finally:
+        record.mark_done()
+        state.bus.publish(events.REQUEST_FINISHED, record)
+
+
+async def _serve(
+    request: web.Request, door: FrontDoor, state: ProxyState, record: RequestRecord
+) -> web.StreamResponse:
+    body = await request.read()
+    record.bytes_in = len(body)
+    req = door.parse_request(body)
+    session_key = next(
+        (v for h in SESSION_HEADERS if (v := request.headers.get(h))), None
+    )
+    req = msgspec.structs.replace(
+        req,
+        client=ir.ClientInfo(
+            user_agent=record.client,
+            session_key=session_key or req.client.session_key,
+        ),
+    )
+    resolved = state.router.resolve(req.model)
+    upstream = resolved.upstream
+    record.model = req.model
+    record.stream = req.stream
+    record.route = resolved.rule
+    record.upstream = upstream.name
+    record.target = resolved.target
+    record.upstream_api = upstream.api
+    record.session_key = req.client.session_key
+    state.bus.publish(events.REQUEST_UPDATED, record)
+    if SAME_API[door.name] == upstream.api:
+        return await _relay(request, door, body, req, resolved, record)
+    return await _translate(request, door, req, resolved, record, state)
+
+
+def _clamp(value: int | None, limit: int | None) -> int | None:
+    if limit is None or value is None:
+        return value if limit is None else (value or limit)
+    return min(value, limit)
+
+
+# ------------------------------------------------------------------ pass-through
+
+
+async def _relay(
+    request: web.Request,
+    door: FrontDoor,
+    body: bytes,
+    req: ir.Request,
+    resolved: Resolved,
+    record: RequestRecord,
+) -> web.StreamResponse:
+    """Same protocol on both sides: forward the client's JSON with the model
+    renamed, and relay the upstream's bytes as they arrive."""
+    upstream = resolved.upstream
+    if resolved.target != req.model or resolved.max_tokens_limit is not None:
+        raw: dict[str, Any] = _json.decode(body)
+        raw["model"] = resolved.target
+        if resolved.max_tokens_limit is not None:
+            for field in MAX_TOKENS_FIELDS[door.name]:
+                if isinstance(raw.get(field), int):
+                    raw[field] = min(raw[field], resolved.max_tokens_limit)
+        body = _encode.encode(raw)
+    codec = _codec(upstream)
+    try:
+        resp = await upstream.post(
+            codec.path, body, codec=codec, record=record, headers=_forwarded(request)
+        )
+    except errors.LMBridgeError as err:
+        if err.upstream_body is None:
+            raise
+        record.status = err.status
+        record.error = err.message
+        return web.Response(
+            status=err.status, body=err.upstream_body, content_type="application/json"
+        )
+    record.status = resp.status
+    if not req.stream:
+        async with resp:
+            payload = await _read_all(upstream, resp)
+        record.mark_first_token()
+        record.bytes_out = len(payload)
+        _record_usage(record, payload)
+        return web.Response(
+            status=resp.status, body=payload, content_type="application/json"
+        )
+    out = web.StreamResponse(status=resp.status, headers=_sse_headers())
+    await out.prepare(request)
+    tail = b""
+    try:
+        async for chunk in upstream.chunks(resp):
+            if record.first_token is None:
+                record.mark_first_token()
+            record.bytes_out += len(chunk)
+            await out.write(chunk)
+            tail = (tail + chunk)[-4096:]
+    except errors.LMBridgeError as err:
+        record.error = err.message
+        encoder = door.stream_encoder(req)
+        await out.write(
+            encoder.encode(ir.StreamError(err.kind, err.message, err.status))
+        )
+    _record_stream_usage(record, tail)
+    await out.write_eof()
+    return out
+
+
+def _codec(upstream: HttpUpstream) -> Any:
+    from lmbridge.protocols.registry import upstream_codec
+
+    return upstream_codec(upstream.api)
+
+
+def _forwarded(request: web.Request) -> dict[str, str]:
+    headers = {}
+    for name in ("anthropic-version", "anthropic-beta"):
+        if value := request.headers.get(name):
+            headers[name] = value
+    return headers
+
+
+async def _read_all(upstream: HttpUpstream, resp: aiohttp.ClientResponse) -> bytes:
+    parts = [chunk async for chunk in upstream.chunks(resp)]
+    return b"".join(parts)
+
+
+def _record_usage(record: RequestRecord, payload: bytes) -> None:
+    try:
+        usage = _usage_decoder.decode(payload).usage
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return
+    if usage is not None:
+        record.tokens_in = usage.prompt_tokens or usage.input_tokens or 0
+        record.tokens_out = usage.completion_tokens or usage.output_tokens or 0
+
+
+def _record_stream_usage(record: RequestRecord, tail: bytes) -> None:
+    # Usage rides in one of the last events; find the last data line naming it.
+    for line in reversed(tail.split(b"\n")):
+        if line.startswith(b"data: {") and b'"usage"' in line:
+            _record_usage(record, line[6:])
+            if record.tokens_in or record.tokens_out:
+                return
+
+
+def _sse_headers() -> dict[str, str]:
+    return {
+        "Content-Type": "text/event-stream",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    }
+
+
+# ------------------------------------------------------------------ translation
+
+
+async def _translate(
+    request: web.Request,
+    door: FrontDoor,
+    req: ir.Request,
+    resolved: Resolved,
+    record: RequestRecord,
+    state: ProxyState,
+) -> web.StreamResponse:
+    """Different protocols: go through the IR both ways."""
+    up_req = msgspec.structs.replace(
+        req,
+        model=resolved.target,
+        max_tokens=_clamp(req.max_tokens, resolved.max_tokens_limit),
+    )
+    stream = await resolved.upstream.open_events(up_req, record)
+    stream = _filters(stream, req)
+    record.status = 200
+    if not req.stream:
+        assembler = Assembler(model=req.model)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                _observe(record, event)
+                assembler.feed(event)
+        response = assembler.result()
+        response.model = req.model
+        payload = door.encode_response(response)
+        record.bytes_out = len(payload)
+        return web.Response(body=payload, content_type="application/json")
+    encoder = door.stream_encoder(req)
+    out = web.StreamResponse(status=200, headers=_sse_headers())
+    await out.prepare(request)
+    pinged = with_pings(stream, state.settings.server.ping_interval)
+    async with contextlib.aclosing(stream), contextlib.aclosing(pinged):
+        async for event in pinged:
+            _observe(record, event)
+            data = encoder.encode(event)
+            if data:
+                record.bytes_out += len(data)
+                await out.write(data)
+    await out.write_eof()
+    return out
+
+
+def _filters(
+    stream: AsyncGenerator[ir.Event, None], req: ir.Request
+) -> AsyncGenerator[ir.Event, None]:
+    """Event filters every translated stream passes through."""
+    return stream
+
+
+def _observe(record: RequestRecord, event: ir.Event) -> None:
+    if isinstance(event, ir.TextDelta | ir.ThinkingDelta | ir.ToolArgsDelta):
+        if record.first_token is None:
+            record.mark_first_token()
+    elif isinstance(event, ir.MessageStart):
+        record.tokens_in = event.input_tokens
+    elif isinstance(event, ir.Finish):
+        if event.usage.input_tokens:
+            record.tokens_in = event.usage.input_tokens
+        record.tokens_out = event.usage.output_tokens
+    elif isinstance(event, ir.StreamError):
+        record.error = event.message

@@ -1,0 +1,43 @@
+"""One line per finished request, for `lmbridge serve --log-requests`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TextIO
+
+from lmbridge.core.events import RequestRecord
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}ms"
+
+
+def format_record(record: RequestRecord) -> str:
+    """time client protocol model -> upstream/target status ttfb duration in/out."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(record.received))
+    client = (record.client or "-").split(" ")[0][:32]
+    target = f"{record.upstream}/{record.target}" if record.upstream else "-"
+    status = str(record.status) if record.status else "-"
+    if record.client_gone:
+        status += " client-gone"
+    line = (
+        f"{stamp} {client} {record.protocol} {record.model or '-'} -> {target}"
+        f" {status} ttfb={_ms(record.first_token)} dur={_ms(record.done)}"
+        f" tokens={record.tokens_in}/{record.tokens_out}"
+    )
+    if record.notes:
+        line += " [" + "; ".join(record.notes) + "]"
+    if record.error:
+        line += f" error={record.error[:200]!r}"
+    return line
+
+
+class RequestLogPrinter:
+    """Event-bus subscriber printing a line per finished request."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, topic: str, payload: Any) -> None:
+        if isinstance(payload, RequestRecord):
+            print(format_record(payload), file=self.stream, flush=True)

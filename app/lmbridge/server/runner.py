@@ -1,0 +1,79 @@
+"""Runs the proxy app on an existing event loop (headless or inside Qt)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from aiohttp import web
+
+from lmbridge.config import Settings
+from lmbridge.core.events import EventBus
+from lmbridge.server.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+class PortInUse(Exception):
+    """The configured port is taken; the message says what to do."""
+
+
+class ProxyServer:
+    """Start and stop the proxy; one instance per running proxy."""
+
+    def __init__(self, settings: Settings, bus: EventBus | None = None) -> None:
+        self.settings = settings
+        self.bus = bus or EventBus()
+        self.app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+        self.host = settings.server.host
+        self.port = settings.server.port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    async def start(self) -> None:
+        """Bind and serve. Raises PortInUse with a one-line explanation."""
+        self.app = create_app(self.settings, self.bus)
+        runner = web.AppRunner(
+            self.app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+        )
+        await runner.setup()
+        port = self.settings.server.port
+        tries = 20 if self.settings.server.port_fallback and port else 1
+        for attempt in range(tries):
+            site = web.TCPSite(runner, self.host, port + attempt if port else 0)
+            try:
+                await site.start()
+                break
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE and attempt + 1 < tries:
+                    continue
+                await runner.cleanup()
+                if exc.errno == errno.EADDRINUSE:
+                    raise PortInUse(
+                        f"port {port + attempt} on {self.host} is already in use"
+                        " (is LM Bridge already running?) — stop that program,"
+                        " start with --port N, or set server.port_fallback = true"
+                    ) from None
+                raise PortInUse(
+                    f"cannot listen on {self.host}:{port + attempt}: {exc.strerror}"
+                ) from None
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port + attempt
+        if attempt:
+            log.warning("port %d was busy; listening on %d instead", port, self.port)
+        self._runner = runner
+
+    async def stop(self) -> None:
+        """Stop accepting, let streams finish briefly, close upstreams."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()

@@ -1,0 +1,26 @@
+"""Typed application state shared by the routes (aiohttp AppKeys)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from lmbridge.config import Settings
+from lmbridge.core.events import EventBus
+from lmbridge.upstreams.http import HttpUpstream
+from lmbridge.upstreams.router import Router
+
+
+class ProxyState:
+    """Everything the routes need, built once per app."""
+
+    def __init__(self, settings: Settings, bus: EventBus) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.upstreams = {u.name: HttpUpstream(u) for u in settings.upstream}
+        self.router = Router(settings, self.upstreams)
+        self.started = time.time()
+
+
+STATE = web.AppKey("state", ProxyState)

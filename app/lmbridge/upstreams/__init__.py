@@ -1,0 +1,1 @@
+"""Upstream clients (one per upstream kind) and the router that picks them."""

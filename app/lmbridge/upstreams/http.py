@@ -1,0 +1,264 @@
+"""The HTTP upstream client: LM Studio, any OpenAI-compatible server, Anthropic.
+
+It owns one aiohttp session per upstream, converts aiohttp failures into our
+error tree (the one place for this subsystem), and hands back either the raw
+upstream response (pass-through) or a stream of IR events (translation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from lmbridge.config import UpstreamApi, UpstreamSettings
+from lmbridge.core import errors, ir
+from lmbridge.core.events import RequestRecord
+from lmbridge.protocols.base import UpstreamCodec
+from lmbridge.protocols.registry import upstream_codec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API: dict[str, UpstreamApi] = {
+    "lmstudio": "chat",
+    "openai": "chat",
+    "anthropic": "messages",
+    "azure-foundry": "responses",
+}
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpUpstream:
+    """One configured upstream reached over HTTP."""
+
+    def __init__(self, settings: UpstreamSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.kind = settings.kind
+        self.api: UpstreamApi = settings.api or DEFAULT_API[settings.kind]
+        base = settings.base_url.rstrip("/")
+        self.base_url = base.removesuffix("/v1")
+        self.loopback = is_loopback(self.base_url)
+        self.address = urlsplit(self.base_url).netloc or self.base_url
+        connect = settings.connect_timeout
+        if connect is None:
+            connect = 2.0 if self.loopback else 10.0
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_connect=connect
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._models_cache: tuple[float, list[str]] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            # Loopback must not go through an HTTP_PROXY from the environment.
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                trust_env=not self.loopback,
+                auto_decompress=True,
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError(f"upstream {self.name} is not started")
+        return self._session
+
+    # ------------------------------------------------------------ requests
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def auth_headers(self) -> dict[str, str]:
+        env = self.settings.api_key_env
+        key = os.environ.get(env, "") if env else ""
+        if not key:
+            return {}
+        if self.api == "messages":
+            return {"x-api-key": key}
+        return {"Authorization": f"Bearer {key}"}
+
+    def unavailable(self, reason: str) -> errors.UpstreamUnavailable:
+        what = "LM Studio" if self.kind == "lmstudio" else f"upstream {self.name!r}"
+        if self.kind == "lmstudio":
+            fix = "start its server, or set the address in Settings"
+        else:
+            fix = f"check that it is running, or fix base_url of upstream {self.name!r}"
+        return errors.UpstreamUnavailable(
+            f"{what} is not reachable at {self.address} ({reason}) — {fix}"
+        )
+
+    async def post(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        codec: UpstreamCodec,
+        record: RequestRecord | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """POST `body`; returns a response whose status is below 400.
+
+        Connection failures and error statuses become our errors, the latter
+        parsed by `codec` so the upstream's message is kept.
+        """
+        send = {"Content-Type": "application/json", **self.auth_headers()}
+        if headers:
+            send.update(headers)
+        try:
+            timeout = self.settings.first_byte_timeout
+            async with asyncio.timeout(timeout):
+                resp = await self.session.post(self.url(path), data=body, headers=send)
+        except TimeoutError:
+            raise errors.Timeout(
+                f"upstream {self.name!r} sent nothing for {timeout:g} s"
+                " — raise first_byte_timeout for slow models"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise self.unavailable(str(exc.os_error or exc)) from None
+        except aiohttp.ClientError as exc:
+            raise self.unavailable(type(exc).__name__) from None
+        if record is not None:
+            record.mark_connected()
+            record.upstream_bytes += len(body)
+        if resp.status >= 400:
+            try:
+                payload = await resp.read()
+            except aiohttp.ClientError:
+                payload = b""
+            finally:
+                resp.release()
+            error = codec.parse_error(resp.status, payload)
+            error.upstream_body = payload
+            if retry := resp.headers.get("Retry-After"):
+                with contextlib.suppress(ValueError):
+                    error.retry_after = float(retry)
+            raise error
+        return resp
+
+    async def chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The response body as it arrives, with the idle timeout applied."""
+        idle = self.settings.idle_timeout
+        it = resp.content.iter_any().__aiter__()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(idle):
+                        chunk = await it.__anext__()
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise errors.Timeout(
+                        f"upstream {self.name!r} went silent for {idle:g} s"
+                    ) from None
+                except aiohttp.ClientError as exc:
+                    raise errors.UpstreamError(
+                        f"upstream {self.name!r} broke off its answer ({exc})"
+                    ) from None
+                yield chunk
+        finally:
+            resp.close()
+
+    async def open_events(
+        self, req: ir.Request, record: RequestRecord
+    ) -> AsyncGenerator[ir.Event, None]:
+        """Send `req` translated to this upstream's API; stream IR events.
+
+        Errors before the first byte raise here; later ones arrive as a
+        `StreamError` event, so a started stream always ends well-formed.
+        """
+        codec = upstream_codec(self.api)
+        resp = await self.post(
+            codec.path, codec.encode_request(req), codec=codec, record=record
+        )
+        return self._events(resp, codec, req)
+
+    async def _events(
+        self, resp: aiohttp.ClientResponse, codec: UpstreamCodec, req: ir.Request
+    ) -> AsyncGenerator[ir.Event, None]:
+        decoder = codec.stream_decoder(req)
+        try:
+            async for chunk in self.chunks(resp):
+                for event in decoder.feed(chunk):
+                    yield event
+            for event in decoder.close():
+                yield event
+        except errors.LMBridgeError as exc:
+            yield ir.StreamError(exc.kind, exc.message, exc.status)
+
+    # ------------------------------------------------------------ discovery
+
+    async def list_models(self, max_age: float = 5.0) -> list[str]:
+        """Model ids the upstream serves (cached for `max_age` seconds)."""
+        now = time.monotonic()
+        if self._models_cache and now - self._models_cache[0] < max_age:
+            return self._models_cache[1]
+        try:
+            async with asyncio.timeout(3):
+                resp = await self.session.get(
+                    self.url("/v1/models"), headers=self.auth_headers()
+                )
+                async with resp:
+                    if resp.status >= 400:
+                        return []
+                    payload: Any = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return []
+        data = payload.get("data", []) if isinstance(payload, dict) else []
+        ids = [
+            m["id"]
+            for m in data
+            if isinstance(m, dict) and isinstance(m.get("id"), str)
+        ]
+        self._models_cache = (now, ids)
+        return ids
+
+    async def check(self) -> dict[str, Any]:
+        """Health: reachable or not, and why."""
+        try:
+            async with asyncio.timeout(2):
+                resp = await self.session.get(
+                    self.url("/v1/models"), headers=self.auth_headers()
+                )
+                resp.release()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return {
+                "name": self.name,
+                "kind": self.kind,
+                "url": self.base_url,
+                "reachable": False,
+                "error": str(exc) or type(exc).__name__,
+            }
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.base_url,
+            "reachable": resp.status < 500,
+            "status": resp.status,
+        }
