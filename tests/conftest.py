@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.openai_upstream import FakeOpenAIUpstream
 
+from fakes.openai_upstream import FakeOpenAIUpstream
 from lmbridge import config
 from lmbridge.core.events import REQUEST_FINISHED, EventBus, RequestRecord
 from lmbridge.server.runner import ProxyServer
@@ -19,14 +19,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(autouse=True)
-def lmbridge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def lmbridge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own config and data directory."""
     home = tmp_path / "lmbridge-home"
     home.mkdir()
     monkeypatch.setenv("LMBRIDGE_HOME", str(home))
     for name in ("LMBRIDGE_HOST", "LMBRIDGE_PORT", "LMBRIDGE_LOG_REQUESTS"):
         monkeypatch.delenv(name, raising=False)
-    yield home
+    return home
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import time
 import aiohttp
 import openai
 import pytest
+
 from conftest import RunningProxy, settings_for, start_proxy
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 
@@ -27,7 +28,8 @@ async def test_non_streaming_completion_renames_model_per_route(
 ) -> None:
     async with client(proxy) as c:
         reply = await c.chat.completions.create(
-            model="claude-sonnet-4-5", messages=MESSAGES  # type: ignore[arg-type]
+            model="claude-sonnet-4-5",
+            messages=MESSAGES,  # type: ignore[arg-type]
         )
     assert reply.choices[0].message.content == "Hello from the fake upstream."
     assert reply.usage is not None and reply.usage.completion_tokens == 7
@@ -54,8 +56,12 @@ async def test_request_body_is_forwarded_with_unknown_fields(
     proxy: RunningProxy, fake_upstream: FakeOpenAIUpstream
 ) -> None:
     async with aiohttp.ClientSession() as s:
-        body = {"model": "m", "messages": MESSAGES, "presence_penalty": 0.5,
-                "logit_bias": {"1": 2}}
+        body = {
+            "model": "m",
+            "messages": MESSAGES,
+            "presence_penalty": 0.5,
+            "logit_bias": {"1": 2},
+        }
         async with s.post(proxy.url + "/v1/chat/completions", json=body) as r:
             assert r.status == 200
     seen = fake_upstream.requests[-1].body
@@ -72,7 +78,9 @@ async def test_streaming_relays_chunks_as_they_arrive(
     parts: list[str] = []
     async with client(proxy) as c:
         stream = await c.chat.completions.create(
-            model="claude-haiku-4-5", messages=MESSAGES, stream=True  # type: ignore[arg-type]
+            model="claude-haiku-4-5",
+            messages=MESSAGES,
+            stream=True,  # type: ignore[arg-type]
         )
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -157,7 +165,9 @@ async def test_upstream_dropping_mid_stream_ends_with_error_event(
     fake_upstream.script = Script(text="a b c d", close_after_chunks=2)
     async with client(proxy) as c:
         stream = await c.chat.completions.create(
-            model="m", messages=MESSAGES, stream=True  # type: ignore[arg-type]
+            model="m",
+            messages=MESSAGES,
+            stream=True,  # type: ignore[arg-type]
         )
         with pytest.raises(openai.APIError):
             async for _ in stream:
@@ -189,11 +199,14 @@ async def test_health_reports_each_upstream(proxy: RunningProxy) -> None:
 async def test_bad_input_is_400_in_openai_shape_naming_the_field(
     proxy: RunningProxy, fake_upstream: FakeOpenAIUpstream, body: bytes, needle: str
 ) -> None:
-    async with aiohttp.ClientSession() as s, s.post(
-        proxy.url + "/v1/chat/completions",
-        data=body,
-        headers={"Content-Type": "application/json"},
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            proxy.url + "/v1/chat/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        ) as r,
+    ):
         assert r.status == 400
         payload = await r.json()
     assert payload["error"]["type"] == "invalid_request_error"

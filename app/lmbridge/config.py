@@ -30,7 +30,9 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and file."""
 
 
-class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class ServerSettings(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     # Take the next free port when `port` is busy, instead of failing.
@@ -40,7 +42,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ping_interval: float = 10.0
 
 
-class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class UpstreamSettings(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
     name: str
     kind: UpstreamKind = "openai"
     base_url: str = ""
@@ -57,7 +61,9 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     idle_timeout: float | None = None
 
 
-class RouteSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class RouteSettings(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
     model: str
     upstream: str
     target: str | None = None
@@ -67,7 +73,9 @@ class RouteSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return fnmatch.fnmatchcase(model, self.model)
 
 
-class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class Settings(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
     """Everything configurable; see README "Configuration"."""
 
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)

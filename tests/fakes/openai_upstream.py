@@ -100,8 +100,13 @@ class FakeOpenAIUpstream:
         if s.status:
             headers = {"Retry-After": s.retry_after} if s.retry_after else {}
             return web.json_response(
-                {"error": {"message": s.error_message, "type": "server_error",
-                           "code": None}},
+                {
+                    "error": {
+                        "message": s.error_message,
+                        "type": "server_error",
+                        "code": None,
+                    }
+                },
                 status=s.status,
                 headers=headers,
             )
@@ -128,8 +133,11 @@ class FakeOpenAIUpstream:
             message["reasoning_content"] = s.reasoning
         if s.tool_calls:
             message["tool_calls"] = [
-                {"id": c.id or f"call_{i}", "type": "function",
-                 "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id or f"call_{i}",
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for i, c in enumerate(s.tool_calls)
             ]
         return {
@@ -145,32 +153,54 @@ class FakeOpenAIUpstream:
 
     def _chunks(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         s = self.script
-        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": body.get("model", "")}
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", ""),
+        }
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
         for piece in _pieces(s.reasoning):
             deltas.append({"reasoning_content": piece})
         for piece in _pieces(s.text):
             deltas.append({"content": piece})
         for i, call in enumerate(s.tool_calls):
-            deltas.append({"tool_calls": [{
-                "index": i, "id": call.id or f"call_{i}", "type": "function",
-                "function": {"name": call.name, "arguments": ""}}]})
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": call.id or f"call_{i}",
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
             for piece in _pieces(call.arguments, 8):
-                deltas.append({"tool_calls": [{"index": i,
-                                               "function": {"arguments": piece}}]})
+                deltas.append(
+                    {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
+                )
         chunks = [
             {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
             for d in deltas
         ]
-        chunks.append({**base, "choices": [
-            {"index": 0, "delta": {}, "finish_reason": self._finish_reason()}]})
+        chunks.append(
+            {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": {}, "finish_reason": self._finish_reason()}
+                ],
+            }
+        )
         include_usage = (body.get("stream_options") or {}).get("include_usage")
         if include_usage:
             chunks.append({**base, "choices": [], "usage": self._usage()})
         return chunks
 
-    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any]
+    ) -> web.StreamResponse:
         s = self.script
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)

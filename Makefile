@@ -1,0 +1,50 @@
+# LM Bridge — every target sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+# llama-cpp-python builds from source; two jobs on a 2-core machine.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: run test lint format bench e2e clean venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -U pip
+
+# The app itself.
+$(VENV)/.base: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	@touch $@
+
+# Everything the test suite needs, including the real-model tier.
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -e ".[test,dev,e2e]"
+	@touch $@ $(VENV)/.base
+
+venv: $(VENV)/.dev
+
+run: $(VENV)/.base
+	$(BIN)/lmbridge
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+	$(BIN)/mypy
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format app tests bench
+	$(BIN)/ruff check --fix app tests bench
+
+test: lint
+	$(BIN)/pytest -q
+
+e2e: $(VENV)/.dev
+	$(BIN)/pytest -q -m e2e
+
+bench: $(VENV)/.dev
+	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
