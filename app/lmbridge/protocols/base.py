@@ -67,3 +67,13 @@ class UpstreamCodec(Protocol):
     def parse_error(self, status: int, body: bytes) -> LMBridgeError:
         """An upstream error answer as our error, keeping its message."""
         ...
+
+
+class EventFilter(Protocol):
+    """Rewrites a stream of IR events (stop sequences, tool-call repair)."""
+
+    def feed(self, event: ir.Event) -> list[ir.Event]: ...
+
+    def close(self) -> list[ir.Event]:
+        """The input ended: emit anything held back."""
+        ...

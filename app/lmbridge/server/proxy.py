@@ -19,7 +19,8 @@ from aiohttp import web
 from lmbridge.core import errors, events, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
-from lmbridge.protocols.base import FrontDoor
+from lmbridge.protocols.base import EventFilter, FrontDoor
+from lmbridge.protocols.stops import StopSequenceFilter
 from lmbridge.server.state import STATE, ProxyState
 from lmbridge.server.streaming import with_pings
 from lmbridge.upstreams.http import HttpUpstream
@@ -258,7 +259,9 @@ async def _translate(
         max_tokens=_clamp(req.max_tokens, resolved.max_tokens_limit),
     )
     stream = await resolved.upstream.open_events(up_req, record)
-    stream = _filters(stream, req)
+    filters = event_filters(req)
+    if filters:
+        stream = _filtered(stream, filters)
     record.status = 200
     if not req.stream:
         assembler = Assembler(model=req.model)
@@ -286,11 +289,32 @@ async def _translate(
     return out
 
 
-def _filters(
-    stream: AsyncGenerator[ir.Event, None], req: ir.Request
+def event_filters(req: ir.Request) -> list[EventFilter]:
+    """The filters a translated answer to `req` passes through, in order."""
+    filters: list[EventFilter] = []
+    if req.stop:
+        filters.append(StopSequenceFilter(req.stop))
+    return filters
+
+
+async def _filtered(
+    stream: AsyncGenerator[ir.Event, None], filters: list[EventFilter]
 ) -> AsyncGenerator[ir.Event, None]:
-    """Event filters every translated stream passes through."""
-    return stream
+    """Apply `filters`; end (closing the upstream) at the first Finish/error."""
+    async with contextlib.aclosing(stream):
+        async for event in stream:
+            batch = [event]
+            for f in filters:
+                batch = [out for e in batch for out in f.feed(e)]
+            for out in batch:
+                yield out
+                if isinstance(out, ir.Finish | ir.StreamError):
+                    return
+        batch = []
+        for f in filters:
+            batch = [out for e in batch for out in f.feed(e)] + f.close()
+        for out in batch:
+            yield out
 
 
 def _observe(record: RequestRecord, event: ir.Event) -> None:

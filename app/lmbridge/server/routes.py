@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 from aiohttp import web
 
 from lmbridge import __version__
@@ -12,9 +13,30 @@ from lmbridge.protocols.registry import front_door
 from lmbridge.server import proxy
 from lmbridge.server.state import STATE
 
+_encode = msgspec.json.Encoder().encode
+
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await proxy.handle(request, front_door("openai"))
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await proxy.handle(request, front_door("anthropic"))
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    """Anthropic token counting, answered locally without the upstream.
+
+    Claude Code's IDE extensions call this dozens of times a second at
+    start-up; see protocols/tokens.py for how the estimate is made.
+    """
+    from lmbridge.protocols import jsonutil, tokens
+
+    raw = jsonutil.decode_object(await request.read())
+    # count_tokens bodies carry no max_tokens; the Messages parser wants one.
+    raw.setdefault("max_tokens", 1)
+    req = front_door("anthropic").parse_request(_encode(raw))
+    return web.json_response({"input_tokens": tokens.count_request(req)})
 
 
 async def models(request: web.Request) -> web.Response:
@@ -78,5 +100,7 @@ async def health(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/chat/completions", chat_completions)
+    app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
