@@ -253,24 +253,9 @@ async def _translate(
     state: ProxyState,
 ) -> web.StreamResponse:
     """Different protocols: go through the IR both ways."""
-    up_req = msgspec.structs.replace(
-        req,
-        model=resolved.target,
-        max_tokens=_clamp(req.max_tokens, resolved.max_tokens_limit),
-    )
-    stream = await resolved.upstream.open_events(up_req, record)
-    filters = event_filters(req)
-    if filters:
-        stream = _filtered(stream, filters)
-    record.status = 200
+    stream = await open_stream(req, resolved, record)
     if not req.stream:
-        assembler = Assembler(model=req.model)
-        async with contextlib.aclosing(stream):
-            async for event in stream:
-                _observe(record, event)
-                assembler.feed(event)
-        response = assembler.result()
-        response.model = req.model
+        response = await assemble(stream, req, record)
         payload = door.encode_response(response)
         record.bytes_out = len(payload)
         return web.Response(body=payload, content_type="application/json")
@@ -280,13 +265,46 @@ async def _translate(
     pinged = with_pings(stream, state.settings.server.ping_interval)
     async with contextlib.aclosing(stream), contextlib.aclosing(pinged):
         async for event in pinged:
-            _observe(record, event)
+            observe(record, event)
             data = encoder.encode(event)
             if data:
                 record.bytes_out += len(data)
                 await out.write(data)
     await out.write_eof()
     return out
+
+
+async def open_stream(
+    req: ir.Request, resolved: Resolved, record: RequestRecord
+) -> AsyncGenerator[ir.Event, None]:
+    """Send `req` to its resolved upstream; its answer as filtered IR events.
+
+    Raises our errors for failures before the first byte. Shared by every
+    caller that needs a model's answer in IR form (front doors, chat APIs).
+    """
+    up_req = msgspec.structs.replace(
+        req,
+        model=resolved.target,
+        max_tokens=_clamp(req.max_tokens, resolved.max_tokens_limit),
+    )
+    stream = await resolved.upstream.open_events(up_req, record)
+    record.status = 200
+    filters = event_filters(req)
+    return _filtered(stream, filters) if filters else stream
+
+
+async def assemble(
+    stream: AsyncGenerator[ir.Event, None], req: ir.Request, record: RequestRecord
+) -> ir.Response:
+    """Read a whole answer; raises the stream's error if it failed."""
+    assembler = Assembler(model=req.model)
+    async with contextlib.aclosing(stream):
+        async for event in stream:
+            observe(record, event)
+            assembler.feed(event)
+    response = assembler.result()
+    response.model = req.model
+    return response
 
 
 def event_filters(req: ir.Request) -> list[EventFilter]:
@@ -317,7 +335,7 @@ async def _filtered(
             yield out
 
 
-def _observe(record: RequestRecord, event: ir.Event) -> None:
+def observe(record: RequestRecord, event: ir.Event) -> None:
     if isinstance(event, ir.TextDelta | ir.ThinkingDelta | ir.ToolArgsDelta):
         if record.first_token is None:
             record.mark_first_token()

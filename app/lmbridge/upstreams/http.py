@@ -95,7 +95,11 @@ class HttpUpstream:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def auth_headers(self) -> dict[str, str]:
+    async def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate us to the upstream (never logged)."""
+        return self.key_headers()
+
+    def key_headers(self) -> dict[str, str]:
         env = self.settings.api_key_env
         key = os.environ.get(env, "") if env else ""
         if not key:
@@ -128,7 +132,7 @@ class HttpUpstream:
         Connection failures and error statuses become our errors, the latter
         parsed by `codec` so the upstream's message is kept.
         """
-        send = {"Content-Type": "application/json", **self.auth_headers()}
+        send = {"Content-Type": "application/json", **await self.auth_headers()}
         if headers:
             send.update(headers)
         try:
@@ -222,7 +226,7 @@ class HttpUpstream:
         try:
             async with asyncio.timeout(3):
                 resp = await self.session.get(
-                    self.url("/v1/models"), headers=self.auth_headers()
+                    self.url("/v1/models"), headers=await self.auth_headers()
                 )
                 async with resp:
                     if resp.status >= 400:
@@ -244,7 +248,7 @@ class HttpUpstream:
         try:
             async with asyncio.timeout(2):
                 resp = await self.session.get(
-                    self.url("/v1/models"), headers=self.auth_headers()
+                    self.url("/v1/models"), headers=await self.auth_headers()
                 )
                 resp.release()
         except (aiohttp.ClientError, TimeoutError) as exc:
