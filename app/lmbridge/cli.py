@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from lmbridge import __version__, config
@@ -22,6 +24,11 @@ def has_display() -> bool:
     if sys.platform in ("darwin", "win32"):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+# Modules adding command groups: each has `register(subparsers)`, which adds
+# its parsers with `set_defaults(run=callable(args, settings) -> int)`.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-requests", action="store_true", help="print one line per request"
     )
     serve.add_argument("--log-level", default="INFO", help="log level (INFO)")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -116,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         command = "serve"
     if command == "serve":
         return asyncio.run(serve(settings))
-    parser.error(f"unknown command {command}")
-    return 2
+    run: Callable[[argparse.Namespace, config.Settings], int] = args.run
+    return run(args, settings)
 
 
 if __name__ == "__main__":
