@@ -68,6 +68,9 @@ class RouteSettings(
     upstream: str
     target: str | None = None
     max_tokens_limit: int | None = None
+    # Upstreams tried in order when this one is unreachable or answers 429 or
+    # 5xx before anything reached the client.
+    fallback: list[str] = msgspec.field(default_factory=list)
 
     def matches(self, model: str) -> bool:
         return fnmatch.fnmatchcase(model, self.model)
@@ -135,6 +138,11 @@ def _validate(settings: Settings, source: str) -> None:
                 f"{source}: route[{i}].upstream {route.upstream!r} names no "
                 f"upstream (known: {', '.join(sorted(names))})"
             )
+        for name in route.fallback:
+            if name not in names:
+                raise ConfigError(
+                    f"{source}: route[{i}].fallback names no upstream {name!r}"
+                )
     if not 0 <= settings.server.port <= 65535:
         raise ConfigError(f"{source}: server.port must be 0-65535")
 

@@ -108,19 +108,35 @@ async def _serve(
             session_key=session_key or req.client.session_key,
         ),
     )
-    resolved = state.router.resolve(req.model)
-    upstream = resolved.upstream
     record.model = req.model
     record.stream = req.stream
-    record.route = resolved.rule
-    record.upstream = upstream.name
-    record.target = resolved.target
-    record.upstream_api = upstream.api
     record.session_key = req.client.session_key
-    state.bus.publish(events.REQUEST_UPDATED, record)
-    if SAME_API[door.name] == upstream.api:
-        return await _relay(request, door, body, req, resolved, record)
-    return await _translate(request, door, req, resolved, record, state)
+    candidates = state.router.candidates(req.model)
+    for attempt, resolved in enumerate(candidates):
+        last = attempt == len(candidates) - 1
+        record.route = resolved.rule
+        record.upstream = resolved.upstream.name
+        record.target = resolved.target
+        record.upstream_api = resolved.upstream.api
+        state.bus.publish(events.REQUEST_UPDATED, record)
+        try:
+            if SAME_API[door.name] == resolved.upstream.api:
+                return await _relay(request, door, body, req, resolved, record, last)
+            return await _translate(request, door, req, resolved, record, state)
+        except errors.LMBridgeError as err:
+            # Nothing reached the client yet: the next upstream may answer.
+            if last or not should_fall_back(err):
+                raise
+            nxt = candidates[attempt + 1].upstream.name
+            record.notes.append(
+                f"fallback {resolved.upstream.name} -> {nxt} ({err.status})"
+            )
+    raise AssertionError("unreachable: the router returns at least one candidate")
+
+
+def should_fall_back(err: errors.LMBridgeError) -> bool:
+    """Unreachable, rate-limited or failing upstreams hand over to the next."""
+    return err.status == 429 or err.status >= 500
 
 
 def _clamp(value: int | None, limit: int | None) -> int | None:
@@ -139,6 +155,7 @@ async def _relay(
     req: ir.Request,
     resolved: Resolved,
     record: RequestRecord,
+    last: bool = True,
 ) -> web.StreamResponse:
     """Same protocol on both sides: forward the client's JSON with the model
     renamed, and relay the upstream's bytes as they arrive."""
@@ -157,7 +174,7 @@ async def _relay(
             codec.path, body, codec=codec, record=record, headers=_forwarded(request)
         )
     except errors.LMBridgeError as err:
-        if err.upstream_body is None:
+        if err.upstream_body is None or (not last and should_fall_back(err)):
             raise
         record.status = err.status
         record.error = err.message

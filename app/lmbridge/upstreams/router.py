@@ -56,6 +56,29 @@ class Router:
             self.default, model, "default", self.default.settings.max_tokens_limit
         )
 
+    def candidates(self, model: str) -> list[Resolved]:
+        """The resolved route, then one entry per upstream in its `fallback`.
+
+        A fallback upstream gets the target of the first route for `model`
+        that names that upstream, or the client's model name unchanged.
+        """
+        first = self.resolve(model)
+        out = [first]
+        route = next((r for r in self.settings.route if r.matches(model)), None)
+        for name in route.fallback if route else ():
+            upstream = self.upstreams[name]
+            target = next(
+                (
+                    r.target or model
+                    for r in self.settings.route
+                    if r.upstream == name and r.matches(model)
+                ),
+                model,
+            )
+            limit = upstream.settings.max_tokens_limit
+            out.append(Resolved(upstream, target, f"fallback:{name}", limit))
+        return out
+
     def aliases(self) -> list[str]:
         """Model ids that exist only as routes (exact names and Claude tiers)."""
         out: list[str] = []
