@@ -20,11 +20,13 @@ from lmbridge.core import errors, events, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
 from lmbridge.protocols.base import EventFilter, FrontDoor
+from lmbridge.protocols.registry import upstream_codec
 from lmbridge.protocols.stops import StopSequenceFilter
 from lmbridge.server.state import STATE, ProxyState
 from lmbridge.server.streaming import with_pings
 from lmbridge.upstreams.http import HttpUpstream
 from lmbridge.upstreams.router import Resolved
+from lmbridge.upstreams.sessions import SessionManager, Turn
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,10 @@ MAX_TOKENS_FIELDS = {
     "anthropic": ("max_tokens",),
     "responses": ("max_output_tokens",),
 }
-SESSION_HEADERS = ("X-Claude-Code-Session-Id", "X-Session-Id")
+# Session keys, first found: this header, the body's own key (Anthropic
+# metadata.user_id's session_id, OpenAI prompt_cache_key or user), X-Session-Id.
+SESSION_HEADER = "X-Claude-Code-Session-Id"
+SESSION_FALLBACK_HEADER = "X-Session-Id"
 
 _json = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -98,15 +103,13 @@ async def _serve(
     body = await request.read()
     record.bytes_in = len(body)
     req = door.parse_request(body)
-    session_key = next(
-        (v for h in SESSION_HEADERS if (v := request.headers.get(h))), None
+    session_key = (
+        request.headers.get(SESSION_HEADER)
+        or req.client.session_key
+        or request.headers.get(SESSION_FALLBACK_HEADER)
     )
     req = msgspec.structs.replace(
-        req,
-        client=ir.ClientInfo(
-            user_agent=record.client,
-            session_key=session_key or req.client.session_key,
-        ),
+        req, client=ir.ClientInfo(user_agent=record.client, session_key=session_key)
     )
     record.model = req.model
     record.stream = req.stream
@@ -120,7 +123,7 @@ async def _serve(
         record.upstream_api = resolved.upstream.api
         state.bus.publish(events.REQUEST_UPDATED, record)
         try:
-            if SAME_API[door.name] == resolved.upstream.api:
+            if resolved.upstream.speaks(SAME_API[door.name]):
                 return await _relay(request, door, body, req, resolved, record, last)
             return await _translate(request, door, req, resolved, record, state)
         except errors.LMBridgeError as err:
@@ -168,7 +171,7 @@ async def _relay(
                 if isinstance(raw.get(field), int):
                     raw[field] = min(raw[field], resolved.max_tokens_limit)
         body = _encode.encode(raw)
-    codec = _codec(upstream)
+    codec = upstream_codec(SAME_API[door.name])
     try:
         resp = await upstream.post(
             codec.path, body, codec=codec, record=record, headers=_forwarded(request)
@@ -210,12 +213,6 @@ async def _relay(
     _record_stream_usage(record, tail)
     await out.write_eof()
     return out
-
-
-def _codec(upstream: HttpUpstream) -> Any:
-    from lmbridge.protocols.registry import upstream_codec
-
-    return upstream_codec(upstream.api)
 
 
 def _forwarded(request: web.Request) -> dict[str, str]:
@@ -270,7 +267,7 @@ async def _translate(
     state: ProxyState,
 ) -> web.StreamResponse:
     """Different protocols: go through the IR both ways."""
-    stream = await open_stream(req, resolved, record)
+    stream = await open_stream(req, resolved, record, state.sessions)
     if not req.stream:
         response = await assemble(stream, req, record)
         payload = door.encode_response(response)
@@ -292,22 +289,68 @@ async def _translate(
 
 
 async def open_stream(
-    req: ir.Request, resolved: Resolved, record: RequestRecord
+    req: ir.Request,
+    resolved: Resolved,
+    record: RequestRecord,
+    sessions: SessionManager | None = None,
 ) -> AsyncGenerator[ir.Event, None]:
     """Send `req` to its resolved upstream; its answer as filtered IR events.
 
     Raises our errors for failures before the first byte. Shared by every
     caller that needs a model's answer in IR form (front doors, chat APIs).
+    With `sessions`, a keyed conversation to a Responses upstream is chained.
     """
+    upstream = resolved.upstream
     up_req = msgspec.structs.replace(
         req,
         model=resolved.target,
         max_tokens=_clamp(req.max_tokens, resolved.max_tokens_limit),
     )
-    stream = await resolved.upstream.open_events(up_req, record)
+    turn = None
+    if sessions is not None and upstream.api == "responses":
+        turn = sessions.begin(up_req, upstream.name)
+    if turn is None:
+        stream = await upstream.open_events(up_req, record)
+    else:
+        stream = await _open_turn(turn, resolved, record)
     record.status = 200
     filters = event_filters(req)
     return _filtered(stream, filters) if filters else stream
+
+
+async def _open_turn(
+    turn: Turn, resolved: Resolved, record: RequestRecord
+) -> AsyncGenerator[ir.Event, None]:
+    upstream = resolved.upstream
+    before = record.upstream_bytes
+    if turn.chained:
+        sent = len(turn.full.messages) - len(turn.request().messages)
+        record.notes.append(f"session: chained, {sent} earlier messages not resent")
+    elif turn.state.last_response_id:
+        record.notes.append("session: history diverged, full history sent")
+    try:
+        stream = await upstream.open_events(turn.request(), record)
+    except errors.LMBridgeError as err:
+        if not (turn.chained and 400 <= err.status < 500):
+            raise
+        record.notes.append("session: upstream lost the chain, full history resent")
+        before = record.upstream_bytes
+        stream = await upstream.open_events(turn.fall_back_to_full(), record)
+    sent = record.upstream_bytes - before
+    full = upstream.encoded_size(turn.full) if turn.chained else sent
+    return _tracked(stream, turn, sent, full)
+
+
+async def _tracked(
+    stream: AsyncGenerator[ir.Event, None], turn: Turn, sent: int, full: int
+) -> AsyncGenerator[ir.Event, None]:
+    """Pass events on; a completed answer extends the session's chain."""
+    async with contextlib.aclosing(stream):
+        async for event in stream:
+            turn.observe(event)
+            if isinstance(event, ir.Finish):
+                turn.commit(sent, full)
+            yield event
 
 
 async def assemble(

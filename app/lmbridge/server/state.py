@@ -10,6 +10,7 @@ from lmbridge.config import Settings
 from lmbridge.core.events import EventBus
 from lmbridge.upstreams.http import HttpUpstream
 from lmbridge.upstreams.router import Router
+from lmbridge.upstreams.sessions import SessionManager
 
 
 class ProxyState:
@@ -20,6 +21,7 @@ class ProxyState:
         self.bus = bus
         self.upstreams = {u.name: HttpUpstream(u) for u in settings.upstream}
         self.router = Router(settings, self.upstreams)
+        self.sessions = SessionManager()
         self.started = time.time()
 
 

@@ -28,7 +28,7 @@ from lmbridge.protocols.registry import upstream_codec
 log = logging.getLogger(__name__)
 
 DEFAULT_API: dict[str, UpstreamApi] = {
-    "lmstudio": "chat",
+    "lmstudio": "responses",
     "openai": "chat",
     "anthropic": "messages",
     "azure-foundry": "responses",
@@ -198,10 +198,49 @@ class HttpUpstream:
         `StreamError` event, so a started stream always ends well-formed.
         """
         codec = upstream_codec(self.api)
-        resp = await self.post(
-            codec.path, codec.encode_request(req), codec=codec, record=record
-        )
+        try:
+            resp = await self.post(
+                codec.path, codec.encode_request(req), codec=codec, record=record
+            )
+        except errors.LMBridgeError as err:
+            if not self._lacks_responses_api(err):
+                raise
+            # An LM Studio before 0.3.29: remember, and use Chat Completions.
+            self.api = "chat"
+            record.upstream_api = self.api
+            record.notes.append(
+                f"{self.name} has no /v1/responses; using chat completions from now on"
+            )
+            log.info("upstream %s has no Responses API; using chat", self.name)
+            codec = upstream_codec(self.api)
+            resp = await self.post(
+                codec.path, codec.encode_request(req), codec=codec, record=record
+            )
         return self._events(resp, codec, req)
+
+    def speaks(self, api: str) -> bool:
+        """Whether a request in `api` can go to this upstream unchanged.
+
+        LM Studio serves Chat Completions natively whatever API it is
+        configured with for translated traffic, so Chat clients always get
+        the pass-through when `api` is not set explicitly.
+        """
+        if api == self.api:
+            return True
+        return self.kind == "lmstudio" and not self.settings.api and api == "chat"
+
+    def _lacks_responses_api(self, err: errors.LMBridgeError) -> bool:
+        return (
+            self.kind == "lmstudio"
+            and self.api == "responses"
+            and not self.settings.api
+            and err.status in (404, 405)
+            and "model" not in err.message.lower()
+        )
+
+    def encoded_size(self, req: ir.Request) -> int:
+        """Bytes `req` takes on the wire to this upstream."""
+        return len(upstream_codec(self.api).encode_request(req))
 
     async def _events(
         self, resp: aiohttp.ClientResponse, codec: UpstreamCodec, req: ir.Request

@@ -1,0 +1,184 @@
+"""Sessions: chain a long conversation on LM Studio with `previous_response_id`.
+
+LM Studio keeps the KV cache of a chain of responses, so a turn that sends
+only what is new, naming the previous response, is answered without
+re-processing the whole history. The rules:
+
+- A request belongs to a session when it carries a key: the
+  `X-Claude-Code-Session-Id` header, `session_id` inside Anthropic
+  `metadata.user_id`, OpenAI `prompt_cache_key` or `user`, or an
+  `X-Session-Id` header (first found). No key: no chaining.
+- Chaining applies to upstreams whose API is `responses`. The chain is kept
+  per (session, upstream, target model).
+- After a completed turn the chain covers the messages sent plus the
+  assistant's reply. The next request extends the chain when its first
+  messages have the same structure as what the chain covers (per message:
+  role, tool call ids, tool result ids; and the same number of messages),
+  and the system prompt and tool names are unchanged. Then only the trailing
+  new messages go upstream, with `previous_response_id`.
+- Anything else (a rewritten, compacted or rewound history, a new system
+  prompt) is a divergence: the full history goes upstream and a fresh chain
+  starts from its answer.
+- If the upstream no longer knows the previous response (LM Studio
+  restarted), the turn is retried once with the full history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Protocol
+
+import msgspec
+
+from lmbridge.core import ir
+
+
+class SessionState(msgspec.Struct, kw_only=True):
+    """One chain, as persisted."""
+
+    key: str
+    upstream: str
+    model: str
+    client: str = ""
+    last_response_id: str | None = None
+    # Fingerprint of the messages the chain covers, and how many there are.
+    covered: list[str] = msgspec.field(default_factory=list)
+    context: str = ""
+    turns: int = 0
+    bytes_sent: int = 0
+    bytes_saved: int = 0
+    first_seen: float = msgspec.field(default_factory=time.time)
+    last_seen: float = msgspec.field(default_factory=time.time)
+
+
+class SessionSettings(msgspec.Struct, kw_only=True):
+    """Per-session configuration set by the user."""
+
+    model_override: str | None = None
+    allowed_tools: list[str] | None = None
+
+
+class SessionStore(Protocol):
+    """Where sessions persist (SQLite in the app, memory in unit tests)."""
+
+    def load(self, key: str, upstream: str, model: str) -> SessionState | None: ...
+
+    def save(self, state: SessionState) -> None: ...
+
+
+class MemorySessionStore:
+    """A SessionStore that forgets on restart."""
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[str, str, str], SessionState] = {}
+
+    def load(self, key: str, upstream: str, model: str) -> SessionState | None:
+        return self.states.get((key, upstream, model))
+
+    def save(self, state: SessionState) -> None:
+        self.states[(state.key, state.upstream, state.model)] = state
+
+
+def message_print(message: ir.Message) -> str:
+    """The structure of one message: role, tool call ids, tool result ids."""
+    ids = []
+    for part in message.parts:
+        if isinstance(part, ir.ToolCall):
+            ids.append("c:" + part.id)
+        elif isinstance(part, ir.ToolResult):
+            ids.append("r:" + part.call_id)
+    return f"{message.role}|{','.join(ids)}"
+
+
+def context_print(req: ir.Request) -> str:
+    """What must not change within one chain: system prompt and tool names."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(req.system_text().encode())
+    for tool in req.tools:
+        digest.update(b"\0" + tool.name.encode())
+    return digest.hexdigest()
+
+
+class Turn:
+    """One request's use of a chain: what to send, then what to remember."""
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        state: SessionState,
+        full: ir.Request,
+        delta: ir.Request | None,
+    ) -> None:
+        self.manager = manager
+        self.state = state
+        self.full = full
+        self.delta = delta
+        self.response_id: str | None = None
+        self._reply: list[str] = []
+
+    @property
+    def chained(self) -> bool:
+        return self.delta is not None
+
+    def request(self) -> ir.Request:
+        """The request to send: the delta when the chain extends, else full."""
+        return self.delta if self.delta is not None else self.full
+
+    def fall_back_to_full(self) -> ir.Request:
+        """The upstream lost the chain: forget it and send everything."""
+        self.delta = None
+        self.state.last_response_id = None
+        return self.full
+
+    def observe(self, event: ir.Event) -> None:
+        if isinstance(event, ir.MessageStart) and event.id:
+            self.response_id = event.id
+        elif isinstance(event, ir.BlockStart) and event.kind is ir.BlockKind.TOOL_CALL:
+            self._reply.append("c:" + event.call_id)
+
+    def commit(self, bytes_sent: int, bytes_full: int) -> None:
+        """The answer completed: the chain now covers request plus reply."""
+        if not self.response_id:
+            return
+        state = self.state
+        state.covered = [message_print(m) for m in self.full.messages]
+        state.covered.append(f"{ir.Role.ASSISTANT}|{','.join(self._reply)}")
+        state.context = context_print(self.full)
+        state.last_response_id = self.response_id
+        state.turns += 1
+        state.bytes_sent += bytes_sent
+        state.bytes_saved += max(0, bytes_full - bytes_sent)
+        state.last_seen = time.time()
+        self.manager.store.save(state)
+
+
+class SessionManager:
+    """Decides per request whether to chain, and remembers chains."""
+
+    def __init__(self, store: SessionStore | None = None) -> None:
+        self.store: SessionStore = store or MemorySessionStore()
+
+    def begin(self, req: ir.Request, upstream: str) -> Turn | None:
+        """A Turn for `req` (already renamed to its target), or None."""
+        key = req.client.session_key
+        if not key:
+            return None
+        state = self.store.load(key, upstream, req.model) or SessionState(
+            key=key, upstream=upstream, model=req.model, client=req.client.user_agent
+        )
+        return Turn(self, state, req, self._delta(state, req))
+
+    @staticmethod
+    def _delta(state: SessionState, req: ir.Request) -> ir.Request | None:
+        if not state.last_response_id or state.context != context_print(req):
+            return None
+        n = len(state.covered)
+        messages = req.messages
+        if len(messages) <= n or messages[n].role is not ir.Role.USER:
+            return None
+        if [message_print(m) for m in messages[:n]] != state.covered:
+            return None
+        extras = dict(req.extras)
+        extras["previous_response_id"] = state.last_response_id
+        return msgspec.structs.replace(req, messages=messages[n:], extras=extras)
