@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -46,6 +47,19 @@ class RunningProxy:
     @property
     def url(self) -> str:
         return self.server.url
+
+    async def record(self, count: int = 1, timeout: float = 2.0) -> RequestRecord:
+        """The latest finished record, once `count` requests have finished.
+
+        A record is published when the handler returns, which can be just
+        after the client has read the last byte.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.records) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"only {len(self.records)} requests finished")
+            await asyncio.sleep(0.01)
+        return self.records[-1]
 
 
 def settings_for(upstream_url: str, **extra: Any) -> config.Settings:

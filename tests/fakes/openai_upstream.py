@@ -1,8 +1,11 @@
-"""A fake OpenAI-compatible upstream: a real aiohttp server on 127.0.0.1:0.
+"""A fake upstream: a real aiohttp server on 127.0.0.1:0.
 
-Tests set `fake.script` to decide what the next answers are, and flip fault
-switches (status, slow first byte, close mid-stream, garbage SSE, stall).
-Every request body and its headers are kept in `fake.requests`.
+It serves OpenAI Chat Completions, OpenAI Responses and Anthropic Messages
+from one `Script`. Tests set `fake.script` to decide what the next answers
+are, and flip fault switches (status, slow first byte, close mid-stream,
+garbage SSE, stall). Every request body and its headers are kept in
+`fake.requests`. Responses ids are remembered so `previous_response_id`
+works; `forget_responses()` acts like a restarted LM Studio.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from fakes import wire_formats
 
 
 @dataclass
@@ -67,6 +72,14 @@ class FakeOpenAIUpstream:
         self.app = web.Application()
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_post("/v1/chat/completions", self._chat)
+        self.app.router.add_post("/v1/responses", self._responses)
+        self.app.router.add_post("/v1/messages", self._messages)
+        self.known_responses: set[str] = set()
+        self.disabled: set[str] = set()  # paths answering 404, e.g. old servers
+
+    def forget_responses(self) -> None:
+        """Forget every response id, as a restarted server would."""
+        self.known_responses.clear()
 
     @property
     def url(self) -> str:
@@ -90,29 +103,82 @@ class FakeOpenAIUpstream:
         ]
         return web.json_response({"object": "list", "data": data})
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _intake(
+        self, request: web.Request
+    ) -> tuple[dict[str, Any], web.Response | None]:
         raw = await request.read()
         body = json.loads(raw)
         self.requests.append(Seen(request.path, body, dict(request.headers), raw))
         s = self.script
         if s.first_byte_delay:
             await asyncio.sleep(s.first_byte_delay)
+        if request.path in self.disabled:
+            return body, web.json_response(
+                {"error": "Unexpected endpoint or method."}, status=404
+            )
         if s.status:
             headers = {"Retry-After": s.retry_after} if s.retry_after else {}
-            return web.json_response(
-                {
+            if request.path == "/v1/messages":
+                error: dict[str, Any] = {
+                    "type": "error",
+                    "error": {"type": "api_error", "message": s.error_message},
+                }
+            else:
+                error = {
                     "error": {
                         "message": s.error_message,
                         "type": "server_error",
                         "code": None,
                     }
-                },
-                status=s.status,
-                headers=headers,
-            )
+                }
+            return body, web.json_response(error, status=s.status, headers=headers)
+        return body, None
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body, failed = await self._intake(request)
+        if failed is not None:
+            return failed
         if body.get("stream"):
-            return await self._stream(request, body)
+            return await self._stream(request, self._chat_frames(body))
         return web.json_response(self._completion(body))
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body, failed = await self._intake(request)
+        if failed is not None:
+            return failed
+        previous = body.get("previous_response_id")
+        if previous and previous not in self.known_responses:
+            return web.json_response(
+                {
+                    "error": {
+                        "message": f"Previous response with id '{previous}' not found.",
+                        "type": "invalid_request_error",
+                        "param": "previous_response_id",
+                        "code": "previous_response_not_found",
+                    }
+                },
+                status=400,
+            )
+        resp_id = f"resp_{len(self.requests)}"
+        self.known_responses.add(resp_id)
+        if body.get("stream"):
+            frames = wire_formats.responses_frames(self.script, body, resp_id)
+            return await self._stream(request, frames)
+        return web.json_response(
+            wire_formats.responses_object(self.script, body, resp_id)
+        )
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body, failed = await self._intake(request)
+        if failed is not None:
+            return failed
+        finish = self._finish_reason()
+        if body.get("stream"):
+            frames = wire_formats.messages_frames(self.script, body, finish)
+            return await self._stream(request, frames)
+        return web.json_response(
+            wire_formats.messages_object(self.script, body, finish)
+        )
 
     def _finish_reason(self) -> str:
         s = self.script
@@ -151,7 +217,7 @@ class FakeOpenAIUpstream:
             "usage": self._usage(),
         }
 
-    def _chunks(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+    def _chat_frames(self, body: dict[str, Any]) -> list[bytes]:
         s = self.script
         base = {
             "id": "chatcmpl-fake",
@@ -160,9 +226,9 @@ class FakeOpenAIUpstream:
             "model": body.get("model", ""),
         }
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
-        for piece in _pieces(s.reasoning):
+        for piece in wire_formats.pieces(s.reasoning):
             deltas.append({"reasoning_content": piece})
-        for piece in _pieces(s.text):
+        for piece in wire_formats.pieces(s.text):
             deltas.append({"content": piece})
         for i, call in enumerate(s.tool_calls):
             deltas.append(
@@ -177,7 +243,7 @@ class FakeOpenAIUpstream:
                     ]
                 }
             )
-            for piece in _pieces(call.arguments, 8):
+            for piece in wire_formats.pieces(call.arguments, 8):
                 deltas.append(
                     {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
                 )
@@ -196,17 +262,18 @@ class FakeOpenAIUpstream:
         include_usage = (body.get("stream_options") or {}).get("include_usage")
         if include_usage:
             chunks.append({**base, "choices": [], "usage": self._usage()})
-        return chunks
+        frames = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
+        return [*frames, b"data: [DONE]\n\n"]
 
     async def _stream(
-        self, request: web.Request, body: dict[str, Any]
+        self, request: web.Request, frames: list[bytes]
     ) -> web.StreamResponse:
         s = self.script
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         self.active += 1
         try:
-            for n, chunk in enumerate(self._chunks(body)):
+            for n, frame in enumerate(frames):
                 if s.close_after_chunks is not None and n >= s.close_after_chunks:
                     assert request.transport is not None
                     request.transport.close()
@@ -220,22 +287,12 @@ class FakeOpenAIUpstream:
                     return resp
                 if s.stall_after_chunks is not None and n >= s.stall_after_chunks:
                     await asyncio.sleep(3600)
-                await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                await resp.write(frame)
                 if s.chunk_delay:
                     await asyncio.sleep(s.chunk_delay)
-            await resp.write(b"data: [DONE]\n\n")
             return resp
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
         finally:
             self.active -= 1
-
-
-def _pieces(text: str, size: int = 0) -> list[str]:
-    if not text:
-        return []
-    if size:
-        return [text[i : i + size] for i in range(0, len(text), size)]
-    words = text.split(" ")
-    return [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
