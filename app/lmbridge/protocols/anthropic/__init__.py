@@ -1,0 +1,78 @@
+"""The Anthropic Messages codec, as a front door and as an upstream API.
+
+`ANTHROPIC` fulfils both `FrontDoor` and `UpstreamCodec`
+(`protocols/base.py`). The policies for what is dropped or moved on the
+way in are in `request.py`; the adjustments on the way out to an
+Anthropic-compatible upstream are in `upstream.py`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lmbridge.core import ir
+from lmbridge.core.errors import LMBridgeError
+from lmbridge.protocols.anthropic.request import parse_request
+from lmbridge.protocols.anthropic.response import encode_error, encode_response
+from lmbridge.protocols.anthropic.stream import (
+    AnthropicStreamDecoder,
+    AnthropicStreamEncoder,
+)
+from lmbridge.protocols.anthropic.upstream import encode_request, parse_error
+
+if TYPE_CHECKING:
+    from lmbridge.protocols.base import FrontDoor, UpstreamCodec
+
+__all__ = [
+    "ANTHROPIC",
+    "AnthropicCodec",
+    "AnthropicStreamDecoder",
+    "AnthropicStreamEncoder",
+    "encode_error",
+    "encode_request",
+    "encode_response",
+    "parse_error",
+    "parse_request",
+]
+
+
+class AnthropicCodec:
+    """Anthropic Messages (`/v1/messages`) in both directions."""
+
+    name = "anthropic"
+    path = "/v1/messages"
+
+    def parse_request(self, body: bytes) -> ir.Request:
+        """A client's body as IR; raises `InvalidRequest` naming the field."""
+        return parse_request(body)
+
+    def encode_response(self, response: ir.Response) -> bytes:
+        """A whole answer as an Anthropic `message` body."""
+        return encode_response(response)
+
+    def stream_encoder(self, request: ir.Request) -> AnthropicStreamEncoder:
+        """An encoder for the answer to `request` (echoing its model name)."""
+        return AnthropicStreamEncoder(model=request.model)
+
+    def encode_error(self, error: LMBridgeError) -> bytes:
+        """An Anthropic error body for `error`."""
+        return encode_error(error)
+
+    def encode_request(self, request: ir.Request) -> bytes:
+        """A streaming `/v1/messages` body for an Anthropic-compatible upstream."""
+        return encode_request(request)
+
+    def stream_decoder(self, request: ir.Request) -> AnthropicStreamDecoder:
+        """A decoder for the upstream's event stream."""
+        return AnthropicStreamDecoder()
+
+    def parse_error(self, status: int, body: bytes) -> LMBridgeError:
+        """An upstream error answer as our error, keeping its message."""
+        return parse_error(status, body)
+
+
+ANTHROPIC = AnthropicCodec()
+
+if TYPE_CHECKING:  # mypy checks that the codec fulfils both contracts
+    _front_door: FrontDoor = ANTHROPIC
+    _upstream: UpstreamCodec = ANTHROPIC
