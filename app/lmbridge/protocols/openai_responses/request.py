@@ -1,0 +1,323 @@
+"""A client's Responses request (`POST /v1/responses`) parsed into `ir.Request`.
+
+Every malformed body becomes `InvalidRequest` naming the field, with the
+JSON path msgspec reports (``at `$.input[0].content[1].file_id` ``).
+
+Mapping:
+
+- `instructions`, then `system` and `developer` messages (Codex CLI sends
+  `developer`) become IR system text, in that order;
+- `message`, `function_call` (an assistant `ToolCall`), `function_call_output`
+  (a user `ToolResult`) and `reasoning` (`Thinking` whose `data` is the
+  `encrypted_content`) items become IR messages; consecutive items of the same
+  role merge into one message;
+- images by `file_id`, `input_file` parts and item references are refused: LM
+  Bridge has no file storage and resolves no item ids;
+- hosted tools are dropped (see the package docstring), their types listed
+  in `extras["dropped_tools"]`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+
+from lmbridge.core import ir
+from lmbridge.core.errors import InvalidRequest
+from lmbridge.protocols.openai_responses import wire
+
+_T = TypeVar("_T")
+
+_REQUEST = msgspec.json.Decoder(wire.CreateRequest)
+_ITEM_HEAD = msgspec.json.Decoder(wire.ItemHead)
+_MESSAGE = msgspec.json.Decoder(wire.MessageItem)
+_FUNCTION_CALL = msgspec.json.Decoder(wire.FunctionCallItem)
+_FUNCTION_OUTPUT = msgspec.json.Decoder(wire.FunctionCallOutputItem)
+_REASONING = msgspec.json.Decoder(wire.ReasoningItem)
+_TOOL_HEAD = msgspec.json.Decoder(wire.ToolHead)
+_FUNCTION_TOOL = msgspec.json.Decoder(wire.FunctionToolParam)
+
+_PATH = re.compile(r"at `\$\.?([^`]*)`")
+_DEFAULT_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+_TOOL_CHOICE_MODES = {
+    "auto": ir.ToolChoiceMode.AUTO,
+    "required": ir.ToolChoiceMode.REQUIRED,
+    "none": ir.ToolChoiceMode.NONE,
+}
+
+
+def _invalid(message: str, path: str | None = None) -> InvalidRequest:
+    """An `InvalidRequest` whose message ends with the JSON path it concerns."""
+    if path is None:
+        return InvalidRequest(message)
+    return InvalidRequest(f"{message} - at `$.{path}`", param=path)
+
+
+def _from_decode_error(exc: Exception, prefix: str = "") -> InvalidRequest:
+    """msgspec's error as ours; a nested decode's path is put under `prefix`."""
+    if isinstance(exc, RecursionError):
+        return InvalidRequest("invalid request body: JSON is nested too deeply")
+    if isinstance(exc, UnicodeError):
+        return InvalidRequest("invalid request body: text is not valid UTF-8")
+    text = str(exc)
+    if not isinstance(exc, msgspec.ValidationError):
+        return InvalidRequest(f"invalid request body: not valid JSON ({text})")
+    if prefix:
+        if "at `$" in text:
+            text = text.replace("at `$", f"at `$.{prefix}", 1)
+        else:
+            text = f"{text} - at `$.{prefix}`"
+    found = _PATH.search(text)
+    return InvalidRequest(
+        f"invalid request body: {text}", param=found.group(1) if found else None
+    )
+
+
+def _decode(decoder: msgspec.json.Decoder[_T], raw: msgspec.Raw, path: str) -> _T:
+    try:
+        return decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
+        raise _from_decode_error(exc, path) from None
+
+
+def parse_request(body: bytes) -> ir.Request:
+    """Parse a Responses request body; raises `InvalidRequest` for bad input."""
+    try:
+        request = _REQUEST.decode(body)
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
+        raise _from_decode_error(exc) from None
+    if not request.model:
+        raise _invalid("`model` must not be empty", "model")
+
+    conversation = _Conversation()
+    if request.instructions:
+        conversation.system.append(ir.Text(request.instructions))
+    if isinstance(request.input, str):
+        conversation.add(ir.Role.USER, _texts(request.input))
+    else:
+        for index, raw in enumerate(request.input):
+            _add_item(conversation, raw, f"input[{index}]")
+
+    extras: dict[str, Any] = {}
+    tools = _tools(request.tools or [], extras)
+    for key in ("previous_response_id", "store", "prompt_cache_key", "user"):
+        value = getattr(request, key)
+        if value is not None:
+            extras[key] = value
+    if request.text is not None:
+        extras["text"] = msgspec.to_builtins(request.text)
+    reasoning = None
+    if request.reasoning is not None and request.reasoning.effort is not None:
+        reasoning = ir.Reasoning(effort=request.reasoning.effort)
+
+    return ir.Request(
+        model=request.model,
+        messages=tuple(conversation.messages()),
+        system=tuple(conversation.system),
+        tools=tools,
+        tool_choice=_tool_choice(request.tool_choice),
+        parallel_tool_calls=request.parallel_tool_calls,
+        max_tokens=request.max_output_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        reasoning=reasoning,
+        stream=bool(request.stream),
+        client=ir.ClientInfo(session_key=request.prompt_cache_key or request.user),
+        extras=extras,
+    )
+
+
+class _Conversation:
+    """Collects system text and messages, merging consecutive same-role items."""
+
+    def __init__(self) -> None:
+        self.system: list[ir.Text] = []
+        self._messages: list[ir.Message] = []
+        self._role: ir.Role | None = None
+        self._parts: list[ir.Part] = []
+
+    def add(self, role: ir.Role, parts: list[ir.Part]) -> None:
+        if not parts:
+            return
+        if role is not self._role:
+            self._flush()
+            self._role = role
+        self._parts.extend(parts)
+
+    def _flush(self) -> None:
+        if self._role is not None and self._parts:
+            self._messages.append(ir.Message(self._role, tuple(self._parts)))
+        self._parts = []
+
+    def messages(self) -> list[ir.Message]:
+        self._flush()
+        self._role = None
+        return self._messages
+
+
+def _texts(text: str) -> list[ir.Part]:
+    return [ir.Text(text)] if text else []
+
+
+def _add_item(conversation: _Conversation, raw: msgspec.Raw, path: str) -> None:
+    head = _decode(_ITEM_HEAD, raw, path)
+    kind = head.type
+    if kind == "message" or (kind is None and head.role is not None):
+        message = _decode(_MESSAGE, raw, path)
+        if message.role in ("system", "developer"):
+            texts = _content(message.content, path, images=False)
+            conversation.system.extend(p for p in texts if isinstance(p, ir.Text))
+        elif message.role == "user":
+            conversation.add(ir.Role.USER, _content(message.content, path, images=True))
+        else:
+            parts = _content(message.content, path, images=False)
+            conversation.add(ir.Role.ASSISTANT, parts)
+    elif kind == "function_call":
+        call = _decode(_FUNCTION_CALL, raw, path)
+        tool_call = ir.ToolCall(call.call_id, call.name, call.arguments or "{}")
+        conversation.add(ir.Role.ASSISTANT, [tool_call])
+    elif kind == "function_call_output":
+        output = _decode(_FUNCTION_OUTPUT, raw, path)
+        if isinstance(output.output, str):
+            content: tuple[ir.Text | ir.Image, ...] = (ir.Text(output.output),)
+        else:
+            content = _tool_output(output.output, f"{path}.output")
+        conversation.add(ir.Role.USER, [ir.ToolResult(output.call_id, content)])
+    elif kind == "reasoning":
+        item = _decode(_REASONING, raw, path)
+        text = "\n\n".join(s.text for s in item.summary if s.text)
+        if not text and item.content:
+            text = "".join(c.text for c in item.content)
+        if text or item.encrypted_content:
+            thinking = ir.Thinking(text=text, data=item.encrypted_content)
+            conversation.add(ir.Role.ASSISTANT, [thinking])
+    elif kind == "item_reference" or kind is None:
+        raise _invalid(
+            "item references are not supported: send the items themselves,"
+            " or chain turns with `previous_response_id`",
+            f"{path}.id" if kind is None else f"{path}.type",
+        )
+    else:
+        raise _invalid(
+            f"input items of type {kind!r} are not supported", f"{path}.type"
+        )
+
+
+def _content(
+    content: str | list[wire.MessageContent], path: str, *, images: bool
+) -> list[ir.Part]:
+    if isinstance(content, str):
+        return _texts(content)
+    parts: list[ir.Part] = []
+    for index, part in enumerate(content):
+        part_path = f"{path}.content[{index}]"
+        match part:
+            case wire.InputText() | wire.OutputText():
+                parts.extend(_texts(part.text))
+            case wire.Refusal():
+                parts.extend(_texts(part.refusal))
+            case wire.InputImage():
+                if not images:
+                    raise _invalid(
+                        "images are only accepted in user messages", part_path
+                    )
+                parts.append(_image(part, part_path))
+            case wire.InputFile():
+                raise _file_refused(part_path)
+    return parts
+
+
+def _tool_output(
+    content: list[wire.ToolOutputContent], path: str
+) -> tuple[ir.Text | ir.Image, ...]:
+    parts: list[ir.Text | ir.Image] = []
+    for index, part in enumerate(content):
+        part_path = f"{path}[{index}]"
+        match part:
+            case wire.InputText() | wire.OutputText():
+                parts.append(ir.Text(part.text))
+            case wire.InputImage():
+                parts.append(_image(part, part_path))
+            case wire.InputFile():
+                raise _file_refused(part_path)
+    return tuple(parts)
+
+
+def _file_refused(path: str) -> InvalidRequest:
+    return _invalid(
+        "`input_file` parts are not supported: LM Bridge has no file storage;"
+        " paste the file's text into an `input_text` part",
+        path,
+    )
+
+
+def _image(part: wire.InputImage, path: str) -> ir.Image:
+    if part.file_id is not None:
+        raise _invalid(
+            "images by `file_id` are not supported: LM Bridge has no file storage;"
+            " send the image as a data URL in `image_url`",
+            f"{path}.file_id",
+        )
+    url = part.image_url
+    if not url:
+        raise _invalid("an `input_image` needs an `image_url`", f"{path}.image_url")
+    lowered = url[:8].lower()
+    if lowered.startswith("data:"):
+        header, comma, data = url[5:].partition(",")
+        if not comma or not header.lower().endswith(";base64"):
+            raise _invalid(
+                "`image_url` data URLs must be base64 (data:<type>;base64,...)",
+                f"{path}.image_url",
+            )
+        return ir.Image(media_type=header[:-7] or "image/png", data=data)
+    if lowered.startswith(("http://", "https://")):
+        return ir.Image(url=url)
+    raise _invalid("`image_url` must be an http(s) or data URL", f"{path}.image_url")
+
+
+def _tools(raws: list[msgspec.Raw], extras: dict[str, Any]) -> tuple[ir.Tool, ...]:
+    tools: list[ir.Tool] = []
+    dropped: list[str] = []
+    for index, raw in enumerate(raws):
+        path = f"tools[{index}]"
+        head = _decode(_TOOL_HEAD, raw, path)
+        if head.type != "function":
+            dropped.append(head.type)
+            continue
+        tool = _decode(_FUNCTION_TOOL, raw, path)
+        if not tool.name:
+            raise _invalid("a function tool needs a `name`", f"{path}.name")
+        tools.append(
+            ir.Tool(
+                name=tool.name,
+                description=tool.description or "",
+                parameters=tool.parameters or dict(_DEFAULT_PARAMETERS),
+            )
+        )
+    if dropped:
+        extras["dropped_tools"] = dropped
+    return tuple(tools)
+
+
+def _tool_choice(choice: str | wire.ToolChoiceParam | None) -> ir.ToolChoice | None:
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        mode = _TOOL_CHOICE_MODES.get(choice)
+        if mode is None:
+            raise _invalid(
+                "`tool_choice` must be auto, required, none or an object", "tool_choice"
+            )
+        return ir.ToolChoice(mode)
+    if choice.type == "function":
+        if not choice.name:
+            raise _invalid(
+                "a function `tool_choice` needs a `name`", "tool_choice.name"
+            )
+        return ir.ToolChoice(ir.ToolChoiceMode.TOOL, choice.name)
+    if choice.type == "allowed_tools" and choice.mode == "required":
+        return ir.ToolChoice(ir.ToolChoiceMode.REQUIRED)
+    # allowed_tools in auto mode, or a hosted tool, which is dropped.
+    return ir.ToolChoice(ir.ToolChoiceMode.AUTO)
