@@ -28,7 +28,7 @@ def has_display() -> bool:
 
 # Modules adding command groups: each has `register(subparsers)`, which adds
 # its parsers with `set_defaults(run=callable(args, settings) -> int)`.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("lmbridge.cli_chats",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -76,6 +76,19 @@ class RouteSettings(
         return fnmatch.fnmatchcase(model, self.model)
 
 
+class ChatSettings(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
+    """The `[chat]` table: defaults of the simple chat service (README "Chat APIs")."""
+
+    # Model for /chat/regular (and /chat without images or model_key).
+    default_text_model: str = ""
+    # Model for /chat/vision (and /chat with images but no model_key).
+    default_vision_model: str = ""
+    # Largest decoded image accepted, in bytes.
+    max_image_bytes: int = 10 * 1024 * 1024
+
+
 class Settings(
     msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
 ):
@@ -84,6 +97,7 @@ class Settings(
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     upstream: list[UpstreamSettings] = msgspec.field(default_factory=list)
     route: list[RouteSettings] = msgspec.field(default_factory=list)
+    chat: ChatSettings = msgspec.field(default_factory=ChatSettings)
 
     def __post_init__(self) -> None:
         if not self.upstream:

@@ -11,7 +11,7 @@ from lmbridge.config import Settings
 from lmbridge.core import errors
 from lmbridge.core.events import EventBus
 from lmbridge.protocols.registry import front_door
-from lmbridge.server import routes
+from lmbridge.server import chat_api, routes
 from lmbridge.server.state import STATE, ProxyState
 
 log = logging.getLogger(__name__)
@@ -77,4 +77,5 @@ def create_app(settings: Settings, bus: EventBus | None = None) -> web.Applicati
 
     app.cleanup_ctx.append(upstream_sessions)
     routes.add_routes(app)
+    chat_api.setup(app)
     return app

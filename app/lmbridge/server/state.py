@@ -8,6 +8,7 @@ from aiohttp import web
 
 from lmbridge.config import Settings
 from lmbridge.core.events import EventBus
+from lmbridge.store.db import Database
 from lmbridge.upstreams.http import HttpUpstream
 from lmbridge.upstreams.router import Router
 from lmbridge.upstreams.sessions import SessionManager
@@ -23,6 +24,8 @@ class ProxyState:
         self.router = Router(settings, self.upstreams)
         self.sessions = SessionManager()
         self.started = time.time()
+        # The shared SQLite database, opened with the app (store_api.setup).
+        self.db: Database | None = None
 
 
 STATE = web.AppKey("state", ProxyState)

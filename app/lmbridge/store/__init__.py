@@ -1,0 +1,1 @@
+"""Durable state in one SQLite database: conversations, sessions, history."""
