@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from typing import Any
 
 import aiohttp
 import openai
@@ -100,7 +101,7 @@ async def test_models_lists_upstream_models_and_route_aliases(
     async with client(proxy) as c:
         ids = [m.id async for m in c.models.list()]
     assert "fake-model" in ids and "other-model" in ids
-    assert "claude-sonnet-4-5" in ids  # alias from the claude-* route
+    assert "claude-sonnet-4-6" in ids  # alias from the claude-* route
     assert len(ids) == len(set(ids))
 
 
@@ -216,3 +217,43 @@ async def test_unknown_route_is_404_json(proxy: RunningProxy) -> None:
         assert r.status == 404
         payload = await r.json()
     assert "error" in payload
+
+
+async def test_bodies_are_captured_only_when_asked(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    settings = settings_for(fake_upstream.url)
+    quiet = await start_proxy(settings)
+    try:
+        async with client(quiet) as c:
+            await c.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        assert (await quiet.record()).request_body == ""
+    finally:
+        await quiet.server.stop()
+    from lmbridge.core.events import REQUEST_FINISHED, EventBus
+    from lmbridge.server.runner import ProxyServer
+
+    bus = EventBus()
+    records: list[Any] = []
+    bus.subscribe(REQUEST_FINISHED, lambda _t, r: records.append(r))
+    server = ProxyServer(settings, bus, capture_bodies=True)
+    await server.start()
+    try:
+        async with openai.AsyncOpenAI(
+            base_url=server.url + "/v1", api_key="sk-secret-123", max_retries=0
+        ) as c:
+            stream = await c.chat.completions.create(
+                model="m",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                stream=True,
+            )
+            async for _ in stream:
+                pass
+        await asyncio.sleep(0.05)
+    finally:
+        await server.stop()
+    record = records[-1]
+    assert '"messages"' in record.request_body
+    assert record.request_headers["Authorization"] == "***"
+    assert "sk-secret-123" not in repr(record)
+    assert "data: [DONE]" in record.response_body

@@ -45,6 +45,11 @@ class Assembler:
             case _:
                 pass
 
+    @property
+    def finished(self) -> bool:
+        """True once the answer completed (a Finish and no error)."""
+        return self._finish is not None and self._error is None
+
     def result(self) -> ir.Response:
         """The assembled response; raises the stream's error if it failed."""
         if self._error is not None:

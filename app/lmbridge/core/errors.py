@@ -23,6 +23,7 @@ subsystem that meets them (one place per subsystem), never deeper.
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any
 
 
@@ -94,6 +95,25 @@ class ContextOverflow(InvalidRequest):
             f" for model {model}"
         )
         return cls(f"{message} — {fix}" if fix else message)
+
+    @classmethod
+    def from_upstream(cls, message: str) -> ContextOverflow:
+        """Restate an upstream's overflow message in Anthropic's words.
+
+        Upstreams say it their own way ("maximum context length is 4096
+        tokens, however you requested 9000", "Trying to keep the first 5000
+        tokens ... context length of 4096"); Claude Code reads the counts
+        from `prompt is too long: N tokens > M maximum`.
+        """
+        if message.startswith("prompt is too long:"):
+            return cls(message)
+        numbers = sorted({int(n) for n in re.findall(r"\d{3,}", message)})
+        if len(numbers) >= 2:
+            return cls(
+                f"prompt is too long: {numbers[-1]} tokens > {numbers[0]} maximum"
+                f" ({message})"
+            )
+        return cls(f"prompt is too long: {message}")
 
 
 class AuthenticationFailed(LMBridgeError):

@@ -58,8 +58,13 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     notes: list[str] = msgspec.field(default_factory=list)
     error: str | None = None
     client_gone: bool = False
+    # Captured only when the app asks (ProxyServer(capture_bodies=True)):
+    # size-capped; header values that carry secrets are redacted.
+    capture: bool = False
+    request_headers: dict[str, str] = msgspec.field(default_factory=dict)
     request_body: str = ""
     response_body: str = ""
+    response_truncated: bool = False
     _t0: float = msgspec.field(default_factory=time.perf_counter)
 
     def elapsed(self) -> float:

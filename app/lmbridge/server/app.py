@@ -11,12 +11,11 @@ from lmbridge.config import Settings
 from lmbridge.core import errors
 from lmbridge.core.events import EventBus
 from lmbridge.protocols.registry import front_door
-from lmbridge.server import chat_api, routes
+from lmbridge.server import chat_api, models_api, routes, security
 from lmbridge.server.state import STATE, ProxyState
+from lmbridge.store.sessions import SqliteSessionStore
 
 log = logging.getLogger(__name__)
-
-MAX_BODY = 32 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,8 +39,9 @@ async def error_middleware(
     except errors.LMBridgeError as err:
         error = err
     except web.HTTPRequestEntityTooLarge:
+        limit = request.app[STATE].settings.server.max_body_mb
         error = errors.PayloadTooLarge(
-            f"the request body is larger than {MAX_BODY // (1024 * 1024)} MiB"
+            f"the request body is larger than {limit} MiB (server.max_body_mb)"
         )
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -64,7 +64,12 @@ async def error_middleware(
 
 def create_app(settings: Settings, bus: EventBus | None = None) -> web.Application:
     """Build the proxy app; upstream sessions open and close with it."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
+    guard = security.Guard(settings.server)
+    app = web.Application(
+        client_max_size=settings.server.max_body_mb * 1024 * 1024,
+        middlewares=[error_middleware, security.guard_middleware(guard)],
+    )
+    app.on_response_prepare.append(security.add_cors)
     state = ProxyState(settings, bus or EventBus())
     app[STATE] = state
 
@@ -77,5 +82,16 @@ def create_app(settings: Settings, bus: EventBus | None = None) -> web.Applicati
 
     app.cleanup_ctx.append(upstream_sessions)
     routes.add_routes(app)
-    chat_api.setup(app)
+    models_api.setup(app)
+    chat_api.setup(app)  # opens state.db
+    app.cleanup_ctx.append(_persistent_sessions)
     return app
+
+
+async def _persistent_sessions(app: web.Application) -> AsyncIterator[None]:
+    """Keep sessions in the database once it is open (else in memory)."""
+    state = app[STATE]
+    if state.db is not None and state.db.is_open:
+        state.sessions.store = SqliteSessionStore(state.db)
+    await state.sessions.start()
+    yield

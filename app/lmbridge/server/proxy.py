@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -20,8 +21,10 @@ from lmbridge.core import errors, events, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
 from lmbridge.protocols.base import EventFilter, FrontDoor
+from lmbridge.protocols.openai_responses.stream import RelayedStream
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.protocols.stops import StopSequenceFilter
+from lmbridge.protocols.toolrepair import ToolCallRepair
 from lmbridge.server.state import STATE, ProxyState
 from lmbridge.server.streaming import with_pings
 from lmbridge.upstreams.http import HttpUpstream
@@ -102,6 +105,8 @@ async def _serve(
 ) -> web.StreamResponse:
     body = await request.read()
     record.bytes_in = len(body)
+    if state.capture_bodies:
+        capture_request(record, request, body)
     req = door.parse_request(body)
     session_key = (
         request.headers.get(SESSION_HEADER)
@@ -112,6 +117,10 @@ async def _serve(
         req, client=ir.ClientInfo(user_agent=record.client, session_key=session_key)
     )
     record.model = req.model
+    overridden = state.sessions.apply_settings(req)
+    if overridden.model != req.model:
+        record.notes.append(f"session override: model {overridden.model}")
+    req = overridden
     record.stream = req.stream
     record.session_key = req.client.session_key
     candidates = state.router.candidates(req.model)
@@ -123,6 +132,7 @@ async def _serve(
         record.upstream_api = resolved.upstream.api
         state.bus.publish(events.REQUEST_UPDATED, record)
         try:
+            resolved = await _prepare(state, req, resolved, record)
             if resolved.upstream.speaks(SAME_API[door.name]):
                 return await _relay(request, door, body, req, resolved, record, last)
             return await _translate(request, door, req, resolved, record, state)
@@ -135,6 +145,21 @@ async def _serve(
                 f"fallback {resolved.upstream.name} -> {nxt} ({err.status})"
             )
     raise AssertionError("unreachable: the router returns at least one candidate")
+
+
+async def _prepare(
+    state: ProxyState, req: ir.Request, resolved: Resolved, record: RequestRecord
+) -> Resolved:
+    """LM Studio: load on demand, minimum context, context fit."""
+    if state.models is None or resolved.upstream.name != state.models_upstream:
+        return resolved
+    target_req = msgspec.structs.replace(
+        req, max_tokens=_clamp(req.max_tokens, resolved.max_tokens_limit)
+    )
+    cap = await state.models.prepare(target_req, resolved.target, record)
+    if cap is None:
+        return resolved
+    return resolved._replace(max_tokens_limit=cap)
 
 
 def should_fall_back(err: errors.LMBridgeError) -> bool:
@@ -163,13 +188,23 @@ async def _relay(
     """Same protocol on both sides: forward the client's JSON with the model
     renamed, and relay the upstream's bytes as they arrive."""
     upstream = resolved.upstream
-    if resolved.target != req.model or resolved.max_tokens_limit is not None:
+    settings = state_of(request).sessions.settings_for(req.client.session_key)
+    allowed = settings.allowed_tools if settings is not None else None
+    # record.model is the model the client's body names.
+    rewrite = resolved.target != record.model or allowed is not None
+    if rewrite or resolved.max_tokens_limit is not None:
         raw: dict[str, Any] = _json.decode(body)
         raw["model"] = resolved.target
-        if resolved.max_tokens_limit is not None:
-            for field in MAX_TOKENS_FIELDS[door.name]:
-                if isinstance(raw.get(field), int):
-                    raw[field] = min(raw[field], resolved.max_tokens_limit)
+        if allowed is not None and isinstance(raw.get("tools"), list):
+            raw["tools"] = [t for t in raw["tools"] if _tool_name(t) in allowed]
+        limit = resolved.max_tokens_limit
+        if limit is not None:
+            fields = MAX_TOKENS_FIELDS[door.name]
+            present = [f for f in fields if isinstance(raw.get(f), int)]
+            for field in present:
+                raw[field] = min(raw[field], limit)
+            if not present:
+                raw[fields[0]] = limit
         body = _encode.encode(raw)
     codec = upstream_codec(SAME_API[door.name])
     try:
@@ -190,6 +225,7 @@ async def _relay(
             payload = await _read_all(upstream, resp)
         record.mark_first_token()
         record.bytes_out = len(payload)
+        capture_response(record, payload)
         _record_usage(record, payload)
         return web.Response(
             status=resp.status, body=payload, content_type="application/json"
@@ -197,22 +233,68 @@ async def _relay(
     out = web.StreamResponse(status=resp.status, headers=_sse_headers())
     await out.prepare(request)
     tail = b""
+    # A Responses stream numbers its events: a break must continue them.
+    relayed = RelayedStream(req) if door.name == "responses" else None
     try:
         async for chunk in upstream.chunks(resp):
             if record.first_token is None:
                 record.mark_first_token()
             record.bytes_out += len(chunk)
+            capture_response(record, chunk)
             await out.write(chunk)
             tail = (tail + chunk)[-4096:]
+            if relayed is not None:
+                relayed.feed(chunk)
     except errors.LMBridgeError as err:
         record.error = err.message
-        encoder = door.stream_encoder(req)
-        await out.write(
-            encoder.encode(ir.StreamError(err.kind, err.message, err.status))
-        )
+        failure = ir.StreamError(err.kind, err.message, err.status)
+        if relayed is not None:
+            await out.write(relayed.fail(failure))
+        else:
+            await out.write(door.stream_encoder(req).encode(failure))
     _record_stream_usage(record, tail)
     await out.write_eof()
     return out
+
+
+BODY_CAP = 256 * 1024
+SECRET_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"}
+)
+
+
+def capture_request(record: RequestRecord, request: web.Request, body: bytes) -> None:
+    """Keep the request for the GUI: headers with secrets masked, capped body."""
+    record.capture = True
+    record.request_headers = {
+        k: ("***" if k.lower() in SECRET_HEADERS else v)
+        for k, v in request.headers.items()
+    }
+    record.request_body = body[:BODY_CAP].decode("utf-8", "replace")
+
+
+def capture_response(record: RequestRecord, data: bytes) -> None:
+    """Append answer bytes to the record, up to BODY_CAP (only if capturing)."""
+    if not record.capture:
+        return
+    room = BODY_CAP - len(record.response_body)
+    if room <= 0:
+        record.response_truncated = True
+        return
+    record.response_body += data[:room].decode("utf-8", "replace")
+
+
+def state_of(request: web.Request) -> ProxyState:
+    return request.app[STATE]
+
+
+def _tool_name(tool: Any) -> str | None:
+    """A tool's name in any of the three protocols' tool shapes."""
+    if not isinstance(tool, dict):
+        return None
+    fn = tool.get("function")
+    name = fn.get("name") if isinstance(fn, dict) else tool.get("name")
+    return name if isinstance(name, str) else None
 
 
 def _forwarded(request: web.Request) -> dict[str, str]:
@@ -267,13 +349,21 @@ async def _translate(
     state: ProxyState,
 ) -> web.StreamResponse:
     """Different protocols: go through the IR both ways."""
+    remembering = door.name == "responses"
+    if remembering:
+        req = state.responses.expand(req)
     stream = await open_stream(req, resolved, record, state.sessions)
     if not req.stream:
         response = await assemble(stream, req, record)
+        if remembering:
+            response.id = new_response_id()
+            state.responses.remember(response.id, req, response)
         payload = door.encode_response(response)
         record.bytes_out = len(payload)
+        capture_response(record, payload)
         return web.Response(body=payload, content_type="application/json")
     encoder = door.stream_encoder(req)
+    assembler = Assembler(model=req.model) if remembering else None
     out = web.StreamResponse(status=200, headers=_sse_headers())
     await out.prepare(request)
     pinged = with_pings(stream, state.settings.server.ping_interval)
@@ -283,9 +373,20 @@ async def _translate(
             data = encoder.encode(event)
             if data:
                 record.bytes_out += len(data)
+                capture_response(record, data)
                 await out.write(data)
+            if assembler is not None:
+                assembler.feed(event)
+    if assembler is not None and assembler.finished:
+        state.responses.remember(
+            getattr(encoder, "response_id", ""), req, assembler.result()
+        )
     await out.write_eof()
     return out
+
+
+def new_response_id() -> str:
+    return f"resp_{uuid.uuid4().hex}"
 
 
 async def open_stream(
@@ -308,7 +409,7 @@ async def open_stream(
     )
     turn = None
     if sessions is not None and upstream.api == "responses":
-        turn = sessions.begin(up_req, upstream.name)
+        turn = await sessions.begin(up_req, upstream.name)
     if turn is None:
         stream = await upstream.open_events(up_req, record)
     else:
@@ -349,7 +450,7 @@ async def _tracked(
         async for event in stream:
             turn.observe(event)
             if isinstance(event, ir.Finish):
-                turn.commit(sent, full)
+                await turn.commit(sent, full)
             yield event
 
 
@@ -372,6 +473,9 @@ def event_filters(req: ir.Request) -> list[EventFilter]:
     filters: list[EventFilter] = []
     if req.stop:
         filters.append(StopSequenceFilter(req.stop))
+    if req.tools:
+        # After the stop filter, so text cut at a stop still becomes a call.
+        filters.append(ToolCallRepair.for_request(req))
     return filters
 
 

@@ -24,6 +24,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return await proxy.handle(request, front_door("anthropic"))
 
 
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await proxy.handle(request, front_door("responses"))
+
+
 async def count_tokens(request: web.Request) -> web.Response:
     """Anthropic token counting, answered locally without the upstream.
 
@@ -102,5 +106,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/chat/completions", chat_completions)
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    app.router.add_post("/v1/responses", responses)
+    app.router.add_post("/responses", responses)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)

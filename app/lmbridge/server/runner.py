@@ -10,6 +10,7 @@ from aiohttp import web
 from lmbridge.config import Settings
 from lmbridge.core.events import EventBus
 from lmbridge.server.app import create_app
+from lmbridge.server.state import STATE
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,16 @@ class PortInUse(Exception):
 class ProxyServer:
     """Start and stop the proxy; one instance per running proxy."""
 
-    def __init__(self, settings: Settings, bus: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: EventBus | None = None,
+        *,
+        capture_bodies: bool = False,
+    ) -> None:
         self.settings = settings
         self.bus = bus or EventBus()
+        self.capture_bodies = capture_bodies
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self.host = settings.server.host
@@ -41,6 +49,7 @@ class ProxyServer:
     async def start(self) -> None:
         """Bind and serve. Raises PortInUse with a one-line explanation."""
         self.app = create_app(self.settings, self.bus)
+        self.app[STATE].capture_bodies = self.capture_bodies
         runner = web.AppRunner(
             self.app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
         )

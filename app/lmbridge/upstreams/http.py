@@ -126,13 +126,17 @@ class HttpUpstream:
         codec: UpstreamCodec,
         record: RequestRecord | None = None,
         headers: Mapping[str, str] | None = None,
+        auth: Mapping[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
         """POST `body`; returns a response whose status is below 400.
 
         Connection failures and error statuses become our errors, the latter
-        parsed by `codec` so the upstream's message is kept.
+        parsed by `codec` so the upstream's message is kept. `auth` replaces
+        `auth_headers()` when the caller already holds the credential.
         """
-        send = {"Content-Type": "application/json", **await self.auth_headers()}
+        if auth is None:
+            auth = await self.auth_headers()
+        send = {"Content-Type": "application/json", **auth}
         if headers:
             send.update(headers)
         try:
@@ -160,7 +164,11 @@ class HttpUpstream:
                 resp.release()
             error = codec.parse_error(resp.status, payload)
             error.upstream_body = payload
-            if retry := resp.headers.get("Retry-After"):
+            # Azure and OpenAI send retry-after-ms next to Retry-After.
+            if retry := resp.headers.get("retry-after-ms"):
+                with contextlib.suppress(ValueError):
+                    error.retry_after = float(retry) / 1000
+            elif retry := resp.headers.get("Retry-After"):
                 with contextlib.suppress(ValueError):
                     error.retry_after = float(retry)
             raise error

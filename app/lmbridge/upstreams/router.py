@@ -11,12 +11,17 @@ from lmbridge.upstreams.http import HttpUpstream
 # Claude model ids that clients' model pickers know; listed by /v1/models
 # when a route's glob matches them, so a picker offers the alias.
 CLAUDE_MODEL_IDS = (
+    "claude-opus-5-5",
+    "claude-sonnet-5-5",
+    "claude-haiku-5-5",
+    "claude-opus-5",
+    "claude-sonnet-5",
+    "claude-opus-4-8",
+    "claude-opus-4-7",
+    "claude-opus-4-6",
+    "claude-sonnet-4-6",
     "claude-opus-4-5",
-    "claude-opus-4-1",
-    "claude-sonnet-4-5",
-    "claude-sonnet-4-0",
     "claude-haiku-4-5",
-    "claude-3-5-haiku-latest",
 )
 
 _GLOB_CHARS = frozenset("*?[")

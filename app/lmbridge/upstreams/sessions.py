@@ -27,57 +27,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Protocol
 
 import msgspec
 
 from lmbridge.core import ir
-
-
-class SessionState(msgspec.Struct, kw_only=True):
-    """One chain, as persisted."""
-
-    key: str
-    upstream: str
-    model: str
-    client: str = ""
-    last_response_id: str | None = None
-    # Fingerprint of the messages the chain covers, and how many there are.
-    covered: list[str] = msgspec.field(default_factory=list)
-    context: str = ""
-    turns: int = 0
-    bytes_sent: int = 0
-    bytes_saved: int = 0
-    first_seen: float = msgspec.field(default_factory=time.time)
-    last_seen: float = msgspec.field(default_factory=time.time)
-
-
-class SessionSettings(msgspec.Struct, kw_only=True):
-    """Per-session configuration set by the user."""
-
-    model_override: str | None = None
-    allowed_tools: list[str] | None = None
-
-
-class SessionStore(Protocol):
-    """Where sessions persist (SQLite in the app, memory in unit tests)."""
-
-    def load(self, key: str, upstream: str, model: str) -> SessionState | None: ...
-
-    def save(self, state: SessionState) -> None: ...
-
-
-class MemorySessionStore:
-    """A SessionStore that forgets on restart."""
-
-    def __init__(self) -> None:
-        self.states: dict[tuple[str, str, str], SessionState] = {}
-
-    def load(self, key: str, upstream: str, model: str) -> SessionState | None:
-        return self.states.get((key, upstream, model))
-
-    def save(self, state: SessionState) -> None:
-        self.states[(state.key, state.upstream, state.model)] = state
+from lmbridge.core.sessions import (
+    MemorySessionStore,
+    SessionSettings,
+    SessionState,
+    SessionStore,
+)
 
 
 def message_print(message: ir.Message) -> str:
@@ -137,7 +96,7 @@ class Turn:
         elif isinstance(event, ir.BlockStart) and event.kind is ir.BlockKind.TOOL_CALL:
             self._reply.append("c:" + event.call_id)
 
-    def commit(self, bytes_sent: int, bytes_full: int) -> None:
+    async def commit(self, bytes_sent: int, bytes_full: int) -> None:
         """The answer completed: the chain now covers request plus reply."""
         if not self.response_id:
             return
@@ -150,21 +109,58 @@ class Turn:
         state.bytes_sent += bytes_sent
         state.bytes_saved += max(0, bytes_full - bytes_sent)
         state.last_seen = time.time()
-        self.manager.store.save(state)
+        await self.manager.store.save(state)
 
 
 class SessionManager:
-    """Decides per request whether to chain, and remembers chains."""
+    """Decides per request whether to chain, and remembers chains.
+
+    Per-session settings (model override, allowed tools) are kept in memory
+    and written through to the store.
+    """
 
     def __init__(self, store: SessionStore | None = None) -> None:
         self.store: SessionStore = store or MemorySessionStore()
+        self._settings: dict[str, SessionSettings] = {}
 
-    def begin(self, req: ir.Request, upstream: str) -> Turn | None:
+    async def start(self) -> None:
+        """Load the per-session settings from the store."""
+        self._settings = {s.key: s for s in await self.store.settings()}
+
+    def settings_for(self, key: str | None) -> SessionSettings | None:
+        return self._settings.get(key) if key else None
+
+    async def configure(self, settings: SessionSettings) -> None:
+        """Set a session's model override and allowed tools."""
+        self._settings[settings.key] = settings
+        await self.store.save_settings(settings)
+
+    async def reset(self, key: str) -> None:
+        """Forget a session's chains: its next turn sends the full history."""
+        await self.store.delete(key)
+
+    async def sessions(self) -> list[SessionState]:
+        return sorted(await self.store.all(), key=lambda s: -s.last_seen)
+
+    def apply_settings(self, req: ir.Request) -> ir.Request:
+        """`req` with its session's model override and tool filter applied."""
+        settings = self.settings_for(req.client.session_key)
+        if settings is None:
+            return req
+        changes: dict[str, object] = {}
+        if settings.model_override:
+            changes["model"] = settings.model_override
+        if settings.allowed_tools is not None:
+            allowed = set(settings.allowed_tools)
+            changes["tools"] = tuple(t for t in req.tools if t.name in allowed)
+        return msgspec.structs.replace(req, **changes) if changes else req
+
+    async def begin(self, req: ir.Request, upstream: str) -> Turn | None:
         """A Turn for `req` (already renamed to its target), or None."""
         key = req.client.session_key
         if not key:
             return None
-        state = self.store.load(key, upstream, req.model) or SessionState(
+        state = await self.store.load(key, upstream, req.model) or SessionState(
             key=key, upstream=upstream, model=req.model, client=req.client.user_agent
         )
         return Turn(self, state, req, self._delta(state, req))

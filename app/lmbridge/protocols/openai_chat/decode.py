@@ -174,6 +174,7 @@ class ChatStreamDecoder:
         if is_context_overflow(message):
             kind = errors.ErrorKind.CONTEXT_OVERFLOW
             status = 400
+            message = errors.ContextOverflow.from_upstream(message).message
         out.append(ir.StreamError(kind, message, status))
 
 
@@ -213,7 +214,7 @@ def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
     if not message:
         message = body[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
     if status in (400, 413, 500) and is_context_overflow(message):
-        return errors.ContextOverflow(message)
+        return errors.ContextOverflow.from_upstream(message)
     error = errors.from_status(status, message)
     error.code = code
     return error

@@ -221,7 +221,9 @@ def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
     if code == "context_length_exceeded" or (
         status in (400, 413, 422, 500) and _CONTEXT.search(message)
     ):
-        return errors.ContextOverflow(message, param=detail.param)
+        overflow = errors.ContextOverflow.from_upstream(message)
+        overflow.param = detail.param
+        return overflow
     error = errors.from_status(status, message)
     error.param = detail.param
     error.code = code

@@ -1,0 +1,81 @@
+"""Session records: shared by the chaining logic, the store and the GUI."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import msgspec
+
+
+class SessionState(msgspec.Struct, kw_only=True):
+    """One chain of responses on one upstream and model, as persisted."""
+
+    key: str
+    upstream: str
+    model: str
+    client: str = ""
+    last_response_id: str | None = None
+    # Structure prints of the messages the chain covers (see upstreams/sessions).
+    covered: list[str] = msgspec.field(default_factory=list)
+    context: str = ""
+    turns: int = 0
+    bytes_sent: int = 0
+    bytes_saved: int = 0
+    first_seen: float = msgspec.field(default_factory=time.time)
+    last_seen: float = msgspec.field(default_factory=time.time)
+
+
+class SessionSettings(msgspec.Struct, kw_only=True):
+    """What the user set for one session key."""
+
+    key: str
+    # Send this model instead of the one the client asks for.
+    model_override: str | None = None
+    # Forward only these tools (None: all).
+    allowed_tools: list[str] | None = None
+
+
+class SessionStore(Protocol):
+    """Where sessions persist: SQLite in the app, memory in unit tests."""
+
+    async def load(
+        self, key: str, upstream: str, model: str
+    ) -> SessionState | None: ...
+
+    async def save(self, state: SessionState) -> None: ...
+
+    async def all(self) -> list[SessionState]: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def settings(self) -> list[SessionSettings]: ...
+
+    async def save_settings(self, settings: SessionSettings) -> None: ...
+
+
+class MemorySessionStore:
+    """A SessionStore that forgets on restart."""
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[str, str, str], SessionState] = {}
+        self.per_key: dict[str, SessionSettings] = {}
+
+    async def load(self, key: str, upstream: str, model: str) -> SessionState | None:
+        return self.states.get((key, upstream, model))
+
+    async def save(self, state: SessionState) -> None:
+        self.states[(state.key, state.upstream, state.model)] = state
+
+    async def all(self) -> list[SessionState]:
+        return list(self.states.values())
+
+    async def delete(self, key: str) -> None:
+        for k in [k for k in self.states if k[0] == key]:
+            del self.states[k]
+
+    async def settings(self) -> list[SessionSettings]:
+        return list(self.per_key.values())
+
+    async def save_settings(self, settings: SessionSettings) -> None:
+        self.per_key[settings.key] = settings

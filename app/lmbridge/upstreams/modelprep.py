@@ -1,0 +1,110 @@
+"""Before a request reaches LM Studio: load on demand, minimum context, fit.
+
+- Load on demand: a model the request names that LM Studio has downloaded
+  but not loaded is loaded with the configured context length (not LM
+  Studio's small JIT default). Concurrent requests share one load.
+- Minimum context: a loaded model whose context is below the configured
+  minimum is reloaded with it (policy "auto"), reported ("warn"), or left
+  alone ("off").
+- Context fit: the prompt's tokens are estimated (protocols/tokens.py). When
+  the prompt plus `max_tokens` exceed the loaded context but the prompt
+  leaves room for at least `MIN_ANSWER` tokens, `max_tokens` is lowered to
+  what fits (Claude Code asks for 32000 or more whatever the model); when it
+  leaves less, the request is refused with a context-overflow error, before
+  anything is sent, naming the model, its context and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from lmbridge.config import LMStudioSettings
+from lmbridge.core import errors, ir
+from lmbridge.core.events import RequestRecord
+from lmbridge.lmstudio import (
+    ConnectionState,
+    ContextPolicy,
+    EnsureAction,
+    LMStudioService,
+)
+from lmbridge.protocols import tokens
+
+log = logging.getLogger(__name__)
+
+
+class ModelPreparer:
+    """Gets LM Studio ready for one request, using the model service."""
+
+    def __init__(self, service: LMStudioService, settings: LMStudioSettings) -> None:
+        self.service = service
+        self.settings = settings
+
+    @property
+    def connected(self) -> bool:
+        return self.service.status.state is ConnectionState.CONNECTED
+
+    async def prepare(
+        self, req: ir.Request, target: str, record: RequestRecord
+    ) -> int | None:
+        """Load `target` if needed, check its context, and check the fit.
+
+        Returns a cap for `max_tokens` when the answer must be shorter than
+        asked to fit. Does nothing while LM Studio is not connected: the
+        request then goes out and fails or succeeds on its own.
+        """
+        if not self.connected:
+            return None
+        svc = self.service
+        loaded = svc.loaded_model(target)
+        if loaded is None and self.settings.load_on_demand:
+            started = time.monotonic()
+            record.notes.append(f"loading {target}")
+            loaded = await svc.ensure_loaded(target, self.settings.load_context_length)
+            record.notes.append(
+                f"loaded {target} with context {loaded.context_length}"
+                f" in {time.monotonic() - started:.1f}s"
+            )
+        if loaded is None:
+            return None
+        policy = ContextPolicy(self.settings.context_policy)
+        if policy is not ContextPolicy.OFF:
+            result = await svc.ensure_context(target, self.settings.min_context, policy)
+            if result.action is EnsureAction.RELOADED:
+                record.notes.append(result.message or f"reloaded {target}")
+            elif result.action is EnsureAction.BELOW_MINIMUM:
+                record.notes.append(result.message)
+        context = svc.loaded_context(target)
+        if not context:
+            return None
+        cap = fit(req, target, context)
+        if cap is not None:
+            record.notes.append(f"max_tokens lowered to {cap} to fit context {context}")
+        return cap
+
+
+# The fewest answer tokens worth sending a request for.
+MIN_ANSWER = 512
+# Estimates are within about 15%; keep this much of the context spare.
+SAFETY = 0.05
+
+
+def fit(req: ir.Request, model: str, context: int) -> int | None:
+    """A `max_tokens` cap that makes `req` fit `context` (None: it fits).
+
+    Raises ContextOverflow when the prompt leaves too little room.
+    """
+    prompt = tokens.count_request(req)
+    room = int(context * (1 - SAFETY)) - prompt
+    asked = req.max_tokens
+    if asked is not None and asked <= room:
+        return None
+    if room >= min(MIN_ANSWER, asked or MIN_ANSWER):
+        return room
+    fix = (
+        f"the model is loaded with a context of {context} tokens; reload it with"
+        " a larger context (Models panel, `lmbridge models load"
+        f" {model} --context N`, or lmstudio.min_context), or shorten the"
+        " conversation"
+    )
+    raise errors.ContextOverflow.for_prompt(prompt, context, model, fix)

@@ -1,0 +1,238 @@
+"""Sessions: keyed conversations to a Responses upstream send only what is new."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import pytest
+
+from conftest import RunningProxy, settings_for, start_proxy
+from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
+from lmbridge.core.sessions import SessionSettings
+from lmbridge.server.state import STATE
+
+TOOLS: list[dict[str, Any]] = [
+    {"name": "bash", "description": "run", "input_schema": {"type": "object"}},
+    {"name": "web", "description": "fetch", "input_schema": {"type": "object"}},
+]
+HEADERS = {"X-Claude-Code-Session-Id": "sess-1"}
+
+
+async def responses_proxy(fake: FakeOpenAIUpstream) -> RunningProxy:
+    return await start_proxy(settings_for(fake.url, upstream_extra='api = "responses"'))
+
+
+def client(proxy: RunningProxy) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(
+        base_url=proxy.url, api_key="k", max_retries=0, default_headers=HEADERS
+    )
+
+
+async def turn(
+    c: anthropic.AsyncAnthropic, messages: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Send `messages`; return them extended by the assistant's reply."""
+    reply = await c.messages.create(
+        model="claude-sonnet-4-6",
+        max_tokens=100,
+        system="You are an agent.",
+        tools=TOOLS,  # type: ignore[arg-type]
+        messages=messages,  # type: ignore[arg-type]
+    )
+    content = [b.model_dump(exclude_none=True) for b in reply.content]
+    return [*messages, {"role": "assistant", "content": content}]
+
+
+def tool_result(history: list[dict[str, Any]], text: str) -> dict[str, Any]:
+    call = next(b for b in history[-1]["content"] if b["type"] == "tool_use")
+    return {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": call["id"], "content": text}
+        ],
+    }
+
+
+def agent_script(n: int) -> Script:
+    return Script(
+        text="", tool_calls=[ToolCallScript("bash", '{"cmd": "ls"}', id=f"call_{n}")]
+    )
+
+
+async def test_second_turn_sends_only_the_delta(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    proxy = await responses_proxy(fake_upstream)
+    try:
+        async with client(proxy) as c:
+            fake_upstream.script = agent_script(1)
+            history = await turn(c, [{"role": "user", "content": "list files"}])
+            first = fake_upstream.requests[-1].body
+            assert "previous_response_id" not in first
+            fake_upstream.script = agent_script(2)
+            history = await turn(c, [*history, tool_result(history, "a.py b.py")])
+            second = fake_upstream.requests[-1].body
+            fake_upstream.script = Script(text="done")
+            await turn(c, [*history, tool_result(history, "ok")])
+            third = fake_upstream.requests[-1].body
+        record = await proxy.record(3)
+        state = proxy.server.app[STATE] if proxy.server.app else None
+        assert state is not None
+        [session] = await state.sessions.sessions()
+    finally:
+        await proxy.server.stop()
+    assert second["previous_response_id"] == "resp_1"
+    assert [i["type"] for i in second["input"]] == ["function_call_output"]
+    assert second["input"][0]["call_id"] == "call_1"
+    assert third["previous_response_id"] == "resp_2"
+    assert len(third["input"]) == 1
+    # instructions and tools still go with every turn
+    assert third["instructions"] == "You are an agent."
+    assert [t["name"] for t in third["tools"]] == ["bash", "web"]
+    assert any("session: chained" in n for n in record.notes)
+    assert (session.key, session.turns) == ("sess-1", 3)
+    assert session.bytes_saved > 0
+
+
+async def test_rewritten_history_starts_a_fresh_chain(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    proxy = await responses_proxy(fake_upstream)
+    try:
+        async with client(proxy) as c:
+            fake_upstream.script = agent_script(1)
+            history = await turn(c, [{"role": "user", "content": "list files"}])
+            fake_upstream.script = Script(text="ok")
+            # Compacted: the earlier turns are replaced by a summary.
+            await turn(c, [{"role": "user", "content": "summary of before; continue"}])
+            rewritten = fake_upstream.requests[-1].body
+            # Rewound: the same first message, but a different tool call id.
+            fake_upstream.script = agent_script(9)
+            history = await turn(c, [{"role": "user", "content": "list files"}])
+            fake_upstream.script = Script(text="ok")
+            other = [
+                *history[:1],
+                {
+                    "role": "assistant",
+                    "content": [
+                        {
+                            "type": "tool_use",
+                            "id": "call_other",
+                            "name": "bash",
+                            "input": {},
+                        }
+                    ],
+                },
+            ]
+            await turn(c, [*other, tool_result(other, "x")])
+            rewound = fake_upstream.requests[-1].body
+        record = await proxy.record(4)
+    finally:
+        await proxy.server.stop()
+    assert "previous_response_id" not in rewritten
+    assert "previous_response_id" not in rewound
+    assert len(rewound["input"]) == 3
+    assert any("diverged" in n for n in record.notes)
+
+
+async def test_lost_chain_is_retried_with_full_history(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    proxy = await responses_proxy(fake_upstream)
+    try:
+        async with client(proxy) as c:
+            fake_upstream.script = agent_script(1)
+            history = await turn(c, [{"role": "user", "content": "list files"}])
+            fake_upstream.forget_responses()  # LM Studio restarted
+            fake_upstream.script = Script(text="recovered")
+            history = await turn(c, [*history, tool_result(history, "a.py")])
+        record = await proxy.record(2)
+    finally:
+        await proxy.server.stop()
+    assert history[-1]["content"][0]["text"] == "recovered"
+    failed, retried = (r.body for r in fake_upstream.requests[-2:])
+    assert failed["previous_response_id"] == "resp_1"
+    assert "previous_response_id" not in retried
+    assert len(retried["input"]) == 3
+    assert any("lost the chain" in n for n in record.notes)
+
+
+async def test_sessions_persist_across_restart(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    proxy = await responses_proxy(fake_upstream)
+    try:
+        async with client(proxy) as c:
+            fake_upstream.script = agent_script(1)
+            history = await turn(c, [{"role": "user", "content": "list files"}])
+    finally:
+        await proxy.server.stop()
+    proxy = await responses_proxy(fake_upstream)
+    try:
+        async with client(proxy) as c:
+            fake_upstream.script = Script(text="ok")
+            await turn(c, [*history, tool_result(history, "a.py")])
+    finally:
+        await proxy.server.stop()
+    assert fake_upstream.requests[-1].body["previous_response_id"] == "resp_1"
+
+
+async def test_no_key_no_chaining(fake_upstream: FakeOpenAIUpstream) -> None:
+    proxy = await responses_proxy(fake_upstream)
+    try:
+        async with anthropic.AsyncAnthropic(
+            base_url=proxy.url, api_key="k", max_retries=0
+        ) as c:
+            fake_upstream.script = agent_script(1)
+            history = await turn(c, [{"role": "user", "content": "hi"}])
+            fake_upstream.script = Script(text="ok")
+            await turn(c, [*history, tool_result(history, "x")])
+    finally:
+        await proxy.server.stop()
+    assert "previous_response_id" not in fake_upstream.requests[-1].body
+
+
+@pytest.mark.parametrize("source", ["metadata", "x-session-id"])
+async def test_other_session_key_sources(
+    fake_upstream: FakeOpenAIUpstream, source: str
+) -> None:
+    proxy = await responses_proxy(fake_upstream)
+    headers = {"X-Session-Id": "s2"} if source == "x-session-id" else {}
+    metadata = {"user_id": '{"session_id": "s2"}'} if source == "metadata" else None
+    try:
+        async with anthropic.AsyncAnthropic(
+            base_url=proxy.url, api_key="k", max_retries=0, default_headers=headers
+        ) as c:
+            await c.messages.create(
+                model="claude-sonnet-4-6",
+                max_tokens=10,
+                messages=[{"role": "user", "content": "hi"}],
+                **({"metadata": metadata} if metadata else {}),  # type: ignore[arg-type]
+            )
+        record = await proxy.record()
+    finally:
+        await proxy.server.stop()
+    assert record.session_key == "s2"
+
+
+async def test_session_settings_override_model_and_filter_tools(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    proxy = await responses_proxy(fake_upstream)
+    try:
+        state = proxy.server.app[STATE] if proxy.server.app else None
+        assert state is not None
+        await state.sessions.configure(
+            SessionSettings(
+                key="sess-1", model_override="other-model", allowed_tools=["bash"]
+            )
+        )
+        async with client(proxy) as c:
+            fake_upstream.script = Script(text="ok")
+            await turn(c, [{"role": "user", "content": "hi"}])
+    finally:
+        await proxy.server.stop()
+    body = fake_upstream.requests[-1].body
+    assert body["model"] == "other-model"
+    assert [t["name"] for t in body["tools"]] == ["bash"]
