@@ -345,3 +345,38 @@ async def test_models_cli(fake_lm: FakeLMStudio, tmp_path: Any) -> None:
     code, out, err = await run_cli(fake_lm, tmp_path, "load", "no/such")
     assert code == 1
     assert "no/such" in err
+
+
+PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+async def test_vision_check_uses_the_model_manager(fake_lm: FakeLMStudio) -> None:
+    proxy = await proxy_for(fake_lm)
+    image = {"data_base64": PNG_1X1, "mime_type": "image/png"}
+    message = {"role": "user", "content": "what is this?", "images": [image]}
+    try:
+        status, body = await call(
+            proxy, "POST", "/chat", {"model_key": QWEN, "messages": [message]}
+        )
+        assert status == 400
+        assert body["status"] == "error"
+        assert "vision" in body["message"]
+        status, body = await call(
+            proxy, "POST", "/chat", {"model_key": GEMMA, "messages": [message]}
+        )
+        assert status == 200, body
+        assert body["content"]
+    finally:
+        await proxy.server.stop()
+
+
+async def test_unknown_simple_paths_answer_in_the_envelope(
+    fake_lm: FakeLMStudio,
+) -> None:
+    proxy = await proxy_for(fake_lm)
+    try:
+        status, body = await call(proxy, "GET", "/store/nothing-here")
+    finally:
+        await proxy.server.stop()
+    assert status == 404
+    assert body["status"] == "error"

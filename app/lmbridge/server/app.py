@@ -11,7 +11,7 @@ from lmbridge.config import Settings
 from lmbridge.core import errors
 from lmbridge.core.events import EventBus
 from lmbridge.protocols.registry import front_door
-from lmbridge.server import chat_api, models_api, routes, security
+from lmbridge.server import chat_api, chat_common, models_api, routes, security
 from lmbridge.server.state import STATE, ProxyState
 from lmbridge.store.sessions import SqliteSessionStore
 
@@ -26,7 +26,13 @@ def protocol_for_path(path: str) -> str:
         return "anthropic"
     if path.startswith("/v1/responses"):
         return "responses"
+    if path.startswith(SIMPLE_PREFIXES):
+        return "simple"
     return "openai"
+
+
+# The simple service's paths answer errors in its envelope.
+SIMPLE_PREFIXES = ("/store", "/chat", "/models", "/help")
 
 
 @web.middleware
@@ -54,7 +60,10 @@ async def error_middleware(
         error = errors.LMBridgeError(
             "LM Bridge failed unexpectedly; see its log for details"
         )
-    door = front_door(protocol_for_path(request.path))
+    protocol = protocol_for_path(request.path)
+    if protocol == "simple":
+        return chat_common.error_response(error)
+    door = front_door(protocol)
     return web.Response(
         status=error.status,
         body=door.encode_error(error),

@@ -18,12 +18,14 @@ from lmbridge.config import Settings
 from lmbridge.core import errors
 from lmbridge.core.events import EventBus
 from lmbridge.lmstudio import (
+    ConnectionState,
     ContextPolicy,
     LMStudioOptions,
     LMStudioService,
     LoadedModel,
 )
 from lmbridge.protocols import jsonutil
+from lmbridge.server import chat_api
 from lmbridge.server.chat_common import enveloped
 from lmbridge.server.state import STATE
 from lmbridge.upstreams.modelprep import ModelPreparer
@@ -138,6 +140,19 @@ async def unload(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "unloaded": [body.model_key]})
 
 
+async def supports_vision(svc: LMStudioService, model: str) -> bool | None:
+    """Whether LM Studio's model `model` takes images (None: unknown)."""
+    if svc.status.state is not ConnectionState.CONNECTED:
+        return None
+    loaded = svc.loaded_model(model)
+    key = loaded.key if loaded is not None else model
+    downloaded = await svc.list_downloaded()
+    for info in downloaded.models:
+        if info.key == key:
+            return info.vision
+    return None
+
+
 def setup(app: web.Application) -> None:
     """Run the model service with the app and add the model routes."""
     state = app[STATE]
@@ -150,6 +165,7 @@ def setup(app: web.Application) -> None:
             state.models = ModelPreparer(svc, state.settings.lmstudio)
             state.models_upstream = upstream
             svc.start()
+            chat_api.set_vision_check(app, lambda model: supports_vision(svc, model))
         yield
         if state.lmstudio is not None:
             await state.lmstudio.aclose()
