@@ -1,0 +1,328 @@
+"""Azure AI Foundry (and Azure OpenAI) as an upstream.
+
+The URL comes from the resource, the project and the API (Microsoft's
+documented routes; `base_url` replaces the scheme and host, for sovereign
+clouds, gateways and tests):
+
+- `api = "responses"` with `project`: the project Responses route,
+  `https://{resource}.services.ai.azure.com/api/projects/{project}/openai/`
+  `responses?api-version={api_version}`; scope `https://ai.azure.com`;
+- `api = "responses"` without `project`: Azure OpenAI v1,
+  `https://{resource}.openai.azure.com/openai/v1/responses`; scope
+  `https://cognitiveservices.azure.com`;
+- `api = "chat"`: Azure OpenAI v1,
+  `https://{resource}.openai.azure.com/openai/v1/chat/completions`; scope
+  `https://cognitiveservices.azure.com`;
+- `api = "messages"` (Claude):
+  `https://{resource}.services.ai.azure.com/anthropic/v1/messages`; scope
+  `https://ai.azure.com`; `anthropic-version` as the client sent it, else
+  `2023-06-01`.
+
+Credentials: a bearer token from the Azure CLI or a browser sign-in
+(`auth/`), or an API key from the keyring (`api-key` header; `x-api-key` on
+the Claude route). Without a credential the request fails with a 401 that
+says how to sign in, and Azure is not called. When Azure answers 401, the
+token (or key) is renewed once and the request retried. Azure's error
+answers are explained by `azure_errors.refine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncGenerator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+import msgspec
+
+from lmbridge import config
+from lmbridge.auth import azure_cli
+from lmbridge.auth.secrets import SECRETS, SecretStore
+from lmbridge.auth.tokens import AccessToken, TokenProvider
+from lmbridge.config import UpstreamSettings
+from lmbridge.core import errors, ir
+from lmbridge.core.events import RequestRecord
+from lmbridge.protocols.base import UpstreamCodec
+from lmbridge.protocols.registry import upstream_codec
+from lmbridge.upstreams import azure_errors
+from lmbridge.upstreams.azure_errors import AzureContext, ContentFiltered
+from lmbridge.upstreams.http import DEFAULT_API, HttpUpstream
+
+if TYPE_CHECKING:
+    from lmbridge.auth.browser import BrowserSignIn
+
+log = logging.getLogger(__name__)
+
+FOUNDRY_SCOPE = "https://ai.azure.com/.default"
+OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class AzureRoute(NamedTuple):
+    """Where one Azure upstream's requests go."""
+
+    origin: str
+    path: str
+    scope: str
+    project_route: bool
+
+
+def azure_route(settings: UpstreamSettings) -> AzureRoute:
+    """The route for `settings` (see the table in the module docstring)."""
+    api = settings.api or DEFAULT_API["azure-foundry"]
+    resource = settings.resource
+    if api == "messages":
+        host, path = "services.ai.azure.com", "/anthropic/v1/messages"
+    elif api == "responses" and settings.project:
+        host = "services.ai.azure.com"
+        path = (
+            f"/api/projects/{quote(settings.project, safe='')}/openai/responses"
+            f"?api-version={quote(settings.api_version, safe='')}"
+        )
+    elif api == "responses":
+        host, path = "openai.azure.com", "/openai/v1/responses"
+    else:
+        host, path = "openai.azure.com", "/openai/v1/chat/completions"
+    origin = settings.base_url.rstrip("/") or f"https://{resource}.{host}"
+    default_scope = OPENAI_SCOPE if host == "openai.azure.com" else FOUNDRY_SCOPE
+    return AzureRoute(
+        origin,
+        path,
+        settings.scope or default_scope,
+        api == "responses" and bool(settings.project),
+    )
+
+
+class _Model(msgspec.Struct):
+    model: str = ""
+
+
+_model_of = msgspec.json.Decoder(_Model)
+
+
+class AzureFoundryUpstream(HttpUpstream):
+    """An `azure-foundry` upstream: Azure URLs, Azure sign-in, Azure errors."""
+
+    def __init__(
+        self, settings: UpstreamSettings, *, secrets: SecretStore = SECRETS
+    ) -> None:
+        self.route = azure_route(settings)
+        super().__init__(msgspec.structs.replace(settings, base_url=self.route.origin))
+        self.auth = settings.auth
+        self.scope = self.route.scope
+        self.host = urlsplit(self.route.origin).netloc
+        self._secrets = secrets
+        self._key: str | None = None
+        self.cli: azure_cli.AzureCli | None = None
+        self.browser: BrowserSignIn | None = None
+        self.tokens: TokenProvider | None = None
+        if self.auth == "azure-cli":
+            self.cli = azure_cli.AzureCli(settings.az_path)
+            self.tokens = self.cli.tokens(self.scope, settings.tenant)
+        elif self.auth == "browser":
+            # azure-identity is imported only by those who use it.
+            from lmbridge.auth.browser import BrowserSignIn
+
+            self.browser = BrowserSignIn(
+                self.name, self.scope, settings.tenant, config.data_dir() / "azure"
+            )
+            self.tokens = self.browser.tokens
+
+    # ------------------------------------------------------------ addressing
+
+    def url(self, path: str) -> str:
+        """The Azure URL for a codec's path (`/v1/messages`, ...)."""
+        if path == upstream_codec(self.api).path:
+            return self.route.origin + self.route.path
+        return self.route.origin + path
+
+    def sign_in_hint(self) -> str:
+        """How to sign in for this upstream, in words."""
+        if self.auth == "azure-cli":
+            return azure_cli.SIGN_IN
+        if self.auth == "browser":
+            return (
+                "sign in from the LM Bridge tray (Azure ▸ Sign in), or run "
+                f"`lmbridge azure login --upstream {self.name}`"
+            )
+        return f"store the resource's key with `lmbridge keys set {self.name}`"
+
+    # ------------------------------------------------------------ credentials
+
+    async def credential(self) -> AccessToken | str:
+        """A token or key; `AuthenticationFailed` (saying how) if none."""
+        if self.tokens is not None:
+            try:
+                return await self.tokens.token()
+            except errors.AuthenticationFailed as exc:
+                raise errors.AuthenticationFailed(
+                    f"upstream {self.name!r}: {exc.message}"
+                ) from None
+        if self._key is None:
+            self._key = await self._secrets.get(self.name)
+        if self._key is None and self.settings.api_key_env:
+            self._key = os.environ.get(self.settings.api_key_env) or None
+        if self._key is None:
+            status = self._secrets.status()
+            where = "" if status.secure else f" ({status.reason})"
+            raise errors.AuthenticationFailed(
+                f"upstream {self.name!r} has no API key{where} — "
+                f"{self.sign_in_hint()}, or enter it in the LM Bridge tray"
+            )
+        return self._key
+
+    def headers_for(self, credential: AccessToken | str) -> dict[str, str]:
+        """The headers that present `credential` on this route."""
+        if isinstance(credential, AccessToken):
+            return {"Authorization": f"Bearer {credential.token}"}
+        if self.api == "messages":
+            return {"x-api-key": credential, "api-key": credential}
+        return {"api-key": credential}
+
+    async def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate us to Azure (never logged)."""
+        return self.headers_for(await self.credential())
+
+    async def _renewed(
+        self, used: AccessToken | str, record: RequestRecord | None
+    ) -> AccessToken | str | None:
+        """A different credential after Azure rejected `used`, or None."""
+        if isinstance(used, AccessToken) and self.tokens is not None:
+            fresh = await self.tokens.refresh(used)
+            if record is not None:
+                record.notes.append("azure: token refreshed after a 401")
+            return fresh
+        self._key = None
+        key = await self.credential()
+        return key if key != used else None
+
+    # ------------------------------------------------------------ requests
+
+    async def post(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        codec: UpstreamCodec,
+        record: RequestRecord | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: Mapping[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """POST with Azure credentials (`auth` is ignored: Azure's own are
+        used, and renewed once on a 401); a content-filter refusal comes back
+        as `ContentFiltered` carrying the refusal in `codec`'s protocol."""
+        try:
+            return await self._send(path, body, codec, record, headers)
+        except ContentFiltered as err:
+            refusal = azure_errors.refusal_body(codec.name, body, err.message)
+            if refusal is not None:
+                err.status, err.upstream_body = 200, refusal
+            raise
+
+    async def _send(
+        self,
+        path: str,
+        body: bytes,
+        codec: UpstreamCodec,
+        record: RequestRecord | None,
+        headers: Mapping[str, str] | None,
+    ) -> aiohttp.ClientResponse:
+        used = await self.credential()
+        defaults = (
+            {"anthropic-version": ANTHROPIC_VERSION} if self.api == "messages" else {}
+        )
+        for attempt in range(2):
+            send = {**defaults, **(headers or {})}
+            try:
+                return await super().post(
+                    path,
+                    body,
+                    codec=codec,
+                    record=record,
+                    headers=send,
+                    auth=self.headers_for(used),
+                )
+            except errors.LMBridgeError as err:
+                if err.upstream_body is None:
+                    raise  # not an answer from Azure
+                error = azure_errors.refine(err, self._context(body))
+                retry = (
+                    attempt == 0
+                    and err.status == 401
+                    and isinstance(error, errors.AuthenticationFailed)
+                )
+                renewed = await self._renewed(used, record) if retry else None
+                if renewed is None:
+                    raise error from None
+                used = renewed
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _context(self, body: bytes) -> AzureContext:
+        try:
+            deployment = _model_of.decode(body).model
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            deployment = ""
+        return AzureContext(
+            upstream=self.name,
+            host=self.host,
+            deployment=deployment,
+            auth=self.auth,
+            scope=self.scope,
+            sign_in=self.sign_in_hint(),
+            project_route=self.route.project_route,
+        )
+
+    async def open_events(
+        self, req: ir.Request, record: RequestRecord
+    ) -> AsyncGenerator[ir.Event, None]:
+        """Send `req` translated to this route's API; stream IR events.
+
+        A content-filter refusal becomes refusal events.
+        """
+        codec = upstream_codec(self.api)
+        try:
+            resp = await self._send(
+                codec.path, codec.encode_request(req), codec, record, None
+            )
+        except ContentFiltered as err:
+            record.notes.append("azure: refused by the content filter")
+            return azure_errors.refusal_events(req, err.message)
+        return self._events(resp, codec, req)
+
+    # ------------------------------------------------------------ discovery
+
+    async def list_models(self, max_age: float = 5.0) -> list[str]:
+        """None: deployments are named by routes (listing them needs ARM)."""
+        return []
+
+    async def check(self) -> dict[str, Any]:
+        """Health: the endpoint answers at all (no credentials sent), and
+        whether a credential is at hand (no sign-in attempted)."""
+        info: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.url(upstream_codec(self.api).path),
+            "auth": self.auth,
+        }
+        if self.tokens is not None:
+            token = self.tokens.cached()
+            info["signed_in"] = token is not None and token.fresh()
+        else:
+            info["signed_in"] = self._key is not None
+        try:
+            async with asyncio.timeout(2):
+                resp = await self.session.get(self.route.origin + "/")
+                resp.release()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            info.update(reachable=False, error=str(exc) or type(exc).__name__)
+            return info
+        info.update(reachable=True, status=resp.status)
+        return info
+
+    async def close(self) -> None:
+        if self.tokens is not None:
+            await self.tokens.aclose()
+        await super().close()
