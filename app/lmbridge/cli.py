@@ -28,7 +28,11 @@ def has_display() -> bool:
 
 # Modules adding command groups: each has `register(subparsers)`, which adds
 # its parsers with `set_defaults(run=callable(args, settings) -> int)`.
-COMMAND_MODULES: tuple[str, ...] = ("lmbridge.cli_chats", "lmbridge.cli_azure")
+COMMAND_MODULES: tuple[str, ...] = (
+    "lmbridge.cli_models",
+    "lmbridge.cli_chats",
+    "lmbridge.cli_azure",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-requests", action="store_true", help="print one line per request"
     )
-    serve.add_argument("--log-level", default="INFO", help="log level (INFO)")
+    serve.add_argument(
+        "--log-level", default="WARNING", help="log level (default WARNING)"
+    )
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
@@ -64,6 +70,7 @@ def load_settings(args: argparse.Namespace) -> config.Settings:
         settings.server.port = args.port
     if getattr(args, "log_requests", False):
         settings.server.log_requests = True
+    config.check_exposure(settings.server, "--host")
     return settings
 
 
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=getattr(args, "log_level", "INFO").upper(),
+        level=getattr(args, "log_level", "WARNING").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

@@ -12,6 +12,7 @@ and file, and the app does not start on a broken config.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -41,6 +42,22 @@ class ServerSettings(
     log_requests: bool = False
     # Seconds of upstream silence after which a `ping` keeps a stream alive.
     ping_interval: float = 10.0
+    # Largest request body accepted, in MiB.
+    max_body_mb: int = 32
+    # Web pages (origins such as "http://localhost:3000") allowed to call the
+    # proxy from a browser; every other Origin is refused with 403.
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    # Clients must send this token (Authorization: Bearer or x-api-key) when
+    # set; required when host is not a loopback address. Prefer
+    # access_token_env, which names an environment variable holding it.
+    access_token: str = ""
+    access_token_env: str = ""
+
+    def token(self) -> str:
+        """The access token clients must present ("" for none)."""
+        if self.access_token_env:
+            return os.environ.get(self.access_token_env, "")
+        return self.access_token
 
 
 class UpstreamSettings(
@@ -94,6 +111,29 @@ class RouteSettings(
         return fnmatch.fnmatchcase(model, self.model)
 
 
+class LMStudioSettings(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
+    """The `[lmstudio]` table: model management through the lmstudio SDK."""
+
+    # Manage models of the first `kind = "lmstudio"` upstream (list, load on
+    # demand, context checks). Off: LM Bridge only forwards requests.
+    manage: bool = True
+    # host:port of LM Studio; empty: that upstream's base_url, else discover.
+    address: str = ""
+    # Loaded models below this context are reloaded ("auto"), reported
+    # ("warn") or left alone ("off"). Claude Code alone needs about 20K.
+    min_context: int = 32768
+    context_policy: Literal["auto", "warn", "off"] = "auto"
+    # Loads on demand use this context (not LM Studio's small JIT default)
+    # and this idle TTL in seconds (none: LM Bridge decides when to unload).
+    load_context_length: int = 32768
+    load_ttl_seconds: int | None = None
+    load_timeout: float = 300.0
+    # Load a model that a request names but LM Studio has not loaded.
+    load_on_demand: bool = True
+
+
 class ChatSettings(
     msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
 ):
@@ -107,6 +147,15 @@ class ChatSettings(
     max_image_bytes: int = 10 * 1024 * 1024
 
 
+class LoggingSettings(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
+    """The `[logging]` table: the log file (`lmbridge logs` prints its path)."""
+
+    # Lowest level written to the log file; stderr keeps showing warnings.
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+
 class Settings(
     msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
 ):
@@ -116,6 +165,8 @@ class Settings(
     upstream: list[UpstreamSettings] = msgspec.field(default_factory=list)
     route: list[RouteSettings] = msgspec.field(default_factory=list)
     chat: ChatSettings = msgspec.field(default_factory=ChatSettings)
+    lmstudio: LMStudioSettings = msgspec.field(default_factory=LMStudioSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
     def __post_init__(self) -> None:
         if not self.upstream:
@@ -192,6 +243,27 @@ def _validate(settings: Settings, source: str) -> None:
                 )
     if not 0 <= settings.server.port <= 65535:
         raise ConfigError(f"{source}: server.port must be 0-65535")
+    check_exposure(settings.server, source)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether binding `host` keeps the proxy on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(server: ServerSettings, source: str) -> None:
+    if is_loopback_host(server.host) or server.token():
+        return
+    raise ConfigError(
+        f"{source}: server.host {server.host!r} is reachable from other machines;"
+        " set server.access_token_env (or server.access_token) so only your"
+        " clients can use the proxy, or bind 127.0.0.1"
+    )
 
 
 def _env_overrides(settings: Settings) -> None:
@@ -239,6 +311,7 @@ def load(path: Path | None = None) -> Settings:
     else:
         settings = Settings()
     _env_overrides(settings)
+    check_exposure(settings.server, str(path) if path.exists() else "LMBRIDGE_HOST")
     return settings
 
 
