@@ -21,7 +21,7 @@ from lmbridge.core import errors, events, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
 from lmbridge.protocols.base import EventFilter, FrontDoor
-from lmbridge.protocols.openai_responses.stream import RelayedStream
+from lmbridge.protocols.openai_responses.relay import RelayedStream
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.protocols.stops import StopSequenceFilter
 from lmbridge.protocols.toolrepair import ToolCallRepair

@@ -7,7 +7,9 @@
 - `request.py`: client request -> `ir.Request`;
 - `upstream.py`: `ir.Request` -> upstream request;
 - `response.py`: `ir.Response` and errors -> wire, upstream errors -> ours;
-- `stream.py`: IR events -> client SSE; `decode.py`: upstream SSE -> IR events.
+- `stream.py`: IR events -> client SSE; `decode.py`: upstream SSE -> IR events;
+- `relay.py`: following a stream relayed unchanged, to end it in kind if
+  the upstream breaks off.
 
 Policies:
 
