@@ -1,0 +1,202 @@
+"""A small HTTP client for the running proxy: replays and test requests.
+
+The GUI's Replay button and the Integrations panel's Test send real
+requests through the proxy, exactly as a client would, so the answer (and
+the request record it produces) shows what that client would get. This
+module holds that client code; widgets only call it.
+
+`answer_text` reads the text out of an answer in any of the three model
+protocols, whole JSON or SSE stream (with the protocol's own decoder).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import aiohttp
+import msgspec
+
+from lmbridge.core import ir
+from lmbridge.protocols.registry import front_door, upstream_codec
+
+Protocol = Literal["openai", "anthropic", "responses"]
+
+# The upstream API whose answers each inbound protocol's answers look like.
+STREAM_API = {"openai": "chat", "anthropic": "messages", "responses": "responses"}
+PATHS: dict[str, str] = {
+    "openai": "/v1/chat/completions",
+    "anthropic": "/v1/messages",
+    "responses": "/v1/responses",
+}
+ANTHROPIC_VERSION = "2023-06-01"
+TEST_PROMPT = "Reply with one short sentence saying hello."
+
+
+class Reply(msgspec.Struct, frozen=True, kw_only=True):
+    """What the proxy answered."""
+
+    status: int
+    text: str
+    body: str = ""
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def is_stream(body: str) -> bool:
+    """Whether an answer is an SSE stream."""
+    return body.lstrip()[:200].startswith(("data:", "event:", ":"))
+
+
+def _request_for(protocol: str, request_body: str) -> ir.Request:
+    try:
+        return front_door(protocol).parse_request(request_body.encode())
+    except Exception:
+        # A capped or unusual body still lets the decoder run.
+        return ir.Request(model="", messages=())
+
+
+def stream_text(protocol: str, request_body: str, response_body: str) -> str | None:
+    """The text of an SSE answer as the client assembled it, or None.
+
+    Thinking and tool calls are shown in brackets around the text.
+    """
+    api = STREAM_API.get(protocol)
+    if api is None or not is_stream(response_body):
+        return None
+    decoder = upstream_codec(api).stream_decoder(_request_for(protocol, request_body))
+    try:
+        events = decoder.feed(response_body.encode()) + decoder.close()
+    except Exception as exc:
+        return f"[the stream could not be decoded: {exc}]"
+    out: list[str] = []
+    kinds: dict[int, ir.BlockKind] = {}
+    for event in events:
+        match event:
+            case ir.BlockStart():
+                kinds[event.index] = event.kind
+                if event.kind is ir.BlockKind.THINKING:
+                    out.append("[thinking] ")
+                elif event.kind is ir.BlockKind.TOOL_CALL:
+                    out.append(f"\n[tool call {event.name}] ")
+            case ir.TextDelta() | ir.ThinkingDelta():
+                out.append(event.text)
+            case ir.ToolArgsDelta():
+                out.append(event.partial_json)
+            case ir.BlockStop() if kinds.get(event.index) is not ir.BlockKind.TEXT:
+                out.append("\n")
+            case ir.StreamError():
+                out.append(f"\n[error: {event.message}]")
+            case _:
+                pass
+    return "".join(out).strip()
+
+
+def _json_text(data: Any) -> str | None:
+    """The answer text of a whole JSON answer in any of the protocols."""
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(data.get("message"), str) and data.get("status") == "error":
+        return str(data["message"])
+    texts: list[str] = []
+    for choice in data.get("choices") or []:
+        msg = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(msg, dict) and isinstance(msg.get("content"), str):
+            texts.append(msg["content"])
+    for block in data.get("content") or []:
+        if isinstance(block, dict) and block.get("type") == "text":
+            texts.append(str(block.get("text", "")))
+    for item in data.get("output") or []:
+        for part in item.get("content") or [] if isinstance(item, dict) else []:
+            if isinstance(part, dict) and part.get("type") == "output_text":
+                texts.append(str(part.get("text", "")))
+    return "".join(texts) if texts else None
+
+
+def answer_text(protocol: str, request_body: str, response_body: str) -> str:
+    """The text of an answer (or its error message) for people to read."""
+    streamed = stream_text(protocol, request_body, response_body)
+    if streamed is not None:
+        return streamed
+    try:
+        data = json.loads(response_body)
+    except ValueError:
+        return response_body.strip()[:2000]
+    text = _json_text(data)
+    return text if text is not None else response_body.strip()[:2000]
+
+
+def request_body(protocol: Protocol, model: str, prompt: str = TEST_PROMPT) -> bytes:
+    """A minimal, non-streaming request in `protocol`."""
+    messages = [{"role": "user", "content": prompt}]
+    body: dict[str, Any]
+    if protocol in ("openai", "anthropic"):
+        body = {"model": model, "messages": messages, "max_tokens": 64}
+    else:
+        body = {"model": model, "input": prompt, "max_output_tokens": 64}
+    return json.dumps(body).encode()
+
+
+class ProxyClient:
+    """Sends requests to the proxy at `base_url`."""
+
+    def __init__(self, base_url: str, *, timeout: float = 300.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    async def send(
+        self,
+        protocol: str,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        *,
+        user_agent: str = "lmbridge-gui",
+    ) -> Reply:
+        """POST `body` to `path`; never raises for HTTP or connection errors."""
+        sent = {"content-type": "application/json", "user-agent": user_agent}
+        sent.update({k.lower(): v for k, v in (headers or {}).items()})
+        if protocol == "anthropic":
+            sent.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        started = time.perf_counter()
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(self.base_url + path, data=body, headers=sent) as resp,
+            ):
+                raw = (await resp.read()).decode("utf-8", "replace")
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return Reply(
+                status=0,
+                text=f"LM Bridge did not answer at {self.base_url} "
+                f"({exc or type(exc).__name__}) — start the proxy (Overview ▸ "
+                "Start) and check its address in Settings",
+                elapsed=time.perf_counter() - started,
+            )
+        return Reply(
+            status=status,
+            text=answer_text(protocol, body.decode("utf-8", "replace"), raw),
+            body=raw,
+            elapsed=time.perf_counter() - started,
+        )
+
+    async def test(
+        self, protocol: Protocol, model: str, *, user_agent: str = "lmbridge-test"
+    ) -> Reply:
+        """Ask `model` for one short sentence in `protocol`."""
+        return await self.send(
+            protocol,
+            PATHS[protocol],
+            request_body(protocol, model),
+            user_agent=user_agent,
+        )

@@ -1,0 +1,186 @@
+"""The desktop app: one qasync loop, the proxy, the window and the tray.
+
+`LMBridgeApp` wires the services (controller, request log, model manager,
+Azure accounts, health checks) to the window, the tray and the notifier,
+and owns the one shutdown path that every exit takes (tray Quit, closing
+the window where there is no tray, SIGINT / SIGTERM): cancel the GUI's
+tasks, stop the proxy (stop accepting, end streams, close upstreams and the
+database), hide the tray, close the window.
+
+Where a system tray exists, closing the window keeps the app in the tray;
+where none exists, the window is the app and closing it quits (said once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from lmbridge import config
+from lmbridge.gui import message
+from lmbridge.gui.azure_accounts import AzureAccounts
+from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.health import UpstreamHealth
+from lmbridge.gui.icons import app_icon
+from lmbridge.gui.lmstudio_models import ModelsManager
+from lmbridge.gui.models_panel import ModelsPanel
+from lmbridge.gui.notifications import Notifier
+from lmbridge.gui.overview import OverviewPanel
+from lmbridge.gui.prefs import Prefs
+from lmbridge.gui.requests_log import RequestLog
+from lmbridge.gui.tasks import Tasks
+from lmbridge.gui.tray import TrayIcon
+from lmbridge.gui.window import MainWindow, Page
+
+log = logging.getLogger(__name__)
+
+NO_TRAY_NOTICE = (
+    "There is no system tray on this desktop, so this window is LM Bridge: "
+    "closing it stops the proxy and quits."
+)
+TRAY_NOTICE = (
+    "LM Bridge keeps running in the tray. Open it from the tray icon; quit from "
+    "its menu."
+)
+
+
+class LMBridgeApp(QObject):
+    """Everything the desktop app is made of, and its lifecycle."""
+
+    def __init__(
+        self,
+        settings: config.Settings,
+        config_path: Path | None = None,
+        *,
+        tray_available: bool | None = None,
+        prefs: Prefs | None = None,
+    ) -> None:
+        super().__init__()
+        # Quitting is this object's decision (see `_on_close_requested`).
+        QApplication.setQuitOnLastWindowClosed(False)
+        self.prefs = prefs or Prefs()
+        logging.getLogger("lmbridge").setLevel(self.prefs.log_level)
+        self.controller = ProxyController(settings, config_path, self)
+        self.log = RequestLog(self.controller, parent=self)
+        self.health = UpstreamHealth(self.controller, self)
+        self.azure = AzureAccounts(self.controller, self)
+        self.models = ModelsManager(self.controller, self)
+        self.tasks = Tasks("app")
+        self.pages = self._build_pages()
+        self.window = MainWindow(self.controller, self.pages)
+        if tray_available is None:
+            tray_available = QSystemTrayIcon.isSystemTrayAvailable()
+        self.tray: TrayIcon | None = None
+        if tray_available:
+            self.tray = TrayIcon(self.controller, self.log, self.models, self)
+            self.tray.openRequested.connect(self.window.bring_to_front)
+            self.tray.quitRequested.connect(self.request_quit)
+        self.notifier = Notifier(self.controller, self)
+        self.notifier.notify.connect(self.notify)
+        self.window.closeRequested.connect(self._on_close_requested)
+        geometry = self.prefs.geometry
+        if geometry is not None:
+            self.window.restoreGeometry(geometry)
+        self._quit = asyncio.Event()
+        self._shut_down = False
+        self.notifications: list[tuple[str, str, str]] = []
+
+    def _build_pages(self) -> list[Page]:
+        c = self.controller
+        return [
+            (
+                "overview",
+                "Overview",
+                "overview",
+                OverviewPanel(c, self.log, self.health, self.azure),
+            ),
+            ("models", "Models", "models", ModelsPanel(c, self.models)),
+        ]
+
+    def page(self, key: str) -> object:
+        return self.window.pages[key]
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Start, serve until asked to quit, then shut down."""
+        await self.startup()
+        await self._quit.wait()
+        await self.shutdown()
+        return 0
+
+    async def startup(self) -> None:
+        self.window.show()
+        if self.tray is not None:
+            self.tray.show()
+        elif self.prefs.first_time("no-tray"):
+            message.info(NO_TRAY_NOTICE)
+        await self.controller.start()
+        self.tasks.start(self.azure.refresh(), what="Checking the Azure sign-in")
+
+    def request_quit(self) -> None:
+        """Ask the app to quit; `run()` then takes the shutdown path."""
+        self._quit.set()
+
+    async def shutdown(self) -> None:
+        """The one shutdown path."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        owners: list[object] = [self.tasks, self.models.tasks, self.health.tasks]
+        owners += [getattr(page, "tasks", None) for _k, _t, _i, page in self.pages]
+        if self.tray is not None:
+            owners.append(self.tray.tasks)
+        for owner in owners:
+            if isinstance(owner, Tasks):
+                await owner.aclose()
+        await self.health.aclose()
+        await self.controller.stop()
+        if self.tray is not None:
+            self.tray.hide()
+        self.prefs.geometry = self.window.saveGeometry()
+        self.window.close_for_quit()
+
+    # -- policies ------------------------------------------------------------------
+
+    def _on_close_requested(self) -> None:
+        if self.tray is None:
+            self.request_quit()
+            return
+        self.window.hide()
+        if self.prefs.first_time("tray"):
+            self.notify("LM Bridge is still running", TRAY_NOTICE, "info")
+
+    def notify(self, title: str, text: str, level: str = "info") -> None:
+        """A desktop notification (the tray), or the banner without a tray."""
+        self.notifications.append((title, text, level))
+        if self.tray is not None:
+            self.tray.notify(title, text, level)
+        else:
+            message.global_bridge.show(message.Level(level), f"{title}: {text}")
+
+
+def run(settings: config.Settings, config_path: Path | None = None) -> int:
+    """Run the desktop app until it quits; returns the exit code."""
+    import qasync
+
+    qt_app = QApplication.instance() or QApplication(sys.argv)
+    assert isinstance(qt_app, QApplication)
+    qt_app.setApplicationName("LM Bridge")
+    qt_app.setWindowIcon(app_icon())
+    loop = qasync.QEventLoop(qt_app)
+    asyncio.set_event_loop(loop)
+    shell = LMBridgeApp(settings, config_path)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, shell.request_quit)
+    with loop:
+        code: int = loop.run_until_complete(shell.run())
+    return code

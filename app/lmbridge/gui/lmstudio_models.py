@@ -1,0 +1,383 @@
+"""LM Studio's models for the GUI: the manager and its Qt table model.
+
+`ModelsManager` holds the downloaded list and the loads the user started,
+and calls `LMStudioService` (inside the running proxy) for loading,
+cancelling, unloading and fixing a too-small context. The loaded list and
+load progress come from the controller (bus events), so on-demand loads by
+requests show up too. `ModelTableModel` adapts it: one row per downloaded
+model, with its loaded context and a warning below the minimum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+
+from lmbridge.core import errors
+from lmbridge.gui import message
+from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.icons import WARNING_COLOR, icon
+from lmbridge.gui.tasks import Tasks
+from lmbridge.lmstudio import (
+    ContextPolicy,
+    DownloadedModel,
+    EnsureAction,
+    GpuOffload,
+    LMStudioService,
+    LoadedModel,
+    LoadProgress,
+    ModelKind,
+)
+
+KEY_ROLE = Qt.ItemDataRole.UserRole
+Index = QModelIndex | QPersistentModelIndex
+
+
+def size_text(size: int) -> str:
+    if size >= 1024**3:
+        return f"{size / 1024**3:.1f} GB"
+    return f"{size / 1024**2:.0f} MB"
+
+
+def tokens_text(tokens: int | None) -> str:
+    return "—" if not tokens else f"{tokens:,}"
+
+
+@dataclass
+class ModelRow:
+    """One model: what is on disk and its loaded instances."""
+
+    key: str
+    downloaded: DownloadedModel | None
+    instances: list[LoadedModel] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        if self.downloaded is not None:
+            return self.downloaded.display_name
+        return self.instances[0].display_name or self.key
+
+    @property
+    def max_context(self) -> int | None:
+        if self.downloaded is not None:
+            return self.downloaded.max_context_length
+        return self.instances[0].max_context_length if self.instances else None
+
+
+class ModelsManager(QObject):
+    """Downloaded and loaded models, and the actions on them."""
+
+    changed = Signal()
+    progressChanged = Signal(str, float)  # model key, fraction
+    loadEnded = Signal(str, bool)  # model key, loaded?
+
+    def __init__(self, controller: ProxyController, parent: QObject | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.tasks = Tasks("models")
+        self.downloaded: tuple[DownloadedModel, ...] = ()
+        self.skipped: tuple[str, ...] = ()
+        self.progress: dict[str, float] = {}
+        self._loads: dict[str, asyncio.Task[Any]] = {}
+        self._cancelled: set[str] = set()
+        controller.loadedChanged.connect(self._on_loaded)
+        controller.loadProgress.connect(self._on_progress)
+        controller.phaseChanged.connect(self._on_phase)
+        controller.lmstudioChanged.connect(self._on_lmstudio)
+
+    # -- data -----------------------------------------------------------------
+
+    @property
+    def loaded(self) -> tuple[LoadedModel, ...]:
+        return self.controller.loaded
+
+    @property
+    def min_context(self) -> int:
+        return self.controller.settings.lmstudio.min_context
+
+    def rows(self) -> list[ModelRow]:
+        rows = {m.key: ModelRow(m.key, m) for m in self.downloaded}
+        for instance in self.loaded:
+            row = rows.setdefault(instance.key, ModelRow(instance.key, None))
+            row.instances.append(instance)
+        return list(rows.values())
+
+    def target_context(self, model: LoadedModel) -> int:
+        """The minimum this model should have (capped at its maximum)."""
+        if model.max_context_length:
+            return min(self.min_context, model.max_context_length)
+        return self.min_context
+
+    def below_minimum(self) -> list[LoadedModel]:
+        """Loaded language models whose context is below the minimum."""
+        if self.controller.settings.lmstudio.context_policy == "off":
+            return []
+        return [
+            m
+            for m in self.loaded
+            if m.kind is ModelKind.LLM and m.context_length < self.target_context(m)
+        ]
+
+    def downloaded_model(self, key: str) -> DownloadedModel | None:
+        return next((m for m in self.downloaded if m.key == key), None)
+
+    def service(self) -> LMStudioService:
+        svc = self.controller.lmstudio
+        if svc is not None:
+            return svc
+        if not self.controller.running:
+            raise errors.UpstreamUnavailable(
+                "the proxy is stopped — start it on the Overview page to manage "
+                "LM Studio's models"
+            )
+        raise errors.UpstreamUnavailable(
+            'no LM Studio upstream is managed — add an upstream with kind "lmstudio"'
+            " in Settings (and keep LM Studio management on)"
+        )
+
+    # -- actions ----------------------------------------------------------------
+
+    def refresh(self) -> None:
+        if self.controller.lmstudio is not None:
+            self.tasks.start(self._refresh(), what="Listing LM Studio's models")
+
+    async def _refresh(self) -> None:
+        svc = self.service()
+        result = await svc.list_downloaded()
+        self.downloaded, self.skipped = result.models, result.skipped
+        await svc.list_loaded()  # publishes the loaded list if it changed
+        self.changed.emit()
+
+    def load(
+        self,
+        key: str,
+        *,
+        context_length: int | None = None,
+        ttl: int | None = None,
+        gpu_offload: GpuOffload | None = None,
+    ) -> asyncio.Task[Any]:
+        """Start loading `key`; progress arrives as `progressChanged`."""
+        self._cancelled.discard(key)
+        self.progress[key] = 0.0
+        self.progressChanged.emit(key, 0.0)
+        task = self.tasks.start(
+            self._load(key, context_length, ttl, gpu_offload),
+            what=f"Loading {key}",
+        )
+        self._loads[key] = task
+        return task
+
+    async def _load(
+        self,
+        key: str,
+        context_length: int | None,
+        ttl: int | None,
+        gpu_offload: GpuOffload | None,
+    ) -> None:
+        ok = False
+        try:
+            await self.service().load(
+                key, context_length=context_length, ttl=ttl, gpu_offload=gpu_offload
+            )
+            ok = True
+        except errors.LMBridgeError:
+            if key not in self._cancelled:
+                raise
+            message.info(f"Loading {key} was cancelled")
+        finally:
+            self._loads.pop(key, None)
+            self.progress.pop(key, None)
+            if not ok:
+                self.controller.forget_load(key)
+            self.loadEnded.emit(key, ok)
+            self.changed.emit()
+
+    def loading(self) -> list[str]:
+        return list(self._loads)
+
+    def cancel_load(self, key: str) -> None:
+        """Cancel a load in flight, in LM Studio too."""
+        self._cancelled.add(key)
+        svc = self.controller.lmstudio
+        if svc is None or not svc.cancel_load(key):
+            task = self._loads.get(key)
+            if task is not None:
+                task.cancel()
+
+    def unload(self, identifier: str) -> None:
+        self.tasks.start(self._unload(identifier), what=f"Unloading {identifier}")
+
+    async def _unload(self, identifier: str) -> None:
+        await self.service().unload(identifier)
+        message.info(f"Unloaded {identifier}")
+
+    def unload_all(self) -> None:
+        self.tasks.start(self._unload_all(), what="Unloading every model")
+
+    async def _unload_all(self) -> None:
+        done = await self.service().unload_all()
+        message.info(f"Unloaded {len(done)} model(s)")
+
+    def fix_context(self, identifier: str) -> None:
+        """Reload a model with the minimum context (same TTL and GPU offload)."""
+        self.tasks.start(
+            self._fix(identifier), what=f"Reloading {identifier} with a larger context"
+        )
+
+    async def _fix(self, identifier: str) -> None:
+        result = await self.service().ensure_context(
+            identifier, self.min_context, ContextPolicy.AUTO
+        )
+        if result.action is EnsureAction.RELOADED:
+            message.info(result.message)
+
+    # -- events -----------------------------------------------------------------
+
+    def _on_loaded(self, _loaded: object) -> None:
+        self.changed.emit()
+
+    def _on_progress(self, progress: LoadProgress) -> None:
+        self.progress[progress.model_key] = progress.fraction
+        self.progressChanged.emit(progress.model_key, progress.fraction)
+
+    def _on_phase(self) -> None:
+        if not self.controller.running:
+            self.downloaded, self.skipped = (), ()
+            self.changed.emit()
+
+    def _on_lmstudio(self, _status: object) -> None:
+        if self.controller.lmstudio_status is not None and (
+            self.controller.lmstudio_status.state == "connected"
+        ):
+            self.refresh()
+
+
+class ModelTableModel(QAbstractTableModel):
+    """One row per model; the loaded context carries a warning when low."""
+
+    COLUMNS = (
+        "Model",
+        "Size",
+        "Format",
+        "Max context",
+        "Loaded context",
+        "Vision",
+        "Tools",
+    )
+
+    def __init__(self, manager: ModelsManager, parent: QObject | None = None):
+        super().__init__(parent)
+        self.manager = manager
+        self._rows: list[ModelRow] = manager.rows()
+        manager.changed.connect(self._reset)
+        manager.progressChanged.connect(self._on_progress)
+
+    def _reset(self) -> None:
+        self.beginResetModel()
+        self._rows = self.manager.rows()
+        self.endResetModel()
+
+    def _on_progress(self, key: str, _fraction: float) -> None:
+        for i, row in enumerate(self._rows):
+            if row.key == key:
+                self.dataChanged.emit(self.index(i, 4), self.index(i, 4))
+
+    def row_at(self, index: int) -> ModelRow | None:
+        return self._rows[index] if 0 <= index < len(self._rows) else None
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if (
+            orientation is Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(self.COLUMNS)
+        ):
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        row = self.row_at(index.row()) if index.isValid() else None
+        if row is None:
+            return None
+        column = index.column()
+        if role == KEY_ROLE:
+            return row.key
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(row, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row, column)
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._decoration(row, column)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (1, 3, 4):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _low(self, row: ModelRow) -> list[LoadedModel]:
+        low = {m.identifier for m in self.manager.below_minimum()}
+        return [m for m in row.instances if m.identifier in low]
+
+    def _text(self, row: ModelRow, column: int) -> str:
+        d = row.downloaded
+        if column == 0:
+            return row.name
+        if column == 1:
+            return size_text(d.size_bytes) if d else "—"
+        if column == 2:
+            return d.format.upper() if d else "—"
+        if column == 3:
+            return tokens_text(row.max_context)
+        if column == 4:
+            fraction = self.manager.progress.get(row.key)
+            if fraction is not None:
+                return f"loading {fraction:.0%}"
+            if not row.instances:
+                return "not loaded"
+            return ", ".join(tokens_text(m.context_length) for m in row.instances)
+        return ""
+
+    def _tooltip(self, row: ModelRow, column: int) -> str | None:
+        if column == 0:
+            d = row.downloaded
+            extra = f" · {d.params} · {d.architecture}" if d and d.params else ""
+            return f"{row.key}{extra}"
+        if column == 4 and self._low(row):
+            return (
+                f"Loaded with less context than the minimum "
+                f"({self.manager.min_context:,}): long prompts (Claude Code's are "
+                "~20K tokens) will not fit. Use “Fix context” to reload it."
+            )
+        if column == 5 and row.downloaded and row.downloaded.vision:
+            return "Accepts images"
+        if column == 6 and row.downloaded and row.downloaded.trained_for_tool_use:
+            return "Trained for tool use"
+        return None
+
+    def _decoration(self, row: ModelRow, column: int) -> Any:
+        d = row.downloaded
+        if column == 4 and self._low(row):
+            return icon("warning", WARNING_COLOR)
+        if column == 5 and d is not None and d.vision:
+            return icon("vision")
+        if column == 6 and d is not None and d.trained_for_tool_use:
+            return icon("tools")
+        return None

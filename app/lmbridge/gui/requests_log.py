@@ -1,0 +1,253 @@
+"""The live request log: a bounded history and the Qt table model over it.
+
+`RequestLog` owns the data: the last `limit` records (the pipeline's own
+`RequestRecord` objects, updated in place as requests progress) and today's
+numbers. `RequestTableModel` adapts it for views. Bus events arrive at any
+rate (50 streams publish many updates a second); the model applies them in
+batches at most every `FLUSH_MS`, so the UI cost stays flat.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QColor
+
+from lmbridge.core.events import Phase, RequestRecord
+from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.icons import ERROR_COLOR
+from lmbridge.gui.stats import TodayStats, is_error
+
+HISTORY_LIMIT = 1000
+FLUSH_MS = 100
+
+RECORD_ROLE = Qt.ItemDataRole.UserRole
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+def duration(seconds: float | None) -> str:
+    """ "312 ms", "2.4 s", or "—"."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s"
+
+
+def client_name(user_agent: str) -> str:
+    """The product part of a user agent ("claude-cli/1.0.80")."""
+    return (user_agent or "—").split(" ")[0][:40]
+
+
+def status_text(record: RequestRecord) -> str:
+    if record.phase is not Phase.FINISHED:
+        return "streaming…" if record.first_token is not None else "…"
+    if record.client_gone:
+        return "client left"
+    if record.status:
+        return str(record.status)
+    return "error" if record.error else "—"
+
+
+def route_text(record: RequestRecord) -> str:
+    model = record.model or "—"
+    if not record.upstream:
+        return model
+    return f"{model} → {record.upstream}/{record.target}"
+
+
+class RequestLog(QObject):
+    """The last `limit` requests and today's numbers.
+
+    New records wait in `pending` until the table model takes them (never
+    while paused); `dirty` names records that changed since.
+    """
+
+    changed = Signal()
+    statsChanged = Signal()
+
+    def __init__(
+        self,
+        controller: ProxyController,
+        limit: int = HISTORY_LIMIT,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.limit = limit
+        self.rows: list[RequestRecord] = []
+        self.pending: deque[RequestRecord] = deque(maxlen=limit)
+        self.dirty: set[int] = set()
+        self.paused = False
+        self.stats = TodayStats()
+        controller.requestStarted.connect(self._on_started)
+        controller.requestUpdated.connect(self._on_updated)
+        controller.requestFinished.connect(self._on_finished)
+
+    def find(self, record_id: int) -> RequestRecord | None:
+        for record in reversed(self.rows):
+            if record.id == record_id:
+                return record
+        return None
+
+    def session_records(self) -> list[RequestRecord]:
+        """Records that carried a session key, newest last."""
+        return [r for r in self.rows if r.session_key]
+
+    def _on_started(self, record: RequestRecord) -> None:
+        self.pending.append(record)
+        self.changed.emit()
+
+    def _on_updated(self, record: RequestRecord) -> None:
+        self.dirty.add(record.id)
+        self.changed.emit()
+
+    def _on_finished(self, record: RequestRecord) -> None:
+        self.stats.add(record)
+        self.dirty.add(record.id)
+        self.changed.emit()
+        self.statsChanged.emit()
+
+
+class RequestTableModel(QAbstractTableModel):
+    """Rows of a `RequestLog`, oldest first; the columns of the issue."""
+
+    COLUMNS = (
+        "Time",
+        "Client",
+        "Protocol",
+        "Model → upstream/target",
+        "Status",
+        "TTFT",
+        "Duration",
+        "Tokens in/out",
+    )
+
+    def __init__(self, log: RequestLog, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.log = log
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(FLUSH_MS)
+        self._timer.timeout.connect(self.flush)
+        log.changed.connect(self._schedule)
+        self.flush()
+
+    def set_paused(self, paused: bool) -> None:
+        """Paused: rows keep updating but no new rows appear (they wait)."""
+        self.log.paused = paused
+        if not paused:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Apply the waiting new rows and changes now."""
+        log = self.log
+        if log.pending and not log.paused:
+            new = list(log.pending)[-log.limit :]
+            log.pending.clear()
+            drop = min(len(log.rows), len(log.rows) + len(new) - log.limit)
+            if drop > 0:
+                self.beginRemoveRows(QModelIndex(), 0, drop - 1)
+                del log.rows[:drop]
+                self.endRemoveRows()
+            first = len(log.rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            log.rows.extend(new)
+            self.endInsertRows()
+        if log.dirty:
+            dirty, log.dirty = log.dirty, set()
+            rows = [i for i, r in enumerate(log.rows) if r.id in dirty]
+            if rows:
+                self.dataChanged.emit(
+                    self.index(min(rows), 0),
+                    self.index(max(rows), len(self.COLUMNS) - 1),
+                )
+
+    # -- QAbstractTableModel ------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.log.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if (
+            orientation is Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(self.COLUMNS)
+        ):
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.log.rows):
+            return None
+        record = self.log.rows[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(record, column)
+        if role == RECORD_ROLE:
+            return record
+        if role == SORT_ROLE:
+            return self._sort_value(record, column)
+        if role == Qt.ItemDataRole.ForegroundRole and is_error(record):
+            return QColor(ERROR_COLOR)
+        if role == Qt.ItemDataRole.ToolTipRole and column == 4 and record.error:
+            return record.error
+        if role == Qt.ItemDataRole.TextAlignmentRole and column >= 5:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    @staticmethod
+    def _text(record: RequestRecord, column: int) -> str:
+        if column == 0:
+            return time.strftime("%H:%M:%S", time.localtime(record.received))
+        if column == 1:
+            return client_name(record.client)
+        if column == 2:
+            return record.protocol + (" (stream)" if record.stream else "")
+        if column == 3:
+            return route_text(record)
+        if column == 4:
+            return status_text(record)
+        if column == 5:
+            return duration(record.first_token)
+        if column == 6:
+            return duration(record.done)
+        return f"{record.tokens_in:,} / {record.tokens_out:,}"
+
+    @staticmethod
+    def _sort_value(record: RequestRecord, column: int) -> Any:
+        values: tuple[Any, ...] = (
+            record.received,
+            record.client,
+            record.protocol,
+            route_text(record),
+            record.status,
+            record.first_token if record.first_token is not None else -1.0,
+            record.done if record.done is not None else -1.0,
+            record.tokens_in + record.tokens_out,
+        )
+        return values[column]

@@ -1,0 +1,148 @@
+"""The tray icon: state at a glance, a menu for the common actions.
+
+The icon shows stopped / running / busy (a model loading) / error; the
+tooltip the address, today's requests and the loaded model. The menu has a
+status line, Start / Stop, Copy endpoint URL, the loaded models each with
+Unload, Open LM Bridge and Quit. A left click opens the window. Every
+action calls a service; nothing here does the work itself.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from lmbridge.gui.controller import ProxyController, ProxyPhase
+from lmbridge.gui.icons import TrayState, icon, tray_icon
+from lmbridge.gui.lmstudio_models import ModelsManager
+from lmbridge.gui.requests_log import RequestLog
+from lmbridge.gui.tasks import Tasks
+from lmbridge.gui.widgets import copy_text
+
+LEVEL_ICONS = {
+    "info": QSystemTrayIcon.MessageIcon.Information,
+    "warning": QSystemTrayIcon.MessageIcon.Warning,
+    "error": QSystemTrayIcon.MessageIcon.Critical,
+}
+
+
+def tray_state(controller: ProxyController) -> TrayState:
+    if controller.phase is ProxyPhase.FAILED:
+        return TrayState.ERROR
+    if not controller.running:
+        return TrayState.STOPPED
+    return TrayState.BUSY if controller.busy else TrayState.RUNNING
+
+
+class TrayIcon(QObject):
+    """The system tray icon and its menu."""
+
+    openRequested = Signal()
+    quitRequested = Signal()
+
+    def __init__(
+        self,
+        controller: ProxyController,
+        log: RequestLog,
+        models: ModelsManager,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.log = log
+        self.models = models
+        self.tasks = Tasks("tray")
+        self.menu = QMenu()
+        self.status_action = self.menu.addAction("")
+        self.status_action.setEnabled(False)
+        self.toggle_action = self.menu.addAction("")
+        self.toggle_action.triggered.connect(self.toggle_proxy)
+        self.copy_action = self.menu.addAction(icon("copy"), "Copy endpoint URL")
+        self.copy_action.triggered.connect(lambda: copy_text(controller.url))
+        self._models_start = self.menu.addSeparator()
+        self.model_actions: list[QAction] = []
+        self._models_end = self.menu.addSeparator()
+        self.open_action = self.menu.addAction("Open LM Bridge")
+        self.open_action.triggered.connect(self.openRequested)
+        self.quit_action = self.menu.addAction("Quit LM Bridge")
+        self.quit_action.triggered.connect(self.quitRequested)
+
+        self.icon = QSystemTrayIcon(tray_icon(TrayState.STOPPED), self)
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._on_activated)
+        for signal in (
+            controller.phaseChanged,
+            controller.loadedChanged,
+            controller.busyChanged,
+            controller.lmstudioChanged,
+            log.statsChanged,
+        ):
+            signal.connect(self.refresh)
+        self.refresh()
+
+    @property
+    def state(self) -> TrayState:
+        return tray_state(self.controller)
+
+    def tooltip(self) -> str:
+        controller = self.controller
+        if controller.phase is ProxyPhase.FAILED:
+            lines = [f"LM Bridge — not running: {controller.error}"]
+        elif controller.running:
+            lines = [f"LM Bridge — {controller.url}"]
+        else:
+            lines = ["LM Bridge — stopped"]
+        lines.append(f"{self.log.stats.requests:,} requests today")
+        loaded = ", ".join(m.identifier for m in controller.loaded)
+        if controller.busy:
+            lines.append("Loading: " + ", ".join(controller.loading))
+        if loaded:
+            lines.append(f"Loaded: {loaded}")
+        return "\n".join(lines)
+
+    def refresh(self) -> None:
+        controller = self.controller
+        self.icon.setIcon(tray_icon(self.state))
+        self.icon.setToolTip(self.tooltip())
+        self.status_action.setText(self.tooltip().splitlines()[0])
+        running = controller.running
+        self.toggle_action.setText("Stop proxy" if running else "Start proxy")
+        self.toggle_action.setIcon(icon("stop" if running else "play"))
+        self.toggle_action.setEnabled(
+            controller.phase
+            in (ProxyPhase.RUNNING, ProxyPhase.STOPPED, ProxyPhase.FAILED)
+        )
+        for action in self.model_actions:
+            self.menu.removeAction(action)
+            action.deleteLater()
+        self.model_actions = []
+        for model in controller.loaded:
+            action = QAction(icon("stop"), f"Unload {model.identifier}", self.menu)
+            action.triggered.connect(
+                lambda _=False, ident=model.identifier: self.models.unload(ident)
+            )
+            self.menu.insertAction(self._models_end, action)
+            self.model_actions.append(action)
+
+    def toggle_proxy(self) -> None:
+        if self.controller.running:
+            self.tasks.start(self.controller.stop(), what="Stopping the proxy")
+        else:
+            self.tasks.start(self.controller.start(), what="Starting the proxy")
+
+    def show(self) -> None:
+        self.icon.show()
+
+    def hide(self) -> None:
+        self.icon.hide()
+
+    def notify(self, title: str, text: str, level: str = "info") -> None:
+        self.icon.showMessage(title, text, LEVEL_ICONS.get(level, LEVEL_ICONS["info"]))
+
+    def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (
+            QSystemTrayIcon.ActivationReason.Trigger,
+            QSystemTrayIcon.ActivationReason.DoubleClick,
+        ):
+            self.openRequested.emit()

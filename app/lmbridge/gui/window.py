@@ -1,0 +1,126 @@
+"""The main window: a sidebar of pages, the message banner, a status line.
+
+Closing the window does not decide anything itself: it emits
+`closeRequested` and the app applies its policy (hide to the tray, or
+quit where there is no tray).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QScrollArea,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lmbridge.gui import message
+from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.icons import app_icon, icon
+from lmbridge.gui.overview import proxy_line
+from lmbridge.gui.widgets import Banner
+
+Page = tuple[str, str, str, QWidget]  # key, title, icon name, widget
+
+
+class MainWindow(QMainWindow):
+    """Sidebar + stacked pages; the banner shows `message` output."""
+
+    closeRequested = Signal()
+
+    def __init__(
+        self,
+        controller: ProxyController,
+        pages: list[Page],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setWindowTitle("LM Bridge")
+        self.setWindowIcon(app_icon())
+        self.resize(1100, 720)
+        self.sidebar = QListWidget()
+        self.sidebar.setIconSize(QSize(20, 20))
+        self.sidebar.setFixedWidth(180)
+        self.sidebar.setFrameShape(QListWidget.Shape.NoFrame)
+        self.stack = QStackedWidget()
+        self.pages: dict[str, QWidget] = {}
+        for key, title, icon_name, widget in pages:
+            item = QListWidgetItem(icon(icon_name), title)
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            item.setSizeHint(QSize(160, 36))
+            self.sidebar.addItem(item)
+            scroll = QScrollArea()
+            scroll.setWidget(widget)
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            self.stack.addWidget(scroll)
+            self.pages[key] = widget
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.setCurrentRow(0)
+
+        self.banner = Banner()
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(12, 12, 12, 6)
+        column.addWidget(self.banner)
+        column.addWidget(self.stack, 1)
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.sidebar)
+        row.addWidget(content, 1)
+        self.setCentralWidget(central)
+
+        self.proxy_label = QLabel()
+        self.statusBar().addWidget(self.proxy_label, 1)
+        controller.phaseChanged.connect(self._on_phase)
+        message.global_bridge.shown.connect(self.show_message)
+        self._on_phase()
+        self._closing = False
+
+    def show_page(self, key: str) -> None:
+        for row in range(self.sidebar.count()):
+            if self.sidebar.item(row).data(Qt.ItemDataRole.UserRole) == key:
+                self.sidebar.setCurrentRow(row)
+                return
+        raise KeyError(key)
+
+    def current_page(self) -> str:
+        item = self.sidebar.currentItem()
+        return str(item.data(Qt.ItemDataRole.UserRole)) if item else ""
+
+    def show_message(self, level: str, text: str) -> None:
+        self.banner.show_message(level, text)
+
+    def bring_to_front(self) -> None:
+        self.show()
+        self.setWindowState(
+            self.windowState() & ~Qt.WindowState.WindowMinimized
+            | Qt.WindowState.WindowActive
+        )
+        self.raise_()
+        self.activateWindow()
+
+    def close_for_quit(self) -> None:
+        """Close for real (the app is quitting)."""
+        self._closing = True
+        self.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._closing:
+            event.accept()
+            return
+        event.ignore()
+        self.closeRequested.emit()
+
+    def _on_phase(self) -> None:
+        self.proxy_label.setText(proxy_line(self.controller)[1])
