@@ -1,0 +1,135 @@
+"""`lmbridge integrate [TOOL] [--write]`: point an AI tool at LM Bridge.
+
+Without --write it only prints: the protocol, the variables, the config
+fragment and the steps. With --write it shows the diff of the tool's config
+file, asks before writing (on a terminal, unless --yes), writes it with a
+timestamped backup of the old file and prints the backup's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from lmbridge import config, integrations
+from lmbridge.integrations import Integration, IntegrationError, ModelChoice
+
+
+def register(subparsers: Any) -> None:
+    """Add `integrate`."""
+    parser = subparsers.add_parser(
+        "integrate",
+        help="show (or write) the settings that point a tool at LM Bridge",
+        description="Show the environment variables and config that point a "
+        "tool at LM Bridge; --write merges them into the tool's config file.",
+    )
+    parser.add_argument(
+        "tool",
+        nargs="?",
+        choices=integrations.TOOL_IDS,
+        help="the tool; without it, list the tools",
+    )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="merge into the tool's config file (with a backup of the old one)",
+    )
+    parser.add_argument("--yes", "-y", action="store_true", help="write without asking")
+    parser.add_argument("--model", default="", help="the model the tool should use")
+    parser.add_argument("--opus", default="", help="Claude Code: model for opus")
+    parser.add_argument("--sonnet", default="", help="Claude Code: model for sonnet")
+    parser.add_argument("--haiku", default="", help="Claude Code: model for haiku")
+    parser.add_argument(
+        "--small-fast",
+        default="",
+        help="Claude Code: ANTHROPIC_SMALL_FAST_MODEL (default: --haiku)",
+    )
+    parser.add_argument(
+        "--home", type=Path, help="home directory holding the tool's config"
+    )
+    parser.set_defaults(run=run)
+
+
+def _choice(args: argparse.Namespace) -> ModelChoice:
+    return ModelChoice(
+        model=args.model,
+        opus=args.opus,
+        sonnet=args.sonnet,
+        haiku=args.haiku,
+        small_fast=args.small_fast,
+    )
+
+
+def render(integration: Integration) -> str:
+    """The text `lmbridge integrate TOOL` prints."""
+    out = [
+        f"{integration.name} — speaks {integration.protocol_name}",
+        f"base URL: {integration.base_url}",
+    ]
+    for snippet in integration.snippets:
+        out += ["", f"{snippet.title}:", textwrap.indent(snippet.text.rstrip(), "  ")]
+    if integration.steps:
+        out += ["", "Steps:"]
+        out += [f"  {n}. {step}" for n, step in enumerate(integration.steps, 1)]
+    if integration.writable:
+        out += [
+            "",
+            f"`lmbridge integrate {integration.id} --write` merges this into "
+            f"{integration.config_path}.",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def _list(settings: config.Settings) -> int:
+    for item in integrations.describe_all(settings):
+        writer = f"  (--write: {item.config_path})" if item.writable else ""
+        print(f"{item.id:14} {item.name:15} {item.protocol_name}{writer}")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run(args: argparse.Namespace, settings: config.Settings) -> int:
+    if args.tool is None:
+        return _list(settings)
+    choice = _choice(args)
+    try:
+        integration = integrations.describe(args.tool, settings, choice, home=args.home)
+        if not args.write:
+            sys.stdout.write(render(integration))
+            return 0
+        plan = integrations.plan_write(args.tool, settings, choice, home=args.home)
+        for note in plan.notes:
+            print(f"note: {note}")
+        if not plan.changed:
+            print(f"{plan.path} already points {integration.name} at LM Bridge")
+            return 0
+        sys.stdout.write(plan.diff())
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print(
+                    "lmbridge: not writing without confirmation; run on a "
+                    "terminal, or add --yes",
+                    file=sys.stderr,
+                )
+                return 1
+            if not _confirm(f"Write {plan.path}?"):
+                print("nothing written")
+                return 1
+        result = integrations.write(plan)
+    except IntegrationError as exc:
+        print(f"lmbridge: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {result.path}")
+    if result.backup is not None:
+        print(f"backup of the previous file: {result.backup}")
+    return 0

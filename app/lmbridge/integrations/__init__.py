@@ -1,0 +1,164 @@
+"""Pointing AI tools at LM Bridge: what to set, where, and a writer for files.
+
+The Integrations panel and `lmbridge integrate` use these functions only:
+
+    describe(tool, settings, choice) -> Integration   # env, snippets, steps
+    describe_all(settings, choice) -> list[Integration]
+    plan_write(tool, settings, choice) -> WritePlan    # old/new text, diff()
+    write(plan) -> WriteResult                         # backup + atomic write
+    build_test_request(tool, settings, choice) -> TestRequest
+
+Tools: claude-code (Anthropic Messages), codex (Responses), continue,
+void, cline and openai-sdk (Chat Completions), anthropic-sdk. Claude Code,
+Codex and Continue have config files LM Bridge can merge into; Void and
+Cline are set up in their own settings UI. `home` relocates the user's home
+directory (tests); by default the tools' own variables are honoured
+(CLAUDE_CONFIG_DIR, CODEX_HOME, CONTINUE_GLOBAL_DIR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from lmbridge import config
+from lmbridge.integrations import catalog, claude_code, codex, continue_dev, files
+from lmbridge.integrations.base import (
+    PROTOCOL_NAMES,
+    ClientProtocol,
+    Endpoint,
+    Integration,
+    IntegrationError,
+    ModelChoice,
+    Snippet,
+    WritePlan,
+    WriteResult,
+)
+from lmbridge.integrations.testrequest import TestRequest, build
+
+__all__ = [
+    "PROTOCOL_NAMES",
+    "TOOL_IDS",
+    "ClientProtocol",
+    "Endpoint",
+    "Integration",
+    "IntegrationError",
+    "ModelChoice",
+    "Snippet",
+    "TestRequest",
+    "WritePlan",
+    "WriteResult",
+    "build_test_request",
+    "describe",
+    "describe_all",
+    "plan_write",
+    "write",
+]
+
+_Describe = Callable[[Endpoint, ModelChoice, Path | None], Integration]
+_Plan = Callable[[Endpoint, ModelChoice, Path | None], WritePlan]
+
+_DESCRIBE: dict[str, _Describe] = {
+    claude_code.ID: claude_code.describe,
+    codex.ID: codex.describe,
+    continue_dev.ID: continue_dev.describe,
+    "void": lambda e, c, h: catalog.void(e, c),
+    "cline": lambda e, c, h: catalog.cline(e, c),
+    "openai-sdk": lambda e, c, h: catalog.openai_sdk(e, c),
+    "anthropic-sdk": lambda e, c, h: catalog.anthropic_sdk(e, c),
+}
+_PLAN: dict[str, _Plan] = {
+    claude_code.ID: claude_code.plan,
+    codex.ID: codex.plan,
+    continue_dev.ID: continue_dev.plan,
+}
+# The model each tool asks for when none is chosen (what it sends by itself).
+_DEFAULT_TEST_MODEL = {
+    claude_code.ID: "claude-sonnet-5-5",
+    "anthropic-sdk": "claude-sonnet-5-5",
+}
+
+TOOL_IDS: tuple[str, ...] = tuple(_DESCRIBE)
+
+
+def _check(tool: str) -> None:
+    if tool not in _DESCRIBE:
+        raise IntegrationError(f"unknown tool {tool!r}; known: {', '.join(TOOL_IDS)}")
+
+
+def describe(
+    tool: str,
+    settings: config.Settings,
+    choice: ModelChoice | None = None,
+    *,
+    home: Path | None = None,
+) -> Integration:
+    """How `tool` is pointed at the proxy that `settings` describe."""
+    _check(tool)
+    endpoint = Endpoint.from_settings(settings)
+    return _DESCRIBE[tool](endpoint, choice or ModelChoice(), home)
+
+
+def describe_all(
+    settings: config.Settings,
+    choice: ModelChoice | None = None,
+    *,
+    home: Path | None = None,
+) -> list[Integration]:
+    """Every tool, in the order the panel lists them."""
+    return [describe(tool, settings, choice, home=home) for tool in TOOL_IDS]
+
+
+def plan_write(
+    tool: str,
+    settings: config.Settings,
+    choice: ModelChoice | None = None,
+    *,
+    home: Path | None = None,
+) -> WritePlan:
+    """The merge of LM Bridge's settings into `tool`'s config file; nothing
+    is written. Raises IntegrationError for tools without a file, or a file
+    that cannot be merged (the message names it and why)."""
+    _check(tool)
+    if tool not in _PLAN:
+        raise IntegrationError(
+            f"{describe(tool, settings).name} is set up in its own settings; "
+            f"`lmbridge integrate {tool}` shows what to enter"
+        )
+    endpoint = Endpoint.from_settings(settings)
+    return _PLAN[tool](endpoint, choice or ModelChoice(), home)
+
+
+def write(plan: WritePlan) -> WriteResult:
+    """Write a plan, keeping a timestamped backup of the previous file."""
+    return files.write(plan)
+
+
+def build_test_request(
+    tool: str,
+    settings: config.Settings,
+    choice: ModelChoice | None = None,
+    *,
+    stream: bool = False,
+) -> TestRequest:
+    """A minimal real request in `tool`'s protocol, to send through the proxy.
+
+    The model is `choice.model` (for Claude Code its sonnet tier first), else
+    the name the tool asks for by itself where there is one; otherwise
+    IntegrationError asks for a model.
+    """
+    integration = describe(tool, settings, choice)
+    choice = choice or ModelChoice()
+    model = choice.model
+    if tool == claude_code.ID:
+        model = choice.sonnet or choice.model
+    model = model or _DEFAULT_TEST_MODEL.get(tool, "")
+    if not model:
+        raise IntegrationError(f"choose a model to test {integration.name} with")
+    return build(
+        integration.protocol,
+        model,
+        Endpoint.from_settings(settings),
+        tool=tool,
+        stream=stream,
+    )
