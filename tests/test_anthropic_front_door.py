@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import RunningProxy, settings_for, start_proxy
 from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
+from support import RunningProxy, settings_for, start_proxy
 from validators import parse_sse, validate_anthropic_stream
 
 TOOLS: list[dict[str, Any]] = [

@@ -10,7 +10,6 @@ import anthropic
 import openai
 import pytest
 
-from conftest import RunningProxy, start_proxy
 from fakes.azure_fixtures import *  # noqa: F403 - the pytest fixtures
 from fakes.azure_fixtures import FakeAz, foundry_settings
 from fakes.foundry import FakeFoundry
@@ -18,6 +17,7 @@ from fakes.memory_keyring import MemoryKeyring
 from lmbridge import config
 from lmbridge.auth.secrets import SECRETS
 from lmbridge.upstreams.azure_errors import retry_hint
+from support import RunningProxy, start_proxy
 
 MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "Hi"}]
 

@@ -13,13 +13,13 @@ import anthropic
 import openai
 import pytest
 
-from conftest import RunningProxy, start_proxy
 from fakes.azure_fixtures import *  # noqa: F403 - the pytest fixtures
 from fakes.azure_fixtures import FakeAz, foundry_settings
 from fakes.foundry import API_VERSION, FOUNDRY_AUDIENCE, OPENAI_AUDIENCE, FakeFoundry
 from fakes.openai_upstream import Script, ToolCallScript
 from lmbridge import config
 from lmbridge.upstreams.azure import AzureFoundryUpstream, azure_route
+from support import RunningProxy, start_proxy
 
 MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "Hi"}]
 WEATHER_TOOL = {

@@ -14,7 +14,6 @@ from azure.identity import AuthenticationRecord
 from keyring.backend import KeyringBackend
 from keyring.compat import properties
 
-from conftest import RunningProxy, start_proxy
 from fakes.azure_fixtures import *  # noqa: F403 - the pytest fixtures
 from fakes.azure_fixtures import foundry_settings
 from fakes.foundry import FakeFoundry
@@ -22,6 +21,7 @@ from fakes.memory_keyring import MemoryKeyring
 from lmbridge import config
 from lmbridge.auth.browser import BrowserSignIn
 from lmbridge.auth.secrets import SECRETS, keyring_status
+from support import RunningProxy, start_proxy
 
 
 @contextlib.asynccontextmanager

@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conftest import RunningProxy, settings_for, start_proxy
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge.server import chat_api
+from support import RunningProxy, settings_for, start_proxy
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conftest import RunningProxy
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
+from support import RunningProxy
 
 
 @pytest.fixture
@@ -469,7 +469,7 @@ async def test_delete_message_by_index(
 async def test_store_survives_a_proxy_restart(
     fake_upstream: FakeOpenAIUpstream, http: aiohttp.ClientSession
 ) -> None:
-    from conftest import settings_for, start_proxy
+    from support import settings_for, start_proxy
 
     running = await start_proxy(settings_for(fake_upstream.url))
     try:
@@ -491,7 +491,7 @@ async def test_store_survives_a_proxy_restart(
 async def test_stopping_the_proxy_mid_reply_keeps_the_user_message(
     fake_upstream: FakeOpenAIUpstream, http: aiohttp.ClientSession
 ) -> None:
-    from conftest import settings_for, start_proxy
+    from support import settings_for, start_proxy
 
     running = await start_proxy(settings_for(fake_upstream.url))
     await create(http, running, "c")
@@ -517,7 +517,7 @@ async def test_a_database_that_cannot_open_fails_the_store_not_the_proxy(
     lmbridge_home: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from conftest import settings_for, start_proxy
+    from support import settings_for, start_proxy
 
     data = lmbridge_home / "data"
     data.mkdir()

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import openai
 import pytest
 
-from conftest import RunningProxy, start_proxy
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge import config
+from support import RunningProxy, start_proxy
 
 
 @pytest.fixture

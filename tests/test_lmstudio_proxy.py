@@ -12,10 +12,10 @@ import anthropic
 import openai
 import pytest
 
-from conftest import RunningProxy, start_proxy
 from fakes.lmstudio_fixtures import dead_address, eventually
 from fakes.lmstudio_server import FakeLMStudio
 from lmbridge import config
+from support import RunningProxy, start_proxy
 
 QWEN = "qwen/qwen3-coder-30b"
 GEMMA = "google/gemma-3-4b"

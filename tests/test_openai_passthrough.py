@@ -11,8 +11,8 @@ import aiohttp
 import openai
 import pytest
 
-from conftest import RunningProxy, settings_for, start_proxy
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
+from support import RunningProxy, settings_for, start_proxy
 
 
 def client(proxy: RunningProxy) -> openai.AsyncOpenAI:

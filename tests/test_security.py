@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conftest import RunningProxy, settings_for, start_proxy
 from fakes.openai_upstream import FakeOpenAIUpstream
 from lmbridge import config
+from support import RunningProxy, settings_for, start_proxy
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -7,10 +7,10 @@ from typing import Any
 import anthropic
 import pytest
 
-from conftest import RunningProxy, settings_for, start_proxy
 from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
 from lmbridge.core.sessions import SessionSettings
 from lmbridge.server.state import STATE
+from support import RunningProxy, settings_for, start_proxy
 
 TOOLS: list[dict[str, Any]] = [
     {"name": "bash", "description": "run", "input_schema": {"type": "object"}},

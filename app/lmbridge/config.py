@@ -77,6 +77,8 @@ class UpstreamSettings(
     # can take minutes) and between chunks; None waits indefinitely.
     first_byte_timeout: float | None = None
     idle_timeout: float | None = None
+    # Requests sent to this upstream at once; more wait their turn (queue).
+    max_concurrent: int | None = None
     # kind = "azure-foundry" only (README "Azure AI Foundry"):
     # the resource name ("my-foundry" of my-foundry.services.ai.azure.com).
     resource: str = ""

@@ -219,6 +219,20 @@ async def _relay(
         return web.Response(
             status=err.status, body=err.upstream_body, content_type="application/json"
         )
+    try:
+        return await _relay_answer(request, door, req, upstream, resp, record)
+    finally:
+        upstream.release(resp)
+
+
+async def _relay_answer(
+    request: web.Request,
+    door: FrontDoor,
+    req: ir.Request,
+    upstream: HttpUpstream,
+    resp: aiohttp.ClientResponse,
+    record: RequestRecord,
+) -> web.StreamResponse:
     record.status = resp.status
     if not req.stream:
         async with resp:

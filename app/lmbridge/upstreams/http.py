@@ -65,6 +65,9 @@ class HttpUpstream:
         )
         self._session: aiohttp.ClientSession | None = None
         self._models_cache: tuple[float, list[str]] | None = None
+        limit = settings.max_concurrent
+        self._slots = asyncio.Semaphore(limit) if limit else None
+        self._leases: set[aiohttp.ClientResponse] = set()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -139,6 +142,49 @@ class HttpUpstream:
         send = {"Content-Type": "application/json", **auth}
         if headers:
             send.update(headers)
+        await self._acquire(record)
+        try:
+            resp = await self._post_once(path, body, send, codec, record)
+        except BaseException:
+            self._release_slot()
+            raise
+        if self._slots is not None:
+            self._leases.add(resp)
+        return resp
+
+    async def _acquire(self, record: RequestRecord | None) -> None:
+        """Wait for a free slot when max_concurrent is set (a FIFO queue)."""
+        if self._slots is None:
+            return
+        if self._slots.locked() and record is not None:
+            started = time.monotonic()
+            await self._slots.acquire()
+            record.notes.append(
+                f"queued {time.monotonic() - started:.2f}s for {self.name}"
+                f" (max_concurrent = {self.settings.max_concurrent})"
+            )
+            return
+        await self._slots.acquire()
+
+    def _release_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    def release(self, resp: aiohttp.ClientResponse) -> None:
+        """Done with `resp`: close it and free its slot (idempotent)."""
+        resp.close()
+        if resp in self._leases:
+            self._leases.discard(resp)
+            self._release_slot()
+
+    async def _post_once(
+        self,
+        path: str,
+        body: bytes,
+        send: dict[str, str],
+        codec: UpstreamCodec,
+        record: RequestRecord | None,
+    ) -> aiohttp.ClientResponse:
         try:
             timeout = self.settings.first_byte_timeout
             async with asyncio.timeout(timeout):
@@ -195,7 +241,7 @@ class HttpUpstream:
                     ) from None
                 yield chunk
         finally:
-            resp.close()
+            self.release(resp)
 
     async def open_events(
         self, req: ir.Request, record: RequestRecord
