@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from lmbridge import __version__, config
+from lmbridge import __version__, config, logs
 from lmbridge.core.events import REQUEST_FINISHED, EventBus
 
 log = logging.getLogger("lmbridge")
@@ -32,6 +32,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lmbridge.cli_models",
     "lmbridge.cli_chats",
     "lmbridge.cli_azure",
+    "lmbridge.cli_integrate",
+    "lmbridge.cli_desktop",
 )
 
 
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"lmbridge: configuration error: {exc}", file=sys.stderr)
         return 2
+    logs.setup_for_command(settings)
     command = args.command
     if command is None:
         if has_display():
