@@ -512,3 +512,34 @@ async def test_any_body_gets_answer_or_anthropic_400(
         assert payload["error"]["type"] == "invalid_request_error"
     else:
         assert payload["type"] == "message"
+
+
+async def test_usage_is_estimated_when_the_upstream_sends_none(
+    claude_proxy: RunningProxy, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    fake_upstream.script = Script(
+        text="one two three STOP four", prompt_tokens=0, completion_tokens=0
+    )
+    events = await raw_stream(
+        claude_proxy,
+        {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 100,
+            "messages": HELLO,
+            "system": "Be brief. " * 40,
+        },
+    )
+    start = events[0][1]["message"]["usage"]["input_tokens"]
+    assert start > 40
+    delta = next(d for n, d in events if n == "message_delta")
+    assert delta["usage"]["output_tokens"] > 0
+    async with async_client(claude_proxy) as client:
+        message = await client.messages.create(
+            model="claude-sonnet-4-6",
+            max_tokens=100,
+            stop_sequences=["STOP"],
+            messages=HELLO,  # type: ignore[arg-type]
+        )
+    assert message.stop_reason == "stop_sequence"
+    assert message.usage.output_tokens > 0
+    assert message.usage.input_tokens > 0

@@ -25,6 +25,7 @@ from lmbridge.protocols.openai_responses.relay import RelayedStream
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.protocols.stops import StopSequenceFilter
 from lmbridge.protocols.toolrepair import ToolCallRepair
+from lmbridge.protocols.usage import UsageFilter
 from lmbridge.server.state import STATE, ProxyState
 from lmbridge.server.streaming import with_pings
 from lmbridge.upstreams.http import HttpUpstream
@@ -429,8 +430,7 @@ async def open_stream(
     else:
         stream = await _open_turn(turn, resolved, record)
     record.status = 200
-    filters = event_filters(req)
-    return _filtered(stream, filters) if filters else stream
+    return _filtered(stream, event_filters(req))
 
 
 async def _open_turn(
@@ -490,6 +490,8 @@ def event_filters(req: ir.Request) -> list[EventFilter]:
     if req.tools:
         # After the stop filter, so text cut at a stop still becomes a call.
         filters.append(ToolCallRepair.for_request(req))
+    # Last, so it sees the Finish a stop sequence makes and the final text.
+    filters.append(UsageFilter(req))
     return filters
 
 
