@@ -17,7 +17,7 @@ from lmbridge.gui.prefs import Prefs
 
 
 async def eventually(
-    condition: Callable[[], object], timeout: float = 5.0, what: str = "condition"
+    condition: Callable[[], object], timeout: float = 15.0, what: str = "condition"
 ) -> None:
     """Await until `condition()` is truthy (Qt keeps processing events)."""
     deadline = time.monotonic() + timeout
@@ -28,7 +28,11 @@ async def eventually(
 
 
 def app_settings(
-    lm: FakeLMStudio | None, upstream: FakeOpenAIUpstream | None
+    lm: FakeLMStudio | None,
+    upstream: FakeOpenAIUpstream | None,
+    *,
+    cloud_api: str = "",
+    extra: str = "",
 ) -> config.Settings:
     """A local LM Studio upstream and an OpenAI-compatible one, with routes."""
     parts = ["[server]\nport = 0\n"]
@@ -45,6 +49,7 @@ base_url = "{lm.base_url}"
 name = "cloud"
 kind = "openai"
 base_url = "{upstream.url}"
+{f'api = "{cloud_api}"' if cloud_api else ""}
 
 [[route]]
 model = "claude-*"
@@ -56,6 +61,7 @@ model = "gpt-*"
 upstream = "cloud"
 target = "fake-model"
 """)
+    parts.append(extra)
     parts.append("""
 [lmstudio]
 min_context = 8192

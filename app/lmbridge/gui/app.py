@@ -26,7 +26,9 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from lmbridge import config
 from lmbridge.gui import message
 from lmbridge.gui.azure_accounts import AzureAccounts
+from lmbridge.gui.azure_panel import AzurePanel
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.conversations_panel import ConversationsPanel
 from lmbridge.gui.health import UpstreamHealth
 from lmbridge.gui.icons import app_icon
 from lmbridge.gui.lmstudio_models import ModelsManager
@@ -35,6 +37,8 @@ from lmbridge.gui.notifications import Notifier
 from lmbridge.gui.overview import OverviewPanel
 from lmbridge.gui.prefs import Prefs
 from lmbridge.gui.requests_log import RequestLog
+from lmbridge.gui.requests_panel import RequestsPanel
+from lmbridge.gui.sessions_panel import SessionsPanel
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.tray import TrayIcon
 from lmbridge.gui.window import MainWindow, Page
@@ -102,6 +106,15 @@ class LMBridgeApp(QObject):
                 OverviewPanel(c, self.log, self.health, self.azure),
             ),
             ("models", "Models", "models", ModelsPanel(c, self.models)),
+            ("requests", "Requests", "requests", RequestsPanel(c, self.log)),
+            ("sessions", "Sessions", "sessions", SessionsPanel(c, self.log)),
+            (
+                "conversations",
+                "Conversations",
+                "conversations",
+                ConversationsPanel(c),
+            ),
+            ("azure", "Azure", "azure", AzurePanel(self.azure)),
         ]
 
     def page(self, key: str) -> object:

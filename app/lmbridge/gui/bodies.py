@@ -107,7 +107,11 @@ def curl_command(
         if name in sent:
             lines.append(f"-H {shlex.quote(f'{name}: {sent[name]}')}")
     data = _parse_json(body)
-    compact = json.dumps(_redact_json(data)) if data is not None else redact(body)
+    compact = (
+        json.dumps(_redact_json(data), ensure_ascii=False)
+        if data is not None
+        else redact(body)
+    )
     lines.append(f"--data-binary {shlex.quote(compact)}")
     return " \\\n  ".join(lines)
 

@@ -135,6 +135,8 @@ class RequestTableModel(QAbstractTableModel):
         "Tokens in/out",
     )
 
+    flushed = Signal()
+
     def __init__(self, log: RequestLog, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.log = log
@@ -178,6 +180,7 @@ class RequestTableModel(QAbstractTableModel):
                     self.index(min(rows), 0),
                     self.index(max(rows), len(self.COLUMNS) - 1),
                 )
+        self.flushed.emit()
 
     # -- QAbstractTableModel ------------------------------------------------
 

@@ -105,7 +105,7 @@ class Banner(QFrame):
         self,
         level: str,
         text: str,
-        actions: list[tuple[str, Callable[[], None]]] | None = None,
+        actions: list[tuple[str, Callable[[], object]]] | None = None,
     ) -> None:
         """Show `text`; each action is a button that also dismisses the banner."""
         self.level = level
@@ -138,7 +138,7 @@ class ConfirmBar(Banner):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, closable=False)
 
-    def ask(self, text: str, confirm: str, on_confirm: Callable[[], None]) -> None:
+    def ask(self, text: str, confirm: str, on_confirm: Callable[[], object]) -> None:
         self.show_message("warning", text, [(confirm, on_confirm), ("Cancel", _noop)])
 
     def confirm_button(self) -> QPushButton:

@@ -1,0 +1,203 @@
+"""Conversations: the chats stored by the chat API, their messages, delete."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+)
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QListView,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lmbridge.core import errors
+from lmbridge.gui import message
+from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.tasks import Tasks
+from lmbridge.gui.widgets import ConfirmBar, button, hint_label, title_label
+from lmbridge.store.conversations import Chat, ChatSummary, ConversationStore
+
+Index = QModelIndex | QPersistentModelIndex
+LISTING = "Listing the conversations"
+
+
+class ChatListModel(QAbstractListModel):
+    """Stored chats, most recently updated first."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.chats: list[ChatSummary] = []
+
+    def set_chats(self, chats: list[ChatSummary]) -> None:
+        self.beginResetModel()
+        self.chats = chats
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.chats)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.chats):
+            return None
+        chat = self.chats[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{chat.name}\n{chat.model}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{chat.name} — model {chat.model}"
+        if role == Qt.ItemDataRole.UserRole:
+            return chat.name
+        return None
+
+
+def chat_html(chat: Chat, palette: QPalette) -> str:
+    """The messages of `chat` as simple HTML, in the palette's colours."""
+    muted = palette.color(QPalette.ColorRole.PlaceholderText).name()
+    accent = palette.color(QPalette.ColorRole.Highlight).name()
+    parts = [
+        f"<h3>{escape(chat.name)}</h3>",
+        f'<p style="color:{muted}">model {escape(chat.model)} · '
+        f"{len(chat.messages)} message(s) · updated {escape(chat.updated_at)}</p>",
+    ]
+    if not chat.messages:
+        parts.append(f'<p style="color:{muted}">No messages yet.</p>')
+    for m in chat.messages:
+        colour = accent if m.role == "assistant" else muted
+        note = ""
+        if m.incomplete:
+            why = escape(m.error or "")
+            note = f' <span style="color:{muted}">(incomplete: {why})</span>'
+        text = escape(m.content).replace("\n", "<br>")
+        parts.append(
+            f'<p><b style="color:{colour}">{escape(m.role)}</b>{note}<br>{text}</p>'
+        )
+    return "\n".join(parts)
+
+
+class ConversationsPanel(QWidget):
+    """The Conversations page."""
+
+    def __init__(self, controller: ProxyController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.tasks = Tasks("conversations")
+        self.model = ChatListModel(self)
+        self.list = QListView()
+        self.list.setModel(self.model)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setAlternatingRowColors(True)
+        self.viewer = QTextBrowser()
+        self.viewer.setOpenLinks(False)
+        self.chat: Chat | None = None
+        self.status = hint_label()
+        self.refresh_button = button("Refresh", "refresh")
+        self.delete_button = button("Delete", "trash", "Delete the selected chat")
+        self.refresh_button.clicked.connect(self.refresh)
+        self.delete_button.clicked.connect(self.confirm_delete)
+        self.confirm = ConfirmBar()
+        top = QHBoxLayout()
+        top.addWidget(self.status, 1)
+        top.addWidget(self.refresh_button)
+        top.addWidget(self.delete_button)
+        splitter = QSplitter()
+        splitter.addWidget(self.list)
+        splitter.addWidget(self.viewer)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 3)
+        layout = QVBoxLayout(self)
+        layout.addWidget(title_label("Conversations"))
+        layout.addLayout(top)
+        layout.addWidget(self.confirm)
+        layout.addWidget(splitter, 1)
+        self.list.selectionModel().currentChanged.connect(self._on_current)
+        controller.phaseChanged.connect(self.refresh)
+        controller.requestFinished.connect(self._on_request)
+        self.refresh()
+
+    def store(self) -> ConversationStore:
+        state = self.controller.state
+        if state is None or state.db is None:
+            raise errors.UpstreamUnavailable(
+                "the proxy is stopped — start it on the Overview page to see the "
+                "stored conversations"
+            )
+        return ConversationStore(state.db)
+
+    def _on_request(self, record: object) -> None:
+        if getattr(record, "path", "").startswith("/chat"):
+            self.refresh()
+
+    def refresh(self) -> None:
+        if self.controller.state is None:
+            self.model.set_chats([])
+            self.show_chat(None)
+            self.status.setText("Start the proxy to see the stored conversations.")
+            self.delete_button.setEnabled(False)
+            return
+        if not self.tasks.running(LISTING):
+            self.tasks.start(self._refresh(), what=LISTING)
+
+    async def _refresh(self) -> None:
+        chats = await self.store().list_chats()
+        current = self.chat.name if self.chat else None
+        self.model.set_chats(chats)
+        self.status.setText(
+            f"{len(chats)} stored chat(s)"
+            if chats
+            else "No stored chats. The chat API (POST /chats, /chat) keeps them here."
+        )
+        names = [c.name for c in chats]
+        if current in names:
+            self.select(current)
+        else:
+            self.show_chat(None)
+
+    def select(self, name: str) -> None:
+        for row, chat in enumerate(self.model.chats):
+            if chat.name == name:
+                self.list.setCurrentIndex(self.model.index(row))
+                return
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        name = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None
+        if isinstance(name, str):
+            self.tasks.start(self._open(name), what=f"Opening chat {name}")
+
+    async def _open(self, name: str) -> None:
+        self.show_chat(await self.store().get_chat(name))
+
+    def show_chat(self, chat: Chat | None) -> None:
+        self.chat = chat
+        self.delete_button.setEnabled(chat is not None)
+        if chat is None:
+            self.viewer.setHtml("")
+            return
+        self.viewer.setHtml(chat_html(chat, self.palette()))
+
+    def confirm_delete(self) -> None:
+        chat = self.chat
+        if chat is None:
+            return
+        self.confirm.ask(
+            f"Delete chat “{chat.name}” and its {len(chat.messages)} message(s)?",
+            "Delete",
+            lambda: self.tasks.start(self._delete(chat.name), what="Deleting the chat"),
+        )
+
+    async def _delete(self, name: str) -> None:
+        await self.store().delete_chat(name)
+        message.info(f"Deleted chat {name}")
+        self.show_chat(None)
+        await self._refresh()

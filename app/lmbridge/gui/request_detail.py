@@ -1,0 +1,243 @@
+"""The request log's detail pane: bodies, timings, Copy as curl, Replay.
+
+Bodies are shown redacted and pretty-printed; a streamed answer both as the
+assembled text and as the raw events. Replay sends the same request through
+the proxy again (`apiclient.ProxyClient`), so it appears in the log too.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QRadioButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lmbridge.apiclient import ProxyClient, Reply, is_stream
+from lmbridge.core.events import RequestRecord
+from lmbridge.gui import bodies, message
+from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.requests_log import duration, route_text, status_text
+from lmbridge.gui.tasks import Tasks
+from lmbridge.gui.widgets import button, copy_text, hint_label, mono_font
+
+REPLAYABLE = ("openai", "anthropic", "responses")
+
+
+def size(n: int) -> str:
+    return f"{n:,} B" if n < 1024 else f"{n / 1024:,.1f} KB"
+
+
+def timings_text(record: RequestRecord) -> str:
+    """The Timings tab: when each step happened and what it cost."""
+    received = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.received))
+    rows = [
+        ("Received", received),
+        ("Connected", _offset(record.upstream_connected)),
+        ("First token", _offset(record.first_token)),
+        ("Done", _offset(record.done)),
+        ("Tokens", f"in {record.tokens_in:,} · out {record.tokens_out:,}"),
+        (
+            "Bytes",
+            f"in {size(record.bytes_in)} · out {size(record.bytes_out)} · "
+            f"upstream {size(record.upstream_bytes)}",
+        ),
+        ("Route", f"{record.route or '—'} → {route_text(record)}"),
+        ("Upstream API", record.upstream_api or "—"),
+        ("Client", record.client or "—"),
+        ("Session", record.session_key or "—"),
+    ]
+    rows += [("Note", note) for note in record.notes]
+    if record.error:
+        rows.append(("Error", record.error))
+    width = max(len(label) for label, _v in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def _offset(seconds: float | None) -> str:
+    return "—" if seconds is None else f"+{duration(seconds)}"
+
+
+def request_truncated(record: RequestRecord) -> bool:
+    return record.bytes_in > len(record.request_body.encode())
+
+
+class RequestDetail(QWidget):
+    """Everything about one request."""
+
+    def __init__(self, controller: ProxyController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.tasks = Tasks("request-detail")
+        self.record: RequestRecord | None = None
+        self.last_reply: Reply | None = None
+
+        self.header = QLabel("Select a request to see its details.")
+        self.header.setWordWrap(True)
+        self.request_text = self._text_view()
+        self.response_text = self._text_view()
+        self.timings = self._text_view()
+        self.assembled = QRadioButton("Assembled text")
+        self.raw = QRadioButton("Raw events")
+        self.assembled.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.assembled)
+        group.addButton(self.raw)
+        self.assembled.toggled.connect(self._show_response)
+        response_page = QWidget()
+        response_layout = QVBoxLayout(response_page)
+        response_layout.setContentsMargins(0, 4, 0, 0)
+        self.stream_switch = QWidget()
+        switch = QHBoxLayout(self.stream_switch)
+        switch.setContentsMargins(0, 0, 0, 0)
+        switch.addWidget(self.assembled)
+        switch.addWidget(self.raw)
+        switch.addStretch(1)
+        response_layout.addWidget(self.stream_switch)
+        response_layout.addWidget(self.response_text)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.request_text, "Request")
+        self.tabs.addTab(response_page, "Response")
+        self.tabs.addTab(self.timings, "Timings")
+
+        self.curl_button = button("Copy as curl", "copy")
+        self.replay_button = button("Replay", "send", "Send it through the proxy again")
+        self.curl_button.clicked.connect(self.copy_curl)
+        self.replay_button.clicked.connect(self.replay)
+        self.reply_label = hint_label()
+        actions = QHBoxLayout()
+        actions.addWidget(self.curl_button)
+        actions.addWidget(self.replay_button)
+        actions.addWidget(self.reply_label, 1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.header)
+        layout.addWidget(self.tabs, 1)
+        layout.addLayout(actions)
+        self.show_record(None)
+
+    @staticmethod
+    def _text_view() -> QPlainTextEdit:
+        view = QPlainTextEdit()
+        view.setReadOnly(True)
+        view.setFont(mono_font())
+        view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        return view
+
+    def show_record(self, record: RequestRecord | None) -> None:
+        """Show `record` (None: nothing selected); call again as it changes."""
+        self.record = record
+        enabled = record is not None
+        self.tabs.setEnabled(enabled)
+        self.curl_button.setEnabled(enabled and bool(record and record.request_body))
+        self.replay_button.setEnabled(enabled and self._replayable())
+        if record is None:
+            self.header.setText("Select a request to see its details.")
+            for view in (self.request_text, self.response_text, self.timings):
+                view.setPlainText("")
+            self.stream_switch.hide()
+            return
+        self.header.setText(
+            f"<b>POST {record.path or '—'}</b> · {record.protocol} · "
+            f"{status_text(record)} · {route_text(record)}"
+        )
+        if record.request_body:
+            text = bodies.pretty(record.request_body)
+            if request_truncated(record):
+                text += "\n\n[the body was longer; only the start is kept]"
+        else:
+            text = "[the request body was not captured]"
+        self._set_text(self.request_text, text)
+        self.stream_switch.setVisible(is_stream(record.response_body))
+        self._show_response()
+        self._set_text(self.timings, timings_text(record))
+
+    @staticmethod
+    def _set_text(view: QPlainTextEdit, text: str) -> None:
+        if view.toPlainText() != text:
+            view.setPlainText(text)
+
+    def _show_response(self) -> None:
+        record = self.record
+        if record is None:
+            return
+        body = record.response_body
+        if not body:
+            text = (
+                "[no answer yet]"
+                if record.done is None
+                else "[the response body was not captured]"
+            )
+        elif is_stream(body) and self.assembled.isChecked():
+            assembled = bodies.assembled_text(
+                record.protocol, record.request_body, body
+            )
+            text = assembled if assembled is not None else bodies.raw_events(body)
+        elif is_stream(body):
+            text = bodies.raw_events(body)
+        else:
+            text = bodies.pretty(body)
+        if record.response_truncated:
+            text += "\n\n[the answer was longer; only the start is kept]"
+        self._set_text(self.response_text, text)
+
+    def _replayable(self) -> bool:
+        record = self.record
+        return (
+            record is not None
+            and record.protocol in REPLAYABLE
+            and bool(record.request_body)
+            and not request_truncated(record)
+        )
+
+    def curl(self) -> str:
+        record = self.record
+        if record is None:
+            return ""
+        return bodies.curl_command(
+            self.controller.url,
+            record.path,
+            record.request_body,
+            record.request_headers,
+        )
+
+    def copy_curl(self) -> None:
+        copy_text(self.curl())
+        message.info("Copied the request as a curl command")
+
+    def replay(self) -> None:
+        record = self.record
+        if record is None or not self._replayable():
+            return
+        self.replay_button.setEnabled(False)
+        self.reply_label.setText("Replaying…")
+        self.tasks.start(self._replay(record), what="Replaying the request")
+
+    async def _replay(self, record: RequestRecord) -> None:
+        client = ProxyClient(self.controller.url)
+        try:
+            reply = await client.send(
+                record.protocol,
+                record.path,
+                record.request_body.encode(),
+                bodies.replay_headers(record.request_headers),
+                user_agent="lmbridge-replay",
+            )
+        finally:
+            self.replay_button.setEnabled(self._replayable())
+        self.last_reply = reply
+        summary = reply.text.replace("\n", " ")[:160]
+        self.reply_label.setText(
+            f"Replay: {reply.status or 'no answer'} in {duration(reply.elapsed)} — "
+            f"{summary}"
+        )
+        if not reply.ok:
+            message.error(f"Replay failed: {reply.text}")

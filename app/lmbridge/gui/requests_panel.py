@@ -1,0 +1,135 @@
+"""Requests: the live table with a filter and Pause, and the detail pane."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lmbridge.core.events import RequestRecord
+from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.request_detail import RequestDetail
+from lmbridge.gui.requests_log import (
+    RECORD_ROLE,
+    SORT_ROLE,
+    RequestLog,
+    RequestTableModel,
+)
+from lmbridge.gui.widgets import button, hint_label, title_label
+
+
+class RequestsPanel(QWidget):
+    """The Requests page."""
+
+    def __init__(
+        self,
+        controller: ProxyController,
+        log: RequestLog,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.log = log
+        self.model = RequestTableModel(log, self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setSortRole(SORT_ROLE)
+
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter: model, client, upstream, status…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.pause_button = button("Pause", "pause", "Stop adding new requests")
+        self.pause_button.setCheckable(True)
+        self.pause_button.toggled.connect(self.set_paused)
+        self.count = QLabel()
+        toolbar = QHBoxLayout()
+        toolbar.addWidget(self.filter, 1)
+        toolbar.addWidget(self.pause_button)
+        toolbar.addWidget(self.count)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSortingEnabled(False)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((0, 70), (1, 130), (2, 120), (4, 80), (5, 70), (6, 70)):
+            self.table.setColumnWidth(column, width)
+        self.detail = RequestDetail(controller)
+        self.tasks = self.detail.tasks
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.detail)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(title_label("Requests"))
+        layout.addLayout(toolbar)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(
+            hint_label(
+                f"The last {log.limit:,} requests are kept in memory. Bodies are "
+                "size-capped and secrets are redacted."
+            )
+        )
+
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.model.rowsAboutToBeInserted.connect(self._remember_scroll)
+        self.model.rowsInserted.connect(self._follow)
+        self.model.dataChanged.connect(self._refresh_detail)
+        self.model.flushed.connect(self._update_count)
+        self._at_bottom = True
+        self._update_count()
+
+    def set_paused(self, paused: bool) -> None:
+        self.model.set_paused(paused)
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self._update_count()
+
+    def selected(self) -> RequestRecord | None:
+        index = self.table.selectionModel().currentIndex()
+        record = index.data(RECORD_ROLE) if index.isValid() else None
+        return record if isinstance(record, RequestRecord) else None
+
+    def select_row(self, row: int) -> None:
+        self.table.selectRow(row)
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.detail.show_record(self.selected())
+
+    def _refresh_detail(self) -> None:
+        record = self.selected()
+        if record is not None and record is self.detail.record:
+            self.detail.show_record(record)
+
+    def _remember_scroll(self) -> None:
+        bar = self.table.verticalScrollBar()
+        self._at_bottom = bar.value() >= bar.maximum() - 2
+
+    def _follow(self) -> None:
+        if self._at_bottom:
+            self.table.scrollToBottom()
+
+    def _update_count(self) -> None:
+        waiting = len(self.log.pending) if self.log.paused else 0
+        text = f"{len(self.log.rows):,} requests"
+        if waiting:
+            text += f" · {waiting:,} waiting"
+        self.count.setText(text)

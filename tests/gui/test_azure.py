@@ -1,0 +1,100 @@
+"""Azure: sign in with the fake az (device code), account details, token
+expiry, Test connection against the fake Foundry, sign out, cancel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakes.azure_fixtures import FakeAz, fake_az, fake_foundry, foundry_settings
+from fakes.foundry import FakeFoundry
+from gui.helpers import close_app, eventually, make_app
+from lmbridge.gui.app import LMBridgeApp
+from lmbridge.gui.azure_panel import AzurePanel
+
+__all__ = ["fake_az", "fake_foundry"]
+
+
+@pytest.fixture
+async def azure_app(
+    fake_az: FakeAz, fake_foundry: FakeFoundry, tmp_path: Path
+) -> AsyncIterator[LMBridgeApp]:
+    fake_az.update(logged_in=False)
+    app = await make_app(foundry_settings(fake_foundry), tmp_path)
+    yield app
+    await close_app(app)
+
+
+def azure_page(app: LMBridgeApp) -> AzurePanel:
+    panel = app.page("azure")
+    assert isinstance(panel, AzurePanel)
+    app.window.show_page("azure")
+    return panel
+
+
+async def test_sign_in_with_device_code_then_test_and_sign_out(
+    azure_app: LMBridgeApp, fake_az: FakeAz, messages: list[Any]
+) -> None:
+    panel = azure_page(azure_app)
+    await eventually(lambda: panel.current() and panel.current().checked)  # type: ignore[union-attr]
+    assert panel.status.kind == "warning"
+    assert "not signed in" in panel.status.plain
+    assert panel.auth.text() == "Azure CLI (az login)"
+    assert panel.no_upstream.isHidden()
+
+    panel.device_code.setChecked(True)
+    panel.sign_in_button.click()
+    assert not panel.progress.isHidden()
+    await eventually(lambda: "FAKE-CODE1" in panel.instructions.text(), what="the code")
+    await eventually(lambda: panel.account.text() == "dev@contoso.example")
+    assert fake_az.calls("login", "--output", "json", "--use-device-code")
+    assert panel.tenant.text() == "72f988bf-0000-4000-8000-00000000c0de"
+    assert panel.subscription.text().startswith("Contoso Dev")
+    assert panel.status.kind == "ok"
+    await eventually(lambda: panel.progress.isHidden())
+    assert panel.instructions.isHidden()
+
+    panel.test_button.click()
+    await eventually(lambda: any("connection works" in t for _l, t in messages))
+    assert panel.expiry.text().startswith("in ")  # a token from az, ~60 min
+    assert fake_az.token_calls() == 1
+    overview = azure_app.page("overview")
+    assert any(
+        "signed in as dev@contoso.example" in d.plain
+        for d in overview.upstream_dots.values()
+    )  # type: ignore[attr-defined]
+
+    panel.sign_out_button.click()
+    await eventually(lambda: panel.account.text() == "—", what="the sign-out")
+    assert fake_az.calls("logout")
+    assert not fake_az.state()["logged_in"]
+
+
+async def test_cancel_a_slow_sign_in(
+    azure_app: LMBridgeApp, fake_az: FakeAz, messages: list[Any]
+) -> None:
+    panel = azure_page(azure_app)
+    await eventually(lambda: panel.current() and panel.current().checked)  # type: ignore[union-attr]
+    fake_az.update(delay=5.0)
+    panel.sign_in_button.click()
+    await eventually(lambda: fake_az.calls("login"), what="az login to start")
+    panel.progress.cancel_button.click()
+    await eventually(lambda: not panel.tasks.running())
+    assert panel.progress.isHidden()
+    assert panel.sign_in_button.isEnabled()
+    assert ("info", "Azure sign-in cancelled") in messages
+
+
+async def test_failed_sign_in_names_the_fix(
+    azure_app: LMBridgeApp, fake_az: FakeAz, messages: list[Any]
+) -> None:
+    panel = azure_page(azure_app)
+    await eventually(lambda: panel.current() and panel.current().checked)  # type: ignore[union-attr]
+    fake_az.update(login_fails="AADSTS50076: multi-factor authentication required")
+    panel.sign_in_button.click()
+    await eventually(lambda: messages and messages[-1][0] == "error")
+    assert "az login" in messages[-1][1] and "AADSTS50076" in messages[-1][1]
+    assert panel.progress.isHidden()

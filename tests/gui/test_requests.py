@@ -1,0 +1,174 @@
+"""Requests: a real request through the proxy appears live with the right
+columns; the detail pane, filter, pause, Copy as curl and Replay."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import anthropic
+
+from fakes.openai_upstream import FakeOpenAIUpstream
+from gui.helpers import eventually
+from lmbridge.gui.app import LMBridgeApp
+from lmbridge.gui.requests_panel import RequestsPanel
+
+
+def requests_page(app: LMBridgeApp) -> RequestsPanel:
+    panel = app.page("requests")
+    assert isinstance(panel, RequestsPanel)
+    app.window.show_page("requests")
+    return panel
+
+
+def row_texts(panel: RequestsPanel, row: int) -> list[str]:
+    model = panel.proxy
+    return [str(model.index(row, c).data()) for c in range(model.columnCount())]
+
+
+async def stream_claude(app: LMBridgeApp, text: str = "Hi", **extra: Any) -> str:
+    client = anthropic.AsyncAnthropic(
+        base_url=app.controller.url, api_key="sk-ant-secret-key-1234567890"
+    )
+    out = []
+    async with client.messages.stream(
+        model="claude-sonnet-4-6",
+        max_tokens=100,
+        messages=[{"role": "user", "content": text}],
+        **extra,
+    ) as stream:
+        async for chunk in stream.text_stream:
+            out.append(chunk)
+    await client.close()
+    return "".join(out)
+
+
+async def test_request_appears_with_its_columns(
+    gui_app: LMBridgeApp, qtmodeltester: Any
+) -> None:
+    panel = requests_page(gui_app)
+    answer = await stream_claude(gui_app)
+    assert answer == "Hello from the fake upstream."
+    await eventually(lambda: panel.proxy.rowCount() == 1, what="the row")
+    await eventually(lambda: row_texts(panel, 0)[4] == "200", what="the status")
+    time, client, protocol, route, status, ttft, took, tokens = row_texts(panel, 0)
+    assert len(time) == 8 and time[2] == ":"
+    assert client.startswith("AsyncAnthropic/")
+    assert protocol == "anthropic (stream)"
+    assert route == "claude-sonnet-4-6 → cloud/fake-model"
+    assert ttft.endswith(("ms", "s")) and took.endswith(("ms", "s"))
+    assert tokens == "11 / 7"
+    qtmodeltester.check(panel.model)
+    stats = gui_app.log.stats
+    assert (stats.requests, stats.tokens_in, stats.tokens_out) == (1, 11, 7)
+    assert stats.median_ttft is not None
+
+
+async def test_detail_pane_shows_bodies_redacted(gui_app: LMBridgeApp) -> None:
+    panel = requests_page(gui_app)
+    await stream_claude(
+        gui_app, "What is my key?", metadata={"user_id": "sk-proj-abcdefghijklmnop1234"}
+    )
+    await eventually(
+        lambda: row_texts(panel, 0)[4] == "200" if panel.proxy.rowCount() else False
+    )
+    panel.select_row(0)
+    detail = panel.detail
+    request = detail.request_text.toPlainText()
+    assert json.loads(request)["model"] == "claude-sonnet-4-6"
+    assert '\n  "model"' in request  # pretty-printed
+    assert "sk-proj-abcdefghijklmnop1234" not in request
+    assert "«redacted»" in request
+    assert detail.response_text.toPlainText() == "Hello from the fake upstream."
+    detail.raw.setChecked(True)
+    raw = detail.response_text.toPlainText()
+    assert "event: message_start" in raw and "data: " in raw
+    timings = detail.timings.toPlainText()
+    assert "First token" in timings and "in 11 · out 7" in timings
+    curl = detail.curl()
+    assert curl.startswith(f"curl -sS {gui_app.controller.url}/v1/messages")
+    assert "anthropic-version: " in curl
+    assert "sk-ant-secret" not in curl and "x-api-key" not in curl.lower()
+
+
+async def test_replay_sends_it_again(
+    gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    panel = requests_page(gui_app)
+    await stream_claude(gui_app)
+    await eventually(lambda: panel.proxy.rowCount() == 1)
+    await eventually(lambda: row_texts(panel, 0)[4] == "200")
+    panel.select_row(0)
+    fake_upstream.script.text = "Replayed answer."
+    panel.detail.replay_button.click()
+    await eventually(lambda: panel.detail.last_reply is not None, what="the replay")
+    reply = panel.detail.last_reply
+    assert reply is not None and reply.ok
+    assert reply.text == "Replayed answer."
+    assert "Replay: 200" in panel.detail.reply_label.text()
+    await eventually(lambda: panel.proxy.rowCount() == 2, what="the replay's row")
+    assert row_texts(panel, 1)[1] == "lmbridge-replay"
+
+
+async def test_filter_and_pause(gui_app: LMBridgeApp) -> None:
+    panel = requests_page(gui_app)
+    async with aiohttp.ClientSession() as session:
+        for model in ("gpt-5", "claude-haiku-4-5"):
+            body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
+            async with session.post(
+                gui_app.controller.url + "/v1/chat/completions", json=body
+            ) as resp:
+                assert resp.status == 200
+        await eventually(lambda: panel.proxy.rowCount() == 2)
+        panel.filter.setText("HAIKU")
+        assert panel.proxy.rowCount() == 1
+        assert row_texts(panel, 0)[3].startswith("claude-haiku-4-5")
+        panel.filter.clear()
+
+        panel.pause_button.click()
+        assert panel.pause_button.text() == "Resume"
+        body = {"model": "gpt-5", "messages": [{"role": "user", "content": "y"}]}
+        async with session.post(
+            gui_app.controller.url + "/v1/chat/completions", json=body
+        ) as resp:
+            assert resp.status == 200
+        await eventually(lambda: gui_app.log.stats.requests == 3)
+        await eventually(lambda: "1 waiting" in panel.count.text())
+        assert panel.proxy.rowCount() == 2
+        panel.pause_button.click()
+        await eventually(lambda: panel.proxy.rowCount() == 3)
+
+
+async def test_errors_are_counted_and_explained(
+    gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    panel = requests_page(gui_app)
+    fake_upstream.script.status = 500
+    async with aiohttp.ClientSession() as session:
+        body = {"model": "gpt-5", "messages": [{"role": "user", "content": "x"}]}
+        async with session.post(
+            gui_app.controller.url + "/v1/chat/completions", json=body
+        ) as resp:
+            assert resp.status >= 500
+    await eventually(lambda: gui_app.log.stats.errors == 1)
+    await eventually(lambda: panel.proxy.rowCount() == 1)
+    assert row_texts(panel, 0)[4].startswith("5")
+    assert panel.proxy.index(0, 4).data(3)  # tooltip with the error
+
+
+async def test_history_is_bounded(gui_app: LMBridgeApp) -> None:
+    from lmbridge.core.events import REQUEST_FINISHED, REQUEST_STARTED, RequestRecord
+
+    panel = requests_page(gui_app)
+    gui_app.log.limit = 20
+    for i in range(50):
+        record = RequestRecord(model=f"m{i}", protocol="openai", status=200)
+        record.mark_done()
+        gui_app.controller.bus.publish(REQUEST_STARTED, record)
+        gui_app.controller.bus.publish(REQUEST_FINISHED, record)
+    panel.model.flush()
+    assert panel.proxy.rowCount() == 20
+    assert row_texts(panel, 19)[3] == "m49"
+    assert row_texts(panel, 0)[3] == "m30"
+    assert gui_app.log.stats.requests == 50

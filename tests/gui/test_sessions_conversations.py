@@ -1,0 +1,134 @@
+"""Sessions (chains, override, allowed tools, reset) and Conversations
+(stored chats, their messages, delete), against the fake upstream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from fakes.lmstudio_server import FakeLMStudio
+from fakes.openai_upstream import FakeOpenAIUpstream
+from gui.helpers import app_settings, close_app, eventually, make_app
+from lmbridge.gui.app import LMBridgeApp
+from lmbridge.gui.conversations_panel import ConversationsPanel
+from lmbridge.gui.sessions_panel import SessionsPanel
+from lmbridge.store.conversations import Chat, ConversationStore, StoredMessage
+
+KEY = "c0ffee-session-1"
+
+
+@pytest.fixture
+async def chained_app(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> AsyncIterator[LMBridgeApp]:
+    """The cloud upstream speaks Responses, so keyed sessions chain."""
+    app = await make_app(
+        app_settings(fake_lm, fake_upstream, cloud_api="responses"), tmp_path
+    )
+    yield app
+    await close_app(app)
+
+
+async def chat_turn(app: LMBridgeApp, messages: list[dict[str, Any]]) -> str:
+    body = {"model": "gpt-5", "messages": messages}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            app.controller.url + "/v1/chat/completions",
+            json=body,
+            headers={"X-Session-Id": KEY},
+        ) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        data = await resp.json()
+    return str(data["choices"][0]["message"]["content"])
+
+
+def cell(panel: SessionsPanel, row: int, column: int) -> str:
+    return str(panel.model.index(row, column).data())
+
+
+async def test_sessions_override_and_reset(
+    chained_app: LMBridgeApp, qtmodeltester: Any
+) -> None:
+    app = chained_app
+    panel = app.page("sessions")
+    assert isinstance(panel, SessionsPanel)
+    app.window.show_page("sessions")
+    first = [{"role": "user", "content": "Remember the number 7. " * 50}]
+    answer = await chat_turn(app, first)
+    await chat_turn(
+        app,
+        [
+            *first,
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": "Which number?"},
+        ],
+    )
+    await eventually(lambda: panel.model.rowCount() == 1, what="the session row")
+    await eventually(lambda: cell(panel, 0, 3) == "2", what="two chained turns")
+    qtmodeltester.check(panel.model)
+    assert cell(panel, 0, 1) == KEY
+    assert cell(panel, 0, 2) == "cloud/fake-model"
+    assert cell(panel, 0, 5) != "0 B"  # the second turn sent only what is new
+    assert "not re-sent upstream" in panel.status.text()
+
+    panel.select_key(KEY)
+    panel.override.setText("gpt-5-mini")
+    panel.tools.setText("Read, Bash")
+    panel.save_button.click()
+    state = app.controller.state
+    assert state is not None
+    await eventually(lambda: state.sessions.settings_for(KEY) is not None)
+    settings = state.sessions.settings_for(KEY)
+    assert settings is not None
+    assert (settings.model_override, settings.allowed_tools) == (
+        "gpt-5-mini",
+        ["Read", "Bash"],
+    )
+    await eventually(lambda: "model gpt-5-mini" in cell(panel, 0, 6))
+
+    panel.select_key(KEY)
+    panel.reset_button.click()
+    panel.confirm.confirm_button().click()
+    await eventually(lambda: cell(panel, 0, 3) == "0", what="the reset")
+    assert not await state.sessions.store.all()
+
+
+async def test_conversations_show_and_delete(
+    gui_app: LMBridgeApp, qtmodeltester: Any
+) -> None:
+    state = gui_app.controller.state
+    assert state is not None and state.db is not None
+    store = ConversationStore(state.db)
+    await store.import_chat(
+        Chat(
+            name="trip planning",
+            model="qwen/qwen3-coder-30b",
+            messages=[
+                StoredMessage(role="user", content="Plan a day in Lisbon"),
+                StoredMessage(role="assistant", content="Start at <Belém> early."),
+            ],
+        )
+    )
+    await store.create_chat("empty chat", "google/gemma-3-4b")
+    panel = gui_app.page("conversations")
+    assert isinstance(panel, ConversationsPanel)
+    gui_app.window.show_page("conversations")
+    panel.refresh()
+    await eventually(lambda: panel.model.rowCount() == 2, what="the chat list")
+    qtmodeltester.check(panel.model)
+    panel.select("trip planning")
+    await eventually(lambda: panel.chat is not None, what="the chat")
+    text = panel.viewer.toPlainText()
+    assert "Plan a day in Lisbon" in text
+    assert "Start at <Belém> early." in text  # escaped, shown as written
+    panel.delete_button.click()
+    panel.confirm.confirm_button().click()
+    await eventually(lambda: panel.model.rowCount() == 1, what="the delete")
+    assert [c.name for c in await store.list_chats()] == ["empty chat"]
+    assert panel.chat is None
