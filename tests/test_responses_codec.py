@@ -8,7 +8,6 @@ for the ordering the grammar demands.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from lmbridge.protocols.openai_responses import (
     ResponsesStreamDecoder,
     ResponsesStreamEncoder,
 )
+from validators import validate_responses_stream
 
 # ------------------------------------------------------------------ helpers
 
@@ -42,7 +42,6 @@ SDK_EVENTS: dict[str, type[pydantic.BaseModel]] = {
     for cls in get_args(_EVENT_UNION)
 }
 GENERATED = re.compile(r"^[a-z]+_[0-9a-f]{48}$")
-TERMINAL = {"response.completed", "response.incomplete", "response.failed"}
 CREATE_PARAMS = pydantic.TypeAdapter(ResponseCreateParamsStreaming)
 
 
@@ -97,111 +96,6 @@ def check_sdk_events(events: list[dict[str, Any]]) -> None:
             event = json.loads(json.dumps(event))
             event["response"]["error"]["code"] = "server_error"
         SDK_EVENTS[event["type"]].model_validate(event)
-
-
-def validate_responses_stream(events: list[dict[str, Any]]) -> None:
-    """Check the Responses SSE grammar on a list of decoded events.
-
-    `response.created` first, exactly one terminal event last,
-    `sequence_number` strictly increasing, every item added before its
-    deltas and done after them, done texts equal to their deltas, and the
-    terminal response listing the items in order.
-    """
-    assert events, "empty stream"
-    assert events[0]["type"] == "response.created"
-    assert events[-1]["type"] in TERMINAL
-    assert sum(e["type"] in TERMINAL for e in events) == 1
-    numbers = [e["sequence_number"] for e in events]
-    assert all(a < b for a, b in itertools.pairwise(numbers)), numbers
-    items: dict[int, dict[str, Any]] = {}
-    for position, event in enumerate(events):
-        kind = event["type"]
-        if kind == "error":
-            assert events[position + 1]["type"] == "response.failed"
-            continue
-        if kind in TERMINAL or kind in ("response.created", "response.in_progress"):
-            continue
-        index = event["output_index"]
-        if kind == "response.output_item.added":
-            assert index == len(items), "output indexes must count up from 0"
-            items[index] = {
-                "id": event["item"]["id"],
-                "type": event["item"]["type"],
-                "done": False,
-                "parts": {},
-                "args": "",
-            }
-            continue
-        state = items[index]  # KeyError: an event before its item was added
-        assert not state["done"], f"{kind} after output_item.done"
-        item_id = event["item"]["id"] if "item" in event else event["item_id"]
-        assert item_id == state["id"]
-        parts: dict[int, dict[str, Any]] = state["parts"]
-        if kind == "response.output_item.done":
-            assert all(p["closed"] for p in parts.values()), "part left open"
-            _check_done_item(event["item"], state)
-            state["done"] = True
-        elif kind in (
-            "response.content_part.added",
-            "response.reasoning_summary_part.added",
-        ):
-            number = _part_number(event)
-            assert number not in parts
-            parts[number] = {"text": "", "closed": False, "text_done": False}
-        elif kind in (
-            "response.output_text.delta",
-            "response.reasoning_summary_text.delta",
-        ):
-            part = parts[_part_number(event)]
-            assert not part["text_done"]
-            part["text"] += event["delta"]
-        elif kind in (
-            "response.output_text.done",
-            "response.reasoning_summary_text.done",
-        ):
-            part = parts[_part_number(event)]
-            assert part["text"] == event["text"]
-            part["text_done"] = True
-        elif kind in (
-            "response.content_part.done",
-            "response.reasoning_summary_part.done",
-        ):
-            part = parts[_part_number(event)]
-            assert part["text_done"] and part["text"] == event["part"]["text"]
-            part["closed"] = True
-        elif kind == "response.function_call_arguments.delta":
-            assert state["type"] == "function_call"
-            state["args"] += event["delta"]
-        elif kind == "response.function_call_arguments.done":
-            assert event["arguments"] == (state["args"] or "{}")
-        else:
-            raise AssertionError(f"unexpected event {kind}")
-    final = events[-1]["response"]
-    status = {"response.completed": "completed", "response.incomplete": "incomplete"}
-    assert final["status"] == status.get(events[-1]["type"], "failed")
-    assert [i["id"] for i in final["output"]] == [s["id"] for s in items.values()]
-    if final["status"] != "failed":
-        assert all(s["done"] for s in items.values())
-
-
-def _part_number(event: dict[str, Any]) -> int:
-    number = event.get("content_index", event.get("summary_index"))
-    assert isinstance(number, int)
-    return number
-
-
-def _check_done_item(item: dict[str, Any], state: dict[str, Any]) -> None:
-    parts = state["parts"]
-    if item["type"] == "message":
-        assert [c["text"] for c in item["content"]] == [
-            parts[n]["text"] for n in sorted(parts)
-        ]
-    elif item["type"] == "function_call":
-        assert item["arguments"] == (state["args"] or "{}")
-    else:
-        assert [s["text"] for s in item["summary"]] == [
-            parts[n]["text"] for n in sorted(parts)
-        ]
 
 
 def sdk_client(body: bytes, content_type: str) -> openai.OpenAI:

@@ -7,6 +7,7 @@ a bug in our SSE framing cannot hide a bug in our encoders.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -180,3 +181,224 @@ def validate_anthropic_stream(events: list[tuple[str, dict[str, Any]]]) -> None:
         else:
             raise AssertionError(f"{where}: unknown event")
     assert state == "end", "the stream ended without message_stop or error"
+
+
+CHAT_FINISH_REASONS = {
+    "stop",
+    "length",
+    "tool_calls",
+    "content_filter",
+    "function_call",
+}
+RESPONSES_TERMINAL = {"response.completed", "response.incomplete", "response.failed"}
+
+
+def _check_chat_error(data: dict[str, Any]) -> None:
+    error = data["error"]
+    assert isinstance(error, dict), data
+    assert isinstance(error["message"], str) and error["message"], error
+    assert isinstance(error.get("type"), str), error
+
+
+def _check_chat_tool_calls(calls: Any, arguments: dict[int, str], where: str) -> None:
+    assert isinstance(calls, list) and calls, f"{where}: tool_calls {calls!r}"
+    for call in calls:
+        index = call["index"]
+        assert isinstance(index, int), f"{where}: tool call index {index!r}"
+        function = call.get("function") or {}
+        if index not in arguments:
+            assert index == len(arguments), f"{where}: tool call index {index} skips"
+            assert isinstance(call.get("id"), str) and call["id"], f"{where}: no id"
+            assert call.get("type") == "function", f"{where}: {call!r}"
+            assert isinstance(function.get("name"), str) and function["name"], call
+            arguments[index] = ""
+        else:
+            assert not call.get("id"), f"{where}: call {index} got a second id"
+            assert not function.get("name"), f"{where}: call {index} renamed"
+        piece = function.get("arguments")
+        if piece is not None:
+            assert isinstance(piece, str), f"{where}: arguments {piece!r}"
+            arguments[index] += piece
+
+
+def validate_chat_stream(events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Assert Chat Completions stream grammar (`parse_sse` output).
+
+    Every frame is a bare `data:` line holding a `chat.completion.chunk`
+    with one id and model throughout, and at most one choice (index 0).
+    The first choice delta carries `role: assistant`, and no other does.
+    A tool call's first delta has its id, type and name, indexes count up
+    from 0, and each call's arguments join to a JSON object. Exactly one
+    chunk has a `finish_reason`; after it may come one usage chunk
+    (`choices: []`), then `data: [DONE]` ends the stream. An error chunk
+    (`{"error": {...}}`) may end the stream at any point instead, followed
+    by nothing but an optional `[DONE]`.
+    """
+    assert events, "the stream is empty"
+    state = "chunks"  # chunks -> finished -> usage -> done | error
+    chunk_id: str | None = None
+    model: str | None = None
+    roles = 0
+    arguments: dict[int, str] = {}
+    for position, (name, data) in enumerate(events):
+        where = f"event {position}"
+        assert name == "", f"{where}: Chat streams have no event names ({name!r})"
+        if data == {"[DONE]": True}:
+            assert state != "done", f"{where}: a second [DONE]"
+            assert state != "chunks", f"{where}: [DONE] before any finish_reason"
+            state = "done"
+            continue
+        assert state not in ("done", "error"), f"{where}: data after the end"
+        if "error" in data:
+            _check_chat_error(data)
+            state = "error"
+            continue
+        assert data["object"] == "chat.completion.chunk", f"{where}: {data!r}"
+        assert isinstance(data["id"], str) and data["id"], f"{where}: id"
+        assert isinstance(data["created"], int), f"{where}: created"
+        assert isinstance(data["model"], str), f"{where}: model"
+        chunk_id = chunk_id or data["id"]
+        model = data["model"] if model is None else model
+        assert data["id"] == chunk_id, f"{where}: the chunk id changed"
+        assert data["model"] == model, f"{where}: the model changed"
+        choices = data["choices"]
+        assert isinstance(choices, list) and len(choices) <= 1, f"{where}: choices"
+        if not choices:
+            usage = data.get("usage")
+            assert isinstance(usage, dict), f"{where}: a chunk with no choice or usage"
+            assert state == "finished", f"{where}: usage chunk before finish_reason"
+            assert isinstance(usage["prompt_tokens"], int), usage
+            assert isinstance(usage["completion_tokens"], int), usage
+            state = "usage"
+            continue
+        assert state == "chunks", f"{where}: a choice after the finish_reason"
+        choice = choices[0]
+        assert choice["index"] == 0, f"{where}: choice index {choice['index']}"
+        delta = choice["delta"]
+        assert isinstance(delta, dict), f"{where}: delta {delta!r}"
+        if "role" in delta:
+            assert delta["role"] == "assistant", f"{where}: role {delta['role']!r}"
+            roles += 1
+        assert roles == 1, f"{where}: {roles} role deltas so far (one, first)"
+        for field in ("content", "reasoning_content", "refusal"):
+            value = delta.get(field)
+            assert value is None or isinstance(value, str), f"{where}: {field}"
+        if delta.get("tool_calls") is not None:
+            _check_chat_tool_calls(delta["tool_calls"], arguments, where)
+        finish = choice.get("finish_reason")
+        if finish is not None:
+            assert finish in CHAT_FINISH_REASONS, f"{where}: finish {finish!r}"
+            state = "finished"
+    assert state in ("done", "error"), "the stream ended without [DONE]"
+    if state == "done":
+        for index, text in arguments.items():
+            parsed = json.loads(text or "{}")
+            assert isinstance(parsed, dict), f"tool call {index} arguments {text!r}"
+
+
+def validate_responses_stream(events: list[dict[str, Any]]) -> None:
+    """Check the Responses SSE grammar on a list of decoded events.
+
+    `response.created` first, exactly one terminal event last,
+    `sequence_number` strictly increasing, every item added before its
+    deltas and done after them, done texts equal to their deltas, and the
+    terminal response listing the items in order.
+    """
+    assert events, "empty stream"
+    assert events[0]["type"] == "response.created"
+    assert events[-1]["type"] in RESPONSES_TERMINAL
+    assert sum(e["type"] in RESPONSES_TERMINAL for e in events) == 1
+    numbers = [e["sequence_number"] for e in events]
+    assert all(a < b for a, b in itertools.pairwise(numbers)), numbers
+    items: dict[int, dict[str, Any]] = {}
+    for position, event in enumerate(events):
+        kind = event["type"]
+        if kind == "error":
+            assert events[position + 1]["type"] == "response.failed"
+            continue
+        if kind in RESPONSES_TERMINAL or kind in (
+            "response.created",
+            "response.in_progress",
+        ):
+            continue
+        index = event["output_index"]
+        if kind == "response.output_item.added":
+            assert index == len(items), "output indexes must count up from 0"
+            items[index] = {
+                "id": event["item"]["id"],
+                "type": event["item"]["type"],
+                "done": False,
+                "parts": {},
+                "args": "",
+            }
+            continue
+        state = items[index]  # KeyError: an event before its item was added
+        assert not state["done"], f"{kind} after output_item.done"
+        item_id = event["item"]["id"] if "item" in event else event["item_id"]
+        assert item_id == state["id"]
+        parts: dict[int, dict[str, Any]] = state["parts"]
+        if kind == "response.output_item.done":
+            assert all(p["closed"] for p in parts.values()), "part left open"
+            _check_done_item(event["item"], state)
+            state["done"] = True
+        elif kind in (
+            "response.content_part.added",
+            "response.reasoning_summary_part.added",
+        ):
+            number = _part_number(event)
+            assert number not in parts
+            parts[number] = {"text": "", "closed": False, "text_done": False}
+        elif kind in (
+            "response.output_text.delta",
+            "response.reasoning_summary_text.delta",
+        ):
+            part = parts[_part_number(event)]
+            assert not part["text_done"]
+            part["text"] += event["delta"]
+        elif kind in (
+            "response.output_text.done",
+            "response.reasoning_summary_text.done",
+        ):
+            part = parts[_part_number(event)]
+            assert part["text"] == event["text"]
+            part["text_done"] = True
+        elif kind in (
+            "response.content_part.done",
+            "response.reasoning_summary_part.done",
+        ):
+            part = parts[_part_number(event)]
+            assert part["text_done"] and part["text"] == event["part"]["text"]
+            part["closed"] = True
+        elif kind == "response.function_call_arguments.delta":
+            assert state["type"] == "function_call"
+            state["args"] += event["delta"]
+        elif kind == "response.function_call_arguments.done":
+            assert event["arguments"] == (state["args"] or "{}")
+        else:
+            raise AssertionError(f"unexpected event {kind}")
+    final = events[-1]["response"]
+    status = {"response.completed": "completed", "response.incomplete": "incomplete"}
+    assert final["status"] == status.get(events[-1]["type"], "failed")
+    assert [i["id"] for i in final["output"]] == [s["id"] for s in items.values()]
+    if final["status"] != "failed":
+        assert all(s["done"] for s in items.values())
+
+
+def _part_number(event: dict[str, Any]) -> int:
+    number = event.get("content_index", event.get("summary_index"))
+    assert isinstance(number, int)
+    return number
+
+
+def _check_done_item(item: dict[str, Any], state: dict[str, Any]) -> None:
+    parts = state["parts"]
+    if item["type"] == "message":
+        assert [c["text"] for c in item["content"]] == [
+            parts[n]["text"] for n in sorted(parts)
+        ]
+    elif item["type"] == "function_call":
+        assert item["arguments"] == (state["args"] or "{}")
+    else:
+        assert [s["text"] for s in item["summary"]] == [
+            parts[n]["text"] for n in sorted(parts)
+        ]

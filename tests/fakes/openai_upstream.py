@@ -3,14 +3,17 @@
 It serves OpenAI Chat Completions, OpenAI Responses and Anthropic Messages
 from one `Script`. Tests set `fake.script` to decide what the next answers
 are, and flip fault switches (status, slow first byte, close mid-stream,
-garbage SSE, stall). Every request body and its headers are kept in
-`fake.requests`. Responses ids are remembered so `previous_response_id`
-works; `forget_responses()` acts like a restarted LM Studio.
+garbage SSE, stall). Stop sequences in a request are honoured the way each
+API does (Chat `stop`, Messages `stop_sequences`; Responses has none).
+Every request body and its headers are kept in `fake.requests`. Responses
+ids are remembered so `previous_response_id` works; `forget_responses()`
+acts like a restarted LM Studio.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -138,9 +141,13 @@ class FakeOpenAIUpstream:
         body, failed = await self._intake(request)
         if failed is not None:
             return failed
+        s = self.script
+        text, stop = wire_formats.cut_at_stop(s.text, body.get("stop"))
+        if stop is not None:  # the model ends there: no tool calls follow
+            s = dataclasses.replace(s, text=text, tool_calls=[], finish_reason="stop")
         if body.get("stream"):
-            return await self._stream(request, self._chat_frames(body))
-        return web.json_response(self._completion(body))
+            return await self._stream(request, self._chat_frames(s, body))
+        return web.json_response(self._completion(s, body))
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
         body, failed = await self._intake(request)
@@ -172,16 +179,19 @@ class FakeOpenAIUpstream:
         body, failed = await self._intake(request)
         if failed is not None:
             return failed
-        finish = self._finish_reason()
-        if body.get("stream"):
-            frames = wire_formats.messages_frames(self.script, body, finish)
-            return await self._stream(request, frames)
-        return web.json_response(
-            wire_formats.messages_object(self.script, body, finish)
-        )
-
-    def _finish_reason(self) -> str:
         s = self.script
+        finish = self._finish_reason(s)
+        text, stop = wire_formats.cut_at_stop(s.text, body.get("stop_sequences"))
+        if stop is not None:
+            s = dataclasses.replace(s, text=text, tool_calls=[])
+            finish = "stop_sequence"
+        if body.get("stream"):
+            frames = wire_formats.messages_frames(s, body, finish, stop)
+            return await self._stream(request, frames)
+        return web.json_response(wire_formats.messages_object(s, body, finish, stop))
+
+    @staticmethod
+    def _finish_reason(s: Script) -> str:
         return s.finish_reason or ("tool_calls" if s.tool_calls else "stop")
 
     def _usage(self) -> dict[str, int]:
@@ -192,8 +202,7 @@ class FakeOpenAIUpstream:
             "total_tokens": s.prompt_tokens + s.completion_tokens,
         }
 
-    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        s = self.script
+    def _completion(self, s: Script, body: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": s.text or None}
         if s.reasoning:
             message["reasoning_content"] = s.reasoning
@@ -212,13 +221,16 @@ class FakeOpenAIUpstream:
             "created": int(time.time()),
             "model": body.get("model", ""),
             "choices": [
-                {"index": 0, "message": message, "finish_reason": self._finish_reason()}
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": self._finish_reason(s),
+                }
             ],
             "usage": self._usage(),
         }
 
-    def _chat_frames(self, body: dict[str, Any]) -> list[bytes]:
-        s = self.script
+    def _chat_frames(self, s: Script, body: dict[str, Any]) -> list[bytes]:
         base = {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
@@ -255,7 +267,7 @@ class FakeOpenAIUpstream:
             {
                 **base,
                 "choices": [
-                    {"index": 0, "delta": {}, "finish_reason": self._finish_reason()}
+                    {"index": 0, "delta": {}, "finish_reason": self._finish_reason(s)}
                 ],
             }
         )

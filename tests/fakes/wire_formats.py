@@ -21,6 +21,21 @@ def sse(data: dict[str, Any], event: str | None = None) -> bytes:
     return head + b"data: " + json.dumps(data).encode() + b"\n\n"
 
 
+def cut_at_stop(text: str, stops: Any) -> tuple[str, str | None]:
+    """`text` cut before the first of `stops` in it, and the stop that matched.
+
+    How Chat Completions and Messages honour a request's stop sequences:
+    the answer ends before the sequence, which is not part of it.
+    """
+    if isinstance(stops, str):
+        stops = [stops]
+    found = [(text.find(stop), stop) for stop in stops or () if stop and stop in text]
+    if not found:
+        return text, None
+    position, stop = min(found)
+    return text[:position], stop
+
+
 def pieces(text: str, size: int = 0) -> list[str]:
     if not text:
         return []
@@ -144,6 +159,15 @@ def responses_frames(s: Script, body: dict[str, Any], resp_id: str) -> list[byte
                     text=s.reasoning,
                 )
             )
+            frames.append(
+                ev(
+                    "response.reasoning_summary_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    part={"type": "summary_text", "text": s.reasoning},
+                )
+            )
         elif kind == "message":
             frames.append(
                 ev(
@@ -178,6 +202,15 @@ def responses_frames(s: Script, body: dict[str, Any], resp_id: str) -> list[byte
                     output_index=index,
                     content_index=0,
                     text=s.text,
+                )
+            )
+            frames.append(
+                ev(
+                    "response.content_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    part={"type": "output_text", "text": s.text, "annotations": []},
                 )
             )
         else:
@@ -218,7 +251,12 @@ def responses_frames(s: Script, body: dict[str, Any], resp_id: str) -> list[byte
 
 # ------------------------------------------------------------------ messages
 
-_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "stop_sequence": "stop_sequence",
+}
 
 
 def messages_content(s: Script) -> list[dict[str, Any]]:
@@ -241,7 +279,9 @@ def messages_content(s: Script) -> list[dict[str, Any]]:
     return content
 
 
-def messages_object(s: Script, body: dict[str, Any], finish: str) -> dict[str, Any]:
+def messages_object(
+    s: Script, body: dict[str, Any], finish: str, stop_sequence: str | None = None
+) -> dict[str, Any]:
     return {
         "id": "msg_fake",
         "type": "message",
@@ -249,7 +289,7 @@ def messages_object(s: Script, body: dict[str, Any], finish: str) -> dict[str, A
         "model": body.get("model", ""),
         "content": messages_content(s),
         "stop_reason": _STOP.get(finish, "end_turn"),
-        "stop_sequence": None,
+        "stop_sequence": stop_sequence,
         "usage": {
             "input_tokens": s.prompt_tokens,
             "output_tokens": s.completion_tokens,
@@ -257,7 +297,9 @@ def messages_object(s: Script, body: dict[str, Any], finish: str) -> dict[str, A
     }
 
 
-def messages_frames(s: Script, body: dict[str, Any], finish: str) -> list[bytes]:
+def messages_frames(
+    s: Script, body: dict[str, Any], finish: str, stop_sequence: str | None = None
+) -> list[bytes]:
     start = messages_object(s, body, finish)
     start.update(content=[], stop_reason=None)
     start["usage"] = {"input_tokens": s.prompt_tokens, "output_tokens": 1}
@@ -304,7 +346,7 @@ def messages_frames(s: Script, body: dict[str, Any], finish: str) -> list[bytes]
                 "type": "message_delta",
                 "delta": {
                     "stop_reason": _STOP.get(finish, "end_turn"),
-                    "stop_sequence": None,
+                    "stop_sequence": stop_sequence,
                 },
                 "usage": {"output_tokens": s.completion_tokens},
             },
