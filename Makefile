@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test lint format bench e2e clean venv
+.PHONY: run test lint format bench e2e clean venv bundle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,15 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 	$(PIP) install -e .
 	@touch $@
 
-# Everything the test suite needs, including the real-model tier.
+# Everything the test suite needs, including the real-model tier and the
+# packaging tools (the suite builds and runs the bundle and the wheel).
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e ".[test,dev,e2e]"
+	$(PIP) install -e ".[test,dev,e2e,packaging]"
+	@touch $@ $(VENV)/.base $(VENV)/.packaging
+
+# PyInstaller and build, for `make bundle`.
+$(VENV)/.packaging: pyproject.toml | $(BIN)/python
+	$(PIP) install -e ".[packaging]"
 	@touch $@ $(VENV)/.base
 
 venv: $(VENV)/.dev
@@ -39,6 +45,10 @@ format: $(VENV)/.dev
 
 test: lint
 	$(BIN)/pytest -q
+
+# The one-folder app for this platform: dist/lmbridge/ (macOS: dist/LM Bridge.app).
+bundle: $(VENV)/.packaging
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/lmbridge.spec
 
 e2e: $(VENV)/.dev
 	$(BIN)/pytest -q -m e2e
