@@ -238,7 +238,13 @@ def test_context_overflow_answer_becomes_context_error() -> None:
 
 
 def test_stream_encoder_output_is_valid_for_the_sdk() -> None:
-    req = parse({"model": "alias", "messages": [{"role": "user", "content": "x"}]})
+    req = parse(
+        {
+            "model": "alias",
+            "messages": [{"role": "user", "content": "x"}],
+            "stream_options": {"include_usage": True},
+        }
+    )
     encoder = OPENAI_CHAT.stream_encoder(req)
     data = b"".join(encoder.encode(e) for e in decode_all(STREAM))
     frames = [f for f in data.split(b"\n\n") if f]
@@ -340,3 +346,13 @@ def test_validation_messages_name_fields() -> None:
     with pytest.raises(errors.InvalidRequest) as info:
         parse({"model": "m"})
     assert info.value.param == "messages"
+
+
+def test_no_usage_chunk_unless_asked() -> None:
+    req = parse({"model": "m", "messages": [{"role": "user", "content": "x"}]})
+    data = b"".join(
+        OPENAI_CHAT.stream_encoder(req).encode(e) for e in decode_all(STREAM)
+    )
+    frames = [f for f in data.split(b"\n\n") if f and f != b"data: [DONE]"]
+    chunks = [ChatCompletionChunk.model_validate_json(f[6:]) for f in frames]
+    assert all(c.choices for c in chunks)

@@ -287,7 +287,7 @@ def parse(text: bytes | str, source: str = "<config>") -> Settings:
         settings = msgspec.toml.decode(text, type=Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {_friendly(str(exc))}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     _validate(settings, source)
     return settings

@@ -163,7 +163,12 @@ class AzureCli:
             raise self._failure(result, "account get-access-token")
         try:
             data = msgspec.json.decode(result.stdout, type=_TokenJson)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            UnicodeError,
+            RecursionError,
+        ):
             # Never quote stdout: it may hold a token.
             raise errors.AuthenticationFailed(
                 "`az account get-access-token` answered with something that is "
@@ -226,7 +231,12 @@ class AzureCli:
             raise self._failure(result, "account show")
         try:
             data = msgspec.json.decode(result.stdout, type=_AccountJson)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            UnicodeError,
+            RecursionError,
+        ):
             raise errors.AuthenticationFailed(
                 "`az account show` answered with something unexpected — "
                 "update the Azure CLI (`az upgrade`)"

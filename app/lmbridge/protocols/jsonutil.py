@@ -17,7 +17,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
         raise InvalidRequest("the request body is empty; send a JSON object")
     try:
         raw = _decode.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("the request body must be a JSON object")

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 def _loads(text: str) -> Any:
     try:
         return msgspec.json.decode(text)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
         return _INVALID
 
 

@@ -106,7 +106,7 @@ async def read_body(request: web.Request, type_: type[T]) -> T:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
         raise jsonutil.invalid(exc) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
         raise errors.InvalidRequest(
             f"the request body is not valid JSON: {exc}"
         ) from None

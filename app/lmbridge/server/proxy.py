@@ -263,7 +263,9 @@ async def _relay_answer(
     except errors.LMBridgeError as err:
         record.error = err.message
         failure = ir.StreamError(err.kind, err.message, err.status)
-        if relayed is not None:
+        if _ended(tail):
+            pass  # the answer was complete; only the connection broke after it
+        elif relayed is not None:
             await out.write(relayed.fail(failure))
         else:
             await out.write(door.stream_encoder(req).encode(failure))
@@ -328,11 +330,19 @@ async def _read_all(upstream: HttpUpstream, resp: aiohttp.ClientResponse) -> byt
 def _record_usage(record: RequestRecord, payload: bytes) -> None:
     try:
         usage = _usage_decoder.decode(payload).usage
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError):
         return
     if usage is not None:
         record.tokens_in = usage.prompt_tokens or usage.input_tokens or 0
         record.tokens_out = usage.completion_tokens or usage.output_tokens or 0
+
+
+_TERMINAL_MARKERS = (b"data: [DONE]", b"event: message_stop", b'"message_stop"')
+
+
+def _ended(tail: bytes) -> bool:
+    """Whether a relayed Chat or Messages stream already sent its last event."""
+    return any(marker in tail for marker in _TERMINAL_MARKERS)
 
 
 def _record_stream_usage(record: RequestRecord, tail: bytes) -> None:

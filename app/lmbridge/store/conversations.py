@@ -90,7 +90,7 @@ def decode_chat_file(data: bytes, fallback_name: str) -> Chat:
         return msgspec.json.decode(data, type=ChatFile).to_chat(fallback_name)
     except msgspec.ValidationError as exc:
         raise errors.InvalidRequest(_where(str(exc))) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
         raise errors.InvalidRequest(f"not valid JSON: {exc}") from None
 
 

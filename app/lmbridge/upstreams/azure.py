@@ -263,7 +263,12 @@ class AzureFoundryUpstream(HttpUpstream):
     def _context(self, body: bytes) -> AzureContext:
         try:
             deployment = _model_of.decode(body).model
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            UnicodeError,
+            RecursionError,
+        ):
             deployment = ""
         return AzureContext(
             upstream=self.name,

@@ -85,7 +85,7 @@ def parse(body: bytes | None) -> AzureError:
     """Code, message and content-filter categories of an Azure error body."""
     try:
         env = _decode_envelope.decode(body or b"")
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError):
         text = (body or b"")[:300].decode("utf-8", "replace").strip()
         return AzureError("", text, "", [])
     detail = env.error or _Detail(code=env.code, message=env.message)

@@ -126,14 +126,14 @@ def _decode(
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise _validation_error(exc, path) from None
-    except msgspec.DecodeError as exc:
+    except RecursionError:
+        raise InvalidRequest("the request body is nested too deeply") from None
+    except (msgspec.DecodeError, UnicodeError) as exc:
         if not data:
             raise InvalidRequest(
                 "the request body is empty; send a JSON object"
             ) from None
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidRequest("the request body is nested too deeply") from None
 
 
 def _validation_error(exc: msgspec.ValidationError, path: str) -> InvalidRequest:
@@ -325,7 +325,7 @@ def _session_key(metadata: wire.WireMetadata | None) -> str | None:
     if user_id.lstrip().startswith("{"):
         try:
             return _USER_ID.decode(user_id).session_id or None
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeError, RecursionError):
             return None  # not the JSON form after all: no session key
     match = _SESSION_SUFFIX.search(user_id)
     return match[1] if match else None

@@ -257,7 +257,7 @@ class AnthropicStreamDecoder:
             return
         try:
             event = _UPSTREAM_EVENT.decode(data)
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, RecursionError, UnicodeError):
             self._done = True
             shown = data[:200].decode("utf-8", "replace")
             out.append(

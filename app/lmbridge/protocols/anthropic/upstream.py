@@ -72,7 +72,7 @@ def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
     message = ""
     try:
         envelope = _ERROR.decode(body)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
         envelope = wire.ErrorEnvelope()
     if isinstance(envelope.error, wire.ErrorBody):
         message = envelope.error.message

@@ -19,7 +19,10 @@ class OpenAIChat:
         return encode.encode_response(response)
 
     def stream_encoder(self, req: ir.Request) -> encode.ChatStreamEncoder:
-        return encode.ChatStreamEncoder(req.model)
+        # A usage chunk (with empty `choices`) only for clients that ask.
+        options = req.extras.get("stream_options")
+        wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        return encode.ChatStreamEncoder(req.model, include_usage=wants_usage)
 
     def encode_error(self, error: errors.LMBridgeError) -> bytes:
         return encode.encode_error(error)

@@ -89,7 +89,12 @@ class ChatStreamDecoder:
             return
         try:
             chunk = _chunk.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            UnicodeError,
+            RecursionError,
+        ):
             self._fail(
                 out, f"the upstream sent an unreadable stream event: {data[:200]!r}"
             )
@@ -209,7 +214,7 @@ def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
             message = env.error
         elif env.message:
             message = env.message
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError):
         pass
     if not message:
         message = body[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"

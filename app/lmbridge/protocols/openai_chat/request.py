@@ -64,6 +64,8 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
     extras = {k: v for k, v in raw.items() if k not in wire.KNOWN_FIELDS}
     if req.user is not None:
         extras["user"] = req.user
+    if req.stream_options is not None:
+        extras["stream_options"] = req.stream_options
     if req.prompt_cache_key is not None:
         extras["prompt_cache_key"] = req.prompt_cache_key
     return ir.Request(

@@ -56,7 +56,12 @@ class RelayedStream:
         for frame in self._parser.feed(data):
             try:
                 event = _RELAYED.decode(frame.data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (
+                msgspec.DecodeError,
+                msgspec.ValidationError,
+                UnicodeError,
+                RecursionError,
+            ):
                 continue  # not ours to judge; the client sees it as relayed
             if event.sequence_number is not None:
                 self._sequence = max(self._sequence, event.sequence_number)
