@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -138,6 +139,25 @@ def error_log() -> Iterator[ErrorLog]:
 def expected_errors(error_log: ErrorLog) -> Callable[[str], None]:
     """Declare an ERROR log line (by substring) that the test provokes."""
     return error_log.expected.append
+
+
+@pytest.fixture(autouse=True)
+def main_thread_gc() -> Iterator[None]:
+    """Collect garbage on the GUI thread only, as the app does
+    (`gui.app.MainThreadGC`): a cycle holding Qt objects collected on the
+    database's worker thread crashes."""
+    gc.disable()
+    yield
+    gc.collect()
+    gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def autostart_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Start-at-login entries go to a temporary XDG config dir."""
+    xdg = tmp_path / "xdg-config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    return xdg
 
 
 @pytest.fixture(autouse=True)

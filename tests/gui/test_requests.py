@@ -52,7 +52,7 @@ async def test_request_appears_with_its_columns(
     assert answer == "Hello from the fake upstream."
     await eventually(lambda: panel.proxy.rowCount() == 1, what="the row")
     await eventually(lambda: row_texts(panel, 0)[4] == "200", what="the status")
-    time, client, protocol, route, status, ttft, took, tokens = row_texts(panel, 0)
+    time, client, protocol, route, _status, ttft, took, tokens = row_texts(panel, 0)
     assert len(time) == 8 and time[2] == ":"
     assert client.startswith("AsyncAnthropic/")
     assert protocol == "anthropic (stream)"

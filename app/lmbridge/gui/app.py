@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from lmbridge import config
@@ -39,6 +40,7 @@ from lmbridge.gui.prefs import Prefs
 from lmbridge.gui.requests_log import RequestLog
 from lmbridge.gui.requests_panel import RequestsPanel
 from lmbridge.gui.sessions_panel import SessionsPanel
+from lmbridge.gui.settings_panel import SettingsPanel
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.tray import TrayIcon
 from lmbridge.gui.window import MainWindow, Page
@@ -70,7 +72,6 @@ class LMBridgeApp(QObject):
         # Quitting is this object's decision (see `_on_close_requested`).
         QApplication.setQuitOnLastWindowClosed(False)
         self.prefs = prefs or Prefs()
-        logging.getLogger("lmbridge").setLevel(self.prefs.log_level)
         self.controller = ProxyController(settings, config_path, self)
         self.log = RequestLog(self.controller, parent=self)
         self.health = UpstreamHealth(self.controller, self)
@@ -115,6 +116,7 @@ class LMBridgeApp(QObject):
                 ConversationsPanel(c),
             ),
             ("azure", "Azure", "azure", AzurePanel(self.azure)),
+            ("settings", "Settings", "settings", SettingsPanel(c, self.prefs)),
         ]
 
     def page(self, key: str) -> object:
@@ -180,6 +182,34 @@ class LMBridgeApp(QObject):
             message.global_bridge.show(message.Level(level), f"{title}: {text}")
 
 
+class MainThreadGC(QObject):
+    """Python's cyclic garbage collector runs on whichever thread happens to
+    allocate. When that is a worker (the database's thread, `to_thread`) and
+    the garbage holds Qt objects, they are destroyed off the GUI thread and
+    the app crashes. So automatic collection is off and this timer collects
+    on the GUI thread, each generation when its threshold is reached."""
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = 500):
+        super().__init__(parent)
+        self.threshold = gc.get_threshold()
+        gc.disable()
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.collect)
+        self._timer.start()
+
+    def collect(self) -> None:
+        counts = gc.get_count()
+        for generation in (2, 1, 0):
+            if counts[generation] > self.threshold[generation]:
+                gc.collect(generation)
+                return
+
+    def stop(self) -> None:
+        self._timer.stop()
+        gc.enable()
+
+
 def run(settings: config.Settings, config_path: Path | None = None) -> int:
     """Run the desktop app until it quits; returns the exit code."""
     import qasync
@@ -190,10 +220,12 @@ def run(settings: config.Settings, config_path: Path | None = None) -> int:
     qt_app.setWindowIcon(app_icon())
     loop = qasync.QEventLoop(qt_app)
     asyncio.set_event_loop(loop)
+    collector = MainThreadGC()
     shell = LMBridgeApp(settings, config_path)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, shell.request_quit)
     with loop:
         code: int = loop.run_until_complete(shell.run())
+    collector.stop()
     return code

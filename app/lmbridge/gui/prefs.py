@@ -1,5 +1,5 @@
 """Preferences of the desktop app itself (not the proxy's settings):
-notices already shown, the log level, the window's geometry.
+notices already shown and the window's geometry.
 
 Kept in `gui.ini` next to config.toml (so `LMBRIDGE_HOME` relocates them
 too); the proxy's settings stay in config.toml.
@@ -12,8 +12,6 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 
 from lmbridge import config
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class Prefs:
@@ -31,16 +29,6 @@ class Prefs:
         self._settings.setValue(key, True)
         self._settings.sync()
         return True
-
-    @property
-    def log_level(self) -> str:
-        value = str(self._settings.value("app/log_level", "WARNING"))
-        return value if value in LOG_LEVELS else "WARNING"
-
-    @log_level.setter
-    def log_level(self, value: str) -> None:
-        self._settings.setValue("app/log_level", value)
-        self._settings.sync()
 
     @property
     def geometry(self) -> QByteArray | None:

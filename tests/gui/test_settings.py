@@ -1,0 +1,138 @@
+"""Settings: validated save with a backup, restart offered and done, API
+keys in the (in-memory) keyring shown masked, log level, start at login."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fakes.azure_fixtures import memory_keyring
+from fakes.memory_keyring import MemoryKeyring
+from gui.helpers import eventually
+from lmbridge import config
+from lmbridge.gui.app import LMBridgeApp
+from lmbridge.gui.settings_panel import SettingsPanel
+
+__all__ = ["memory_keyring"]
+
+
+def settings_page(app: LMBridgeApp) -> SettingsPanel:
+    panel = app.page("settings")
+    assert isinstance(panel, SettingsPanel)
+    app.window.show_page("settings")
+    return panel
+
+
+async def test_save_validates_backs_up_and_offers_restart(
+    gui_app: LMBridgeApp, tmp_path: Path
+) -> None:
+    panel = settings_page(gui_app)
+    path = gui_app.controller.config_path
+    path.write_text("# the user's old file\n")
+    panel.min_context.setValue(16384)
+    panel.routes.add(["qwen*", "local", "", ""])
+    panel.save_button.click()
+
+    saved = config.parse(path.read_bytes(), str(path))
+    assert saved.lmstudio.min_context == 16384
+    assert [r.model for r in saved.route] == ["claude-*", "gpt-*", "qwen*"]
+    assert path.with_name("config.toml.bak").read_text() == "# the user's old file\n"
+    assert gui_app.controller.settings.lmstudio.min_context == 16384
+    assert gui_app.controller.restart_needed
+    assert panel.banner.level == "warning" and "restart" in panel.banner.label.text()
+
+    old_state = gui_app.controller.state
+    restart = panel.banner.action_buttons()[0]
+    assert restart.text() == "Restart proxy now"
+    restart.click()
+    await eventually(
+        lambda: (
+            gui_app.controller.running and gui_app.controller.state is not old_state
+        ),
+        what="the restart",
+    )
+    state = gui_app.controller.state
+    assert state is not None
+    assert state.settings.lmstudio.min_context == 16384
+    assert not gui_app.controller.restart_needed
+
+
+async def test_invalid_settings_are_not_saved(gui_app: LMBridgeApp) -> None:
+    panel = settings_page(gui_app)
+    path = gui_app.controller.config_path
+    panel.routes.add(["llama*", "nowhere", "", ""])
+    panel.save_button.click()
+    assert panel.banner.level == "error"
+    text = panel.banner.label.text()
+    assert "route[2].upstream 'nowhere' names no upstream" in text
+    assert not path.exists()
+
+    panel.load()  # Revert
+    panel.upstreams.select("cloud")
+    panel.upstreams.set_field("base_url", "ftp://example.com")
+    panel.save_button.click()
+    assert "base_url must start with http://" in panel.banner.label.text()
+    assert not path.exists()
+
+
+async def test_upstream_editor_adds_an_azure_upstream(gui_app: LMBridgeApp) -> None:
+    panel = settings_page(gui_app)
+    panel.upstreams.add()
+    panel.upstreams.set_field("name", "foundry")
+    panel.upstreams.set_field("kind", "azure-foundry")
+    panel.upstreams.set_field("base_url", "")
+    panel.upstreams.set_field("resource", "my-foundry")
+    panel.upstreams.set_field("api", "messages")
+    panel.upstreams.set_field("auth", "browser")
+    assert not panel.upstreams.fields["resource"].isHidden()
+    settings = panel.settings_from_form()
+    up = settings.upstream_named("foundry")
+    assert up is not None
+    assert (up.kind, up.resource, up.api, up.auth) == (
+        "azure-foundry",
+        "my-foundry",
+        "messages",
+        "browser",
+    )
+    assert "foundry" in panel.key_rows  # its API key row appeared
+
+
+async def test_api_key_goes_to_the_keyring_masked(
+    gui_app: LMBridgeApp, memory_keyring: MemoryKeyring, messages: list[Any]
+) -> None:
+    panel = settings_page(gui_app)
+    panel.refresh_keys()
+    row = panel.key_rows["cloud"]
+    await eventually(lambda: row.state.text() == "no key stored")
+    assert "local" not in panel.key_rows  # LM Studio needs no key
+    assert row.entry.echoMode() == row.entry.EchoMode.Password
+    row.entry.setText("sk-test-0123456789abcd")
+    row.save.click()
+    await eventually(lambda: memory_keyring.passwords.get(("lmbridge", "cloud")))
+    assert memory_keyring.passwords[("lmbridge", "cloud")] == "sk-test-0123456789abcd"
+    assert row.state.text() == "••••••••abcd"
+    assert row.entry.text() == ""
+    assert "sk-test" not in str(messages)
+    assert not config.default_config_path().exists() or "sk-test" not in (
+        config.default_config_path().read_text()
+    )
+    row.remove.click()
+    await eventually(lambda: row.state.text() == "no key stored")
+    assert ("lmbridge", "cloud") not in memory_keyring.passwords
+
+
+async def test_log_level_and_start_at_login(
+    gui_app: LMBridgeApp, autostart_home: Path
+) -> None:
+    panel = settings_page(gui_app)
+    panel.log_level.setCurrentText("DEBUG")
+    panel.save_button.click()
+    path = gui_app.controller.config_path
+    assert config.parse(path.read_bytes()).logging.level == "DEBUG"
+
+    panel.start_at_login.setChecked(True)
+    entry = autostart_home / "autostart" / "lmbridge.desktop"
+    assert "Exec=" in entry.read_text()
+    assert str(entry) in panel.autostart_where.text() or panel.autostart_where.text()
+    panel.start_at_login.setChecked(False)
+    assert not entry.exists()
