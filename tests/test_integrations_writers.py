@@ -209,6 +209,21 @@ def test_codex_merge_keeps_comments_and_other_tables(home: Path) -> None:
     assert not again.changed
 
 
+def test_codex_root_keys_go_after_multiline_values(home: Path) -> None:
+    path = home / ".codex" / "config.toml"
+    path.parent.mkdir()
+    path.write_text(
+        '# comment\nnotify = [\n  "notify-send",\n  "codex",\n]\n\n[tui]\nx = 1\n'
+    )
+    p = plan("codex", home)
+    assert p.notes == ()  # edited line by line, the comment stays
+    assert "# comment" in p.new_text
+    data = tomllib.loads(p.new_text)
+    assert data["notify"] == ["notify-send", "codex"]
+    assert data["model_provider"] == "lmbridge"
+    assert data["tui"] == {"x": 1}
+
+
 def test_codex_env_key_follows_the_access_token(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -126,11 +126,15 @@ def _text_merge(
     headers = [i for i, line in enumerate(lines) if _table_name(line) is not None]
     first_header = headers[0] if headers else len(lines)
 
-    # Root keys: replace in place, else add after the last root key.
-    last_root_key = -1
-    for i in range(first_header):
-        if re.match(r"^\s*[A-Za-z0-9_\"-]+\s*=", lines[i]):
-            last_root_key = i
+    # Root keys: replace in place, else add after the last root setting (its
+    # value may span lines, so: after the last line of content before the
+    # first table).
+    content = [
+        i
+        for i in range(first_header)
+        if lines[i].strip() and not lines[i].lstrip().startswith("#")
+    ]
+    last_root_key = content[-1] if content else -1
     added: list[str] = []
     for key, value in root.items():
         line = f"{key} = {json_str(value)}"
@@ -224,14 +228,11 @@ def plan(
     path = config_path(home)
     old = files.read_text(path)
     new, notes = merge(old, endpoint, choice, path)
-    if old is not None and tomllib.loads(old).get("model_provider") not in (
-        None,
-        PROVIDER_ID,
-    ):
+    previous = tomllib.loads(old).get("model_provider") if old else None
+    if previous not in (None, PROVIDER_ID):
         notes += (
-            "model_provider changes from "
-            f"{tomllib.loads(old)['model_provider']!r}: Codex will use LM Bridge "
-            "by default (`codex -c model_provider=openai` for the old one)",
+            f"model_provider changes from {previous!r}: Codex will use LM Bridge "
+            f"by default (`codex -c model_provider={previous}` for the old one)",
         )
     return WritePlan(
         tool=ID,
