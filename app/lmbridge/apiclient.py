@@ -146,10 +146,14 @@ def request_body(protocol: Protocol, model: str, prompt: str = TEST_PROMPT) -> b
 
 
 class ProxyClient:
-    """Sends requests to the proxy at `base_url`."""
+    """Sends requests to the proxy at `base_url`, with its access token
+    (`server.access_token`) when one is configured."""
 
-    def __init__(self, base_url: str, *, timeout: float = 300.0) -> None:
+    def __init__(
+        self, base_url: str, *, token: str = "", timeout: float = 300.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.token = token
         self.timeout = timeout
 
     async def send(
@@ -163,6 +167,8 @@ class ProxyClient:
     ) -> Reply:
         """POST `body` to `path`; never raises for HTTP or connection errors."""
         sent = {"content-type": "application/json", "user-agent": user_agent}
+        if self.token:
+            sent["authorization"] = f"Bearer {self.token}"
         sent.update({k.lower(): v for k, v in (headers or {}).items()})
         if protocol == "anthropic":
             sent.setdefault("anthropic-version", ANTHROPIC_VERSION)

@@ -32,6 +32,7 @@ from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.conversations_panel import ConversationsPanel
 from lmbridge.gui.health import UpstreamHealth
 from lmbridge.gui.icons import app_icon
+from lmbridge.gui.integrations_panel import IntegrationsPanel
 from lmbridge.gui.lmstudio_models import ModelsManager
 from lmbridge.gui.models_panel import ModelsPanel
 from lmbridge.gui.notifications import Notifier
@@ -117,6 +118,12 @@ class LMBridgeApp(QObject):
             ),
             ("azure", "Azure", "azure", AzurePanel(self.azure)),
             ("settings", "Settings", "settings", SettingsPanel(c, self.prefs)),
+            (
+                "integrations",
+                "Integrations",
+                "integrations",
+                IntegrationsPanel(c),
+            ),
         ]
 
     def page(self, key: str) -> object:

@@ -94,13 +94,21 @@ def assembled_text(protocol: str, request_body: str, response_body: str) -> str 
 
 
 def curl_command(
-    base_url: str, path: str, body: str, headers: Mapping[str, str] | None = None
+    base_url: str,
+    path: str,
+    body: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    token_env: str = "",
 ) -> str:
     """A shell command that sends the same request through the proxy.
 
-    Only harmless headers are repeated; credentials never are.
+    Only harmless headers are repeated; credentials never are. With an
+    access token, the command reads it from `$token_env`.
     """
     lines = [f"curl -sS {shlex.quote(base_url.rstrip('/') + path)}"]
+    if token_env:
+        lines.append(f'-H "Authorization: Bearer ${token_env}"')
     sent = {k.lower(): v for k, v in (headers or {}).items()}
     sent.setdefault("content-type", "application/json")
     for name in SAFE_HEADERS:

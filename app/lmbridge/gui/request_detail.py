@@ -222,7 +222,9 @@ class RequestDetail(QWidget):
         self.tasks.start(self._replay(record), what="Replaying the request")
 
     async def _replay(self, record: RequestRecord) -> None:
-        client = ProxyClient(self.controller.url)
+        client = ProxyClient(
+            self.controller.url, token=self.controller.settings.server.token()
+        )
         try:
             reply = await client.send(
                 record.protocol,

@@ -1,0 +1,315 @@
+"""Integrations: for each tool, the exact settings that point it at this
+proxy (environment, config snippets, steps) with Copy; Test sends a real
+request in the tool's protocol through the proxy; Write merges into the
+tool's config file after showing the diff, keeping a backup.
+
+The knowledge of each tool lives in `lmbridge.integrations`; this page
+renders it and calls it.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+import msgspec
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lmbridge import config, integrations
+from lmbridge.apiclient import ProxyClient, Reply
+from lmbridge.gui import message
+from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.requests_log import duration
+from lmbridge.gui.tasks import Tasks
+from lmbridge.gui.widgets import (
+    Banner,
+    button,
+    copy_text,
+    hint_label,
+    mono_font,
+    title_label,
+)
+from lmbridge.integrations import Integration, ModelChoice, WritePlan
+
+TESTING = "Testing the integration"
+
+
+def code_view(text: str) -> QPlainTextEdit:
+    view = QPlainTextEdit(text)
+    view.setReadOnly(True)
+    view.setFont(mono_font())
+    view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+    lines = max(1, text.count("\n") + 1)
+    height = view.fontMetrics().lineSpacing() * min(lines, 14) + 16
+    view.setFixedHeight(height)
+    return view
+
+
+class IntegrationsPanel(QWidget):
+    """The Integrations page."""
+
+    def __init__(self, controller: ProxyController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.tasks = Tasks("integrations")
+        # The home directory whose tool configs are shown and written (tests
+        # point it at a temporary directory).
+        self.home: Path | None = None
+        self.plan: WritePlan | None = None
+        self.last_reply: Reply | None = None
+        self.tools = QListWidget()
+        self.tools.setMaximumWidth(220)
+        for tool in integrations.TOOL_IDS:
+            item = QListWidgetItem(tool)
+            item.setData(Qt.ItemDataRole.UserRole, tool)
+            self.tools.addItem(item)
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.setMinimumWidth(260)
+        editor = self.model.lineEdit()
+        if editor is not None:
+            editor.setPlaceholderText("the model the tool asks for")
+        self.model.currentTextChanged.connect(self.refresh)
+
+        self.heading = title_label("")
+        self.summary = hint_label()
+        self.snippet_box = QVBoxLayout()
+        self.steps = QLabel()
+        self.steps.setWordWrap(True)
+        self.steps.setTextFormat(Qt.TextFormat.RichText)
+        self.test_button = button(
+            "Test", "send", "Send a real request through LM Bridge"
+        )
+        self.write_button = button("Write to config file…", "check")
+        self.test_button.clicked.connect(self.test)
+        self.write_button.clicked.connect(self.prepare_write)
+        self.answer = hint_label()
+        self.review = Banner(closable=False)
+        self.diff = QPlainTextEdit()
+        self.diff.setReadOnly(True)
+        self.diff.setFont(mono_font())
+        self.diff.setFixedHeight(200)
+        self.diff.hide()
+
+        options = QFormLayout()
+        options.addRow("Model", self.model)
+        actions = QHBoxLayout()
+        actions.addWidget(self.test_button)
+        actions.addWidget(self.write_button)
+        actions.addWidget(self.answer, 1)
+        detail = QVBoxLayout()
+        detail.addWidget(self.heading)
+        detail.addWidget(self.summary)
+        detail.addLayout(options)
+        detail.addLayout(self.snippet_box)
+        steps_box = QGroupBox("Steps")
+        QVBoxLayout(steps_box).addWidget(self.steps)
+        self.steps_box = steps_box
+        detail.addWidget(steps_box)
+        detail.addLayout(actions)
+        detail.addWidget(self.review)
+        detail.addWidget(self.diff)
+        detail.addStretch(1)
+        row = QHBoxLayout()
+        row.addWidget(self.tools)
+        row.addLayout(detail, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(title_label("Integrations"))
+        layout.addLayout(row, 1)
+
+        self.tools.currentRowChanged.connect(self._on_tool)
+        controller.phaseChanged.connect(self.refresh)
+        controller.settingsChanged.connect(self.refresh)
+        controller.loadedChanged.connect(self._fill_models)
+        self._labels_done = False
+        self.tools.setCurrentRow(0)
+
+    # -- data ------------------------------------------------------------------
+
+    def tool(self) -> str:
+        item = self.tools.currentItem()
+        return str(item.data(Qt.ItemDataRole.UserRole)) if item else ""
+
+    def choice(self) -> ModelChoice:
+        model = self.model.currentText().strip()
+        if self.tool() == "claude-code":
+            return ModelChoice(sonnet=model, haiku=model) if model else ModelChoice()
+        return ModelChoice(model=model)
+
+    def settings(self) -> config.Settings:
+        """The settings as clients see them: the port actually listened on."""
+        settings = self.controller.settings
+        server = self.controller.server
+        if server is not None and server.running:
+            port = server.port
+            settings = msgspec.structs.replace(
+                settings, server=msgspec.structs.replace(settings.server, port=port)
+            )
+        return settings
+
+    def integration(self) -> Integration:
+        return integrations.describe(
+            self.tool(), self.settings(), self.choice(), home=self.home
+        )
+
+    def select(self, tool: str) -> None:
+        self.tools.setCurrentRow(list(integrations.TOOL_IDS).index(tool))
+
+    # -- view -------------------------------------------------------------------
+
+    def _on_tool(self) -> None:
+        self.answer.setText("")
+        self.cancel_write()
+        self.refresh()
+
+    def _fill_models(self) -> None:
+        state = self.controller.state
+        names = list(state.router.aliases()) if state is not None else []
+        names += [m.identifier for m in self.controller.loaded]
+        current = self.model.currentText()
+        self.model.blockSignals(True)
+        self.model.clear()
+        self.model.addItems(list(dict.fromkeys(n for n in names if "*" not in n)))
+        self.model.setCurrentText(current)
+        self.model.blockSignals(False)
+
+    def refresh(self) -> None:
+        if not self._labels_done:
+            self._label_tools()
+        if not self.tool():
+            return
+        info = self.integration()
+        self.heading.setText(info.name)
+        where = f"; writes {info.config_path}" if info.config_path else ""
+        self.summary.setText(
+            f"Speaks {info.protocol_name}; base URL {info.base_url}{where}."
+        )
+        while self.snippet_box.count():
+            item = self.snippet_box.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+        for snippet in info.snippets:
+            box = QGroupBox(snippet.title)
+            copy = button("Copy", "copy")
+            copy.clicked.connect(lambda _=False, t=snippet.text: self._copy(t))
+            inner = QHBoxLayout(box)
+            inner.addWidget(code_view(snippet.text.rstrip("\n")), 1)
+            inner.addWidget(copy, 0, Qt.AlignmentFlag.AlignTop)
+            self.snippet_box.addWidget(box)
+        self.steps.setText(
+            "<ol>" + "".join(f"<li>{escape(s)}</li>" for s in info.steps) + "</ol>"
+        )
+        self.steps_box.setVisible(bool(info.steps))
+        self.write_button.setVisible(info.writable)
+        self.test_button.setEnabled(
+            self.controller.running and not self.tasks.running(TESTING)
+        )
+        self.test_button.setToolTip(
+            "Send a real request through LM Bridge"
+            if self.controller.running
+            else "Start the proxy first (Overview ▸ Start)"
+        )
+
+    def _label_tools(self) -> None:
+        settings = self.settings()
+        for row in range(self.tools.count()):
+            item = self.tools.item(row)
+            tool = str(item.data(Qt.ItemDataRole.UserRole))
+            info = integrations.describe(tool, settings, home=self.home)
+            item.setText(f"{info.name}\n{info.protocol_name}")
+        self._labels_done = True
+
+    def _copy(self, text: str) -> None:
+        copy_text(text)
+        message.info("Copied to the clipboard")
+
+    # -- Test ------------------------------------------------------------------
+
+    def test(self) -> None:
+        try:
+            request = integrations.build_test_request(
+                self.tool(), self.settings(), self.choice()
+            )
+        except integrations.IntegrationError as exc:
+            self.answer.setText(str(exc))
+            message.warning(f"Test: {exc}")
+            return
+        self.answer.setText("Sending…")
+        self.test_button.setEnabled(False)
+        info = self.integration()
+        task = self.tasks.start(self._test(info, request), what=TESTING)
+        task.add_done_callback(lambda _task: self.refresh())
+
+    async def _test(self, info: Integration, request: integrations.TestRequest) -> None:
+        client = ProxyClient(
+            self.controller.url, token=self.controller.settings.server.token()
+        )
+        body = msgspec.json.encode(request.body)
+        reply = await client.send(info.protocol, request.path, body, request.headers)
+        self.last_reply = reply
+        if reply.ok:
+            self.answer.setText(
+                f"✓ {info.name} works: {reply.status} in {duration(reply.elapsed)} — "
+                f"“{reply.text.strip()[:200]}”"
+            )
+        else:
+            self.answer.setText(f"✗ {reply.status or 'no answer'}: {reply.text[:300]}")
+            message.error(f"Test of {info.name} failed: {reply.text}")
+
+    # -- Write -----------------------------------------------------------------
+
+    def prepare_write(self) -> None:
+        try:
+            plan = integrations.plan_write(
+                self.tool(), self.settings(), self.choice(), home=self.home
+            )
+        except integrations.IntegrationError as exc:
+            message.error(f"Cannot write the configuration: {exc}")
+            return
+        if not plan.changed:
+            message.info(f"{plan.path} already points at LM Bridge")
+            return
+        self.plan = plan
+        notes = "".join(f"\n• {note}" for note in plan.notes)
+        what = "create" if plan.old_text is None else "change"
+        backup = (
+            "" if plan.old_text is None else " A backup of the current file is kept."
+        )
+        self.review.show_message(
+            "warning",
+            f"This will {what} {plan.path} as shown below.{backup}{notes}",
+            [("Write", self.write), ("Cancel", self.cancel_write)],
+        )
+        self.diff.setPlainText(plan.diff())
+        self.diff.show()
+
+    def write(self) -> None:
+        plan, self.plan = self.plan, None
+        self.diff.hide()
+        if plan is None:
+            return
+        try:
+            result = integrations.write(plan)
+        except integrations.IntegrationError as exc:
+            message.error(f"Not written: {exc}")
+            return
+        kept = f"; the old file is {result.backup}" if result.backup else ""
+        message.info(f"Wrote {result.path}{kept}")
+
+    def cancel_write(self) -> None:
+        self.plan = None
+        self.review.hide()
+        self.diff.hide()

@@ -1,0 +1,103 @@
+"""Integrations: the snippets name the running proxy; Test sends a real
+request in each tool's protocol through it (to the fake upstream); Write
+merges into the tool's config only after confirmation, with a backup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fakes.openai_upstream import FakeOpenAIUpstream
+from gui.helpers import eventually
+from lmbridge.gui.app import LMBridgeApp
+from lmbridge.gui.integrations_panel import IntegrationsPanel
+
+
+def integrations_page(app: LMBridgeApp, home: Path) -> IntegrationsPanel:
+    panel = app.page("integrations")
+    assert isinstance(panel, IntegrationsPanel)
+    panel.home = home
+    app.window.show_page("integrations")
+    return panel
+
+
+def snippets(panel: IntegrationsPanel) -> str:
+    return "\n".join(s.text for s in panel.integration().snippets)
+
+
+@pytest.mark.parametrize(
+    ("tool", "model", "path"),
+    [
+        ("claude-code", "claude-sonnet-4-6", "/v1/messages"),
+        ("codex", "gpt-5", "/v1/responses"),
+        ("openai-sdk", "gpt-5", "/v1/chat/completions"),
+    ],
+)
+async def test_test_button_goes_through_the_proxy(
+    gui_app: LMBridgeApp,
+    fake_upstream: FakeOpenAIUpstream,
+    tmp_path: Path,
+    tool: str,
+    model: str,
+    path: str,
+) -> None:
+    panel = integrations_page(gui_app, tmp_path)
+    panel.select(tool)
+    panel.model.setCurrentText(model)
+    assert gui_app.controller.url in snippets(panel)  # the real, running port
+    assert panel.test_button.isEnabled()
+    panel.test_button.click()
+    await eventually(lambda: panel.last_reply is not None, what="the test answer")
+    reply = panel.last_reply
+    assert reply is not None and reply.ok, reply
+    assert reply.text == "Hello from the fake upstream."
+    assert panel.answer.text().startswith("✓")
+    await eventually(lambda: gui_app.log.stats.requests == 1)
+    record = gui_app.log.rows[-1] if gui_app.log.rows else gui_app.log.pending[-1]
+    assert record.path == path
+    assert record.client.startswith("lmbridge-test/")
+    assert fake_upstream.requests
+
+
+async def test_tools_are_listed_with_their_protocol(
+    gui_app: LMBridgeApp, tmp_path: Path
+) -> None:
+    panel = integrations_page(gui_app, tmp_path)
+    names = [panel.tools.item(i).text().split("\n") for i in range(panel.tools.count())]
+    assert ["Claude Code", "Anthropic Messages"] in names
+    assert len(names) == 7
+    panel.select("cline")
+    assert not panel.write_button.isVisibleTo(panel)
+    assert "Base URL: " + gui_app.controller.url + "/v1" in snippets(panel)
+
+
+async def test_write_asks_first_and_keeps_a_backup(
+    gui_app: LMBridgeApp, tmp_path: Path
+) -> None:
+    panel = integrations_page(gui_app, tmp_path)
+    panel.select("claude-code")
+    settings_file = tmp_path / ".claude" / "settings.json"
+    settings_file.parent.mkdir()
+    settings_file.write_text(json.dumps({"theme": "dark"}))
+    panel.write_button.click()
+    assert not panel.review.isHidden()
+    assert "+" in panel.diff.toPlainText()
+    assert json.loads(settings_file.read_text()) == {"theme": "dark"}  # not yet
+    write = panel.review.action_buttons()[0]
+    assert write.text() == "Write"
+    write.click()
+    data = json.loads(settings_file.read_text())
+    assert data["theme"] == "dark"
+    assert data["env"]["ANTHROPIC_BASE_URL"] == gui_app.controller.url
+    backups = list(settings_file.parent.glob("settings.json.lmbridge-backup-*"))
+    assert len(backups) == 1
+    assert json.loads(backups[0].read_text()) == {"theme": "dark"}
+
+
+async def test_test_needs_a_running_proxy(gui_app: LMBridgeApp, tmp_path: Path) -> None:
+    panel = integrations_page(gui_app, tmp_path)
+    await gui_app.controller.stop()
+    assert not panel.test_button.isEnabled()
+    assert "Start the proxy" in panel.test_button.toolTip()
