@@ -1516,9 +1516,9 @@ def test_stream_decoder_never_raises_on_plausible_events(
             st.builds(ir.TextDelta, st.integers(0, 3), st.text(max_size=5)),
             st.builds(ir.ThinkingDelta, st.integers(0, 3), st.text(max_size=5)),
             st.builds(ir.SignatureDelta, st.integers(0, 3), st.text(max_size=5)),
-            # Whitespace only: arbitrary event orders may repeat a delta, and
+            # Empty: arbitrary event orders may repeat a delta, and
             # repeated pieces of one JSON object are not one JSON object.
-            st.builds(ir.ToolArgsDelta, st.integers(0, 3), st.sampled_from(["", " "])),
+            st.builds(ir.ToolArgsDelta, st.integers(0, 3), st.just("")),
             st.builds(ir.BlockStop, st.integers(0, 3)),
             st.just(ir.Ping()),
             st.builds(
