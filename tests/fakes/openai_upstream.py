@@ -51,6 +51,7 @@ class Script:
     garbage_after_chunks: int | None = None  # send unparsable SSE
     stall_after_chunks: int | None = None  # stop sending, keep open
     error_in_stream: str | None = None  # a 200 stream carrying an error event
+    garbage_body: bytes | None = None  # a 200 answer that is not JSON nor SSE
     models: list[str] = field(default_factory=lambda: ["fake-model", "other-model"])
 
 
@@ -115,6 +116,8 @@ class FakeOpenAIUpstream:
         s = self.script
         if s.first_byte_delay:
             await asyncio.sleep(s.first_byte_delay)
+        if s.garbage_body is not None:
+            return body, web.Response(body=s.garbage_body, content_type="text/html")
         if request.path in self.disabled:
             return body, web.json_response(
                 {"error": "Unexpected endpoint or method."}, status=404

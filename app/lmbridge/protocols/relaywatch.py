@@ -16,6 +16,7 @@ _decode = msgspec.json.Decoder()
 
 # The event after which a stream is complete, per relayed protocol.
 _DONE_DATA = b"[DONE]"
+_OTHER_FIELDS = (b":", b"id:", b"retry:")
 _TERMINAL_EVENTS = {
     "anthropic": (b"message_stop",),
     "responses": (b"response.completed", b"response.incomplete", b"response.failed"),
@@ -60,8 +61,8 @@ class RelayWatch:
     def close(self) -> bytes:
         """The upstream ended: a last frame without its blank line, if any."""
         held, self._held = self._held, b""
-        if held.strip() and self._check(held):
-            return held + b"\n\n"
+        if held.strip() and self._check(held.strip(b"\n") + b"\n\n"):
+            return held.strip(b"\n") + b"\n\n"
         return b""
 
     def _check(self, frame: bytes) -> bool:
@@ -71,6 +72,11 @@ class RelayWatch:
                 if data == _DONE_DATA:
                     self.ended = True
                     continue
+                if data.startswith(b'{"error"'):
+                    # A Chat server's own error event (LM Studio sends them
+                    # inside a 200 stream): end with ours, in OpenAI's shape.
+                    self.problem = _error_message(data)
+                    return False
                 try:
                     _decode.decode(data)
                 except (msgspec.DecodeError, UnicodeError, RecursionError):
@@ -79,9 +85,33 @@ class RelayWatch:
                         f" {data[:120].decode('utf-8', 'replace')!r}"
                     )
                     return False
-            elif line.startswith(b"event:") and line[6:].strip() in self._terminal:
-                self.ended = True
+            elif line.startswith(b"event:"):
+                if line[6:].strip() in self._terminal:
+                    self.ended = True
+            elif line and not line.startswith(_OTHER_FIELDS):
+                self.problem = (
+                    "the upstream sent something that is not an event stream:"
+                    f" {line[:120].decode('utf-8', 'replace')!r}"
+                )
+                return False
         if not self.ended and self._terminal:
             # Responses streams name the event inside the data too.
             self.ended = any(b'"' + t + b'"' in frame for t in self._terminal)
         return True
+
+
+class _ErrorBody(msgspec.Struct):
+    message: str = ""
+
+
+class _ErrorEvent(msgspec.Struct):
+    error: _ErrorBody | str | None = None
+
+
+def _error_message(data: bytes) -> str:
+    try:
+        error = msgspec.json.decode(data, type=_ErrorEvent).error
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError):
+        return "the upstream reported an error"
+    message = error.message if isinstance(error, _ErrorBody) else error
+    return message or "the upstream reported an error"

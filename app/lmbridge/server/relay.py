@@ -188,7 +188,11 @@ async def _stream(
             if rest := watch.close():
                 await _send(out, record, rest, relayed)
                 tail = (tail + rest)[-4096:]
-            if not watch.ended:
+            if watch.problem is not None:
+                failure = ir.StreamError(
+                    errors.ErrorKind.UPSTREAM_ERROR, watch.problem, 502
+                )
+            elif not watch.ended:
                 failure = ir.StreamError(
                     errors.ErrorKind.UPSTREAM_ERROR,
                     f"upstream {upstream.name!r} ended its stream before its answer",
