@@ -25,7 +25,7 @@ from lmbridge.protocols.usage import UsageFilter
 from lmbridge.server.capture import capture_request, capture_response
 from lmbridge.server.relay import SAME_API, relay, should_fall_back, sse_headers
 from lmbridge.server.state import STATE, ProxyState
-from lmbridge.server.streaming import with_pings
+from lmbridge.upstreams.http import flatten
 from lmbridge.upstreams.router import Resolved
 from lmbridge.upstreams.sessions import SessionManager, Turn
 
@@ -156,9 +156,9 @@ async def _translate(
     remembering = door.name == "responses"
     if remembering:
         req = state.responses.expand(req)
-    stream = await open_stream(req, resolved, record, state.sessions)
+    batches = await open_batches(req, resolved, record, state.sessions)
     if not req.stream:
-        response = await assemble(stream, req, record)
+        response = await _assemble(batches, req, record)
         if remembering:
             response.id = new_response_id()
             state.responses.remember(response.id, req, response)
@@ -170,17 +170,19 @@ async def _translate(
     assembler = Assembler(model=req.model) if remembering else None
     out = web.StreamResponse(status=200, headers=sse_headers())
     await out.prepare(request)
-    pinged = with_pings(stream, state.settings.server.ping_interval)
-    async with contextlib.aclosing(stream), contextlib.aclosing(pinged):
-        async for event in pinged:
-            observe(record, event)
-            data = encoder.encode(event)
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            # One write per upstream read: the first token leaves together
+            # with the message start, and the client gets fewer packets.
+            data = b"".join([encoder.encode(event) for event in batch])
+            for event in batch:
+                observe(record, event)
+                if assembler is not None:
+                    assembler.feed(event)
             if data:
                 record.bytes_out += len(data)
                 capture_response(record, data)
                 await out.write(data)
-            if assembler is not None:
-                assembler.feed(event)
     if assembler is not None and assembler.finished:
         state.responses.remember(
             getattr(encoder, "response_id", ""), req, assembler.result()
@@ -205,6 +207,16 @@ async def open_stream(
     caller that needs a model's answer in IR form (front doors, chat APIs).
     With `sessions`, a keyed conversation to a Responses upstream is chained.
     """
+    return flatten(await open_batches(req, resolved, record, sessions))
+
+
+async def open_batches(
+    req: ir.Request,
+    resolved: Resolved,
+    record: RequestRecord,
+    sessions: SessionManager | None = None,
+) -> AsyncGenerator[list[ir.Event], None]:
+    """`open_stream`, one list of events per upstream read."""
     upstream = resolved.upstream
     up_req = msgspec.structs.replace(
         req,
@@ -215,16 +227,16 @@ async def open_stream(
     if sessions is not None and upstream.api == "responses":
         turn = await sessions.begin(up_req, upstream.name)
     if turn is None:
-        stream = await upstream.open_events(up_req, record)
+        batches = await upstream.open_batches(up_req, record)
     else:
-        stream = await _open_turn(turn, resolved, record)
+        batches = await _open_turn(turn, resolved, record)
     record.status = 200
-    return _filtered(stream, event_filters(req))
+    return _filtered(batches, event_filters(req))
 
 
 async def _open_turn(
     turn: Turn, resolved: Resolved, record: RequestRecord
-) -> AsyncGenerator[ir.Event, None]:
+) -> AsyncGenerator[list[ir.Event], None]:
     upstream = resolved.upstream
     before = record.upstream_bytes
     if turn.chained:
@@ -233,28 +245,29 @@ async def _open_turn(
     elif turn.state.last_response_id:
         record.notes.append("session: history diverged, full history sent")
     try:
-        stream = await upstream.open_events(turn.request(), record)
+        batches = await upstream.open_batches(turn.request(), record)
     except errors.LMBridgeError as err:
         if not (turn.chained and 400 <= err.status < 500):
             raise
         record.notes.append("session: upstream lost the chain, full history resent")
         before = record.upstream_bytes
-        stream = await upstream.open_events(turn.fall_back_to_full(), record)
+        batches = await upstream.open_batches(turn.fall_back_to_full(), record)
     sent = record.upstream_bytes - before
     full = upstream.encoded_size(turn.full) if turn.chained else sent
-    return _tracked(stream, turn, sent, full)
+    return _tracked(batches, turn, sent, full)
 
 
 async def _tracked(
-    stream: AsyncGenerator[ir.Event, None], turn: Turn, sent: int, full: int
-) -> AsyncGenerator[ir.Event, None]:
+    batches: AsyncGenerator[list[ir.Event], None], turn: Turn, sent: int, full: int
+) -> AsyncGenerator[list[ir.Event], None]:
     """Pass events on; a completed answer extends the session's chain."""
-    async with contextlib.aclosing(stream):
-        async for event in stream:
-            turn.observe(event)
-            if isinstance(event, ir.Finish):
-                await turn.commit(sent, full)
-            yield event
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            for event in batch:
+                turn.observe(event)
+                if isinstance(event, ir.Finish):
+                    await turn.commit(sent, full)
+            yield batch
 
 
 async def assemble(
@@ -266,6 +279,22 @@ async def assemble(
         async for event in stream:
             observe(record, event)
             assembler.feed(event)
+    response = assembler.result()
+    response.model = req.model
+    return response
+
+
+async def _assemble(
+    batches: AsyncGenerator[list[ir.Event], None],
+    req: ir.Request,
+    record: RequestRecord,
+) -> ir.Response:
+    assembler = Assembler(model=req.model)
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            for event in batch:
+                observe(record, event)
+                assembler.feed(event)
     response = assembler.result()
     response.model = req.model
     return response
@@ -285,23 +314,24 @@ def event_filters(req: ir.Request) -> list[EventFilter]:
 
 
 async def _filtered(
-    stream: AsyncGenerator[ir.Event, None], filters: list[EventFilter]
-) -> AsyncGenerator[ir.Event, None]:
+    batches: AsyncGenerator[list[ir.Event], None], filters: list[EventFilter]
+) -> AsyncGenerator[list[ir.Event], None]:
     """Apply `filters`; end (closing the upstream) at the first Finish/error."""
-    async with contextlib.aclosing(stream):
-        async for event in stream:
-            batch = [event]
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
             for f in filters:
                 batch = [out for e in batch for out in f.feed(e)]
-            for out in batch:
-                yield out
+            for i, out in enumerate(batch):
                 if isinstance(out, ir.Finish | ir.StreamError):
+                    yield batch[: i + 1]
                     return
+            if batch:
+                yield batch
         batch = []
         for f in filters:
             batch = [out for e in batch for out in f.feed(e)] + f.close()
-        for out in batch:
-            yield out
+        if batch:
+            yield batch
 
 
 def observe(record: RequestRecord, event: ir.Event) -> None:

@@ -24,6 +24,8 @@ class ProxyState:
         self.settings = settings
         self.bus = bus
         self.upstreams = {u.name: make_upstream(u) for u in settings.upstream}
+        for upstream in self.upstreams.values():
+            upstream.ping_interval = settings.server.ping_interval
         self.router = Router(settings, self.upstreams)
         self.sessions = SessionManager()
         self.responses = ResponsesMemory()

@@ -280,9 +280,9 @@ class AzureFoundryUpstream(HttpUpstream):
             project_route=self.route.project_route,
         )
 
-    async def open_events(
+    async def open_batches(
         self, req: ir.Request, record: RequestRecord
-    ) -> AsyncGenerator[ir.Event, None]:
+    ) -> AsyncGenerator[list[ir.Event], None]:
         """Send `req` translated to this route's API; stream IR events.
 
         A content-filter refusal becomes refusal events.
@@ -294,8 +294,8 @@ class AzureFoundryUpstream(HttpUpstream):
             )
         except ContentFiltered as err:
             record.notes.append("azure: refused by the content filter")
-            return azure_errors.refusal_events(req, err.message)
-        return self._events(resp, codec, req)
+            return azure_errors.refusal_batches(req, err.message)
+        return self._batches(resp, codec, req)
 
     # ------------------------------------------------------------ discovery
 

@@ -105,7 +105,7 @@ class ContentFiltered(errors.InvalidRequest):
     """Azure's content filter refused the request.
 
     A refusal is an answer, not a failure: translated requests get refusal
-    events (`refusal_events`), and on pass-through the proxy relays
+    events (`refusal_batches`), and on pass-through the proxy relays
     `upstream_body` with `status`, so the upstream sets status 200 and puts
     the refusal there in the client's own protocol (`refusal_body`).
     """
@@ -213,10 +213,11 @@ def _refusal(model: str, text: str) -> list[ir.Event]:
     ]
 
 
-async def refusal_events(req: ir.Request, text: str) -> AsyncGenerator[ir.Event, None]:
-    """A refusal as an IR stream, for translated requests."""
-    for event in _refusal(req.model, text):
-        yield event
+async def refusal_batches(
+    req: ir.Request, text: str
+) -> AsyncGenerator[list[ir.Event], None]:
+    """A refusal as an IR stream (one batch), for translated requests."""
+    yield list(_refusal(req.model, text))
 
 
 def refusal_body(protocol: str, body: bytes, text: str) -> bytes | None:

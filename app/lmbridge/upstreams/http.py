@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +45,16 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+async def flatten(
+    batches: AsyncGenerator[list[ir.Event], None],
+) -> AsyncGenerator[ir.Event, None]:
+    """One event at a time from a stream of event lists."""
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            for event in batch:
+                yield event
+
+
 class HttpUpstream:
     """One configured upstream reached over HTTP."""
 
@@ -68,6 +78,9 @@ class HttpUpstream:
         limit = settings.max_concurrent
         self._slots = asyncio.Semaphore(limit) if limit else None
         self._leases: set[aiohttp.ClientResponse] = set()
+        # Seconds of upstream silence after which a translated stream gets a
+        # keep-alive ping (server.ping_interval; set by the proxy).
+        self.ping_interval: float | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -171,8 +184,12 @@ class HttpUpstream:
             self._slots.release()
 
     def release(self, resp: aiohttp.ClientResponse) -> None:
-        """Done with `resp`: close it and free its slot (idempotent)."""
-        resp.close()
+        """Done with `resp`: free its slot (idempotent), and its connection:
+        back to the pool when the body was read to its end, else closed."""
+        if resp.content.at_eof():
+            resp.release()
+        else:
+            resp.close()
         if resp in self._leases:
             self._leases.discard(resp)
             self._release_slot()
@@ -220,25 +237,38 @@ class HttpUpstream:
             raise error
         return resp
 
-    async def chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        """The response body as it arrives, with the idle timeout applied."""
+    async def chunks(
+        self, resp: aiohttp.ClientResponse, heartbeat: float | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """The response body as it arrives, with the idle timeout applied.
+
+        With `heartbeat`, an empty chunk comes after each `heartbeat` seconds
+        of silence (a pending read is cancelled without losing data), so a
+        caller can keep its client's stream alive.
+        """
         idle = self.settings.idle_timeout
-        it = resp.content.iter_any().__aiter__()
+        wait = min(t for t in (idle, heartbeat) if t) if idle or heartbeat else None
+        content = resp.content
+        last = time.monotonic()
         try:
             while True:
                 try:
-                    async with asyncio.timeout(idle):
-                        chunk = await it.__anext__()
-                except StopAsyncIteration:
-                    return
+                    async with asyncio.timeout(wait):
+                        chunk = await content.readany()
                 except TimeoutError:
-                    raise errors.Timeout(
-                        f"upstream {self.name!r} went silent for {idle:g} s"
-                    ) from None
+                    if idle and time.monotonic() - last >= idle:
+                        raise errors.Timeout(
+                            f"upstream {self.name!r} went silent for {idle:g} s"
+                        ) from None
+                    yield b""
+                    continue
                 except aiohttp.ClientError as exc:
                     raise errors.UpstreamError(
                         f"upstream {self.name!r} broke off its answer ({exc})"
                     ) from None
+                if not chunk:
+                    return
+                last = time.monotonic()
                 yield chunk
         finally:
             self.release(resp)
@@ -251,6 +281,13 @@ class HttpUpstream:
         Errors before the first byte raise here; later ones arrive as a
         `StreamError` event, so a started stream always ends well-formed.
         """
+        return flatten(await self.open_batches(req, record))
+
+    async def open_batches(
+        self, req: ir.Request, record: RequestRecord
+    ) -> AsyncGenerator[list[ir.Event], None]:
+        """Like `open_events`, one list of events per upstream read, so a
+        caller can answer a whole read with one write."""
         codec = upstream_codec(self.api)
         try:
             resp = await self.post(
@@ -270,7 +307,7 @@ class HttpUpstream:
             resp = await self.post(
                 codec.path, codec.encode_request(req), codec=codec, record=record
             )
-        return self._events(resp, codec, req)
+        return self._batches(resp, codec, req)
 
     def speaks(self, api: str) -> bool:
         """Whether a request in `api` can go to this upstream unchanged.
@@ -296,18 +333,36 @@ class HttpUpstream:
         """Bytes `req` takes on the wire to this upstream."""
         return len(upstream_codec(self.api).encode_request(req))
 
-    async def _events(
+    async def _batches(
         self, resp: aiohttp.ClientResponse, codec: UpstreamCodec, req: ir.Request
-    ) -> AsyncGenerator[ir.Event, None]:
+    ) -> AsyncGenerator[list[ir.Event], None]:
         decoder = codec.stream_decoder(req)
+        chunks = self.chunks(resp, self.ping_interval)
         try:
-            async for chunk in self.chunks(resp):
-                for event in decoder.feed(chunk):
-                    yield event
-            for event in decoder.close():
-                yield event
+            async for chunk in chunks:
+                if not chunk:
+                    yield [ir.Ping()]
+                    continue
+                batch = decoder.feed(chunk)
+                if batch and isinstance(batch[-1], ir.Finish | ir.StreamError):
+                    # Read the little that follows the answer ([DONE], the
+                    # end of the body) so the connection can be reused.
+                    await self._drain(resp)
+                if batch:
+                    yield batch
+            batch = decoder.close()
+            if batch:
+                yield batch
         except errors.LMBridgeError as exc:
-            yield ir.StreamError(exc.kind, exc.message, exc.status)
+            yield [ir.StreamError(exc.kind, exc.message, exc.status)]
+        finally:
+            await chunks.aclose()
+
+    async def _drain(self, resp: aiohttp.ClientResponse) -> None:
+        with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+            async with asyncio.timeout(0.05):
+                while not resp.content.at_eof() and await resp.content.readany():
+                    pass
 
     # ------------------------------------------------------------ discovery
 
