@@ -1,9 +1,235 @@
-"""The app as a whole: start-up, the no-tray policy, the one shutdown path."""
+"""The app as a whole: the no-tray and tray close policies, the tray menu,
+notifications, the overview, and the one shutdown path."""
 
 from __future__ import annotations
 
-from lmbridge.gui.app import LMBridgeApp
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtGui import QGuiApplication
+
+from fakes.lmstudio_server import FakeLMStudio
+from fakes.openai_upstream import FakeOpenAIUpstream
+from gui.helpers import app_settings, close_app, eventually, make_app
+from lmbridge import config
+from lmbridge.gui.app import NO_TRAY_NOTICE, LMBridgeApp
+from lmbridge.gui.controller import ProxyPhase
+from lmbridge.gui.icons import TrayState
+from lmbridge.gui.overview import OverviewPanel
+from lmbridge.gui.prefs import Prefs
+from lmbridge.lmstudio import TOPIC_STATE, ConnectionState, ConnectionStatus
+
+QWEN = "qwen/qwen3-coder-30b"
 
 
-async def test_starts(gui_app: LMBridgeApp) -> None:
-    assert gui_app.controller.running
+async def start_then_close(settings: config.Settings, tmp_path: Path) -> None:
+    """Run the app as `run()` does, then close its window."""
+    app = LMBridgeApp(
+        settings,
+        tmp_path / "config.toml",
+        tray_available=False,
+        prefs=Prefs(tmp_path / "gui.ini"),
+    )
+    assert app.tray is None
+    running = asyncio.ensure_future(app.run())
+    await eventually(lambda: app.controller.running, what="the proxy")
+    assert app.window.isVisible()
+    state = app.controller.state
+    assert state is not None and state.db is not None
+    app.window.close()
+    assert await asyncio.wait_for(running, 10) == 0
+    assert app.controller.phase is ProxyPhase.STOPPED
+    assert not state.db.is_open  # the one shutdown path closed the DB
+    assert not app.window.isVisible()
+    app.window.deleteLater()
+
+
+async def test_without_a_tray_closing_the_window_quits(
+    fake_lm: FakeLMStudio,
+    fake_upstream: FakeOpenAIUpstream,
+    tmp_path: Path,
+    messages: list[Any],
+) -> None:
+    settings = app_settings(fake_lm, fake_upstream)
+    await start_then_close(settings, tmp_path)
+    assert [t for _l, t in messages if t == NO_TRAY_NOTICE] == [NO_TRAY_NOTICE]
+    await start_then_close(settings, tmp_path)
+    # Said once: not again on the second start.
+    assert [t for _l, t in messages if t == NO_TRAY_NOTICE] == [NO_TRAY_NOTICE]
+
+
+async def tray_app(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> LMBridgeApp:
+    app = await make_app(app_settings(fake_lm, fake_upstream), tmp_path, tray=True)
+    assert app.tray is not None
+    return app
+
+
+async def test_with_a_tray_closing_the_window_keeps_running(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    app = await tray_app(fake_lm, fake_upstream, tmp_path)
+    try:
+        assert app.window.isVisible()
+        app.window.close()
+        assert not app.window.isVisible()
+        assert app.controller.running
+        assert [n[0] for n in app.notifications] == ["LM Bridge is still running"]
+        app.window.show()
+        app.window.close()
+        assert len(app.notifications) == 1  # said once
+        assert app.tray is not None
+        app.tray.icon.activated.emit(app.tray.icon.ActivationReason.Trigger)
+        assert app.window.isVisible()  # a left click opens the window
+    finally:
+        await close_app(app)
+
+
+async def test_tray_menu_actions(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    fake_lm.preload(QWEN, context_length=8192)
+    app = await tray_app(fake_lm, fake_upstream, tmp_path)
+    tray = app.tray
+    assert tray is not None
+    try:
+        await eventually(lambda: [m.key for m in app.controller.loaded] == [QWEN])
+        assert tray.state is TrayState.RUNNING
+        assert tray.status_action.text() == f"LM Bridge — {app.controller.url}"
+        tip = tray.icon.toolTip()
+        assert "0 requests today" in tip and f"Loaded: {QWEN}" in tip
+        texts = [a.text() for a in tray.menu.actions() if a.text()]
+        assert texts[1:] == [
+            "Stop proxy",
+            "Copy endpoint URL",
+            f"Unload {QWEN}",
+            "Open LM Bridge",
+            "Quit LM Bridge",
+        ]
+        tray.copy_action.trigger()
+        assert QGuiApplication.clipboard().text() == app.controller.url
+
+        tray.model_actions[0].trigger()
+        await eventually(lambda: not app.controller.loaded, what="the unload")
+        assert fake_lm.unload_requests == [QWEN]
+        assert not tray.model_actions
+
+        tray.toggle_action.trigger()
+        await eventually(lambda: app.controller.phase is ProxyPhase.STOPPED)
+        assert tray.state is TrayState.STOPPED
+        assert tray.toggle_action.text() == "Start proxy"
+        tray.toggle_action.trigger()
+        await eventually(lambda: app.controller.running)
+
+        app.window.hide()
+        tray.open_action.trigger()
+        assert app.window.isVisible()
+        tray.quit_action.trigger()
+        assert app._quit.is_set()
+    finally:
+        await close_app(app)
+
+
+async def test_busy_while_loading_and_notified_when_loaded(
+    gui_app: LMBridgeApp, fake_lm: FakeLMStudio
+) -> None:
+    from lmbridge.gui.tray import tray_state
+
+    fake_lm.load_delay = 0.6
+    gui_app.models.load(QWEN, context_length=8192)
+    await eventually(lambda: gui_app.controller.busy, what="busy")
+    assert tray_state(gui_app.controller) is TrayState.BUSY
+    await eventually(lambda: not gui_app.controller.busy, what="the load")
+    assert tray_state(gui_app.controller) is TrayState.RUNNING
+    titles = [n[0] for n in gui_app.notifications]
+    assert titles == ["Model loaded"]
+    # Without a tray the notification is shown in the window's banner.
+    assert "Model loaded" in gui_app.window.banner.label.text()
+
+
+async def test_port_taken_is_an_error_that_names_the_fix(
+    gui_app: LMBridgeApp,
+    fake_lm: FakeLMStudio,
+    fake_upstream: FakeOpenAIUpstream,
+    tmp_path: Path,
+) -> None:
+    from lmbridge.gui.tray import tray_state
+
+    taken = gui_app.controller.server
+    assert taken is not None
+    settings = app_settings(fake_lm, fake_upstream)
+    settings.server.port = taken.port
+    second = await make_app(settings, tmp_path / "second")
+    try:
+        assert second.controller.phase is ProxyPhase.FAILED
+        assert tray_state(second.controller) is TrayState.ERROR
+        assert "already in use" in second.controller.error
+        assert second.notifications[0][0] == "LM Bridge could not start"
+        assert "port_fallback" in second.notifications[0][1]
+        overview = second.page("overview")
+        assert isinstance(overview, OverviewPanel)
+        assert overview.proxy_status.kind == "error"
+        assert overview.start_button.isEnabled()
+    finally:
+        await close_app(second)
+
+
+async def test_lmstudio_away_and_back_is_notified(gui_app: LMBridgeApp) -> None:
+    await eventually(lambda: gui_app.controller.lmstudio_status is not None)
+    await eventually(
+        lambda: (
+            gui_app.controller.lmstudio_status.state  # type: ignore[union-attr]
+            is ConnectionState.CONNECTED
+        )
+    )
+    bus = gui_app.controller.bus
+    bus.publish(
+        TOPIC_STATE,
+        ConnectionStatus(state=ConnectionState.DISCONNECTED, error="connection lost"),
+    )
+    bus.publish(TOPIC_STATE, ConnectionStatus(state=ConnectionState.CONNECTING))
+    bus.publish(
+        TOPIC_STATE,
+        ConnectionStatus(state=ConnectionState.CONNECTED, address="127.0.0.1:1234"),
+    )
+    assert [n[0] for n in gui_app.notifications] == [
+        "LM Studio went away",
+        "LM Studio is back",
+    ]
+    assert "Start Server" in gui_app.notifications[0][1]
+
+
+async def test_overview(gui_app: LMBridgeApp) -> None:
+    import aiohttp
+
+    overview = gui_app.page("overview")
+    assert isinstance(overview, OverviewPanel)
+    assert overview.proxy_status.plain == f"Running on {gui_app.controller.url}"
+    await eventually(lambda: "cloud" in overview.upstream_dots)
+    await eventually(lambda: overview.upstream_dots["cloud"].kind == "ok")
+    await eventually(lambda: overview.upstream_dots["local"].kind == "ok")
+    assert "connected at" in overview.upstream_dots["local"].plain
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            gui_app.controller.url + "/v1/chat/completions",
+            json={"model": "gpt-5", "messages": [{"role": "user", "content": "x"}]},
+        ) as resp,
+    ):
+        assert resp.status == 200
+    await eventually(lambda: overview.tiles["requests"].value.text() == "1")
+    assert overview.tiles["tokens"].value.text() == "11 / 7"
+    assert overview.tiles["errors"].value.text() == "0"
+
+    overview.stop_button.click()
+    await eventually(lambda: gui_app.controller.phase is ProxyPhase.STOPPED)
+    assert overview.proxy_status.kind == "off"
+    assert overview.upstream_dots["cloud"].kind == "off"
+    overview.start_button.click()
+    await eventually(lambda: gui_app.controller.running)
+
+
+def test_settings_file_is_never_touched_by_starting(tmp_path: Path) -> None:
+    assert not config.default_config_path().exists()

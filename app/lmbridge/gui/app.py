@@ -25,7 +25,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from lmbridge import config
-from lmbridge.gui import message
+from lmbridge.gui import message, qtfix
 from lmbridge.gui.azure_accounts import AzureAccounts
 from lmbridge.gui.azure_panel import AzurePanel
 from lmbridge.gui.controller import ProxyController
@@ -47,6 +47,9 @@ from lmbridge.gui.tray import TrayIcon
 from lmbridge.gui.window import MainWindow, Page
 
 log = logging.getLogger(__name__)
+
+if qtfix.APPLIED:
+    log.info("applied the PySide6 workaround for None/True/False references")
 
 NO_TRAY_NOTICE = (
     "There is no system tray on this desktop, so this window is LM Bridge: "

@@ -87,11 +87,13 @@ def icon(name: str, color: QColor | str | None = None) -> QIcon:
     return QIcon(_ThemedSvgEngine(name, colour))
 
 
+@functools.cache
 def app_icon() -> QIcon:
     """The application icon."""
     return QIcon(str(resource("icons/app.svg")))
 
 
+@functools.cache
 def tray_icon(state: TrayState) -> QIcon:
     """The tray icon for a proxy state."""
     return QIcon(str(resource(f"icons/tray-{state}.svg")))

@@ -31,6 +31,7 @@ from lmbridge.gui.stats import TodayStats, is_error
 
 HISTORY_LIMIT = 1000
 FLUSH_MS = 100
+STATS_MS = 250
 
 RECORD_ROLE = Qt.ItemDataRole.UserRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -92,6 +93,11 @@ class RequestLog(QObject):
         self.dirty: set[int] = set()
         self.paused = False
         self.stats = TodayStats()
+        # Today's numbers are redrawn at most every STATS_MS, however busy.
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setSingleShot(True)
+        self._stats_timer.setInterval(STATS_MS)
+        self._stats_timer.timeout.connect(self.statsChanged)
         controller.requestStarted.connect(self._on_started)
         controller.requestUpdated.connect(self._on_updated)
         controller.requestFinished.connect(self._on_finished)
@@ -118,7 +124,8 @@ class RequestLog(QObject):
         self.stats.add(record)
         self.dirty.add(record.id)
         self.changed.emit()
-        self.statsChanged.emit()
+        if not self._stats_timer.isActive():
+            self._stats_timer.start()
 
 
 class RequestTableModel(QAbstractTableModel):

@@ -76,9 +76,10 @@ class TrayIcon(QObject):
             controller.loadedChanged,
             controller.busyChanged,
             controller.lmstudioChanged,
-            log.statsChanged,
         ):
             signal.connect(self.refresh)
+        log.statsChanged.connect(self._refresh_tooltip)
+        self._menu_models: tuple[str, ...] | None = None
         self.refresh()
 
     @property
@@ -101,10 +102,13 @@ class TrayIcon(QObject):
             lines.append(f"Loaded: {loaded}")
         return "\n".join(lines)
 
+    def _refresh_tooltip(self) -> None:
+        self.icon.setToolTip(self.tooltip())
+
     def refresh(self) -> None:
         controller = self.controller
         self.icon.setIcon(tray_icon(self.state))
-        self.icon.setToolTip(self.tooltip())
+        self._refresh_tooltip()
         self.status_action.setText(self.tooltip().splitlines()[0])
         running = controller.running
         self.toggle_action.setText("Stop proxy" if running else "Start proxy")
@@ -113,6 +117,10 @@ class TrayIcon(QObject):
             controller.phase
             in (ProxyPhase.RUNNING, ProxyPhase.STOPPED, ProxyPhase.FAILED)
         )
+        identifiers = tuple(m.identifier for m in controller.loaded)
+        if identifiers == self._menu_models:
+            return
+        self._menu_models = identifiers
         for action in self.model_actions:
             self.menu.removeAction(action)
             action.deleteLater()
