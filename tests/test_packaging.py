@@ -169,6 +169,12 @@ def test_the_bundle_carries_resources_and_every_command(
     shipped = bundle.parent / "_internal" / "lmbridge" / "resources"
     assert (shipped / "icons" / "app.svg").is_file()
     assert (shipped / "lmbridge.desktop").is_file()
+    if sys.platform not in ("win32", "darwin"):
+        # What the tray app needs from Qt: a platform plugin and SVG icons.
+        plugins = bundle.parent / "_internal" / "PySide6" / "Qt" / "plugins"
+        assert (plugins / "platforms" / "libqxcb.so").is_file()
+        assert (plugins / "platforms" / "libqoffscreen.so").is_file()
+        assert (plugins / "iconengines" / "libqsvgicon.so").is_file()
     env = clean_env(tmp_path, XDG_DATA_HOME=str(tmp_path / "data"))
     codex = run([str(bundle), "integrate", "codex"], env)
     assert 'wire_api = "responses"' in codex.stdout, codex.stderr
