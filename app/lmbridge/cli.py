@@ -106,6 +106,21 @@ async def serve(settings: config.Settings) -> int:
     return 0
 
 
+def run_desktop_app(settings: config.Settings, args: argparse.Namespace) -> int:
+    """The tray app and its window; the headless proxy if Qt cannot load."""
+    try:
+        from lmbridge.gui.app import run
+    except ImportError as exc:
+        print(
+            f"lmbridge: the desktop app cannot start ({exc}); running the proxy "
+            "headless (as `lmbridge serve`)",
+            file=sys.stderr,
+        )
+        return asyncio.run(serve(settings))
+    path = getattr(args, "serve_config", None) or args.config
+    return run(settings, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -122,16 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command
     if command is None:
         if has_display():
-            print(
-                "lmbridge: the tray app is not built yet; running the proxy "
-                "headless (as `lmbridge serve`)",
-                file=sys.stderr,
-            )
-        else:
-            print(
-                "lmbridge: no display found; running the proxy headless",
-                file=sys.stderr,
-            )
+            return run_desktop_app(settings, args)
+        print(
+            "lmbridge: no display found; running the proxy headless",
+            file=sys.stderr,
+        )
         command = "serve"
     if command == "serve":
         return asyncio.run(serve(settings))
