@@ -58,3 +58,9 @@ bench: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+
+# Pictures of every page of the desktop app, rendered offscreen against the
+# fakes, for the README (docs/screenshots/*.png).
+.PHONY: screenshots
+screenshots: $(VENV)/.dev
+	QT_QPA_PLATFORM=offscreen $(BIN)/python docs/screenshots/make_screenshots.py

@@ -3,6 +3,7 @@ against the fake LM Studio."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fakes.lmstudio_server import FakeLMStudio
@@ -136,3 +137,16 @@ async def test_models_page_without_proxy(gui_app: LMBridgeApp) -> None:
     assert panel.model.rowCount() == 0
     assert "Start the proxy" in panel.status.plain
     assert not panel.load_button.isEnabled()
+
+
+async def test_a_load_started_by_a_request_shows_and_ends(
+    gui_app: LMBridgeApp, fake_lm: FakeLMStudio
+) -> None:
+    panel = await models_page(gui_app)
+    fake_lm.load_delay = 0.4
+    svc = gui_app.models.service()
+    load = asyncio.ensure_future(svc.ensure_loaded(GEMMA, 8192))  # as a request does
+    await eventually(lambda: cell(panel, GEMMA, 4).startswith("loading"))
+    await load
+    await eventually(lambda: cell(panel, GEMMA, 4) == "8,192", what="the end of it")
+    assert not gui_app.controller.busy

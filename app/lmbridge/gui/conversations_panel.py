@@ -98,6 +98,7 @@ class ConversationsPanel(QWidget):
         self.list.setModel(self.model)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setAlternatingRowColors(True)
+        self.list.setSpacing(2)
         self.viewer = QTextBrowser()
         self.viewer.setOpenLinks(False)
         self.chat: Chat | None = None

@@ -71,6 +71,7 @@ class IntegrationsPanel(QWidget):
         self.last_reply: Reply | None = None
         self.tools = QListWidget()
         self.tools.setMaximumWidth(220)
+        self.tools.setSpacing(3)
         for tool in integrations.TOOL_IDS:
             item = QListWidgetItem(tool)
             item.setData(Qt.ItemDataRole.UserRole, tool)

@@ -91,6 +91,7 @@ class ModelsManager(QObject):
         self._loads: dict[str, asyncio.Task[Any]] = {}
         self._cancelled: set[str] = set()
         controller.loadedChanged.connect(self._on_loaded)
+        controller.busyChanged.connect(self._on_loaded)
         controller.loadProgress.connect(self._on_progress)
         controller.phaseChanged.connect(self._on_phase)
         controller.lmstudioChanged.connect(self._on_lmstudio)
@@ -243,7 +244,14 @@ class ModelsManager(QObject):
 
     # -- events -----------------------------------------------------------------
 
-    def _on_loaded(self, _loaded: object) -> None:
+    def _on_loaded(self, _payload: object) -> None:
+        # Loads started elsewhere (a request loading on demand) end here: the
+        # controller saw the model appear, or gave up on a stale load.
+        self.progress = {
+            key: fraction
+            for key, fraction in self.progress.items()
+            if key in self._loads or key in self.controller.loading
+        }
         self.changed.emit()
 
     def _on_progress(self, progress: LoadProgress) -> None:

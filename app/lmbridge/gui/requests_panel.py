@@ -69,7 +69,7 @@ class RequestsPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((0, 70), (1, 130), (2, 120), (4, 80), (5, 70), (6, 70)):
+        for column, width in ((0, 70), (1, 130), (2, 145), (4, 80), (5, 70), (6, 70)):
             self.table.setColumnWidth(column, width)
         self.detail = RequestDetail(controller)
         self.tasks = self.detail.tasks

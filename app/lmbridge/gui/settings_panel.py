@@ -117,6 +117,7 @@ class SettingsPanel(QWidget):
 
         self.host = QLineEdit()
         self.port = spin(0, 65535)
+        self.port.setGroupSeparatorShown(False)
         self.port_fallback = QCheckBox("Take the next free port when it is taken")
         server = QGroupBox("Server")
         form = QFormLayout(server)

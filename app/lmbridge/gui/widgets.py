@@ -10,7 +10,7 @@ from collections.abc import Callable
 from html import escape
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -52,16 +52,12 @@ def title_label(text: str) -> QLabel:
 
 
 def hint_label(text: str = "") -> QLabel:
-    """Secondary text that wraps (explanations, empty states)."""
+    """Secondary text that wraps (explanations, empty states), drawn in the
+    palette's placeholder colour, so it follows light and dark themes."""
     label = QLabel(text)
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setForegroundRole(label.foregroundRole())
-    palette = label.palette()
-    palette.setColor(
-        label.foregroundRole(), palette.color(palette.ColorRole.PlaceholderText)
-    )
-    label.setPalette(palette)
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
     return label
 
 
