@@ -101,3 +101,20 @@ async def test_test_needs_a_running_proxy(gui_app: LMBridgeApp, tmp_path: Path) 
     await gui_app.controller.stop()
     assert not panel.test_button.isEnabled()
     assert "Start the proxy" in panel.test_button.toolTip()
+
+
+async def test_a_slow_test_can_be_cancelled(
+    gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    panel = integrations_page(gui_app, tmp_path)
+    panel.select("openai-sdk")
+    panel.model.setCurrentText("gpt-5")
+    fake_upstream.script.first_byte_delay = 30.0
+    panel.test_button.click()
+    assert panel.test_button.text() == "Cancel test"
+    await eventually(lambda: fake_upstream.requests, what="the request upstream")
+    panel.test_button.click()
+    await eventually(lambda: not panel.tasks.running(), what="the cancel")
+    assert panel.test_button.text() == "Test"
+    assert panel.answer.text() == "Test cancelled"
+    assert panel.last_reply is None

@@ -172,3 +172,23 @@ async def test_history_is_bounded(gui_app: LMBridgeApp) -> None:
     assert row_texts(panel, 19)[3] == "m49"
     assert row_texts(panel, 0)[3] == "m30"
     assert gui_app.log.stats.requests == 50
+
+
+async def test_a_slow_replay_can_be_cancelled(
+    gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    panel = requests_page(gui_app)
+    await stream_claude(gui_app)
+    await eventually(lambda: panel.proxy.rowCount() == 1)
+    panel.select_row(0)
+    fake_upstream.script.first_byte_delay = 30.0
+    panel.detail.replay_button.click()
+    assert panel.detail.replay_button.text() == "Cancel replay"
+    await eventually(
+        lambda: fake_upstream.active == 1 or len(fake_upstream.requests) == 2
+    )
+    panel.detail.replay_button.click()
+    await eventually(lambda: not panel.detail.tasks.running(), what="the cancel")
+    assert panel.detail.replay_button.text() == "Replay"
+    assert panel.detail.reply_label.text() == "Replay cancelled"
+    assert panel.detail.last_reply is None

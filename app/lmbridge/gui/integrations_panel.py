@@ -215,9 +215,9 @@ class IntegrationsPanel(QWidget):
         )
         self.steps_box.setVisible(bool(info.steps))
         self.write_button.setVisible(info.writable)
-        self.test_button.setEnabled(
-            self.controller.running and not self.tasks.running(TESTING)
-        )
+        testing = self.tasks.running(TESTING)
+        self.test_button.setText("Cancel test" if testing else "Test")
+        self.test_button.setEnabled(self.controller.running or testing)
         self.test_button.setToolTip(
             "Send a real request through LM Bridge"
             if self.controller.running
@@ -240,6 +240,11 @@ class IntegrationsPanel(QWidget):
     # -- Test ------------------------------------------------------------------
 
     def test(self) -> None:
+        """Send the tool's test request; while that runs the button cancels."""
+        if self.tasks.running(TESTING):
+            self.tasks.cancel(TESTING)
+            self.answer.setText("Test cancelled")
+            return
         try:
             request = integrations.build_test_request(
                 self.tool(), self.settings(), self.choice()
@@ -249,10 +254,10 @@ class IntegrationsPanel(QWidget):
             message.warning(f"Test: {exc}")
             return
         self.answer.setText("Sending…")
-        self.test_button.setEnabled(False)
         info = self.integration()
         task = self.tasks.start(self._test(info, request), what=TESTING)
         task.add_done_callback(lambda _task: self.refresh())
+        self.refresh()
 
     async def _test(self, info: Integration, request: integrations.TestRequest) -> None:
         client = ProxyClient(

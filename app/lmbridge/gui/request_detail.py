@@ -29,6 +29,7 @@ from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import button, copy_text, hint_label, mono_font
 
 REPLAYABLE = ("openai", "anthropic", "responses")
+REPLAYING = "Replaying the request"
 
 
 def size(n: int) -> str:
@@ -138,7 +139,8 @@ class RequestDetail(QWidget):
         enabled = record is not None
         self.tabs.setEnabled(enabled)
         self.curl_button.setEnabled(enabled and bool(record and record.request_body))
-        self.replay_button.setEnabled(enabled and self._replayable())
+        if not self.tasks.running(REPLAYING):
+            self.replay_button.setEnabled(enabled and self._replayable())
         if record is None:
             self.header.setText("Select a request to see its details.")
             for view in (self.request_text, self.response_text, self.timings):
@@ -202,11 +204,16 @@ class RequestDetail(QWidget):
         record = self.record
         if record is None:
             return ""
+        server = self.controller.settings.server
+        token_env = ""
+        if server.token():
+            token_env = server.access_token_env or "LMBRIDGE_ACCESS_TOKEN"
         return bodies.curl_command(
             self.controller.url,
             record.path,
             record.request_body,
             record.request_headers,
+            token_env=token_env,
         )
 
     def copy_curl(self) -> None:
@@ -214,27 +221,34 @@ class RequestDetail(QWidget):
         message.info("Copied the request as a curl command")
 
     def replay(self) -> None:
+        """Send the request again; while that runs the button cancels it."""
+        if self.tasks.running(REPLAYING):
+            self.tasks.cancel(REPLAYING)
+            self.reply_label.setText("Replay cancelled")
+            return
         record = self.record
         if record is None or not self._replayable():
             return
-        self.replay_button.setEnabled(False)
+        self.replay_button.setText("Cancel replay")
         self.reply_label.setText("Replaying…")
-        self.tasks.start(self._replay(record), what="Replaying the request")
+        task = self.tasks.start(self._replay(record), what=REPLAYING)
+        task.add_done_callback(lambda _task: self._replay_ended())
+
+    def _replay_ended(self) -> None:
+        self.replay_button.setText("Replay")
+        self.replay_button.setEnabled(self._replayable())
 
     async def _replay(self, record: RequestRecord) -> None:
         client = ProxyClient(
             self.controller.url, token=self.controller.settings.server.token()
         )
-        try:
-            reply = await client.send(
-                record.protocol,
-                record.path,
-                record.request_body.encode(),
-                bodies.replay_headers(record.request_headers),
-                user_agent="lmbridge-replay",
-            )
-        finally:
-            self.replay_button.setEnabled(self._replayable())
+        reply = await client.send(
+            record.protocol,
+            record.path,
+            record.request_body.encode(),
+            bodies.replay_headers(record.request_headers),
+            user_agent="lmbridge-replay",
+        )
         self.last_reply = reply
         summary = reply.text.replace("\n", " ")[:160]
         self.reply_label.setText(
