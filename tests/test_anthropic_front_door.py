@@ -95,7 +95,8 @@ async def test_text_answer_non_streaming(
     assert sent["model"] == "fake-model"
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
     assert "metadata" not in sent
-    assert sent["stream_options"] == {"include_usage": True}
+    # A whole answer for a client that wants one: nothing to stream.
+    assert sent["stream"] is False
 
 
 async def test_sync_client(claude_proxy: RunningProxy) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -102,8 +103,12 @@ def test_encode_request_round_trips() -> None:
     assert again.tools == req.tools
     assert again.tool_choice == req.tool_choice
     body = json.loads(OPENAI_CHAT.encode_request(req))
-    assert body["stream"] is True
-    assert body["stream_options"] == {"include_usage": True}
+    assert body["stream"] is False
+    assert "stream_options" not in body
+    streaming = json.loads(
+        OPENAI_CHAT.encode_request(msgspec.structs.replace(req, stream=True))
+    )
+    assert streaming["stream_options"] == {"include_usage": True}
     # tool messages directly follow the assistant's calls
     roles = [m["role"] for m in body["messages"]]
     assert roles == ["system", "user", "assistant", "tool", "tool", "user"]

@@ -59,7 +59,8 @@ class UpstreamCodec(Protocol):
     path: str
 
     def encode_request(self, request: ir.Request) -> bytes:
-        """The upstream body; always a streaming request."""
+        """The upstream body: a streaming request (Chat Completions alone
+        follows `request.stream`; the proxy asks it for whole answers)."""
         ...
 
     def stream_decoder(self, request: ir.Request) -> StreamDecoder: ...

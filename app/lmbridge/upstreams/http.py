@@ -18,11 +18,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import msgspec
 
 from lmbridge.config import UpstreamApi, UpstreamSettings
 from lmbridge.core import errors, ir
 from lmbridge.core.events import RequestRecord
 from lmbridge.protocols.base import UpstreamCodec
+from lmbridge.protocols.openai_chat.decode import ChatStreamDecoder
 from lmbridge.protocols.registry import upstream_codec
 
 log = logging.getLogger(__name__)
@@ -287,7 +289,15 @@ class HttpUpstream:
         self, req: ir.Request, record: RequestRecord
     ) -> AsyncGenerator[list[ir.Event], None]:
         """Like `open_events`, one list of events per upstream read, so a
-        caller can answer a whole read with one write."""
+        caller can answer a whole read with one write.
+
+        A Chat Completions upstream is asked for a whole answer when the
+        client wants one (`req.stream` false) and no stop sequence needs
+        watching (LM Bridge cuts the stream at a stop, which saves the
+        model's time): no stream to decode.
+        """
+        if not req.stream and (self.api != "chat" or req.stop):
+            req = msgspec.structs.replace(req, stream=True)
         codec = upstream_codec(self.api)
         try:
             resp = await self.post(
@@ -307,7 +317,33 @@ class HttpUpstream:
             resp = await self.post(
                 codec.path, codec.encode_request(req), codec=codec, record=record
             )
+        if not req.stream:
+            return self._whole(resp, req)
         return self._batches(resp, codec, req)
+
+    async def _whole(
+        self, resp: aiohttp.ClientResponse, req: ir.Request
+    ) -> AsyncGenerator[list[ir.Event], None]:
+        """A whole Chat Completions answer, as one batch of events."""
+        try:
+            try:
+                async with asyncio.timeout(self.settings.idle_timeout):
+                    body = await resp.read()
+            except TimeoutError:
+                raise errors.Timeout(
+                    f"upstream {self.name!r} went silent for"
+                    f" {self.settings.idle_timeout:g} s"
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise errors.UpstreamError(
+                    f"upstream {self.name!r} broke off its answer ({exc})"
+                ) from None
+        except errors.LMBridgeError as exc:
+            yield [ir.StreamError(exc.kind, exc.message, exc.status)]
+            return
+        finally:
+            self.release(resp)
+        yield ChatStreamDecoder().whole(body)
 
     def speaks(self, api: str) -> bool:
         """Whether a request in `api` can go to this upstream unchanged.

@@ -11,6 +11,7 @@ from lmbridge.protocols.openai_chat import wire
 from lmbridge.protocols.sse import SSEParser
 
 _chunk = msgspec.json.Decoder(wire.Chunk)
+_encode_chunk = msgspec.json.Encoder().encode
 _envelope = msgspec.json.Decoder(wire.ErrorEnvelope)
 
 FINISH_REASONS = {
@@ -61,6 +62,29 @@ class ChatStreamDecoder:
             self._event(event.data, out)
             if self._finished:
                 break
+        return out
+
+    def whole(self, body: bytes) -> list[ir.Event]:
+        """The events of a whole (non-streamed) chat.completion answer."""
+        try:
+            chunk = _chunk.decode(body)
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            UnicodeError,
+            RecursionError,
+        ):
+            out: list[ir.Event] = []
+            self._fail(out, f"the upstream's answer is not JSON: {body[:200]!r}")
+            return out
+        for choice in chunk.choices[:1]:
+            for i, call in enumerate((choice.message or wire.Delta()).tool_calls or ()):
+                call.index = i
+        data = _encode_chunk(chunk)
+        out = []
+        self._event(data, out)
+        if not self._finished:
+            self._finish(out)
         return out
 
     def close(self) -> list[ir.Event]:

@@ -195,7 +195,7 @@ def reasoning_effort(reasoning: ir.Reasoning | None) -> str | None:
 
 
 def encode_request(req: ir.Request) -> bytes:
-    """A streaming Chat Completions request for `req`."""
+    """A Chat Completions request for `req`, streaming when `req.stream`."""
     messages: list[dict[str, Any]] = []
     if req.system:
         messages.append({"role": "system", "content": req.system_text()})
@@ -209,8 +209,11 @@ def encode_request(req: ir.Request) -> bytes:
     }
     body["model"] = req.model
     body["messages"] = messages
-    body["stream"] = True
-    body["stream_options"] = {"include_usage": True}
+    body["stream"] = req.stream
+    if req.stream:
+        body["stream_options"] = {"include_usage": True}
+    else:
+        body.pop("stream_options", None)
     if req.tools:
         body["tools"] = [
             {
