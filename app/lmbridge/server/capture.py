@@ -1,7 +1,10 @@
-"""Request and response bodies kept on records for the app's detail pane.
+"""What a record keeps of a request, with secrets taken out.
 
-Only when the app asks (ProxyServer(capture_bodies=True)); size-capped, and
-header values that carry secrets are masked.
+Bodies are kept only when the app asks (ProxyServer(capture_bodies=True)),
+size-capped, with secret header values masked. Whatever a record or an
+error message carries is scrubbed of the request's own credentials (the
+exact values of its auth headers) and of anything that looks like a key or
+token (`logs.redact`), since upstreams echo keys back in their errors.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from lmbridge.core.events import RequestRecord
+from lmbridge.logs import redact
 
 BODY_CAP = 256 * 1024
 SECRET_HEADERS = frozenset(
@@ -35,3 +39,34 @@ def capture_response(record: RequestRecord, data: bytes) -> None:
         record.response_truncated = True
         return
     record.response_body += data[:room].decode("utf-8", "replace")
+
+
+def request_secrets(request: web.Request) -> tuple[str, ...]:
+    """The credential values a request carries (to scrub them out)."""
+    found = []
+    for name in ("Authorization", "x-api-key", "api-key", "Proxy-Authorization"):
+        value = request.headers.get(name, "")
+        if value[:7].lower() == "bearer ":
+            value = value[7:]
+        value = value.strip()
+        if len(value) >= 6:
+            found.append(value)
+    return tuple(found)
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` without the given secrets and without anything key-like."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    return redact(text)
+
+
+def scrub_record(record: RequestRecord, secrets: tuple[str, ...]) -> None:
+    """Take secrets out of everything a finished record shows."""
+    if record.error:
+        record.error = scrub(record.error, secrets)
+    record.notes = [scrub(note, secrets) for note in record.notes]
+    if record.capture:
+        record.request_body = scrub(record.request_body, secrets)
+        record.response_body = scrub(record.response_body, secrets)

@@ -22,7 +22,13 @@ from lmbridge.protocols.base import EventFilter, FrontDoor
 from lmbridge.protocols.stops import StopSequenceFilter
 from lmbridge.protocols.toolrepair import ToolCallRepair
 from lmbridge.protocols.usage import UsageFilter
-from lmbridge.server.capture import capture_request, capture_response
+from lmbridge.server.capture import (
+    capture_request,
+    capture_response,
+    request_secrets,
+    scrub,
+    scrub_record,
+)
 from lmbridge.server.relay import SAME_API, relay, should_fall_back, sse_headers
 from lmbridge.server.state import STATE, ProxyState
 from lmbridge.upstreams.http import flatten
@@ -58,9 +64,11 @@ async def handle(request: web.Request, door: FrontDoor) -> web.StreamResponse:
         path=request.path,
     )
     state.bus.publish(events.REQUEST_STARTED, record)
+    secrets = request_secrets(request) + state.upstream_secrets
     try:
         return await _serve(request, door, state, record)
     except errors.LMBridgeError as err:
+        err.message = scrub(err.message, secrets)
         record.status = err.status
         record.error = err.message
         return error_response(door, err)
@@ -69,6 +77,7 @@ async def handle(request: web.Request, door: FrontDoor) -> web.StreamResponse:
         record.error = "the client went away"
         raise
     finally:
+        scrub_record(record, secrets)
         record.mark_done()
         state.bus.publish(events.REQUEST_FINISHED, record)
 

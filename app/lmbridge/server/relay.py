@@ -21,7 +21,7 @@ from lmbridge.protocols.base import FrontDoor
 from lmbridge.protocols.openai_responses.relay import RelayedStream
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.protocols.relaywatch import RelayWatch
-from lmbridge.server.capture import capture_response
+from lmbridge.server.capture import capture_response, request_secrets, scrub
 from lmbridge.server.state import STATE
 from lmbridge.upstreams.http import HttpUpstream
 from lmbridge.upstreams.router import Resolved
@@ -92,11 +92,14 @@ async def relay(
     except errors.LMBridgeError as err:
         if err.upstream_body is None or (not last and should_fall_back(err)):
             raise
-        # Upstream errors keep their status and body on pass-through.
+        # Upstream errors keep their status and body on pass-through, but
+        # not a key the upstream echoes back.
+        secrets = request_secrets(request) + request.app[STATE].upstream_secrets
+        body = scrub(err.upstream_body.decode("utf-8", "replace"), secrets).encode()
         record.status = err.status
         record.error = err.message
         return web.Response(
-            status=err.status, body=err.upstream_body, content_type="application/json"
+            status=err.status, body=body, content_type="application/json"
         )
     try:
         if not req.stream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from aiohttp import web
@@ -30,6 +31,13 @@ class ProxyState:
         self.sessions = SessionManager()
         self.responses = ResponsesMemory()
         self.started = time.time()
+        # Keys LM Bridge itself sends upstream (from api_key_env), to scrub
+        # from anything shown or logged.
+        self.upstream_secrets = tuple(
+            key
+            for u in settings.upstream
+            if u.api_key_env and len(key := os.environ.get(u.api_key_env, "")) >= 6
+        )
         # Keep request/response bodies on records (the GUI's detail pane).
         self.capture_bodies = False
         # The shared SQLite database, opened with the app (store_api.setup).
