@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: run test lint format bench e2e clean venv bundle
+.PHONY: sysdeps run test lint format bench e2e clean venv bundle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,15 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format app tests bench
 	$(BIN)/ruff check --fix app tests bench
 
-test: lint
+# System packages the tests use: Debian's headless Chromium for the browser
+# test (skipped, with a message, where it cannot be installed).
+sysdeps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "sysdeps: cannot install chromium here; the browser test will be skipped"; fi; }
+
+test: lint sysdeps
 	$(BIN)/pytest -q
 
 # The one-folder app for this platform: dist/lmbridge/ (macOS: dist/LM Bridge.app).
