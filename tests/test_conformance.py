@@ -955,3 +955,21 @@ async def test_upstream_dropped_mid_stream(bridge: Bridge) -> None:
         )
     bridge.check_bodies(streams=1)
     assert (await bridge.proxy.record()).error
+
+
+async def test_relayed_responses_stream_records_usage(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    settings = settings_for(fake_upstream.url, upstream_extra='api = "responses"')
+    proxy = await start_proxy(settings)
+    try:
+        async with openai.AsyncOpenAI(
+            base_url=proxy.url + "/v1", api_key="k", max_retries=0
+        ) as client:
+            stream = await client.responses.create(model="m", input="hi", stream=True)
+            async for _ in stream:
+                pass
+        record = await proxy.record()
+    finally:
+        await proxy.server.stop()
+    assert (record.tokens_in, record.tokens_out) == (11, 7)

@@ -52,8 +52,19 @@ class _UsageOnly(msgspec.Struct):
     output_tokens: int | None = None
 
 
+class _ResponseUsage(msgspec.Struct):
+    usage: _UsageOnly | None = None
+
+
 class _WithUsage(msgspec.Struct):
     usage: _UsageOnly | None = None
+    # Responses streams carry usage in response.completed's response.
+    response: _ResponseUsage | None = None
+
+    def found(self) -> _UsageOnly | None:
+        if self.usage is not None:
+            return self.usage
+        return self.response.usage if self.response is not None else None
 
 
 _usage_decoder = msgspec.json.Decoder(_WithUsage)
@@ -145,7 +156,7 @@ async def _whole(
     payload = b"".join([chunk async for chunk in upstream.chunks(resp)])
     record.mark_first_token()
     try:
-        usage = _usage_decoder.decode(payload).usage
+        usage = _usage_decoder.decode(payload).found()
     except _DECODE_ERRORS:
         raise errors.UpstreamError(
             f"upstream {upstream.name!r} answered with something that is not JSON:"
@@ -181,7 +192,7 @@ async def _stream(
             ready = watch.feed(chunk)
             if ready:
                 await _send(out, record, ready, relayed)
-                tail = (tail + ready)[-4096:]
+                tail = _keep(tail, ready)
             if watch.problem is not None:
                 failure = ir.StreamError(
                     errors.ErrorKind.UPSTREAM_ERROR, watch.problem, 502
@@ -190,7 +201,7 @@ async def _stream(
         else:
             if rest := watch.close():
                 await _send(out, record, rest, relayed)
-                tail = (tail + rest)[-4096:]
+                tail = _keep(tail, rest)
             if watch.problem is not None:
                 failure = ir.StreamError(
                     errors.ErrorKind.UPSTREAM_ERROR, watch.problem, 502
@@ -252,12 +263,21 @@ def _set_usage(record: RequestRecord, usage: _UsageOnly) -> None:
     record.tokens_out = usage.completion_tokens or usage.output_tokens or 0
 
 
+def _keep(tail: bytes, ready: bytes) -> bytes:
+    """The end of the stream so far, for reading usage from at the end.
+
+    The last frames may be long (Responses' completed event repeats the
+    whole response), so the latest block is kept whole, up to 256 KiB.
+    """
+    return (tail[-8192:] + ready)[-262144:]
+
+
 def _record_stream_usage(record: RequestRecord, tail: bytes) -> None:
     # Usage rides in one of the last events; find the last data line naming it.
     for line in reversed(tail.split(b"\n")):
         if line.startswith(b"data: {") and b'"usage"' in line:
             try:
-                usage = _usage_decoder.decode(line[6:]).usage
+                usage = _usage_decoder.decode(line[6:]).found()
             except _DECODE_ERRORS:
                 continue
             if usage is not None:
