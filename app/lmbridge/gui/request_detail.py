@@ -27,6 +27,7 @@ from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.requests_log import duration, route_text, status_text
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import button, copy_text, hint_label, mono_font
+from lmbridge.server.capture import BODY_CAP
 
 REPLAYABLE = ("openai", "anthropic", "responses")
 REPLAYING = "Replaying the request"
@@ -67,7 +68,17 @@ def _offset(seconds: float | None) -> str:
 
 
 def request_truncated(record: RequestRecord) -> bool:
-    return record.bytes_in > len(record.request_body.encode())
+    """Whether only the start of the request body was kept.
+
+    The proxy redacts secrets in what it keeps, so the kept body can be
+    shorter than the request without being cut; a cut body has the cap's
+    length. A `request_truncated` flag on the record, when the pipeline
+    sets one, is the authority.
+    """
+    flag = getattr(record, "request_truncated", None)
+    if isinstance(flag, bool):
+        return flag
+    return len(record.request_body.encode()) >= BODY_CAP
 
 
 class RequestDetail(QWidget):
