@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes.azure_fixtures import memory_keyring, no_keyring  # noqa: F401
 from fakes.openai_upstream import FakeOpenAIUpstream
 from support import RunningProxy, settings_for, start_proxy
 

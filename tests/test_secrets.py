@@ -16,9 +16,11 @@ import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge import config, logs
+from lmbridge.auth.secrets import SECRETS as KEY_STORE
 from lmbridge.core.events import REQUEST_FINISHED, EventBus
 from lmbridge.server.requestlog import RequestLogPrinter
 from lmbridge.server.runner import ProxyServer
+from support import settings_for, start_proxy
 
 CLIENT_KEY = "sk-live-CLIENTSECRET-1234567890"
 X_API_KEY = "xkey-SECRET-0987654321abc"
@@ -139,3 +141,30 @@ default_text_model = "fake-model"
     for place, text in places.items():
         for secret in SECRETS:
             assert secret not in text, f"{secret} leaked into the {place}"
+
+
+@pytest.mark.usefixtures("memory_keyring")
+async def test_key_saved_in_the_keyring_is_sent_upstream(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    await KEY_STORE.set("fake", "stored-SECRET-4242424242")
+    proxy = await start_proxy(settings_for(fake_upstream.url))
+    try:
+        fake_upstream.script = Script(
+            status=401, error_message="bad key stored-SECRET-4242424242"
+        )
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                proxy.url + "/v1/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            ) as r,
+        ):
+            answer = await r.text()
+        record = await proxy.record()
+    finally:
+        await proxy.server.stop()
+    sent = fake_upstream.requests[-1].headers["Authorization"]
+    assert sent == "Bearer stored-SECRET-4242424242"
+    assert "stored-SECRET" not in answer
+    assert "stored-SECRET" not in repr(record)

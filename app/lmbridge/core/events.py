@@ -61,8 +61,10 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     # Captured only when the app asks (ProxyServer(capture_bodies=True)):
     # size-capped; header values that carry secrets are redacted.
     capture: bool = False
+    method: str = "POST"
     request_headers: dict[str, str] = msgspec.field(default_factory=dict)
     request_body: str = ""
+    request_truncated: bool = False
     response_body: str = ""
     response_truncated: bool = False
     _t0: float = msgspec.field(default_factory=time.perf_counter)

@@ -27,7 +27,9 @@ def capture_request(record: RequestRecord, request: web.Request, body: bytes) ->
         k: ("***" if k.lower() in SECRET_HEADERS else v)
         for k, v in request.headers.items()
     }
+    record.method = request.method
     record.request_body = body[:BODY_CAP].decode("utf-8", "replace")
+    record.request_truncated = len(body) > BODY_CAP
 
 
 def capture_response(record: RequestRecord, data: bytes) -> None:
@@ -63,10 +65,16 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
 
 
 def scrub_record(record: RequestRecord, secrets: tuple[str, ...]) -> None:
-    """Take secrets out of everything a finished record shows."""
+    """Take secrets out of everything a finished record shows.
+
+    Bodies lose the exact credential values only (cheap on 256 KB); the
+    app's detail pane applies the pattern redaction when it shows them.
+    """
     if record.error:
         record.error = scrub(record.error, secrets)
-    record.notes = [scrub(note, secrets) for note in record.notes]
+    if record.notes:
+        record.notes = [scrub(note, secrets) for note in record.notes]
     if record.capture:
-        record.request_body = scrub(record.request_body, secrets)
-        record.response_body = scrub(record.response_body, secrets)
+        for secret in secrets:
+            record.request_body = record.request_body.replace(secret, "[REDACTED]")
+            record.response_body = record.response_body.replace(secret, "[REDACTED]")

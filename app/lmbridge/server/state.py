@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from aiohttp import web
@@ -31,15 +30,9 @@ class ProxyState:
         self.sessions = SessionManager()
         self.responses = ResponsesMemory()
         self.started = time.time()
-        # Keys LM Bridge itself sends upstream (from api_key_env), to scrub
-        # from anything shown or logged.
-        self.upstream_secrets = tuple(
-            key
-            for u in settings.upstream
-            if u.api_key_env and len(key := os.environ.get(u.api_key_env, "")) >= 6
-        )
         # Keep request/response bodies on records (the GUI's detail pane).
         self.capture_bodies = False
+
         # The shared SQLite database, opened with the app (store_api.setup).
         self.db: Database | None = None
         # LM Studio model management, when an lmstudio upstream is managed
@@ -47,6 +40,13 @@ class ProxyState:
         self.lmstudio: LMStudioService | None = None
         self.models: ModelPreparer | None = None
         self.models_upstream: str | None = None
+
+    @property
+    def upstream_secrets(self) -> tuple[str, ...]:
+        """Keys LM Bridge itself sends upstream, to scrub from what it shows."""
+        return tuple(
+            key for u in self.upstreams.values() if len(key := u.own_key()) >= 6
+        )
 
 
 STATE = web.AppKey("state", ProxyState)

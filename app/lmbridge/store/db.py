@@ -59,6 +59,7 @@ import contextlib
 import datetime
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -136,6 +137,19 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+def _journal_wal(conn: sqlite3.Connection) -> str:
+    """Switch to WAL. Two processes opening a new file at once can make the
+    switch fail with "locked" without SQLite's busy wait: retry it briefly."""
+    for attempt in range(50):
+        try:
+            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
 def now_iso() -> str:
     """The current UTC time as ISO 8601 with milliseconds, e.g. ...T12:00:00.000Z."""
     now = datetime.datetime.now(datetime.UTC)
@@ -203,7 +217,7 @@ class Database:
             self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
         )
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _journal_wal(conn)
             if str(mode).lower() != "wal":
                 log.warning("%s: journal mode is %s, not WAL", self.path, mode)
             conn.execute("PRAGMA synchronous=NORMAL")

@@ -47,6 +47,17 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+async def _stored_key(name: str) -> str:
+    """The key stored for upstream `name` in the OS keyring ("" if none)."""
+    from lmbridge.auth.secrets import SECRETS
+
+    try:
+        return await SECRETS.get(name) or ""
+    except errors.LMBridgeError as exc:
+        log.warning("cannot read the key of upstream %s: %s", name, exc.message)
+        return ""
+
+
 async def flatten(
     batches: AsyncGenerator[list[ir.Event], None],
 ) -> AsyncGenerator[ir.Event, None]:
@@ -83,10 +94,14 @@ class HttpUpstream:
         # Seconds of upstream silence after which a translated stream gets a
         # keep-alive ping (server.ping_interval; set by the proxy).
         self.ping_interval: float | None = None
+        self._stored_key = ""
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        if not (self.settings.api_key_env or self.kind == "azure-foundry"):
+            # A key saved from the app's Settings lives in the keyring.
+            self._stored_key = await _stored_key(self.name)
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
             # Loopback must not go through an HTTP_PROXY from the environment.
@@ -117,9 +132,14 @@ class HttpUpstream:
         """Headers that authenticate us to the upstream (never logged)."""
         return self.key_headers()
 
-    def key_headers(self) -> dict[str, str]:
+    def own_key(self) -> str:
+        """The key this upstream is sent: its environment variable's, else
+        the one stored in the keyring ("" for none)."""
         env = self.settings.api_key_env
-        key = os.environ.get(env, "") if env else ""
+        return os.environ.get(env, "") if env else self._stored_key
+
+    def key_headers(self) -> dict[str, str]:
+        key = self.own_key()
         if not key:
             return {}
         if self.api == "messages":
