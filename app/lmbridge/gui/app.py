@@ -42,6 +42,7 @@ from lmbridge.gui.requests_log import RequestLog
 from lmbridge.gui.requests_panel import RequestsPanel
 from lmbridge.gui.sessions_panel import SessionsPanel
 from lmbridge.gui.settings_panel import SettingsPanel
+from lmbridge.gui.single_instance import SingleInstance
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.tray import TrayIcon
 from lmbridge.gui.window import MainWindow, Page
@@ -228,14 +229,20 @@ def run(settings: config.Settings, config_path: Path | None = None) -> int:
     assert isinstance(qt_app, QApplication)
     qt_app.setApplicationName("LM Bridge")
     qt_app.setWindowIcon(app_icon())
+    instance = SingleInstance()
+    if not instance.claim():
+        print("LM Bridge is already running; its window was brought forward")
+        return 0
     loop = qasync.QEventLoop(qt_app)
     asyncio.set_event_loop(loop)
     collector = MainThreadGC()
     shell = LMBridgeApp(settings, config_path)
+    instance.activated.connect(shell.window.bring_to_front)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, shell.request_quit)
     with loop:
         code: int = loop.run_until_complete(shell.run())
     collector.stop()
+    instance.release()
     return code
