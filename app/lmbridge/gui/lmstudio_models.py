@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -27,6 +26,7 @@ from lmbridge.core import errors
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.icons import WARNING_COLOR, icon
+from lmbridge.gui.tablemodel import ColumnsTableModel
 from lmbridge.gui.tasks import Tasks
 from lmbridge.lmstudio import (
     ContextPolicy,
@@ -270,7 +270,7 @@ class ModelsManager(QObject):
             self.refresh()
 
 
-class ModelTableModel(QAbstractTableModel):
+class ModelTableModel(ColumnsTableModel):
     """One row per model; the loaded context carries a warning when low."""
 
     COLUMNS = (
@@ -303,25 +303,8 @@ class ModelTableModel(QAbstractTableModel):
     def row_at(self, index: int) -> ModelRow | None:
         return self._rows[index] if 0 <= index < len(self._rows) else None
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if (
-            orientation is Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
+    def row_total(self) -> int:
+        return len(self._rows)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         row = self.row_at(index.row()) if index.isValid() else None

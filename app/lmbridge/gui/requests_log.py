@@ -14,7 +14,6 @@ from collections import deque
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -28,6 +27,7 @@ from lmbridge.core.events import Phase, RequestRecord
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.icons import ERROR_COLOR
 from lmbridge.gui.stats import TodayStats, is_error
+from lmbridge.gui.tablemodel import ColumnsTableModel
 
 HISTORY_LIMIT = 1000
 FLUSH_MS = 100
@@ -128,7 +128,7 @@ class RequestLog(QObject):
             self._stats_timer.start()
 
 
-class RequestTableModel(QAbstractTableModel):
+class RequestTableModel(ColumnsTableModel):
     """Rows of a `RequestLog`, oldest first; the columns of the issue."""
 
     COLUMNS = (
@@ -191,25 +191,8 @@ class RequestTableModel(QAbstractTableModel):
 
     # -- QAbstractTableModel ------------------------------------------------
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.log.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if (
-            orientation is Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
+    def row_total(self) -> int:
+        return len(self.log.rows)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.log.rows):

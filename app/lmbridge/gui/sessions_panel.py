@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -40,6 +39,7 @@ from lmbridge.core.sessions import SessionSettings
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.requests_log import RequestLog, client_name
+from lmbridge.gui.tablemodel import ColumnsTableModel
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import ConfirmBar, button, hint_label, title_label
 from lmbridge.upstreams.sessions import SessionManager
@@ -129,7 +129,7 @@ async def session_rows(
     return rows
 
 
-class SessionTableModel(QAbstractTableModel):
+class SessionTableModel(ColumnsTableModel):
     COLUMNS = (
         "Client",
         "Session key",
@@ -149,25 +149,8 @@ class SessionTableModel(QAbstractTableModel):
         self.rows = rows
         self.endResetModel()
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if (
-            orientation is Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
+    def row_total(self) -> int:
+        return len(self.rows)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.rows):

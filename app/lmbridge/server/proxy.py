@@ -298,15 +298,7 @@ async def _assemble(
     req: ir.Request,
     record: RequestRecord,
 ) -> ir.Response:
-    assembler = Assembler(model=req.model)
-    async with contextlib.aclosing(batches):
-        async for batch in batches:
-            for event in batch:
-                observe(record, event)
-                assembler.feed(event)
-    response = assembler.result()
-    response.model = req.model
-    return response
+    return await assemble(flatten(batches), req, record)
 
 
 def event_filters(req: ir.Request) -> list[EventFilter]:
