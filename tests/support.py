@@ -7,8 +7,12 @@ a conftest module by name: tests/gui has its own).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import openai
 
 from lmbridge import config
 from lmbridge.core.events import REQUEST_FINISHED, EventBus, RequestRecord
@@ -68,3 +72,18 @@ async def start_proxy(settings: config.Settings) -> RunningProxy:
     bus.subscribe(REQUEST_FINISHED, lambda _t, rec: running.records.append(rec))
     await running.server.start()
     return running
+
+
+@contextlib.asynccontextmanager
+async def running(settings: config.Settings) -> AsyncIterator[RunningProxy]:
+    """A proxy for the duration of a `with` block."""
+    proxy = await start_proxy(settings)
+    try:
+        yield proxy
+    finally:
+        await proxy.server.stop()
+
+
+def oai(proxy: RunningProxy) -> openai.AsyncOpenAI:
+    """The official OpenAI SDK pointed at `proxy`, without retries."""
+    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anthropic
@@ -14,25 +12,11 @@ from fakes.azure_fixtures import *  # noqa: F403 - the pytest fixtures
 from fakes.azure_fixtures import FakeAz, foundry_settings
 from fakes.foundry import FakeFoundry
 from fakes.memory_keyring import MemoryKeyring
-from lmbridge import config
 from lmbridge.auth.secrets import SECRETS
 from lmbridge.upstreams.azure_errors import retry_hint
-from support import RunningProxy, start_proxy
+from support import RunningProxy, oai, running
 
 MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "Hi"}]
-
-
-@contextlib.asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[RunningProxy]:
-    proxy = await start_proxy(settings)
-    try:
-        yield proxy
-    finally:
-        await proxy.server.stop()
-
-
-def oai(proxy: RunningProxy) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
 
 
 def claude(proxy: RunningProxy) -> anthropic.AsyncAnthropic:

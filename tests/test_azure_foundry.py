@@ -4,9 +4,7 @@ and the fake az. Routes, tokens and the original OpenAI-compatible route."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
 import anthropic
@@ -19,7 +17,7 @@ from fakes.foundry import API_VERSION, FOUNDRY_AUDIENCE, OPENAI_AUDIENCE, FakeFo
 from fakes.openai_upstream import Script, ToolCallScript
 from lmbridge import config
 from lmbridge.upstreams.azure import AzureFoundryUpstream, azure_route
-from support import RunningProxy, start_proxy
+from support import RunningProxy, oai, running
 
 MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "Hi"}]
 WEATHER_TOOL = {
@@ -34,19 +32,6 @@ WEATHER_TOOL = {
         },
     },
 }
-
-
-@contextlib.asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[RunningProxy]:
-    proxy = await start_proxy(settings)
-    try:
-        yield proxy
-    finally:
-        await proxy.server.stop()
-
-
-def oai(proxy: RunningProxy) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
 
 
 def claude(proxy: RunningProxy) -> anthropic.AsyncAnthropic:

@@ -3,8 +3,6 @@ network or desktop)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anthropic
@@ -21,16 +19,7 @@ from fakes.memory_keyring import MemoryKeyring
 from lmbridge import config
 from lmbridge.auth.browser import BrowserSignIn
 from lmbridge.auth.secrets import SECRETS, keyring_status
-from support import RunningProxy, start_proxy
-
-
-@contextlib.asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[RunningProxy]:
-    proxy = await start_proxy(settings)
-    try:
-        yield proxy
-    finally:
-        await proxy.server.stop()
+from support import running
 
 
 def _record() -> AuthenticationRecord:

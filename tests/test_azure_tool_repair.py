@@ -3,18 +3,13 @@ original OpenAI-compatible route)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
-
-import openai
 
 from fakes.azure_fixtures import *  # noqa: F403 - the pytest fixtures
 from fakes.azure_fixtures import FakeAz, foundry_settings
 from fakes.foundry import FakeFoundry
 from fakes.openai_upstream import Script
-from lmbridge import config
-from support import RunningProxy, start_proxy
+from support import oai, running
 
 MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "Hi"}]
 WEATHER_TOOL = {
@@ -29,19 +24,6 @@ WEATHER_TOOL = {
         },
     },
 }
-
-
-@contextlib.asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[RunningProxy]:
-    proxy = await start_proxy(settings)
-    try:
-        yield proxy
-    finally:
-        await proxy.server.stop()
-
-
-def oai(proxy: RunningProxy) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
 
 
 async def test_text_tool_calls_from_claude_on_foundry_are_repaired(
