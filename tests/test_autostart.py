@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lmbridge import autostart, cli_desktop
+from lmbridge import autostart
 from lmbridge.autostart import LaunchAgent, RunKey, XdgAutostart
+from lmbridge.cli import desktop as cli_desktop
 from lmbridge.resources import resource
 
 

@@ -158,6 +158,18 @@ class LoggingSettings(
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
 
+class UsageSettings(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
+    """The `[usage]` table: request history kept in the database (metadata only)."""
+
+    # Keep each finished request's metadata (never bodies) for the Usage page
+    # and `lmbridge usage`; off: the request log is memory only.
+    record: bool = True
+    # Days of history kept; older entries are deleted.
+    retention_days: int = 30
+
+
 class Settings(
     msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
 ):
@@ -169,6 +181,7 @@ class Settings(
     chat: ChatSettings = msgspec.field(default_factory=ChatSettings)
     lmstudio: LMStudioSettings = msgspec.field(default_factory=LMStudioSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
 
     def __post_init__(self) -> None:
         if not self.upstream:
@@ -243,6 +256,8 @@ def _validate(settings: Settings, source: str) -> None:
                 raise ConfigError(
                     f"{source}: route[{i}].fallback names no upstream {name!r}"
                 )
+    if settings.usage.retention_days < 1:
+        raise ConfigError(f"{source}: usage.retention_days must be at least 1")
     if not 0 <= settings.server.port <= 65535:
         raise ConfigError(f"{source}: server.port must be 0-65535")
     check_exposure(settings.server, source)

@@ -29,11 +29,11 @@ def has_display() -> bool:
 # Modules adding command groups: each has `register(subparsers)`, which adds
 # its parsers with `set_defaults(run=callable(args, settings) -> int)`.
 COMMAND_MODULES: tuple[str, ...] = (
-    "lmbridge.cli_models",
-    "lmbridge.cli_chats",
-    "lmbridge.cli_azure",
-    "lmbridge.cli_integrate",
-    "lmbridge.cli_desktop",
+    "lmbridge.cli.models",
+    "lmbridge.cli.chats",
+    "lmbridge.cli.azure",
+    "lmbridge.cli.integrate",
+    "lmbridge.cli.desktop",
 )
 
 
