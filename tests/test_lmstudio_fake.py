@@ -72,3 +72,26 @@ async def test_sdk_get_or_load(fake_lmstudio: FakeLMStudio) -> None:
         assert handle.identifier == again.identifier == "google/gemma-3-4b"
         assert await handle.get_context_length() == 4096
     assert fake_lmstudio.load_count == 1
+
+
+async def test_sdk_search_and_download(fake_lmstudio: FakeLMStudio) -> None:
+    """The SDK's own repository API (search, options, download) works on the fake."""
+    progress: list[int] = []
+    finalized: list[bool] = []
+    async with lmstudio.AsyncClient(fake_lmstudio.address) as client:
+        (found,) = await client.repository.search_models("devstral", limit=5)
+        assert found.search_result.name == "mistralai/devstral-small-2507"
+        options = await found.get_download_options()
+        assert [o.info.fit_estimation for o in options] == [
+            "willNotFit",
+            "partialGPUOffload",
+        ]
+        key = await options[1].download(
+            on_progress=lambda u: progress.append(u.downloaded_bytes),
+            on_finalize=lambda: finalized.append(True),
+        )
+    assert key == "mistralai/devstral-small-2507"
+    assert progress == sorted(progress)
+    assert progress[-1] == options[1].info.size_bytes
+    assert finalized == [True]
+    assert key in [m["modelKey"] for m in fake_lmstudio.downloaded]

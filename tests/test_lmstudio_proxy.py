@@ -48,20 +48,14 @@ async def fake_lm() -> AsyncIterator[FakeLMStudio]:
 
 async def proxy_for(fake: FakeLMStudio, extra: str = "") -> RunningProxy:
     running = await start_proxy(lm_settings(fake.address, extra))
-    state = running.server.app and running.server.app[_state_key()]
-    assert state is not None
-    svc = state.lmstudio
+    services = running.server.services
+    assert services is not None
+    svc = services.lmstudio
     assert svc is not None
     await eventually(
         lambda: svc.status.state == "connected", what="LM Studio connection"
     )
     return running
-
-
-def _state_key() -> Any:
-    from lmbridge.server.state import STATE
-
-    return STATE
 
 
 async def call(

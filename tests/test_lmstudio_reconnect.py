@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ async def test_reconnects_after_lmstudio_restarts(
     lmstudio_service: LMStudioService,
     fake_lmstudio: FakeLMStudio,
     lmstudio_events: Events,
+    expected_errors: Callable[[str], None],
 ) -> None:
+    expected_errors("Websocket failed")  # the SDK logs each lost socket
     fake_lmstudio.preload("google/gemma-3-4b", context_length=8192)
     await eventually(
         lambda: lmstudio_service.loaded_context("google/gemma-3-4b") == 8192
@@ -73,7 +76,9 @@ async def test_failed_call_reconnects_and_retries(
     lmstudio_bus: EventBus,
     lmstudio_home: Path,
     lmstudio_options: LMStudioOptions,
+    expected_errors: Callable[[str], None],
 ) -> None:
+    expected_errors("Websocket failed")
     # No health check in this test's lifetime: only the failed call can notice.
     options = msgspec.structs.replace(lmstudio_options, health_interval=60.0)
     async with LMStudioService(

@@ -95,7 +95,10 @@ async def test_list_loaded(
         max_context_length=131072,
         ttl_seconds=None,
         display_name="Gemma 3 4B",
+        size_bytes=3341081472,
     )
+    assert loaded[GEMMA].requested_context_length is None
+    assert loaded[GEMMA].context_shortfall == 0
     assert loaded[EMBED].kind is ModelKind.EMBEDDING
     assert lmstudio_service.loaded_context(GEMMA) == 8192
     assert lmstudio_service.loaded_context(QWEN) is None

@@ -4,7 +4,8 @@ tests/conftest.py can make them available everywhere with
 `from fakes.lmstudio_fixtures import *`; a single test module can import the
 ones it uses by name.
 
-- `fake_lmstudio`: a started `FakeLMStudio` on 127.0.0.1:<free port>.
+- `fake_lmstudio`: a started `FakeLMStudio` on 127.0.0.1:<free port>
+  (its catalog and downloads: `fake_lmstudio.repository`).
 - `lmstudio_home`: an empty home directory (no LM Studio server files), so
   discovery never reads the developer's real `~/.lmstudio`.
 - `lmstudio_options`: `LMStudioOptions` aimed at the fake, with short health
@@ -31,7 +32,9 @@ import pytest
 from fakes.lmstudio_server import FakeLMStudio
 from lmbridge.core.events import EventBus
 from lmbridge.lmstudio import (
+    TOPIC_DOWNLOAD_PROGRESS,
     TOPIC_LOAD_PROGRESS,
+    TOPIC_LOAD_WARNING,
     TOPIC_LOADED,
     TOPIC_STATE,
     LMStudioOptions,
@@ -109,7 +112,13 @@ def lmstudio_events(lmstudio_bus: EventBus) -> list[tuple[str, Any]]:
     def record(topic: str, payload: Any) -> None:
         events.append((topic, payload))
 
-    for topic in (TOPIC_STATE, TOPIC_LOAD_PROGRESS, TOPIC_LOADED):
+    for topic in (
+        TOPIC_STATE,
+        TOPIC_LOAD_PROGRESS,
+        TOPIC_LOADED,
+        TOPIC_LOAD_WARNING,
+        TOPIC_DOWNLOAD_PROGRESS,
+    ):
         lmstudio_bus.subscribe(topic, record)
     return events
 

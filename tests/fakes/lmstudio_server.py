@@ -16,8 +16,10 @@ One aiohttp server on 127.0.0.1 stands in for the whole LM Studio process:
   `success`) -> `channelClose`, or `channelError`; `getOrLoad` the same with
   `alreadyLoaded` / `startLoading`, `loadProgress`..., `loadSuccess`; a
   `channelSend` of `{"type": "cancel"}` stops a load in progress.
+- The `repository` namespace (search, download options, downloads):
+  `fake.repository`, in `lmstudio_repository.py`.
 - A minimal OpenAI-compatible REST surface (`/v1/models`,
-  `/v1/chat/completions`), kept apart at the end of the module.
+  `/v1/chat/completions`), in `lmstudio_rest.py`.
 
 Fault switches (plain attributes, flip them in a test):
 
@@ -25,11 +27,15 @@ Fault switches (plain attributes, flip them in a test):
   `format` the SDK does not know (the SDK raises on the whole list).
 - `load_delay`: seconds a `loadModel` takes (progress is spread over it).
 - `fail_loads`: model key -> reason; loading that key answers `channelError`.
+- `context_limit`: the most context LM Studio gives a load (as when the
+  asked context does not fit in memory); None: what was asked.
 - `restart(down_for)`: drop every socket, refuse connections for a moment,
   then listen again on the same port (loaded models are gone, as after a real
   LM Studio restart).
 
 Counters: `load_requests` (model keys, one per `loadModel` channel),
+`load_params` (their creation parameters), `load_configs` (their load config
+flattened to LM Studio's wire names, e.g. `llm.load.contextLength`),
 `cancelled_loads`, `unload_requests`, `ws_connections`, `chat_requests`.
 """
 
@@ -39,123 +45,37 @@ import asyncio
 import contextlib
 import copy
 import json
-import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-SDK_VERSION = "1.5.0"
+from fakes.lmstudio_data import (
+    DEFAULT_CONTEXT_LENGTH,
+    DEFAULT_DOWNLOADED,
+    MALFORMED_ENTRY,
+    NOT_FOUND_CODE,
+    RpcFailure,
+)
+from fakes.lmstudio_data import not_found as _not_found
+from fakes.lmstudio_loading import FakeInstance, LoadingChannels
+from fakes.lmstudio_repository import FakeRepository
+from fakes.lmstudio_rest import add_openai_routes
 
-NOT_FOUND_CODE = "generic.noModelMatchingQuery"
-
-DEFAULT_DOWNLOADED: list[dict[str, Any]] = [
-    {
-        "type": "llm",
-        "modelKey": "qwen/qwen3-coder-30b",
-        "format": "gguf",
-        "displayName": "Qwen3 Coder 30B",
-        "path": "lmstudio-community/Qwen3-Coder-30B-A3B-Instruct-GGUF/"
-        "Qwen3-Coder-30B-A3B-Instruct-Q4_K_M.gguf",
-        "sizeBytes": 18556686752,
-        "paramsString": "30B-A3B",
-        "architecture": "qwen3moe",
-        "vision": False,
-        "trainedForToolUse": True,
-        "maxContextLength": 262144,
-    },
-    {
-        "type": "llm",
-        "modelKey": "google/gemma-3-4b",
-        "format": "gguf",
-        "displayName": "Gemma 3 4B",
-        "path": "lmstudio-community/gemma-3-4b-it-GGUF/gemma-3-4b-it-Q4_K_M.gguf",
-        "sizeBytes": 3341081472,
-        "paramsString": "4B",
-        "architecture": "gemma3",
-        "vision": True,
-        "trainedForToolUse": False,
-        "maxContextLength": 131072,
-    },
-    {
-        "type": "embedding",
-        "modelKey": "text-embedding-nomic-embed-text-v1.5",
-        "format": "gguf",
-        "displayName": "Nomic Embed Text v1.5",
-        "path": "nomic-ai/nomic-embed-text-v1.5-GGUF/nomic-embed-text-v1.5.Q4_K_M.gguf",
-        "sizeBytes": 84106624,
-        "paramsString": None,
-        "architecture": "nomic-bert",
-        "maxContextLength": 2048,
-    },
+__all__ = [
+    "DEFAULT_CONTEXT_LENGTH",
+    "DEFAULT_DOWNLOADED",
+    "MALFORMED_ENTRY",
+    "NOT_FOUND_CODE",
+    "SDK_VERSION",
+    "FakeInstance",
+    "FakeLMStudio",
+    "RpcFailure",
 ]
 
-MALFORMED_ENTRY: dict[str, Any] = {
-    "type": "llm",
-    "modelKey": "acme/future-format-7b",
-    "format": "future-format",
-    "displayName": "Future Format 7B",
-    "path": "acme/future-format-7b/model.ff",
-    "sizeBytes": 7000000000,
-    "paramsString": "7B",
-    "architecture": "acme",
-    "vision": False,
-    "trainedForToolUse": False,
-    "maxContextLength": 32768,
-}
-
-DEFAULT_CONTEXT_LENGTH = 4096  # what LM Studio loads with when not told
+SDK_VERSION = "1.5.0"
 
 _Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-@dataclass
-class FakeInstance:
-    """One loaded model instance."""
-
-    identifier: str
-    info: dict[str, Any]
-    context_length: int
-    gpu_ratio: float | str | None = None
-    ttl_ms: int | None = None
-    reference: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    @property
-    def model_key(self) -> str:
-        return str(self.info["modelKey"])
-
-    @property
-    def kind(self) -> str:
-        return str(self.info["type"])
-
-    def to_wire(self) -> dict[str, Any]:
-        """The instance info frame (`LlmInstanceInfo` / embedding variant)."""
-        return {
-            **self.info,
-            "identifier": self.identifier,
-            "instanceReference": self.reference,
-            "contextLength": self.context_length,
-        }
-
-
-class RpcFailure(Exception):
-    """Raised inside a handler to answer with `rpcError` / `channelError`."""
-
-    def __init__(self, title: str, *, code: str | None = None, cause: str = "") -> None:
-        super().__init__(title)
-        self.error: dict[str, Any] = {"title": title}
-        if cause:
-            self.error["cause"] = cause
-        if code is not None:
-            self.error["displayData"] = {"code": code}
-
-
-def _not_found(what: str) -> RpcFailure:
-    return RpcFailure(
-        f"No model found that fits the query: {what}", code=NOT_FOUND_CODE
-    )
 
 
 class _Session:
@@ -177,7 +97,7 @@ class _Session:
                 await self.ws.send_str(json.dumps(message))
 
 
-class FakeLMStudio:
+class FakeLMStudio(LoadingChannels):
     """An in-memory LM Studio speaking the SDK's websocket protocol."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -190,9 +110,12 @@ class FakeLMStudio:
         self.load_delay = 0.0
         self.load_steps = 4
         self.fail_loads: dict[str, str] = {}
+        self.context_limit: int | None = None
+        self.repository = FakeRepository(self.downloaded.append)
         # Counters.
         self.load_requests: list[str] = []
         self.load_params: list[dict[str, Any]] = []
+        self.load_configs: list[dict[str, Any]] = []
         self.cancelled_loads: list[str] = []
         self.unload_requests: list[str] = []
         self.ws_connections = 0
@@ -219,8 +142,7 @@ class FakeLMStudio:
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/lmstudio-greeting", self._greeting)
-        app.router.add_get("/v1/models", self._openai_models)
-        app.router.add_post("/v1/chat/completions", self._openai_chat)
+        add_openai_routes(app, self)
         app.router.add_get("/{namespace:[a-zA-Z]+}", self._websocket)
         return app
 
@@ -387,25 +309,22 @@ class FakeLMStudio:
             if endpoint == "getLoadConfig":
                 instance = self._find_loaded(parameter["specifier"], namespace)
                 prefix = f"{namespace}.load"
-                fields: list[dict[str, Any]] = [
-                    {"key": f"{prefix}.contextLength", "value": instance.context_length}
-                ]
+                fields = dict(instance.config)
+                fields[f"{prefix}.contextLength"] = instance.context_length
                 if instance.gpu_ratio is not None:
-                    fields.append(
-                        {
-                            "key": f"{prefix}.llama.acceleration.offloadRatio",
-                            "value": instance.gpu_ratio,
-                        }
-                    )
-                return {"fields": fields}
+                    ratio_key = f"{prefix}.llama.acceleration.offloadRatio"
+                    fields[ratio_key] = instance.gpu_ratio
+                return {"fields": [{"key": k, "value": v} for k, v in fields.items()]}
             if endpoint == "unloadModel":
                 identifier = parameter["identifier"]
                 self.unload_requests.append(identifier)
-                instance = self.loaded.get(identifier)
-                if instance is None or instance.kind != namespace:
+                unloading = self.loaded.get(identifier)
+                if unloading is None or unloading.kind != namespace:
                     raise _not_found(identifier)
                 del self.loaded[identifier]
                 return None
+        if namespace == "repository":
+            return self.repository.rpc(endpoint, parameter)
         raise RpcFailure(f"Unknown endpoint {namespace}.{endpoint}")
 
     async def _channel(
@@ -428,6 +347,8 @@ class FakeLMStudio:
                 await self._load_model(session.namespace, params, send, cancel)
             elif endpoint == "getOrLoad":
                 await self._get_or_load(session.namespace, params, send, cancel)
+            elif endpoint == "downloadModel" and session.namespace == "repository":
+                await self.repository.download(params, send, cancel)
             else:
                 raise RpcFailure(f"Unknown channel endpoint {endpoint}")
         except RpcFailure as exc:
@@ -438,165 +359,3 @@ class FakeLMStudio:
             await session.send({"type": "channelClose", "channelId": channel_id})
         finally:
             session.channels.pop(channel_id, None)
-
-    async def _load_model(
-        self,
-        namespace: str,
-        params: dict[str, Any],
-        send: _Send,
-        cancel: asyncio.Event,
-    ) -> None:
-        """`loadModel`: resolved, progress..., success (or channelError)."""
-        model_key = params["modelKey"]
-        info = self._find_downloaded(model_key)
-        if info["type"] != namespace:
-            raise _not_found(model_key)
-        self.load_requests.append(model_key)
-        self.load_params.append(params)
-        await send({"type": "resolved", "info": info})
-        if not await self._progress(model_key, send, cancel, "progress"):
-            return
-        instance = self._new_instance(
-            namespace, info, params.get("identifier"), params, params.get("ttlMs")
-        )
-        await send({"type": "success", "info": instance.to_wire()})
-
-    async def _get_or_load(
-        self,
-        namespace: str,
-        params: dict[str, Any],
-        send: _Send,
-        cancel: asyncio.Event,
-    ) -> None:
-        """`getOrLoad` (the SDK's `client.llm.model(key)`): alreadyLoaded, or load."""
-        wanted = params["identifier"]
-        with contextlib.suppress(RpcFailure):
-            query = {"type": "query", "query": {"identifier": wanted}}
-            found = self._find_loaded(query, namespace)
-            await send({"type": "alreadyLoaded", "info": found.to_wire()})
-            return
-        info = self._find_downloaded(wanted)
-        if info["type"] != namespace:
-            raise _not_found(wanted)
-        self.load_requests.append(wanted)
-        self.load_params.append(params)
-        await send({"type": "startLoading", "identifier": wanted, "info": info})
-        if not await self._progress(wanted, send, cancel, "loadProgress"):
-            return
-        instance = self._new_instance(
-            namespace, info, None, params, params.get("loadTtlMs")
-        )
-        await send({"type": "loadSuccess", "info": instance.to_wire()})
-
-    async def _progress(
-        self, model_key: str, send: _Send, cancel: asyncio.Event, kind: str
-    ) -> bool:
-        """Spread `load_delay` over progress frames; False if cancelled."""
-        steps = max(1, self.load_steps)
-        for step in range(1, steps + 1):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(cancel.wait(), self.load_delay / steps)
-            if cancel.is_set():
-                self.cancelled_loads.append(model_key)
-                return False
-            if step < steps:
-                await send({"type": kind, "progress": step / steps})
-        if model_key in self.fail_loads:
-            raise RpcFailure("Failed to load model", cause=self.fail_loads[model_key])
-        return True
-
-    def _new_instance(
-        self,
-        namespace: str,
-        info: dict[str, Any],
-        identifier: str | None,
-        params: dict[str, Any],
-        ttl_ms: int | None,
-    ) -> FakeInstance:
-        model_key = str(info["modelKey"])
-        if identifier and identifier in self.loaded:
-            raise RpcFailure(f"Identifier {identifier!r} is already in use")
-        if not identifier:
-            identifier, n = model_key, 2
-            while identifier in self.loaded:
-                identifier, n = f"{model_key}:{n}", n + 1
-        config = _load_config_fields(params.get("loadConfigStack") or {})
-        prefix = f"{namespace}.load"
-        instance = FakeInstance(
-            identifier,
-            info,
-            int(config.get(f"{prefix}.contextLength", DEFAULT_CONTEXT_LENGTH)),
-            gpu_ratio=config.get(f"{prefix}.llama.acceleration.offloadRatio"),
-            ttl_ms=ttl_ms,
-        )
-        self.loaded[identifier] = instance
-        return instance
-
-    # -- OpenAI-compatible REST (kept deliberately small) -------------------
-
-    async def _openai_models(self, request: web.Request) -> web.Response:
-        data = [
-            {"id": m["modelKey"], "object": "model", "owned_by": "organization_owner"}
-            for m in self.downloaded
-        ]
-        return web.json_response({"object": "list", "data": data})
-
-    async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.chat_requests.append(body)
-        model = str(body.get("model", ""))
-        reply = "Hello from fake LM Studio"
-        completion_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
-        created = int(time.time())
-        if not body.get("stream"):
-            return web.json_response(
-                {
-                    "id": completion_id,
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": reply},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": {
-                        "prompt_tokens": 10,
-                        "completion_tokens": 5,
-                        "total_tokens": 15,
-                    },
-                }
-            )
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        await response.prepare(request)
-
-        def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-            payload = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-            return f"data: {json.dumps(payload)}\n\n".encode()
-
-        await response.write(chunk({"role": "assistant", "content": ""}, None))
-        for piece in ("Hello", " from", " fake", " LM Studio"):
-            await response.write(chunk({"content": piece}, None))
-        await response.write(chunk({}, "stop"))
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
-
-
-def _load_config_fields(stack: dict[str, Any]) -> dict[str, Any]:
-    """Flatten a `loadConfigStack` into `{key: value}` (later layers lose)."""
-    merged: dict[str, Any] = {}
-    for layer in reversed(stack.get("layers") or []):
-        for kv in (layer.get("config") or {}).get("fields") or []:
-            merged[kv["key"]] = kv.get("value")
-    return merged

@@ -17,13 +17,14 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 import lmstudio
+import msgspec
 
 from lmbridge.core.errors import NotFound
 from lmbridge.core.events import EventBus
 
 from . import sdk_calls
 from .connection import LMStudioConnection
-from .errors import is_connection_error, to_bridge_error
+from .errors import Operation, is_connection_error, to_bridge_error
 from .structs import (
     DEFAULT_ADDRESS,
     TOPIC_LOADED,
@@ -77,6 +78,7 @@ class ModelCatalog:
         self._loaded: tuple[LoadedModel, ...] = ()
         self._downloaded: dict[str, DownloadedModel] = {}
         self._ttls: dict[str, int | None] = {}
+        self._requested: dict[str, int] = {}
         self._unsubscribe = bus.subscribe(TOPIC_STATE, self._on_state)
 
     # -- lifecycle ---------------------------------------------------------
@@ -84,6 +86,29 @@ class ModelCatalog:
     @property
     def status(self) -> ConnectionStatus:
         return self.connection.status
+
+    @property
+    def options(self) -> LMStudioOptions:
+        return self._options
+
+    def reconfigure(self, options: LMStudioOptions) -> bool:
+        """Take a new load policy (context, TTL, load defaults, timeouts) now.
+
+        False, changing nothing, when the connection settings differ (the
+        address, probe and backoff timings): that needs a new service.
+        """
+        link = (
+            "address",
+            "probe_timeout",
+            "connect_timeout",
+            "health_interval",
+            "backoff_initial",
+            "backoff_max",
+        )
+        if any(getattr(options, f) != getattr(self._options, f) for f in link):
+            return False
+        self._options = options
+        return True
 
     def start(self) -> None:
         """Connect in the background; safe to call more than once."""
@@ -125,6 +150,15 @@ class ModelCatalog:
         self._set_loaded(loaded)
         return loaded
 
+    @property
+    def loaded(self) -> tuple[LoadedModel, ...]:
+        """The cached loaded instances (what a tray menu shows). No I/O.
+
+        Kept fresh by the periodic health check and after every load and
+        unload; empty while LM Studio is disconnected.
+        """
+        return self._loaded
+
     def loaded_model(self, model: str) -> LoadedModel | None:
         """The cached loaded instance named `model` (identifier, else key)."""
         for instance in self._loaded:
@@ -163,14 +197,18 @@ class ModelCatalog:
     # -- internals ---------------------------------------------------------
 
     async def _call(
-        self, fn: SdkCall[T], *, model: str | None = None, loading: bool = False
+        self,
+        fn: SdkCall[T],
+        *,
+        model: str | None = None,
+        during: Operation = Operation.CALL,
     ) -> T:
         """Run one SDK call; the one place its exceptions are converted.
 
         A call that finds the link gone is retried once on the reconnected
-        client, except a load (LM Studio may still be loading it).
+        client, except a load or a download (LM Studio may still be at it).
         """
-        retry = not loading
+        retry = during not in (Operation.LOAD, Operation.DOWNLOAD)
         while True:
             client = await self.connection.client()
             try:
@@ -181,7 +219,7 @@ class ModelCatalog:
                     retry = False
                     continue
                 raise to_bridge_error(
-                    exc, address=self.connection.address, model=model, loading=loading
+                    exc, address=self.connection.address, model=model, during=during
                 ) from exc
 
     async def _refresh_with(self, client: lmstudio.AsyncClient) -> None:
@@ -191,6 +229,15 @@ class ModelCatalog:
     def _set_loaded(self, loaded: tuple[LoadedModel, ...]) -> None:
         identifiers = {m.identifier for m in loaded}
         self._ttls = {k: v for k, v in self._ttls.items() if k in identifiers}
+        self._requested = {k: v for k, v in self._requested.items() if k in identifiers}
+        loaded = tuple(
+            msgspec.structs.replace(
+                m, requested_context_length=self._requested[m.identifier]
+            )
+            if m.identifier in self._requested
+            else m
+            for m in loaded
+        )
         if loaded != self._loaded:
             self._loaded = loaded
             self._bus.publish(TOPIC_LOADED, loaded)
@@ -228,6 +275,7 @@ class ModelCatalog:
             model=instance.identifier,
         )
         self._ttls.pop(instance.identifier, None)
+        self._requested.pop(instance.identifier, None)
         self._set_loaded(
             tuple(m for m in self._loaded if m.identifier != instance.identifier)
         )

@@ -6,16 +6,22 @@
     (LMStudioWebsocketError, httpx,                         running on <addr> — ..."
      OSError, aiohttp, "not reachable")
     TimeoutError                     -> UpstreamUnavailable (load) / Timeout
-    LMStudioServerError on a load    -> UpstreamUnavailable names model + reason
+    LMStudioValueError               -> InvalidRequest      the SDK refused a value
+    any failure during a load        -> UpstreamUnavailable names model + reason
+    any failure during a download    -> UpstreamError       names download + reason
+    (connection lost: Unavailable)
+    any failure during a search      -> UpstreamError       names the search + reason
     LMStudioServerError otherwise    -> UpstreamError
     anything else from the SDK       -> UpstreamError
 
+`Operation` says what was under way, so the message names it.
 `is_connection_error` tells the connection supervisor which failures mean the
 websocket is gone (the SDK never reconnects by itself).
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import aiohttp
@@ -23,6 +29,7 @@ import httpx
 import lmstudio
 
 from lmbridge.core.errors import (
+    InvalidRequest,
     LMBridgeError,
     NotFound,
     Timeout,
@@ -43,6 +50,15 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+
+
+class Operation(enum.Enum):
+    """What LM Bridge asked LM Studio to do when an error came back."""
+
+    CALL = "call"
+    LOAD = "load"
+    DOWNLOAD = "download"
+    SEARCH = "search"
 
 
 def not_running(address: str) -> UpstreamUnavailable:
@@ -67,6 +83,22 @@ def load_cancelled(model: str) -> UpstreamUnavailable:
     return UpstreamUnavailable(
         f"Loading model {model!r} in LM Studio was cancelled",
         code="lmstudio_load_cancelled",
+    )
+
+
+def download_failed(name: str, reason: str) -> UpstreamError:
+    """The error for a download that did not finish, naming it and why."""
+    return UpstreamError(
+        f"LM Studio could not download {name!r}: {reason}",
+        code="lmstudio_download_failed",
+    )
+
+
+def download_cancelled(name: str) -> UpstreamUnavailable:
+    """The error callers waiting on a cancelled download receive."""
+    return UpstreamUnavailable(
+        f"Downloading {name!r} in LM Studio was cancelled",
+        code="lmstudio_download_cancelled",
     )
 
 
@@ -98,26 +130,47 @@ def to_bridge_error(
     *,
     address: str,
     model: str | None = None,
-    loading: bool = False,
+    during: Operation = Operation.CALL,
 ) -> LMBridgeError:
-    """Convert any exception met while talking to LM Studio."""
+    """Convert any exception met while talking to LM Studio.
+
+    `model` names what the operation was about (a model key, a download key
+    or a search query).
+    """
     if isinstance(exc, LMBridgeError):
         return exc
+    loading = during is Operation.LOAD and model is not None
     if isinstance(exc, lmstudio.LMStudioModelNotFoundError):
         name = f"Model {model!r}" if model else "The model"
-        where = "loaded in" if not loading else "downloaded to"
+        where = "downloaded to" if during is Operation.LOAD else "loaded in"
         return NotFound(f"{name} is not {where} LM Studio", param="model")
     if is_connection_error(exc):
-        error = not_running(address)
         if loading and model:
-            error = load_failed(model, f"the connection to {address} was lost")
-        return error
+            return load_failed(model, f"the connection to {address} was lost")
+        if during is Operation.DOWNLOAD and model:
+            return UpstreamUnavailable(
+                f"The download of {model!r} stopped: the connection to LM Studio"
+                f" on {address} was lost — check that LM Studio is running",
+                code="lmstudio_download_failed",
+            )
+        return not_running(address)
     if isinstance(exc, TimeoutError):
         if loading and model:
             return load_failed(model, "it took too long")
         return Timeout(f"LM Studio at {address} did not answer in time")
+    if isinstance(exc, lmstudio.LMStudioValueError):
+        return InvalidRequest(f"LM Studio SDK: {server_reason(exc)}")
+    reason = server_reason(exc)
     if loading and model:
-        return load_failed(model, server_reason(exc))
+        return load_failed(model, reason)
+    if during is Operation.DOWNLOAD and model:
+        return download_failed(model, reason)
+    if during is Operation.SEARCH:
+        return UpstreamError(
+            f"LM Studio could not search for models ({model!r}): {reason}"
+            " — model search needs an internet connection",
+            code="lmstudio_search_failed",
+        )
     if isinstance(exc, lmstudio.LMStudioServerError):
-        return UpstreamError(f"LM Studio: {server_reason(exc)}")
-    return UpstreamError(f"LM Studio SDK error: {server_reason(exc)}")
+        return UpstreamError(f"LM Studio: {reason}")
+    return UpstreamError(f"LM Studio SDK error: {reason}")

@@ -21,8 +21,11 @@ from .structs import (
     DownloadedModel,
     DownloadedModels,
     GpuOffload,
+    KvCacheType,
     LoadedModel,
+    LoadOptions,
     ModelKind,
+    check_gpu_offload,
 )
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class _WireInstance(msgspec.Struct, rename="camel"):
     max_context_length: int | None = None
     display_name: str = ""
     ttl_ms: int | None = None
+    size_bytes: int | None = None
 
 
 def _session(client: lmstudio.AsyncClient, kind: ModelKind) -> Any:
@@ -132,9 +136,35 @@ async def fetch_loaded(
                     max_context_length=wire.max_context_length,
                     ttl_seconds=ttl,
                     display_name=wire.display_name,
+                    size_bytes=wire.size_bytes,
                 )
             )
     return tuple(loaded)
+
+
+def load_config(kind: ModelKind, options: LoadOptions) -> dict[str, Any]:
+    """The SDK's load config (client names, camelCase) for `options`.
+
+    The SDK maps it to LM Studio's wire names: `contextLength` ->
+    `<kind>.load.contextLength`, `gpu.ratio` ->
+    `<kind>.load.llama.acceleration.offloadRatio`, `flashAttention` ->
+    `llm.load.llama.flashAttention`, `llamaK/VCacheQuantizationType` ->
+    `llm.load.llama.k/vCacheQuantizationType` (as `{checked, value}`).
+    """
+    config: dict[str, Any] = {}
+    if options.context_length is not None:
+        config["contextLength"] = options.context_length
+    if options.gpu_offload is not None:
+        config["gpu"] = {"ratio": options.gpu_offload}
+    if kind is not ModelKind.LLM:
+        return config  # the rest are llama.cpp LLM settings
+    if options.flash_attention is not None:
+        config["flashAttention"] = options.flash_attention
+    if options.k_cache_type is not None:
+        config["llamaKCacheQuantizationType"] = str(options.k_cache_type)
+    if options.v_cache_type is not None:
+        config["llamaVCacheQuantizationType"] = str(options.v_cache_type)
+    return config
 
 
 async def load_model(
@@ -143,9 +173,7 @@ async def load_model(
     key: str,
     *,
     identifier: str | None,
-    context_length: int | None,
-    ttl: int | None,
-    gpu_offload: GpuOffload | None,
+    options: LoadOptions,
     on_progress: ProgressCallback,
 ) -> str:
     """Load a new instance of `key`; returns its identifier.
@@ -155,20 +183,15 @@ async def load_model(
     loading, so this drives the same `loadModel` channel and sends its
     `cancel` message (SDK internals pinned to lmstudio 1.5.x).
     """
-    config: dict[str, Any] = {}
-    if context_length is not None:
-        config["contextLength"] = context_length
-    if gpu_offload is not None:
-        config["gpu"] = {"ratio": gpu_offload}
     session = _session(client, kind)
     types = session._API_TYPES
     endpoint = LoadModelEndpoint(
         key,
         identifier,
-        ttl,
+        options.ttl_seconds,
         types.REQUEST_NEW_INSTANCE,
         types.MODEL_LOAD_CONFIG,
-        config,
+        load_config(kind, options),
         on_progress,
     )
     async with session._create_channel(endpoint) as channel:
@@ -197,13 +220,37 @@ async def context_length(
     return int(await _handle(client, kind, identifier).get_context_length())
 
 
-async def gpu_offload(
+async def load_options(
     client: lmstudio.AsyncClient, kind: ModelKind, identifier: str
-) -> GpuOffload | None:
-    """The GPU offload ratio the instance was loaded with (`getLoadConfig`)."""
+) -> LoadOptions:
+    """The settings the instance was loaded with (`getLoadConfig`).
+
+    Context length and TTL are left unset: the caller decides those.
+    """
     config = await _handle(client, kind, identifier).get_load_config()
-    gpu = getattr(config, "gpu", None)
-    ratio = getattr(gpu, "ratio", None)
-    if isinstance(ratio, str):
-        return ratio
-    return float(ratio) if isinstance(ratio, int | float) else None
+    ratio = getattr(getattr(config, "gpu", None), "ratio", None)
+    flash = getattr(config, "flash_attention", None)
+    k_type = getattr(config, "llama_k_cache_quantization_type", None)
+    v_type = getattr(config, "llama_v_cache_quantization_type", None)
+    return LoadOptions(
+        gpu_offload=_ratio(ratio),
+        flash_attention=flash if isinstance(flash, bool) else None,
+        k_cache_type=_cache_type(k_type),
+        v_cache_type=_cache_type(v_type),
+    )
+
+
+def _ratio(value: Any) -> GpuOffload | None:
+    if not isinstance(value, str | int | float):
+        return None
+    try:
+        return check_gpu_offload(value)
+    except ValueError:
+        return None
+
+
+def _cache_type(value: Any) -> KvCacheType | None:
+    try:
+        return KvCacheType(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

@@ -2,9 +2,11 @@
 
 `LMStudioService` is the service routes, the router and the GUI call. On top
 of `ModelCatalog` (listing, the loaded-model cache, unloading) it loads
-models with progress events and cancel, loads on demand with one shared load
-per model (`ensure_loaded`), and reloads a model whose context is below the
-configured minimum (`ensure_context`).
+models with `LoadOptions`, progress events and cancel, loads on demand with
+one shared load per model (`ensure_loaded`), reloads a model whose context is
+below the configured minimum (`ensure_context`), and says so when LM Studio
+loads less context than asked (`TOPIC_LOAD_WARNING`). Searching LM Studio's
+catalog and downloading live in `service.downloads` (`ModelDownloads`).
 """
 
 from __future__ import annotations
@@ -13,39 +15,45 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
-from lmbridge.core.errors import LMBridgeError
+import msgspec
+
+from lmbridge.core.errors import InvalidRequest, LMBridgeError
 from lmbridge.core.events import EventBus
 
 from . import sdk_calls
 from .catalog import ModelCatalog
-from .errors import load_cancelled, load_failed
+from .context_rule import context_target
+from .downloads import ModelDownloads
+from .errors import Operation, load_cancelled, load_failed
+from .flights import Flights
 from .structs import (
     DEFAULT_ADDRESS,
     TOPIC_LOAD_PROGRESS,
+    TOPIC_LOAD_WARNING,
     ContextPolicy,
     EnsureAction,
     EnsureResult,
     GpuOffload,
     LMStudioOptions,
     LoadedModel,
+    LoadOptions,
     LoadProgress,
+    LoadWarning,
 )
 
 log = logging.getLogger(__name__)
-
-LoadFactory = Callable[[], Coroutine[Any, Any, LoadedModel]]
 
 
 class LMStudioService(ModelCatalog):
     """Model management for the LM Studio on this machine.
 
     Everything `ModelCatalog` does, plus loading. Load progress goes out on
-    the bus as `TOPIC_LOAD_PROGRESS` (`LoadProgress`). Loads of one model key
-    are single-flight: a second caller waits for the load under way.
+    the bus as `TOPIC_LOAD_PROGRESS` (`LoadProgress`), a load that got less
+    context than asked as `TOPIC_LOAD_WARNING` (`LoadWarning`). Loads of one
+    model key are single-flight: a second caller waits for the load under way.
+    `downloads` searches LM Studio's catalog and downloads models.
     """
 
     def __init__(
@@ -60,14 +68,13 @@ class LMStudioService(ModelCatalog):
         super().__init__(
             bus, options, home=home, sdk_ports=sdk_ports, fallback=fallback
         )
-        self._flights: dict[str, asyncio.Task[LoadedModel]] = {}
+        self._loads: Flights[LoadedModel] = Flights("load", load_cancelled)
+        self.downloads = ModelDownloads(bus, self._call, self.list_downloaded)
 
     async def aclose(self) -> None:
-        """Cancel loads in flight (in LM Studio too), then close."""
-        flights = list(self._flights.values())
-        for task in flights:
-            task.cancel()
-        await asyncio.gather(*flights, return_exceptions=True)
+        """Cancel loads and downloads in flight (in LM Studio too), then close."""
+        await self._loads.cancel_all()
+        await self.downloads.aclose()
         await super().aclose()
 
     # -- loading -----------------------------------------------------------
@@ -75,6 +82,7 @@ class LMStudioService(ModelCatalog):
     async def load(
         self,
         model_key: str,
+        options: LoadOptions | None = None,
         *,
         context_length: int | None = None,
         ttl: int | None = None,
@@ -83,27 +91,26 @@ class LMStudioService(ModelCatalog):
     ) -> LoadedModel:
         """Load a new instance; progress goes out on `TOPIC_LOAD_PROGRESS`.
 
-        `ttl` is in seconds (None: stay loaded). If a load of this model is
-        already under way, this waits for that one instead.
+        The keyword arguments override `options` (`ttl` in seconds); what
+        neither sets comes from the configured `load_defaults`, then from
+        LM Studio. The result carries the context asked for and the context
+        LM Studio gave. If a load of this model is already under way, this
+        waits for that one instead. Raises InvalidRequest for bad values.
         """
-        return await self._single_flight(
-            model_key,
-            lambda: self._load_now(
-                model_key,
-                identifier=identifier,
-                context_length=context_length,
-                ttl=ttl,
-                gpu_offload=gpu_offload,
-            ),
+        try:
+            given = LoadOptions(
+                context_length=context_length, ttl_seconds=ttl, gpu_offload=gpu_offload
+            )
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        wanted = given.over(options or LoadOptions()).over(self._options.load_defaults)
+        return await self._loads.join(
+            model_key, lambda: self._load_now(model_key, identifier, wanted)
         )
 
     def cancel_load(self, model_key: str) -> bool:
         """Cancel the load of `model_key` in flight (in LM Studio too)."""
-        task = self._flights.get(model_key)
-        if task is None or task.done():
-            return False
-        task.cancel()
-        return True
+        return self._loads.cancel(model_key)
 
     async def ensure_loaded(
         self, model_key: str, context_length: int | None = None
@@ -111,13 +118,14 @@ class LMStudioService(ModelCatalog):
         """The loaded instance of `model_key`, loading it first if needed.
 
         Loads with `context_length` or the configured one (capped at the
-        model's maximum). Concurrent callers share one load.
+        model's maximum) and the configured TTL and load defaults. Concurrent
+        callers share one load.
         """
         found = self.loaded_model(model_key)
         if found is not None:
             return found
         wanted = context_length or self._options.load_context_length
-        return await self._single_flight(
+        return await self._loads.join(
             model_key, lambda: self._load_if_missing(model_key, wanted)
         )
 
@@ -129,8 +137,9 @@ class LMStudioService(ModelCatalog):
     ) -> EnsureResult:
         """Make sure a loaded model's context is at least `minimum`.
 
-        AUTO reloads it with the minimum (same identifier, key, TTL and GPU
-        offload); WARN only reports; OFF does not look.
+        AUTO reloads it with the minimum (same identifier, key, TTL, GPU
+        offload, flash attention and KV-cache types); WARN only reports; OFF
+        does not look.
         """
         policy = policy or self._options.context_policy
         minimum = minimum or self._options.min_context
@@ -143,9 +152,7 @@ class LMStudioService(ModelCatalog):
                 action=EnsureAction.NOT_LOADED,
                 message=f"{model_key} is not loaded",
             )
-        target = minimum
-        if current.max_context_length:
-            target = min(target, current.max_context_length)
+        target = context_target(current, minimum)
         before = current.context_length
         if before >= target:
             return EnsureResult(
@@ -164,11 +171,13 @@ class LMStudioService(ModelCatalog):
                 current=before,
                 message=message,
             )
-        reloaded = await self._single_flight(
+        reloaded = await self._loads.join(
             model_key, lambda: self._reload(current, target)
         )
         after = reloaded.context_length
         message = f"reloaded {model_key} from context {before} to {after}"
+        if after < target:
+            message += f" (asked for {target})"
         log.info("%s", message)
         return EnsureResult(
             model_key=model_key,
@@ -180,47 +189,19 @@ class LMStudioService(ModelCatalog):
 
     # -- internals ---------------------------------------------------------
 
-    async def _single_flight(self, key: str, factory: LoadFactory) -> LoadedModel:
-        task = self._flights.get(key)
-        if task is None:
-            task = asyncio.create_task(factory(), name=f"lmstudio-load:{key}")
-            self._flights[key] = task
-            task.add_done_callback(functools.partial(self._flight_done, key))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            me = asyncio.current_task()
-            if task.cancelled() and (me is None or me.cancelling() == 0):
-                raise load_cancelled(key) from None
-            raise
-
-    def _flight_done(self, key: str, task: asyncio.Task[LoadedModel]) -> None:
-        if self._flights.get(key) is task:
-            del self._flights[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here; every waiter gets it via shield
-
     async def _load_if_missing(self, key: str, context_length: int) -> LoadedModel:
         found = await self._find_fresh(key)
         if found is not None:
             return found
         model = await self._downloaded_model(key)
-        return await self._load_now(
-            key,
-            identifier=None,
+        wanted = LoadOptions(
             context_length=min(context_length, model.max_context_length),
-            ttl=self._options.load_ttl_seconds,
-            gpu_offload=None,
+            ttl_seconds=self._options.load_ttl_seconds,
         )
+        return await self._load_now(key, None, wanted.over(self._options.load_defaults))
 
     async def _load_now(
-        self,
-        key: str,
-        *,
-        identifier: str | None,
-        context_length: int | None,
-        ttl: int | None,
-        gpu_offload: GpuOffload | None,
+        self, key: str, identifier: str | None, options: LoadOptions
     ) -> LoadedModel:
         kind = (await self._downloaded_model(key)).kind
 
@@ -236,48 +217,66 @@ class LMStudioService(ModelCatalog):
                         kind,
                         key,
                         identifier=identifier,
-                        context_length=context_length,
-                        ttl=ttl,
-                        gpu_offload=gpu_offload,
+                        options=options,
                         on_progress=progress,
                     ),
                     model=key,
-                    loading=True,
+                    during=Operation.LOAD,
                 )
         except TimeoutError:
             raise load_failed(key, f"it did not finish within {timeout:g} s") from None
-        self._ttls[new_id] = ttl
-        await self.list_loaded()
-        for instance in self._loaded:
-            if instance.identifier == new_id:
-                return instance
-        return LoadedModel(
-            identifier=new_id,
-            key=key,
-            kind=kind,
-            context_length=context_length or 0,
-            ttl_seconds=ttl,
+        self._ttls[new_id] = options.ttl_seconds
+        if options.context_length is not None:
+            self._requested[new_id] = options.context_length
+        await self.list_loaded()  # what LM Studio really loaded
+        instance = next((m for m in self._loaded if m.identifier == new_id), None)
+        if instance is None:  # unloaded again already (a TTL of seconds)
+            instance = LoadedModel(
+                identifier=new_id,
+                key=key,
+                kind=kind,
+                context_length=options.context_length or 0,
+                ttl_seconds=options.ttl_seconds,
+                requested_context_length=options.context_length,
+            )
+        if instance.context_shortfall:
+            self._warn_short_context(instance)
+        return instance
+
+    def _warn_short_context(self, instance: LoadedModel) -> None:
+        asked = instance.requested_context_length or 0
+        message = (
+            f"LM Studio loaded {instance.key} with a context of"
+            f" {instance.context_length} tokens, not the {asked} asked for — it"
+            " may not fit in memory: ask for less context, offload more to the"
+            " GPU, or quantize the KV cache"
+        )
+        log.warning("%s", message)
+        self._bus.publish(
+            TOPIC_LOAD_WARNING,
+            LoadWarning(
+                model_key=instance.key,
+                identifier=instance.identifier,
+                requested_context_length=asked,
+                context_length=instance.context_length,
+                message=message,
+            ),
         )
 
     async def _reload(self, current: LoadedModel, target: int) -> LoadedModel:
         kind, identifier = current.kind, current.identifier
         try:
-            gpu = await self._call(
-                lambda c: sdk_calls.gpu_offload(c, kind, identifier), model=identifier
+            kept = await self._call(
+                lambda c: sdk_calls.load_options(c, kind, identifier), model=identifier
             )
         except LMBridgeError as exc:
             log.info("could not read %s's load config: %s", identifier, exc)
-            gpu = None
+            kept = LoadOptions()
+        kept = msgspec.structs.replace(kept, ttl_seconds=current.ttl_seconds)
         await self._unload_instance(current)
-        again = functools.partial(
-            self._load_now,
-            current.key,
-            identifier=identifier,
-            ttl=current.ttl_seconds,
-            gpu_offload=gpu,
-        )
+        again = functools.partial(self._load_now, current.key, identifier)
         try:
-            return await again(context_length=target)
+            return await again(msgspec.structs.replace(kept, context_length=target))
         except LMBridgeError as exc:
             log.warning(
                 "reloading %s with context %d failed (%s); restoring context %d",
@@ -287,5 +286,7 @@ class LMStudioService(ModelCatalog):
                 current.context_length,
             )
             with contextlib.suppress(LMBridgeError):
-                await again(context_length=current.context_length)
+                await again(
+                    msgspec.structs.replace(kept, context_length=current.context_length)
+                )
             raise
