@@ -19,6 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from lmbridge.core import errors
+from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.store.db import Database, now_iso
 
 MAX_NAME_LENGTH = 200
@@ -90,7 +91,7 @@ def decode_chat_file(data: bytes, fallback_name: str) -> Chat:
         return msgspec.json.decode(data, type=ChatFile).to_chat(fallback_name)
     except msgspec.ValidationError as exc:
         raise errors.InvalidRequest(_where(str(exc))) from None
-    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
+    except DECODE_ERRORS as exc:
         raise errors.InvalidRequest(f"not valid JSON: {exc}") from None
 
 

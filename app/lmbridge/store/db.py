@@ -134,6 +134,43 @@ MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
+    Migration(
+        "request history",
+        (
+            # One row per finished request: metadata only, never bodies or
+            # headers (store/usage.py). `received` is epoch seconds; the
+            # timings are seconds after it.
+            """CREATE TABLE request_history (
+                id INTEGER PRIMARY KEY,
+                received REAL NOT NULL,
+                client TEXT NOT NULL DEFAULT '',
+                client_name TEXT NOT NULL DEFAULT '',
+                protocol TEXT NOT NULL DEFAULT '',
+                path TEXT NOT NULL DEFAULT '',
+                model TEXT NOT NULL DEFAULT '',
+                route TEXT NOT NULL DEFAULT '',
+                upstream TEXT NOT NULL DEFAULT '',
+                target TEXT NOT NULL DEFAULT '',
+                upstream_api TEXT NOT NULL DEFAULT '',
+                stream INTEGER NOT NULL DEFAULT 0,
+                status INTEGER NOT NULL DEFAULT 0,
+                error TEXT,
+                client_gone INTEGER NOT NULL DEFAULT 0,
+                upstream_connected REAL,
+                first_token REAL,
+                done REAL,
+                tokens_in INTEGER NOT NULL DEFAULT 0,
+                tokens_out INTEGER NOT NULL DEFAULT 0,
+                bytes_in INTEGER NOT NULL DEFAULT 0,
+                bytes_out INTEGER NOT NULL DEFAULT 0,
+                upstream_bytes INTEGER NOT NULL DEFAULT 0,
+                session_key TEXT,
+                notes TEXT NOT NULL DEFAULT '[]'
+            )""",
+            "CREATE INDEX request_history_received ON request_history(received)",
+            "CREATE INDEX sessions_last_seen ON sessions(last_seen)",
+        ),
+    ),
 ]
 
 

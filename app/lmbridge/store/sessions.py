@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from lmbridge.core.ir import AGENT_SEPARATOR
 from lmbridge.core.sessions import SessionSettings, SessionState
 from lmbridge.store.db import Database
 
@@ -74,7 +75,11 @@ class SqliteSessionStore:
         return [_state(r) for r in rows]
 
     async def delete(self, key: str) -> None:
-        await self.db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+        # The session's subagents' chains go with it.
+        await self.db.execute(
+            "DELETE FROM sessions WHERE key = ? OR substr(key, 1, ?) = ?",
+            (key, len(key) + len(AGENT_SEPARATOR), key + AGENT_SEPARATOR),
+        )
 
     async def settings(self) -> list[SessionSettings]:
         rows = await self.db.fetchall(
