@@ -1,0 +1,83 @@
+"""The real-CLI tier: Claude Code and Codex, driven through `lmbridge serve`.
+
+`make clients` installs the pinned CLIs into `.cache/clients/`. Where they
+are not there (no node, npm unreachable) every test here is skipped, and
+the run ends with one line saying why. `-m "not clients"` leaves this tier out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from clients import harness
+from clients.fake_model import Reply, ScriptedModel
+
+_MISSING = harness.missing()
+_HERE = Path(__file__).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "clients: runs the real Claude Code and Codex CLIs (installed by make clients)",
+    )
+
+
+_skipped: list[pytest.Item] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.clients)
+            if _MISSING is not None:
+                item.add_marker(pytest.mark.skip(reason=f"real-CLI tests: {_MISSING}"))
+                _skipped.append(item)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The one line that says why, even without `-rs`."""
+    if _skipped:
+        terminalreporter.write_line(
+            f"tests/clients: {len(_skipped)} real-CLI tests skipped: {_MISSING}"
+        )
+
+
+def _unset(api: str, body: object) -> Reply:
+    raise AssertionError("the test did not set fake.responder")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[ScriptedModel]:
+    """The model behind LM Bridge (a Chat Completions upstream)."""
+    model = ScriptedModel(_unset)
+    await model.start()
+    yield model
+    await model.stop()
+    assert not model.errors, model.errors
+
+
+@pytest.fixture
+async def trap() -> AsyncIterator[harness.ProxyTrap]:
+    """The CLIs' HTTP(S) proxy; a test ends by checking nothing went there."""
+    proxy = harness.ProxyTrap()
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, fake: ScriptedModel) -> AsyncIterator[harness.Bridge]:
+    async with harness.lmbridge_serve(tmp_path, fake.url) as running:
+        yield running
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """The CLI's working directory."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
