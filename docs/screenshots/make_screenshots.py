@@ -4,8 +4,10 @@
 
 Starts the fake LM Studio, a fake OpenAI-compatible upstream, a fake Azure
 AI Foundry and the fake `az` from tests/fakes, runs the app against them,
-sends the kind of traffic Claude Code, Codex and Continue send, and saves
-one PNG per page here (plus the overview in a dark palette).
+sends the kind of traffic Claude Code, Codex and Continue send (and a week
+of request history for the Usage page), and saves one PNG per page here,
+the Load dialog, a download in progress, each step of first-run setup, and
+the pages again in a dark palette.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +37,19 @@ import aiohttp  # noqa: E402
 import qasync  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QColor, QPalette  # noqa: E402
-from PySide6.QtWidgets import QApplication, QStyleFactory  # noqa: E402
+from PySide6.QtWidgets import (  # noqa: E402
+    QApplication,
+    QScrollArea,
+    QStyleFactory,
+    QWidget,
+)
 
 from fakes.azure_fixtures import DEFAULT_STATE  # noqa: E402
 from fakes.foundry import FakeFoundry  # noqa: E402
 from fakes.lmstudio_server import FakeLMStudio  # noqa: E402
 from fakes.openai_upstream import FakeOpenAIUpstream  # noqa: E402
 from lmbridge import config  # noqa: E402
+from lmbridge.core.events import Phase, RequestRecord  # noqa: E402
 from lmbridge.core.sessions import SessionSettings  # noqa: E402
 from lmbridge.gui.app import LMBridgeApp  # noqa: E402
 from lmbridge.gui.prefs import Prefs  # noqa: E402
@@ -193,7 +203,7 @@ async def traffic(url: str) -> None:
 
 
 async def chats(app: LMBridgeApp) -> None:
-    state = app.controller.state
+    state = app.controller.services
     assert state is not None
     assert state.db is not None
     store = ConversationStore(state.db)
@@ -234,6 +244,61 @@ async def chats(app: LMBridgeApp) -> None:
             ],
         )
     )
+
+
+def history() -> list[RequestRecord]:
+    """Six days of requests before today, as the recorder would have kept."""
+    rng = random.Random(16)
+    clients = {
+        "claude-cli/2.0.14 (external, cli)": ("anthropic", "/v1/messages"),
+        "codex_cli_rs/0.46.0": ("responses", "/v1/responses"),
+        "Continue/1.2.8": ("openai", "/v1/chat/completions"),
+    }
+    targets = [(QWEN, "local", 1.0), ("gpt-5", "openai", 0.45), (GEMMA, "local", 0.6)]
+    records = []
+    now = time.time()
+    for day in range(6, 0, -1):
+        for _ in range(rng.randint(25, 60)):
+            client = rng.choice(list(clients))
+            protocol, path = clients[client]
+            target, upstream, speed = rng.choice(targets)
+            ttft = rng.uniform(0.25, 1.4) / speed
+            out = rng.randint(40, 900)
+            status = 200 if rng.random() > 0.05 else rng.choice([429, 502, 400])
+            records.append(
+                RequestRecord(
+                    client=client,
+                    protocol=protocol,
+                    path=path,
+                    model=target,
+                    route="",
+                    upstream=upstream,
+                    target=target,
+                    stream=True,
+                    status=status,
+                    phase=Phase.FINISHED,
+                    received=now - day * 86400 + rng.uniform(-3 * 3600, 3 * 3600),
+                    first_token=ttft,
+                    done=ttft + out / (rng.uniform(30, 60) * speed),
+                    tokens_in=rng.randint(2_000, 24_000),
+                    tokens_out=out,
+                    error=None if status == 200 else "upstream refused",
+                )
+            )
+    return records
+
+
+def page_scroll(app: LMBridgeApp) -> QScrollArea:
+    scroll = app.window.stack.currentWidget()
+    assert isinstance(scroll, QScrollArea)
+    return scroll
+
+
+async def shoot_widget(widget: QWidget, name: str) -> None:
+    await asyncio.sleep(0.3)
+    path = HERE / f"{name}.png"
+    widget.grab().save(str(path))
+    print(f"wrote {path.relative_to(ROOT)}")
 
 
 async def until(condition: Any, seconds: float = 15.0) -> None:
@@ -279,6 +344,29 @@ def dark_palette() -> QPalette:
     return palette
 
 
+async def setup_flow(app: LMBridgeApp) -> None:
+    """First-run setup, step by step (its files go to a scratch home)."""
+    user_home = WORK / "user-home"
+    (user_home / ".lmstudio").mkdir(parents=True, exist_ok=True)
+    wizard = app.open_setup(user_home)
+    wizard.resize(820, 640)
+    await until(lambda: wizard.lmstudio_page.found is not None)
+    await shoot_widget(wizard, "setup-1-lmstudio")
+    wizard.next()
+    await until(lambda: wizard.models_page.table.rowCount() == 2)
+    wizard.models_page.pick("haiku", GEMMA)
+    wizard.models_page.pick("codex", QWEN)
+    await shoot_widget(wizard, "setup-2-models")
+    wizard.next()
+    await shoot_widget(wizard, "setup-3-review")
+    wizard.next()
+    wizard.next()
+    await until(lambda: wizard.test_page.ok, 30)
+    await shoot_widget(wizard, "setup-4-test")
+    wizard.accept()
+    app.window.banner.hide()
+
+
 async def main() -> None:
     (WORK / "az-state.json").write_text(json.dumps(DEFAULT_STATE))
     lm, cloud, foundry = FakeLMStudio(), FakeOpenAIUpstream(), FakeFoundry()
@@ -295,6 +383,7 @@ async def main() -> None:
         WORK / "config.toml",
         tray_available=False,
         prefs=Prefs(WORK / "gui.ini"),
+        setup=False,
     )
     app.window.resize(*SIZE)
     app.prefs.first_time("no-tray")  # no first-run notice in the pictures
@@ -307,8 +396,9 @@ async def main() -> None:
     await svc.load(QWEN, context_length=32768)
     await traffic(app.controller.url)
     await chats(app)
-    state = app.controller.state
+    state = app.controller.services
     assert state is not None
+    await state.usage.add(history())
     await state.sessions.configure(
         SessionSettings(
             key="7f3c9a2e-claude-code", allowed_tools=["Read", "Edit", "Bash", "Grep"]
@@ -325,9 +415,40 @@ async def main() -> None:
     await shoot(app, "overview")
     app.window.show_page("models")
     await until(lambda: app.page("models").model.rowCount() == 3)  # type: ignore[attr-defined]
-    app.page("models").select_key(QWEN)  # type: ignore[attr-defined]
+    models: Any = app.page("models")
+    models.select_key(QWEN)
     await asyncio.sleep(0.2)
     await shoot(app, "models")
+
+    models.select_key(GEMMA)
+    models.open_load_dialog()
+    dialog = models.dialog
+    dialog.kv_cache.setCurrentIndex(1)
+    await shoot_widget(dialog, "load-dialog")
+    dialog.reject()
+
+    box = models.downloads_box
+    box.query.setText("qwen3 4b")
+    box.search()
+    await until(lambda: box.results.count() == 2)
+    box.results.setCurrentRow(0)
+    await until(lambda: box.options.rowCount() == 2)
+    lm.repository.download_delay = 40.0
+    lm.repository.download_steps = 40
+    box.option_button(1).click()
+    await until(lambda: box.rows and next(iter(box.rows.values())).bar.value() >= 5)
+    page_scroll(app).ensureWidgetVisible(box)
+    await shoot(app, "models-downloads")
+    for key in list(box.rows):
+        models.downloads.cancel(key)
+    await until(lambda: not box.rows)
+    page_scroll(app).verticalScrollBar().setValue(0)
+
+    usage: Any = app.page("usage")
+    app.window.show_page("usage")
+    usage.refresh()
+    await until(lambda: usage.data is not None and usage.data.requests > 100)
+    await shoot(app, "usage")
 
     requests = app.page("requests")
     app.window.show_page("requests")
@@ -373,15 +494,20 @@ async def main() -> None:
     await asyncio.sleep(0.2)
     await shoot(app, "integrations")
 
+    await setup_flow(app)
+
     qt = QApplication.instance()
     assert isinstance(qt, QApplication)
     qt.setPalette(dark_palette())
-    app.window.show_page("overview")
-    await asyncio.sleep(0.3)
-    await shoot(app, "overview-dark")
-    app.window.show_page("requests")
-    await asyncio.sleep(0.3)
-    await shoot(app, "requests-dark")
+    for page in ("overview", "requests", "models", "usage"):
+        app.window.show_page(page)
+        await asyncio.sleep(0.3)
+        await shoot(app, f"{page}-dark")
+    wizard = app.open_setup()
+    wizard.resize(820, 640)
+    await until(lambda: wizard.lmstudio_page.found is not None)
+    await shoot_widget(wizard, "setup-dark")
+    wizard.reject()
 
     await app.shutdown()
     for fake in (lm, cloud, foundry):

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,40 +105,6 @@ def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None
                     "No such signal QPlatformNativeInterface::systemTrayWindowChanged",
                 )
             )
-
-
-class ErrorLog(logging.Handler):
-    """Collects ERROR records; the test fails on any it did not expect."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-        self.expected: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def unexpected(self) -> list[str]:
-        lines = [r.getMessage() for r in self.records]
-        return [line for line in lines if not any(e in line for e in self.expected)]
-
-
-@pytest.fixture(autouse=True)
-def error_log() -> Iterator[ErrorLog]:
-    handler = ErrorLog()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield handler
-    root.removeHandler(handler)
-    unexpected = handler.unexpected()
-    if unexpected:
-        pytest.fail(f"unexpected error log lines: {unexpected}")
-
-
-@pytest.fixture
-def expected_errors(error_log: ErrorLog) -> Callable[[str], None]:
-    """Declare an ERROR log line (by substring) that the test provokes."""
-    return error_log.expected.append
 
 
 @pytest.fixture(autouse=True)

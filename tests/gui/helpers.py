@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from PySide6.QtWidgets import QTableWidget
 
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
@@ -75,16 +76,28 @@ load_context_length = 8192
 
 
 async def make_app(
-    settings: config.Settings, tmp_path: Path, *, tray: bool = False
+    settings: config.Settings,
+    tmp_path: Path,
+    *,
+    tray: bool = False,
+    setup: bool | None = False,
 ) -> LMBridgeApp:
     app = LMBridgeApp(
         settings,
         tmp_path / "config.toml",
         tray_available=tray,
         prefs=Prefs(tmp_path / "gui.ini"),
+        setup=setup,
     )
     await app.startup()
     return app
+
+
+def table_text(table: QTableWidget, row: int, column: int) -> str:
+    """The text of a table widget's cell, which must have an item."""
+    item = table.item(row, column)
+    assert item is not None, f"no item at ({row}, {column})"
+    return item.text()
 
 
 async def close_app(app: LMBridgeApp) -> None:

@@ -7,7 +7,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
 
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
@@ -18,9 +19,11 @@ from lmbridge.gui.controller import ProxyPhase
 from lmbridge.gui.icons import TrayState
 from lmbridge.gui.overview import OverviewPanel
 from lmbridge.gui.prefs import Prefs
+from lmbridge.gui.usage_panel import UsagePanel
 from lmbridge.lmstudio import TOPIC_STATE, ConnectionState, ConnectionStatus
 
 QWEN = "qwen/qwen3-coder-30b"
+GEMMA = "google/gemma-3-4b"
 
 
 async def start_then_close(settings: config.Settings, tmp_path: Path) -> None:
@@ -30,12 +33,13 @@ async def start_then_close(settings: config.Settings, tmp_path: Path) -> None:
         tmp_path / "config.toml",
         tray_available=False,
         prefs=Prefs(tmp_path / "gui.ini"),
+        setup=False,
     )
     assert app.tray is None
     running = asyncio.ensure_future(app.run())
     await eventually(lambda: app.controller.running, what="the proxy")
     assert app.window.isVisible()
-    state = app.controller.state
+    state = app.controller.services
     assert state is not None and state.db is not None
     app.window.close()
     assert await asyncio.wait_for(running, 10) == 0
@@ -91,20 +95,27 @@ async def test_tray_menu_actions(
     fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
 ) -> None:
     fake_lm.preload(QWEN, context_length=8192)
+    fake_lm.preload(GEMMA, context_length=16384)
     app = await tray_app(fake_lm, fake_upstream, tmp_path)
     tray = app.tray
     assert tray is not None
+
+    def menu() -> list[str]:
+        return [a.text() for a in tray.menu.actions() if a.text() and a.isVisible()]
+
     try:
-        await eventually(lambda: [m.key for m in app.controller.loaded] == [QWEN])
+        await eventually(lambda: len(app.controller.loaded) == 2)
         assert tray.state is TrayState.RUNNING
         assert tray.status_action.text() == f"LM Bridge — {app.controller.url}"
         tip = tray.icon.toolTip()
         assert "0 requests today" in tip and f"Loaded: {QWEN}" in tip
-        texts = [a.text() for a in tray.menu.actions() if a.text()]
-        assert texts[1:] == [
+        assert menu()[1:] == [
             "Stop proxy",
             "Copy endpoint URL",
-            f"Unload {QWEN}",
+            f"Unload {QWEN} (17.3 GB, 8K context)",
+            f"Unload {GEMMA} (3.1 GB, 16K context)",
+            "Unload all models",
+            "Set up LM Bridge…",
             "Open LM Bridge",
             "Quit LM Bridge",
         ]
@@ -112,9 +123,20 @@ async def test_tray_menu_actions(
         assert QGuiApplication.clipboard().text() == app.controller.url
 
         tray.model_actions[0].trigger()
-        await eventually(lambda: not app.controller.loaded, what="the unload")
+        await eventually(lambda: len(app.controller.loaded) == 1, what="the unload")
         assert fake_lm.unload_requests == [QWEN]
+        assert "Unload all models" not in menu()  # one model: Unload is enough
+
+        # With the proxy stopped the models are still listed and managed.
+        await app.controller.stop()
+        assert [a.text() for a in tray.model_actions] == [
+            f"Unload {GEMMA} (3.1 GB, 16K context)"
+        ]
+        tray.unload_all_action.trigger()
+        await eventually(lambda: not app.controller.loaded, what="unload all")
+        assert fake_lm.unload_requests == [QWEN, GEMMA]
         assert not tray.model_actions
+        await app.controller.start()
 
         tray.toggle_action.trigger()
         await eventually(lambda: app.controller.phase is ProxyPhase.STOPPED)
@@ -233,3 +255,36 @@ async def test_overview(gui_app: LMBridgeApp) -> None:
 
 def test_settings_file_is_never_touched_by_starting(tmp_path: Path) -> None:
     assert not config.default_config_path().exists()
+
+
+async def test_every_page_renders_in_light_and_dark(gui_app: LMBridgeApp) -> None:
+    qt = QApplication.instance()
+    assert isinstance(qt, QApplication)
+    light = qt.palette()
+    dark = QPalette(light)
+    for role, color in (
+        (QPalette.ColorRole.Window, "#202124"),
+        (QPalette.ColorRole.WindowText, "#E8EAED"),
+        (QPalette.ColorRole.Base, "#171717"),
+        (QPalette.ColorRole.Text, "#E8EAED"),
+        (QPalette.ColorRole.Button, "#2D2E31"),
+        (QPalette.ColorRole.ButtonText, "#E8EAED"),
+    ):
+        dark.setColor(role, QColor(color))
+    usage = gui_app.page("usage")
+    assert isinstance(usage, UsagePanel)
+    try:
+        for palette in (light, dark):
+            qt.setPalette(palette)
+            for key in gui_app.window.pages:
+                gui_app.window.show_page(key)
+                await asyncio.sleep(0.02)
+                assert not gui_app.window.grab().toImage().isNull(), key
+            chart = usage.charts["models"]
+            base = palette.color(QPalette.ColorRole.Base)
+            assert chart.plot.backgroundBrush().color() == base
+        wizard = gui_app.open_setup()
+        assert not wizard.grab().toImage().isNull()
+        wizard.reject()
+    finally:
+        qt.setPalette(light)

@@ -14,6 +14,7 @@ from fakes.foundry import FakeFoundry
 from gui.helpers import close_app, eventually, make_app
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.azure_panel import AzurePanel
+from lmbridge.gui.overview import OverviewPanel
 
 __all__ = ["fake_az", "fake_foundry"]
 
@@ -62,10 +63,11 @@ async def test_sign_in_with_device_code_then_test_and_sign_out(
     assert panel.expiry.text().startswith("in ")  # a token from az, ~60 min
     assert fake_az.token_calls() == 1
     overview = azure_app.page("overview")
+    assert isinstance(overview, OverviewPanel)
     assert any(
         "signed in as dev@contoso.example" in d.plain
         for d in overview.upstream_dots.values()
-    )  # type: ignore[attr-defined]
+    )
 
     panel.sign_out_button.click()
     await eventually(lambda: panel.account.text() == "—", what="the sign-out")

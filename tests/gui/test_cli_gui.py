@@ -28,8 +28,13 @@ def test_display_starts_the_desktop_app(
     import lmbridge.gui.app
 
     calls: list[Any] = []
+
+    def run(settings: config.Settings, config_path: Path | None = None) -> int:
+        calls.append(config_path)
+        return 0
+
     monkeypatch.setenv("DISPLAY", ":99")
-    monkeypatch.setattr(lmbridge.gui.app, "run", lambda s, p: calls.append(p) or 0)
+    monkeypatch.setattr(lmbridge.gui.app, "run", run)
     path = tmp_path / "my.toml"
     path.write_text("[server]\nport = 0\n")
     assert cli.main(["--config", str(path)]) == 0

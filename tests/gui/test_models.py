@@ -7,9 +7,10 @@ import asyncio
 from typing import Any
 
 from fakes.lmstudio_server import FakeLMStudio
-from gui.helpers import eventually
+from gui.helpers import eventually, table_text
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.models_panel import ModelsPanel
+from lmbridge.lmstudio import LoadOptions
 
 QWEN = "qwen/qwen3-coder-30b"
 GEMMA = "google/gemma-3-4b"
@@ -131,12 +132,29 @@ async def test_context_below_minimum_has_a_one_click_fix(
     await eventually(lambda: panel.warning.isHidden())
 
 
-async def test_models_page_without_proxy(gui_app: LMBridgeApp) -> None:
-    panel = await models_page(gui_app)
+async def test_models_are_managed_with_the_proxy_stopped(
+    gui_app: LMBridgeApp, fake_lm: FakeLMStudio
+) -> None:
     await gui_app.controller.stop()
-    assert panel.model.rowCount() == 0
-    assert "Start the proxy" in panel.status.plain
-    assert not panel.load_button.isEnabled()
+    panel = await models_page(gui_app)
+    assert not gui_app.controller.running
+    assert "LM Studio at" in panel.status.plain
+    panel.manager.refresh()
+    await eventually(lambda: panel.model.rowCount() == 3, what="the list, stopped")
+    panel.select_key(GEMMA)
+    assert panel.load_button.isEnabled()
+    panel.load_button.click()
+    assert panel.dialog is not None
+    panel.dialog.accept()
+    await eventually(
+        lambda: [m.key for m in gui_app.controller.loaded] == [GEMMA],
+        what="a load with the proxy stopped",
+    )
+    await eventually(lambda: cell(panel, GEMMA, 4) == "8,192", what="the load")
+    panel.select_key(GEMMA)
+    panel.unload_button.click()
+    await eventually(lambda: not gui_app.controller.loaded, what="the unload")
+    assert fake_lm.unload_requests == [GEMMA]
 
 
 async def test_a_load_started_by_a_request_shows_and_ends(
@@ -150,3 +168,87 @@ async def test_a_load_started_by_a_request_shows_and_ends(
     await load
     await eventually(lambda: cell(panel, GEMMA, 4) == "8,192", what="the end of it")
     assert not gui_app.controller.busy
+
+
+async def test_load_dialog_offers_the_load_config(
+    gui_app: LMBridgeApp, fake_lm: FakeLMStudio
+) -> None:
+    panel = await models_page(gui_app)
+    panel.select_key(QWEN)
+    panel.load_button.click()
+    dialog = panel.dialog
+    assert dialog is not None
+    # Sensible defaults: the configured context, the rest left to LM Studio.
+    assert dialog.options() == LoadOptions(context_length=8192)
+    dialog.kv_cache.setCurrentIndex(1)  # Q8_0: needs flash attention, so on
+    assert dialog.flash.currentIndex() == 1
+    dialog.gpu.setCurrentIndex(2)  # 75 %
+    dialog.context.setValue(32768)
+    dialog.accept()
+    await eventually(lambda: gui_app.controller.loaded, what="the load")
+    config = fake_lm.load_configs[-1]
+    assert config["llm.load.contextLength"] == 32768
+    assert config["llm.load.llama.flashAttention"] is True
+    assert config["llm.load.llama.kCacheQuantizationType"]["value"] == "q8_0"
+    assert config["llm.load.llama.vCacheQuantizationType"]["value"] == "q8_0"
+
+
+async def test_less_context_than_asked_is_shown(
+    gui_app: LMBridgeApp, fake_lm: FakeLMStudio
+) -> None:
+    panel = await models_page(gui_app)
+    fake_lm.context_limit = 8192
+    panel.select_key(QWEN)
+    panel.load_button.click()
+    assert panel.dialog is not None
+    panel.dialog.context.setValue(65536)
+    panel.dialog.accept()
+    await eventually(lambda: not panel.load_warning.isHidden(), what="the warning")
+    text = panel.load_warning.label.text()
+    assert "8192" in text and "65536" in text and "KV cache" in text
+
+
+async def test_search_and_download_with_progress(
+    gui_app: LMBridgeApp, fake_lm: FakeLMStudio, messages: list[Any]
+) -> None:
+    panel = await models_page(gui_app)
+    box = panel.downloads_box
+    box.query.setText("qwen3 4b")
+    box.search_button.click()
+    await eventually(lambda: box.results.count() == 2, what="the results")
+    assert "staff pick" in box.results.item(0).text()
+    box.results.setCurrentRow(0)
+    await eventually(lambda: box.options.rowCount() == 2, what="the options")
+    assert table_text(box.options, 0, 0) == "Q4_K_M  (recommended)"
+    assert table_text(box.options, 0, 1) == "2.3 GB"
+    assert table_text(box.options, 0, 2) == "fits in GPU"
+    assert table_text(box.options, 1, 2) == "partly in GPU"
+    fake_lm.repository.download_delay = 1.0
+    box.option_button(0).click()
+    await eventually(lambda: box.rows, what="the progress row")
+    (row,) = box.rows.values()
+    await eventually(lambda: row.bar.value() > 0, what="progress")
+    assert "MB/s" in row.label.text() or "KB/s" in row.label.text()
+    await eventually(lambda: not box.rows, what="the download to end")
+    await eventually(lambda: panel.model.rowCount() == 4, what="the new model")
+    assert any("Downloaded" in text for _level, text in messages)
+
+
+async def test_cancel_a_download(gui_app: LMBridgeApp, fake_lm: FakeLMStudio) -> None:
+    panel = await models_page(gui_app)
+    box = panel.downloads_box
+    fake_lm.repository.download_delay = 10.0
+    box.query.setText("qwen3 4b")
+    box.search()
+    await eventually(lambda: box.results.count() == 2, what="the results")
+    box.results.setCurrentRow(0)
+    await eventually(lambda: box.options.rowCount() == 2, what="the options")
+    box.option_button(1).click()
+    await eventually(lambda: box.rows, what="the progress row")
+    (row,) = box.rows.values()
+    row.cancel_button.click()
+    await eventually(
+        lambda: fake_lm.repository.cancelled_downloads, what="the cancel in LM Studio"
+    )
+    await eventually(lambda: not box.rows, what="the row to go")
+    assert panel.model.rowCount() == 3

@@ -61,10 +61,14 @@ def test_answer_text_of_each_protocol() -> None:
         )
         == "yo"
     )
-    responses = {"output": [{"content": [{"type": "output_text", "text": "ok"}]}]}
+    item = {"type": "message", "role": "assistant"}
+    item["content"] = [{"type": "output_text", "text": "ok"}]  # type: ignore[assignment]
+    responses = {"output": [item]}
     assert apiclient.answer_text("responses", "", json.dumps(responses)) == "ok"
     error = {"error": {"message": "no such model — check the route"}}
     assert apiclient.answer_text("openai", "", json.dumps(error)).startswith("no such")
+    assert apiclient.answer_text("openai", "", json.dumps(error), 404).startswith("no such")
+    assert "oops" in apiclient.answer_text("openai", "", "<html>oops</html>", 502)
     stream = (
         'data: {"choices":[{"index":0,"delta":{"content":"He"}}]}\n\n'
         'data: {"choices":[{"index":0,"delta":{"content":"llo"},"finish_reason":"stop"}]}\n\n'

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PySide6.QtCore import QUrl
 
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
@@ -33,14 +34,17 @@ async def chained_app(
     await close_app(app)
 
 
-async def chat_turn(app: LMBridgeApp, messages: list[dict[str, Any]]) -> str:
+async def chat_turn(
+    app: LMBridgeApp, messages: list[dict[str, Any]], agent: str | None = None
+) -> str:
     body = {"model": "gpt-5", "messages": messages}
+    headers = {"X-Session-Id": KEY}
+    if agent:
+        headers["X-Claude-Code-Agent-Id"] = agent
     async with (
         aiohttp.ClientSession() as session,
         session.post(
-            app.controller.url + "/v1/chat/completions",
-            json=body,
-            headers={"X-Session-Id": KEY},
+            app.controller.url + "/v1/chat/completions", json=body, headers=headers
         ) as resp,
     ):
         assert resp.status == 200, await resp.text()
@@ -81,7 +85,7 @@ async def test_sessions_override_and_reset(
     panel.override.setText("gpt-5-mini")
     panel.tools.setText("Read, Bash")
     panel.save_button.click()
-    state = app.controller.state
+    state = app.controller.services
     assert state is not None
     await eventually(lambda: state.sessions.settings_for(KEY) is not None)
     settings = state.sessions.settings_for(KEY)
@@ -99,10 +103,26 @@ async def test_sessions_override_and_reset(
     assert not await state.sessions.store.all()
 
 
+async def test_subagents_are_listed_under_their_session(
+    chained_app: LMBridgeApp, qtmodeltester: Any
+) -> None:
+    app = chained_app
+    panel = app.page("sessions")
+    assert isinstance(panel, SessionsPanel)
+    await chat_turn(app, [{"role": "user", "content": "main agent"}])
+    await chat_turn(app, [{"role": "user", "content": "sub agent"}], agent="a1")
+    await chat_turn(app, [{"role": "user", "content": "main again"}])
+    await eventually(lambda: panel.model.rowCount() == 2, what="two chains")
+    qtmodeltester.check(panel.model)
+    # The session first, its subagent's chain right under it.
+    assert cell(panel, 0, 1) == KEY
+    assert cell(panel, 1, 1) == "  └ subagent a1"
+
+
 async def test_conversations_show_and_delete(
     gui_app: LMBridgeApp, qtmodeltester: Any
 ) -> None:
-    state = gui_app.controller.state
+    state = gui_app.controller.services
     assert state is not None and state.db is not None
     store = ConversationStore(state.db)
     await store.import_chat(
@@ -132,3 +152,38 @@ async def test_conversations_show_and_delete(
     await eventually(lambda: panel.model.rowCount() == 1, what="the delete")
     assert [c.name for c in await store.list_chats()] == ["empty chat"]
     assert panel.chat is None
+
+
+async def test_delete_one_message(gui_app: LMBridgeApp) -> None:
+    store = gui_app.controller.conversations
+    assert store is not None
+    await store.import_chat(
+        Chat(
+            name="notes",
+            model="qwen/qwen3-coder-30b",
+            messages=[
+                StoredMessage(role="user", content="first question"),
+                StoredMessage(role="assistant", content="a wrong answer"),
+                StoredMessage(role="user", content="second question"),
+            ],
+        )
+    )
+    panel = gui_app.page("conversations")
+    assert isinstance(panel, ConversationsPanel)
+    gui_app.window.show_page("conversations")
+    panel.refresh()
+    await eventually(lambda: panel.model.rowCount() == 1, what="the chat list")
+    panel.select("notes")
+    await eventually(lambda: panel.chat is not None, what="the chat")
+    assert "delete-message:1" in panel.viewer.toHtml()
+    panel.viewer.anchorClicked.emit(QUrl("delete-message:1"))
+    assert not panel.confirm.isHidden()
+    assert "a wrong answer" in panel.confirm.label.text()
+    panel.confirm.confirm_button().click()
+    await eventually(
+        lambda: panel.chat is not None and len(panel.chat.messages) == 2,
+        what="the message to go",
+    )
+    chat = await store.get_chat("notes")
+    assert [m.content for m in chat.messages] == ["first question", "second question"]
+    assert "a wrong answer" not in panel.viewer.toPlainText()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from fakes.azure_fixtures import memory_keyring
 from fakes.memory_keyring import MemoryKeyring
 from gui.helpers import eventually
@@ -41,17 +43,17 @@ async def test_save_validates_backs_up_and_offers_restart(
     assert gui_app.controller.restart_needed
     assert panel.banner.level == "warning" and "restart" in panel.banner.label.text()
 
-    old_state = gui_app.controller.state
+    old_state = gui_app.controller.services
     restart = panel.banner.action_buttons()[0]
     assert restart.text() == "Restart proxy now"
     restart.click()
     await eventually(
         lambda: (
-            gui_app.controller.running and gui_app.controller.state is not old_state
+            gui_app.controller.running and gui_app.controller.services is not old_state
         ),
         what="the restart",
     )
-    state = gui_app.controller.state
+    state = gui_app.controller.services
     assert state is not None
     assert state.settings.lmstudio.min_context == 16384
     assert not gui_app.controller.restart_needed
@@ -136,3 +138,72 @@ async def test_log_level_and_start_at_login(
     assert str(entry) in panel.autostart_where.text() or panel.autostart_where.text()
     panel.start_at_login.setChecked(False)
     assert not entry.exists()
+
+
+async def test_timeouts_chat_defaults_and_origins(gui_app: LMBridgeApp) -> None:
+    panel = settings_page(gui_app)
+    path = gui_app.controller.config_path
+    panel.upstreams.select("cloud")
+    panel.upstreams.set_field("connect_timeout", "3")
+    panel.upstreams.set_field("idle_timeout", "120.5")
+    panel.text_model.setText("qwen/qwen3-coder-30b")
+    panel.vision_model.setText("google/gemma-3-4b")
+    panel.max_image.setValue(5)
+    panel.origins.setText("http://localhost:3000, https://app.example")
+    panel.save_button.click()
+    saved = config.parse(path.read_bytes(), str(path))
+    cloud = saved.upstream_named("cloud")
+    assert cloud is not None
+    assert (cloud.connect_timeout, cloud.first_byte_timeout, cloud.idle_timeout) == (
+        3.0,
+        None,
+        120.5,
+    )
+    assert saved.chat.default_text_model == "qwen/qwen3-coder-30b"
+    assert saved.chat.default_vision_model == "google/gemma-3-4b"
+    assert saved.chat.max_image_bytes == 5 * 1024**2
+    assert saved.server.allowed_origins == [
+        "http://localhost:3000",
+        "https://app.example",
+    ]
+    panel.load()
+    panel.upstreams.select("cloud")
+    assert panel.upstreams.fields["idle_timeout"].text() == "120.5"  # type: ignore[union-attr]
+
+    panel.upstreams.set_field("first_byte_timeout", "soon")
+    panel.save_button.click()
+    assert panel.banner.level == "error"
+    assert "first_byte_timeout" in panel.banner.label.text()
+
+
+async def test_access_token_lives_in_the_keyring(
+    gui_app: LMBridgeApp, memory_keyring: MemoryKeyring
+) -> None:
+    panel = settings_page(gui_app)
+    token = panel.token
+    assert token.state.text() == "none (not required)"
+    assert token.entry.echoMode() == token.entry.EchoMode.Password
+    token.entry.setText("my-secret-token-1234")
+    token.save.click()
+    await eventually(lambda: token.state.text() == "••••••••1234", what="the save")
+    assert memory_keyring.passwords[("lmbridge", "@access-token")] == (
+        "my-secret-token-1234"
+    )
+    assert gui_app.controller.restart_needed
+    panel.banner.action_buttons()[0].click()  # Restart proxy now
+    await eventually(
+        lambda: gui_app.controller.running and not gui_app.controller.restart_needed,
+        what="the restart",
+    )
+    path = gui_app.controller.config_path
+    assert not path.exists() or "my-secret" not in path.read_text()
+    async with aiohttp.ClientSession() as session:
+        url = gui_app.controller.url + "/v1/models"
+        async with session.get(url) as resp:
+            assert resp.status == 401
+        headers = {"Authorization": "Bearer my-secret-token-1234"}
+        async with session.get(url, headers=headers) as resp:
+            assert resp.status == 200
+    token.remove.click()
+    await eventually(lambda: gui_app.controller.access_token == "", what="removal")
+    assert ("lmbridge", "@access-token") not in memory_keyring.passwords

@@ -5,7 +5,10 @@ Azure accounts, health checks) to the window, the tray and the notifier,
 and owns the one shutdown path that every exit takes (tray Quit, closing
 the window where there is no tray, SIGINT / SIGTERM): cancel the GUI's
 tasks, stop the proxy (stop accepting, end streams, close upstreams and the
-database), hide the tray, close the window.
+database), close LM Studio's service, hide the tray, close the window.
+
+On the first start (no settings file yet) it opens first-run setup
+(`SetupWizard`); the tray and the Overview open it again.
 
 Where a system tray exists, closing the window keeps the app in the tray;
 where none exists, the window is the app and closing it quits (said once).
@@ -42,9 +45,11 @@ from lmbridge.gui.requests_log import RequestLog
 from lmbridge.gui.requests_panel import RequestsPanel
 from lmbridge.gui.sessions_panel import SessionsPanel
 from lmbridge.gui.settings_panel import SettingsPanel
+from lmbridge.gui.setup_wizard import SetupWizard
 from lmbridge.gui.single_instance import SingleInstance
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.tray import TrayIcon
+from lmbridge.gui.usage_panel import UsagePanel
 from lmbridge.gui.window import MainWindow, Page
 
 log = logging.getLogger(__name__)
@@ -72,7 +77,10 @@ class LMBridgeApp(QObject):
         *,
         tray_available: bool | None = None,
         prefs: Prefs | None = None,
+        setup: bool | None = None,
     ) -> None:
+        """`setup`: open first-run setup at start (None: if no settings
+        file exists yet and setup was never shown)."""
         super().__init__()
         # Quitting is this object's decision (see `_on_close_requested`).
         QApplication.setQuitOnLastWindowClosed(False)
@@ -83,6 +91,11 @@ class LMBridgeApp(QObject):
         self.azure = AzureAccounts(self.controller, self)
         self.models = ModelsManager(self.controller, self)
         self.tasks = Tasks("app")
+        self.setup: SetupWizard | None = None
+        if setup is None:
+            path = self.controller.config_path
+            setup = not path.exists() and self.prefs.first_time("setup")
+        self._setup_at_start = setup
         self.pages = self._build_pages()
         self.window = MainWindow(self.controller, self.pages)
         if tray_available is None:
@@ -91,6 +104,7 @@ class LMBridgeApp(QObject):
         if tray_available:
             self.tray = TrayIcon(self.controller, self.log, self.models, self)
             self.tray.openRequested.connect(self.window.bring_to_front)
+            self.tray.setupRequested.connect(lambda: self.open_setup())
             self.tray.quitRequested.connect(self.request_quit)
         self.notifier = Notifier(self.controller, self)
         self.notifier.notify.connect(self.notify)
@@ -104,15 +118,13 @@ class LMBridgeApp(QObject):
 
     def _build_pages(self) -> list[Page]:
         c = self.controller
+        overview = OverviewPanel(c, self.log, self.health, self.azure)
+        overview.setupRequested.connect(lambda: self.open_setup())
         return [
-            (
-                "overview",
-                "Overview",
-                "overview",
-                OverviewPanel(c, self.log, self.health, self.azure),
-            ),
+            ("overview", "Overview", "overview", overview),
             ("models", "Models", "models", ModelsPanel(c, self.models)),
             ("requests", "Requests", "requests", RequestsPanel(c, self.log)),
+            ("usage", "Usage", "usage", UsagePanel(c)),
             ("sessions", "Sessions", "sessions", SessionsPanel(c, self.log)),
             (
                 "conversations",
@@ -133,6 +145,28 @@ class LMBridgeApp(QObject):
     def page(self, key: str) -> object:
         return self.window.pages[key]
 
+    def open_setup(self, home: Path | None = None) -> SetupWizard:
+        """Open first-run setup (or bring the open one forward).
+
+        `home`: the user's home for LM Studio and the tools' files (tests).
+        """
+        if self.setup is None:
+            self.setup = SetupWizard(
+                self.controller, self.models, self.azure, self.window, home=home
+            )
+            self.setup.finished.connect(self._on_setup_finished)
+        self.window.bring_to_front()
+        self.setup.show()
+        self.setup.raise_()
+        return self.setup
+
+    def _on_setup_finished(self, _result: int) -> None:
+        wizard, self.setup = self.setup, None
+        if wizard is not None:
+            wizard.deleteLater()
+            if wizard.review_page.written:
+                self.window.show_page("overview")
+
     # -- lifecycle ---------------------------------------------------------------
 
     async def run(self) -> int:
@@ -148,7 +182,10 @@ class LMBridgeApp(QObject):
             self.tray.show()
         elif self.prefs.first_time("no-tray"):
             message.info(NO_TRAY_NOTICE)
+        await self.controller.open()
         await self.controller.start()
+        if self._setup_at_start:
+            self.open_setup()
         self.tasks.start(self.azure.refresh(), what="Checking the Azure sign-in")
 
     def request_quit(self) -> None:
@@ -160,7 +197,15 @@ class LMBridgeApp(QObject):
         if self._shut_down:
             return
         self._shut_down = True
-        owners: list[object] = [self.tasks, self.models.tasks, self.health.tasks]
+        if self.setup is not None:
+            await self.setup.aclose()
+            self.setup.close()
+        owners: list[object] = [
+            self.tasks,
+            self.models.tasks,
+            self.health.tasks,
+            self.log.tasks,
+        ]
         owners += [getattr(page, "tasks", None) for _k, _t, _i, page in self.pages]
         if self.tray is not None:
             owners.append(self.tray.tasks)
@@ -168,7 +213,7 @@ class LMBridgeApp(QObject):
             if isinstance(owner, Tasks):
                 await owner.aclose()
         await self.health.aclose()
-        await self.controller.stop()
+        await self.controller.aclose()
         if self.tray is not None:
             self.tray.hide()
         self.prefs.geometry = self.window.saveGeometry()

@@ -22,7 +22,7 @@ from lmbridge.auth.secrets import SECRETS
 from lmbridge.auth.tokens import AccountInfo
 from lmbridge.core import errors
 from lmbridge.gui.controller import ProxyController
-from lmbridge.upstreams.azure import AzureFoundryUpstream, azure_route
+from lmbridge.upstreams.azure import AzureFoundryUpstream, browser_sign_in
 from lmbridge.upstreams.factory import make_upstream
 
 CLI_ONLY = ""  # the name of the account line when no upstream is configured
@@ -104,7 +104,7 @@ class AzureAccounts(QObject):
         return self.controller.settings.upstream_named(name) if name else None
 
     def _running(self, name: str) -> AzureFoundryUpstream | None:
-        state = self.controller.state
+        state = self.controller.services
         upstream = state.upstreams.get(name) if state is not None and name else None
         return upstream if isinstance(upstream, AzureFoundryUpstream) else None
 
@@ -126,9 +126,7 @@ class AzureAccounts(QObject):
         if up is None:
             raise errors.InvalidRequest(f"no azure-foundry upstream named {name!r}")
         if name not in self._browsers:
-            scope = azure_route(up).scope
-            state_dir = config.data_dir() / "azure"
-            self._browsers[name] = BrowserSignIn(name, scope, up.tenant, state_dir)
+            self._browsers[name] = browser_sign_in(up)
         return self._browsers[name]
 
     # -- actions ----------------------------------------------------------------
@@ -214,16 +212,16 @@ class AzureAccounts(QObject):
                 await upstream.close()
         if not isinstance(credential, str):
             account.expires_on = credential.expires_on
-        if not health.get("reachable"):
+        if not health.reachable:
             raise errors.UpstreamUnavailable(
-                f"signed in, but {health.get('url')} cannot be reached "
-                f"({health.get('error', 'no answer')}) — check the resource name "
+                f"signed in, but {health.url} cannot be reached "
+                f"({health.error or 'no answer'}) — check the resource name "
                 "and your network"
             )
         account.tested = time.strftime("%H:%M:%S")
         self.changed.emit()
         what = "key accepted locally" if isinstance(credential, str) else "token ok"
-        return f"{account.title}: {what}; {health.get('url')} answers"
+        return f"{account.title}: {what}; {health.url} answers"
 
     def _forget_running_token(self, name: str) -> None:
         running = self._running(name)

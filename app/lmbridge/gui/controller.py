@@ -1,10 +1,12 @@
 """The proxy as the GUI sees it: one object that starts and stops it and
 turns event-bus events into Qt signals.
 
-`ProxyController` owns the `EventBus` for the app's lifetime and the
-`ProxyServer` while it runs; widgets call its methods and connect to its
-signals, never to the bus or the server directly. It also keeps what the
-tray and the overview need without I/O: the LM Studio connection status,
+`ProxyController` owns the `EventBus` and the LM Studio service for the
+app's lifetime, and the `Services` and `ProxyServer` while the proxy runs;
+widgets call its methods and connect to its signals, never to the bus or
+the server directly. Models are managed while the proxy is stopped too: the
+one `LMStudioService` is handed to each run's `Services`. It also keeps what
+the tray and the overview need without I/O: the LM Studio connection status,
 the loaded models and the loads in progress.
 """
 
@@ -21,21 +23,34 @@ from PySide6.QtCore import QObject, Signal
 
 from lmbridge import config
 from lmbridge.core import events
+from lmbridge.core.errors import LMBridgeError, PortInUse
 from lmbridge.core.events import EventBus, RequestRecord
 from lmbridge.gui import message
-from lmbridge.gui.tasks import describe_failure
+from lmbridge.gui.tasks import Tasks, describe_failure
 from lmbridge.lmstudio import (
+    TOPIC_DOWNLOAD_PROGRESS,
     TOPIC_LOAD_PROGRESS,
+    TOPIC_LOAD_WARNING,
     TOPIC_LOADED,
     TOPIC_STATE,
     ConnectionState,
     ConnectionStatus,
+    DownloadProgress,
     LMStudioService,
     LoadedModel,
     LoadProgress,
+    LoadWarning,
 )
-from lmbridge.server.runner import PortInUse, ProxyServer
-from lmbridge.server.state import STATE, ProxyState
+from lmbridge.server.runner import ProxyServer
+from lmbridge.server.services import (
+    Services,
+    lmstudio_options,
+    lmstudio_service,
+    managed_upstream,
+)
+from lmbridge.settings_service import SettingsService, with_access_token
+from lmbridge.store.conversations import ConversationStore
+from lmbridge.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +78,8 @@ class ProxyController(QObject):
     loadedChanged = Signal(object)  # tuple[LoadedModel, ...]
     busyChanged = Signal(bool)
     modelLoaded = Signal(object)  # LoadedModel, a load just finished
+    loadWarning = Signal(object)  # LoadWarning: less context than asked
+    downloadProgress = Signal(object)  # DownloadProgress
     portTaken = Signal(str)
     settingsChanged = Signal()
 
@@ -75,10 +92,21 @@ class ProxyController(QObject):
         super().__init__(parent)
         self.settings = settings
         self.config_path = config_path or config.default_config_path()
+        self.settings_service = SettingsService(self.config_path)
         self.bus = EventBus()
         self.phase = ProxyPhase.STOPPED
         self.error = ""
         self.server: ProxyServer | None = None
+        self._services: Services | None = None
+        # The access token from the keyring (read at `open()`).
+        self.access_token = ""
+        self.tasks = Tasks("controller")
+        # One LM Studio service for the app's life (None: none is managed).
+        self._lmstudio: LMStudioService | None = None
+        self._lmstudio_started = False
+        self._lmstudio_stale = False
+        if managed_upstream(settings) is not None:
+            self._lmstudio = lmstudio_service(settings, self.bus)
         self.lmstudio_status: ConnectionStatus | None = None
         self.loaded: tuple[LoadedModel, ...] = ()
         # model key -> (fraction, monotonic time of the last progress)
@@ -103,16 +131,45 @@ class ProxyController(QObject):
         return f"http://{host}:{server.port}"
 
     @property
-    def state(self) -> ProxyState | None:
-        """The running proxy's state (upstreams, sessions, db, LM Studio)."""
-        if self.server is None or self.server.app is None or not self.running:
+    def services(self) -> Services | None:
+        """The running proxy's services (upstreams, sessions, db, LM Studio)."""
+        if self.server is None or not self.running:
             return None
-        return self.server.app[STATE]
+        return self._services
 
     @property
     def lmstudio(self) -> LMStudioService | None:
-        state = self.state
-        return state.lmstudio if state is not None else None
+        """The LM Studio service, running or stopped proxy alike (None: no
+        LM Studio upstream is managed)."""
+        return self._lmstudio
+
+    @property
+    def conversations(self) -> ConversationStore | None:
+        """The stored chats, while the proxy (and so the database) runs."""
+        services = self.services
+        return services.conversations if services and services.db.is_open else None
+
+    @property
+    def usage(self) -> UsageStore | None:
+        """The request history, while the proxy (and so the database) runs."""
+        services = self.services
+        return services.usage if services and services.db.is_open else None
+
+    @property
+    def started_at(self) -> float:
+        """When the running proxy's services started (0.0: not running)."""
+        services = self.services
+        return services.started if services is not None else 0.0
+
+    async def flush_usage(self) -> None:
+        """Write the finished requests still queued to the history now."""
+        services = self.services
+        if services is not None and services.db.is_open:
+            await services.recorder.flush()
+
+    def runtime_settings(self) -> config.Settings:
+        """The settings with the keyring's access token, as the proxy runs."""
+        return with_access_token(self.settings, self.access_token)
 
     @property
     def busy(self) -> bool:
@@ -122,37 +179,62 @@ class ProxyController(QObject):
 
     # -- lifecycle -------------------------------------------------------------
 
+    async def open(self) -> None:
+        """Read the access token and connect to LM Studio (in the background)."""
+        try:
+            self.access_token = await self.settings_service.access_token()
+        except LMBridgeError as exc:
+            log.warning("cannot read the access token: %s", exc.message)
+        self._start_lmstudio()
+
+    async def aclose(self) -> None:
+        """Stop the proxy, then close the LM Studio service."""
+        await self.tasks.aclose()
+        await self.stop()
+        await self._close_lmstudio()
+
     async def start(self) -> bool:
         """Start the proxy; on failure the phase is FAILED and `error` says why."""
         async with self._lock:
             if self.running:
                 return True
             self._set_phase(ProxyPhase.STARTING)
-            server = ProxyServer(self.settings, self.bus, capture_bodies=True)
+            if self._lmstudio_stale:
+                await self._replace_lmstudio()
+            settings = self.runtime_settings()
+            services = Services(settings, self.bus, lmstudio=self._lmstudio)
+            server = ProxyServer(
+                settings, self.bus, capture_bodies=True, services=services
+            )
             try:
+                await services.start()
                 await server.start()
             except PortInUse as exc:
+                await services.close()
                 self._fail(str(exc))
                 self.portTaken.emit(str(exc))
                 return False
             except Exception as exc:
+                await services.close()
                 if not isinstance(exc, OSError):
                     log.exception("the proxy failed to start")
                 self._fail(f"the proxy could not start: {describe_failure(exc)}")
                 return False
             self.server = server
+            self._services = services
             self.error = ""
             self.restart_needed = False
-            state = server.app[STATE] if server.app is not None else None
-            if state is not None and state.lmstudio is not None:
-                self.lmstudio_status = state.lmstudio.status
             self._set_phase(ProxyPhase.RUNNING)
             return True
 
     async def stop(self) -> None:
-        """Stop accepting, let streams end briefly, close upstreams and the DB."""
+        """Stop accepting, let streams end briefly, close upstreams and the DB.
+
+        LM Studio's service stays: models are managed with the proxy stopped.
+        """
         async with self._lock:
             server, self.server = self.server, None
+            services, self._services = self._services, None
             if server is None:
                 if self.phase is ProxyPhase.FAILED:
                     self._set_phase(ProxyPhase.STOPPED)
@@ -161,11 +243,8 @@ class ProxyController(QObject):
             try:
                 await server.stop()
             finally:
-                self.loading.clear()
-                self.loaded = ()
-                self.lmstudio_status = None
-                self.loadedChanged.emit(())
-                self.busyChanged.emit(False)
+                if services is not None:
+                    await services.close()
                 self._set_phase(ProxyPhase.STOPPED)
 
     async def restart(self) -> bool:
@@ -173,10 +252,64 @@ class ProxyController(QObject):
         return await self.start()
 
     def use_settings(self, settings: config.Settings) -> None:
-        """Take saved settings; they apply at the next (re)start."""
+        """Take saved settings; they apply at the next (re)start.
+
+        A changed LM Studio address or load policy gets a new LM Studio
+        service: now if the proxy is stopped, else at its next start.
+        """
+        old = self.settings
         self.settings = settings
         self.restart_needed = self.running
+        if self._lmstudio_changed(old, settings) and not self._reconfigure(settings):
+            self._lmstudio_stale = True
+            if not self.running:
+                self.tasks.start(
+                    self._replace_lmstudio(), what="Reconnecting to LM Studio"
+                )
         self.settingsChanged.emit()
+
+    # -- the LM Studio service -------------------------------------------------
+
+    @staticmethod
+    def _lmstudio_changed(old: config.Settings, new: config.Settings) -> bool:
+        if (managed_upstream(old) is None) != (managed_upstream(new) is None):
+            return True
+        return lmstudio_options(old) != lmstudio_options(new)
+
+    def _reconfigure(self, settings: config.Settings) -> bool:
+        """Give the service the new load policy in place, if it can take it."""
+        svc = self._lmstudio
+        if svc is None or managed_upstream(settings) is None:
+            return False
+        return svc.reconfigure(lmstudio_options(settings))
+
+    def _start_lmstudio(self) -> None:
+        if self._lmstudio is not None and not self._lmstudio_started:
+            self._lmstudio_started = True
+            self._lmstudio.start()
+            self.lmstudio_status = self._lmstudio.status
+
+    async def _close_lmstudio(self) -> None:
+        svc, self._lmstudio = self._lmstudio, None
+        if svc is not None and self._lmstudio_started:
+            self._lmstudio_started = False
+            await svc.aclose()
+        self.loading.clear()
+        self.lmstudio_status = None
+        if self.loaded:
+            self.loaded = ()
+            self.loadedChanged.emit(())
+        self.busyChanged.emit(False)
+
+    async def _replace_lmstudio(self) -> None:
+        self._lmstudio_stale = False
+        was_started = self._lmstudio_started
+        await self._close_lmstudio()
+        if managed_upstream(self.settings) is not None:
+            self._lmstudio = lmstudio_service(self.settings, self.bus)
+            if was_started:
+                self._start_lmstudio()
+        self.lmstudioChanged.emit(self.lmstudio_status)
 
     def forget_load(self, model_key: str) -> None:
         """A load the GUI started ended without a new model (failed, cancelled)."""
@@ -212,9 +345,13 @@ class ProxyController(QObject):
                 self.busyChanged.emit(True)
         elif topic == TOPIC_LOADED and isinstance(payload, tuple):
             self._on_loaded(payload)
+        elif topic == TOPIC_LOAD_WARNING and isinstance(payload, LoadWarning):
+            self.loadWarning.emit(payload)
+        elif topic == TOPIC_DOWNLOAD_PROGRESS and isinstance(payload, DownloadProgress):
+            self.downloadProgress.emit(payload)
 
     def _on_lmstudio_state(self, status: ConnectionStatus) -> None:
-        if self.phase is not ProxyPhase.RUNNING and self.server is None:
+        if self._lmstudio is None:
             return
         self.lmstudio_status = status
         if status.state is ConnectionState.DISCONNECTED and self.loading:

@@ -1,4 +1,5 @@
-"""Conversations: the chats stored by the chat API, their messages, delete."""
+"""Conversations: the chats stored by the chat API, their messages, and
+delete (a whole chat, or one message with the × beside it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtCore import (
     QObject,
     QPersistentModelIndex,
     Qt,
+    QUrl,
 )
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
@@ -32,6 +34,7 @@ from lmbridge.store.conversations import Chat, ChatSummary, ConversationStore
 
 Index = QModelIndex | QPersistentModelIndex
 LISTING = "Listing the conversations"
+DELETE_LINK = "delete-message:"
 
 
 class ChatListModel(QAbstractListModel):
@@ -73,15 +76,20 @@ def chat_html(chat: Chat, palette: QPalette) -> str:
     ]
     if not chat.messages:
         parts.append(f'<p style="color:{muted}">No messages yet.</p>')
-    for m in chat.messages:
+    for i, m in enumerate(chat.messages):
         colour = accent if m.role == "assistant" else muted
         note = ""
         if m.incomplete:
             why = escape(m.error or "")
             note = f' <span style="color:{muted}">(incomplete: {why})</span>'
         text = escape(m.content).replace("\n", "<br>")
+        delete = (
+            f' <a href="{DELETE_LINK}{i}" style="color:{muted};'
+            f' text-decoration:none" title="Delete this message">×</a>'
+        )
         parts.append(
-            f'<p><b style="color:{colour}">{escape(m.role)}</b>{note}<br>{text}</p>'
+            f'<p><b style="color:{colour}">{escape(m.role)}</b>{note}{delete}'
+            f"<br>{text}</p>"
         )
     return "\n".join(parts)
 
@@ -101,6 +109,7 @@ class ConversationsPanel(QWidget):
         self.list.setSpacing(2)
         self.viewer = QTextBrowser()
         self.viewer.setOpenLinks(False)
+        self.viewer.anchorClicked.connect(self._on_link)
         self.chat: Chat | None = None
         self.status = hint_label()
         self.refresh_button = button("Refresh", "refresh")
@@ -128,20 +137,20 @@ class ConversationsPanel(QWidget):
         self.refresh()
 
     def store(self) -> ConversationStore:
-        state = self.controller.state
-        if state is None or state.db is None:
+        store = self.controller.conversations
+        if store is None:
             raise errors.UpstreamUnavailable(
                 "the proxy is stopped — start it on the Overview page to see the "
                 "stored conversations"
             )
-        return ConversationStore(state.db)
+        return store
 
     def _on_request(self, record: object) -> None:
         if getattr(record, "path", "").startswith("/chat"):
             self.refresh()
 
     def refresh(self) -> None:
-        if self.controller.state is None:
+        if self.controller.conversations is None:
             self.model.set_chats([])
             self.show_chat(None)
             self.status.setText("Start the proxy to see the stored conversations.")
@@ -196,6 +205,31 @@ class ConversationsPanel(QWidget):
             "Delete",
             lambda: self.tasks.start(self._delete(chat.name), what="Deleting the chat"),
         )
+
+    def _on_link(self, url: QUrl) -> None:
+        text = url.toString()
+        if text.startswith(DELETE_LINK) and text[len(DELETE_LINK) :].isdigit():
+            self.confirm_delete_message(int(text[len(DELETE_LINK) :]))
+
+    def confirm_delete_message(self, index: int) -> None:
+        """Ask, then delete message `index` (from 0) of the open chat."""
+        chat = self.chat
+        if chat is None or not 0 <= index < len(chat.messages):
+            return
+        m = chat.messages[index]
+        preview = m.content.strip().replace("\n", " ")[:60]
+        self.confirm.ask(
+            f"Delete message {index + 1} ({m.role}: “{preview}”) from “{chat.name}”?",
+            "Delete message",
+            lambda: self.tasks.start(
+                self._delete_message(chat.name, index), what="Deleting the message"
+            ),
+        )
+
+    async def _delete_message(self, name: str, index: int) -> None:
+        await self.store().delete_message(name, index)
+        message.info(f"Deleted message {index + 1} of chat {name}")
+        await self._open(name)
 
     async def _delete(self, name: str) -> None:
         await self.store().delete_chat(name)

@@ -9,12 +9,12 @@ controller instead (the SDK's own link is watched continuously).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.tasks import Tasks
+from lmbridge.upstreams.health import Health
 
 INTERVAL_MS = 30_000
 
@@ -27,7 +27,7 @@ class UpstreamHealth(QObject):
     def __init__(self, controller: ProxyController, parent: QObject | None = None):
         super().__init__(parent)
         self.controller = controller
-        self.checks: dict[str, dict[str, Any]] = {}
+        self.checks: dict[str, Health] = {}
         self.tasks = Tasks("health")
         self._timer = QTimer(self)
         self._timer.setInterval(INTERVAL_MS)
@@ -44,23 +44,29 @@ class UpstreamHealth(QObject):
 
     def refresh(self) -> None:
         """Check every upstream now (unless a check is under way)."""
-        if self.controller.state is not None and not self.tasks.running():
+        if self.controller.services is not None and not self.tasks.running():
             self.tasks.start(self.check(), what="Checking the upstreams")
 
     async def check(self) -> None:
-        state = self.controller.state
+        state = self.controller.services
         if state is None:
             return
         upstreams = list(state.upstreams.values())
         results = await asyncio.gather(
             *(u.check() for u in upstreams), return_exceptions=True
         )
-        checks: dict[str, dict[str, Any]] = {}
+        checks: dict[str, Health] = {}
         for upstream, result in zip(upstreams, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result
-                result = {"reachable": False, "error": str(result)}
+                result = Health(
+                    name=upstream.name,
+                    kind=upstream.kind,
+                    url=upstream.base_url,
+                    reachable=False,
+                    error=str(result),
+                )
             checks[upstream.name] = result
         self.checks = checks
         self.changed.emit()

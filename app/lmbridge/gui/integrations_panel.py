@@ -151,7 +151,7 @@ class IntegrationsPanel(QWidget):
 
     def settings(self) -> config.Settings:
         """The settings as clients see them: the port actually listened on."""
-        settings = self.controller.settings
+        settings = self.controller.runtime_settings()
         server = self.controller.server
         if server is not None and server.running:
             port = server.port
@@ -176,7 +176,7 @@ class IntegrationsPanel(QWidget):
         self.refresh()
 
     def _fill_models(self) -> None:
-        state = self.controller.state
+        state = self.controller.services
         names = list(state.router.aliases()) if state is not None else []
         names += [m.identifier for m in self.controller.loaded]
         current = self.model.currentText()
@@ -261,7 +261,7 @@ class IntegrationsPanel(QWidget):
 
     async def _test(self, info: Integration, request: integrations.TestRequest) -> None:
         client = ProxyClient(
-            self.controller.url, token=self.controller.settings.server.token()
+            self.controller.url, token=self.controller.runtime_settings().server.token()
         )
         body = msgspec.json.encode(request.body)
         reply = await client.send(info.protocol, request.path, body, request.headers)

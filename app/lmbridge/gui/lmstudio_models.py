@@ -1,8 +1,9 @@
 """LM Studio's models for the GUI: the manager and its Qt table model.
 
 `ModelsManager` holds the downloaded list and the loads the user started,
-and calls `LMStudioService` (inside the running proxy) for loading,
-cancelling, unloading and fixing a too-small context. The loaded list and
+and calls the app's `LMStudioService` (the controller keeps one for the
+app's life, so this works with the proxy stopped) for loading, cancelling,
+unloading and fixing a too-small context. The loaded list and
 load progress come from the controller (bus events), so on-demand loads by
 requests show up too. `ModelTableModel` adapts it: one row per downloaded
 model, with its loaded context and a warning below the minimum.
@@ -29,14 +30,17 @@ from lmbridge.gui.icons import WARNING_COLOR, icon
 from lmbridge.gui.tablemodel import ColumnsTableModel
 from lmbridge.gui.tasks import Tasks
 from lmbridge.lmstudio import (
+    ConnectionState,
     ContextPolicy,
     DownloadedModel,
     EnsureAction,
     GpuOffload,
     LMStudioService,
     LoadedModel,
+    LoadOptions,
     LoadProgress,
-    ModelKind,
+    below_minimum,
+    context_target,
 )
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
@@ -93,7 +97,6 @@ class ModelsManager(QObject):
         controller.loadedChanged.connect(self._on_loaded)
         controller.busyChanged.connect(self._on_loaded)
         controller.loadProgress.connect(self._on_progress)
-        controller.phaseChanged.connect(self._on_phase)
         controller.lmstudioChanged.connect(self._on_lmstudio)
 
     # -- data -----------------------------------------------------------------
@@ -115,19 +118,12 @@ class ModelsManager(QObject):
 
     def target_context(self, model: LoadedModel) -> int:
         """The minimum this model should have (capped at its maximum)."""
-        if model.max_context_length:
-            return min(self.min_context, model.max_context_length)
-        return self.min_context
+        return context_target(model, self.min_context)
 
     def below_minimum(self) -> list[LoadedModel]:
         """Loaded language models whose context is below the minimum."""
-        if self.controller.settings.lmstudio.context_policy == "off":
-            return []
-        return [
-            m
-            for m in self.loaded
-            if m.kind is ModelKind.LLM and m.context_length < self.target_context(m)
-        ]
+        policy = ContextPolicy(self.controller.settings.lmstudio.context_policy)
+        return below_minimum(self.loaded, self.min_context, policy)
 
     def downloaded_model(self, key: str) -> DownloadedModel | None:
         return next((m for m in self.downloaded if m.key == key), None)
@@ -136,11 +132,6 @@ class ModelsManager(QObject):
         svc = self.controller.lmstudio
         if svc is not None:
             return svc
-        if not self.controller.running:
-            raise errors.UpstreamUnavailable(
-                "the proxy is stopped — start it on the Overview page to manage "
-                "LM Studio's models"
-            )
         raise errors.UpstreamUnavailable(
             'no LM Studio upstream is managed — add an upstream with kind "lmstudio"'
             " in Settings (and keep LM Studio management on)"
@@ -162,17 +153,21 @@ class ModelsManager(QObject):
     def load(
         self,
         key: str,
+        options: LoadOptions | None = None,
         *,
         context_length: int | None = None,
         ttl: int | None = None,
         gpu_offload: GpuOffload | None = None,
     ) -> asyncio.Task[Any]:
-        """Start loading `key`; progress arrives as `progressChanged`."""
+        """Start loading `key`; progress arrives as `progressChanged`.
+
+        The keywords override `options` (see `LMStudioService.load`).
+        """
         self._cancelled.discard(key)
         self.progress[key] = 0.0
         self.progressChanged.emit(key, 0.0)
         task = self.tasks.start(
-            self._load(key, context_length, ttl, gpu_offload),
+            self._load(key, options, context_length, ttl, gpu_offload),
             what=f"Loading {key}",
         )
         self._loads[key] = task
@@ -181,6 +176,7 @@ class ModelsManager(QObject):
     async def _load(
         self,
         key: str,
+        options: LoadOptions | None,
         context_length: int | None,
         ttl: int | None,
         gpu_offload: GpuOffload | None,
@@ -188,7 +184,11 @@ class ModelsManager(QObject):
         ok = False
         try:
             await self.service().load(
-                key, context_length=context_length, ttl=ttl, gpu_offload=gpu_offload
+                key,
+                options,
+                context_length=context_length,
+                ttl=ttl,
+                gpu_offload=gpu_offload,
             )
             ok = True
         except errors.LMBridgeError:
@@ -258,16 +258,13 @@ class ModelsManager(QObject):
         self.progress[progress.model_key] = progress.fraction
         self.progressChanged.emit(progress.model_key, progress.fraction)
 
-    def _on_phase(self) -> None:
-        if not self.controller.running:
+    def _on_lmstudio(self, _status: object) -> None:
+        status = self.controller.lmstudio_status
+        if status is not None and status.state is ConnectionState.CONNECTED:
+            self.refresh()
+        elif self.downloaded and self.controller.lmstudio is None:
             self.downloaded, self.skipped = (), ()
             self.changed.emit()
-
-    def _on_lmstudio(self, _status: object) -> None:
-        if self.controller.lmstudio_status is not None and (
-            self.controller.lmstudio_status.state == "connected"
-        ):
-            self.refresh()
 
 
 class ModelTableModel(ColumnsTableModel):

@@ -1,30 +1,29 @@
 """Models: what LM Studio has downloaded and loaded, Load (with a dialog),
-progress with Cancel, Unload, Unload all, and the one-click context fix."""
+progress with Cancel, Unload, Unload all, the one-click context fix, and
+downloads from LM Studio's catalog. All of it works with the proxy stopped:
+it talks to the app's LM Studio service, not to the proxy."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
-    QSpinBox,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.downloads import DownloadsManager
+from lmbridge.gui.downloads_box import DownloadsBox
 from lmbridge.gui.lmstudio_models import (
     ModelRow,
     ModelsManager,
     ModelTableModel,
-    tokens_text,
 )
+from lmbridge.gui.load_dialog import LoadDialog
 from lmbridge.gui.widgets import (
     Banner,
     ConfirmBar,
@@ -34,69 +33,7 @@ from lmbridge.gui.widgets import (
     hint_label,
     title_label,
 )
-from lmbridge.lmstudio import ConnectionState, DownloadedModel, GpuOffload
-
-GPU_CHOICES: tuple[tuple[str, GpuOffload | None], ...] = (
-    ("LM Studio's default", None),
-    ("Maximum (all layers on the GPU)", "max"),
-    ("75 %", 0.75),
-    ("50 %", 0.5),
-    ("25 %", 0.25),
-    ("Off (CPU only)", "off"),
-)
-
-
-class LoadDialog(QDialog):
-    """Context length (up to the model's maximum), idle TTL, GPU offload."""
-
-    def __init__(
-        self, model: DownloadedModel, default_context: int, parent: QWidget | None
-    ) -> None:
-        super().__init__(parent)
-        self.model = model
-        self.setWindowTitle(f"Load {model.display_name}")
-        self.context = QSpinBox()
-        self.context.setRange(
-            min(512, model.max_context_length), model.max_context_length
-        )
-        self.context.setSingleStep(1024)
-        self.context.setGroupSeparatorShown(True)
-        self.context.setValue(min(default_context, model.max_context_length))
-        self.context.setSuffix(" tokens")
-        self.ttl = QSpinBox()
-        self.ttl.setRange(0, 24 * 60)
-        self.ttl.setSuffix(" min")
-        self.ttl.setSpecialValueText("stay loaded")
-        self.gpu = QComboBox()
-        for label, _value in GPU_CHOICES:
-            self.gpu.addItem(label)
-        form = QFormLayout()
-        form.addRow("Context length", self.context)
-        form.addRow(
-            "",
-            hint_label(
-                f"Up to {tokens_text(model.max_context_length)} for this model; "
-                "more context needs more memory."
-            ),
-        )
-        form.addRow("Unload when idle for", self.ttl)
-        form.addRow("GPU offload", self.gpu)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
-        ok.setText("Load")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
-
-    def ttl_seconds(self) -> int | None:
-        return self.ttl.value() * 60 or None
-
-    def gpu_offload(self) -> GpuOffload | None:
-        return GPU_CHOICES[self.gpu.currentIndex()][1]
+from lmbridge.lmstudio import ConnectionState, LoadWarning
 
 
 class ModelsPanel(QWidget):
@@ -111,6 +48,8 @@ class ModelsPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.manager = manager
+        self.downloads = DownloadsManager(controller, manager, self)
+        self.tasks = self.downloads.tasks
         self.dialog: LoadDialog | None = None
 
         self.status = StatusDot()
@@ -138,6 +77,8 @@ class ModelsPanel(QWidget):
             toolbar.addWidget(widget)
 
         self.warning = Banner(closable=False)
+        self.load_warning = Banner()
+        self.downloads_box = DownloadsBox(self.downloads)
         self.confirm = ConfirmBar()
         self.progress = ProgressRow()
         self.progress.cancelled.connect(self.cancel_loads)
@@ -159,10 +100,12 @@ class ModelsPanel(QWidget):
         layout.addWidget(title_label("Models"))
         layout.addLayout(toolbar)
         layout.addWidget(self.warning)
+        layout.addWidget(self.load_warning)
         layout.addWidget(self.confirm)
         layout.addWidget(self.progress)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.skipped)
+        layout.addWidget(self.downloads_box)
 
         self._selected_key: str | None = None
         self._restore_key: str | None = None
@@ -173,7 +116,8 @@ class ModelsPanel(QWidget):
         manager.progressChanged.connect(self._on_progress)
         manager.loadEnded.connect(self._on_load_ended)
         controller.lmstudioChanged.connect(self.refresh_view)
-        controller.phaseChanged.connect(self.refresh_view)
+        controller.settingsChanged.connect(self.refresh_view)
+        controller.loadWarning.connect(self.show_load_warning)
         self.refresh_view()
 
     # -- selection --------------------------------------------------------------
@@ -212,8 +156,13 @@ class ModelsPanel(QWidget):
         row = self.selected_row()
         if row is None or row.downloaded is None:
             return
-        default = self.controller.settings.lmstudio.load_context_length
-        self.dialog = LoadDialog(row.downloaded, default, self)
+        lm = self.controller.settings.lmstudio
+        self.dialog = LoadDialog(
+            row.downloaded,
+            lm.load_context_length,
+            self,
+            default_ttl=lm.load_ttl_seconds,
+        )
         self.dialog.accepted.connect(self._load_from_dialog)
         self.dialog.open()
 
@@ -221,13 +170,8 @@ class ModelsPanel(QWidget):
         dialog = self.dialog
         if dialog is None:
             return
-        key = dialog.model.key
-        self.manager.load(
-            key,
-            context_length=dialog.context.value(),
-            ttl=dialog.ttl_seconds(),
-            gpu_offload=dialog.gpu_offload(),
-        )
+        self.load_warning.hide()
+        self.manager.load(dialog.model.key, dialog.options())
         self.progress.start(f"Loading {dialog.model.display_name}…", determinate=True)
         self.dialog = None
 
@@ -260,6 +204,10 @@ class ModelsPanel(QWidget):
 
     # -- view -------------------------------------------------------------------
 
+    def show_load_warning(self, warning: LoadWarning) -> None:
+        """LM Studio loaded less context than asked: say so, and what to do."""
+        self.load_warning.show_message("warning", warning.message)
+
     def _on_progress(self, key: str, fraction: float) -> None:
         if key in self.manager.loading():
             self.progress.set_fraction(fraction)
@@ -270,11 +218,7 @@ class ModelsPanel(QWidget):
 
     def refresh_view(self) -> None:
         status = self.controller.lmstudio_status
-        if not self.controller.running:
-            self.status.set_status(
-                "off", "Start the proxy to manage LM Studio's models"
-            )
-        elif status is None:
+        if self.controller.lmstudio is None or status is None:
             self.status.set_status(
                 "off", "No LM Studio upstream is managed (see Settings ▸ Upstreams)"
             )
@@ -314,6 +258,7 @@ class ModelsPanel(QWidget):
             else ""
         )
         self.skipped.setVisible(bool(skipped))
+        self.downloads_box.refresh()
         self.refresh_buttons()
 
     def refresh_buttons(self) -> None:

@@ -1,9 +1,10 @@
-"""Overview: the proxy with Start / Stop, each upstream's health, and
-today's requests, tokens, errors and median time to first token."""
+"""Overview: the proxy with Start / Stop, each upstream's health (LM Studio's
+with the proxy stopped too), today's requests, tokens, errors and median
+time to first token, and a way back into first-run setup."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -21,6 +22,7 @@ from lmbridge.gui.requests_log import RequestLog, duration
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import StatusDot, button, copy_text, hint_label, title_label
 from lmbridge.lmstudio import ConnectionState
+from lmbridge.server.services import managed_upstream
 
 KIND_NAMES = {
     "lmstudio": "LM Studio",
@@ -56,7 +58,7 @@ def upstream_lines(
 ) -> list[tuple[str, str, str]]:
     """(name, dot kind, text) for every configured upstream."""
     lines = []
-    state = controller.state
+    managed_name = managed_upstream(controller.settings)
     for up in controller.settings.upstream:
         kind = KIND_NAMES.get(up.kind, up.kind)
         label = f"{up.name} ({kind})"
@@ -66,7 +68,7 @@ def upstream_lines(
             dot = "ok" if account and account.signed_in else "warning"
             lines.append((up.name, dot, f"{label} — {text}"))
             continue
-        managed = state is not None and state.models_upstream == up.name
+        managed = managed_name == up.name and controller.lmstudio is not None
         if managed and controller.lmstudio_status is not None:
             lines.append((up.name, *_lmstudio_line(controller, label)))
             continue
@@ -75,10 +77,10 @@ def upstream_lines(
             lines.append((up.name, "off", f"{label} — {up.base_url}"))
         elif check is None:
             lines.append((up.name, "off", f"{label} — checking {up.base_url}…"))
-        elif check.get("reachable"):
+        elif check.reachable:
             lines.append((up.name, "ok", f"{label} — reachable at {up.base_url}"))
         else:
-            why = check.get("error") or f"HTTP {check.get('status')}"
+            why = check.error or f"HTTP {check.status}"
             lines.append(
                 (up.name, "error", f"{label} — unreachable at {up.base_url}: {why}")
             )
@@ -123,6 +125,8 @@ class Tile(QFrame):
 class OverviewPanel(QWidget):
     """The first page: is it running, is everything reachable, how busy."""
 
+    setupRequested = Signal()
+
     def __init__(
         self,
         controller: ProxyController,
@@ -145,9 +149,18 @@ class OverviewPanel(QWidget):
         self.start_button.clicked.connect(self.start_proxy)
         self.stop_button.clicked.connect(self.stop_proxy)
         self.copy_button.clicked.connect(lambda: copy_text(controller.url))
+        self.setup_button = button(
+            "Set up…", "setup", "Pick models for your tools and test them"
+        )
+        self.setup_button.clicked.connect(self.setupRequested)
         proxy_row = QHBoxLayout()
         proxy_row.addWidget(self.proxy_status, 1)
-        for widget in (self.start_button, self.stop_button, self.copy_button):
+        for widget in (
+            self.start_button,
+            self.stop_button,
+            self.copy_button,
+            self.setup_button,
+        ):
             proxy_row.addWidget(widget)
 
         self.upstream_box = QGroupBox("Upstreams")

@@ -215,7 +215,7 @@ class RequestDetail(QWidget):
         record = self.record
         if record is None:
             return ""
-        server = self.controller.settings.server
+        server = self.controller.runtime_settings().server
         token_env = ""
         if server.token():
             token_env = server.access_token_env or "LMBRIDGE_ACCESS_TOKEN"
@@ -251,7 +251,7 @@ class RequestDetail(QWidget):
 
     async def _replay(self, record: RequestRecord) -> None:
         client = ProxyClient(
-            self.controller.url, token=self.controller.settings.server.token()
+            self.controller.url, token=self.controller.runtime_settings().server.token()
         )
         reply = await client.send(
             record.protocol,

@@ -2,9 +2,11 @@
 
 `RequestLog` owns the data: the last `limit` records (the pipeline's own
 `RequestRecord` objects, updated in place as requests progress) and today's
-numbers. `RequestTableModel` adapts it for views. Bus events arrive at any
-rate (50 streams publish many updates a second); the model applies them in
-batches at most every `FLUSH_MS`, so the UI cost stays flat.
+numbers. When the proxy starts it also reads the requests from before (the
+history in the database, metadata only: no bodies) and puts them first.
+`RequestTableModel` adapts it for views. Bus events arrive at any rate (50
+streams publish many updates a second); the model applies them in batches
+at most every `FLUSH_MS`, so the UI cost stays flat.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.icons import ERROR_COLOR
 from lmbridge.gui.stats import TodayStats, is_error
 from lmbridge.gui.tablemodel import ColumnsTableModel
+from lmbridge.gui.tasks import Tasks
 
 HISTORY_LIMIT = 1000
 FLUSH_MS = 100
@@ -46,6 +49,14 @@ def duration(seconds: float | None) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     return f"{seconds:.1f} s"
+
+
+def clock_text(received: float) -> str:
+    """ "14:03:22" today, "05-31 14:03:22" on an earlier day."""
+    when = time.localtime(received)
+    today = time.localtime()
+    same_day = (when.tm_year, when.tm_yday) == (today.tm_year, today.tm_yday)
+    return time.strftime("%H:%M:%S" if same_day else "%m-%d %H:%M:%S", when)
 
 
 def client_name(user_agent: str) -> str:
@@ -79,6 +90,7 @@ class RequestLog(QObject):
 
     changed = Signal()
     statsChanged = Signal()
+    historyLoaded = Signal(int)  # how many older records went in front
 
     def __init__(
         self,
@@ -92,6 +104,10 @@ class RequestLog(QObject):
         self.pending: deque[RequestRecord] = deque(maxlen=limit)
         self.dirty: set[int] = set()
         self.paused = False
+        self.controller = controller
+        self.tasks = Tasks("requests")
+        self.history: list[RequestRecord] = []
+        self._history_read = False
         self.stats = TodayStats()
         # Today's numbers are redrawn at most every STATS_MS, however busy.
         self._stats_timer = QTimer(self)
@@ -101,6 +117,27 @@ class RequestLog(QObject):
         controller.requestStarted.connect(self._on_started)
         controller.requestUpdated.connect(self._on_updated)
         controller.requestFinished.connect(self._on_finished)
+        controller.phaseChanged.connect(self._on_phase)
+
+    def _on_phase(self) -> None:
+        if self.controller.usage is not None and not self._history_read:
+            self._history_read = True
+            self.tasks.start(self._read_history(), what="Reading the request history")
+
+    async def _read_history(self) -> None:
+        store = self.controller.usage
+        if store is None:
+            return
+        room = self.limit - len(self.rows) - len(self.pending)
+        if room <= 0:
+            return
+        stored = await store.recent(room, received_before=self.controller.started_at)
+        older = [s.to_record() for s in reversed(stored)]
+        for record in older:
+            self.stats.add(record)
+        self.history = older
+        self.historyLoaded.emit(len(older))
+        self.statsChanged.emit()
 
     def find(self, record_id: int) -> RequestRecord | None:
         for record in reversed(self.rows):
@@ -152,7 +189,19 @@ class RequestTableModel(ColumnsTableModel):
         self._timer.setInterval(FLUSH_MS)
         self._timer.timeout.connect(self.flush)
         log.changed.connect(self._schedule)
+        log.historyLoaded.connect(self._take_history)
         self.flush()
+
+    def _take_history(self, _count: int) -> None:
+        """Put the requests from before this run first."""
+        older, self.log.history = self.log.history, []
+        room = self.log.limit - len(self.log.rows)
+        older = older[-room:] if room > 0 else []
+        if older:
+            self.beginInsertRows(QModelIndex(), 0, len(older) - 1)
+            self.log.rows[:0] = older
+            self.endInsertRows()
+            self.flushed.emit()
 
     def set_paused(self, paused: bool) -> None:
         """Paused: rows keep updating but no new rows appear (they wait)."""
@@ -216,7 +265,7 @@ class RequestTableModel(ColumnsTableModel):
     @staticmethod
     def _text(record: RequestRecord, column: int) -> str:
         if column == 0:
-            return time.strftime("%H:%M:%S", time.localtime(record.received))
+            return clock_text(record.received)
         if column == 1:
             return client_name(record.client)
         if column == 2:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from lmbridge.core import errors
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.ir import AGENT_SEPARATOR
 from lmbridge.core.sessions import SessionSettings
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
@@ -78,6 +79,21 @@ class SessionRow:
     bytes_saved: int
     settings: SessionSettings | None
 
+    @property
+    def session(self) -> str:
+        """The session this row belongs to (its own key for a main agent)."""
+        return self.key.partition(AGENT_SEPARATOR)[0]
+
+    @property
+    def agent(self) -> str | None:
+        """The subagent whose chain this row is; None for the main agent."""
+        _session, sep, agent = self.key.partition(AGENT_SEPARATOR)
+        return agent if sep else None
+
+    def key_text(self) -> str:
+        """The key as the table shows it: a subagent under its session."""
+        return f"  └ subagent {self.agent}" if self.agent else self.key
+
     def override_text(self) -> str:
         s = self.settings
         if s is None:
@@ -103,7 +119,7 @@ async def session_rows(
             s.turns,
             s.last_seen,
             s.bytes_saved,
-            manager.settings_for(s.key),
+            manager.settings_for(s.session),
         )
         for s in await manager.sessions()
     ]
@@ -122,11 +138,27 @@ async def session_rows(
                 0,
                 record.received,
                 0,
-                manager.settings_for(key),
+                manager.settings_for(key.partition(AGENT_SEPARATOR)[0]),
             )
         )
-    rows.sort(key=lambda r: -r.last_seen)
-    return rows
+    return grouped(rows)
+
+
+def grouped(rows: list[SessionRow]) -> list[SessionRow]:
+    """Sessions by last activity, each followed by its subagents' chains
+    (Claude Code's subagents share their session's id)."""
+    latest: dict[str, float] = {}
+    for row in rows:
+        latest[row.session] = max(latest.get(row.session, 0.0), row.last_seen)
+    return sorted(
+        rows,
+        key=lambda r: (
+            -latest[r.session],
+            r.session,
+            r.agent is not None,
+            -r.last_seen,
+        ),
+    )
 
 
 class SessionTableModel(ColumnsTableModel):
@@ -159,7 +191,7 @@ class SessionTableModel(ColumnsTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return (
                 client_name(row.client),
-                row.key,
+                row.key_text(),
                 f"{row.upstream}/{row.model}" if row.upstream else row.model,
                 str(row.turns),
                 ago(row.last_seen),
@@ -250,7 +282,7 @@ class SessionsPanel(QWidget):
         self.refresh()
 
     def manager(self) -> SessionManager:
-        state = self.controller.state
+        state = self.controller.services
         if state is None:
             raise errors.UpstreamUnavailable(
                 "the proxy is stopped — start it on the Overview page to see and "
@@ -263,7 +295,7 @@ class SessionsPanel(QWidget):
             self._debounce.start()
 
     def refresh(self) -> None:
-        if self.controller.state is None:
+        if self.controller.services is None:
             self.model.set_rows([])
             self.status.setText("Start the proxy to see sessions.")
             self._show_selected()
@@ -299,7 +331,7 @@ class SessionsPanel(QWidget):
         row = self.selected()
         if row is not None:
             self._selected_key = row.key
-        enabled = row is not None and self.controller.state is not None
+        enabled = row is not None and self.controller.services is not None
         for widget in (self.override, self.tools, self.save_button, self.reset_button):
             widget.setEnabled(enabled)
         if row is None:
@@ -310,7 +342,7 @@ class SessionsPanel(QWidget):
         self.override.setText(settings.model_override or "" if settings else "")
         tools = settings.allowed_tools if settings else None
         self.tools.setText(", ".join(tools) if tools is not None else "")
-        state = self.controller.state
+        state = self.controller.services
         if state is not None:
             self.override.setCompleter(
                 QCompleter(state.router.aliases(), self.override)

@@ -31,6 +31,19 @@ KINDS = ("lmstudio", "openai", "anthropic", "azure-foundry")
 APIS = ("", "chat", "responses", "messages")
 AUTHS = ("azure-cli", "browser", "api-key")
 AZURE_ONLY = ("resource", "project", "auth", "tenant")
+# Seconds; empty means the built-in default (see README "Timeouts").
+TIMEOUTS = ("connect_timeout", "first_byte_timeout", "idle_timeout")
+OPTIONAL = ("api", "api_key_env", *TIMEOUTS)
+
+
+def number(text: str) -> float | str:
+    """A timeout field's value: seconds, or the text as typed (so that the
+    whole form's validation names the bad field)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value
 
 
 class UpstreamEditor(QGroupBox):
@@ -58,6 +71,9 @@ class UpstreamEditor(QGroupBox):
             "project": QLineEdit(),
             "auth": self._combo(AUTHS),
             "tenant": QLineEdit(),
+            "connect_timeout": QLineEdit(),
+            "first_byte_timeout": QLineEdit(),
+            "idle_timeout": QLineEdit(),
         }
         labels = {
             "name": "Name",
@@ -69,10 +85,22 @@ class UpstreamEditor(QGroupBox):
             "project": "Foundry project",
             "auth": "Azure sign-in",
             "tenant": "Tenant",
+            "connect_timeout": "Connect timeout (s)",
+            "first_byte_timeout": "First byte timeout (s)",
+            "idle_timeout": "Idle timeout (s)",
         }
         self._api_field = self.fields["api"]
         assert isinstance(self._api_field, QComboBox)
         self._api_field.setItemText(0, "the kind's default")
+        for key in TIMEOUTS:
+            field = self.fields[key]
+            assert isinstance(field, QLineEdit)
+            field.setPlaceholderText("default")
+            field.setToolTip(
+                "Seconds. Connect: reaching the upstream; first byte: waiting "
+                "for its answer to begin (a model loading counts); idle: "
+                "silence in the middle of a stream."
+            )
         self.form = QFormLayout()
         for key, widget in self.fields.items():
             self.form.addRow(labels[key], widget)
@@ -158,7 +186,8 @@ class UpstreamEditor(QGroupBox):
         self._row = row
         up = self.upstreams[row] if 0 <= row < len(self.upstreams) else None
         for key, widget in self.fields.items():
-            value = str(up.get(key) or "") if up else ""
+            raw = up.get(key) if up else None
+            value = f"{raw:g}" if isinstance(raw, float) else str(raw or "")
             widget.blockSignals(True)
             if isinstance(widget, QLineEdit):
                 widget.setText(value)
@@ -189,8 +218,10 @@ class UpstreamEditor(QGroupBox):
         azure = values["kind"] == "azure-foundry"
         for key, value in values.items():
             unused = key in AZURE_ONLY and not azure
-            if unused or (not value and key in ("api", "api_key_env")):
+            if unused or (not value and key in OPTIONAL):
                 up.pop(key, None)
+            elif key in TIMEOUTS:
+                up[key] = number(value)
             else:
                 up[key] = value
         item = self.list.item(row)

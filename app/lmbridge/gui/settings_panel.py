@@ -1,28 +1,24 @@
-"""Settings: server, upstreams and routes, the minimum-context policy, API
-keys (to the keyring, shown masked), start at login and the log level.
+"""Settings: server (with allowed origins and the access token), upstreams
+(with their timeouts) and routes, the minimum-context policy, the chat API's
+defaults, API keys (to the keyring, shown masked), start at login and the
+log level.
 
-Nothing is saved until it validates as a whole (`config.parse`, the same
-check the proxy makes at start); the file is backed up first. Saved
-settings apply when the proxy restarts, which the page offers.
+Nothing is saved until it validates as a whole (the same check the proxy
+makes at start); the controller's `SettingsService` writes the file and
+keeps a backup. Saved settings apply when the proxy restarts, which the
+page offers.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-from pathlib import Path
 from typing import Any
 
-import msgspec
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QSpinBox,
     QVBoxLayout,
@@ -30,44 +26,18 @@ from PySide6.QtWidgets import (
 )
 
 from lmbridge import autostart, config, logs
-from lmbridge.auth.secrets import SECRETS
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.prefs import Prefs
+from lmbridge.gui.secrets_box import AccessTokenRow, KeysBox, masked
 from lmbridge.gui.settings_form import RoutesEditor, UpstreamEditor
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import Banner, button, hint_label, title_label
+from lmbridge.settings_service import apply_log_level
 
 POLICIES = ("auto", "warn", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def masked(key: str) -> str:
-    """A stored key as the page shows it: dots and the last four characters."""
-    return "•" * 8 + (key[-4:] if len(key) >= 12 else "")
-
-
-def write_config(path: Path, text: bytes) -> Path | None:
-    """Write `text` to `path` atomically, keeping the old file as `.bak`."""
-    backup = None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        backup = path.with_name(path.name + ".bak")
-        shutil.copy2(path, backup)
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_bytes(text)
-    os.replace(temp, path)
-    return backup
-
-
-def apply_log_level(level: str) -> None:
-    """Use `level` for the log file the app writes now (if it writes one)."""
-    root = logging.getLogger()
-    handlers = [h for h in root.handlers if isinstance(h, logs.LogFileHandler)]
-    for handler in handlers:
-        handler.setLevel(level)
-    if handlers and root.getEffectiveLevel() > handlers[0].level:
-        root.setLevel(level)
+__all__ = ["SettingsPanel", "masked"]
 
 
 def spin(low: int, high: int, step: int = 1, suffix: str = "") -> QSpinBox:
@@ -77,19 +47,6 @@ def spin(low: int, high: int, step: int = 1, suffix: str = "") -> QSpinBox:
     box.setGroupSeparatorShown(True)
     box.setSuffix(suffix)
     return box
-
-
-class KeyRow:
-    """One upstream's API key: its state, a masked entry, Save and Remove."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.state = QLabel("checking…")
-        self.entry = QLineEdit()
-        self.entry.setEchoMode(QLineEdit.EchoMode.Password)
-        self.entry.setPlaceholderText("paste a new key")
-        self.save = button("Save key")
-        self.remove = button("Remove")
 
 
 class SettingsPanel(QWidget):
@@ -119,11 +76,30 @@ class SettingsPanel(QWidget):
         self.port = spin(0, 65535)
         self.port.setGroupSeparatorShown(False)
         self.port_fallback = QCheckBox("Take the next free port when it is taken")
+        self.origins = QLineEdit()
+        self.origins.setPlaceholderText("none: every web page is refused")
+        self.token = AccessTokenRow(controller, self.tasks, self._needs_restart)
         server = QGroupBox("Server")
         form = QFormLayout(server)
         form.addRow("Listen on", self.host)
         form.addRow("Port", self.port)
         form.addRow("", self.port_fallback)
+        form.addRow("Allowed web origins", self.origins)
+        form.addRow(
+            "",
+            hint_label(
+                "Web pages allowed to call the proxy from a browser, comma-"
+                "separated (e.g. http://localhost:3000)."
+            ),
+        )
+        form.addRow("Access token", self.token)
+        form.addRow(
+            "",
+            hint_label(
+                "When set, clients must send it (Authorization: Bearer or "
+                "x-api-key). Kept in the keyring, never in the file."
+            ),
+        )
 
         self.upstreams = UpstreamEditor()
         self.routes = RoutesEditor()
@@ -153,11 +129,23 @@ class SettingsPanel(QWidget):
         form.addRow("Unload when idle for", self.load_ttl)
         form.addRow("", self.load_on_demand)
 
-        self.keys_box = QGroupBox("API keys")
-        self.keys_layout = QGridLayout(self.keys_box)
-        self.key_rows: dict[str, KeyRow] = {}
-        # Bumped by every change, so a slow keyring read never overwrites it.
-        self._keys_seen = 0
+        self.text_model = QLineEdit()
+        self.vision_model = QLineEdit()
+        self.max_image = spin(1, 100, 1, " MB")
+        chat = QGroupBox("Chat API defaults")
+        form = QFormLayout(chat)
+        form.addRow("Text model", self.text_model)
+        form.addRow("Vision model", self.vision_model)
+        form.addRow("Largest image", self.max_image)
+        form.addRow(
+            "",
+            hint_label(
+                "Models /chat and /chat/vision use when a request names none "
+                "(empty: the request must name one)."
+            ),
+        )
+
+        self.keys_box = KeysBox(self.tasks, self._needs_restart)
 
         self.start_at_login = QCheckBox("Start LM Bridge when I log in")
         self.autostart_where = hint_label()
@@ -175,7 +163,15 @@ class SettingsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.banner)
-        for widget in (server, self.upstreams, self.routes, lm, self.keys_box, app_box):
+        for widget in (
+            server,
+            self.upstreams,
+            self.routes,
+            lm,
+            chat,
+            self.keys_box,
+            app_box,
+        ):
             layout.addWidget(widget)
         layout.addWidget(self.where)
         layout.addStretch(1)
@@ -189,6 +185,8 @@ class SettingsPanel(QWidget):
         self.host.setText(s.server.host)
         self.port.setValue(s.server.port)
         self.port_fallback.setChecked(s.server.port_fallback)
+        self.origins.setText(", ".join(s.server.allowed_origins))
+        self.token.refresh()
         self.upstreams.load(s.upstream)
         self.routes.load(s.route)
         lm = s.lmstudio
@@ -198,47 +196,48 @@ class SettingsPanel(QWidget):
         self.load_context.setValue(lm.load_context_length)
         self.load_ttl.setValue(lm.load_ttl_seconds or 0)
         self.load_on_demand.setChecked(lm.load_on_demand)
+        self.text_model.setText(s.chat.default_text_model)
+        self.vision_model.setText(s.chat.default_vision_model)
+        self.max_image.setValue(max(1, round(s.chat.max_image_bytes / 1024**2)))
         self.log_level.setCurrentText(s.logging.level)
         status = autostart.status()
         self.start_at_login.blockSignals(True)
         self.start_at_login.setChecked(status.enabled)
         self.start_at_login.blockSignals(False)
         self.autostart_where.setText(f"Set in {status.location}")
-        self.where.setText(f"Saved in {self.controller.config_path}")
+        self.where.setText(f"Saved in {self.controller.settings_service.path}")
         self.refresh_keys()
 
     def settings_from_form(self) -> config.Settings:
         """The form as validated Settings; ConfigError names what is wrong."""
-        data: dict[str, Any] = msgspec.to_builtins(self.controller.settings)
-        data["server"] = {
-            **data.get("server", {}),
-            "host": self.host.text().strip(),
-            "port": self.port.value(),
-            "port_fallback": self.port_fallback.isChecked(),
+        origins = [o.strip() for o in self.origins.text().split(",") if o.strip()]
+        changes: dict[str, Any] = {
+            "server": {
+                "host": self.host.text().strip(),
+                "port": self.port.value(),
+                "port_fallback": self.port_fallback.isChecked(),
+                "allowed_origins": origins,
+            },
+            "upstream": self.upstreams.values(),
+            "route": self.routes.values(),
+            "lmstudio": {
+                "manage": self.manage.isChecked(),
+                "min_context": self.min_context.value(),
+                "context_policy": self.policy.currentData(),
+                "load_context_length": self.load_context.value(),
+                "load_ttl_seconds": self.load_ttl.value() or None,
+                "load_on_demand": self.load_on_demand.isChecked(),
+            },
+            "chat": {
+                "default_text_model": self.text_model.text().strip(),
+                "default_vision_model": self.vision_model.text().strip(),
+                "max_image_bytes": self.max_image.value() * 1024**2,
+            },
+            "logging": {"level": self.log_level.currentText()},
         }
-        data["upstream"] = self.upstreams.values()
-        data["route"] = self.routes.values()
-        data["lmstudio"] = {
-            **data.get("lmstudio", {}),
-            "manage": self.manage.isChecked(),
-            "min_context": self.min_context.value(),
-            "context_policy": self.policy.currentData(),
-            "load_context_length": self.load_context.value(),
-            "load_ttl_seconds": self.load_ttl.value() or None,
-            "load_on_demand": self.load_on_demand.isChecked(),
-        }
-        data["logging"] = {
-            **data.get("logging", {}),
-            "level": self.log_level.currentText(),
-        }
-        source = str(self.controller.config_path)
-        if not data["upstream"]:
-            raise config.ConfigError(f"{source}: add at least one upstream")
-        try:
-            settings = msgspec.convert(data, config.Settings)
-        except msgspec.ValidationError as exc:
-            raise config.ConfigError(f"{source}: {exc}") from None
-        return config.parse(config.dump(settings), source)
+        return self.controller.settings_service.merged(
+            self.controller.settings, changes
+        )
 
     def save(self) -> None:
         try:
@@ -246,16 +245,20 @@ class SettingsPanel(QWidget):
         except config.ConfigError as exc:
             self.banner.show_message("error", f"Not saved: {exc}")
             return
-        path = self.controller.config_path
+        service = self.controller.settings_service
         try:
-            backup = write_config(path, config.dump(settings))
+            saved = service.save(settings)
         except OSError as exc:
             self.banner.show_message(
-                "error", f"Could not write {path}: {exc.strerror or exc}"
+                "error", f"Could not write {service.path}: {exc.strerror or exc}"
             )
             return
-        self.controller.use_settings(settings)
-        apply_log_level(settings.logging.level)
+        except config.ConfigError as exc:
+            self.banner.show_message("error", f"Not saved: {exc}")
+            return
+        self.controller.use_settings(saved.settings)
+        apply_log_level(saved.settings.logging.level)
+        backup = saved.backup
         kept = f" (the previous file is kept as {backup.name})" if backup else ""
         if self.controller.restart_needed:
             self.banner.show_message(
@@ -267,6 +270,13 @@ class SettingsPanel(QWidget):
         else:
             self.banner.show_message("info", f"Saved{kept}.")
         self.load()
+
+    def _needs_restart(self, text: str) -> None:
+        if self.controller.running:
+            self.controller.restart_needed = True
+            self.banner.show_message(
+                "warning", text, [("Restart proxy now", self.restart)]
+            )
 
     def restart(self) -> None:
         self.tasks.start(self._restart(), what="Restarting the proxy")
@@ -305,74 +315,8 @@ class SettingsPanel(QWidget):
         ]
 
     def refresh_keys(self) -> None:
-        while self.keys_layout.count():
-            item = self.keys_layout.takeAt(0)
-            widget = item.widget() if item is not None else None
-            if widget is not None:
-                widget.deleteLater()
-        self.key_rows = {}
-        self._keys_seen += 1
-        status = SECRETS.status()
-        note = (
-            "Keys go to the system keyring; LM Bridge never writes them to a file."
-            if status.secure
-            else f"Keys entered here last for this session only: {status.reason}."
-        )
-        self.keys_layout.addWidget(hint_label(note), 0, 0, 1, 5)
-        for i, name in enumerate(self._key_names(), start=1):
-            row = self.key_rows[name] = KeyRow(name)
-            row.save.clicked.connect(lambda _=False, r=row: self._save_key(r))
-            row.remove.clicked.connect(lambda _=False, r=row: self._remove_key(r))
-            for column, widget in enumerate(
-                (QLabel(name), row.state, row.entry, row.save, row.remove)
-            ):
-                self.keys_layout.addWidget(widget, i, column)
-        if self.key_rows:
-            self.tasks.start(self._read_keys(), what="Reading the keyring")
+        self.keys_box.show_names(self._key_names())
 
-    async def _read_keys(self) -> None:
-        seen = self._keys_seen
-        for name, row in list(self.key_rows.items()):
-            key = await SECRETS.get(name)
-            if self._keys_seen == seen:
-                row.state.setText(masked(key) if key else "no key stored")
-                row.remove.setEnabled(key is not None)
-
-    def _save_key(self, row: KeyRow) -> None:
-        key = row.entry.text().strip()
-        if not key:
-            message.warning(f"Type or paste the key of {row.name} first")
-            return
-        self.tasks.start(
-            self._store_key(row, key), what=f"Saving the key of {row.name}"
-        )
-
-    async def _store_key(self, row: KeyRow, key: str) -> None:
-        stored = await SECRETS.set(row.name, key)
-        self._keys_seen += 1
-        row.entry.clear()
-        row.state.setText(masked(key))
-        row.remove.setEnabled(True)
-        if stored.where == "keyring":
-            message.info(f"The key of {row.name} is in the keyring")
-        else:
-            message.warning(
-                f"The key of {row.name} is kept for this session only: {stored.reason}"
-            )
-        if self.controller.running:
-            self.controller.restart_needed = True
-            self.banner.show_message(
-                "warning",
-                "Restart the proxy so the upstream uses the new key.",
-                [("Restart proxy now", self.restart)],
-            )
-
-    def _remove_key(self, row: KeyRow) -> None:
-        self.tasks.start(self._delete_key(row), what=f"Removing the key of {row.name}")
-
-    async def _delete_key(self, row: KeyRow) -> None:
-        await SECRETS.delete(row.name)
-        self._keys_seen += 1
-        row.state.setText("no key stored")
-        row.remove.setEnabled(False)
-        message.info(f"Removed the key of {row.name}")
+    @property
+    def key_rows(self) -> dict[str, Any]:
+        return self.keys_box.rows

@@ -2,8 +2,9 @@
 
 The icon shows stopped / running / busy (a model loading) / error; the
 tooltip the address, today's requests and the loaded model. The menu has a
-status line, Start / Stop, Copy endpoint URL, the loaded models each with
-Unload, Open LM Bridge and Quit. A left click opens the window. Every
+status line, Start / Stop, Copy endpoint URL, the loaded models (with size
+and context, proxy running or not) each with Unload, Unload all, Set up,
+Open LM Bridge and Quit. A left click opens the window. Every
 action calls a service; nothing here does the work itself.
 """
 
@@ -15,10 +16,12 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from lmbridge.gui.controller import ProxyController, ProxyPhase
 from lmbridge.gui.icons import TrayState, icon, tray_icon
-from lmbridge.gui.lmstudio_models import ModelsManager
+from lmbridge.gui.lmstudio_models import ModelsManager, size_text
+from lmbridge.gui.overview import context_k
 from lmbridge.gui.requests_log import RequestLog
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import copy_text
+from lmbridge.lmstudio import LoadedModel
 
 LEVEL_ICONS = {
     "info": QSystemTrayIcon.MessageIcon.Information,
@@ -35,10 +38,18 @@ def tray_state(controller: ProxyController) -> TrayState:
     return TrayState.BUSY if controller.busy else TrayState.RUNNING
 
 
+def model_label(model: LoadedModel) -> str:
+    """ "qwen/qwen3-coder-30b (17.3 GB, 32K context)"."""
+    facts = [size_text(model.size_bytes)] if model.size_bytes else []
+    facts.append(f"{context_k(model.context_length)} context")
+    return f"{model.identifier} ({', '.join(facts)})"
+
+
 class TrayIcon(QObject):
     """The system tray icon and its menu."""
 
     openRequested = Signal()
+    setupRequested = Signal()
     quitRequested = Signal()
 
     def __init__(
@@ -62,7 +73,12 @@ class TrayIcon(QObject):
         self.copy_action.triggered.connect(lambda: copy_text(controller.url))
         self._models_start = self.menu.addSeparator()
         self.model_actions: list[QAction] = []
+        self.unload_all_action = QAction(icon("trash"), "Unload all models", self.menu)
+        self.unload_all_action.triggered.connect(models.unload_all)
+        self.menu.addAction(self.unload_all_action)
         self._models_end = self.menu.addSeparator()
+        self.setup_action = self.menu.addAction(icon("setup"), "Set up LM Bridge…")
+        self.setup_action.triggered.connect(self.setupRequested)
         self.open_action = self.menu.addAction("Open LM Bridge")
         self.open_action.triggered.connect(self.openRequested)
         self.quit_action = self.menu.addAction("Quit LM Bridge")
@@ -117,20 +133,22 @@ class TrayIcon(QObject):
             controller.phase
             in (ProxyPhase.RUNNING, ProxyPhase.STOPPED, ProxyPhase.FAILED)
         )
-        identifiers = tuple(m.identifier for m in controller.loaded)
-        if identifiers == self._menu_models:
+        shown = tuple(model_label(m) for m in controller.loaded)
+        self.unload_all_action.setVisible(len(shown) > 1)
+        if shown == self._menu_models:
             return
-        self._menu_models = identifiers
+        self._menu_models = shown
         for action in self.model_actions:
             self.menu.removeAction(action)
             action.deleteLater()
         self.model_actions = []
-        for model in controller.loaded:
-            action = QAction(icon("stop"), f"Unload {model.identifier}", self.menu)
+        for model, label in zip(controller.loaded, shown, strict=True):
+            action = QAction(icon("stop"), f"Unload {label}", self.menu)
+            action.setToolTip(f"Unload {model.identifier} from LM Studio")
             action.triggered.connect(
                 lambda _=False, ident=model.identifier: self.models.unload(ident)
             )
-            self.menu.insertAction(self._models_end, action)
+            self.menu.insertAction(self.unload_all_action, action)
             self.model_actions.append(action)
 
     def toggle_proxy(self) -> None:

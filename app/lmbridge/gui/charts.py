@@ -1,0 +1,187 @@
+"""Day charts for the Usage page, drawn with pyqtgraph in the palette's colours.
+
+`DayChart` is one titled plot over a fixed run of days (x = day index, the
+axis ticks labelled "MM-DD"): stacked bars per key (`bars`) or lines per key
+(`lines`, None for a day without a value). Colours come from one qualitative
+palette that reads on light and dark backgrounds; the plot's background,
+axes and legend follow the Qt palette, and follow it again when it changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+pg.setConfigOptions(antialias=True)
+
+# Okabe-Ito and Tableau hues: distinguishable, legible on white and on black.
+SERIES_COLORS = (
+    "#4E79A7",
+    "#F28E2B",
+    "#59A14F",
+    "#E15759",
+    "#B07AA1",
+    "#76B7B2",
+    "#EDC948",
+    "#FF9DA7",
+    "#9C755F",
+    "#BAB0AC",
+)
+MAX_SERIES = 8  # more keys are summed as "other"
+
+
+def top_keys(
+    series: Mapping[str, Sequence[float]], limit: int = MAX_SERIES
+) -> dict[str, list[float]]:
+    """The `limit - 1` largest series, the rest summed as "other"."""
+    ordered = sorted(series.items(), key=lambda kv: -sum(kv[1]))
+    if len(ordered) <= limit:
+        return {k: list(v) for k, v in ordered}
+    kept = {k: list(v) for k, v in ordered[: limit - 1]}
+    rest = [
+        sum(vals) for vals in zip(*(v for _k, v in ordered[limit - 1 :]), strict=True)
+    ]
+    kept["other"] = rest
+    return kept
+
+
+def compact(value: float) -> str:
+    """700000 -> "700k", 1500000 -> "1.5M", 2.5 -> "2.5"."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+class CompactAxis(pg.AxisItem):  # type: ignore[misc]
+    """A value axis whose labels read 700k and 1.5M, not 700000."""
+
+    def tickStrings(
+        self, values: list[float], scale: float, spacing: float
+    ) -> list[str]:
+        return [compact(v * scale) for v in values]
+
+
+class DayChart(QWidget):
+    """One chart of values per day."""
+
+    def __init__(self, title: str, unit: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title = title
+        self.axis = pg.AxisItem(orientation="bottom")
+        self.plot = pg.PlotWidget(
+            axisItems={"bottom": self.axis, "left": CompactAxis(orientation="left")}
+        )
+        self.plot.setMinimumHeight(220)
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.showGrid(x=False, y=True, alpha=0.25)
+        self.unit = unit
+        # The legend is a line of text under the plot: it never hides a bar
+        # and takes the palette's text colour by itself.
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.series_keys: list[str] = []
+        self.values: dict[str, list[float | None]] = {}
+        self.days: list[str] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.legend)
+        self._apply_palette()
+
+    # -- drawing -----------------------------------------------------------
+
+    def _reset(self, days: list[str]) -> None:
+        self.plot.clear()
+        self.days = days
+        step = max(1, len(days) // 10)
+        self.axis.setTicks([[(i, days[i][5:]) for i in range(0, len(days), step)]])
+        self.plot.setXRange(-0.6, max(len(days) - 0.4, 0.6), padding=0)
+
+    def bars(self, days: list[str], series: Mapping[str, Sequence[float]]) -> None:
+        """Stacked bars: one colour per key, summed per day."""
+        self._reset(days)
+        shown = top_keys(series)
+        self.series_keys = list(shown)
+        self.values = {k: list(v) for k, v in shown.items()}
+        base = [0.0] * len(days)
+        xs = list(range(len(days)))
+        for i, values in enumerate(shown.values()):
+            color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
+            item = pg.BarGraphItem(
+                x=xs, height=values, y0=list(base), width=0.7, brush=color, pen=color
+            )
+            self.plot.addItem(item)
+            base = [b + v for b, v in zip(base, values, strict=True)]
+        self._show_legend(list(shown), ())
+        top = max(base, default=0.0)
+        self.plot.setYRange(0, top * 1.1 if top else 1, padding=0)
+
+    def lines(
+        self,
+        days: list[str],
+        series: Mapping[str, Sequence[float | None]],
+        dashed: Sequence[str] = (),
+    ) -> None:
+        """One line per key with a dot per day; None leaves a gap."""
+        self._reset(days)
+        self.series_keys = list(series)
+        self.values = {k: list(v) for k, v in series.items()}
+        top = 0.0
+        for i, (key, values) in enumerate(series.items()):
+            color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
+            style = Qt.PenStyle.DashLine if key in dashed else Qt.PenStyle.SolidLine
+            xs = [x for x, v in enumerate(values) if v is not None]
+            ys = [float(v) for v in values if v is not None]
+            item = self.plot.plot(
+                xs,
+                ys,
+                pen=pg.mkPen(color, width=2, style=style),
+                symbol="o",
+                symbolSize=6,
+                symbolBrush=color,
+                symbolPen=color,
+            )
+            del item
+            top = max([top, *ys])
+        self._show_legend(list(series), dashed)
+        self.plot.setYRange(0, top * 1.15 if top else 1, padding=0)
+
+    def _show_legend(self, keys: list[str], dashed: Sequence[str]) -> None:
+        parts = []
+        for i, key in enumerate(keys):
+            color = SERIES_COLORS[i % len(SERIES_COLORS)]
+            mark = "╌" if key in dashed else "■"
+            parts.append(
+                f'<span style="color:{color}">{mark}</span>&nbsp;{escape(key or "—")}'
+            )
+        self.legend.setText("&nbsp;&nbsp;&nbsp;".join(parts))
+
+    # -- theme --------------------------------------------------------------
+
+    def _apply_palette(self) -> None:
+        palette = self.palette()
+        background = palette.color(QPalette.ColorRole.Base)
+        text = palette.color(QPalette.ColorRole.WindowText)
+        self.plot.setBackground(background)
+        item = self.plot.getPlotItem()
+        item.setTitle(self.title, color=text.name(), size="10pt")
+        for name in ("left", "bottom"):
+            axis = item.getAxis(name)
+            axis.setPen(pg.mkPen(text))
+            axis.setTextPen(pg.mkPen(text))
+        if self.unit:
+            item.getAxis("left").setLabel(self.unit, color=text.name())
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_palette()
+        super().changeEvent(event)

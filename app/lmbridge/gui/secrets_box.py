@@ -1,0 +1,201 @@
+"""Secrets on the Settings page: upstream API keys and the proxy's access
+token, both kept in the OS keyring and shown masked.
+
+The widgets call the keyring through `SecretStore` (keys) and the
+controller's `SettingsService` (the access token); a change applies when
+the proxy restarts, which the page offers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QWidget,
+)
+
+from lmbridge.auth.secrets import SECRETS
+from lmbridge.gui import message
+from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.tasks import Tasks
+from lmbridge.gui.widgets import button, hint_label
+
+
+def masked(key: str) -> str:
+    """A stored key as the page shows it: dots and the last four characters."""
+    return "•" * 8 + (key[-4:] if len(key) >= 12 else "")
+
+
+class KeyRow:
+    """One upstream's API key: its state, a masked entry, Save and Remove."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.state = QLabel("checking…")
+        self.entry = QLineEdit()
+        self.entry.setEchoMode(QLineEdit.EchoMode.Password)
+        self.entry.setPlaceholderText("paste a new key")
+        self.save = button("Save key")
+        self.remove = button("Remove")
+
+
+class KeysBox(QGroupBox):
+    """API keys of the upstreams that take one."""
+
+    def __init__(
+        self,
+        tasks: Tasks,
+        on_changed: Callable[[str], None],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__("API keys", parent)
+        self.tasks = tasks
+        self.on_changed = on_changed
+        self.grid = QGridLayout(self)
+        self.rows: dict[str, KeyRow] = {}
+        # Bumped by every change, so a slow keyring read never overwrites it.
+        self.seen = 0
+
+    def show_names(self, names: list[str]) -> None:
+        while self.grid.count():
+            item = self.grid.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+        self.rows = {}
+        self.seen += 1
+        status = SECRETS.status()
+        note = (
+            "Keys go to the system keyring; LM Bridge never writes them to a file."
+            if status.secure
+            else f"Keys entered here last for this session only: {status.reason}."
+        )
+        self.grid.addWidget(hint_label(note), 0, 0, 1, 5)
+        for i, name in enumerate(names, start=1):
+            row = self.rows[name] = KeyRow(name)
+            row.save.clicked.connect(lambda _=False, r=row: self._save(r))
+            row.remove.clicked.connect(lambda _=False, r=row: self._remove(r))
+            for column, widget in enumerate(
+                (QLabel(name), row.state, row.entry, row.save, row.remove)
+            ):
+                self.grid.addWidget(widget, i, column)
+        if self.rows:
+            self.tasks.start(self._read(), what="Reading the keyring")
+
+    async def _read(self) -> None:
+        seen = self.seen
+        for name, row in list(self.rows.items()):
+            key = await SECRETS.get(name)
+            if self.seen == seen:
+                row.state.setText(masked(key) if key else "no key stored")
+                row.remove.setEnabled(key is not None)
+
+    def _save(self, row: KeyRow) -> None:
+        key = row.entry.text().strip()
+        if not key:
+            message.warning(f"Type or paste the key of {row.name} first")
+            return
+        self.tasks.start(self._store(row, key), what=f"Saving the key of {row.name}")
+
+    async def _store(self, row: KeyRow, key: str) -> None:
+        stored = await SECRETS.set(row.name, key)
+        self.seen += 1
+        row.entry.clear()
+        row.state.setText(masked(key))
+        row.remove.setEnabled(True)
+        if stored.where == "keyring":
+            message.info(f"The key of {row.name} is in the keyring")
+        else:
+            message.warning(
+                f"The key of {row.name} is kept for this session only: {stored.reason}"
+            )
+        self.on_changed("Restart the proxy so the upstream uses the new key.")
+
+    def _remove(self, row: KeyRow) -> None:
+        self.tasks.start(self._delete(row), what=f"Removing the key of {row.name}")
+
+    async def _delete(self, row: KeyRow) -> None:
+        await SECRETS.delete(row.name)
+        self.seen += 1
+        row.state.setText("no key stored")
+        row.remove.setEnabled(False)
+        message.info(f"Removed the key of {row.name}")
+
+
+class AccessTokenRow(QWidget):
+    """The token clients must send, kept in the keyring: state, entry, Save,
+    Remove. A token set in the file or through an environment variable is
+    shown as such and wins."""
+
+    def __init__(
+        self,
+        controller: ProxyController,
+        tasks: Tasks,
+        on_changed: Callable[[str], None],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.tasks = tasks
+        self.on_changed = on_changed
+        self.state = QLabel()
+        self.entry = QLineEdit()
+        self.entry.setEchoMode(QLineEdit.EchoMode.Password)
+        self.entry.setPlaceholderText("a new token clients must send")
+        self.save = button("Save token")
+        self.remove = button("Remove")
+        self.save.clicked.connect(self._save)
+        self.remove.clicked.connect(self._remove)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.state)
+        layout.addWidget(self.entry, 1)
+        layout.addWidget(self.save)
+        layout.addWidget(self.remove)
+        self.refresh()
+
+    def refresh(self) -> None:
+        server = self.controller.settings.server
+        token = self.controller.access_token
+        if server.access_token_env:
+            self.state.setText(f"from ${server.access_token_env}")
+        elif server.access_token:
+            self.state.setText(f"{masked(server.access_token)} (in the file)")
+        else:
+            self.state.setText(masked(token) if token else "none (not required)")
+        self.remove.setEnabled(bool(token))
+
+    def _save(self) -> None:
+        token = self.entry.text().strip()
+        if len(token) < 8:
+            message.warning("Use an access token of 8 characters or more")
+            return
+        self.tasks.start(self._store(token), what="Saving the access token")
+
+    async def _store(self, token: str) -> None:
+        stored = await self.controller.settings_service.set_access_token(token)
+        self.controller.access_token = token
+        self.entry.clear()
+        self.refresh()
+        if stored.where == "keyring":
+            message.info("The access token is in the keyring")
+        else:
+            message.warning(
+                f"The access token is kept for this session only: {stored.reason}"
+            )
+        self.on_changed("Restart the proxy so it asks clients for the new token.")
+
+    def _remove(self) -> None:
+        self.tasks.start(self._delete(), what="Removing the access token")
+
+    async def _delete(self) -> None:
+        await self.controller.settings_service.delete_access_token()
+        self.controller.access_token = ""
+        self.refresh()
+        message.info("Removed the access token")
+        self.on_changed("Restart the proxy so it stops asking for the token.")

@@ -1,0 +1,258 @@
+"""The first two pages of first-run setup: LM Studio, and the models to use.
+
+`LMStudioPage` says whether LM Studio is installed, running and serving,
+and starts its server with `lms server start` where the CLI exists.
+`ModelsPage` lists the downloaded language models (context, tool and vision
+badges) and takes a model per tool and the context to load it with.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWizardPage,
+)
+
+from lmbridge.gui.icons import icon
+from lmbridge.gui.lmstudio_models import size_text, tokens_text
+from lmbridge.gui.setup_plan import DEFAULT_CONTEXT, SetupChoice
+from lmbridge.gui.widgets import StatusDot, button, hint_label
+from lmbridge.lmstudio import DownloadedModel, ModelKind, install
+
+if TYPE_CHECKING:
+    from lmbridge.gui.setup_wizard import SetupWizard
+
+CHECKING = "Looking for LM Studio"
+STARTING = "Starting LM Studio's server"
+UNSET = "— leave unset —"
+
+
+class LMStudioPage(QWizardPage):
+    """Is LM Studio installed, running, serving? Start its server."""
+
+    def __init__(self, wizard: SetupWizard) -> None:
+        super().__init__()
+        self.setup = wizard
+        self.setTitle("LM Studio")
+        self.setSubTitle(
+            "LM Bridge serves the models of LM Studio on this machine "
+            "(and, if you like, Azure AI Foundry's)."
+        )
+        self.found: install.LMStudioSetup | None = None
+        self.installed = StatusDot("checking…")
+        self.running = StatusDot("checking…")
+        self.server = StatusDot("checking…")
+        self.next_step = hint_label()
+        self.start_button = button("Start LM Studio's server", "play")
+        self.start_button.setToolTip("Runs `lms server start`")
+        self.start_button.clicked.connect(self.start_server)
+        self.check_button = button("Check again", "refresh")
+        self.check_button.clicked.connect(self.check)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.check_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        for widget in (self.installed, self.running, self.server, self.next_step):
+            layout.addWidget(widget)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+
+    def initializePage(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        if not self.setup.tasks.running(CHECKING):
+            self.setup.tasks.start(self._check(), what=CHECKING)
+
+    async def _check(self) -> None:
+        self.check_button.setEnabled(False)
+        try:
+            self.found = await install.check(
+                self.setup.server_url(),
+                home=self.setup.home,
+                address=self.setup.controller.settings.lmstudio.address or None,
+            )
+        finally:
+            self.check_button.setEnabled(True)
+        self.show_found(self.found)
+
+    def show_found(self, found: install.LMStudioSetup) -> None:
+        self.installed.set_status(
+            "ok" if found.installed else "error",
+            "LM Studio is installed"
+            if found.installed
+            else "LM Studio is not installed",
+        )
+        self.running.set_status(
+            "ok" if found.running else "warning",
+            "LM Studio is running" if found.running else "LM Studio is not running",
+        )
+        self.server.set_status(
+            "ok" if found.server_on else "warning",
+            f"Its server answers at {found.server_url}"
+            if found.server_on
+            else f"Its server is off (expected at {found.server_url})",
+        )
+        self.next_step.setText(found.next_step() or "LM Studio is ready.")
+        self.start_button.setVisible(bool(found.lms) and not found.server_on)
+        if found.server_on:
+            self.setup.controller_models().refresh()
+
+    def start_server(self) -> None:
+        found = self.found
+        if found is None or not found.lms or self.setup.tasks.running(STARTING):
+            return
+        self.setup.tasks.start(self._start(found.lms), what=STARTING)
+
+    async def _start(self, lms: str) -> None:
+        self.start_button.setEnabled(False)
+        self.next_step.setText("Running `lms server start`…")
+        try:
+            port = self.setup.server_port()
+            result = await install.start_server(lms, port)
+        finally:
+            self.start_button.setEnabled(True)
+        await self._check()
+        found = self.found
+        if found is not None and not found.server_on:
+            said = result.output.splitlines()[-1] if result.output else ""
+            self.next_step.setText(
+                f"`lms server start` said “{said}”, but no server answers at "
+                f"{found.server_url}. {install.CLICK_TO_START}"
+            )
+
+
+class ModelsPage(QWizardPage):
+    """The downloaded models, and which one each tool uses."""
+
+    COLUMNS = ("Model", "Size", "Max context", "Tools", "Vision")
+    SLOTS = (
+        ("opus", "Claude Code — opus"),
+        ("sonnet", "Claude Code — sonnet (the default)"),
+        ("haiku", "Claude Code — haiku (background tasks)"),
+        ("codex", "Codex CLI"),
+        ("ide", "IDE plugins (Continue)"),
+    )
+
+    def __init__(self, wizard: SetupWizard) -> None:
+        super().__init__()
+        self.setup = wizard
+        self.setTitle("Models")
+        self.setSubTitle(
+            "Pick a downloaded model for each tool you use, and the context to "
+            "load it with. Tools left unset are not touched."
+        )
+        self.models: list[DownloadedModel] = []
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(self.COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.empty = hint_label()
+        self.combos: dict[str, QComboBox] = {}
+        form = QFormLayout()
+        for slot, label in self.SLOTS:
+            combo = self.combos[slot] = QComboBox()
+            combo.currentIndexChanged.connect(self._on_pick)
+            form.addRow(label, combo)
+        self.context = QSpinBox()
+        self.context.setRange(2048, 1_048_576)
+        self.context.setSingleStep(4096)
+        self.context.setGroupSeparatorShown(True)
+        self.context.setSuffix(" tokens")
+        self.context.setValue(DEFAULT_CONTEXT)
+        form.addRow("Load with a context of", self.context)
+        form.addRow(
+            "",
+            hint_label(
+                "Claude Code's prompts are about 20,000 tokens; 32,768 or more "
+                "is a good start. More context needs more memory."
+            ),
+        )
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty)
+        layout.addLayout(form)
+        wizard.controller_models().changed.connect(self.show_models)
+
+    def initializePage(self) -> None:
+        self.setup.controller_models().refresh()
+        self.show_models()
+
+    def show_models(self) -> None:
+        downloaded = self.setup.controller_models().downloaded
+        models = [m for m in downloaded if m.kind is ModelKind.LLM]
+        if [m.key for m in models] == [m.key for m in self.models]:
+            return
+        self.models = models
+        self.table.setRowCount(len(models))
+        for row, model in enumerate(models):
+            cells = (
+                QTableWidgetItem(model.display_name),
+                QTableWidgetItem(size_text(model.size_bytes)),
+                QTableWidgetItem(tokens_text(model.max_context_length)),
+                QTableWidgetItem("tools" if model.trained_for_tool_use else ""),
+                QTableWidgetItem("vision" if model.vision else ""),
+            )
+            cells[0].setToolTip(model.key)
+            if model.trained_for_tool_use:
+                cells[3].setIcon(icon("tools"))
+            if model.vision:
+                cells[4].setIcon(icon("vision"))
+            for column, item in enumerate(cells):
+                self.table.setItem(row, column, item)
+        self.empty.setText(
+            ""
+            if models
+            else "LM Studio has no language model yet: download one on the Models "
+            "page (or in LM Studio), then come back."
+        )
+        best = self._suggested()
+        for slot, combo in self.combos.items():
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem(UNSET, "")
+            for model in models:
+                combo.addItem(f"{model.display_name}  ({model.key})", model.key)
+            if best is not None and slot in ("sonnet", "opus", "haiku"):
+                combo.setCurrentIndex(combo.findData(best.key))
+            combo.blockSignals(False)
+        self._on_pick()
+
+    def _suggested(self) -> DownloadedModel | None:
+        """The largest model trained for tool use (agents need tools)."""
+        tools = [m for m in self.models if m.trained_for_tool_use]
+        return max(tools, key=lambda m: m.size_bytes, default=None)
+
+    def pick(self, slot: str, key: str) -> None:
+        combo = self.combos[slot]
+        combo.setCurrentIndex(combo.findData(key))
+
+    def _on_pick(self) -> None:
+        chosen = {str(c.currentData() or "") for c in self.combos.values()} - {""}
+        limits = [m.max_context_length for m in self.models if m.key in chosen]
+        if limits:
+            self.context.setMaximum(max(2048, min(limits)))
+        self.completeChanged.emit()
+
+    def choice(self) -> SetupChoice:
+        picked = {slot: str(c.currentData() or "") for slot, c in self.combos.items()}
+        return SetupChoice(context_length=self.context.value(), **picked)
+
+    def isComplete(self) -> bool:
+        return bool(self.choice().models())

@@ -1,0 +1,372 @@
+"""First-run setup: from a fresh install to a tool answering through LM Bridge.
+
+Pages: LM Studio (found? running? server on? start it), Models (a model per
+tool and the context), Review (the routes and each tool's config file as
+diffs; Next writes them: the settings through `SettingsService`, the tools'
+files through the integration writers, each with a backup), Azure (an
+optional sign-in), Test (a real request through the proxy, in the first
+chosen tool's protocol). Shown on first start; the tray and the Overview
+open it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import msgspec
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QPlainTextEdit,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
+
+from lmbridge import config, integrations
+from lmbridge.apiclient import ProxyClient
+from lmbridge.core.errors import LMBridgeError
+from lmbridge.gui.azure_accounts import AzureAccounts
+from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.lmstudio_models import ModelsManager
+from lmbridge.gui.requests_log import duration
+from lmbridge.gui.setup_pages import LMStudioPage, ModelsPage
+from lmbridge.gui.setup_plan import (
+    SetupChoice,
+    ToolPlan,
+    lmstudio_upstream,
+    planned_settings,
+    tool_plans,
+    tool_to_test,
+)
+from lmbridge.gui.tasks import Tasks
+from lmbridge.gui.widgets import Banner, StatusDot, button, hint_label, mono_font
+from lmbridge.lmstudio import ConnectionState
+
+TESTING = "Testing LM Bridge"
+CONNECT_WAIT = 10.0  # seconds the test waits for LM Studio's link
+
+
+def diff_view(text: str) -> QPlainTextEdit:
+    view = QPlainTextEdit(text)
+    view.setReadOnly(True)
+    view.setFont(mono_font())
+    view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+    view.setMinimumHeight(120)
+    return view
+
+
+class ReviewPage(QWizardPage):
+    """The changes, as diffs; Next writes them."""
+
+    def __init__(self, wizard: SetupWizard) -> None:
+        super().__init__()
+        self.setup = wizard
+        self.setTitle("Review and write")
+        self.setSubTitle(
+            "LM Bridge's routes and each tool's own config file change as shown. "
+            "Next writes them; every changed file keeps a backup."
+        )
+        self.settings: config.Settings | None = None
+        self.plans: list[ToolPlan] = []
+        self.writes: dict[str, QCheckBox] = {}
+        self.banner = Banner(closable=False)
+        self.body = QVBoxLayout()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.banner)
+        layout.addLayout(self.body, 1)
+        self.written: list[str] = []
+
+    def initializePage(self) -> None:
+        self.banner.hide()
+        while self.body.count():
+            item = self.body.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+        self.writes = {}
+        choice = self.setup.choice()
+        service = self.setup.controller.settings_service
+        try:
+            self.settings = planned_settings(
+                self.setup.controller.settings, choice, str(service.path)
+            )
+        except config.ConfigError as exc:
+            self.settings = None
+            self.banner.show_message("error", str(exc))
+            return
+        old, new = service.preview(self.settings)
+        where = f"LM Bridge's settings ({service.path})"
+        if not old:  # no file yet: show the change against what runs now
+            old = config.dump(self.setup.controller.settings).decode()
+            where += ", a new file; the changes to the settings in use"
+        diff = "".join(
+            difflib.unified_diff(
+                old.splitlines(keepends=True),
+                new.splitlines(keepends=True),
+                fromfile=str(service.path),
+                tofile=str(service.path),
+            )
+        )
+        self.body.addWidget(hint_label(f"{where}:"))
+        self.body.addWidget(diff_view(diff or "(no change)"))
+        clients = self.setup.client_settings(self.settings)
+        self.plans = tool_plans(clients, choice, self.setup.home)
+        for plan in self.plans:
+            if plan.plan is None:
+                self.body.addWidget(hint_label(f"{plan.name}: {plan.problem}"))
+                continue
+            box = QCheckBox(f"Write {plan.plan.path} ({plan.name})")
+            box.setChecked(plan.plan.changed)
+            box.setEnabled(plan.plan.changed)
+            self.writes[plan.tool] = box
+            self.body.addWidget(box)
+            text = plan.plan.diff() if plan.plan.changed else "(already set up)"
+            self.body.addWidget(diff_view(text))
+
+    def validatePage(self) -> bool:
+        """Write the settings and the checked tool files; stay on an error."""
+        if self.settings is None:
+            return False
+        controller = self.setup.controller
+        try:
+            saved = controller.settings_service.save(self.settings)
+        except (OSError, config.ConfigError) as exc:
+            self.banner.show_message("error", f"Not saved: {exc}")
+            return False
+        controller.use_settings(saved.settings)
+        self.written = [str(saved.path)]
+        for plan in self.plans:
+            box = self.writes.get(plan.tool)
+            if plan.plan is None or box is None or not box.isChecked():
+                continue
+            try:
+                result = integrations.write(plan.plan)
+            except integrations.IntegrationError as exc:
+                self.banner.show_message("error", f"{plan.name}: not written: {exc}")
+                return False
+            self.written.append(str(result.path))
+        return True
+
+
+class AzurePage(QWizardPage):
+    """Optional: sign in to Azure for Azure AI Foundry upstreams."""
+
+    def __init__(self, wizard: SetupWizard) -> None:
+        super().__init__()
+        self.setup = wizard
+        self.setTitle("Azure AI Foundry (optional)")
+        self.setSubTitle("Skip this unless you also use models in Azure AI Foundry.")
+        self.box = QVBoxLayout()
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.box)
+        layout.addStretch(1)
+
+    def initializePage(self) -> None:
+        while self.box.count():
+            item = self.box.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+        azure = self.setup.azure
+        if not azure.configured():
+            self.box.addWidget(
+                hint_label(
+                    "No Azure AI Foundry upstream is configured. To use one, add an "
+                    "upstream of kind azure-foundry in Settings ▸ Upstreams, then "
+                    "sign in on the Azure page."
+                )
+            )
+            return
+        for name, account in azure.accounts.items():
+            row = QWidget()
+            line = QVBoxLayout(row)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.addWidget(StatusDot(f"{account.title}: {account.describe()}"))
+            if account.auth != "api-key":
+                sign_in = button("Sign in", "azure")
+                sign_in.clicked.connect(lambda _=False, n=name: self.sign_in(n))
+                line.addWidget(sign_in)
+            self.box.addWidget(row)
+
+    def sign_in(self, name: str) -> None:
+        self.setup.tasks.start(self._sign_in(name), what="Signing in to Azure")
+
+    async def _sign_in(self, name: str) -> None:
+        await self.setup.azure.sign_in(name)
+        self.initializePage()
+
+
+class TestPage(QWizardPage):
+    """A real request through the proxy, as the first chosen tool sends it."""
+
+    def __init__(self, wizard: SetupWizard) -> None:
+        super().__init__()
+        self.setup = wizard
+        self.setTitle("Test")
+        self.setSubTitle(
+            "A real request goes through LM Bridge to LM Studio, which loads the "
+            "model first if needed (that can take a while)."
+        )
+        self.result = StatusDot("")
+        self.detail = hint_label()
+        self.again = button("Test again", "send")
+        self.again.clicked.connect(self.test)
+        self.ok = False
+        row = QHBoxLayout()
+        row.addWidget(self.again)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.result)
+        layout.addWidget(self.detail)
+        layout.addLayout(row)
+        layout.addStretch(1)
+
+    def initializePage(self) -> None:
+        self.test()
+
+    def test(self) -> None:
+        if not self.setup.tasks.running(TESTING):
+            self.setup.tasks.start(self._test(), what=TESTING)
+
+    async def _test(self) -> None:
+        self.ok = False
+        self.again.setEnabled(False)
+        try:
+            await self._run()
+        finally:
+            self.again.setEnabled(True)
+
+    async def _run(self) -> None:
+        controller = self.setup.controller
+        choice = self.setup.choice()
+        tool = tool_to_test(choice)
+        if tool is None:
+            self.result.set_status("warning", "No tool was set up, nothing to test.")
+            return
+        self.result.set_status("warning", "Starting the proxy…")
+        started = (
+            await controller.restart()
+            if controller.restart_needed or not controller.running
+            else True
+        )
+        if not started:
+            self.result.set_status(
+                "error", f"The proxy did not start: {controller.error}"
+            )
+            return
+        svc = controller.lmstudio
+        if svc is not None and svc.status.state is not ConnectionState.CONNECTED:
+            self.result.set_status("warning", "Connecting to LM Studio…")
+            with contextlib.suppress(LMBridgeError, TimeoutError):
+                async with asyncio.timeout(CONNECT_WAIT):
+                    await svc.connect()
+        settings = self.setup.client_settings(controller.runtime_settings())
+        tool_choice = choice.tool_choice(tool)
+        request = integrations.build_test_request(tool, settings, tool_choice)
+        info = integrations.describe(tool, settings, tool_choice)
+        self.result.set_status("warning", f"Asking {request.body['model']}…")
+        client = ProxyClient(controller.url, token=settings.server.token())
+        reply = await client.send(
+            info.protocol,
+            request.path,
+            msgspec.json.encode(request.body),
+            request.headers,
+        )
+        if reply.ok:
+            self.ok = True
+            self.result.set_status(
+                "ok",
+                f"{info.name} works through LM Bridge: {reply.status} in "
+                f"{duration(reply.elapsed)}",
+            )
+            self.detail.setText(
+                f"The model answered “{reply.text.strip()[:200]}”. Start {info.name} "
+                "as usual; its requests show on the Requests page."
+            )
+        else:
+            self.result.set_status(
+                "error", f"The test failed ({reply.status or 'no answer'})"
+            )
+            self.detail.setText(reply.text[:500])
+
+
+class SetupWizard(QWizard):
+    """First-run setup."""
+
+    def __init__(
+        self,
+        controller: ProxyController,
+        models: ModelsManager,
+        azure: AzureAccounts,
+        parent: QWidget | None = None,
+        *,
+        home: Path | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.models = models
+        self.azure = azure
+        # The home directory whose LM Studio and tool configs setup uses
+        # (tests point it at a temporary one).
+        self.home = home
+        self.tasks = Tasks("setup")
+        self.setWindowTitle("Set up LM Bridge")
+        self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
+        self.resize(820, 640)
+        self.lmstudio_page = LMStudioPage(self)
+        self.models_page = ModelsPage(self)
+        self.review_page = ReviewPage(self)
+        self.azure_page = AzurePage(self)
+        self.test_page = TestPage(self)
+        for page in (
+            self.lmstudio_page,
+            self.models_page,
+            self.review_page,
+            self.azure_page,
+            self.test_page,
+        ):
+            self.addPage(page)
+
+    # -- what the pages share ----------------------------------------------
+
+    def controller_models(self) -> ModelsManager:
+        return self.models
+
+    def choice(self) -> SetupChoice:
+        return self.models_page.choice()
+
+    def server_url(self) -> str:
+        """The LM Studio upstream's base URL (LM Studio's default if none)."""
+        settings = self.controller.settings
+        name = lmstudio_upstream(settings)
+        upstream = settings.upstream_named(name) if name else None
+        return upstream.base_url if upstream is not None else "http://127.0.0.1:1234"
+
+    def server_port(self) -> int | None:
+        try:
+            return urlsplit(self.server_url()).port
+        except ValueError:
+            return None
+
+    def client_settings(self, settings: config.Settings) -> config.Settings:
+        """`settings` as clients reach the proxy: the port it listens on now."""
+        server = self.controller.server
+        if server is None or not server.running:
+            return settings
+        return msgspec.structs.replace(
+            settings, server=msgspec.structs.replace(settings.server, port=server.port)
+        )
+
+    async def aclose(self) -> None:
+        await self.tasks.aclose()
+
+    def done(self, result: int) -> None:
+        self.tasks.cancel()
+        super().done(result)

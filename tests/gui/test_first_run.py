@@ -1,0 +1,182 @@
+"""First-run setup, driven from start to finish against the fake LM Studio:
+found and serving, a model per tool, the routes and the tools' config files
+written after the diff, and a real request through the proxy."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QLabel, QPlainTextEdit
+
+from fakes.lmstudio_server import FakeLMStudio
+from gui.helpers import close_app, eventually, make_app, table_text
+from lmbridge import config
+from lmbridge.gui.app import LMBridgeApp
+from lmbridge.gui.overview import OverviewPanel
+from lmbridge.gui.setup_wizard import SetupWizard
+from lmbridge.lmstudio import install
+
+QWEN = "qwen/qwen3-coder-30b"
+GEMMA = "google/gemma-3-4b"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user's home with LM Studio installed (its home and its `lms` CLI);
+    the tools' config files go here too."""
+    home = tmp_path / "home"
+    (home / ".lmstudio" / "bin").mkdir(parents=True)
+    lms = home / ".lmstudio" / "bin" / "lms"
+    log = tmp_path / "lms-calls.txt"
+    lms.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\necho "Starting server"\n')
+    lms.chmod(lms.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    for name in ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "CONTINUE_GLOBAL_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def fresh_settings(base_url: str) -> config.Settings:
+    """A new user's settings: LM Studio only (at the fake's address), no routes."""
+    return config.parse(
+        f'[server]\nport = 0\n\n[[upstream]]\nname = "local"\nkind = "lmstudio"\n'
+        f'base_url = "{base_url}"\n'
+    )
+
+
+def wizard_of(app: LMBridgeApp) -> SetupWizard:
+    assert app.setup is not None
+    return app.setup
+
+
+async def test_first_run_from_nothing_to_an_answer(
+    fake_lm: FakeLMStudio, home: Path, tmp_path: Path
+) -> None:
+    app = await make_app(fresh_settings(fake_lm.base_url), tmp_path, setup=None)
+    try:
+        wizard = wizard_of(app)  # no settings file: setup opened by itself
+        assert wizard.isVisible()
+
+        # LM Studio: installed, running, its server on.
+        page = wizard.lmstudio_page
+        await eventually(lambda: page.found is not None, what="LM Studio")
+        assert page.found is not None and page.found.ready
+        assert page.installed.kind == page.running.kind == page.server.kind == "ok"
+        assert page.start_button.isHidden()
+
+        # Models: the language models with their badges; Qwen is suggested.
+        wizard.next()
+        models = wizard.models_page
+        await eventually(lambda: models.table.rowCount() == 2, what="the models")
+        assert table_text(models.table, 0, 3) == "tools"
+        assert table_text(models.table, 1, 4) == "vision"
+        assert models.combos["sonnet"].currentData() == QWEN
+        models.pick("codex", QWEN)
+        models.pick("ide", GEMMA)
+        models.context.setValue(16384)
+        assert models.isComplete()
+
+        # Review: the diffs, then Next writes them.
+        wizard.next()
+        review = wizard.review_page
+        texts = [w.toPlainText() for w in review.findChildren(QPlainTextEdit)]
+        assert any("claude-*sonnet*" in t for t in texts)
+        assert any("ANTHROPIC_DEFAULT_SONNET_MODEL" in t for t in texts)
+        assert set(review.writes) == {"claude-code", "codex", "continue"}
+        wizard.next()
+        assert wizard.currentPage() is wizard.azure_page
+        saved = config.load(app.controller.config_path)
+        assert [(r.model, r.target) for r in saved.route][:3] == [
+            ("claude-*opus*", QWEN),
+            ("claude-*sonnet*", QWEN),
+            ("claude-*haiku*", QWEN),
+        ]
+        assert {r.model for r in saved.route} >= {QWEN, GEMMA}
+        assert saved.lmstudio.load_context_length == 16384
+        assert saved.lmstudio.min_context == 16384
+        claude = json.loads((home / ".claude" / "settings.json").read_text())
+        assert claude["env"]["ANTHROPIC_DEFAULT_SONNET_MODEL"] == QWEN
+        assert claude["env"]["ANTHROPIC_BASE_URL"].startswith("http://127.0.0.1:")
+        codex = tomllib.loads((home / ".codex" / "config.toml").read_text())
+        assert codex["model"] == QWEN
+        assert app.controller.settings.route == saved.route
+
+        # Azure: optional; none configured.
+        labels = [w.text() for w in wizard.azure_page.findChildren(QLabel)]
+        assert any("No Azure AI Foundry upstream" in t for t in labels)
+
+        # Test: a real Claude Code request; LM Studio loads the model with
+        # the chosen context on demand.
+        wizard.next()
+        test = wizard.test_page
+        await eventually(lambda: test.ok, timeout=30, what="the test request")
+        assert "Claude Code works through LM Bridge" in test.result.plain
+        assert QWEN in fake_lm.load_requests
+        assert fake_lm.load_configs[-1]["llm.load.contextLength"] == 16384
+        await eventually(
+            lambda: [r.model for r in app.log.rows] == [QWEN], what="the log row"
+        )
+
+        wizard.accept()
+        await eventually(lambda: app.setup is None, what="the wizard to close")
+    finally:
+        await close_app(app)
+
+    # Setup is shown once; it opens again from the Overview.
+    again = await make_app(fresh_settings(fake_lm.base_url), tmp_path, setup=None)
+    try:
+        assert again.setup is None
+        overview = again.page("overview")
+        assert isinstance(overview, OverviewPanel)
+        overview.setup_button.click()
+        assert again.setup is not None and again.setup.isVisible()
+    finally:
+        await close_app(again)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_server_off_is_started_with_lms(home: Path, tmp_path: Path) -> None:
+    port = closed_port()
+    app = await make_app(fresh_settings(f"http://127.0.0.1:{port}"), tmp_path)
+    try:
+        wizard = app.open_setup()
+        page = wizard.lmstudio_page
+        await eventually(lambda: page.found is not None, what="the check")
+        assert page.found is not None
+        assert page.found.installed and not page.found.server_on
+        assert page.found.lms == str(home / ".lmstudio" / "bin" / "lms")
+        assert not page.start_button.isHidden()
+        assert "lms server start" in page.next_step.text()
+        page.start_button.click()
+        calls = tmp_path / "lms-calls.txt"
+        await eventually(calls.exists, what="lms to run")
+        assert calls.read_text().split() == ["server", "start", "--port", str(port)]
+        await eventually(
+            lambda: install.CLICK_TO_START in page.next_step.text(),
+            what="the hint after lms",
+        )
+    finally:
+        await close_app(app)
+
+
+async def test_not_installed_says_where_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    found = await install.check(
+        f"http://127.0.0.1:{closed_port()}", home=tmp_path / "empty-home"
+    )
+    assert not found.installed and not found.server_on and found.lms is None
+    assert install.DOWNLOAD_URL in found.next_step()

@@ -1,0 +1,96 @@
+"""Usage: the charts from the request history, and the Requests page
+showing requests from before a restart (the history in the database)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from fakes.lmstudio_server import FakeLMStudio
+from fakes.openai_upstream import FakeOpenAIUpstream
+from gui.helpers import app_settings, close_app, eventually, make_app
+from lmbridge.gui.app import LMBridgeApp
+from lmbridge.gui.requests_panel import RequestsPanel
+from lmbridge.gui.usage_panel import UsagePanel
+
+
+async def ask(app: LMBridgeApp, n: int, model: str = "gpt-5") -> None:
+    async with aiohttp.ClientSession() as session:
+        for i in range(n):
+            body = {
+                "model": model,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "messages": [{"role": "user", "content": f"hi {i}"}],
+            }
+            async with session.post(
+                app.controller.url + "/v1/chat/completions",
+                json=body,
+                headers={"User-Agent": "curl/8.5.0"},
+            ) as resp:
+                assert resp.status == 200
+                await resp.read()
+
+
+async def test_usage_charts_from_the_history(gui_app: LMBridgeApp) -> None:
+    await ask(gui_app, 3)
+    await eventually(lambda: gui_app.log.stats.requests == 3, what="the requests")
+    panel = gui_app.page("usage")
+    assert isinstance(panel, UsagePanel)
+    gui_app.window.show_page("usage")
+    panel.refresh()
+    await eventually(
+        lambda: panel.data is not None and panel.data.requests == 3,
+        what="the usage data",
+    )
+    data = panel.data
+    assert data is not None and len(data.days) == 7
+    assert list(data.tokens_by_model) == ["fake-model"]
+    assert data.tokens_by_model["fake-model"][-1] > 0  # today, the last bar
+    assert list(data.tokens_by_client) == ["curl"]
+    assert data.ttft["median"][-1] is not None
+    assert "3 requests" in panel.summary.text()
+    chart = panel.charts["models"]
+    assert chart.series_keys == ["fake-model"]
+    assert chart.days == data.days
+    panel.range.setCurrentIndex(2)  # 30 days
+    await eventually(
+        lambda: panel.data is not None and len(panel.data.days) == 30,
+        what="30 days",
+    )
+
+
+async def test_usage_page_with_the_proxy_stopped(gui_app: LMBridgeApp) -> None:
+    panel = gui_app.page("usage")
+    assert isinstance(panel, UsagePanel)
+    await gui_app.controller.stop()
+    assert "Start the proxy" in panel.summary.text()
+    assert not panel.refresh_button.isEnabled()
+
+
+async def test_requests_from_before_a_restart_are_shown(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    settings = app_settings(fake_lm, fake_upstream)
+    first = await make_app(settings, tmp_path)
+    try:
+        await ask(first, 2)
+        await eventually(lambda: first.log.stats.requests == 2)
+    finally:
+        await close_app(first)  # the recorder writes what is left on close
+
+    second = await make_app(settings, tmp_path)
+    try:
+        panel = second.page("requests")
+        assert isinstance(panel, RequestsPanel)
+        await eventually(lambda: panel.proxy.rowCount() == 2, what="the history")
+        assert second.log.stats.requests == 2  # today's numbers include them
+        route = str(panel.model.index(0, 3).data())
+        assert route == "gpt-5 → cloud/fake-model"
+        await ask(second, 1)
+        await eventually(lambda: panel.proxy.rowCount() == 3, what="a new one")
+        assert second.log.rows[-1].model == "gpt-5"
+        assert second.log.rows[0].request_body == ""  # bodies are not kept
+    finally:
+        await close_app(second)
