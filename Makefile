@@ -18,9 +18,30 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 	$(PIP) install -e .
 	@touch $@
 
+# llama-cpp-python (the real-model tier) compiles llama.cpp. A native build
+# turns on AMX where the CPU has it, and its AMX kernels crash on such
+# machines (SIGSEGV in ggml_backend_amx_mul_mat), so x86-64 gets a portable
+# AVX2 build. Pip's own wheel cache ignores CMAKE_ARGS, so the wheel is
+# built into a cache of ours, keyed by version and flags.
+LLAMA_VERSION := 0.3.36
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_FLAVOUR := avx2
+else
+LLAMA_FLAVOUR := native
+endif
+LLAMA_WHEELS := $(HOME)/.cache/lmbridge/wheels/llama-$(LLAMA_VERSION)-$(LLAMA_FLAVOUR)
+
+$(VENV)/.llama: Makefile | $(BIN)/python
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --no-cache-dir --no-deps \
+	    -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)"
+	$(PIP) install --find-links $(LLAMA_WHEELS) "llama-cpp-python[server]==$(LLAMA_VERSION)"
+	@touch $@
+
 # Everything the test suite needs, including the real-model tier and the
 # packaging tools (the suite builds and runs the bundle and the wheel).
-$(VENV)/.dev: pyproject.toml | $(BIN)/python
+$(VENV)/.dev: pyproject.toml $(VENV)/.llama | $(BIN)/python
 	$(PIP) install -e ".[test,dev,e2e,packaging]"
 	@touch $@ $(VENV)/.base $(VENV)/.packaging
 
@@ -38,6 +59,8 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file tests/mypy.ini tests bench
+	$(BIN)/lint-imports
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format app tests bench
@@ -45,13 +68,36 @@ format: $(VENV)/.dev
 
 # System packages the tests use: Debian's headless Chromium for the browser
 # test (skipped, with a message, where it cannot be installed).
+# Also Debian's nodejs and npm where there is no npm, for `make clients`.
 sysdeps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "sysdeps: cannot install chromium here; the browser test will be skipped"; fi; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; then :; \
+	  else echo "sysdeps: cannot install nodejs and npm here; tests/clients will be skipped"; fi; }
 
-test: lint sysdeps
+# The real Claude Code and Codex CLIs that tests/clients drives through
+# `lmbridge serve`, pinned (newer: `npm view @openai/codex version`), in
+# .cache/clients/. Without npm or the registry: one line, and those tests
+# are skipped.
+CLAUDE_CODE_VERSION := 2.1.332
+CODEX_VERSION := 0.171.0
+CLIENTS := .cache/clients
+CLIENTS_STAMP := $(CLIENTS)/.installed-claude-code-$(CLAUDE_CODE_VERSION)-codex-$(CODEX_VERSION)
+
+.PHONY: clients
+clients:
+	@[ -f $(CLIENTS_STAMP) ] || { rm -rf $(CLIENTS) && mkdir -p $(CLIENTS) && \
+	  if command -v npm >/dev/null 2>&1 && npm install --prefix $(CLIENTS) --no-save \
+	      --no-package-lock --no-audit --no-fund --loglevel=error \
+	      @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION); then \
+	    touch $(CLIENTS_STAMP); \
+	  else rm -rf $(CLIENTS); echo "clients: cannot install Claude Code and Codex with npm; tests/clients will be skipped"; fi; }
+
+test: lint sysdeps clients
 	$(BIN)/pytest -q
 
 # The one-folder app for this platform: dist/lmbridge/ (macOS: dist/LM Bridge.app).

@@ -26,10 +26,11 @@ import fake_upstream_server as fake
 import payloads
 from lmbridge.core import ir
 from lmbridge.core.assemble import Assembler
+from lmbridge.core.events import RequestRecord
 from lmbridge.protocols.anthropic.wire import WireRequest
+from lmbridge.protocols.openai_chat import OPENAI_CHAT
 from lmbridge.protocols.registry import front_door, upstream_codec
-from lmbridge.server import proxy
-from lmbridge.server.streaming import with_pings
+from lmbridge.server import translate
 
 
 def us(fn: Callable[[], object], number: int = 50) -> float:
@@ -42,7 +43,7 @@ def events_of(req: ir.Request, stream: bytes) -> list[ir.Event]:
 
 
 def filtered(req: ir.Request, events: list[ir.Event]) -> list[ir.Event]:
-    filters = proxy.event_filters(req)
+    filters = translate.event_filters(req)
     out = events
     for f in filters:
         out = [o for e in out for o in f.feed(e)] + f.close()
@@ -59,17 +60,6 @@ def assembled(req: ir.Request, events: list[ir.Event]) -> bytes:
 def encoded(req: ir.Request, events: list[ir.Event]) -> bytes:
     enc = front_door("anthropic").stream_encoder(req)
     return b"".join(enc.encode(e) for e in events)
-
-
-async def _pinged(events: list[ir.Event]) -> int:
-    async def source():  # type: ignore[no-untyped-def]
-        for e in events:
-            yield e
-
-    n = 0
-    async for _ in with_pings(source(), 10.0):
-        n += 1
-    return n
 
 
 async def _plain(events: list[ir.Event]) -> int:
@@ -138,6 +128,7 @@ def main() -> None:
     small = payloads.openai_small()
     big = msgspec.json.encode({**msgspec.json.decode(up_body), "stream": False})
     reply = fake.chat_json("fake-model")
+    passthrough = OPENAI_CHAT.passthrough
     rows += [
         (
             "pass 1K: openai parse_request (full IR)",
@@ -153,10 +144,10 @@ def main() -> None:
         ),
         (f"pass {len(big) // 1000}K: head-only decode", us(lambda: _head.decode(big))),
         (
-            "pass 1K: _record_usage (decode the answer)",
-            us(lambda: proxy._record_usage(proxy.RequestRecord(), reply), 2000),
+            "pass 1K: whole_usage (decode the answer)",
+            us(lambda: passthrough.whole_usage(reply), 2000),
         ),
-        ("pass 1K: RequestRecord()", us(lambda: proxy.RequestRecord(), 2000)),
+        ("pass 1K: RequestRecord()", us(lambda: RequestRecord(), 2000)),
         (
             "pass 1K: upstream_codec() lookup (importlib)",
             us(lambda: upstream_codec("chat"), 2000),
@@ -174,10 +165,6 @@ def main() -> None:
         (
             "stream: anthropic encode, per event",
             us(lambda: encoded(sreq, sevents), 5) / n,
-        ),
-        (
-            "stream: with_pings, per event",
-            us(lambda: asyncio.run(_pinged(sevents)), 3) / n,
         ),
         (
             "stream: plain async generator, per event",

@@ -1,9 +1,11 @@
-"""Shared fixtures: isolated home, fake upstreams, a running proxy."""
+"""Shared fixtures: isolated home, fake upstreams, a running proxy; every
+test fails on an ERROR log line it did not declare (`expected_errors`)."""
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,37 @@ async def proxy(fake_upstream: FakeOpenAIUpstream) -> AsyncIterator[RunningProxy
     running = await start_proxy(settings_for(fake_upstream.url))
     yield running
     await running.server.stop()
+
+
+class ErrorLog(logging.Handler):
+    """Collects ERROR records; the test fails on any it did not expect."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+        self.expected: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def unexpected(self) -> list[str]:
+        lines = [r.getMessage() for r in self.records]
+        return [line for line in lines if not any(e in line for e in self.expected)]
+
+
+@pytest.fixture(autouse=True)
+def error_log() -> Iterator[ErrorLog]:
+    handler = ErrorLog()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+    unexpected = handler.unexpected()
+    if unexpected:
+        pytest.fail(f"unexpected error log lines: {unexpected}")
+
+
+@pytest.fixture
+def expected_errors(error_log: ErrorLog) -> Callable[[str], None]:
+    """Declare an ERROR log line (by substring) that the test provokes."""
+    return error_log.expected.append

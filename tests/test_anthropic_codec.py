@@ -78,7 +78,9 @@ def test_system_string_and_blocks() -> None:
     assert req.system == (ir.Text("one"), ir.Text("two"))
 
 
-def test_system_messages_inside_messages_move_to_system() -> None:
+def test_system_messages_inside_messages_stay_in_place() -> None:
+    # Leading ones are the system prompt; later ones keep their position,
+    # so the start of the prompt does not change from turn to turn.
     messages = [
         {"role": "system", "content": "from messages"},
         {"role": "user", "content": "hi"},
@@ -86,8 +88,12 @@ def test_system_messages_inside_messages_move_to_system() -> None:
         {"role": "assistant", "content": "hello"},
     ]
     req = parse_request(body(system="top", messages=messages))
-    assert req.system == (ir.Text("top"), ir.Text("from messages"), ir.Text("later"))
-    assert [m.role for m in req.messages] == [ir.Role.USER, ir.Role.ASSISTANT]
+    assert req.system == (ir.Text("top"), ir.Text("from messages"))
+    assert req.messages == (
+        ir.Message(ir.Role.USER, (ir.Text("hi"),)),
+        ir.Message(ir.Role.SYSTEM, (ir.Text("later"),)),
+        ir.Message(ir.Role.ASSISTANT, (ir.Text("hello"),)),
+    )
 
 
 def test_text_and_image_blocks() -> None:
@@ -210,13 +216,116 @@ def test_unknown_blocks_follow_the_policy() -> None:
     )
 
 
-def test_messages_left_empty_are_dropped() -> None:
+def test_assistant_messages_left_empty_are_dropped_and_listed() -> None:
     messages = [
-        user({"type": "server_tool_use", "id": "s", "name": "n", "input": {}}),
         user({"type": "text", "text": "x"}),
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "server_tool_use", "id": "s", "name": "n", "input": {}}
+            ],
+        },
+        user({"type": "text", "text": "y"}),
     ]
     req = parse_request(body(messages=messages))
-    assert req.messages == (ir.Message(ir.Role.USER, (ir.Text("x"),)),)
+    assert [m.role for m in req.messages] == [ir.Role.USER, ir.Role.USER]
+    assert req.dropped == (
+        "messages[1].content[0]: a 'server_tool_use' block is not carried",
+    )
+
+
+@pytest.mark.parametrize(
+    ("messages", "field", "needle"),
+    [
+        ([], "messages", "at least one message"),
+        ([user({"type": "bogus"})], "messages[0].content", "'bogus'"),
+        (
+            [user({"type": "text", "text": "a"}), user({"type": "bogus"})],
+            "messages[1].content",
+            "'bogus' block",
+        ),
+        ([user()], "messages[0].content", "non-empty content"),
+        ([{"role": "user", "content": ""}], "messages[0].content", "non-empty"),
+        ([{"role": "system", "content": "s"}], "messages", "no user or assistant"),
+    ],
+)
+def test_requests_anthropic_refuses_are_refused(
+    messages: list[Any], field: str, needle: str
+) -> None:
+    with pytest.raises(errors.InvalidRequest) as caught:
+        parse_request(body(messages=messages))
+    assert caught.value.param == field
+    assert needle in caught.value.message
+    assert caught.value.status == 400
+
+
+def test_a_final_empty_assistant_prefill_is_allowed() -> None:
+    messages = [
+        user({"type": "text", "text": "a"}),
+        {"role": "assistant", "content": ""},
+    ]
+    assert len(parse_request(body(messages=messages)).messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"max_tokens": 2**70}, "max_tokens"),
+        ({"max_tokens": 2**31}, "max_tokens"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"temperature": 1.5}, "temperature"),
+        ({"top_k": -1}, "top_k"),
+        (
+            {"thinking": {"type": "enabled", "budget_tokens": 2**40}},
+            "thinking.budget_tokens",
+        ),
+        ({"output_config": {"effort": "extreme"}}, "output_config.effort"),
+        (
+            {"output_config": {"format": {"type": "json_object"}}},
+            "output_config.format.type",
+        ),
+        (
+            {"output_config": {"format": {"type": "json_schema"}}},
+            "output_config.format.schema",
+        ),
+    ],
+)
+def test_out_of_range_values_are_refused(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(errors.InvalidRequest) as caught:
+        parse_request(body(**fields))
+    assert caught.value.param == field
+
+
+def test_structured_output_and_effort() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    req = parse_request(
+        body(
+            output_config={
+                "format": {"type": "json_schema", "schema": schema},
+                "effort": "low",
+            },
+            thinking={"type": "adaptive"},
+        )
+    )
+    assert req.output_format == ir.OutputFormat("json_schema", schema)
+    assert req.reasoning == ir.Reasoning(effort="low")
+    beta = parse_request(body(output_format={"type": "json_schema", "schema": schema}))
+    assert beta.output_format == ir.OutputFormat("json_schema", schema)
+    assert beta.reasoning is None
+    effort_only = parse_request(body(output_config={"effort": "high"}))
+    assert effort_only.reasoning == ir.Reasoning(effort="high")
+    disabled = parse_request(
+        body(output_config={"effort": "high"}, thinking={"type": "disabled"})
+    )
+    assert disabled.reasoning is None
+    budget = parse_request(
+        body(
+            max_tokens=4096,
+            output_config={"effort": "max"},
+            thinking={"type": "enabled", "budget_tokens": 2048},
+        )
+    )
+    assert budget.reasoning == ir.Reasoning(effort="max", budget_tokens=2048)
 
 
 def test_tools_server_tools_and_defer_loading() -> None:
@@ -238,14 +347,13 @@ def test_tools_server_tools_and_defer_loading() -> None:
     )
     assert [t.name for t in req.tools] == ["read", "lazy", "typed"]
     assert req.tools[0] == ir.Tool("read", "Read a file", {"type": "object"})
-    assert req.extras == {
-        "dropped_tools": [
-            "web_search",
-            "bash",
-            "str_replace_based_edit_tool",
-            "tool_search_tool_regex",
-        ]
-    }
+    assert req.extras == {}
+    assert [line.split(":")[0] for line in req.dropped] == [
+        "tool web_search",
+        "tool bash",
+        "tool str_replace_based_edit_tool",
+        "tool tool_search_tool_regex",
+    ]
     assert req.tool_choice == ir.ToolChoice(ir.ToolChoiceMode.AUTO)
 
 
@@ -621,15 +729,13 @@ def test_stream_encoder_frame_format() -> None:
 
 def test_stream_encoder_error_mid_stream_ends_it() -> None:
     encoder = AnthropicStreamEncoder(model="m")
-    raw = b"".join(
-        encoder.encode(event)
-        for event in [
-            ir.MessageStart("id", "m"),
-            ir.BlockStart(0, ir.BlockKind.TEXT),
-            ir.TextDelta(0, "partial"),
-            ir.StreamError("overloaded", "upstream is busy", 529),
-        ]
-    )
+    upstream: list[ir.Event] = [
+        ir.MessageStart("id", "m"),
+        ir.BlockStart(0, ir.BlockKind.TEXT),
+        ir.TextDelta(0, "partial"),
+        ir.StreamError("overloaded", "upstream is busy", 529),
+    ]
+    raw = b"".join(encoder.encode(event) for event in upstream)
     events = parse_sse(raw)
     validate_anthropic_stream(events)
     assert events[-1] == (
@@ -745,7 +851,7 @@ def test_anthropic_sdk_reads_our_stream_and_response() -> None:
     try:  # recent SDKs ship their own fork of httpx
         import httpx2 as http
     except ImportError:
-        import httpx as http
+        import httpx as http  # type: ignore[no-redef]
 
     def handler(request: Any) -> Any:
         if json.loads(request.content).get("stream"):
@@ -789,7 +895,7 @@ def test_encode_request_basics() -> None:
         stop=("END",),
         seed=7,
         temperature=0.2,
-        extras={"dropped_tools": ["web_search"], "presence_penalty": 1},
+        extras={"presence_penalty": 1},
     )
     data = json.loads(encode_request(req))
     assert data == {
@@ -798,13 +904,8 @@ def test_encode_request_basics() -> None:
         "stream": True,
         "system": "sys",
         "messages": [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "a"},
-                    {"type": "text", "text": "b"},
-                ],
-            },
+            # Consecutive user messages merge; their texts join (ir.join_text).
+            {"role": "user", "content": [{"type": "text", "text": "a\nb"}]},
             {"role": "assistant", "content": [{"type": "text", "text": "c"}]},
         ],
         "temperature": 0.2,

@@ -21,7 +21,7 @@ from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
 from support import RunningProxy, settings_for, start_proxy
 from validators import parse_sse, validate_anthropic_stream
 
-TOOLS: list[dict[str, Any]] = [
+TOOLS: list[anthropic.types.ToolParam] = [
     {
         "name": "read_file",
         "description": "Read a file",
@@ -32,7 +32,7 @@ TOOLS: list[dict[str, Any]] = [
         },
     }
 ]
-HELLO: list[dict[str, Any]] = [{"role": "user", "content": "Hello"}]
+HELLO: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Hello"}]
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ async def test_text_answer_non_streaming(
                     "cache_control": {"type": "ephemeral"},
                 }
             ],
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
             metadata={"user_id": "u"},
         )
     assert message.content[0].type == "text"
@@ -107,12 +107,12 @@ async def test_sync_client(claude_proxy: RunningProxy) -> None:
             message = client.messages.create(
                 model="claude-sonnet-4-6",
                 max_tokens=50,
-                messages=HELLO,  # type: ignore[arg-type]
+                messages=HELLO,
             )
             with client.messages.stream(
                 model="claude-sonnet-4-6",
                 max_tokens=50,
-                messages=HELLO,  # type: ignore[arg-type]
+                messages=HELLO,
             ) as stream:
                 streamed = "".join(stream.text_stream)
             block = message.content[0]
@@ -129,7 +129,7 @@ async def test_stream_helper_final_message(claude_proxy: RunningProxy) -> None:
         client.messages.stream(
             model="claude-haiku-4-5",
             max_tokens=50,
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
         ) as stream,
     ):
         texts = [t async for t in stream.text_stream]
@@ -153,8 +153,8 @@ async def test_tool_use_round_trip(
         first = await client.messages.create(
             model="claude-sonnet-4-6",
             max_tokens=100,
-            tools=TOOLS,  # type: ignore[arg-type]
-            messages=HELLO,  # type: ignore[arg-type]
+            tools=TOOLS,
+            messages=HELLO,
         )
         assert first.stop_reason == "tool_use"
         uses = [b for b in first.content if b.type == "tool_use"]
@@ -166,7 +166,7 @@ async def test_tool_use_round_trip(
         second = await client.messages.create(
             model="claude-sonnet-4-6",
             max_tokens=100,
-            tools=TOOLS,  # type: ignore[arg-type]
+            tools=TOOLS,
             messages=[
                 *HELLO,
                 {"role": "assistant", "content": first.content},
@@ -186,7 +186,7 @@ async def test_tool_use_round_trip(
                         },
                     ],
                 },
-            ],  # type: ignore[list-item]
+            ],
         )
     assert second.content[0].type == "text"
     sent = fake_upstream.requests[-1].body["messages"]
@@ -234,8 +234,8 @@ async def test_text_tool_calls_are_repaired(
         message = await client.messages.create(
             model="claude-sonnet-4-6",
             max_tokens=100,
-            tools=TOOLS,  # type: ignore[arg-type]
-            messages=HELLO,  # type: ignore[arg-type]
+            tools=TOOLS,
+            messages=HELLO,
         )
     assert message.stop_reason == "tool_use"
     use = next(b for b in message.content if b.type == "tool_use")
@@ -266,7 +266,7 @@ async def test_stop_sequence_is_reported(
             model="claude-sonnet-4-6",
             max_tokens=100,
             stop_sequences=["STOP"],
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
         )
     assert message.stop_reason == "stop_sequence"
     assert message.stop_sequence == "STOP"
@@ -283,7 +283,7 @@ async def test_max_tokens_cut_and_clamp(
         message = await client.messages.create(
             model="big-model",
             max_tokens=20000,
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
         )
     assert message.stop_reason == "max_tokens"
     assert fake_upstream.requests[-1].body["max_tokens"] == 1000
@@ -297,7 +297,7 @@ async def test_thinking_maps_to_reasoning_effort(
             model="claude-sonnet-4-6",
             max_tokens=20000,
             thinking={"type": "enabled", "budget_tokens": 10000},
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
         )
     assert fake_upstream.requests[-1].body["reasoning_effort"] == "medium"
 
@@ -346,7 +346,7 @@ async def test_upstream_errors_in_anthropic_shape(
             await client.messages.create(
                 model="claude-sonnet-4-6",
                 max_tokens=10,
-                messages=HELLO,  # type: ignore[arg-type]
+                messages=HELLO,
             )
     body = info.value.body  # type: ignore[attr-defined]
     assert body["type"] == "error"
@@ -356,21 +356,25 @@ async def test_upstream_errors_in_anthropic_shape(
 async def test_context_overflow_says_prompt_is_too_long(
     claude_proxy: RunningProxy, fake_upstream: FakeOpenAIUpstream
 ) -> None:
+    # vLLM's (and llama-cpp-python's) words: N counts the completion too.
     fake_upstream.script = Script(
         status=400,
-        error_message="This model's maximum context length is 4096 tokens, "
-        "however you requested 9000 tokens",
+        error_message="This model's maximum context length is 8192 tokens."
+        " However, you requested 12131 tokens (12031 in the messages, 100 in the"
+        " completion). Please reduce the length of the messages or completion.",
     )
     async with async_client(claude_proxy) as client:
         with pytest.raises(anthropic.BadRequestError) as info:
             await client.messages.create(
                 model="claude-sonnet-4-6",
                 max_tokens=10,
-                messages=HELLO,  # type: ignore[arg-type]
+                messages=HELLO,
             )
     error = info.value.body["error"]  # type: ignore[index]
     assert error["type"] == "invalid_request_error"
-    assert error["message"].startswith("prompt is too long: 9000 tokens > 4096 maximum")
+    assert error["message"].startswith(
+        "prompt is too long: 12031 tokens > 8192 maximum"
+    )
 
 
 @pytest.mark.parametrize(
@@ -403,13 +407,13 @@ async def test_count_tokens_is_local(
     async with async_client(claude_proxy) as client:
         small = await client.messages.count_tokens(
             model="claude-sonnet-4-6",
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
         )
         large = await client.messages.count_tokens(
             model="claude-sonnet-4-6",
-            tools=TOOLS,  # type: ignore[arg-type]
+            tools=TOOLS,
             system="You are a careful engineer. " * 50,
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
         )
     assert 0 < small.input_tokens < large.input_tokens
     assert not fake_upstream.requests
@@ -539,7 +543,7 @@ async def test_usage_is_estimated_when_the_upstream_sends_none(
             model="claude-sonnet-4-6",
             max_tokens=100,
             stop_sequences=["STOP"],
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
         )
     assert message.stop_reason == "stop_sequence"
     assert message.usage.output_tokens > 0

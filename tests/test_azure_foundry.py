@@ -10,6 +10,10 @@ import aiohttp
 import anthropic
 import openai
 import pytest
+from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageParam,
+)
 
 from fakes.azure_fixtures import *  # noqa: F403 - the pytest fixtures
 from fakes.azure_fixtures import FakeAz, foundry_settings
@@ -19,8 +23,8 @@ from lmbridge import config
 from lmbridge.upstreams.azure import AzureFoundryUpstream, azure_route
 from support import RunningProxy, oai, running
 
-MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "Hi"}]
-WEATHER_TOOL = {
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi"}]
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -165,8 +169,8 @@ async def test_openai_chat_client_gets_claude_on_foundry_with_streamed_tool_call
     async with running(foundry_settings(fake_foundry)) as proxy, oai(proxy) as c:
         stream = await c.chat.completions.create(
             model="claude-sonnet-4-5",
-            messages=MESSAGES,  # type: ignore[arg-type]
-            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            messages=MESSAGES,
+            tools=[WEATHER_TOOL],
             stream=True,
         )
         async for chunk in stream:
@@ -193,7 +197,7 @@ async def test_project_responses_route_with_api_version(
 ) -> None:
     settings = foundry_settings(fake_foundry, api="responses")
     async with running(settings) as proxy, oai(proxy) as c:
-        reply = await c.chat.completions.create(model="gpt-5", messages=MESSAGES)  # type: ignore[arg-type]
+        reply = await c.chat.completions.create(model="gpt-5", messages=MESSAGES)
     assert reply.choices[0].message.content == "Hello from the fake upstream."
     seen = fake_foundry.attempts[-1]
     assert seen.path == "/api/projects/proj/openai/responses"
@@ -211,7 +215,7 @@ async def test_azure_openai_v1_chat_route_passes_through(
 ) -> None:
     settings = foundry_settings(fake_foundry, api="chat")
     async with running(settings) as proxy, oai(proxy) as c:
-        reply = await c.chat.completions.create(model="gpt-5", messages=MESSAGES)  # type: ignore[arg-type]
+        reply = await c.chat.completions.create(model="gpt-5", messages=MESSAGES)
     assert reply.choices[0].message.content == "Hello from the fake upstream."
     seen = fake_foundry.attempts[-1]
     assert seen.path == "/openai/v1/chat/completions"
@@ -252,7 +256,7 @@ async def test_not_signed_in_is_401_with_the_way_to_sign_in_and_no_upstream_call
             with pytest.raises(openai.AuthenticationError) as o_info:
                 await o.chat.completions.create(
                     model="claude-sonnet-4-5",
-                    messages=MESSAGES,  # type: ignore[arg-type]
+                    messages=MESSAGES,
                 )
     for message in (str(a_info.value), str(o_info.value)):
         assert "az login" in message and "tray" in message and "foundry" in message
@@ -267,7 +271,7 @@ async def test_a_token_is_reused_across_requests(
         for _ in range(3):
             await c.chat.completions.create(
                 model="claude-sonnet-4-5",
-                messages=MESSAGES,  # type: ignore[arg-type]
+                messages=MESSAGES,
             )
     assert fake_az.token_calls() == 1
     assert {a.token_serial for a in fake_foundry.attempts} == {1}
@@ -278,12 +282,12 @@ async def test_two_concurrent_requests_with_an_expired_token_run_az_once(
 ) -> None:
     fake_az.update(lifetimes=[-60, 3600])
     async with running(foundry_settings(fake_foundry)) as proxy, oai(proxy) as c:
-        await c.chat.completions.create(model="claude-sonnet-4-5", messages=MESSAGES)  # type: ignore[arg-type]
+        await c.chat.completions.create(model="claude-sonnet-4-5", messages=MESSAGES)
         assert fake_az.token_calls() == 1  # the token it got has expired
         fake_az.update(delay=0.3)
         await asyncio.gather(
             *(
-                c.chat.completions.create(model="claude-sonnet-4-5", messages=MESSAGES)  # type: ignore[arg-type]
+                c.chat.completions.create(model="claude-sonnet-4-5", messages=MESSAGES)
                 for _ in range(2)
             )
         )
@@ -295,12 +299,12 @@ async def test_a_401_refreshes_the_token_once_and_retries(
     fake_az: FakeAz, fake_foundry: FakeFoundry
 ) -> None:
     async with running(foundry_settings(fake_foundry)) as proxy, oai(proxy) as c:
-        await c.chat.completions.create(model="claude-sonnet-4-5", messages=MESSAGES)  # type: ignore[arg-type]
+        await c.chat.completions.create(model="claude-sonnet-4-5", messages=MESSAGES)
         fake_foundry.revoke_issued()
         fake_az.update(delay=0.2)
         replies = await asyncio.gather(
             *(
-                c.chat.completions.create(model="claude-sonnet-4-5", messages=MESSAGES)  # type: ignore[arg-type]
+                c.chat.completions.create(model="claude-sonnet-4-5", messages=MESSAGES)
                 for _ in range(2)
             )
         )

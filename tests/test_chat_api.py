@@ -12,8 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
-from lmbridge.server import chat_api
+from lmbridge import config
 from support import RunningProxy, settings_for, start_proxy
 
 PNG = base64.b64decode(
@@ -291,71 +292,90 @@ async def test_no_default_model_is_400_naming_the_setting(
     assert key in payload["message"]
 
 
+@pytest.fixture
+async def lm_chat_proxy() -> AsyncIterator[tuple[RunningProxy, FakeLMStudio]]:
+    """A proxy in front of the fake LM Studio, whose models say whether they
+    see images: Gemma does, Qwen Coder does not."""
+    fake = FakeLMStudio()
+    await fake.start()
+    settings = config.parse(f"""
+[server]
+port = 0
+
+[[upstream]]
+name = "local"
+kind = "lmstudio"
+base_url = "http://{fake.address}"
+
+[[route]]
+model = "coder"
+upstream = "local"
+target = "qwen/qwen3-coder-30b"
+
+[lmstudio]
+min_context = 4096
+load_context_length = 4096
+
+[chat]
+default_text_model = "qwen/qwen3-coder-30b"
+default_vision_model = "qwen/qwen3-coder-30b"
+""")
+    running = await start_proxy(settings)
+    services = running.server.services
+    assert services is not None and services.lmstudio is not None
+    svc = services.lmstudio
+    deadline = time.monotonic() + 10
+    while svc.status.state != "connected" and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    yield running, fake
+    await running.server.stop()
+    await fake.stop()
+
+
 async def test_vision_on_a_model_without_vision_is_400(
-    chat_proxy: RunningProxy,
-    http: aiohttp.ClientSession,
-    fake_upstream: FakeOpenAIUpstream,
+    lm_chat_proxy: tuple[RunningProxy, FakeLMStudio], http: aiohttp.ClientSession
 ) -> None:
-    asked: list[str] = []
-
-    async def no_vision(model: str) -> bool | None:
-        asked.append(model)
-        return False
-
-    assert chat_proxy.server.app is not None
-    chat_api.set_vision_check(chat_proxy.server.app, no_vision)
+    proxy, fake = lm_chat_proxy
     body = {"messages": [user("x", image(PNG, "image/png"))]}
     for path in ("/chat/vision", "/chat/vision/stream", "/chat"):
-        status, payload = await post(http, chat_proxy, path, body)
+        status, payload = await post(http, proxy, path, body)
         assert status == 400
-        assert "'vision-model' does not support images" in payload["message"]
+        assert "'qwen/qwen3-coder-30b' does not support images" in payload["message"]
     # Even without images, /chat/vision insists on a vision model.
-    status, _ = await post(http, chat_proxy, "/chat/vision", {"messages": [user("x")]})
+    status, _ = await post(http, proxy, "/chat/vision", {"messages": [user("x")]})
     assert status == 400
-    # Text requests never ask.
-    status, _ = await post(http, chat_proxy, "/chat/regular", {"messages": [user("x")]})
+    # Text requests go through.
+    status, _ = await post(http, proxy, "/chat/regular", {"messages": [user("x")]})
     assert status == 200
-    assert asked == ["vision-model"] * 4
-    assert len(fake_upstream.requests) == 1
+    assert len(fake.chat_requests) == 1
 
 
-@pytest.mark.parametrize("answer", [True, None])
-async def test_vision_check_true_or_unknown_lets_the_request_through(
-    chat_proxy: RunningProxy, http: aiohttp.ClientSession, answer: bool | None
+async def test_a_vision_model_takes_images(
+    lm_chat_proxy: tuple[RunningProxy, FakeLMStudio], http: aiohttp.ClientSession
 ) -> None:
-    async def check(model: str) -> bool | None:
-        return answer
-
-    assert chat_proxy.server.app is not None
-    chat_api.set_vision_check(chat_proxy.server.app, check)
-    body = {"messages": [user("x", image(PNG, "image/png"))]}
-    status, _ = await post(http, chat_proxy, "/chat/vision", body)
-    assert status == 200
+    proxy, fake = lm_chat_proxy
+    body = {
+        "model_key": "google/gemma-3-4b",
+        "messages": [user("x", image(PNG, "image/png"))],
+    }
+    status, payload = await post(http, proxy, "/chat/vision", body)
+    assert status == 200, payload
+    [sent] = fake.chat_requests
+    assert sent["model"] == "google/gemma-3-4b"
+    assert any(
+        part.get("type") == "image_url" for part in sent["messages"][-1]["content"]
+    )
 
 
 async def test_the_vision_check_is_asked_about_the_routed_target(
-    fake_upstream: FakeOpenAIUpstream, http: aiohttp.ClientSession
+    lm_chat_proxy: tuple[RunningProxy, FakeLMStudio], http: aiohttp.ClientSession
 ) -> None:
-    settings = settings_for(fake_upstream.url)
-    running = await start_proxy(settings)
-    asked: list[str] = []
-
-    async def check(model: str) -> bool | None:
-        asked.append(model)
-        return True
-
-    try:
-        assert running.server.app is not None
-        chat_api.set_vision_check(running.server.app, check)
-        body = {
-            "model_key": "claude-haiku-4-5",
-            "messages": [user("x", image(PNG, "image/png"))],
-        }
-        status, payload = await post(http, running, "/chat", body)
-    finally:
-        await running.server.stop()
-    assert status == 200 and payload["model"] == "claude-haiku-4-5"
-    assert asked == ["fake-model"]
+    proxy, fake = lm_chat_proxy
+    # "coder" routes to Qwen Coder, which cannot see: refused by its target.
+    body = {"model_key": "coder", "messages": [user("x", image(PNG, "image/png"))]}
+    status, payload = await post(http, proxy, "/chat", body)
+    assert status == 400 and "'coder' does not support images" in payload["message"]
+    assert fake.chat_requests == []
 
 
 @pytest.mark.parametrize(
@@ -425,7 +445,7 @@ async def test_upstream_errors_keep_status_in_the_envelope(
             assert (await r.json()) == {"status": "error", "message": "busy busy"}
             if upstream_status == 429:
                 assert r.headers["Retry-After"] == "3"
-        assert proxy.records[-1].status == upstream_status
+        assert proxy.records[-1].status == status
 
 
 async def test_unreachable_upstream_is_503(http: aiohttp.ClientSession) -> None:
@@ -443,10 +463,12 @@ async def test_unreachable_upstream_is_503(http: aiohttp.ClientSession) -> None:
 async def test_upstream_failing_mid_answer(
     proxy: RunningProxy, http: aiohttp.ClientSession, fake_upstream: FakeOpenAIUpstream
 ) -> None:
-    fake_upstream.script = Script(text="a b c d", close_after_chunks=3)
+    # A whole answer is asked for whole (Chat upstream): a broken one is a 502.
+    fake_upstream.script = Script(garbage_body=b"<html>Bad Gateway</html>")
     body = {"model_key": "m", "messages": [user("x")]}
     status, payload = await post(http, proxy, "/chat", body)
     assert status == 502 and payload["status"] == "error"
+    fake_upstream.script = Script(text="a b c d", close_after_chunks=3)
     lines = await ndjson(http, proxy, "/chat/stream", body)
     assert lines[0] == {"type": "fragment", "content": "a "}
     assert lines[-1]["type"] == "error" and lines[-1]["message"]

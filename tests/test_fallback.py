@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge import config
@@ -54,17 +55,17 @@ async def _ask(proxy: RunningProxy, stream: bool) -> str:
     async with openai.AsyncOpenAI(
         base_url=proxy.url + "/v1", api_key="x", max_retries=0
     ) as client:
-        messages = [{"role": "user", "content": "hi"}]
+        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
         if not stream:
             reply = await client.chat.completions.create(
                 model="coder",
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,
             )
             return reply.choices[0].message.content or ""
         parts = []
         chunks = await client.chat.completions.create(
             model="coder",
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,
             stream=True,
         )
         async for chunk in chunks:

@@ -33,7 +33,7 @@ FAULTS: dict[str, Script] = {
     "error-in-stream": Script(text="a b c d", error_in_stream="model crashed"),
     "stall": Script(text="a b c d", stall_after_chunks=2),
 }
-DOORS = {
+DOORS: dict[str, tuple[str, dict[str, Any]]] = {
     "openai": (
         "/v1/chat/completions",
         {"messages": [{"role": "user", "content": "hi"}]},

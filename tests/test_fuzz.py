@@ -8,6 +8,7 @@ issue 9); they take a few seconds.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from typing import Any
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from fakes import wire_formats
 from fakes.openai_upstream import Script, ToolCallScript
 from lmbridge.core import errors, ir
+from lmbridge.core.assemble import Assembler
 from lmbridge.protocols.registry import front_door, upstream_codec
 
 EXAMPLES = int(os.environ.get("LMBRIDGE_FUZZ_EXAMPLES", "2000"))
@@ -76,6 +78,10 @@ TYPES = [
     "function",
     "web_search_20250305",
     "document",
+    "namespace",
+    "custom",
+    "custom_tool_call",
+    "custom_tool_call_output",
     "x",
 ]
 part = st.dictionaries(
@@ -112,6 +118,11 @@ TOP_KEYS = [
     "previous_response_id",
     "parallel_tool_calls",
     "top_k",
+    "n",
+    "logprobs",
+    "response_format",
+    "output_config",
+    "seed",
 ]
 body = st.fixed_dictionaries(
     {"model": st.just("m") | json_values},
@@ -232,6 +243,149 @@ SEEDS: list[Any] = [
         "store": False,
         "stream": True,
     },
+    # Multi-part text, multi-part tool results, a late system message,
+    # structured output and effort (issues 13, 14.4, 17).
+    {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 2**31 - 1,
+        "output_config": {
+            "format": {"type": "json_schema", "schema": {"type": "object"}},
+            "effort": "low",
+        },
+        "thinking": {"type": "adaptive"},
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "first block"},
+                    {"type": "text", "text": "second block"},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "c", "name": "f", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "c",
+                        "content": [
+                            {"type": "text", "text": "line A"},
+                            {"type": "text", "text": "line B"},
+                        ],
+                    }
+                ],
+            },
+            {"role": "system", "content": "late"},
+            {
+                "role": "user",
+                "content": [{"type": "bogus"}, {"type": "text", "text": "x"}],
+            },
+        ],
+    },
+    {
+        "model": "m",
+        "n": 2,
+        "logprobs": True,
+        "top_logprobs": 2,
+        "seed": -(2**63),
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "o", "schema": {"type": "object"}, "strict": True},
+        },
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "a"},
+                    {"type": "text", "text": "b"},
+                ],
+            },
+            {"role": "developer", "content": "late"},
+            {
+                "role": "tool",
+                "tool_call_id": "c",
+                "content": [{"type": "text", "text": "r"}],
+            },
+        ],
+        "tools": [{"type": "custom", "custom": {"name": "patch"}}],
+    },
+    {
+        "model": "m",
+        "input": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "a"},
+                    {"type": "input_text", "text": "b"},
+                ],
+            },
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+            {
+                "type": "function_call_output",
+                "call_id": "c",
+                "output": [
+                    {"type": "input_text", "text": "x"},
+                    {"type": "input_text", "text": "y"},
+                ],
+            },
+            {"role": "developer", "content": "late"},
+        ],
+        "text": {"format": {"type": "json_object"}},
+        "max_output_tokens": 2**31 - 1,
+    },
+    # Codex's namespace (MCP) and freeform tools and their calls (issue 14.1/2).
+    {
+        "model": "m",
+        "input": [
+            {"role": "user", "content": "go"},
+            {
+                "type": "function_call",
+                "call_id": "c1",
+                "name": "read",
+                "namespace": "mcp__srv",
+                "arguments": "{}",
+            },
+            {
+                "type": "custom_tool_call",
+                "call_id": "c2",
+                "name": "apply_patch",
+                "input": "p",
+            },
+            {
+                "type": "function_call_output",
+                "call_id": "c1",
+                "output": [
+                    {"type": "input_image", "image_url": "data:image/png;base64,AA"}
+                ],
+            },
+            {"type": "custom_tool_call_output", "call_id": "c2", "output": "ok"},
+        ],
+        "tools": [
+            {
+                "type": "namespace",
+                "name": "mcp__srv",
+                "description": "d",
+                "tools": [
+                    {"type": "function", "name": "read", "parameters": {}},
+                    {"type": "custom", "name": "note"},
+                ],
+            },
+            {
+                "type": "custom",
+                "name": "apply_patch",
+                "format": {
+                    "type": "grammar",
+                    "syntax": "lark",
+                    "definition": "start: x",
+                },
+            },
+        ],
+        "tool_choice": {"type": "function", "name": "read", "namespace": "mcp__srv"},
+        "stream": True,
+    },
 ]
 ODD_VALUES: list[Any] = [
     None,
@@ -240,6 +394,11 @@ ODD_VALUES: list[Any] = [
     -1,
     1.5,
     10**30,
+    2**31 - 1,
+    2**31,
+    2**63,
+    -(2**63) - 1,
+    2**64,
     "",
     "\x00",
     "\ud800",
@@ -316,16 +475,42 @@ def test_parser_answers_request_or_invalid(protocol: str, data: bytes) -> None:
         assert exc.message
         return
     assert isinstance(req, ir.Request)
-    # Whatever parses must also encode for every upstream API.
+    # Whatever parses must also encode for every upstream API, or be refused
+    # there with a 400 naming what that API cannot carry.
     for api in ("chat", "responses", "messages"):
-        upstream_codec(api).encode_request(req)
+        try:
+            body = upstream_codec(api).encode_request(req)
+        except errors.InvalidRequest as exc:
+            assert exc.status == 400 and exc.param
+            assert req.unportable or req.output_format is not None
+            continue
+        if api == "chat":
+            _assert_chat_servers_accept(json.loads(body))
 
 
-def _frames(api: str) -> list[bytes]:
+def _assert_chat_servers_accept(body: dict[str, Any]) -> None:
+    """The shapes llama.cpp, llama-cpp-python, vLLM and Ollama all take."""
+    roles = [m["role"] for m in body["messages"]]
+    assert "system" not in roles[1:], roles
+    for before, after in itertools.pairwise(roles):
+        assert not (before == after and before in ("user", "assistant")), roles
+    for message in body["messages"]:
+        content = message["content"]
+        if message["role"] in ("system", "tool", "assistant"):
+            assert isinstance(content, str), message
+        else:
+            assert content, message
+
+
+def _frames(api: str, *, interleaved: bool = False) -> list[bytes]:
+    calls = [ToolCallScript("read", '{"path": "a.py"}', id="c1")]
+    if interleaved:  # parallel calls whose argument deltas alternate
+        calls.append(ToolCallScript("read", '{"path": "b.py", "n": 2}', id="c2"))
     script = Script(
         text="Hello there friend",
         reasoning="Let me think",
-        tool_calls=[ToolCallScript("read", '{"path": "a.py"}', id="c1")],
+        tool_calls=calls,
+        interleave_tool_calls=interleaved,
     )
     body: dict[str, Any] = {"model": "m", "stream": True}
     if api == "chat":
@@ -341,6 +526,7 @@ def _frames(api: str) -> list[bytes]:
 
 
 VALID = {api: _frames(api) for api in ("chat", "responses", "messages")}
+VALID["chat-interleaved"] = _frames("chat", interleaved=True)
 
 
 def _mangled_stream(frames: list[bytes], rng: Any) -> list[bytes]:
@@ -371,14 +557,31 @@ def stream_bytes(api: str) -> st.SearchStrategy[list[bytes]]:
 
 def _decode(api: str, pieces: list[bytes]) -> list[ir.Event]:
     req = ir.Request(model="m", messages=(ir.Message(ir.Role.USER, (ir.Text("x"),)),))
-    decoder = upstream_codec(api).stream_decoder(req)
+    decoder = upstream_codec(api.partition("-")[0]).stream_decoder(req)
     out: list[ir.Event] = []
     for piece in pieces:
         out += decoder.feed(piece)
     return out + decoder.close()
 
 
-@pytest.mark.parametrize("api", ["chat", "responses", "messages"])
+def _assert_sequential(events: list[ir.Event]) -> None:
+    """IR blocks come one at a time (what every stream encoder relies on)."""
+    open_index: int | None = None
+    for event in events:
+        if isinstance(event, ir.BlockStart):
+            assert open_index is None, events
+            open_index = event.index
+        elif isinstance(event, ir.BlockStop):
+            assert event.index == open_index, events
+            open_index = None
+        elif isinstance(event, ir.TextDelta | ir.ThinkingDelta | ir.ToolArgsDelta):
+            assert event.index == open_index, events
+
+
+STREAM_APIS = ["chat", "chat-interleaved", "responses", "messages"]
+
+
+@pytest.mark.parametrize("api", STREAM_APIS)
 @FUZZ
 @given(data=st.data())
 def test_decoder_never_raises_and_always_ends(api: str, data: st.DataObject) -> None:
@@ -387,9 +590,20 @@ def test_decoder_never_raises_and_always_ends(api: str, data: st.DataObject) -> 
     assert events, "a stream must end with a Finish or an error"
     assert isinstance(events[-1], ir.Finish | ir.StreamError)
     assert sum(isinstance(e, ir.Finish | ir.StreamError) for e in events) == 1
+    if api.startswith("chat"):
+        _assert_sequential(events)
 
 
-@pytest.mark.parametrize("api", ["chat", "responses", "messages"])
+@pytest.mark.parametrize("api", STREAM_APIS)
 def test_valid_stream_decodes_to_an_answer(api: str) -> None:
     events = _decode(api, VALID[api])
     assert isinstance(events[-1], ir.Finish)
+    assembler = Assembler()
+    for event in events:
+        assembler.feed(event)
+    calls = [p for p in assembler.result().parts if isinstance(p, ir.ToolCall)]
+    expected = {"c1": {"path": "a.py"}, "c2": {"path": "b.py", "n": 2}}
+    assert {c.id: json.loads(c.arguments) for c in calls} == {
+        c.id: expected[c.id] for c in calls
+    }
+    assert len(calls) == (2 if api == "chat-interleaved" else 1)

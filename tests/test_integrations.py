@@ -74,6 +74,9 @@ def test_claude_code_env_has_the_tier_variables_only_when_chosen() -> None:
     assert dict(plain.env) == {
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:4680",
         "ANTHROPIC_AUTH_TOKEN": "lmbridge",
+        "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",
+        # The default LM Studio upstream loads models with a 32K context.
+        "CLAUDE_CODE_AUTO_COMPACT_WINDOW": "32768",
     }
     tiers = describe(
         "claude-code",
@@ -88,6 +91,8 @@ def test_claude_code_env_has_the_tier_variables_only_when_chosen() -> None:
         "ANTHROPIC_DEFAULT_SONNET_MODEL": "mid",
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": "small",
         "ANTHROPIC_SMALL_FAST_MODEL": "small",
+        "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",
+        "CLAUDE_CODE_AUTO_COMPACT_WINDOW": "32768",
     }
     own = describe("claude-code", settings(), ModelChoice(small_fast="tiny"))
     assert own.env["ANTHROPIC_SMALL_FAST_MODEL"] == "tiny"

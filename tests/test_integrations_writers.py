@@ -65,6 +65,8 @@ def test_claude_code_creates_settings_with_the_env_block(home: Path) -> None:
             "ANTHROPIC_BASE_URL": "http://127.0.0.1:4680",
             "ANTHROPIC_AUTH_TOKEN": "lmbridge",
             "ANTHROPIC_DEFAULT_SONNET_MODEL": "qwen/qwen3-coder-30b",
+            "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",
+            "CLAUDE_CODE_AUTO_COMPACT_WINDOW": "32768",
         }
     }
 
@@ -93,6 +95,8 @@ def test_claude_code_merge_keeps_unrelated_keys_and_backs_up(home: Path) -> None
         "DISABLE_TELEMETRY": "1",
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:4700",
         "ANTHROPIC_AUTH_TOKEN": "lmbridge",
+        "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",
+        "CLAUDE_CODE_AUTO_COMPACT_WINDOW": "32768",
     }
     assert path.read_text().startswith('{\n    "permissions"')  # its 4-space indent
     again = plan("claude-code", home, port=4700)

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from support import RunningProxy, settings_for, start_proxy
@@ -21,7 +22,7 @@ def client(proxy: RunningProxy) -> openai.AsyncOpenAI:
     )
 
 
-MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "Hi"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi"}]
 
 
 async def test_non_streaming_completion_renames_model_per_route(
@@ -30,7 +31,7 @@ async def test_non_streaming_completion_renames_model_per_route(
     async with client(proxy) as c:
         reply = await c.chat.completions.create(
             model="claude-sonnet-4-5",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
         )
     assert reply.choices[0].message.content == "Hello from the fake upstream."
     assert reply.usage is not None and reply.usage.completion_tokens == 7
@@ -49,7 +50,7 @@ async def test_unrouted_model_goes_to_first_upstream_unchanged(
     proxy: RunningProxy, fake_upstream: FakeOpenAIUpstream
 ) -> None:
     async with client(proxy) as c:
-        await c.chat.completions.create(model="other-model", messages=MESSAGES)  # type: ignore[arg-type]
+        await c.chat.completions.create(model="other-model", messages=MESSAGES)
     assert fake_upstream.requests[-1].body["model"] == "other-model"
 
 
@@ -81,7 +82,7 @@ async def test_streaming_relays_chunks_as_they_arrive(
         stream = await c.chat.completions.create(
             model="claude-haiku-4-5",
             messages=MESSAGES,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
         )
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -112,7 +113,7 @@ async def test_upstream_errors_keep_status_and_body(
     fake_upstream.script = Script(status=status, error_message=f"boom {status}")
     async with client(proxy) as c:
         with pytest.raises(openai.APIStatusError) as info:
-            await c.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+            await c.chat.completions.create(model="m", messages=MESSAGES)
     assert info.value.status_code == status
     assert f"boom {status}" in str(info.value)
     assert proxy.records[-1].status == status
@@ -127,7 +128,7 @@ async def test_unreachable_upstream_is_503_naming_address_within_2s() -> None:
         t0 = time.perf_counter()
         async with client(running) as c:
             with pytest.raises(openai.APIStatusError) as info:
-                await c.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+                await c.chat.completions.create(model="m", messages=MESSAGES)
         assert time.perf_counter() - t0 < 2
     finally:
         await running.server.stop()
@@ -165,7 +166,7 @@ async def test_upstream_dropping_mid_stream_ends_with_error_event(
         stream = await c.chat.completions.create(
             model="m",
             messages=MESSAGES,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
         )
         with pytest.raises(openai.APIError):
             async for _ in stream:
@@ -226,7 +227,7 @@ async def test_bodies_are_captured_only_when_asked(
     quiet = await start_proxy(settings)
     try:
         async with client(quiet) as c:
-            await c.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+            await c.chat.completions.create(model="m", messages=MESSAGES)
         assert (await quiet.record()).request_body == ""
     finally:
         await quiet.server.stop()
@@ -244,7 +245,7 @@ async def test_bodies_are_captured_only_when_asked(
         ) as c:
             stream = await c.chat.completions.create(
                 model="m",
-                messages=MESSAGES,  # type: ignore[arg-type]
+                messages=MESSAGES,
                 stream=True,
             )
             async for _ in stream:

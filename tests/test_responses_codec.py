@@ -27,6 +27,7 @@ from openai.types.responses.response_create_params import (
 from lmbridge.core import errors, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.protocols.base import FrontDoor, UpstreamCodec
+from lmbridge.protocols.carry import normal_form
 from lmbridge.protocols.openai_responses import (
     RESPONSES,
     ResponsesStreamDecoder,
@@ -215,12 +216,10 @@ CODEX_LIKE = {
 def test_parse_codex_like_request() -> None:
     request = parse(CODEX_LIKE)
     assert request.model == "gpt-5-codex"
-    assert [t.text for t in request.system] == [
-        "You are Codex.",
-        "Sandbox: on.",
-        "Late rule.",
-    ]
-    user, assistant, results, answer = request.messages
+    assert [t.text for t in request.system] == ["You are Codex.", "Sandbox: on."]
+    user, assistant, results, answer, late = request.messages
+    # A system message after the first other item stays in place.
+    assert late == ir.Message(ir.Role.SYSTEM, (ir.Text("Late rule."),))
     assert user.role is ir.Role.USER
     assert user.parts == (
         ir.Text("Look:"),
@@ -241,7 +240,8 @@ def test_parse_codex_like_request() -> None:
         ),
     )
     assert answer.parts == (ir.Text("Done."), ir.Text("No more."))
-    assert [t.name for t in request.tools] == ["shell", "plan"]
+    assert [t.name for t in request.tools] == ["shell", "plan", "apply_patch"]
+    assert request.tools[2].kind is ir.ToolKind.CUSTOM
     assert request.tools[1].parameters == {"type": "object", "properties": {}}
     assert request.tool_choice == ir.ToolChoice(ir.ToolChoiceMode.AUTO)
     assert request.parallel_tool_calls is False
@@ -256,15 +256,14 @@ def test_parse_codex_like_request() -> None:
         "store": False,
         "prompt_cache_key": "session-1",
         "user": "u1",
-        "text": {
-            "format": {
-                "type": "json_schema",
-                "name": "out",
-                "schema": {"type": "object"},
-            }
-        },
-        "dropped_tools": ["web_search_preview", "custom", "local_shell"],
     }
+    assert request.output_format == ir.OutputFormat(
+        "json_schema", {"type": "object"}, "out"
+    )
+    assert request.dropped == (
+        "tools[2]: type 'web_search_preview' is not carried",
+        "tools[4]: type 'local_shell' is not carried",
+    )
 
 
 def test_string_input_and_user_as_session_key() -> None:
@@ -288,9 +287,14 @@ def test_consecutive_items_of_a_role_merge() -> None:
             ],
         }
     )
-    assert [m.role for m in request.messages] == [ir.Role.USER, ir.Role.ASSISTANT]
-    assert request.messages[0].parts == (ir.Text("a"), ir.Text("b"))
-    assert request.messages[1].parts == (ir.Text("c"), ir.ToolCall("x", "f", "{}"))
+    assert [m.role for m in request.messages] == [
+        ir.Role.USER,
+        ir.Role.SYSTEM,  # in place, so the start of the prompt stays put
+        ir.Role.USER,
+        ir.Role.ASSISTANT,
+    ]
+    assert request.messages[2].parts == (ir.Text("b"),)
+    assert request.messages[3].parts == (ir.Text("c"), ir.ToolCall("x", "f", "{}"))
 
 
 @pytest.mark.parametrize(
@@ -456,11 +460,24 @@ def test_reasoning_item_with_raw_reasoning_text() -> None:
         ),
         ({"model": "m", "tools": [{"name": "f"}]}, "tools[0]", "`type`"),
         ({"model": "m", "tools": [{"type": "function"}]}, "tools[0]", "`name`"),
-        ({"model": "m", "tool_choice": "always"}, "tool_choice", "tool_choice"),
         (
-            {"model": "m", "tool_choice": {"type": "function"}},
+            {"model": "m", "input": "x", "tool_choice": "always"},
+            "tool_choice",
+            "tool_choice",
+        ),
+        (
+            {"model": "m", "input": "x", "tool_choice": {"type": "function"}},
             "tool_choice.name",
             "name",
+        ),
+        ({"model": "m"}, "input", "at least one item"),
+        ({"model": "m", "input": []}, "input", "at least one item"),
+        ({"model": "m", "input": ""}, "input", "at least one item"),
+        ({"model": "m", "max_output_tokens": 2**70}, "max_output_tokens", "<="),
+        (
+            {"model": "m", "input": "x", "text": {"format": {"type": "json_schema"}}},
+            "text.format.schema",
+            "schema",
         ),
         ({"model": "m", "max_output_tokens": 0}, "max_output_tokens", ">= 1"),
         ({"model": "m", "temperature": 3}, "temperature", "<= 2"),
@@ -808,7 +825,8 @@ def test_encode_request_for_upstream() -> None:
         stop=("END",),
         seed=7,
         reasoning=ir.Reasoning(budget_tokens=8000),
-        extras={"previous_response_id": "resp_p", "text": {"format": {"type": "text"}}},
+        extras={"previous_response_id": "resp_p", "text": {"verbosity": "low"}},
+        output_format=ir.OutputFormat("json_object"),
     )
     body = json.loads(RESPONSES.encode_request(request))
     # Assistant text and reasoning go as Codex CLI sends them (output_text
@@ -890,7 +908,7 @@ def test_encode_request_for_upstream() -> None:
         "top_p": 0.8,
         "reasoning": {"effort": "medium"},
         "previous_response_id": "resp_p",
-        "text": {"format": {"type": "text"}},
+        "text": {"verbosity": "low", "format": {"type": "json_object"}},
     }
 
 
@@ -927,31 +945,54 @@ def test_encode_request_store_and_no_tool_choice_without_tools() -> None:
 
 
 @pytest.mark.parametrize(
-    ("response_format", "text"),
+    ("output", "text"),
     [
-        ({"type": "json_object"}, {"format": {"type": "json_object"}}),
+        (ir.OutputFormat("json_object"), {"format": {"type": "json_object"}}),
         (
-            {"type": "json_schema", "json_schema": {"name": "n", "schema": {}}},
-            {"format": {"type": "json_schema", "name": "n", "schema": {}}},
+            ir.OutputFormat("json_schema", {}, "n", "d", True),
+            {
+                "format": {
+                    "type": "json_schema",
+                    "name": "n",
+                    "schema": {},
+                    "description": "d",
+                    "strict": True,
+                }
+            },
         ),
-        ({"type": "json_schema"}, None),
-        ("json", None),
+        (
+            ir.OutputFormat("json_schema", {"type": "object"}),  # from Anthropic
+            {
+                "format": {
+                    "type": "json_schema",
+                    "name": "response",
+                    "schema": {"type": "object"},
+                }
+            },
+        ),
+        (None, None),
     ],
 )
-def test_chat_response_format_becomes_text_format(
-    response_format: Any, text: dict[str, Any] | None
+def test_output_format_becomes_text_format(
+    output: ir.OutputFormat | None, text: dict[str, Any] | None
 ) -> None:
-    request = ir.Request("m", (), extras={"response_format": response_format})
+    request = ir.Request("m", (), output_format=output)
     assert json.loads(RESPONSES.encode_request(request)).get("text") == text
 
 
 def test_client_request_round_trips_through_upstream_encoding() -> None:
     original = parse(CODEX_LIKE)
     again = RESPONSES.parse_request(RESPONSES.encode_request(original))
-    assert again.messages == original.messages
+    # What goes upstream is the conversation's normal form (adjacent texts
+    # joined), with the late system message in place.
+    expected = normal_form(original.messages, system_as_user=False)
+    assert list(again.messages) == expected
+    assert again.messages[-1].role is ir.Role.SYSTEM
     assert again.system_text() == original.system_text()
-    assert again.tools == original.tools
-    assert again.extras["text"] == original.extras["text"]
+    # A freeform tool goes upstream as a function of one string argument.
+    assert [t.name for t in again.tools] == [t.name for t in original.tools]
+    assert [t.parameters for t in again.tools] == [t.parameters for t in original.tools]
+    assert again.output_format == original.output_format
     assert again.reasoning == original.reasoning
 
 

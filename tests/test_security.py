@@ -122,6 +122,38 @@ async def test_dns_rebinding_host_is_refused(
 
 
 @pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1:{port}@evil.com",
+        "localhost:{port}, evil.com",
+        "127.0.0.1:{port}/evil",
+        "localhost:{port} evil.com",
+        "evil.com#127.0.0.1",
+        "127.0.0.1:99999",
+        "127.0.0.1:",
+        "localhost.",
+        "user@localhost",
+        "::1",
+        "",
+    ],
+)
+async def test_host_is_parsed_strictly(
+    proxy: RunningProxy, fake_upstream: FakeOpenAIUpstream, host: str
+) -> None:
+    # One host, an optional port, nothing else: the rest is refused like a
+    # foreign host, before anything is sent upstream.
+    status, _, text = await post(
+        proxy, headers={"Host": host.format(port=proxy.server.port)}
+    )
+    assert status == 403, host
+    assert "Host" in text
+    assert fake_upstream.requests == []
+    for allowed in ("LOCALHOST", "[::1]", f"[::1]:{proxy.server.port}"):
+        status, _, _ = await post(proxy, headers={"Host": allowed})
+        assert status == 200, allowed
+
+
+@pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded"]
 )
 async def test_simple_cors_content_types_are_refused(

@@ -9,7 +9,6 @@ import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
 from lmbridge.core.sessions import SessionSettings
-from lmbridge.server.state import STATE
 from support import RunningProxy, settings_for, start_proxy
 
 TOOLS: list[dict[str, Any]] = [
@@ -77,7 +76,7 @@ async def test_second_turn_sends_only_the_delta(
             await turn(c, [*history, tool_result(history, "ok")])
             third = fake_upstream.requests[-1].body
         record = await proxy.record(3)
-        state = proxy.server.app[STATE] if proxy.server.app else None
+        state = proxy.server.services
         assert state is not None
         [session] = await state.sessions.sessions()
     finally:
@@ -199,7 +198,9 @@ async def test_other_session_key_sources(
 ) -> None:
     proxy = await responses_proxy(fake_upstream)
     headers = {"X-Session-Id": "s2"} if source == "x-session-id" else {}
-    metadata = {"user_id": '{"session_id": "s2"}'} if source == "metadata" else None
+    metadata: anthropic.types.MetadataParam | anthropic.Omit = (
+        {"user_id": '{"session_id": "s2"}'} if source == "metadata" else anthropic.omit
+    )
     try:
         async with anthropic.AsyncAnthropic(
             base_url=proxy.url, api_key="k", max_retries=0, default_headers=headers
@@ -208,7 +209,7 @@ async def test_other_session_key_sources(
                 model="claude-sonnet-4-6",
                 max_tokens=10,
                 messages=[{"role": "user", "content": "hi"}],
-                **({"metadata": metadata} if metadata else {}),  # type: ignore[arg-type]
+                metadata=metadata,
             )
         record = await proxy.record()
     finally:
@@ -221,7 +222,7 @@ async def test_session_settings_override_model_and_filter_tools(
 ) -> None:
     proxy = await responses_proxy(fake_upstream)
     try:
-        state = proxy.server.app[STATE] if proxy.server.app else None
+        state = proxy.server.services
         assert state is not None
         await state.sessions.configure(
             SessionSettings(
@@ -236,3 +237,55 @@ async def test_session_settings_override_model_and_filter_tools(
     body = fake_upstream.requests[-1].body
     assert body["model"] == "other-model"
     assert [t["name"] for t in body["tools"]] == ["bash"]
+
+
+async def test_subagents_keep_their_own_chains(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    """Claude Code's subagents send the main agent's session id; turns of
+    the main agent and of a subagent, alternating, each extend their own
+    chain instead of breaking each other's."""
+    proxy = await responses_proxy(fake_upstream)
+    sub_headers = {**HEADERS, "X-Claude-Code-Agent-Id": "agent-7"}
+    try:
+        async with (
+            client(proxy) as main,
+            anthropic.AsyncAnthropic(
+                base_url=proxy.url,
+                api_key="k",
+                max_retries=0,
+                default_headers=sub_headers,
+            ) as sub,
+        ):
+            fake_upstream.script = agent_script(1)
+            main_history = await turn(main, [{"role": "user", "content": "plan"}])
+            fake_upstream.script = agent_script(2)
+            sub_history = await turn(sub, [{"role": "user", "content": "explore"}])
+            fake_upstream.script = agent_script(3)
+            await turn(main, [*main_history, tool_result(main_history, "m")])
+            main_second = fake_upstream.requests[-1].body
+            fake_upstream.script = agent_script(4)
+            await turn(sub, [*sub_history, tool_result(sub_history, "s")])
+            sub_second = fake_upstream.requests[-1].body
+        first_ids = [r.body.get("previous_response_id") for r in fake_upstream.requests]
+        assert first_ids[:2] == [None, None]
+        # Each second turn continues its own agent's first answer.
+        assert main_second["previous_response_id"] != sub_second["previous_response_id"]
+        assert main_second["previous_response_id"] is not None
+        assert sub_second["previous_response_id"] is not None
+        assert len(main_second["input"]) == 1
+        assert len(sub_second["input"]) == 1
+        services = proxy.server.services
+        assert services is not None
+        chains = await services.sessions.sessions()
+        assert {(c.session, c.agent) for c in chains} == {
+            ("sess-1", None),
+            ("sess-1", "agent-7"),
+        }
+        record = await proxy.record(4)
+        assert record.session_key == "sess-1/agent/agent-7"
+        # Resetting the session forgets its subagents' chains too.
+        await services.sessions.reset("sess-1")
+        assert await services.sessions.sessions() == []
+    finally:
+        await proxy.server.stop()

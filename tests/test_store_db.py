@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -61,7 +61,10 @@ async def test_migrations_apply_once_and_new_steps_later(tmp_path: Path) -> None
         await db.close()
 
 
-async def test_a_failing_step_is_rolled_back_whole(tmp_path: Path) -> None:
+async def test_a_failing_step_is_rolled_back_whole(
+    tmp_path: Path, expected_errors: Callable[[str], None]
+) -> None:
+    expected_errors("THIS")
     path = tmp_path / "x.db"
     broken = [
         Migration("ok", ("CREATE TABLE ok (x INTEGER)",)),
@@ -110,7 +113,10 @@ async def test_transaction_rolls_back_and_passes_our_errors_through(
     assert await db.fetchall("SELECT x FROM t") == [(2,)]
 
 
-async def test_sqlite_failures_become_our_error_naming_the_file(db: Database) -> None:
+async def test_sqlite_failures_become_our_error_naming_the_file(
+    db: Database, expected_errors: Callable[[str], None]
+) -> None:
+    expected_errors("no such table")
     with pytest.raises(errors.LMBridgeError) as info:
         await db.execute("SELECT * FROM no_such_table")
     assert info.value.status == 500

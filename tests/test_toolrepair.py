@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from lmbridge.core import ir
 from lmbridge.protocols.anthropic import AnthropicStreamEncoder
-from lmbridge.protocols.toolrepair import ToolCallRepair, new_call_id, parse_json_object
+from lmbridge.protocols.jsonutil import parse_json_object
+from lmbridge.protocols.toolrepair import ToolCallRepair, new_call_id
 from validators import parse_sse, validate_anthropic_stream
 
 TOOLS = {"read_file", "bash"}
@@ -44,9 +45,9 @@ def run(
     return out + repair.close()
 
 
-def summary(events: list[ir.Event]) -> list[tuple[str, Any]]:
+def summary(events: list[ir.Event]) -> list[tuple[Any, ...]]:
     """Text blocks as ("text", joined text), calls as ("call", name, args)."""
-    result: list[tuple[str, Any]] = []
+    result: list[tuple[Any, ...]] = []
     kinds: dict[int, ir.BlockStart] = {}
     for event in events:
         if isinstance(event, ir.BlockStart):

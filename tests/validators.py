@@ -374,6 +374,13 @@ def validate_responses_stream(events: list[dict[str, Any]]) -> None:
             state["args"] += event["delta"]
         elif kind == "response.function_call_arguments.done":
             assert event["arguments"] == (state["args"] or "{}")
+        elif kind == "response.custom_tool_call_input.delta":
+            assert state["type"] == "custom_tool_call"
+            assert not state.get("input_done")
+            state["args"] += event["delta"]
+        elif kind == "response.custom_tool_call_input.done":
+            assert event["input"] == state["args"]
+            state["input_done"] = True
         else:
             raise AssertionError(f"unexpected event {kind}")
     final = events[-1]["response"]
@@ -398,6 +405,9 @@ def _check_done_item(item: dict[str, Any], state: dict[str, Any]) -> None:
         ]
     elif item["type"] == "function_call":
         assert item["arguments"] == (state["args"] or "{}")
+    elif item["type"] == "custom_tool_call":
+        assert state.get("input_done"), "custom_tool_call_input.done missing"
+        assert item["input"] == state["args"]
     else:
         assert [s["text"] for s in item["summary"]] == [
             parts[n]["text"] for n in sorted(parts)

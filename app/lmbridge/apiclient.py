@@ -19,7 +19,7 @@ from typing import Any, Literal
 import aiohttp
 import msgspec
 
-from lmbridge.core import ir
+from lmbridge.core import errors, ir
 from lmbridge.protocols.registry import front_door, upstream_codec
 
 Protocol = Literal["openai", "anthropic", "responses"]
@@ -56,7 +56,7 @@ def is_stream(body: str) -> bool:
 def _request_for(protocol: str, request_body: str) -> ir.Request:
     try:
         return front_door(protocol).parse_request(request_body.encode())
-    except Exception:
+    except errors.LMBridgeError:
         # A capped or unusual body still lets the decoder run.
         return ir.Request(model="", messages=())
 
@@ -70,10 +70,12 @@ def stream_text(protocol: str, request_body: str, response_body: str) -> str | N
     if api is None or not is_stream(response_body):
         return None
     decoder = upstream_codec(api).stream_decoder(_request_for(protocol, request_body))
-    try:
-        events = decoder.feed(response_body.encode()) + decoder.close()
-    except Exception as exc:
-        return f"[the stream could not be decoded: {exc}]"
+    # Decoders never raise: what they cannot read ends in a StreamError.
+    return events_text(decoder.feed(response_body.encode()) + decoder.close())
+
+
+def events_text(events: list[ir.Event]) -> str:
+    """An answer's events as text for people to read."""
     out: list[str] = []
     kinds: dict[int, ir.BlockKind] = {}
     for event in events:
@@ -97,41 +99,24 @@ def stream_text(protocol: str, request_body: str, response_body: str) -> str | N
     return "".join(out).strip()
 
 
-def _json_text(data: Any) -> str | None:
-    """The answer text of a whole JSON answer in any of the protocols."""
-    if not isinstance(data, dict):
-        return None
-    error = data.get("error")
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    if isinstance(data.get("message"), str) and data.get("status") == "error":
-        return str(data["message"])
-    texts: list[str] = []
-    for choice in data.get("choices") or []:
-        msg = choice.get("message") if isinstance(choice, dict) else None
-        if isinstance(msg, dict) and isinstance(msg.get("content"), str):
-            texts.append(msg["content"])
-    for block in data.get("content") or []:
-        if isinstance(block, dict) and block.get("type") == "text":
-            texts.append(str(block.get("text", "")))
-    for item in data.get("output") or []:
-        for part in item.get("content") or [] if isinstance(item, dict) else []:
-            if isinstance(part, dict) and part.get("type") == "output_text":
-                texts.append(str(part.get("text", "")))
-    return "".join(texts) if texts else None
-
-
-def answer_text(protocol: str, request_body: str, response_body: str) -> str:
-    """The text of an answer (or its error message) for people to read."""
+def answer_text(
+    protocol: str, request_body: str, response_body: str, status: int | None = None
+) -> str:
+    """The text of an answer (or its error message) for people to read,
+    read by the protocol's own codec. `status` None: not known, so an answer
+    that is no model answer is read as the protocol's error."""
     streamed = stream_text(protocol, request_body, response_body)
     if streamed is not None:
         return streamed
-    try:
-        data = json.loads(response_body)
-    except ValueError:
+    api = STREAM_API.get(protocol)
+    if api is None:  # the chat and store APIs: their JSON as it is
         return response_body.strip()[:2000]
-    text = _json_text(data)
-    return text if text is not None else response_body.strip()[:2000]
+    codec, body = upstream_codec(api), response_body.encode()
+    if status is None or status < 400:
+        events = codec.decode_whole(body)
+        if not (events and isinstance(events[-1], ir.StreamError)):
+            return events_text(events)
+    return codec.parse_error(status or 400, body).message
 
 
 def request_body(protocol: Protocol, model: str, prompt: str = TEST_PROMPT) -> bytes:
@@ -191,7 +176,7 @@ class ProxyClient:
             )
         return Reply(
             status=status,
-            text=answer_text(protocol, body.decode("utf-8", "replace"), raw),
+            text=answer_text(protocol, body.decode("utf-8", "replace"), raw, status),
             body=raw,
             elapsed=time.perf_counter() - started,
         )

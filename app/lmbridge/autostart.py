@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from lmbridge.core.errors import AutostartError as AutostartError  # re-exported
 from lmbridge.resources import resource
 
 APP_ID = "lmbridge"
@@ -32,10 +33,6 @@ LAUNCH_AGENT_LABEL = "dev.lmbridge.LMBridge"
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 RUN_VALUE_NAME = "LM Bridge"
 DESKTOP_TEMPLATE = "lmbridge.desktop"
-
-
-class AutostartError(Exception):
-    """Start at login could not be changed; the message says why."""
 
 
 def launch_command() -> list[str]:

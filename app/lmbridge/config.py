@@ -21,15 +21,14 @@ from typing import Literal
 import msgspec
 import platformdirs
 
+from lmbridge.core.errors import DECODE_ERRORS
+from lmbridge.core.errors import ConfigError as ConfigError  # re-exported
+
 DEFAULT_PORT = 4680
 APP_NAME = "lmbridge"
 
 UpstreamKind = Literal["lmstudio", "openai", "anthropic", "azure-foundry"]
 UpstreamApi = Literal["chat", "responses", "messages"]
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the key and file."""
 
 
 class ServerSettings(
@@ -60,6 +59,15 @@ class ServerSettings(
         return self.access_token
 
 
+# Betas Claude on Azure AI Foundry is known to accept; a beta it does not
+# know fails the whole request there.
+FOUNDRY_BETAS = (
+    "interleaved-thinking-2025-05-14",
+    "fine-grained-tool-streaming-2025-05-14",
+    "context-1m-2025-08-07",
+)
+
+
 class UpstreamSettings(
     msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
 ):
@@ -71,6 +79,16 @@ class UpstreamSettings(
     api_key_env: str | None = None
     # Cap on max_tokens sent upstream (Claude Code asks for 128000).
     max_tokens_limit: int | None = None
+    # Send Claude Code's billing block (first system block,
+    # "x-anthropic-billing-header: ...") to this upstream. It changes every
+    # turn, which costs a local server its prompt cache, so it is dropped
+    # for every upstream but Claude on Azure AI Foundry unless this is true.
+    keep_billing_header: bool = False
+    # The `anthropic-beta` values forwarded to this upstream (others are
+    # removed, and the request's record says which). Unset: every value,
+    # but for azure-foundry, which refuses betas it does not know, only
+    # FOUNDRY_BETAS. ["*"] forwards every value.
+    anthropic_betas: list[str] | None = None
     # Seconds to connect; None means 2 s on loopback, 10 s elsewhere.
     connect_timeout: float | None = None
     # Seconds to wait for the first byte (a long prompt on a slow local model
@@ -108,6 +126,10 @@ class RouteSettings(
     # Upstreams tried in order when this one is unreachable or answers 429 or
     # 5xx before anything reached the client.
     fallback: list[str] = msgspec.field(default_factory=list)
+    # The model's context window in tokens, which `lmbridge integrate` writes
+    # into the tools' auto-compaction settings; unset: LM Studio's loaded
+    # context (or lmstudio.load_context_length), else nothing is written.
+    context_window: int | None = None
 
     def matches(self, model: str) -> bool:
         return fnmatch.fnmatchcase(model, self.model)
@@ -256,6 +278,10 @@ def _validate(settings: Settings, source: str) -> None:
                 raise ConfigError(
                     f"{source}: route[{i}].fallback names no upstream {name!r}"
                 )
+        if route.context_window is not None and route.context_window < 1:
+            raise ConfigError(
+                f"{source}: route[{i}].context_window must be a number of tokens"
+            )
     if settings.usage.retention_days < 1:
         raise ConfigError(f"{source}: usage.retention_days must be at least 1")
     if not 0 <= settings.server.port <= 65535:
@@ -302,7 +328,7 @@ def parse(text: bytes | str, source: str = "<config>") -> Settings:
         settings = msgspec.toml.decode(text, type=Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {_friendly(str(exc))}") from None
-    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
+    except DECODE_ERRORS as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     _validate(settings, source)
     return settings

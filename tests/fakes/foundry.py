@@ -102,7 +102,9 @@ def fault_response(fault: str) -> web.Response:
     if fault == "401-role":
         return _error(401, {"error": {"code": "PermissionDenied", "message": NO_ROLE}})
     if fault == "404-deployment":
-        body = {"error": {"code": "DeploymentNotFound", "message": NO_DEPLOYMENT}}
+        body: dict[str, Any] = {
+            "error": {"code": "DeploymentNotFound", "message": NO_DEPLOYMENT}
+        }
         return _error(404, body)
     if fault.startswith("429"):
         # "429" / "429-ms" / "429-text": which hint Azure gives.

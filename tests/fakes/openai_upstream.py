@@ -39,11 +39,15 @@ class Script:
     reasoning: str = ""
     tool_calls: list[ToolCallScript] = field(default_factory=list)
     finish_reason: str = ""  # default: "tool_calls" with calls, else "stop"
+    # Chat streams: send the calls' argument pieces round-robin (index 0,
+    # 1, 0, 1, ...) after all their first chunks, as a valid server may.
+    interleave_tool_calls: bool = False
     prompt_tokens: int = 11
     completion_tokens: int = 7
     # Faults
     status: int = 0  # answer this HTTP status with an OpenAI error body
     error_message: str = "fake upstream failure"
+    error_fields: dict[str, Any] = field(default_factory=dict)  # beside message
     retry_after: str | None = None
     first_byte_delay: float = 0.0
     chunk_delay: float = 0.0
@@ -53,6 +57,11 @@ class Script:
     error_in_stream: str | None = None  # a 200 stream carrying an error event
     garbage_body: bytes | None = None  # a 200 answer that is not JSON nor SSE
     models: list[str] = field(default_factory=lambda: ["fake-model", "other-model"])
+    # Refuse a larger max_tokens with OpenAI's (or Anthropic's) 400 wording.
+    max_tokens_cap: int | None = None
+    # Refuse prompt (its `prompt_tokens`) + max_tokens above this window,
+    # in vLLM's words.
+    context_window: int | None = None
 
 
 @dataclass
@@ -122,6 +131,57 @@ class FakeOpenAIUpstream:
             return body, web.json_response(
                 {"error": "Unexpected endpoint or method."}, status=404
             )
+        asked = next(
+            (
+                body[k]
+                for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+                if isinstance(body.get(k), int)
+            ),
+            None,
+        )
+        if (
+            s.max_tokens_cap is not None
+            and asked is not None
+            and asked > s.max_tokens_cap
+        ):
+            if request.path == "/v1/messages":
+                message = (
+                    f"max_tokens: {asked} > {s.max_tokens_cap}, which is the maximum"
+                    " allowed number of output tokens for fake-model"
+                )
+                refusal: dict[str, Any] = {
+                    "type": "error",
+                    "error": {"type": "invalid_request_error", "message": message},
+                }
+            else:
+                message = (
+                    f"max_tokens is too large: {asked}. This model supports at most"
+                    f" {s.max_tokens_cap} completion tokens, whereas you provided"
+                    f" {asked}."
+                )
+                refusal = {
+                    "error": {
+                        "message": message,
+                        "type": "invalid_request_error",
+                        "param": "max_tokens",
+                        "code": "invalid_value",
+                    }
+                }
+            return body, web.json_response(refusal, status=400)
+        window = s.context_window
+        if (
+            window is not None
+            and asked is not None
+            and s.prompt_tokens + asked > window
+        ):
+            message = (
+                f"This model's maximum context length is {window} tokens. However,"
+                f" you requested {s.prompt_tokens + asked} tokens ({s.prompt_tokens} in"
+                f" the messages, {asked} in the completion). Please reduce the length"
+                " of the messages or completion."
+            )
+            refused = {"object": "error", "message": message, "type": "BadRequestError"}
+            return body, web.json_response(refused, status=400)
         if s.status:
             headers = {"Retry-After": s.retry_after} if s.retry_after else {}
             if request.path == "/v1/messages":
@@ -135,6 +195,7 @@ class FakeOpenAIUpstream:
                         "message": s.error_message,
                         "type": "server_error",
                         "code": None,
+                        **s.error_fields,
                     }
                 }
             return body, web.json_response(error, status=s.status, headers=headers)
@@ -258,10 +319,20 @@ class FakeOpenAIUpstream:
                     ]
                 }
             )
+            if s.interleave_tool_calls:
+                continue
             for piece in wire_formats.pieces(call.arguments, 8):
                 deltas.append(
                     {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
                 )
+        if s.interleave_tool_calls:
+            queues = [wire_formats.pieces(c.arguments, 5) for c in s.tool_calls]
+            while any(queues):
+                for i, queue in enumerate(queues):
+                    if queue:
+                        piece = queue.pop(0)
+                        delta = {"index": i, "function": {"arguments": piece}}
+                        deltas.append({"tool_calls": [delta]})
         chunks = [
             {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
             for d in deltas
@@ -297,7 +368,7 @@ class FakeOpenAIUpstream:
                     await resp.write(b"data: {this is not json\n\n")
                     return resp
                 if s.error_in_stream is not None and n >= 1:
-                    err = {"error": {"message": s.error_in_stream}}
+                    err = {"error": {"message": s.error_in_stream, **s.error_fields}}
                     await resp.write(b"data: " + json.dumps(err).encode() + b"\n\n")
                     return resp
                 if s.stall_after_chunks is not None and n >= s.stall_after_chunks:

@@ -28,6 +28,7 @@ import msgspec
 
 from lmbridge.auth.tokens import AccessToken, AccountInfo, CachedTokens
 from lmbridge.core import errors
+from lmbridge.core.errors import DECODE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +164,7 @@ class AzureCli:
             raise self._failure(result, "account get-access-token")
         try:
             data = msgspec.json.decode(result.stdout, type=_TokenJson)
-        except (
-            msgspec.DecodeError,
-            msgspec.ValidationError,
-            UnicodeError,
-            RecursionError,
-        ):
+        except DECODE_ERRORS:
             # Never quote stdout: it may hold a token.
             raise errors.AuthenticationFailed(
                 "`az account get-access-token` answered with something that is "
@@ -231,12 +227,7 @@ class AzureCli:
             raise self._failure(result, "account show")
         try:
             data = msgspec.json.decode(result.stdout, type=_AccountJson)
-        except (
-            msgspec.DecodeError,
-            msgspec.ValidationError,
-            UnicodeError,
-            RecursionError,
-        ):
+        except DECODE_ERRORS:
             raise errors.AuthenticationFailed(
                 "`az account show` answered with something unexpected — "
                 "update the Azure CLI (`az upgrade`)"

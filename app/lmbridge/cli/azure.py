@@ -62,12 +62,12 @@ def _sync(
     def run(args: argparse.Namespace, settings: config.Settings) -> int:
         try:
             return asyncio.run(fn(args, settings))
-        except errors.LMBridgeError as exc:
-            _say(exc.message)
-            return 1
         except config.ConfigError as exc:
             _say(f"configuration error: {exc}")
             return 2
+        except errors.LMBridgeError as exc:
+            _say(exc.message)
+            return 1
 
     return run
 
@@ -92,12 +92,9 @@ def _azure_upstreams(
 
 
 def _browser(up: config.UpstreamSettings) -> BrowserSignIn:
-    # azure-identity is imported only for browser sign-in.
-    from lmbridge.auth.browser import BrowserSignIn
-    from lmbridge.upstreams.azure import azure_route
+    from lmbridge.upstreams.azure import browser_sign_in
 
-    scope = azure_route(up).scope
-    return BrowserSignIn(up.name, scope, up.tenant, config.data_dir() / "azure")
+    return browser_sign_in(up)
 
 
 # ------------------------------------------------------------------ azure

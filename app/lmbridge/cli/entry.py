@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lmbridge.cli.azure",
     "lmbridge.cli.integrate",
     "lmbridge.cli.desktop",
+    "lmbridge.cli.usage",
 )
 
 
@@ -76,11 +77,28 @@ def load_settings(args: argparse.Namespace) -> config.Settings:
     return settings
 
 
+async def _with_saved_token(settings: config.Settings) -> config.Settings:
+    """`settings` with the access token saved in the app's Settings (the
+    keyring), unless the file or its environment variable sets one."""
+    from lmbridge.auth.secrets import SECRETS
+    from lmbridge.core.errors import LMBridgeError
+    from lmbridge.settings_service import ACCESS_TOKEN_SECRET, with_access_token
+
+    try:
+        token = await SECRETS.get(ACCESS_TOKEN_SECRET) or ""
+    except LMBridgeError as exc:
+        print(f"lmbridge: the saved access token is unreadable: {exc}", file=sys.stderr)
+        return settings
+    return with_access_token(settings, token)
+
+
 async def serve(settings: config.Settings) -> int:
     """Run the proxy until SIGINT/SIGTERM."""
+    from lmbridge.core.errors import PortInUse
     from lmbridge.server.requestlog import RequestLogPrinter
-    from lmbridge.server.runner import PortInUse, ProxyServer
+    from lmbridge.server.runner import ProxyServer
 
+    settings = await _with_saved_token(settings)
     bus = EventBus()
     if settings.server.log_requests:
         bus.subscribe(REQUEST_FINISHED, RequestLogPrinter(sys.stdout))

@@ -4,18 +4,29 @@ Without --write it only prints: the protocol, the variables, the config
 fragment and the steps. With --write it shows the diff of the tool's config
 file, asks before writing (on a terminal, unless --yes), writes it with a
 timestamped backup of the old file and prints the backup's path.
+
+Claude Code and Codex are told the context window of their models
+(integrations/context.py): --context-window, else the route's
+`context_window`, else what LM Studio has the model loaded with (asked
+here, when the model goes to the managed LM Studio and it is running).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 from lmbridge import config, integrations
+from lmbridge.core.errors import LMBridgeError
+from lmbridge.core.events import EventBus
 from lmbridge.integrations import Integration, IntegrationError, ModelChoice
+
+# How long to wait for LM Studio's loaded models; past it, none are known.
+LMSTUDIO_WAIT = 5.0
 
 
 def register(subparsers: Any) -> None:
@@ -48,6 +59,14 @@ def register(subparsers: Any) -> None:
         help="Claude Code: ANTHROPIC_SMALL_FAST_MODEL (default: --haiku)",
     )
     parser.add_argument(
+        "--context-window",
+        type=int,
+        default=0,
+        metavar="TOKENS",
+        help="the models' context window, for the tools' auto-compaction "
+        "(default: the route's context_window, else LM Studio's loaded context)",
+    )
+    parser.add_argument(
         "--home", type=Path, help="home directory holding the tool's config"
     )
     parser.set_defaults(run=run)
@@ -60,7 +79,36 @@ def _choice(args: argparse.Namespace) -> ModelChoice:
         sonnet=args.sonnet,
         haiku=args.haiku,
         small_fast=args.small_fast,
+        context_window=max(0, args.context_window),
     )
+
+
+def loaded_contexts(settings: config.Settings) -> dict[str, int]:
+    """What LM Studio has loaded, by identifier and key: its context length.
+
+    Empty when LM Studio is not managed, not running or slow to answer.
+    """
+    if not settings.lmstudio.manage or not any(
+        u.kind == "lmstudio" for u in settings.upstream
+    ):
+        return {}
+    from lmbridge.server.services import lmstudio_service
+
+    async def fetch() -> dict[str, int]:
+        async with lmstudio_service(settings, EventBus()) as svc:
+            await svc.connect()
+            models = await svc.list_loaded()
+        found = {m.key: m.context_length for m in models}
+        found.update({m.identifier: m.context_length for m in models})
+        return found
+
+    async def bounded() -> dict[str, int]:
+        try:
+            return await asyncio.wait_for(fetch(), LMSTUDIO_WAIT)
+        except (LMBridgeError, TimeoutError):
+            return {}
+
+    return asyncio.run(bounded())
 
 
 def render(integration: Integration) -> str:
@@ -102,6 +150,10 @@ def run(args: argparse.Namespace, settings: config.Settings) -> int:
     if args.tool is None:
         return _list(settings)
     choice = _choice(args)
+    if args.tool in ("claude-code", "codex") and not choice.context_window:
+        choice = integrations.with_context_window(
+            args.tool, settings, choice, loaded_contexts(settings).get
+        )
     try:
         integration = integrations.describe(args.tool, settings, choice, home=args.home)
         if not args.write:

@@ -58,6 +58,10 @@ class Assembler:
             )
         if self._finish is None:
             raise errors.UpstreamError("the upstream ended its answer early")
+        return self.partial()
+
+    def partial(self) -> ir.Response:
+        """What has arrived so far, as a response (never raises)."""
         parts: list[ir.Text | ir.ToolCall | ir.Thinking] = []
         for index in sorted(self._starts):
             start = self._starts[index]
@@ -70,14 +74,15 @@ class Assembler:
                 )
             else:
                 parts.append(ir.ToolCall(start.call_id, start.name, body or "{}"))
-        usage = self._finish.usage
+        finish = self._finish
+        usage = finish.usage if finish is not None else ir.Usage()
         if not usage.input_tokens:
             usage.input_tokens = self.input_tokens
         return ir.Response(
             id=self.id,
             model=self.model,
             parts=parts,
-            stop_reason=self._finish.stop_reason,
-            stop_sequence=self._finish.stop_sequence,
+            stop_reason=finish.stop_reason if finish else ir.StopReason.END_TURN,
+            stop_sequence=finish.stop_sequence if finish else None,
             usage=usage,
         )

@@ -17,14 +17,30 @@ subsystem that meets them (one place per subsystem), never deeper.
     ├── UpstreamError            502  the upstream answered with a failure
     ├── UpstreamUnavailable      503  the upstream cannot be reached / loaded
     ├── Overloaded               529  the upstream is overloaded
-    └── Timeout                  504  the upstream went silent too long
+    ├── Timeout                  504  the upstream went silent too long
+    └── LocalError               500  a problem on this machine, not in a request
+        ├── ConfigError               the configuration cannot be used
+        ├── PortInUse                 the proxy's port is taken
+        ├── AutostartError            start-at-login could not be changed
+        └── IntegrationError          a client tool's config could not be written
+
+`DECODE_ERRORS` is what msgspec (and the codecs beneath it) raise for bytes
+that are not the JSON or TOML expected: catch it, never a longer list.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from typing import Any
+
+import msgspec
+
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    msgspec.DecodeError,  # ValidationError is a subclass
+    UnicodeError,  # invalid UTF-8
+    RecursionError,  # nesting deeper than the decoder's stack
+)
+"""Everything decoding untrusted bytes with msgspec may raise."""
 
 
 class ErrorKind(enum.StrEnum):
@@ -77,10 +93,18 @@ class InvalidRequest(LMBridgeError):
 class ContextOverflow(InvalidRequest):
     """The prompt does not fit the model's context.
 
-    Messages start `prompt is too long:` so Claude Code offers to compact.
+    Messages start `prompt is too long:` so Claude Code offers to compact,
+    and state `N tokens > M maximum` only when N > M and M is the window
+    (Claude Code reads both numbers). When the prompt fits but prompt plus
+    `max_tokens` does not, the message is Anthropic's own wording for that,
+    which Claude Code answers by lowering `max_tokens`. The counts the
+    upstream stated are kept on the error (None when not stated).
     """
 
     kind = ErrorKind.CONTEXT_OVERFLOW
+    prompt_tokens: int | None = None
+    context_window: int | None = None
+    max_tokens: int | None = None
 
     def __init__(self, message: str, **kw: Any) -> None:
         kw.setdefault("code", "context_length_exceeded")
@@ -88,32 +112,97 @@ class ContextOverflow(InvalidRequest):
 
     @classmethod
     def for_prompt(
-        cls, prompt_tokens: int, limit: int, model: str, fix: str = ""
+        cls, prompt_tokens: int, limit: int, model: str, fix: str = "", reserve: int = 0
     ) -> ContextOverflow:
-        message = (
-            f"prompt is too long: {prompt_tokens} tokens > {limit} maximum"
-            f" for model {model}"
-        )
-        return cls(f"{message} — {fix}" if fix else message)
+        """LM Bridge's own refusal: `prompt_tokens` do not fit `limit`.
+
+        `reserve` is what is kept free for the answer; the stated maximum
+        is what is left for the prompt, so N > M holds whenever it is.
+        """
+        maximum = limit - reserve
+        if prompt_tokens > maximum:
+            message = (
+                f"prompt is too long: {prompt_tokens} tokens > {maximum} maximum"
+                f" for model {model}"
+            )
+            if reserve:
+                message += f" (a context of {limit}, {reserve} kept for the answer)"
+        else:
+            message = (
+                f"prompt is too long: model {model} has a context of {limit}"
+                f" tokens, and a prompt of {prompt_tokens} leaves too little"
+                " room for the answer"
+            )
+        error = cls(f"{message} — {fix}" if fix else message)
+        error.prompt_tokens, error.context_window = prompt_tokens, limit
+        return error
 
     @classmethod
-    def from_upstream(cls, message: str) -> ContextOverflow:
+    def from_upstream(
+        cls,
+        message: str,
+        *,
+        prompt_tokens: int | None = None,
+        context_window: int | None = None,
+        max_tokens: int | None = None,
+        status: int | None = None,
+    ) -> ContextOverflow:
         """Restate an upstream's overflow message in Anthropic's words.
 
-        Upstreams say it their own way ("maximum context length is 4096
-        tokens, however you requested 9000", "Trying to keep the first 5000
-        tokens ... context length of 4096"); Claude Code reads the counts
-        from `prompt is too long: N tokens > M maximum`.
+        The counts come from `protocols.overflow`, which reads each known
+        upstream wording; this only words them, never guessing a number.
         """
-        if message.startswith("prompt is too long:"):
-            return cls(message)
-        numbers = sorted({int(n) for n in re.findall(r"\d{3,}", message)})
-        if len(numbers) >= 2:
-            return cls(
-                f"prompt is too long: {numbers[-1]} tokens > {numbers[0]} maximum"
-                f" ({message})"
+        head = overflow_wording(prompt_tokens, context_window, max_tokens)
+        if message.startswith(head) or not message:
+            text = message or head
+        else:
+            text = f"{head} ({message})"
+        error = cls(text, status=status)
+        error.prompt_tokens = prompt_tokens
+        error.context_window = context_window
+        error.max_tokens = max_tokens
+        return error
+
+
+def overflow_wording(
+    prompt_tokens: int | None, context_window: int | None, max_tokens: int | None
+) -> str:
+    """The first words of an overflow message, true for the counts given.
+
+    Only the first two forms carry numbers in the shapes Claude Code reads
+    (`N tokens > M maximum`, `P + C > M`); the others keep every number
+    away from a following `tokens >`, so no count can be misread.
+    """
+    prompt, window = prompt_tokens, context_window
+    if prompt is not None and window is not None:
+        if prompt > window:
+            return f"prompt is too long: {prompt} tokens > {window} maximum"
+        if max_tokens is not None and prompt + max_tokens > window:
+            return (
+                "input length and `max_tokens` exceed context limit:"
+                f" {prompt} + {max_tokens} > {window}, decrease input length"
+                " or `max_tokens` and try again"
             )
-        return cls(f"prompt is too long: {message}")
+        return (
+            f"prompt is too long: the model's context window is {window} tokens"
+            f" and a prompt of {prompt} leaves no room for the answer"
+        )
+    if window is not None and max_tokens is not None:
+        return (
+            f"prompt is too long: the model's context window is {window} tokens"
+            f" and the prompt does not fit beside max_tokens of {max_tokens}"
+        )
+    if window is not None:
+        return (
+            f"prompt is too long: the model's context window is {window} tokens"
+            " and the prompt does not fit"
+        )
+    if prompt is not None:
+        return (
+            f"prompt is too long: a prompt of {prompt} does not fit the model's"
+            " context window"
+        )
+    return "prompt is too long for the model's context window"
 
 
 class AuthenticationFailed(LMBridgeError):
@@ -164,6 +253,34 @@ class Overloaded(LMBridgeError):
 class Timeout(LMBridgeError):
     status = 504
     kind = ErrorKind.TIMEOUT
+
+
+class LocalError(LMBridgeError):
+    """A problem on this machine (config, port, files), not in a request.
+
+    The message is a sentence for the user that names the fix.
+    """
+
+    kind = ErrorKind.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class ConfigError(LocalError):
+    """The configuration cannot be used; the message names the key and file."""
+
+
+class PortInUse(LocalError):
+    """The configured port is taken; the message says what to do."""
+
+
+class AutostartError(LocalError):
+    """Start at login could not be turned on or off; the message says why."""
+
+
+class IntegrationError(LocalError):
+    """A client tool's config could not be read or written safely."""
 
 
 _BY_STATUS: dict[int, type[LMBridgeError]] = {

@@ -13,6 +13,7 @@ side by side.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from typing import Any, Literal, TypeAlias
 
 import msgspec
@@ -38,12 +39,34 @@ class Image(msgspec.Struct, frozen=True, tag="image"):
         return f"data:{self.media_type or 'image/png'};base64,{self.data or ''}"
 
 
+class ToolKind(enum.StrEnum):
+    """How the client declared a tool, so its calls go back in that shape.
+
+    `CUSTOM` is a freeform tool (OpenAI Responses `custom`): upstream it is a
+    function with one string argument, `input` (see `CUSTOM_INPUT`).
+    """
+
+    FUNCTION = "function"
+    CUSTOM = "custom"
+
+
+CUSTOM_INPUT = "input"
+"""The one argument of a freeform (`ToolKind.CUSTOM`) tool, upstream."""
+
+
 class ToolCall(msgspec.Struct, frozen=True, tag="tool_call"):
-    """A call the model makes; `arguments` is JSON object text."""
+    """A call the model makes; `arguments` is JSON object text.
+
+    `name` is the tool's name as the model sees it (`Tool.name`); `kind` and
+    `namespace` say how the client sent the call in a history (a Responses
+    `custom_tool_call`, a `function_call` with `namespace`).
+    """
 
     id: str
     name: str
     arguments: str = "{}"
+    kind: ToolKind = ToolKind.FUNCTION
+    namespace: str | None = None
 
 
 class ToolResult(msgspec.Struct, frozen=True, tag="tool_result"):
@@ -54,8 +77,8 @@ class ToolResult(msgspec.Struct, frozen=True, tag="tool_result"):
     is_error: bool = False
 
     def text(self) -> str:
-        """The textual content joined; images are left out."""
-        return "".join(p.text for p in self.content if isinstance(p, Text))
+        """The textual content joined by `join_text`; images are left out."""
+        return join_text(p.text for p in self.content if isinstance(p, Text))
 
 
 class Thinking(msgspec.Struct, frozen=True, tag="thinking"):
@@ -74,9 +97,33 @@ class Thinking(msgspec.Struct, frozen=True, tag="thinking"):
 Part: TypeAlias = Text | Image | ToolCall | ToolResult | Thinking
 
 
+def join_text(texts: Iterable[str]) -> str:
+    """Text parts as one text, losing no word or line boundary.
+
+    The one rule every codec joins parts by: empty parts are skipped, and a
+    line break goes between two parts unless the first already ends with
+    whitespace or the second begins with it (`"a"`, `"b"` -> `"a\\nb"`;
+    `"Output:\\n"`, `"x"` -> `"Output:\\nx"`).
+    """
+    out: list[str] = []
+    for text in texts:
+        if not text:
+            continue
+        if out and not out[-1][-1].isspace() and not text[0].isspace():
+            out.append("\n")
+        out.append(text)
+    return "".join(out)
+
+
 class Role(enum.StrEnum):
+    """Who wrote a message. `SYSTEM` is a system message in the middle of
+    the conversation (Claude Code and Codex send them): it stays where it
+    is, and each upstream codec encodes it there in a form its API takes.
+    Leading system text is `Request.system`, never a `SYSTEM` message."""
+
     USER = "user"
     ASSISTANT = "assistant"
+    SYSTEM = "system"
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -85,11 +132,25 @@ class Message(msgspec.Struct, frozen=True):
 
 
 class Tool(msgspec.Struct, frozen=True):
-    """A function tool the model may call; `parameters` is a JSON Schema."""
+    """A function tool the model may call; `parameters` is a JSON Schema.
+
+    `name` is what the model sees and calls. A tool the client declared
+    inside a namespace (Responses `namespace` tools) has that `namespace`
+    and its own `client_name`; `name` is then a flattened name made from
+    both (`mcp__srv__read`). `kind` says how the client declared it.
+    """
 
     name: str
     description: str = ""
     parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    kind: ToolKind = ToolKind.FUNCTION
+    namespace: str | None = None
+    client_name: str | None = None
+
+    @property
+    def declared_name(self) -> str:
+        """The tool's name as the client declared it."""
+        return self.client_name or self.name
 
 
 class ToolChoiceMode(enum.StrEnum):
@@ -111,9 +172,35 @@ class Reasoning(msgspec.Struct, frozen=True):
     budget_tokens: int | None = None
 
 
+class OutputFormat(msgspec.Struct, frozen=True):
+    """Structured output: the answer is JSON matching `schema` (`json_schema`)
+    or any JSON object (`json_object`, `schema` None). `name`, `description`
+    and `strict` are the OpenAI APIs' own; Anthropic takes only the schema."""
+
+    type: Literal["json_schema", "json_object"] = "json_schema"
+    schema: dict[str, Any] | None = None
+    name: str | None = None
+    description: str | None = None
+    strict: bool | None = None
+
+
 class ClientInfo(msgspec.Struct, frozen=True):
     user_agent: str = ""
     session_key: str | None = None
+    # The subagent within the session that sent the request (Claude Code's
+    # X-Claude-Code-Agent-Id); None for the session's main agent.
+    agent: str | None = None
+
+    @property
+    def chain_key(self) -> str | None:
+        """The key of this agent's own response chain in its session."""
+        if self.session_key is None or not self.agent:
+            return self.session_key
+        return f"{self.session_key}{AGENT_SEPARATOR}{self.agent}"
+
+
+# Joins a session key and a subagent's id in the key of the subagent's chain.
+AGENT_SEPARATOR = "/agent/"
 
 
 class Request(msgspec.Struct, frozen=True):
@@ -137,6 +224,18 @@ class Request(msgspec.Struct, frozen=True):
     # Provider-specific fields that must round-trip to an upstream of the same
     # protocol, keyed by the wire name (e.g. "presence_penalty").
     extras: dict[str, Any] = msgspec.field(default_factory=dict)
+    # What the front door dropped or rewrote of the client's request, one
+    # line each ("tool web_search (type web_search_preview)"); the pipeline
+    # lists them on the request's record.
+    dropped: tuple[str, ...] = ()
+    # The answer's required shape (JSON schema / any JSON object).
+    output_format: OutputFormat | None = None
+    # Fields kept in `extras` that change what the answer holds (Chat `n`,
+    # `logprobs`) and that only an upstream of the client's own protocol
+    # carries (the Chat codec sends all of `extras`), one "field: what it
+    # asks for" line each. The other upstream codecs refuse the request
+    # with a 400 naming them, rather than answer something else.
+    unportable: tuple[str, ...] = ()
 
     def system_text(self) -> str:
         return "\n\n".join(p.text for p in self.system)

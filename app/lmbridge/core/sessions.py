@@ -7,6 +7,8 @@ from typing import Protocol
 
 import msgspec
 
+from lmbridge.core.ir import AGENT_SEPARATOR
+
 
 class SessionState(msgspec.Struct, kw_only=True):
     """One chain of responses on one upstream and model, as persisted."""
@@ -24,6 +26,17 @@ class SessionState(msgspec.Struct, kw_only=True):
     bytes_saved: int = 0
     first_seen: float = msgspec.field(default_factory=time.time)
     last_seen: float = msgspec.field(default_factory=time.time)
+
+    @property
+    def session(self) -> str:
+        """The session this chain belongs to (its own key for a main agent)."""
+        return self.key.partition(AGENT_SEPARATOR)[0]
+
+    @property
+    def agent(self) -> str | None:
+        """The subagent whose chain this is; None for the main agent."""
+        _session, sep, agent = self.key.partition(AGENT_SEPARATOR)
+        return agent if sep else None
 
 
 class SessionSettings(msgspec.Struct, kw_only=True):
@@ -71,7 +84,8 @@ class MemorySessionStore:
         return list(self.states.values())
 
     async def delete(self, key: str) -> None:
-        for k in [k for k in self.states if k[0] == key]:
+        sub = key + AGENT_SEPARATOR
+        for k in [k for k in self.states if k[0] == key or k[0].startswith(sub)]:
             del self.states[k]
 
     async def settings(self) -> list[SessionSettings]:

@@ -14,10 +14,16 @@ Codex and Continue have config files LM Bridge can merge into; Void and
 Cline are set up in their own settings UI. `home` relocates the user's home
 directory (tests); by default the tools' own variables are honoured
 (CLAUDE_CONFIG_DIR, CODEX_HOME, CONTINUE_GLOBAL_DIR).
+
+Claude Code and Codex are also told the context window of their models
+(context.py): `choice.context_window` when set, else what the routes say,
+with `loaded` giving LM Studio's loaded contexts (the GUI's model service,
+or the CLI's look-up).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +40,7 @@ from lmbridge.integrations.base import (
     WritePlan,
     WriteResult,
 )
+from lmbridge.integrations.context import LoadedContext, smallest_window
 from lmbridge.integrations.testrequest import TestRequest, build
 
 __all__ = [
@@ -43,6 +50,7 @@ __all__ = [
     "Endpoint",
     "Integration",
     "IntegrationError",
+    "LoadedContext",
     "ModelChoice",
     "Snippet",
     "TestRequest",
@@ -52,6 +60,7 @@ __all__ = [
     "describe",
     "describe_all",
     "plan_write",
+    "with_context_window",
     "write",
 ]
 
@@ -86,17 +95,41 @@ def _check(tool: str) -> None:
         raise IntegrationError(f"unknown tool {tool!r}; known: {', '.join(TOOL_IDS)}")
 
 
+def with_context_window(
+    tool: str,
+    settings: config.Settings,
+    choice: ModelChoice,
+    loaded: LoadedContext | None = None,
+) -> ModelChoice:
+    """`choice` with the context window of the models `tool` uses, when
+    `choice` names none and the routes know it (0 otherwise)."""
+    if choice.context_window:
+        return choice
+    if tool == claude_code.ID:
+        models = [choice.model, choice.opus, choice.sonnet]
+        if not any(models):
+            models = list(claude_code.DEFAULT_MODELS)
+    elif tool == codex.ID:
+        models = [choice.model]
+    else:
+        return choice
+    window = smallest_window(settings, models, loaded)
+    return dataclasses.replace(choice, context_window=window)
+
+
 def describe(
     tool: str,
     settings: config.Settings,
     choice: ModelChoice | None = None,
     *,
     home: Path | None = None,
+    loaded: LoadedContext | None = None,
 ) -> Integration:
     """How `tool` is pointed at the proxy that `settings` describe."""
     _check(tool)
     endpoint = Endpoint.from_settings(settings)
-    return _DESCRIBE[tool](endpoint, choice or ModelChoice(), home)
+    choice = with_context_window(tool, settings, choice or ModelChoice(), loaded)
+    return _DESCRIBE[tool](endpoint, choice, home)
 
 
 def describe_all(
@@ -104,9 +137,12 @@ def describe_all(
     choice: ModelChoice | None = None,
     *,
     home: Path | None = None,
+    loaded: LoadedContext | None = None,
 ) -> list[Integration]:
     """Every tool, in the order the panel lists them."""
-    return [describe(tool, settings, choice, home=home) for tool in TOOL_IDS]
+    return [
+        describe(tool, settings, choice, home=home, loaded=loaded) for tool in TOOL_IDS
+    ]
 
 
 def plan_write(
@@ -115,6 +151,7 @@ def plan_write(
     choice: ModelChoice | None = None,
     *,
     home: Path | None = None,
+    loaded: LoadedContext | None = None,
 ) -> WritePlan:
     """The merge of LM Bridge's settings into `tool`'s config file; nothing
     is written. Raises IntegrationError for tools without a file, or a file
@@ -126,7 +163,8 @@ def plan_write(
             f"`lmbridge integrate {tool}` shows what to enter"
         )
     endpoint = Endpoint.from_settings(settings)
-    return _PLAN[tool](endpoint, choice or ModelChoice(), home)
+    choice = with_context_window(tool, settings, choice or ModelChoice(), loaded)
+    return _PLAN[tool](endpoint, choice, home)
 
 
 def write(plan: WritePlan) -> WriteResult:

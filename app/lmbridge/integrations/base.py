@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from lmbridge import config
+from lmbridge.core.errors import IntegrationError as IntegrationError  # re-exported
 
 # The inbound protocol a tool speaks (the names of protocols.registry).
 ClientProtocol = Literal["anthropic", "openai", "responses"]
@@ -32,10 +33,6 @@ PLACEHOLDER_KEY = "lmbridge"
 # The variable a generated config names when the proxy's token is set
 # literally (server.access_token) rather than through access_token_env.
 TOKEN_ENV_FALLBACK = "LMBRIDGE_ACCESS_TOKEN"
-
-
-class IntegrationError(Exception):
-    """A tool's configuration cannot be shown or merged; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,8 @@ class ModelChoice:
     Continue, Cline, Void, the SDK examples; Claude Code's ANTHROPIC_MODEL).
     The tiers are Claude Code's opus / sonnet / haiku aliases;
     `small_fast` (ANTHROPIC_SMALL_FAST_MODEL, read by older Claude Code)
-    defaults to `haiku`.
+    defaults to `haiku`. `context_window` is the models' context window in
+    tokens, which tools that compact are told (0: unknown, see context.py).
     """
 
     model: str = ""
@@ -100,6 +98,7 @@ class ModelChoice:
     sonnet: str = ""
     haiku: str = ""
     small_fast: str = ""
+    context_window: int = 0
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,14 @@ uses without the one-time approval prompt that ANTHROPIC_API_KEY triggers.
 The opus / sonnet / haiku aliases map to models through
 ANTHROPIC_DEFAULT_{OPUS,SONNET,HAIKU}_MODEL; ANTHROPIC_SMALL_FAST_MODEL is
 the older name of the background (haiku-class) model.
+
+CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1 makes Claude Code's `/model`
+picker list the gateway's `GET /v1/models` (it keeps the ids naming claude
+or anthropic; LM Bridge offers every other model as `claude/<id>`).
+CLAUDE_CODE_AUTO_COMPACT_WINDOW, when the models' context window is known,
+is the window Claude Code compacts within (capped at what it believes the
+model's window is, 200K or more), so it compacts before a local model
+overflows.
 """
 
 from __future__ import annotations
@@ -29,6 +37,10 @@ from lmbridge.integrations.base import (
 )
 
 ID = "claude-code"
+GATEWAY_DISCOVERY = "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY"
+COMPACT_WINDOW = "CLAUDE_CODE_AUTO_COMPACT_WINDOW"
+# What Claude Code asks for when no model is configured (for its window).
+DEFAULT_MODELS = ("claude-sonnet-5-5", "claude-opus-5-5")
 
 
 def config_path(home: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
@@ -53,6 +65,9 @@ def env_vars(endpoint: Endpoint, choice: ModelChoice) -> dict[str, str]:
         "ANTHROPIC_SMALL_FAST_MODEL": choice.small_fast or choice.haiku,
     }
     result.update({name: value for name, value in tiers.items() if value})
+    result[GATEWAY_DISCOVERY] = "1"
+    if choice.context_window:
+        result[COMPACT_WINDOW] = str(choice.context_window)
     return result
 
 
@@ -78,6 +93,8 @@ def describe(
             "Start `claude`; `/status` shows the base URL it uses.",
             "Without model variables Claude Code asks for its own model names "
             '(claude-sonnet-…); route them with a `[[route]] model = "claude-*"`.',
+            "`/model` lists LM Bridge's models (others than claude-… as "
+            "claude/<model>).",
         ),
         config_path=path,
     )

@@ -4,7 +4,11 @@ Codex speaks the Responses API to a provider defined as a
 `[model_providers.<id>]` table (name, base_url with /v1, wire_api =
 "responses", env_key naming the variable that holds the key, if any) and
 selected by the root key `model_provider`. The ids openai, ollama and
-lmstudio are built in and cannot be redefined, hence `lmbridge`.
+lmstudio are built in and cannot be redefined, hence `lmbridge`. When the
+model's context window is known, the root keys `model_context_window` and
+`model_auto_compact_token_limit` (80% of it) make Codex compact before a
+local model overflows; for a model it has no metadata for, Codex otherwise
+assumes a far larger window.
 
 The merge edits the text, so comments and the layout of the rest of the
 file stay as they were; the result is parsed back and compared with the
@@ -36,6 +40,7 @@ from lmbridge.integrations.base import (
     env_snippets,
     json_str,
 )
+from lmbridge.integrations.context import compact_limit
 
 ID = "codex"
 PROVIDER_ID = "lmbridge"
@@ -63,16 +68,24 @@ def provider_table(endpoint: Endpoint) -> dict[str, str | None]:
     }
 
 
-def root_keys(choice: ModelChoice) -> dict[str, str]:
-    keys = {"model_provider": PROVIDER_ID}
+def root_keys(choice: ModelChoice) -> dict[str, str | int]:
+    keys: dict[str, str | int] = {"model_provider": PROVIDER_ID}
     if choice.model:
         keys["model"] = choice.model
+    if choice.context_window:
+        keys["model_context_window"] = choice.context_window
+        keys["model_auto_compact_token_limit"] = compact_limit(choice.context_window)
     return keys
+
+
+def _value(value: str | int) -> str:
+    """A root key's value as TOML."""
+    return str(value) if isinstance(value, int) else json_str(value)
 
 
 def fragment(endpoint: Endpoint, choice: ModelChoice) -> str:
     """The TOML that `merge` puts into config.toml, as a snippet."""
-    lines = [f"{k} = {json_str(v)}" for k, v in root_keys(choice).items()]
+    lines = [f"{k} = {_value(v)}" for k, v in root_keys(choice).items()]
     lines += ["", f"[model_providers.{PROVIDER_ID}]"]
     lines += [f"{k} = {json_str(v)}" for k, v in provider_table(endpoint).items() if v]
     return "\n".join(lines) + "\n"
@@ -120,7 +133,7 @@ def _table_name(line: str) -> str | None:
 
 
 def _text_merge(
-    text: str, root: Mapping[str, str], table: Mapping[str, str | None]
+    text: str, root: Mapping[str, str | int], table: Mapping[str, str | None]
 ) -> str:
     lines = text.splitlines()
     headers = [i for i, line in enumerate(lines) if _table_name(line) is not None]
@@ -137,7 +150,7 @@ def _text_merge(
     last_root_key = content[-1] if content else -1
     added: list[str] = []
     for key, value in root.items():
-        line = f"{key} = {json_str(value)}"
+        line = f"{key} = {_value(value)}"
         for i in range(first_header):
             if _is_key_line(lines[i], key):
                 lines[i] = line

@@ -1,1 +1,1 @@
-"""Pure codecs: bytes <-> IR. No I/O here (see DESIGN.md section 2)."""
+"""Pure codecs: bytes <-> IR. No I/O here (see docs/ARCHITECTURE.md section 2)."""

@@ -2,16 +2,22 @@
 
 A front-door codec turns client bytes into an `ir.Request` and renders
 `ir.Response`, stream events and errors in its protocol. An upstream codec
-turns an `ir.Request` into upstream bytes and decodes the upstream's stream
-back into IR events. Codecs do no I/O; the server and upstream clients do.
+turns an `ir.Request` into upstream bytes and decodes the upstream's answer
+back into IR events. A protocol that an upstream can also speak gives a
+`Passthrough`: the few edits LM Bridge makes to a client's body when it
+relays it unchanged, and the rules that check the relayed stream. Codecs do
+no I/O; the server and the upstream clients do.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
+
+import msgspec
 
 from lmbridge.core import ir
 from lmbridge.core.errors import LMBridgeError
+from lmbridge.protocols.sse import SSEEvent
 
 
 class StreamDecoder(Protocol):
@@ -38,32 +44,140 @@ class StreamEncoder(Protocol):
     def encode(self, event: ir.Event) -> bytes: ...
 
 
-class FrontDoor(Protocol):
-    """What the server needs from an inbound protocol."""
+class BodyEdit(msgspec.Struct, frozen=True):
+    """What LM Bridge changes in a body it relays: the model, the answer's
+    token limit (`max_tokens` is None: leave it), the tools (None: all), and
+    whether to drop Claude Code's billing block (protocols/anthropic/billing)."""
 
-    name: str
+    model: str
+    max_tokens: int | None = None
+    allowed_tools: frozenset[str] | None = None
+    drop_billing: bool = False
 
-    def parse_request(self, body: bytes) -> ir.Request: ...
 
-    def encode_response(self, response: ir.Response) -> bytes: ...
+class RelayRules(Protocol):
+    """Follows one relayed stream, event by event (see protocols/relaywatch)."""
+
+    ended: bool
+    """The protocol's last event has been seen."""
+
+    usage: ir.Usage | None
+    """Token counts, once an event carried them."""
+
+    error: str | None
+    """The upstream's own error event, if it sent one."""
+
+    def check(self, event: SSEEvent) -> str | None:
+        """None if the event may go on to the client, else what is wrong."""
+        ...
+
+    def fail(self, error: ir.StreamError) -> bytes:
+        """Frames that end the client's stream with `error`, continuing what
+        the upstream began (nothing if its stream already ended)."""
+        ...
+
+
+class Passthrough(Protocol):
+    """How a protocol is relayed to an upstream that speaks it unchanged."""
+
+    @property
+    def api(self) -> str:
+        """The upstream API ("chat", "messages", "responses") that speaks it."""
+        ...
+
+    def edit(self, body: dict[str, Any], edit: BodyEdit) -> None:
+        """Apply `edit` to the client's decoded JSON body, in place."""
+        ...
+
+    def whole_usage(self, body: bytes) -> ir.Usage | None:
+        """Token counts of a whole answer; raises DECODE_ERRORS if not JSON."""
+        ...
+
+    def rules(self, request: ir.Request) -> RelayRules:
+        """Fresh rules for one relayed stream answering `request`."""
+        ...
+
+    def relayable(self, request: ir.Request) -> bool:
+        """Whether `request` may be relayed unchanged to an upstream that
+        speaks the protocol; False when it holds something such upstreams
+        may not know (Responses namespace and freeform tools), which the
+        translated path rewrites."""
+        ...
+
+
+class AnswerCodec(Protocol):
+    """Renders answers and errors in one client protocol."""
+
+    @property
+    def name(self) -> str:
+        """The protocol's name on records and in the registry."""
+        ...
+
+    @property
+    def passthrough(self) -> Passthrough | None:
+        """Set when some upstream API speaks this protocol unchanged."""
+        ...
+
+    @property
+    def remembers(self) -> bool:
+        """Answers get ids a later request may continue
+        (`previous_response_id`): the server keeps each answered
+        conversation under its id."""
+        ...
+
+    def encode_response(
+        self, response: ir.Response, request: ir.Request | None = None
+    ) -> bytes:
+        """A whole answer; `request` (when given) is the one it answers, for
+        protocols that answer in the shape the request declared (Responses
+        namespace and freeform tools)."""
+        ...
 
     def stream_encoder(self, request: ir.Request) -> StreamEncoder: ...
 
     def encode_error(self, error: LMBridgeError) -> bytes: ...
 
 
+class FrontDoor(AnswerCodec, Protocol):
+    """An inbound protocol: a request body in, answers and errors out."""
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The routes it serves (POST); the first is its canonical path."""
+        ...
+
+    def parse_request(self, body: bytes) -> ir.Request:
+        """The client's body as IR; raises `InvalidRequest` naming the field."""
+        ...
+
+
 class UpstreamCodec(Protocol):
     """What an upstream client needs from an upstream API's protocol."""
 
-    name: str
-    path: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> str:
+        """Where the API is served, below the upstream's base URL."""
+        ...
 
     def encode_request(self, request: ir.Request) -> bytes:
         """The upstream body: a streaming request (Chat Completions alone
         follows `request.stream`; the proxy asks it for whole answers)."""
         ...
 
+    def omitted(self, request: ir.Request) -> list[str]:
+        """What of `request` this API cannot carry and `encode_request`
+        leaves out or rewrites, one line each, for the request's record."""
+        ...
+
     def stream_decoder(self, request: ir.Request) -> StreamDecoder: ...
+
+    def decode_whole(self, body: bytes) -> list[ir.Event]:
+        """A whole (non-streamed) answer as the events of its stream; a body
+        that is not such an answer gives a `StreamError`."""
+        ...
 
     def parse_error(self, status: int, body: bytes) -> LMBridgeError:
         """An upstream error answer as our error, keeping its message."""

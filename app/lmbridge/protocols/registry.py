@@ -1,32 +1,61 @@
-"""Protocols by name: a new protocol is one module plus one line here."""
+"""Protocols by name: a new protocol is one module plus one line here.
+
+Every front door in `FRONT_DOORS` gets its routes (`FrontDoor.paths`) in the
+app, its error shape on those paths, and a place in the GUI's Replay and
+Test; every codec in `UPSTREAM_APIS` can be named by `api = ...` in an
+upstream's settings. The tables are typed, so mypy checks each codec
+against the protocol classes in `protocols/base.py`.
+"""
 
 from __future__ import annotations
 
-import importlib
-from typing import cast
-
+from lmbridge.core.errors import InvalidRequest
+from lmbridge.protocols.anthropic import ANTHROPIC
 from lmbridge.protocols.base import FrontDoor, UpstreamCodec
+from lmbridge.protocols.openai_chat import OPENAI_CHAT
+from lmbridge.protocols.openai_responses import RESPONSES
 
-# name -> (module, attribute) of the codec object serving both directions.
-_CODECS = {
-    "chat": ("lmbridge.protocols.openai_chat", "OPENAI_CHAT"),
-    "openai": ("lmbridge.protocols.openai_chat", "OPENAI_CHAT"),
-    "messages": ("lmbridge.protocols.anthropic", "ANTHROPIC"),
-    "anthropic": ("lmbridge.protocols.anthropic", "ANTHROPIC"),
-    "responses": ("lmbridge.protocols.openai_responses", "RESPONSES"),
+FRONT_DOORS: dict[str, FrontDoor] = {
+    "openai": OPENAI_CHAT,
+    "anthropic": ANTHROPIC,
+    "responses": RESPONSES,
 }
+"""Inbound protocols by name, as `RequestRecord.protocol` names them."""
+
+UPSTREAM_APIS: dict[str, UpstreamCodec] = {
+    "chat": OPENAI_CHAT,
+    "messages": ANTHROPIC,
+    "responses": RESPONSES,
+}
+"""Upstream APIs by the name `api = ...` gives them."""
 
 
-def _load(name: str) -> object:
-    module, attr = _CODECS[name]
-    return getattr(importlib.import_module(module), attr)
+def register(door: FrontDoor) -> None:
+    """Add a front door (the app factory serves it from then on)."""
+    FRONT_DOORS[door.name] = door
 
 
 def upstream_codec(api: str) -> UpstreamCodec:
     """The codec for an upstream API: "chat", "messages" or "responses"."""
-    return cast(UpstreamCodec, _load(api))
+    return UPSTREAM_APIS[api]
 
 
 def front_door(name: str) -> FrontDoor:
     """The codec for an inbound protocol: "openai", "anthropic", "responses"."""
-    return cast(FrontDoor, _load(name))
+    door = FRONT_DOORS.get(name)
+    if door is None:
+        raise InvalidRequest(f"unknown protocol {name!r}")
+    return door
+
+
+def door_for_path(path: str) -> FrontDoor | None:
+    """The front door serving `path` (or a path below one of its routes)."""
+    for door in FRONT_DOORS.values():
+        if any(path == p or path.startswith(p + "/") for p in door.paths):
+            return door
+    return None
+
+
+def relayed_as(door: FrontDoor) -> str | None:
+    """The upstream API that speaks `door`'s protocol unchanged, if any."""
+    return door.passthrough.api if door.passthrough is not None else None

@@ -1,4 +1,9 @@
-"""Server-sent events framing: an incremental parser and a formatter."""
+"""Server-sent events framing: the one incremental parser, and a formatter.
+
+Every SSE reader in LM Bridge uses `SSEParser`: the upstream decoders take
+its events, and the pass-through relay takes its complete frames as bytes
+(to forward them unchanged) together with their events (to check them).
+"""
 
 from __future__ import annotations
 
@@ -8,62 +13,109 @@ from typing import NamedTuple
 class SSEEvent(NamedTuple):
     event: str
     data: bytes
+    # The first line that is no SSE field at all ("" if none): a stream
+    # carrying one is not an event stream.
+    stray: bytes = b""
+
+
+class Frames(NamedTuple):
+    """Complete frames, as the bytes that made them and as events."""
+
+    raw: bytes
+    events: list[tuple[bytes, SSEEvent]]  # (one frame's bytes, its event)
+
+
+_KNOWN_FIELDS = (b"data", b"event", b"id", b"retry")
 
 
 class SSEParser:
     """Splits a byte stream into SSE events; `feed()` keeps partial frames.
 
-    Accepts LF, CRLF and CR line endings, `event:` and multi-line `data:`
-    fields, and ignores comments and `id:`/`retry:` fields.
+    Accepts LF, CRLF and CR line endings (frames come out with LF),
+    `event:` and multi-line `data:` fields, and ignores comments and
+    `id:`/`retry:` fields.
     """
 
-    __slots__ = ("_buf", "_data", "_event")
+    __slots__ = ("_buf",)
 
     def __init__(self) -> None:
         self._buf = b""
-        self._event = ""
-        self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """The events that `chunk` completes."""
+        return [event for _raw, event in self.feed_frames(chunk).events]
+
+    def feed_frames(self, chunk: bytes) -> Frames:
+        """The frames that `chunk` completes, with their bytes."""
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             held = buf.endswith(b"\r")  # its "\n" may come in the next chunk
+            buf = buf.replace(b"\r\n", b"\n")
             if held:
-                buf = buf[:-1]
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if held:
-                lines = buf.split(b"\n")
-                self._buf = lines.pop() + b"\r"
-                return self._lines(lines)
-        lines = buf.split(b"\n")
-        self._buf = lines.pop()
-        return self._lines(lines)
-
-    def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
-        out: list[SSEEvent] = []
-        for line in lines:
-            if not line:
-                if self._data or self._event:
-                    out.append(SSEEvent(self._event, b"\n".join(self._data)))
-                self._event = ""
-                self._data = []
-                continue
-            if line[0] == 58:  # ":" comment
-                continue
-            name, _, value = line.partition(b":")
-            if value[:1] == b" ":
-                value = value[1:]
-            if name == b"data":
-                self._data.append(value)
-            elif name == b"event":
-                self._event = value.decode("utf-8", "replace")
-        return out
+                buf = buf[:-1].replace(b"\r", b"\n") + b"\r"
+            else:
+                buf = buf.replace(b"\r", b"\n")
+        cut = buf.rfind(b"\n\n")
+        if cut < 0:
+            self._buf = buf
+            return Frames(b"", [])
+        self._buf = buf[cut + 2 :]
+        complete = buf[: cut + 2]
+        return Frames(complete, _frames(complete))
 
     def flush(self) -> list[SSEEvent]:
         """The input ended: emit a last event that lacked its blank line."""
-        if self._buf.endswith(b"\r"):
-            self._buf = self._buf[:-1]
-        return self.feed(b"\n\n") if self._buf or self._data else []
+        return [event for _raw, event in self.flush_frames().events]
+
+    def flush_frames(self) -> Frames:
+        """`flush()`, with the frame's bytes (ending in a blank line)."""
+        rest = self._buf.removesuffix(b"\r").strip(b"\n")
+        self._buf = b""
+        if not rest:
+            return Frames(b"", [])
+        complete = rest + b"\n\n"
+        return Frames(complete, _frames(complete))
+
+
+def _frames(complete: bytes) -> list[tuple[bytes, SSEEvent]]:
+    """Complete frames (text ending in a blank line) split into events."""
+    out: list[tuple[bytes, SSEEvent]] = []
+    start = 0
+    end = len(complete)
+    while start < end:
+        stop = complete.find(b"\n\n", start)
+        if stop < 0:  # a lone "\n" after the last blank line
+            stop = end
+        block = complete[start:stop].lstrip(b"\n")
+        start = stop + 2
+        if not block:
+            continue  # blank lines between frames
+        event = _parse(block)
+        if event is not None:
+            out.append((block + b"\n\n", event))
+    return out
+
+
+def _parse(block: bytes) -> SSEEvent | None:
+    """One frame's lines as an event (None for a comment-only frame)."""
+    name = ""
+    data: list[bytes] = []
+    stray = b""
+    for line in block.split(b"\n"):
+        if not line or line[0] == 58:  # ":" comment
+            continue
+        field, _, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8", "replace")
+        elif not stray and field not in _KNOWN_FIELDS:
+            stray = line
+    if not data and not name and not stray:
+        return None
+    return SSEEvent(name, b"\n".join(data), stray)
 
 
 def frame(data: bytes, event: str | None = None) -> bytes:

@@ -1,4 +1,10 @@
-"""The aiohttp application factory."""
+"""The aiohttp application factory.
+
+`create_app` wires the services (built here, or handed in by the desktop
+app, which keeps them across proxy restarts), the pipeline and the routes;
+the error middleware is the one place where a failure outside the pipeline
+becomes an answer, in the protocol of the path it came in on.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +16,38 @@ from aiohttp import web
 from lmbridge.config import Settings
 from lmbridge.core import errors
 from lmbridge.core.events import EventBus
-from lmbridge.protocols.registry import front_door
-from lmbridge.server import chat_api, chat_common, models_api, routes, security
-from lmbridge.server.state import STATE, ProxyState
-from lmbridge.store.sessions import SqliteSessionStore
+from lmbridge.protocols.base import AnswerCodec
+from lmbridge.protocols.openai_chat import OPENAI_CHAT
+from lmbridge.protocols.registry import door_for_path
+from lmbridge.protocols.store_api import STORE
+from lmbridge.server import chat_api, models_api, routes, security, store_api
+from lmbridge.server.keys import PIPELINE, SERVICES
+from lmbridge.server.pipeline import Pipeline, error_response
+from lmbridge.server.services import Services
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-def protocol_for_path(path: str) -> str:
-    """The protocol whose error shape a path's clients understand."""
-    if path.startswith("/v1/messages"):
-        return "anthropic"
-    if path.startswith("/v1/responses"):
-        return "responses"
-    if path.startswith(SIMPLE_PREFIXES):
-        return "simple"
-    return "openai"
-
-
-# The simple service's paths answer errors in its envelope.
+# The simple services' paths answer errors in their envelope.
 SIMPLE_PREFIXES = ("/store", "/chat", "/models", "/help")
+
+
+def codec_for_path(path: str) -> AnswerCodec:
+    """The codec whose error shape a path's clients understand."""
+    door = door_for_path(path)
+    if door is not None:
+        return door
+    if path.startswith(SIMPLE_PREFIXES):
+        return STORE  # the envelope
+    return OPENAI_CHAT
+
+
+def payload_too_large(settings: Settings) -> errors.PayloadTooLarge:
+    limit = settings.server.max_body_mb
+    return errors.PayloadTooLarge(
+        f"the request body is larger than {limit} MiB (server.max_body_mb)"
+    )
 
 
 @web.middleware
@@ -45,10 +60,7 @@ async def error_middleware(
     except errors.LMBridgeError as err:
         error = err
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[STATE].settings.server.max_body_mb
-        error = errors.PayloadTooLarge(
-            f"the request body is larger than {limit} MiB (server.max_body_mb)"
-        )
+        error = payload_too_large(request.app[SERVICES].settings)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -60,47 +72,43 @@ async def error_middleware(
         error = errors.LMBridgeError(
             "LM Bridge failed unexpectedly; see its log for details"
         )
-    protocol = protocol_for_path(request.path)
-    if protocol == "simple":
-        return chat_common.error_response(error)
-    door = front_door(protocol)
-    return web.Response(
-        status=error.status,
-        body=door.encode_error(error),
-        content_type="application/json",
-    )
+    return error_response(codec_for_path(request.path), error)
 
 
-def create_app(settings: Settings, bus: EventBus | None = None) -> web.Application:
-    """Build the proxy app; upstream sessions open and close with it."""
+def create_app(
+    settings: Settings,
+    bus: EventBus | None = None,
+    *,
+    services: Services | None = None,
+    capture_bodies: bool = False,
+) -> web.Application:
+    """Build the proxy app.
+
+    Without `services`, the app builds its own and opens and closes them
+    with itself; given ones belong to the caller.
+    """
     guard = security.Guard(settings.server)
     app = web.Application(
         client_max_size=settings.server.max_body_mb * 1024 * 1024,
         middlewares=[error_middleware, security.guard_middleware(guard)],
     )
     app.on_response_prepare.append(security.add_cors)
-    state = ProxyState(settings, bus or EventBus())
-    app[STATE] = state
-
-    async def upstream_sessions(app: web.Application) -> AsyncIterator[None]:
-        for upstream in state.upstreams.values():
-            await upstream.start()
-        yield
-        for upstream in state.upstreams.values():
-            await upstream.close()
-
-    app.cleanup_ctx.append(upstream_sessions)
+    owned = services is None
+    if services is None:
+        services = Services(settings, bus)
+    app[SERVICES] = services
+    app[PIPELINE] = Pipeline(services, capture_bodies=capture_bodies)
+    if owned:
+        app.cleanup_ctx.append(_lifecycle)
     routes.add_routes(app)
     models_api.setup(app)
-    chat_api.setup(app)  # opens state.db
-    app.cleanup_ctx.append(_persistent_sessions)
+    chat_api.setup(app)
+    store_api.setup(app)
     return app
 
 
-async def _persistent_sessions(app: web.Application) -> AsyncIterator[None]:
-    """Keep sessions in the database once it is open (else in memory)."""
-    state = app[STATE]
-    if state.db is not None and state.db.is_open:
-        state.sessions.store = SqliteSessionStore(state.db)
-    await state.sessions.start()
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    await services.start()
     yield
+    await services.close()

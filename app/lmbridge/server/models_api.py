@@ -1,4 +1,4 @@
-"""LM Studio model management over HTTP, and the service's lifecycle.
+"""LM Studio model management over HTTP.
 
 `GET /models` (loaded), `GET /models/downloaded`, `POST /models/load`,
 `POST /models/unload`. Errors use the simple service envelope
@@ -7,50 +7,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import web
 
-from lmbridge.config import Settings
 from lmbridge.core import errors
-from lmbridge.core.events import EventBus
-from lmbridge.lmstudio import (
-    ConnectionState,
-    ContextPolicy,
-    LMStudioOptions,
-    LMStudioService,
-    LoadedModel,
-)
+from lmbridge.lmstudio import LMStudioService, LoadedModel
 from lmbridge.protocols import jsonutil
-from lmbridge.server import chat_api
-from lmbridge.server.chat_common import enveloped
-from lmbridge.server.state import STATE
-from lmbridge.upstreams.modelprep import ModelPreparer
-
-
-def service_for(
-    settings: Settings, bus: EventBus
-) -> tuple[LMStudioService, str] | None:
-    """The model service for the first lmstudio upstream, if it is managed."""
-    if not settings.lmstudio.manage:
-        return None
-    upstream = next((u for u in settings.upstream if u.kind == "lmstudio"), None)
-    if upstream is None:
-        return None
-    lm = settings.lmstudio
-    address = lm.address or urlsplit(upstream.base_url).netloc or None
-    options = LMStudioOptions(
-        address=address,
-        min_context=lm.min_context,
-        context_policy=ContextPolicy(lm.context_policy),
-        load_context_length=lm.load_context_length,
-        load_ttl_seconds=lm.load_ttl_seconds,
-        load_timeout=lm.load_timeout,
-    )
-    return LMStudioService(bus, options), upstream.name
+from lmbridge.server.keys import SERVICES
 
 
 def _loaded(model: LoadedModel) -> dict[str, Any]:
@@ -65,7 +30,7 @@ def _loaded(model: LoadedModel) -> dict[str, Any]:
 
 
 def _service(request: web.Request) -> LMStudioService:
-    svc = request.app[STATE].lmstudio
+    svc = request.app[SERVICES].lmstudio
     if svc is None:
         raise errors.UpstreamUnavailable(
             "no LM Studio upstream is managed — add an upstream with kind ="
@@ -140,39 +105,9 @@ async def unload(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "unloaded": [body.model_key]})
 
 
-async def supports_vision(svc: LMStudioService, model: str) -> bool | None:
-    """Whether LM Studio's model `model` takes images (None: unknown)."""
-    if svc.status.state is not ConnectionState.CONNECTED:
-        return None
-    loaded = svc.loaded_model(model)
-    key = loaded.key if loaded is not None else model
-    downloaded = await svc.list_downloaded()
-    for info in downloaded.models:
-        if info.key == key:
-            return info.vision
-    return None
-
-
 def setup(app: web.Application) -> None:
-    """Run the model service with the app and add the model routes."""
-    state = app[STATE]
-    found = service_for(state.settings, state.bus)
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        if found is not None:
-            svc, upstream = found
-            state.lmstudio = svc
-            state.models = ModelPreparer(svc, state.settings.lmstudio)
-            state.models_upstream = upstream
-            svc.start()
-            chat_api.set_vision_check(app, lambda model: supports_vision(svc, model))
-        yield
-        if state.lmstudio is not None:
-            await state.lmstudio.aclose()
-            state.lmstudio = state.models = None
-
-    app.cleanup_ctx.append(lifecycle)
-    app.router.add_get("/models", enveloped(list_loaded))
-    app.router.add_get("/models/downloaded", enveloped(list_downloaded))
-    app.router.add_post("/models/load", enveloped(load))
-    app.router.add_post("/models/unload", enveloped(unload))
+    """Add the model routes (LM Studio's service is the app's)."""
+    app.router.add_get("/models", list_loaded)
+    app.router.add_get("/models/downloaded", list_downloaded)
+    app.router.add_post("/models/load", load)
+    app.router.add_post("/models/unload", unload)

@@ -1,78 +1,42 @@
 """Pass-through: the client's protocol is the upstream's own API.
 
-The client's JSON goes upstream with only the model renamed (and max_tokens
-clamped, tools filtered by session settings when configured), and the
-upstream's answer comes back as it arrives. Streams are forwarded frame by
-frame and checked (protocols/relaywatch.py), so garbage from the upstream
-still ends in a well-formed error event; a whole answer must be JSON.
+The client's JSON goes upstream with only the edits its protocol's
+`Passthrough` makes (the model renamed, max tokens clamped, tools filtered
+by session settings), and the upstream's answer comes back as it arrives.
+Streams are forwarded frame by frame and checked (protocols/relaywatch.py),
+so garbage from the upstream still ends in a well-formed error event; a
+whole answer must be JSON.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import aiohttp
 import msgspec
 from aiohttp import web
 
 from lmbridge.core import errors, ir
+from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
-from lmbridge.protocols.base import FrontDoor
-from lmbridge.protocols.openai_responses.relay import RelayedStream
+from lmbridge.protocols.anthropic import billing
+from lmbridge.protocols.base import BodyEdit, Passthrough
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.protocols.relaywatch import RelayWatch
-from lmbridge.server.capture import capture_response, request_secrets, scrub
-from lmbridge.server.state import STATE
-from lmbridge.upstreams.http import HttpUpstream
+from lmbridge.server.capture import capture_response, scrub
+from lmbridge.upstreams.http import HttpUpstream, Refusal
 from lmbridge.upstreams.router import Resolved
-
-# The upstream API that speaks each front door's protocol unchanged.
-SAME_API = {"openai": "chat", "anthropic": "messages", "responses": "responses"}
-# The name of the max-tokens field per protocol, for clamping.
-MAX_TOKENS_FIELDS = {
-    "openai": ("max_tokens", "max_completion_tokens"),
-    "anthropic": ("max_tokens",),
-    "responses": ("max_output_tokens",),
-}
-_DECODE_ERRORS = (
-    msgspec.DecodeError,
-    msgspec.ValidationError,
-    UnicodeError,
-    RecursionError,
-)
 
 _json = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
 
-
-class _UsageOnly(msgspec.Struct):
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
-class _ResponseUsage(msgspec.Struct):
-    usage: _UsageOnly | None = None
-
-
-class _WithUsage(msgspec.Struct):
-    usage: _UsageOnly | None = None
-    # Responses streams carry usage in response.completed's response.
-    response: _ResponseUsage | None = None
-
-    def found(self) -> _UsageOnly | None:
-        if self.usage is not None:
-            return self.usage
-        return self.response.usage if self.response is not None else None
-
-
-_usage_decoder = msgspec.json.Decoder(_WithUsage)
-
-
-def sse_headers() -> dict[str, str]:
+def sse_headers(content_type: str = "text/event-stream") -> dict[str, str]:
+    """Headers of a streamed answer."""
     return {
-        "Content-Type": "text/event-stream",
+        "Content-Type": content_type,
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
     }
@@ -83,203 +47,174 @@ def should_fall_back(err: errors.LMBridgeError) -> bool:
     return err.status == 429 or err.status >= 500
 
 
-async def relay(
-    request: web.Request,
-    door: FrontDoor,
-    body: bytes,
-    req: ir.Request,
-    resolved: Resolved,
-    record: RequestRecord,
-    last: bool = True,
-) -> web.StreamResponse:
-    """Forward the client's JSON and relay the upstream's answer."""
-    upstream = resolved.upstream
-    body = _rewrite(request, door, body, req, resolved, record)
-    codec = upstream_codec(SAME_API[door.name])
-    try:
-        resp = await upstream.post(
-            codec.path, body, codec=codec, record=record, headers=_forwarded(request)
-        )
-    except errors.LMBridgeError as err:
-        if err.upstream_body is None or (not last and should_fall_back(err)):
-            raise
-        # Upstream errors keep their status and body on pass-through, but
-        # not a key the upstream echoes back.
-        secrets = request_secrets(request) + request.app[STATE].upstream_secrets
-        body = scrub(err.upstream_body.decode("utf-8", "replace"), secrets).encode()
-        record.status = err.status
-        record.error = err.message
-        return web.Response(
-            status=err.status, body=body, content_type="application/json"
-        )
-    try:
-        if not req.stream:
-            return await _whole(upstream, resp, record)
-        return await _stream(request, door, req, upstream, resp, record)
-    finally:
-        upstream.release(resp)
+class Relay:
+    """One pass-through request: the client's body, relayed and checked."""
 
+    def __init__(
+        self,
+        request: web.Request,
+        passthrough: Passthrough,
+        req: ir.Request,
+        record: RequestRecord,
+        secrets: tuple[str, ...],
+    ) -> None:
+        self.request = request
+        self.passthrough = passthrough
+        self.req = req
+        self.record = record
+        self.secrets = secrets
+        # Upstream refusals to raise rather than relay (the pipeline retries).
+        self.raises: Callable[[errors.LMBridgeError], bool] = lambda _err: False
 
-def _rewrite(
-    request: web.Request,
-    door: FrontDoor,
-    body: bytes,
-    req: ir.Request,
-    resolved: Resolved,
-    record: RequestRecord,
-) -> bytes:
-    """The client's body with the target model, limits and tool filter."""
-    settings = request.app[STATE].sessions.settings_for(req.client.session_key)
-    allowed = settings.allowed_tools if settings is not None else None
-    limit = resolved.max_tokens_limit
-    # record.model is the model the client's body names.
-    if resolved.target == record.model and allowed is None and limit is None:
-        return body
-    raw: dict[str, Any] = _json.decode(body)
-    raw["model"] = resolved.target
-    if allowed is not None and isinstance(raw.get("tools"), list):
-        raw["tools"] = [t for t in raw["tools"] if _tool_name(t) in allowed]
-    if limit is not None:
-        fields = MAX_TOKENS_FIELDS[door.name]
-        present = [f for f in fields if isinstance(raw.get(f), int)]
-        for field in present:
-            raw[field] = min(raw[field], limit)
-        if not present:
-            raw[fields[0]] = limit
-    return _encode.encode(raw)
-
-
-async def _whole(
-    upstream: HttpUpstream, resp: aiohttp.ClientResponse, record: RequestRecord
-) -> web.Response:
-    record.status = resp.status
-    payload = b"".join([chunk async for chunk in upstream.chunks(resp)])
-    record.mark_first_token()
-    try:
-        usage = _usage_decoder.decode(payload).found()
-    except _DECODE_ERRORS:
-        raise errors.UpstreamError(
-            f"upstream {upstream.name!r} answered with something that is not JSON:"
-            f" {payload[:120].decode('utf-8', 'replace')!r}"
-        ) from None
-    if usage is not None:
-        _set_usage(record, usage)
-    record.bytes_out = len(payload)
-    capture_response(record, payload)
-    return web.Response(
-        status=resp.status, body=payload, content_type="application/json"
-    )
-
-
-async def _stream(
-    request: web.Request,
-    door: FrontDoor,
-    req: ir.Request,
-    upstream: HttpUpstream,
-    resp: aiohttp.ClientResponse,
-    record: RequestRecord,
-) -> web.StreamResponse:
-    record.status = resp.status
-    out = web.StreamResponse(status=resp.status, headers=sse_headers())
-    await out.prepare(request)
-    watch = RelayWatch(door.name)
-    # A Responses stream numbers its events: a break must continue them.
-    relayed = RelayedStream(req) if door.name == "responses" else None
-    tail = b""
-    failure: ir.StreamError | None = None
-    try:
-        async for chunk in upstream.chunks(resp):
-            ready = watch.feed(chunk)
-            if ready:
-                await _send(out, record, ready, relayed)
-                tail = _keep(tail, ready)
-            if watch.problem is not None:
-                failure = ir.StreamError(
-                    errors.ErrorKind.UPSTREAM_ERROR, watch.problem, 502
+    async def send(
+        self,
+        body: bytes,
+        resolved: Resolved,
+        allowed_tools: frozenset[str] | None,
+        last: bool,
+    ) -> web.StreamResponse:
+        """Forward `body` to `resolved`'s upstream and relay its answer."""
+        upstream = resolved.upstream
+        drop = not upstream.keeps_billing_header and billing.PREFIX_BYTES in body
+        edit = BodyEdit(resolved.target, resolved.max_tokens_limit, allowed_tools, drop)
+        if drop:
+            self.record.notes.append(f"dropped: {billing.NOTE}")
+        body = self._edited(body, edit)
+        codec = upstream_codec(self.passthrough.api)
+        headers = {
+            name: value
+            for name in FORWARDED_HEADERS
+            if (value := self.request.headers.get(name))
+        }
+        if "anthropic-beta" in headers:
+            kept, removed = upstream.betas(headers.pop("anthropic-beta"))
+            if kept:
+                headers["anthropic-beta"] = kept
+            if removed:
+                self.record.notes.append(
+                    f"dropped for {upstream.name}: anthropic-beta {', '.join(removed)}"
+                    " (not in its anthropic_betas)"
                 )
-                break
-        else:
-            if rest := watch.close():
-                await _send(out, record, rest, relayed)
-                tail = _keep(tail, rest)
-            if watch.problem is not None:
-                failure = ir.StreamError(
-                    errors.ErrorKind.UPSTREAM_ERROR, watch.problem, 502
-                )
-            elif not watch.ended:
-                failure = ir.StreamError(
-                    errors.ErrorKind.UPSTREAM_ERROR,
-                    f"upstream {upstream.name!r} ended its stream before its answer",
-                    502,
-                )
-    except errors.LMBridgeError as err:
-        if not watch.ended:
-            failure = ir.StreamError(err.kind, err.message, err.status)
-    if failure is not None:
-        record.error = failure.message
-        if relayed is not None:
-            await out.write(relayed.fail(failure))
-        else:
-            await out.write(door.stream_encoder(req).encode(failure))
-    _record_stream_usage(record, tail)
-    await out.write_eof()
-    return out
+        try:
+            resp = await upstream.relay(
+                codec.path, body, codec=codec, record=self.record, headers=headers
+            )
+        except errors.LMBridgeError as err:
+            if (
+                err.upstream_body is None
+                or (not last and should_fall_back(err))
+                or self.raises(err)
+            ):
+                raise
+            # Upstream errors keep their status and body on pass-through, but
+            # not a key the upstream echoes back.
+            text = scrub(err.upstream_body.decode("utf-8", "replace"), self.secrets)
+            self.record.status = err.status
+            self.record.error = err.message
+            return web.Response(
+                status=err.status, body=text.encode(), content_type="application/json"
+            )
+        if isinstance(resp, Refusal):
+            self.record.status = 200
+            self.record.notes.append(f"{upstream.name}: refused ({resp.message})")
+            self.record.bytes_out = len(resp.body)
+            return web.Response(body=resp.body, content_type=resp.content_type)
+        try:
+            if not self.req.stream:
+                return await self._whole(upstream, resp)
+            return await self._stream(upstream, resp)
+        finally:
+            upstream.release(resp)
 
+    def _edited(self, body: bytes, edit: BodyEdit) -> bytes:
+        """The client's body with `edit` applied (unchanged when it is a no-op)."""
+        record = self.record
+        # record.model is the model the client's body names.
+        if (
+            edit.model == record.model
+            and edit.allowed_tools is None
+            and edit.max_tokens is None
+            and not edit.drop_billing
+        ):
+            return body
+        raw = _json.decode(body)
+        self.passthrough.edit(raw, edit)
+        return _encode.encode(raw)
 
-async def _send(
-    out: web.StreamResponse,
-    record: RequestRecord,
-    data: bytes,
-    relayed: RelayedStream | None,
-) -> None:
-    if record.first_token is None:
+    async def _whole(
+        self, upstream: HttpUpstream, resp: aiohttp.ClientResponse
+    ) -> web.Response:
+        record = self.record
+        record.status = resp.status
+        payload = b"".join([chunk async for chunk in upstream.chunks(resp)])
         record.mark_first_token()
-    record.bytes_out += len(data)
-    capture_response(record, data)
-    await out.write(data)
-    if relayed is not None:
-        relayed.feed(data)
+        try:
+            usage = self.passthrough.whole_usage(payload)
+        except DECODE_ERRORS:
+            raise errors.UpstreamError(
+                f"upstream {upstream.name!r} answered with something that is not"
+                f" JSON: {payload[:120].decode('utf-8', 'replace')!r}"
+            ) from None
+        if usage is not None:
+            _set_usage(record, usage)
+        record.bytes_out = len(payload)
+        capture_response(record, payload)
+        return web.Response(
+            status=resp.status, body=payload, content_type="application/json"
+        )
+
+    async def _stream(
+        self, upstream: HttpUpstream, resp: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        record = self.record
+        record.status = resp.status
+        out = web.StreamResponse(status=resp.status, headers=sse_headers())
+        await out.prepare(self.request)
+        rules = self.passthrough.rules(self.req)
+        watch = RelayWatch(rules)
+        failure: ir.StreamError | None = None
+        try:
+            async for chunk in upstream.chunks(resp):
+                if ready := watch.feed(chunk):
+                    await self._send(out, ready)
+                if watch.problem is not None:
+                    break
+            else:
+                if rest := watch.close():
+                    await self._send(out, rest)
+                if watch.problem is None and not watch.ended:
+                    failure = ir.StreamError(
+                        errors.ErrorKind.UPSTREAM_ERROR,
+                        f"upstream {upstream.name!r} ended its stream before"
+                        " its answer",
+                        502,
+                    )
+        except errors.LMBridgeError as err:
+            if not watch.ended:
+                failure = ir.StreamError(err.kind, err.message, err.status)
+        if watch.problem is not None:
+            failure = ir.StreamError(
+                errors.ErrorKind.UPSTREAM_ERROR, watch.problem, 502
+            )
+        if failure is not None:
+            record.error = failure.message
+            await out.write(rules.fail(failure))
+        elif rules.error is not None:
+            record.error = rules.error
+        if rules.usage is not None:
+            _set_usage(record, rules.usage)
+        await out.write_eof()
+        return out
+
+    async def _send(self, out: web.StreamResponse, data: bytes) -> None:
+        record = self.record
+        if record.first_token is None:
+            record.mark_first_token()
+        record.bytes_out += len(data)
+        capture_response(record, data)
+        await out.write(data)
 
 
-def _tool_name(tool: Any) -> str | None:
-    """A tool's name in any of the three protocols' tool shapes."""
-    if not isinstance(tool, dict):
-        return None
-    fn = tool.get("function")
-    name = fn.get("name") if isinstance(fn, dict) else tool.get("name")
-    return name if isinstance(name, str) else None
-
-
-def _forwarded(request: web.Request) -> dict[str, str]:
-    headers = {}
-    for name in ("anthropic-version", "anthropic-beta"):
-        if value := request.headers.get(name):
-            headers[name] = value
-    return headers
-
-
-def _set_usage(record: RequestRecord, usage: _UsageOnly) -> None:
-    record.tokens_in = usage.prompt_tokens or usage.input_tokens or record.tokens_in
-    record.tokens_out = usage.completion_tokens or usage.output_tokens or 0
-
-
-def _keep(tail: bytes, ready: bytes) -> bytes:
-    """The end of the stream so far, for reading usage from at the end.
-
-    The last frames may be long (Responses' completed event repeats the
-    whole response), so the latest block is kept whole, up to 256 KiB.
-    """
-    return (tail[-8192:] + ready)[-262144:]
-
-
-def _record_stream_usage(record: RequestRecord, tail: bytes) -> None:
-    # Usage rides in one of the last events; find the last data line naming it.
-    for line in reversed(tail.split(b"\n")):
-        if line.startswith(b"data: {") and b'"usage"' in line:
-            try:
-                usage = _usage_decoder.decode(line[6:]).found()
-            except _DECODE_ERRORS:
-                continue
-            if usage is not None:
-                _set_usage(record, usage)
-                return
+def _set_usage(record: RequestRecord, usage: ir.Usage) -> None:
+    record.tokens_in = usage.input_tokens or record.tokens_in
+    record.tokens_out = usage.output_tokens

@@ -1,31 +1,41 @@
-"""Routes: the model front doors, /v1/models and /health."""
+"""Routes: the model front doors, /v1/models and /health.
+
+Every front door in the protocol registry is served on its paths through
+the one pipeline; adding a protocol adds its routes.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import msgspec
 from aiohttp import web
 
 from lmbridge import __version__
-from lmbridge.protocols.registry import front_door
-from lmbridge.server import proxy
-from lmbridge.server.state import STATE
+from lmbridge.core import errors
+from lmbridge.protocols import jsonutil, tokens
+from lmbridge.protocols.anthropic import ANTHROPIC
+from lmbridge.protocols.base import FrontDoor
+from lmbridge.protocols.registry import FRONT_DOORS
+from lmbridge.server.keys import PIPELINE, SERVICES
+from lmbridge.server.simple import Handler
+from lmbridge.upstreams.router import picker_id
 
-_encode = msgspec.json.Encoder().encode
+log = logging.getLogger(__name__)
+
+_encode = msgspec.json.Encoder()
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    return await proxy.handle(request, front_door("openai"))
+def door_handler(door: FrontDoor) -> Handler:
+    """The route serving `door` through the pipeline."""
 
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return await request.app[PIPELINE].serve(request, door)
 
-async def messages(request: web.Request) -> web.StreamResponse:
-    return await proxy.handle(request, front_door("anthropic"))
-
-
-async def responses(request: web.Request) -> web.StreamResponse:
-    return await proxy.handle(request, front_door("responses"))
+    serve.__doc__ = f"A model request in the {door.name} protocol."
+    return serve
 
 
 async def count_tokens(request: web.Request) -> web.Response:
@@ -34,12 +44,10 @@ async def count_tokens(request: web.Request) -> web.Response:
     Claude Code's IDE extensions call this dozens of times a second at
     start-up; see protocols/tokens.py for how the estimate is made.
     """
-    from lmbridge.protocols import jsonutil, tokens
-
     raw = jsonutil.decode_object(await request.read())
     # count_tokens bodies carry no max_tokens; the Messages parser wants one.
     raw.setdefault("max_tokens", 1)
-    req = front_door("anthropic").parse_request(_encode(raw))
+    req = ANTHROPIC.parse_request(_encode.encode(raw))
     return web.json_response({"input_tokens": tokens.count_request(req)})
 
 
@@ -47,28 +55,42 @@ async def models(request: web.Request) -> web.Response:
     """Every upstream's models plus route aliases, each listed once.
 
     Answers in Anthropic's list shape when the client sends
-    `anthropic-version`, else in OpenAI's.
+    `anthropic-version` (model ids as Claude Code's picker keeps them),
+    else in OpenAI's.
     """
-    state = request.app[STATE]
-    upstreams = list(state.upstreams.values())
-    listed = await asyncio.gather(*(u.list_models() for u in upstreams))
+    services = request.app[SERVICES]
+    upstreams = list(services.upstreams.values())
+    listed = await asyncio.gather(
+        *(u.list_models() for u in upstreams), return_exceptions=True
+    )
     owners: dict[str, str] = {}
-    for alias in state.router.aliases():
+    for alias in services.router.aliases():
         owners.setdefault(alias, "lmbridge")
     for upstream, ids in zip(upstreams, listed, strict=True):
+        if isinstance(ids, BaseException):
+            if not isinstance(ids, errors.LMBridgeError):
+                raise ids
+            # The other upstreams' models are still worth listing.
+            log.warning("models of %s not listed: %s", upstream.name, ids.message)
+            continue
         for model_id in ids:
             owners.setdefault(model_id, upstream.name)
     if "anthropic-version" in request.headers:
+        # Claude Code's picker keeps only ids naming claude or anthropic:
+        # the others are offered as `claude/<id>` (upstreams/router.py).
+        names: dict[str, str] = {}
+        for model_id in owners:
+            names.setdefault(picker_id(model_id), model_id)
+        ids = list(names)
         data = [
             {
                 "type": "model",
-                "id": model_id,
+                "id": listed_id,
                 "display_name": model_id,
                 "created_at": "2025-01-01T00:00:00Z",
             }
-            for model_id in owners
+            for listed_id, model_id in names.items()
         ]
-        ids = list(owners)
         return web.json_response(
             {
                 "data": data,
@@ -89,24 +111,25 @@ async def models(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    checks = await asyncio.gather(*(u.check() for u in state.upstreams.values()))
+    """Whether LM Bridge runs, and whether each upstream answers."""
+    services = request.app[SERVICES]
+    checks = await asyncio.gather(*(u.check() for u in services.upstreams.values()))
+    upstreams = [msgspec.to_builtins(check) for check in checks]
     return web.json_response(
         {
             "status": "ok",
             "version": __version__,
-            "uptime_s": round(time.time() - state.started, 1),
-            "upstreams": checks,
+            "uptime_s": round(time.time() - services.started, 1),
+            "upstreams": upstreams,
         }
     )
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_post("/chat/completions", chat_completions)
-    app.router.add_post("/v1/messages", messages)
+    for door in FRONT_DOORS.values():
+        handler = door_handler(door)
+        for path in door.paths:
+            app.router.add_post(path, handler)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
-    app.router.add_post("/v1/responses", responses)
-    app.router.add_post("/responses", responses)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)

@@ -8,15 +8,13 @@ import logging
 from aiohttp import web
 
 from lmbridge.config import Settings
+from lmbridge.core.errors import PortInUse
 from lmbridge.core.events import EventBus
 from lmbridge.server.app import create_app
-from lmbridge.server.state import STATE
+from lmbridge.server.keys import SERVICES
+from lmbridge.server.services import Services
 
 log = logging.getLogger(__name__)
-
-
-class PortInUse(Exception):
-    """The configured port is taken; the message says what to do."""
 
 
 class ProxyServer:
@@ -28,10 +26,13 @@ class ProxyServer:
         bus: EventBus | None = None,
         *,
         capture_bodies: bool = False,
+        services: Services | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus or EventBus()
         self.capture_bodies = capture_bodies
+        # Given services belong to the caller; else the app builds its own.
+        self._services = services
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self.host = settings.server.host
@@ -43,13 +44,22 @@ class ProxyServer:
         return f"http://{host}:{self.port}"
 
     @property
+    def services(self) -> Services | None:
+        """The running app's services."""
+        return self.app[SERVICES] if self.app is not None else None
+
+    @property
     def running(self) -> bool:
         return self._runner is not None
 
     async def start(self) -> None:
         """Bind and serve. Raises PortInUse with a one-line explanation."""
-        self.app = create_app(self.settings, self.bus)
-        self.app[STATE].capture_bodies = self.capture_bodies
+        self.app = create_app(
+            self.settings,
+            self.bus,
+            services=self._services,
+            capture_bodies=self.capture_bodies,
+        )
         runner = web.AppRunner(
             self.app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
         )

@@ -9,6 +9,9 @@ any route runs:
   preflights from others are refused.
 - `Host` must name the bound address or localhost (DNS rebinding: a page on
   evil.example whose name resolves to 127.0.0.1 sends `Host: evil.example`).
+  It is parsed strictly: one host (a name, an IPv4 address or a bracketed
+  IPv6 address), an optional port, nothing else (`127.0.0.1:1@evil.com`,
+  `localhost, evil.com` and `127.0.0.1/x` are refused like a foreign host).
 - Requests with a body must say `Content-Type: application/json`, so no
   CORS-simple `text/plain` or form POST reaches a route.
 - With an access token configured (required when binding a non-loopback
@@ -19,6 +22,7 @@ any route runs:
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -29,7 +33,12 @@ from lmbridge.core import errors
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+_LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# RFC 9110 Host: uri-host [ ":" port ]; no userinfo, path, list or spaces.
+_HOST = re.compile(
+    r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
 _CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 _CORS_HEADERS = (
     "Authorization, Content-Type, x-api-key, anthropic-version, anthropic-beta,"
@@ -47,8 +56,7 @@ class Guard:
 
     def check_host(self, request: web.Request) -> None:
         host = request.headers.get("Host", "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if name.lower() not in self.hosts:
+        if not host_allowed(host, self.hosts):
             raise errors.PermissionDenied(
                 f"Host {host!r} is not this proxy's address; LM Bridge answers"
                 " only requests addressed to localhost or its bound address"
@@ -87,6 +95,18 @@ class Guard:
                 "this proxy requires its access token: send it as"
                 " Authorization: Bearer <token> or x-api-key"
             )
+
+
+def host_allowed(host: str, names: set[str]) -> bool:
+    """Whether `host` (a Host header) is exactly one of `names`, with an
+    optional port and nothing else."""
+    found = _HOST.fullmatch(host)
+    if found is None:
+        return False
+    port = found["port"]
+    if port is not None and int(port) > 65535:
+        return False
+    return found["name"].lower() in names
 
 
 def cors_headers(origin: str) -> dict[str, str]:

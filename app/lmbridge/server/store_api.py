@@ -19,7 +19,9 @@ kept and the partial reply is stored marked `"incomplete": true` with an
 `"error"` saying why. A
 request that fails before the reply begins (unknown chat, upstream down)
 changes nothing. If the process dies mid-reply, nothing of that exchange is
-stored. PUTs to one chat are served one at a time, in arrival order.
+stored. PUTs to one chat are served one at a time, in arrival order. Replies
+go through the one pipeline (routing with fallback, LM Studio preparation,
+the request record); `StoreExchange` stores them.
 """
 
 from __future__ import annotations
@@ -27,26 +29,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import uuid
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 
-import msgspec
 from aiohttp import web
 
-from lmbridge import config
 from lmbridge.core import errors, ir
-from lmbridge.protocols.openai_chat.encode import STOP_REASONS
-from lmbridge.server.chat_common import (
-    Envelope,
-    ModelCall,
-    enveloped,
-    json_body,
-    query_param,
-    read_body,
+from lmbridge.protocols import jsonutil
+from lmbridge.protocols.envelope import Envelope
+from lmbridge.protocols.store_api import (
+    STORE,
+    CreateChatBody,
+    DeleteMessageBody,
+    NameBody,
+    parse_put,
 )
-from lmbridge.server.state import STATE
+from lmbridge.server.exchange import CLIENT_GONE, Exchange
+from lmbridge.server.keys import PIPELINE, SERVICES
+from lmbridge.server.simple import json_body, query_param
 from lmbridge.store.conversations import (
     Chat,
     ChatSummary,
@@ -55,42 +55,11 @@ from lmbridge.store.conversations import (
     validate_name,
     validate_settings,
 )
-from lmbridge.store.db import Database
 
 log = logging.getLogger(__name__)
 
 BASE_PATH = "/store"
-PROTOCOL = "store-api"
-CLIENT_GONE = "the client went away"
 STOPPED = "LM Bridge stopped mid-reply"
-
-# --------------------------------------------------------------- wire shapes
-
-
-class CreateChatBody(msgspec.Struct, kw_only=True):
-    name: str
-    model: str
-    temperature: float | None = None
-    max_tokens: int | None = None
-
-
-class IncomingMessage(msgspec.Struct):
-    role: str
-    content: str
-
-
-class PutChatBody(msgspec.Struct):
-    name: str
-    message: IncomingMessage
-
-
-class DeleteMessageBody(msgspec.Struct):
-    name: str
-    index: int
-
-
-class NameBody(msgspec.Struct):
-    name: str
 
 
 class ChatsAnswer(Envelope, kw_only=True):
@@ -103,30 +72,6 @@ class ChatAnswer(Envelope, kw_only=True):
 
 class RemovedAnswer(Envelope, kw_only=True):
     removed_message: StoredMessage
-
-
-class _Delta(msgspec.Struct, omit_defaults=True):
-    content: str | None = None
-    reasoning_content: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    index: int
-    delta: _Delta
-    finish_reason: str | None = None
-
-
-class _Chunk(msgspec.Struct):
-    """One SSE event of a reply, in Chat Completions chunk shape."""
-
-    id: str
-    object: str
-    created: int
-    model: str
-    choices: list[_Choice]
-
-
-# --------------------------------------------------------------- the service
 
 
 class ChatLocks:
@@ -160,26 +105,12 @@ STORE_API = web.AppKey("store_api", StoreService)
 
 
 def setup(app: web.Application) -> None:
-    """Open the shared database with the app (as `state.db`); add the routes."""
-    state = app[STATE]
-    db = Database.in_dir(config.data_dir())
-    state.db = db
-    service = app[STORE_API] = StoreService(ConversationStore(db))
-
-    async def database(app: web.Application) -> AsyncIterator[None]:
-        # A database that cannot open fails the chat APIs (each answer says
-        # why), not the whole proxy.
-        try:
-            await db.open()
-        except errors.LMBridgeError as err:
-            log.error("conversation store unavailable: %s", err.message)
-        yield
-        await db.close()
+    """Add the store routes (the database is the app's, see server/services)."""
+    service = app[STORE_API] = StoreService(app[SERVICES].conversations)
 
     async def stopping(app: web.Application) -> None:
         service.stopping = True
 
-    app.cleanup_ctx.append(database)
     app.on_shutdown.append(stopping)
     add = app.router
     add.add_get(f"{BASE_PATH}/chats", list_chats)
@@ -197,14 +128,12 @@ def _service(request: web.Request) -> StoreService:
 # --------------------------------------------------------------- routes
 
 
-@enveloped
 async def list_chats(request: web.Request) -> web.Response:
     """Every stored chat (id, name, model), most recently updated first."""
     chats = await _service(request).store.list_chats()
     return json_body(ChatsAnswer(status="success", chats=chats))
 
 
-@enveloped
 async def get_chat(request: web.Request) -> web.Response:
     """One chat (?name=N) with its model, settings, messages and timestamps."""
     name = validate_name(query_param(request, "name"))
@@ -212,10 +141,9 @@ async def get_chat(request: web.Request) -> web.Response:
     return json_body(ChatAnswer(status="success", chat=chat))
 
 
-@enveloped
 async def create_chat(request: web.Request) -> web.Response:
     """Create an empty chat {name, model, temperature?, max_tokens?}."""
-    body = await read_body(request, CreateChatBody)
+    body = jsonutil.decode_as(await request.read(), CreateChatBody)
     validate_name(body.name)
     validate_settings(body.model, body.temperature, body.max_tokens)
     chat = await _service(request).store.create_chat(
@@ -225,44 +153,37 @@ async def create_chat(request: web.Request) -> web.Response:
     return json_body(ChatAnswer(status="success", message=message, chat=chat), 201)
 
 
-@enveloped
 async def delete_chat(request: web.Request) -> web.Response:
     """Delete a chat (?name=N, or {name} in the body) and its messages."""
     if "name" in request.query or not request.can_read_body:
         name = query_param(request, "name")
     else:
-        name = (await read_body(request, NameBody)).name
+        name = jsonutil.decode_as(await request.read(), NameBody).name
     validate_name(name)
     await _service(request).store.delete_chat(name)
     return json_body(Envelope(status="success", message=f"chat {name!r} deleted"))
 
 
-@enveloped
 async def delete_message(request: web.Request) -> web.Response:
     """Delete one message of a chat {name, index}; answers the removed one."""
-    body = await read_body(request, DeleteMessageBody)
+    body = jsonutil.decode_as(await request.read(), DeleteMessageBody)
     validate_name(body.name)
     removed = await _service(request).store.delete_message(body.name, body.index)
     return json_body(RemovedAnswer(status="success", removed_message=removed))
 
 
-@enveloped
 async def put_chat(request: web.Request) -> web.StreamResponse:
     """Append a user message {name, message} and stream the reply as SSE."""
-    body = await read_body(request, PutChatBody)
+    body = parse_put(await request.read())
     validate_name(body.name)
-    if body.message.role != "user":
-        raise errors.InvalidRequest(
-            f"message.role must be 'user', not {body.message.role!r}",
-            param="message.role",
-        )
-    if not body.message.content.strip():
-        raise errors.InvalidRequest("message.content is empty", param="message.content")
     service = _service(request)
     user = StoredMessage(role="user", content=body.message.content)
     async with service.locks.hold(body.name):
         chat = await service.store.get_chat(body.name)
-        return await _Reply(request, service, chat, user).run()
+        exchange = StoreExchange(service, chat, user)
+        return await request.app[PIPELINE].serve_parsed(
+            request, STORE, chat_request(chat, user), exchange=exchange
+        )
 
 
 def chat_request(chat: Chat, user: StoredMessage) -> ir.Request:
@@ -290,129 +211,32 @@ def chat_request(chat: Chat, user: StoredMessage) -> ir.Request:
     )
 
 
-class _Reply:
-    """Streams one reply to the client and stores the exchange."""
+class StoreExchange(Exchange):
+    """Commits the user message with the reply, complete or not."""
 
-    def __init__(
-        self,
-        request: web.Request,
-        service: StoreService,
-        chat: Chat,
-        user: StoredMessage,
-    ) -> None:
-        self.request = request
+    def __init__(self, service: StoreService, chat: Chat, user: StoredMessage):
         self.service = service
         self.chat = chat
         self.user = user
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
-        self.created = int(time.time())
-        self.text: list[str] = []
 
-    async def run(self) -> web.StreamResponse:
-        state = self.request.app[STATE]
-        async with ModelCall(state, self.request, PROTOCOL) as call:
-            resolved = call.resolve(self.chat.model)
-            # Failures up to here are plain error answers and store nothing.
-            stream = await call.open(chat_request(self.chat, self.user), resolved)
-            out = web.StreamResponse(
-                headers={
-                    "Content-Type": "text/event-stream",
-                    "Cache-Control": "no-cache",
-                    "X-Accel-Buffering": "no",
-                }
-            )
-            try:
-                await out.prepare(self.request)
-                failure, finish = await self._relay(call, stream, out)
-            except asyncio.CancelledError:
-                # The client's connection dropped, or the server is stopping.
-                stopping = self.service.stopping
-                await self._save_interrupted(STOPPED if stopping else CLIENT_GONE)
-                raise
-            except ConnectionResetError:
-                call.record.client_gone = True
-                call.record.error = CLIENT_GONE
-                await self._save_interrupted(CLIENT_GONE)
-                return out
-            try:
-                await self._save(failure)
-            except errors.LMBridgeError as err:
-                failure = failure or err.message
-            try:
-                await self._finish(call, out, failure, finish)
-            except ConnectionResetError:
-                call.record.client_gone = True
-            return out
-
-    async def _finish(
-        self,
-        call: ModelCall,
-        out: web.StreamResponse,
-        failure: str | None,
-        finish: ir.Finish | None,
+    async def finished(
+        self, req: ir.Request, answer: ir.Response, failure: str | None
     ) -> None:
-        """The last event (finish reason or error), then [DONE]."""
-        if failure is not None:
-            call.record.error = failure
-            await self._send(call, out, Envelope(status="error", message=failure))
-        else:
-            reason = STOP_REASONS[finish.stop_reason] if finish else "stop"
-            await self._send(call, out, self._chunk(_Delta(), reason))
-        await out.write(call.sent(b"data: [DONE]\n\n"))
-        await out.write_eof()
-
-    async def _relay(
-        self,
-        call: ModelCall,
-        stream: AsyncGenerator[ir.Event, None],
-        out: web.StreamResponse,
-    ) -> tuple[str | None, ir.Finish | None]:
-        """Send the reply's deltas; the failure that ended it, if any."""
-        finish: ir.Finish | None = None
-        async with contextlib.aclosing(stream):
-            async for event in stream:
-                call.observe(event)
-                if isinstance(event, ir.TextDelta):
-                    self.text.append(event.text)
-                    await self._send(call, out, self._chunk(_Delta(event.text)))
-                elif isinstance(event, ir.ThinkingDelta):
-                    delta = _Delta(reasoning_content=event.text)
-                    await self._send(call, out, self._chunk(delta))
-                elif isinstance(event, ir.Finish):
-                    finish = event
-                elif isinstance(event, ir.StreamError):
-                    return event.message, finish
-        if finish is None:
-            return "the upstream ended its answer early", None
-        return None, finish
-
-    def _chunk(self, delta: _Delta, finish_reason: str | None = None) -> _Chunk:
-        return _Chunk(
-            id=self.id,
-            object="chat.completion.chunk",
-            created=self.created,
-            model=self.chat.model,
-            choices=[_Choice(0, delta, finish_reason)],
-        )
-
-    async def _send(
-        self, call: ModelCall, out: web.StreamResponse, payload: msgspec.Struct
-    ) -> None:
-        data = b"data: " + msgspec.json.encode(payload) + b"\n\n"
-        await out.write(call.sent(data))
-
-    async def _save_interrupted(self, reason: str) -> None:
-        try:
-            await self._save(reason)
-        except errors.LMBridgeError as err:
-            log.warning("chat %r: partial reply not stored: %s", self.chat.name, err)
-
-    async def _save(self, failure: str | None) -> None:
-        """Commit the user message with the reply, complete or not."""
+        if failure == CLIENT_GONE and self.service.stopping:
+            failure = STOPPED
+        text = "".join(p.text for p in answer.parts if isinstance(p, ir.Text))
         reply = StoredMessage(
             role="assistant",
-            content="".join(self.text),
+            content=text,
             incomplete=failure is not None,
             error=failure,
         )
-        await self.service.store.append_messages(self.chat.id, [self.user, reply])
+        try:
+            await self.service.store.append_messages(self.chat.id, [self.user, reply])
+        except errors.LMBridgeError as err:
+            if failure is not None:
+                log.warning(
+                    "chat %r: partial reply not stored: %s", self.chat.name, err
+                )
+                return
+            raise

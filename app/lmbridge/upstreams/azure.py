@@ -28,11 +28,10 @@ answers are explained by `azure_errors.refine`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import AsyncGenerator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -44,12 +43,14 @@ from lmbridge.auth.secrets import SECRETS, SecretStore
 from lmbridge.auth.tokens import AccessToken, TokenProvider
 from lmbridge.config import UpstreamSettings
 from lmbridge.core import errors, ir
+from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
 from lmbridge.protocols.base import UpstreamCodec
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.upstreams import azure_errors
 from lmbridge.upstreams.azure_errors import AzureContext, ContentFiltered
-from lmbridge.upstreams.http import DEFAULT_API, HttpUpstream
+from lmbridge.upstreams.health import Health
+from lmbridge.upstreams.http import DEFAULT_API, HttpUpstream, Refusal
 
 if TYPE_CHECKING:
     from lmbridge.auth.browser import BrowserSignIn
@@ -103,6 +104,18 @@ class _Model(msgspec.Struct):
 _model_of = msgspec.json.Decoder(_Model)
 
 
+def browser_sign_in(settings: UpstreamSettings) -> BrowserSignIn:
+    """The browser sign-in for an azure-foundry upstream: the one place it is
+    built (the upstream, `lmbridge azure login` and the app's Azure page)."""
+    # azure-identity is imported only by those who use it.
+    from lmbridge.auth.browser import BrowserSignIn
+
+    scope = azure_route(settings).scope
+    return BrowserSignIn(
+        settings.name, scope, settings.tenant, config.data_dir() / "azure"
+    )
+
+
 class AzureFoundryUpstream(HttpUpstream):
     """An `azure-foundry` upstream: Azure URLs, Azure sign-in, Azure errors."""
 
@@ -123,12 +136,7 @@ class AzureFoundryUpstream(HttpUpstream):
             self.cli = azure_cli.AzureCli(settings.az_path)
             self.tokens = self.cli.tokens(self.scope, settings.tenant)
         elif self.auth == "browser":
-            # azure-identity is imported only by those who use it.
-            from lmbridge.auth.browser import BrowserSignIn
-
-            self.browser = BrowserSignIn(
-                self.name, self.scope, settings.tenant, config.data_dir() / "azure"
-            )
+            self.browser = browser_sign_in(settings)
             self.tokens = self.browser.tokens
 
     # ------------------------------------------------------------ addressing
@@ -212,15 +220,29 @@ class AzureFoundryUpstream(HttpUpstream):
         auth: Mapping[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
         """POST with Azure credentials (`auth` is ignored: Azure's own are
-        used, and renewed once on a 401); a content-filter refusal comes back
-        as `ContentFiltered` carrying the refusal in `codec`'s protocol."""
+        used, and renewed once on a 401)."""
+        return await self._send(path, body, codec, record, headers)
+
+    async def relay(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        codec: UpstreamCodec,
+        record: RequestRecord | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> aiohttp.ClientResponse | Refusal:
+        """A content-filter refusal is an answer: the refusal in the client's
+        protocol (`codec` is the relayed protocol's), not an error."""
         try:
             return await self._send(path, body, codec, record, headers)
         except ContentFiltered as err:
             refusal = azure_errors.refusal_body(codec.name, body, err.message)
-            if refusal is not None:
-                err.status, err.upstream_body = 200, refusal
-            raise
+            if refusal is None:
+                raise
+            sse = refusal.lstrip().startswith((b"event:", b"data:"))
+            kind = "text/event-stream" if sse else "application/json"
+            return Refusal(err.message, refusal, kind)
 
     async def _send(
         self,
@@ -263,12 +285,7 @@ class AzureFoundryUpstream(HttpUpstream):
     def _context(self, body: bytes) -> AzureContext:
         try:
             deployment = _model_of.decode(body).model
-        except (
-            msgspec.DecodeError,
-            msgspec.ValidationError,
-            UnicodeError,
-            RecursionError,
-        ):
+        except DECODE_ERRORS:
             deployment = ""
         return AzureContext(
             upstream=self.name,
@@ -293,6 +310,7 @@ class AzureFoundryUpstream(HttpUpstream):
                 codec.path, codec.encode_request(req), codec, record, None
             )
         except ContentFiltered as err:
+            # A refusal is an answer: refusal events, not an error.
             record.notes.append("azure: refused by the content filter")
             return azure_errors.refusal_batches(req, err.message)
         return self._batches(resp, codec, req)
@@ -303,29 +321,28 @@ class AzureFoundryUpstream(HttpUpstream):
         """None: deployments are named by routes (listing them needs ARM)."""
         return []
 
-    async def check(self) -> dict[str, Any]:
+    async def check(self) -> Health:
         """Health: the endpoint answers at all (no credentials sent), and
         whether a credential is at hand (no sign-in attempted)."""
-        info: dict[str, Any] = {
-            "name": self.name,
-            "kind": self.kind,
-            "url": self.url(upstream_codec(self.api).path),
-            "auth": self.auth,
-        }
+        health = Health(
+            name=self.name,
+            kind=self.kind,
+            url=self.url(upstream_codec(self.api).path),
+            reachable=False,
+            auth=self.auth,
+        )
         if self.tokens is not None:
             token = self.tokens.cached()
-            info["signed_in"] = token is not None and token.fresh()
+            health.signed_in = token is not None and token.fresh()
         else:
-            info["signed_in"] = self._key is not None
+            health.signed_in = self._key is not None
         try:
-            async with asyncio.timeout(2):
-                resp = await self.session.get(self.route.origin + "/")
-                resp.release()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            info.update(reachable=False, error=str(exc) or type(exc).__name__)
-            return info
-        info.update(reachable=True, status=resp.status)
-        return info
+            status, _body = await self.transport.get(self.route.origin + "/", {}, 2)
+        except errors.LMBridgeError as err:
+            health.error = err.message
+            return health
+        health.reachable, health.status = True, status
+        return health
 
     async def close(self) -> None:
         if self.tokens is not None:

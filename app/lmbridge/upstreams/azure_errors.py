@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from lmbridge.core import errors, ir
+from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.protocols.registry import front_door
 
 ROLE_HINT = (
@@ -85,7 +86,7 @@ def parse(body: bytes | None) -> AzureError:
     """Code, message and content-filter categories of an Azure error body."""
     try:
         env = _decode_envelope.decode(body or b"")
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError):
+    except DECODE_ERRORS:
         text = (body or b"")[:300].decode("utf-8", "replace").strip()
         return AzureError("", text, "", [])
     detail = env.error or _Detail(code=env.code, message=env.message)
@@ -105,9 +106,9 @@ class ContentFiltered(errors.InvalidRequest):
     """Azure's content filter refused the request.
 
     A refusal is an answer, not a failure: translated requests get refusal
-    events (`refusal_batches`), and on pass-through the proxy relays
-    `upstream_body` with `status`, so the upstream sets status 200 and puts
-    the refusal there in the client's own protocol (`refusal_body`).
+    events (`refusal_batches`), and on pass-through the upstream's `relay`
+    returns it as data, a `Refusal` in the client's own protocol
+    (`refusal_body`), which the proxy sends with status 200.
     """
 
     def __init__(self, message: str) -> None:

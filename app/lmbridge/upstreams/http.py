@@ -7,27 +7,25 @@ upstream response (pass-through) or a stream of IR events (translation).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
-import logging
-import os
 import time
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
 
-from lmbridge.config import UpstreamApi, UpstreamSettings
+from lmbridge.config import FOUNDRY_BETAS, UpstreamApi, UpstreamSettings
 from lmbridge.core import errors, ir
+from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
 from lmbridge.protocols.base import UpstreamCodec
-from lmbridge.protocols.openai_chat.decode import ChatStreamDecoder
 from lmbridge.protocols.registry import upstream_codec
-
-log = logging.getLogger(__name__)
+from lmbridge.upstreams.credentials import KeyCredentials
+from lmbridge.upstreams.health import Health
+from lmbridge.upstreams.transport import Transport
 
 DEFAULT_API: dict[str, UpstreamApi] = {
     "lmstudio": "responses",
@@ -35,6 +33,17 @@ DEFAULT_API: dict[str, UpstreamApi] = {
     "anthropic": "messages",
     "azure-foundry": "responses",
 }
+
+
+class _Model(msgspec.Struct):
+    id: str
+
+
+class _ModelList(msgspec.Struct):
+    data: list[_Model] = []
+
+
+_models = msgspec.json.Decoder(_ModelList)
 
 
 def is_loopback(url: str) -> bool:
@@ -47,17 +56,6 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-async def _stored_key(name: str) -> str:
-    """The key stored for upstream `name` in the OS keyring ("" if none)."""
-    from lmbridge.auth.secrets import SECRETS
-
-    try:
-        return await SECRETS.get(name) or ""
-    except errors.LMBridgeError as exc:
-        log.warning("cannot read the key of upstream %s: %s", name, exc.message)
-        return ""
-
-
 async def flatten(
     batches: AsyncGenerator[list[ir.Event], None],
 ) -> AsyncGenerator[ir.Event, None]:
@@ -68,8 +66,17 @@ async def flatten(
                 yield event
 
 
+class Refusal(NamedTuple):
+    """An answer that refuses (Azure's content filter), as data: `body` is
+    the refusal in the client's protocol, `content_type` its type."""
+
+    message: str
+    body: bytes
+    content_type: str
+
+
 class HttpUpstream:
-    """One configured upstream reached over HTTP."""
+    """One configured upstream reached over HTTP (see transport.py)."""
 
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
@@ -80,48 +87,26 @@ class HttpUpstream:
         self.base_url = base.removesuffix("/v1")
         self.loopback = is_loopback(self.base_url)
         self.address = urlsplit(self.base_url).netloc or self.base_url
-        connect = settings.connect_timeout
-        if connect is None:
-            connect = 2.0 if self.loopback else 10.0
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect, sock_connect=connect
-        )
-        self._session: aiohttp.ClientSession | None = None
+        self.transport = Transport(settings, self.loopback, self.unavailable)
+        self.credentials = KeyCredentials(settings)
         self._models_cache: tuple[float, list[str]] | None = None
-        limit = settings.max_concurrent
-        self._slots = asyncio.Semaphore(limit) if limit else None
-        self._leases: set[aiohttp.ClientResponse] = set()
         # Seconds of upstream silence after which a translated stream gets a
         # keep-alive ping (server.ping_interval; set by the proxy).
         self.ping_interval: float | None = None
-        self._stored_key = ""
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        if not (self.settings.api_key_env or self.kind == "azure-foundry"):
-            # A key saved from the app's Settings lives in the keyring.
-            self._stored_key = await _stored_key(self.name)
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            # Loopback must not go through an HTTP_PROXY from the environment.
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                trust_env=not self.loopback,
-                auto_decompress=True,
-            )
+        if self.kind != "azure-foundry":  # Azure signs in its own way
+            await self.credentials.load()
+        self.transport.start()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.transport.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError(f"upstream {self.name} is not started")
-        return self._session
+        return self.transport.session
 
     # ------------------------------------------------------------ requests
 
@@ -130,30 +115,17 @@ class HttpUpstream:
 
     async def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate us to the upstream (never logged)."""
-        return self.key_headers()
+        return self.credentials.headers(self.api)
 
     def own_key(self) -> str:
         """The key this upstream is sent: its environment variable's, else
         the one stored in the keyring ("" for none)."""
-        env = self.settings.api_key_env
-        return os.environ.get(env, "") if env else self._stored_key
-
-    def key_headers(self) -> dict[str, str]:
-        key = self.own_key()
-        if not key:
-            return {}
-        if self.api == "messages":
-            return {"x-api-key": key}
-        return {"Authorization": f"Bearer {key}"}
+        return self.credentials.key()
 
     def unavailable(self, reason: str) -> errors.UpstreamUnavailable:
-        what = "LM Studio" if self.kind == "lmstudio" else f"upstream {self.name!r}"
-        if self.kind == "lmstudio":
-            fix = "start its server, or set the address in Settings"
-        else:
-            fix = f"check that it is running, or fix base_url of upstream {self.name!r}"
         return errors.UpstreamUnavailable(
-            f"{what} is not reachable at {self.address} ({reason}) — {fix}"
+            f"upstream {self.name!r} is not reachable at {self.address} ({reason})"
+            f" — check that it is running, or fix base_url of upstream {self.name!r}"
         )
 
     async def post(
@@ -177,123 +149,28 @@ class HttpUpstream:
         send = {"Content-Type": "application/json", **auth}
         if headers:
             send.update(headers)
-        await self._acquire(record)
-        try:
-            resp = await self._post_once(path, body, send, codec, record)
-        except BaseException:
-            self._release_slot()
-            raise
-        if self._slots is not None:
-            self._leases.add(resp)
-        return resp
+        return await self.transport.post(self.url(path), body, send, codec, record)
 
-    async def _acquire(self, record: RequestRecord | None) -> None:
-        """Wait for a free slot when max_concurrent is set (a FIFO queue)."""
-        if self._slots is None:
-            return
-        if self._slots.locked() and record is not None:
-            started = time.monotonic()
-            await self._slots.acquire()
-            record.notes.append(
-                f"queued {time.monotonic() - started:.2f}s for {self.name}"
-                f" (max_concurrent = {self.settings.max_concurrent})"
-            )
-            return
-        await self._slots.acquire()
-
-    def _release_slot(self) -> None:
-        if self._slots is not None:
-            self._slots.release()
-
-    def release(self, resp: aiohttp.ClientResponse) -> None:
-        """Done with `resp`: free its slot (idempotent), and its connection:
-        back to the pool when the body was read to its end, else closed."""
-        if resp.content.at_eof():
-            resp.release()
-        else:
-            resp.close()
-        if resp in self._leases:
-            self._leases.discard(resp)
-            self._release_slot()
-
-    async def _post_once(
+    async def relay(
         self,
         path: str,
         body: bytes,
-        send: dict[str, str],
+        *,
         codec: UpstreamCodec,
-        record: RequestRecord | None,
-    ) -> aiohttp.ClientResponse:
-        try:
-            timeout = self.settings.first_byte_timeout
-            async with asyncio.timeout(timeout):
-                resp = await self.session.post(self.url(path), data=body, headers=send)
-        except TimeoutError:
-            raise errors.Timeout(
-                f"upstream {self.name!r} sent nothing for {timeout:g} s"
-                " — raise first_byte_timeout for slow models"
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise self.unavailable(str(exc.os_error or exc)) from None
-        except aiohttp.ClientError as exc:
-            raise self.unavailable(type(exc).__name__) from None
-        if record is not None:
-            record.mark_connected()
-            record.upstream_bytes += len(body)
-        if resp.status >= 400:
-            try:
-                payload = await resp.read()
-            except aiohttp.ClientError:
-                payload = b""
-            finally:
-                resp.release()
-            error = codec.parse_error(resp.status, payload)
-            error.upstream_body = payload
-            # Azure and OpenAI send retry-after-ms next to Retry-After.
-            if retry := resp.headers.get("retry-after-ms"):
-                with contextlib.suppress(ValueError):
-                    error.retry_after = float(retry) / 1000
-            elif retry := resp.headers.get("Retry-After"):
-                with contextlib.suppress(ValueError):
-                    error.retry_after = float(retry)
-            raise error
-        return resp
+        record: RequestRecord | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> aiohttp.ClientResponse | Refusal:
+        """`post` for a body relayed unchanged: the upstream's answer, or its
+        refusal as data (only Azure refuses so; see azure.py)."""
+        return await self.post(path, body, codec=codec, record=record, headers=headers)
 
-    async def chunks(
+    def release(self, resp: aiohttp.ClientResponse) -> None:
+        self.transport.release(resp)
+
+    def chunks(
         self, resp: aiohttp.ClientResponse, heartbeat: float | None = None
     ) -> AsyncGenerator[bytes, None]:
-        """The response body as it arrives, with the idle timeout applied.
-
-        With `heartbeat`, an empty chunk comes after each `heartbeat` seconds
-        of silence (a pending read is cancelled without losing data), so a
-        caller can keep its client's stream alive.
-        """
-        idle = self.settings.idle_timeout
-        wait = min(t for t in (idle, heartbeat) if t) if idle or heartbeat else None
-        content = resp.content
-        last = time.monotonic()
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(wait):
-                        chunk = await content.readany()
-                except TimeoutError:
-                    if idle and time.monotonic() - last >= idle:
-                        raise errors.Timeout(
-                            f"upstream {self.name!r} went silent for {idle:g} s"
-                        ) from None
-                    yield b""
-                    continue
-                except aiohttp.ClientError as exc:
-                    raise errors.UpstreamError(
-                        f"upstream {self.name!r} broke off its answer ({exc})"
-                    ) from None
-                if not chunk:
-                    return
-                last = time.monotonic()
-                yield chunk
-        finally:
-            self.release(resp)
+        return self.transport.chunks(resp, heartbeat)
 
     async def open_events(
         self, req: ir.Request, record: RequestRecord
@@ -318,72 +195,53 @@ class HttpUpstream:
         """
         if not req.stream and (self.api != "chat" or req.stop):
             req = msgspec.structs.replace(req, stream=True)
-        codec = upstream_codec(self.api)
-        try:
-            resp = await self.post(
-                codec.path, codec.encode_request(req), codec=codec, record=record
-            )
-        except errors.LMBridgeError as err:
-            if not self._lacks_responses_api(err):
-                raise
-            # An LM Studio before 0.3.29: remember, and use Chat Completions.
-            self.api = "chat"
-            record.upstream_api = self.api
-            record.notes.append(
-                f"{self.name} has no /v1/responses; using chat completions from now on"
-            )
-            log.info("upstream %s has no Responses API; using chat", self.name)
-            codec = upstream_codec(self.api)
-            resp = await self.post(
-                codec.path, codec.encode_request(req), codec=codec, record=record
-            )
+        resp, codec = await self._send_request(req, record)
         if not req.stream:
-            return self._whole(resp, req)
+            return self._whole(resp, codec)
         return self._batches(resp, codec, req)
 
+    async def _send_request(
+        self, req: ir.Request, record: RequestRecord
+    ) -> tuple[aiohttp.ClientResponse, UpstreamCodec]:
+        """POST `req` in this upstream's API: the response and its codec."""
+        codec = upstream_codec(self.api)
+        body = codec.encode_request(req)
+        return await self.post(codec.path, body, codec=codec, record=record), codec
+
     async def _whole(
-        self, resp: aiohttp.ClientResponse, req: ir.Request
+        self, resp: aiohttp.ClientResponse, codec: UpstreamCodec
     ) -> AsyncGenerator[list[ir.Event], None]:
-        """A whole Chat Completions answer, as one batch of events."""
+        """A whole answer, as one batch of events."""
         try:
-            try:
-                async with asyncio.timeout(self.settings.idle_timeout):
-                    body = await resp.read()
-            except TimeoutError:
-                raise errors.Timeout(
-                    f"upstream {self.name!r} went silent for"
-                    f" {self.settings.idle_timeout:g} s"
-                ) from None
-            except aiohttp.ClientError as exc:
-                raise errors.UpstreamError(
-                    f"upstream {self.name!r} broke off its answer ({exc})"
-                ) from None
+            body = await self.transport.read(resp)
         except errors.LMBridgeError as exc:
             yield [ir.StreamError(exc.kind, exc.message, exc.status)]
             return
-        finally:
-            self.release(resp)
-        yield ChatStreamDecoder().whole(body)
+        yield codec.decode_whole(body)
+
+    def betas(self, values: str) -> tuple[str, list[str]]:
+        """An `anthropic-beta` header's values split into what this upstream
+        is sent (joined) and what is removed (see `anthropic_betas`)."""
+        allowed = self.settings.anthropic_betas
+        if allowed is None:
+            allowed = list(FOUNDRY_BETAS) if self.kind == "azure-foundry" else ["*"]
+        asked = [v.strip() for v in values.split(",") if v.strip()]
+        if "*" in allowed:
+            return ",".join(asked), []
+        kept = [v for v in asked if v in allowed]
+        return ",".join(kept), [v for v in asked if v not in allowed]
+
+    @property
+    def keeps_billing_header(self) -> bool:
+        """Whether Claude Code's billing block goes to this upstream: only
+        Anthropic's own servers read it (Claude on Azure AI Foundry)."""
+        if self.settings.keep_billing_header:
+            return True
+        return self.kind == "azure-foundry" and self.api == "messages"
 
     def speaks(self, api: str) -> bool:
-        """Whether a request in `api` can go to this upstream unchanged.
-
-        LM Studio serves Chat Completions natively whatever API it is
-        configured with for translated traffic, so Chat clients always get
-        the pass-through when `api` is not set explicitly.
-        """
-        if api == self.api:
-            return True
-        return self.kind == "lmstudio" and not self.settings.api and api == "chat"
-
-    def _lacks_responses_api(self, err: errors.LMBridgeError) -> bool:
-        return (
-            self.kind == "lmstudio"
-            and self.api == "responses"
-            and not self.settings.api
-            and err.status in (404, 405)
-            and "model" not in err.message.lower()
-        )
+        """Whether a request in `api` can go to this upstream unchanged."""
+        return api == self.api
 
     def encoded_size(self, req: ir.Request) -> int:
         """Bytes `req` takes on the wire to this upstream."""
@@ -403,7 +261,7 @@ class HttpUpstream:
                 if batch and isinstance(batch[-1], ir.Finish | ir.StreamError):
                     # Read the little that follows the answer ([DONE], the
                     # end of the body) so the connection can be reused.
-                    await self._drain(resp)
+                    await self.transport.drain(resp)
                 if batch:
                     yield batch
             batch = decoder.close()
@@ -414,59 +272,42 @@ class HttpUpstream:
         finally:
             await chunks.aclose()
 
-    async def _drain(self, resp: aiohttp.ClientResponse) -> None:
-        with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-            async with asyncio.timeout(0.05):
-                while not resp.content.at_eof() and await resp.content.readany():
-                    pass
-
     # ------------------------------------------------------------ discovery
 
     async def list_models(self, max_age: float = 5.0) -> list[str]:
-        """Model ids the upstream serves (cached for `max_age` seconds)."""
+        """Model ids the upstream serves (cached for `max_age` seconds).
+
+        Raises our error when the upstream cannot be asked or its answer is
+        not a model list: callers say so rather than show an empty list.
+        """
         now = time.monotonic()
         if self._models_cache and now - self._models_cache[0] < max_age:
             return self._models_cache[1]
+        url = self.url("/v1/models")
+        status, body = await self.transport.get(url, await self.auth_headers(), 3)
+        if status >= 400:
+            raise upstream_codec(self.api).parse_error(status, body)
         try:
-            async with asyncio.timeout(3):
-                resp = await self.session.get(
-                    self.url("/v1/models"), headers=await self.auth_headers()
-                )
-                async with resp:
-                    if resp.status >= 400:
-                        return []
-                    payload: Any = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return []
-        data = payload.get("data", []) if isinstance(payload, dict) else []
-        ids = [
-            m["id"]
-            for m in data
-            if isinstance(m, dict) and isinstance(m.get("id"), str)
-        ]
+            ids = [m.id for m in _models.decode(body).data]
+        except DECODE_ERRORS:
+            raise errors.UpstreamError(
+                f"upstream {self.name!r} answered GET /v1/models with something"
+                f" that is not a model list: {body[:120]!r}"
+            ) from None
         self._models_cache = (now, ids)
         return ids
 
-    async def check(self) -> dict[str, Any]:
+    async def check(self) -> Health:
         """Health: reachable or not, and why."""
+        health = Health(
+            name=self.name, kind=self.kind, url=self.base_url, reachable=False
+        )
         try:
-            async with asyncio.timeout(2):
-                resp = await self.session.get(
-                    self.url("/v1/models"), headers=await self.auth_headers()
-                )
-                resp.release()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return {
-                "name": self.name,
-                "kind": self.kind,
-                "url": self.base_url,
-                "reachable": False,
-                "error": str(exc) or type(exc).__name__,
-            }
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "url": self.base_url,
-            "reachable": resp.status < 500,
-            "status": resp.status,
-        }
+            status, _body = await self.transport.get(
+                self.url("/v1/models"), await self.auth_headers(), 2
+            )
+        except errors.LMBridgeError as err:
+            health.error = err.message
+            return health
+        health.reachable, health.status = status < 500, status
+        return health

@@ -26,6 +26,27 @@ CLAUDE_MODEL_IDS = (
 
 _GLOB_CHARS = frozenset("*?[")
 
+# Claude Code's /model picker keeps only the ids of a gateway's /v1/models
+# that contain "claude" or "anthropic". In Anthropic's list shape every
+# other model is offered as `claude/<id>`, and the router reads that name
+# as `<id>`, so each routable model can be picked.
+PICKER_PREFIX = "claude/"
+_PICKER_KEEPS = ("claude", "anthropic")
+
+
+def picker_id(model: str) -> str:
+    """`model` as Claude Code's picker keeps it (unchanged if it would)."""
+    if any(word in model.lower() for word in _PICKER_KEEPS):
+        return model
+    return PICKER_PREFIX + model
+
+
+def unalias(model: str) -> str:
+    """The model a picker id names (`claude/<id>` is `<id>`)."""
+    if model.startswith(PICKER_PREFIX) and len(model) > len(PICKER_PREFIX):
+        return model[len(PICKER_PREFIX) :]
+    return model
+
 
 class Resolved(NamedTuple):
     upstream: HttpUpstream
@@ -48,6 +69,7 @@ class Router:
     def resolve(self, model: str) -> Resolved:
         if not model:
             raise InvalidRequest("model is required", param="model")
+        model = unalias(model)
         for route in self.settings.route:
             if route.matches(model):
                 upstream = self.upstreams[route.upstream]
@@ -68,6 +90,7 @@ class Router:
         that names that upstream, or the client's model name unchanged.
         """
         first = self.resolve(model)
+        model = unalias(model)
         out = [first]
         route = next((r for r in self.settings.route if r.matches(model)), None)
         for name in route.fallback if route else ():

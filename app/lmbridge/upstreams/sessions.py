@@ -9,7 +9,10 @@ re-processing the whole history. The rules:
   `metadata.user_id`, OpenAI `prompt_cache_key` or `user`, or an
   `X-Session-Id` header (first found). No key: no chaining.
 - Chaining applies to upstreams whose API is `responses`. The chain is kept
-  per (session, upstream, target model).
+  per (session, agent, upstream, target model): Claude Code's subagents send
+  the main agent's session id with their own `X-Claude-Code-Agent-Id`, and
+  each keeps a chain of its own (key `<session>/agent/<agent id>`), so
+  alternating main-agent and subagent turns do not break each other's.
 - After a completed turn the chain covers the messages sent plus the
   assistant's reply. The next request extends the chain when its first
   messages have the same structure as what the chain covers (per message:
@@ -157,7 +160,7 @@ class SessionManager:
 
     async def begin(self, req: ir.Request, upstream: str) -> Turn | None:
         """A Turn for `req` (already renamed to its target), or None."""
-        key = req.client.session_key
+        key = req.client.chain_key
         if not key:
             return None
         state = await self.store.load(key, upstream, req.model) or SessionState(

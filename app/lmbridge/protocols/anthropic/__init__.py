@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING
 
 from lmbridge.core import ir
 from lmbridge.core.errors import LMBridgeError
+from lmbridge.protocols.anthropic.passthrough import AnthropicPassthrough
 from lmbridge.protocols.anthropic.request import parse_request
 from lmbridge.protocols.anthropic.response import encode_error, encode_response
 from lmbridge.protocols.anthropic.stream import (
     AnthropicStreamDecoder,
     AnthropicStreamEncoder,
 )
-from lmbridge.protocols.anthropic.upstream import encode_request, parse_error
+from lmbridge.protocols.anthropic.upstream import encode_request, omitted, parse_error
+from lmbridge.protocols.anthropic.whole import decode_whole
 
 if TYPE_CHECKING:
     from lmbridge.protocols.base import FrontDoor, UpstreamCodec
@@ -41,12 +43,17 @@ class AnthropicCodec:
 
     name = "anthropic"
     path = "/v1/messages"
+    paths = ("/v1/messages",)
+    passthrough = AnthropicPassthrough()
+    remembers = False
 
     def parse_request(self, body: bytes) -> ir.Request:
         """A client's body as IR; raises `InvalidRequest` naming the field."""
         return parse_request(body)
 
-    def encode_response(self, response: ir.Response) -> bytes:
+    def encode_response(
+        self, response: ir.Response, request: ir.Request | None = None
+    ) -> bytes:
         """A whole answer as an Anthropic `message` body."""
         return encode_response(response)
 
@@ -62,9 +69,16 @@ class AnthropicCodec:
         """A streaming `/v1/messages` body for an Anthropic-compatible upstream."""
         return encode_request(request)
 
+    def omitted(self, request: ir.Request) -> list[str]:
+        return omitted(request)
+
     def stream_decoder(self, request: ir.Request) -> AnthropicStreamDecoder:
         """A decoder for the upstream's event stream."""
         return AnthropicStreamDecoder()
+
+    def decode_whole(self, body: bytes) -> list[ir.Event]:
+        """A whole `message` answer as stream events."""
+        return decode_whole(body)
 
     def parse_error(self, status: int, body: bytes) -> LMBridgeError:
         """An upstream error answer as our error, keeping its message."""
@@ -74,5 +88,5 @@ class AnthropicCodec:
 ANTHROPIC = AnthropicCodec()
 
 if TYPE_CHECKING:  # mypy checks that the codec fulfils both contracts
-    _front_door: FrontDoor = ANTHROPIC
-    _upstream: UpstreamCodec = ANTHROPIC
+    _door_check: FrontDoor = ANTHROPIC
+    _codec_check: UpstreamCodec = ANTHROPIC

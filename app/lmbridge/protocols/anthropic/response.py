@@ -14,7 +14,7 @@ import msgspec
 
 from lmbridge.core import errors, ir
 from lmbridge.protocols.anthropic import wire
-from lmbridge.protocols.toolrepair import parse_json_object
+from lmbridge.protocols.jsonutil import parse_json_object
 
 _ENCODER = msgspec.json.Encoder()
 

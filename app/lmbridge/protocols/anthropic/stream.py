@@ -17,6 +17,8 @@ import secrets
 import msgspec
 
 from lmbridge.core import errors, ir
+from lmbridge.core.errors import DECODE_ERRORS
+from lmbridge.protocols import overflow
 from lmbridge.protocols.anthropic import wire
 from lmbridge.protocols.anthropic.response import (
     error_type,
@@ -190,9 +192,9 @@ class AnthropicStreamEncoder:
 # ------------------------------------------------------------------ decoder
 
 _UPSTREAM_EVENT = msgspec.json.Decoder(wire.UpstreamEvent)
-_STOP_REASONS = {reason.value: reason for reason in ir.StopReason}
-_STOP_REASONS["model_context_window_exceeded"] = ir.StopReason.MAX_TOKENS
-_BLOCK_KINDS = {
+STOP_REASONS = {reason.value: reason for reason in ir.StopReason}
+STOP_REASONS["model_context_window_exceeded"] = ir.StopReason.MAX_TOKENS
+BLOCK_KINDS = {
     "text": ir.BlockKind.TEXT,
     "thinking": ir.BlockKind.THINKING,
     "tool_use": ir.BlockKind.TOOL_CALL,
@@ -202,10 +204,13 @@ _BLOCK_KINDS = {
 def stream_error(error_type: str, message: str) -> ir.StreamError:
     """An Anthropic error (type + message) as an IR stream error."""
     error = errors.from_status(status_for(error_type), message)
-    kind = error.kind
-    if message.startswith("prompt is too long"):
-        kind = errors.ErrorKind.CONTEXT_OVERFLOW
-    return ir.StreamError(kind.value, message, error.status)
+    if error.status in (400, 413, 500, 502):  # api_error is 502
+        found = overflow.stream_error(message)
+        if found is not None:
+            message, status = found
+            kind = errors.ErrorKind.CONTEXT_OVERFLOW.value
+            return ir.StreamError(kind, message, status)
+    return ir.StreamError(error.kind.value, message, error.status)
 
 
 class AnthropicStreamDecoder:
@@ -257,7 +262,7 @@ class AnthropicStreamDecoder:
             return
         try:
             event = _UPSTREAM_EVENT.decode(data)
-        except (msgspec.DecodeError, RecursionError, UnicodeError):
+        except DECODE_ERRORS:
             self._done = True
             shown = data[:200].decode("utf-8", "replace")
             out.append(
@@ -317,7 +322,7 @@ class AnthropicStreamDecoder:
 
     def _block_start(self, event: wire.UpstreamEvent, out: list[ir.Event]) -> None:
         block = event.content_block
-        kind = _BLOCK_KINDS.get(block.type) if block else None
+        kind = BLOCK_KINDS.get(block.type) if block else None
         if block is None or kind is None or event.index in self._indexes:
             return
         index = self._indexes[event.index] = self._count
@@ -349,6 +354,6 @@ class AnthropicStreamDecoder:
     def _message_delta(self, event: wire.UpstreamEvent) -> None:
         if event.delta is not None and event.delta.stop_reason is not None:
             reason = event.delta.stop_reason
-            self._stop_reason = _STOP_REASONS.get(reason, ir.StopReason.END_TURN)
+            self._stop_reason = STOP_REASONS.get(reason, ir.StopReason.END_TURN)
             self._stop_sequence = event.delta.stop_sequence
         self._add_usage(event.usage)

@@ -5,8 +5,15 @@ reading of their error bodies.
 Adjustments made on the way out, because Anthropic's API requires them:
 
 - `max_tokens` defaults to 4096; the request is always streaming.
-- Consecutive messages of the same role are merged; in a user message the
-  `tool_result` blocks come first.
+- The conversation is in `carry.normal_form`: consecutive messages of the
+  same role merged, `tool_result` blocks first in a user message, adjacent
+  text blocks joined into one (`ir.join_text`), and a system message in the
+  middle of the conversation sent as a user text block
+  (`carry.system_note`), since `messages` holds only user and assistant.
+- `Request.output_format` is `output_config.format` (a JSON schema; a
+  request for any JSON object without a schema is refused: Messages has
+  no such mode), and `Request.unportable` fields are refused.
+- `top_k` of 0 or less (OpenAI-compatible servers' "off") is not sent.
 - Thinking without a signature (e.g. from another provider) is left out:
   Anthropic rejects unsigned thinking blocks. Empty text is left out.
 - Tool-call arguments that are not a JSON object are repaired when that is
@@ -23,10 +30,37 @@ from __future__ import annotations
 import msgspec
 
 from lmbridge.core import errors, ir
+from lmbridge.core.errors import DECODE_ERRORS
+from lmbridge.protocols import overflow
 from lmbridge.protocols.anthropic import wire
-from lmbridge.protocols.toolrepair import parse_json_object
+from lmbridge.protocols.carry import (
+    merge_texts,
+    normal_form,
+    refuse_unportable,
+    rewritten,
+)
+from lmbridge.protocols.jsonutil import parse_json_object
 
 DEFAULT_MAX_TOKENS = 4096
+
+
+def omitted(request: ir.Request) -> list[str]:
+    """What `encode_request` leaves out of `request`."""
+    out = []
+    if request.seed is not None:
+        out.append("seed: Messages has no seed")
+    unsigned = sum(
+        isinstance(p, ir.Thinking) and not p.signature and not p.redacted
+        for m in request.messages
+        for p in m.parts
+    )
+    if unsigned:
+        out.append(f"thinking without a signature ({unsigned} blocks)")
+    out += rewritten(request, "Messages")
+    out += [f"{k}: not a Messages field" for k in sorted(request.extras)]
+    return out
+
+
 MIN_THINKING_BUDGET = 1024
 EFFORT_BUDGETS = {
     "minimal": 1024,
@@ -49,6 +83,7 @@ _TOOL_CHOICE_TYPES = {
 
 def encode_request(request: ir.Request) -> bytes:
     """The streaming `/v1/messages` body for `request`."""
+    refuse_unportable(request, "Anthropic Messages")
     max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
     body = wire.OutRequest(
         model=request.model,
@@ -61,10 +96,26 @@ def encode_request(request: ir.Request) -> bytes:
         thinking=_thinking(request.reasoning, max_tokens),
         temperature=request.temperature,
         top_p=request.top_p,
-        top_k=request.top_k,
+        top_k=request.top_k if request.top_k is None or request.top_k > 0 else None,
         stop_sequences=list(request.stop) or None,
+        output_config=_output_config(request.output_format),
     )
     return _ENCODER.encode(body)
+
+
+def _output_config(output: ir.OutputFormat | None) -> wire.WireOutputConfig | None:
+    if output is None:
+        return None
+    if output.type != "json_schema" or output.schema is None:
+        raise errors.InvalidRequest(
+            "response_format: any JSON object (json_object) cannot be asked of"
+            " this model's upstream, which speaks Anthropic Messages and takes"
+            " only a JSON schema; send a json_schema format",
+            param="response_format",
+        )
+    return wire.WireOutputConfig(
+        format=wire.WireOutputFormat("json_schema", output.schema)
+    )
 
 
 def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
@@ -72,7 +123,7 @@ def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
     message = ""
     try:
         envelope = _ERROR.decode(body)
-    except (msgspec.DecodeError, RecursionError, UnicodeError):
+    except DECODE_ERRORS:
         envelope = wire.ErrorEnvelope()
     if isinstance(envelope.error, wire.ErrorBody):
         message = envelope.error.message
@@ -82,8 +133,9 @@ def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
     if not message:
         text = body.decode("utf-8", "replace").strip()
         message = text[:500] or f"the upstream answered HTTP {status}"
-    if status == 400 and message.startswith("prompt is too long"):
-        return errors.ContextOverflow(message, status=status)
+    too_long = overflow.error(message, status=status, body=body)
+    if too_long is not None:
+        return too_long
     return errors.from_status(status, message)
 
 
@@ -97,8 +149,14 @@ def _system(parts: tuple[ir.Text, ...]) -> str | list[wire.TextBlock] | None:
 
 
 def _messages(messages: tuple[ir.Message, ...]) -> list[wire.OutMessage]:
+    # Without the parts Messages cannot carry (unsigned thinking), a message
+    # may be left empty, and its neighbours then merge.
+    carried = (
+        ir.Message(m.role, tuple(p for p in m.parts if _block(p) is not None))
+        for m in messages
+    )
     out: list[wire.OutMessage] = []
-    for message in messages:
+    for message in normal_form(carried, system_as_user=True):
         blocks = [block for part in message.parts if (block := _block(part))]
         if not blocks:
             continue
@@ -106,9 +164,6 @@ def _messages(messages: tuple[ir.Message, ...]) -> list[wire.OutMessage]:
             out[-1].content.extend(blocks)
         else:
             out.append(wire.OutMessage(message.role.value, blocks))
-    for merged in out:
-        if merged.role == ir.Role.USER.value:
-            merged.content.sort(key=lambda b: not isinstance(b, wire.ToolResultBlock))
     return out
 
 
@@ -126,8 +181,9 @@ def _block(part: ir.Part) -> wire.ContentBlock | None:
         case ir.ToolResult():
             content = [
                 block
-                for inner in part.content
-                if (block := _text_or_image(inner)) is not None
+                for inner in merge_texts(part.content)
+                if isinstance(inner, ir.Text | ir.Image)
+                and (block := _text_or_image(inner)) is not None
             ]
             return wire.ToolResultBlock(part.call_id, content, part.is_error)
         case ir.Thinking(redacted=True, data=str(data)):

@@ -11,9 +11,11 @@ structs; stream events we read from an upstream are decoded into one lenient
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
+
+from lmbridge.protocols.limits import Count, TokenCount, Unit
 
 # ------------------------------------------------------------ content blocks
 
@@ -141,7 +143,19 @@ class WireToolChoice(msgspec.Struct, omit_defaults=True):
 
 class WireThinkingConfig(msgspec.Struct, omit_defaults=True):
     type: str
-    budget_tokens: int | None = None
+    budget_tokens: TokenCount | None = None
+
+
+class WireOutputFormat(msgspec.Struct, omit_defaults=True):
+    """`output_config.format` (and the beta's top-level `output_format`)."""
+
+    type: str
+    schema: dict[str, Any] | None = None
+
+
+class WireOutputConfig(msgspec.Struct, omit_defaults=True):
+    effort: str | None = None
+    format: WireOutputFormat | None = None
 
 
 class WireMetadata(msgspec.Struct):
@@ -159,17 +173,19 @@ class WireRequest(msgspec.Struct):
 
     model: str
     messages: list[WireMessage]
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)]
+    max_tokens: TokenCount
     system: str | list[SystemBlock] | None = None
     tools: list[WireTool] | None = None
     tool_choice: WireToolChoice | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
+    temperature: Unit | None = None
+    top_p: Unit | None = None
+    top_k: Count | None = None
     stop_sequences: list[str] | None = None
     stream: bool | None = None
     thinking: WireThinkingConfig | None = None
     metadata: WireMetadata | None = None
+    output_config: WireOutputConfig | None = None
+    output_format: WireOutputFormat | None = None
 
 
 # ------------------------------------------------- upstream request (encoding)
@@ -201,6 +217,7 @@ class OutRequest(msgspec.Struct, omit_defaults=True):
     top_p: float | None = None
     top_k: int | None = None
     stop_sequences: list[str] | None = None
+    output_config: WireOutputConfig | None = None
 
 
 # ----------------------------------------------------------- responses, errors

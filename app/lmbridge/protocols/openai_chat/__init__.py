@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lmbridge.core import errors, ir
-from lmbridge.protocols.openai_chat import decode, encode, request
+from lmbridge.protocols.openai_chat import decode, encode, request, upstream
+from lmbridge.protocols.openai_chat.passthrough import ChatPassthrough
+from lmbridge.protocols.openai_errors import encode_error
+
+if TYPE_CHECKING:
+    from lmbridge.protocols.base import FrontDoor, UpstreamCodec
 
 
 class OpenAIChat:
@@ -11,11 +18,16 @@ class OpenAIChat:
 
     name = "openai"
     path = "/v1/chat/completions"
+    paths = ("/v1/chat/completions", "/chat/completions")
+    passthrough = ChatPassthrough()
+    remembers = False
 
     def parse_request(self, body: bytes) -> ir.Request:
         return request.parse_request(body)
 
-    def encode_response(self, response: ir.Response) -> bytes:
+    def encode_response(
+        self, response: ir.Response, request: ir.Request | None = None
+    ) -> bytes:
         return encode.encode_response(response)
 
     def stream_encoder(self, req: ir.Request) -> encode.ChatStreamEncoder:
@@ -25,16 +37,26 @@ class OpenAIChat:
         return encode.ChatStreamEncoder(req.model, include_usage=wants_usage)
 
     def encode_error(self, error: errors.LMBridgeError) -> bytes:
-        return encode.encode_error(error)
+        return encode_error(error)
 
     def encode_request(self, req: ir.Request) -> bytes:
-        return request.encode_request(req)
+        return upstream.encode_request(req)
+
+    def omitted(self, req: ir.Request) -> list[str]:
+        return upstream.omitted(req)
 
     def stream_decoder(self, req: ir.Request) -> decode.ChatStreamDecoder:
         return decode.ChatStreamDecoder()
+
+    def decode_whole(self, body: bytes) -> list[ir.Event]:
+        return decode.ChatStreamDecoder().whole(body)
 
     def parse_error(self, status: int, body: bytes) -> errors.LMBridgeError:
         return decode.parse_error(status, body)
 
 
 OPENAI_CHAT = OpenAIChat()
+
+if TYPE_CHECKING:  # mypy checks that the codec fulfils both contracts
+    _door_check: FrontDoor = OPENAI_CHAT
+    _codec_check: UpstreamCodec = OPENAI_CHAT

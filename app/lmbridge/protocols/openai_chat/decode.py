@@ -7,7 +7,10 @@ import uuid
 import msgspec
 
 from lmbridge.core import errors, ir
+from lmbridge.core.errors import DECODE_ERRORS
+from lmbridge.protocols import overflow
 from lmbridge.protocols.openai_chat import wire
+from lmbridge.protocols.openai_chat.blocks import Blocks
 from lmbridge.protocols.sse import SSEParser
 
 _chunk = msgspec.json.Decoder(wire.Chunk)
@@ -47,10 +50,7 @@ class ChatStreamDecoder:
         self._sse = SSEParser()
         self._started = False
         self._finished = False
-        self._open: int | None = None
-        self._open_kind: ir.BlockKind | None = None
-        self._next_index = 0
-        self._tool_blocks: dict[int, int] = {}
+        self._blocks = Blocks()
         self._finish_reason: str | None = None
         self._usage: ir.Usage | None = None
 
@@ -68,12 +68,7 @@ class ChatStreamDecoder:
         """The events of a whole (non-streamed) chat.completion answer."""
         try:
             chunk = _chunk.decode(body)
-        except (
-            msgspec.DecodeError,
-            msgspec.ValidationError,
-            UnicodeError,
-            RecursionError,
-        ):
+        except DECODE_ERRORS:
             out: list[ir.Event] = []
             self._fail(out, f"the upstream's answer is not JSON: {body[:200]!r}")
             return out
@@ -113,12 +108,7 @@ class ChatStreamDecoder:
             return
         try:
             chunk = _chunk.decode(data)
-        except (
-            msgspec.DecodeError,
-            msgspec.ValidationError,
-            UnicodeError,
-            RecursionError,
-        ):
+        except DECODE_ERRORS:
             self._fail(
                 out, f"the upstream sent an unreadable stream event: {data[:200]!r}"
             )
@@ -126,7 +116,7 @@ class ChatStreamDecoder:
         if chunk.error is not None:
             err = chunk.error
             message = err if isinstance(err, str) else err.message
-            self._fail(out, message or "the upstream reported an error", 502)
+            self._fail(out, message or "the upstream reported an error", 502, data)
             return
         if not self._started:
             self._started = True
@@ -143,86 +133,47 @@ class ChatStreamDecoder:
                 self._finish_reason = choice.finish_reason
 
     def _delta(self, delta: wire.Delta, out: list[ir.Event]) -> None:
+        # Parallel tool calls may interleave: `Blocks` keeps IR sequential.
         reasoning = delta.reasoning_content or delta.reasoning
         if reasoning:
-            index = self._ensure(ir.BlockKind.THINKING, out)
-            out.append(ir.ThinkingDelta(index, reasoning))
+            self._blocks.text(ir.BlockKind.THINKING, reasoning, out)
         text = delta.content or delta.refusal
         if text:
-            index = self._ensure(ir.BlockKind.TEXT, out)
-            out.append(ir.TextDelta(index, text))
+            self._blocks.text(ir.BlockKind.TEXT, text, out)
         for call in delta.tool_calls or ():
-            fn = call.function or wire.DeltaFunction()
-            known = self._tool_blocks.get(call.index)
-            if known is not None:
-                index = known
-            else:
-                self._close_open(out)
-                index = self._next_index
-                self._next_index += 1
-                self._tool_blocks[call.index] = index
-                self._open, self._open_kind = index, ir.BlockKind.TOOL_CALL
-                call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"
-                out.append(
-                    ir.BlockStart(index, ir.BlockKind.TOOL_CALL, call_id, fn.name or "")
-                )
-            if fn.arguments and index == self._open:
-                out.append(ir.ToolArgsDelta(index, fn.arguments))
-
-    def _ensure(self, kind: ir.BlockKind, out: list[ir.Event]) -> int:
-        if self._open is not None and self._open_kind is kind:
-            return self._open
-        self._close_open(out)
-        index = self._next_index
-        self._next_index += 1
-        self._open, self._open_kind = index, kind
-        out.append(ir.BlockStart(index, kind))
-        return index
-
-    def _close_open(self, out: list[ir.Event]) -> None:
-        if self._open is not None:
-            out.append(ir.BlockStop(self._open))
-            self._open = self._open_kind = None
+            self._blocks.tool(call, out)
 
     def _finish(self, out: list[ir.Event]) -> None:
         if not self._started:
             self._fail(out, "the upstream ended the stream without an answer")
             return
-        self._close_open(out)
+        self._blocks.close(out)
         reason = FINISH_REASONS.get(
             self._finish_reason or "stop", ir.StopReason.END_TURN
         )
-        if self._tool_blocks and reason is ir.StopReason.END_TURN:
+        if self._blocks.called and reason is ir.StopReason.END_TURN:
             reason = ir.StopReason.TOOL_USE
         out.append(ir.Finish(reason, self._usage or ir.Usage()))
         self._finished = True
 
-    def _fail(self, out: list[ir.Event], message: str, status: int = 502) -> None:
+    def _fail(
+        self,
+        out: list[ir.Event],
+        message: str,
+        status: int = 502,
+        event: bytes | None = None,
+    ) -> None:
         self._finished = True
         kind = errors.ErrorKind.UPSTREAM_ERROR
-        if is_context_overflow(message):
+        if (found := overflow.stream_error(message, body=event)) is not None:
             kind = errors.ErrorKind.CONTEXT_OVERFLOW
-            status = 400
-            message = errors.ContextOverflow.from_upstream(message).message
+            message, status = found
         out.append(ir.StreamError(kind, message, status))
 
 
-_OVERFLOW_MARKERS = (
-    "context length",
-    "context_length",
-    "context window",
-    "maximum context",
-    "trying to keep the first",
-    "prompt is too long",
-    "exceeds the context",
-    "n_ctx",
-)
-
-
-def is_context_overflow(message: str) -> bool:
+def is_context_overflow(message: str, status: int | None = None) -> bool:
     """Whether an upstream error message says the prompt did not fit."""
-    lowered = message.lower()
-    return any(marker in lowered for marker in _OVERFLOW_MARKERS)
+    return overflow.error(message, status=status) is not None
 
 
 def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
@@ -238,12 +189,13 @@ def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
             message = env.error
         elif env.message:
             message = env.message
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError):
+    except DECODE_ERRORS:
         pass
     if not message:
         message = body[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    if status in (400, 413, 500) and is_context_overflow(message):
-        return errors.ContextOverflow.from_upstream(message)
+    too_long = overflow.error(message, status=status, code=code, body=body)
+    if too_long is not None:
+        return too_long
     error = errors.from_status(status, message)
     error.code = code
     return error

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from lmbridge.core import errors, ir
+from lmbridge.protocols.openai_errors import encode_error
 
 _encode = msgspec.json.Encoder()
 
@@ -155,35 +156,3 @@ class ChatStreamEncoder:
                 return b": ping\n\n"
             case _:
                 return b""
-
-
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    409: "conflict_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
-
-
-def encode_error(err: errors.LMBridgeError) -> bytes:
-    """`{"error": {...}}` in OpenAI's shape."""
-    code = err.code
-    if code is None and err.kind is errors.ErrorKind.CONTEXT_OVERFLOW:
-        code = "context_length_exceeded"
-    if code is None and err.status == 429:
-        code = "rate_limit_exceeded"
-    body = {
-        "error": {
-            "message": err.message,
-            "type": _TYPES.get(
-                err.status,
-                "server_error" if err.status >= 500 else "invalid_request_error",
-            ),
-            "param": err.param,
-            "code": code,
-        }
-    }
-    return _encode.encode(body)

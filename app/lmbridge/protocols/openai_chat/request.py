@@ -1,4 +1,19 @@
-"""Chat Completions requests: parse client bytes into IR, encode IR upstream."""
+"""Chat Completions requests from clients: bytes parsed into an `ir.Request`.
+
+- `system` and `developer` messages before the first other message are the
+  system prompt; later ones stay in place as IR `SYSTEM` messages.
+- Text parts of one message are joined by `ir.join_text`.
+- Tools other than functions are dropped, each listed in `Request.dropped`.
+- `response_format` JSON (schema or object) is `Request.output_format`.
+- Fields the IR does not model ride in `extras` for a Chat upstream. Those
+  that change what the answer holds (`n` > 1, `logprobs`, audio, legacy
+  `functions`, ...) are also listed in `Request.unportable`: an upstream of
+  another API refuses them with a 400 instead of answering something else.
+- Numbers are bounded (`protocols/limits.py`): an out-of-range value is a
+  400 naming the field. `max_tokens: -1` is LM Studio's "no limit": none.
+
+The encoding for a Chat upstream is in `upstream.py`.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +27,12 @@ from lmbridge.core.errors import InvalidRequest
 from lmbridge.protocols import jsonutil
 from lmbridge.protocols.openai_chat import wire
 
-_decode_raw = msgspec.json.Decoder()
-_encode = msgspec.json.Encoder()
+_TEXT_TYPES = ("text", "input_text")
+_TOOL_CHOICE_MODES = {
+    "auto": ir.ToolChoiceMode.AUTO,
+    "required": ir.ToolChoiceMode.REQUIRED,
+    "none": ir.ToolChoiceMode.NONE,
+}
 
 
 def parse_request(body: bytes) -> ir.Request:
@@ -32,7 +51,11 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
     for i, msg in enumerate(req.messages):
         role = msg.role
         if role in ("system", "developer"):
-            system.append(ir.Text(_text_of(msg.content, i)))
+            text = ir.Text(_text_of(msg.content, i))
+            if messages:
+                _append(messages, ir.Role.SYSTEM, [text] if text.text else [])
+            elif text.text:
+                system.append(text)
         elif role == "user":
             _append(messages, ir.Role.USER, _user_parts(msg.content, i))
         elif role == "assistant":
@@ -51,7 +74,7 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
                 f"messages[{i}].role: unknown role {role!r}",
                 param=f"messages[{i}].role",
             )
-    if not messages:
+    if not any(m.role is not ir.Role.SYSTEM for m in messages):
         raise InvalidRequest(
             "messages must hold at least one user or assistant message",
             param="messages",
@@ -62,20 +85,27 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
     elif req.stop:
         stops = tuple(req.stop)
     extras = {k: v for k, v in raw.items() if k not in wire.KNOWN_FIELDS}
-    if req.user is not None:
-        extras["user"] = req.user
-    if req.stream_options is not None:
-        extras["stream_options"] = req.stream_options
-    if req.prompt_cache_key is not None:
-        extras["prompt_cache_key"] = req.prompt_cache_key
+    for key in ("user", "stream_options", "prompt_cache_key", "n", "logprobs"):
+        value = getattr(req, key)
+        if value is not None:
+            extras[key] = value
+    if req.top_logprobs is not None:
+        extras["top_logprobs"] = req.top_logprobs
+    dropped: list[str] = []
+    tools = _tools(req.tools, dropped)
+    choice = req.tool_choice
+    allowed = choice.allowed_tools if isinstance(choice, wire.NamedToolChoice) else None
+    if allowed is not None:
+        names = {t.function.name for t in allowed.tools if t.function is not None}
+        tools = [t for t in tools if t.name in names]
     return ir.Request(
         model=req.model,
         messages=tuple(messages),
         system=tuple(system),
-        tools=tuple(_tools(req.tools)),
-        tool_choice=_tool_choice(req.tool_choice),
+        tools=tuple(tools),
+        tool_choice=_tool_choice(choice, dropped),
         parallel_tool_calls=req.parallel_tool_calls,
-        max_tokens=req.max_completion_tokens or req.max_tokens,
+        max_tokens=_max_tokens(req),
         temperature=req.temperature,
         top_p=req.top_p,
         top_k=req.top_k,
@@ -87,7 +117,48 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
         stream=bool(req.stream),
         client=ir.ClientInfo(session_key=req.prompt_cache_key or req.user),
         extras=extras,
+        dropped=tuple(dropped),
+        output_format=_output_format(req.response_format),
+        unportable=tuple(unportable(extras)),
     )
+
+
+def _max_tokens(req: wire.ChatRequest) -> int | None:
+    """The answer's token limit; -1 (LM Studio's "no limit") is none."""
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = getattr(req, name)
+        if value == 0:
+            raise InvalidRequest(f"{name}: must be at least 1", param=name)
+        if value is not None:
+            return value if value > 0 else None
+    return None
+
+
+def unportable(extras: dict[str, Any]) -> list[str]:
+    """The Chat fields in `extras` that change what the answer holds and
+    that no other API carries, as "field: what it asks for" lines.
+
+    Sampling hints (`presence_penalty`, `frequency_penalty`, `logit_bias`,
+    `prediction`, `service_tier`, ...) are not among them: an upstream that
+    has no such field leaves them out and the request's record says so.
+    """
+    out = []
+    n = extras.get("n")
+    if isinstance(n, int) and n > 1:
+        out.append(f"n: asks for {n} choices")
+    if extras.get("logprobs") is True:
+        out.append("logprobs: asks for the tokens' log probabilities")
+    top = extras.get("top_logprobs")
+    if isinstance(top, int) and top > 0:
+        out.append(f"top_logprobs: asks for {top} alternatives per token")
+    modalities = extras.get("modalities")
+    if extras.get("audio") is not None or (
+        isinstance(modalities, list) and "audio" in modalities
+    ):
+        out.append("audio: asks for spoken output")
+    if extras.get("functions") or extras.get("function_call") not in (None, "none"):
+        out.append("functions: the legacy function-calling API (send `tools`)")
+    return out
 
 
 def _append(
@@ -104,7 +175,7 @@ def _append(
 def _text_of(content: str | list[wire.ContentPart] | None, i: int) -> str:
     if content is None or isinstance(content, str):
         return content or ""
-    return "".join(p.text or "" for p in content if p.type in ("text", "input_text"))
+    return ir.join_text(p.text or "" for p in content if p.type in _TEXT_TYPES)
 
 
 def _user_parts(
@@ -116,7 +187,7 @@ def _user_parts(
         return [ir.Text(content)]
     parts: list[ir.Text | ir.Image] = []
     for j, part in enumerate(content):
-        if part.type in ("text", "input_text"):
+        if part.type in _TEXT_TYPES:
             parts.append(ir.Text(part.text or ""))
         elif part.type == "image_url":
             if part.image_url is None:
@@ -158,148 +229,47 @@ def _assistant_parts(msg: wire.ChatMessage, i: int) -> list[ir.Part]:
     return parts
 
 
-def _tools(tools: list[wire.ToolDef] | None) -> list[ir.Tool]:
+def _tools(tools: list[wire.ToolDef] | None, dropped: list[str]) -> list[ir.Tool]:
+    """The function tools; a line in `dropped` for each other tool."""
     out = []
-    for tool in tools or ():
+    for i, tool in enumerate(tools or ()):
         if tool.type == "function" and tool.function is not None:
             fn = tool.function
             out.append(ir.Tool(fn.name, fn.description or "", fn.parameters or {}))
+        else:
+            dropped.append(f"tools[{i}]: type {tool.type!r} is not carried")
     return out
 
 
-def _tool_choice(choice: str | wire.NamedToolChoice | None) -> ir.ToolChoice | None:
+def _tool_choice(
+    choice: str | wire.NamedToolChoice | None, dropped: list[str]
+) -> ir.ToolChoice | None:
     if choice is None:
         return None
-    if isinstance(choice, wire.NamedToolChoice):
+    if isinstance(choice, str):
+        return ir.ToolChoice(_TOOL_CHOICE_MODES.get(choice, ir.ToolChoiceMode.NONE))
+    if choice.type == "function" and choice.function is not None:
         return ir.ToolChoice(ir.ToolChoiceMode.TOOL, choice.function.name)
-    mode = {"auto": ir.ToolChoiceMode.AUTO, "required": ir.ToolChoiceMode.REQUIRED}
-    return ir.ToolChoice(mode.get(choice, ir.ToolChoiceMode.NONE))
+    if choice.allowed_tools is not None:  # the tools are narrowed in `to_ir`
+        required = choice.allowed_tools.mode == "required"
+        return ir.ToolChoice(_TOOL_CHOICE_MODES["required" if required else "auto"])
+    dropped.append(f"tool_choice: type {choice.type!r} is not carried (auto)")
+    return ir.ToolChoice(ir.ToolChoiceMode.AUTO)
 
 
-# ------------------------------------------------------------- IR -> upstream
-
-_EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))
-
-
-def reasoning_effort(reasoning: ir.Reasoning | None) -> str | None:
-    """An effort level for APIs that know only effort (not a token budget)."""
-    if reasoning is None:
+def _output_format(
+    response_format: wire.ResponseFormat | None,
+) -> ir.OutputFormat | None:
+    if response_format is None or response_format.type == "text":
         return None
-    if reasoning.effort:
-        return reasoning.effort
-    budget = reasoning.budget_tokens or 0
-    for limit, effort in _EFFORT_BY_BUDGET:
-        if budget < limit:
-            return effort
-    return "high"
-
-
-def encode_request(req: ir.Request) -> bytes:
-    """A Chat Completions request for `req`, streaming when `req.stream`."""
-    messages: list[dict[str, Any]] = []
-    if req.system:
-        messages.append({"role": "system", "content": req.system_text()})
-    for msg in req.messages:
-        if msg.role is ir.Role.ASSISTANT:
-            messages.append(_assistant_message(msg))
-        else:
-            messages.extend(_user_messages(msg))
-    body: dict[str, Any] = {
-        k: v for k, v in req.extras.items() if k not in _NOT_CHAT_EXTRAS
-    }
-    body["model"] = req.model
-    body["messages"] = messages
-    body["stream"] = req.stream
-    if req.stream:
-        body["stream_options"] = {"include_usage": True}
-    else:
-        body.pop("stream_options", None)
-    if req.tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": t.name,
-                    "description": t.description,
-                    "parameters": t.parameters or {"type": "object", "properties": {}},
-                },
-            }
-            for t in req.tools
-        ]
-        if req.tool_choice is not None:
-            body["tool_choice"] = _encode_tool_choice(req.tool_choice)
-        if req.parallel_tool_calls is not None:
-            body["parallel_tool_calls"] = req.parallel_tool_calls
-    for key, value in (
-        ("max_tokens", req.max_tokens),
-        ("temperature", req.temperature),
-        ("top_p", req.top_p),
-        ("top_k", req.top_k),
-        ("seed", req.seed),
-        ("reasoning_effort", reasoning_effort(req.reasoning)),
-    ):
-        if value is not None:
-            body[key] = value
-    return _encode.encode(body)
-
-
-# Extras that other protocols put in the IR and Chat Completions would reject.
-_NOT_CHAT_EXTRAS = frozenset(
-    {"dropped_tools", "previous_response_id", "store", "text", "prompt_cache_key"}
-)
-
-
-def _encode_tool_choice(choice: ir.ToolChoice) -> Any:
-    if choice.mode is ir.ToolChoiceMode.TOOL:
-        return {"type": "function", "function": {"name": choice.name}}
-    return str(choice.mode)
-
-
-def _assistant_message(msg: ir.Message) -> dict[str, Any]:
-    text = "".join(p.text for p in msg.parts if isinstance(p, ir.Text))
-    calls = [
-        {
-            "id": p.id,
-            "type": "function",
-            "function": {"name": p.name, "arguments": p.arguments},
-        }
-        for p in msg.parts
-        if isinstance(p, ir.ToolCall)
-    ]
-    out: dict[str, Any] = {"role": "assistant", "content": text or None}
-    if calls:
-        out["tool_calls"] = calls
-    elif not text:
-        out["content"] = ""
-    return out
-
-
-def _user_messages(msg: ir.Message) -> list[dict[str, Any]]:
-    # Tool results become `tool` messages, which must directly follow the
-    # assistant's tool calls; the rest of the user turn comes after them.
-    out: list[dict[str, Any]] = []
-    content: list[dict[str, Any]] = []
-    for part in msg.parts:
-        if isinstance(part, ir.ToolResult):
-            text = part.text()
-            if part.is_error and not text.startswith("Error"):
-                text = f"Error: {text}"
-            out.append({"role": "tool", "tool_call_id": part.call_id, "content": text})
-            content.extend(
-                _content_part(p) for p in part.content if isinstance(p, ir.Image)
-            )
-        elif isinstance(part, ir.Text | ir.Image):
-            content.append(_content_part(part))
-    if content:
-        if all(c["type"] == "text" for c in content):
-            text = "".join(c["text"] for c in content)
-            out.append({"role": "user", "content": text})
-        else:
-            out.append({"role": "user", "content": content})
-    return out
-
-
-def _content_part(part: ir.Text | ir.Image) -> dict[str, Any]:
-    if isinstance(part, ir.Text):
-        return {"type": "text", "text": part.text}
-    return {"type": "image_url", "image_url": {"url": part.as_data_url()}}
+    if response_format.type == "json_object":
+        return ir.OutputFormat("json_object")
+    spec = response_format.json_schema
+    if spec is None:
+        raise InvalidRequest(
+            "response_format.json_schema is required for type json_schema",
+            param="response_format.json_schema",
+        )
+    return ir.OutputFormat(
+        "json_schema", spec.schema, spec.name, spec.description, spec.strict
+    )

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+from lmbridge.protocols.limits import (
+    ChatTokenCount,
+    OpenAITemperature,
+    Seed,
+    TopK,
+    Unit,
+)
 
 
 class ImageURL(msgspec.Struct):
@@ -55,22 +63,48 @@ class NamedFunction(msgspec.Struct):
     name: str
 
 
+class AllowedTools(msgspec.Struct):
+    mode: str = "auto"
+    tools: list[ToolDef] = []
+
+
 class NamedToolChoice(msgspec.Struct):
-    function: NamedFunction
+    """The object form: a named function, a named custom tool, allowed_tools."""
+
+    function: NamedFunction | None = None
     type: str = "function"
+    allowed_tools: AllowedTools | None = None
+
+
+class JSONSchemaFormat(msgspec.Struct):
+    """`response_format.json_schema`; OpenAI requires `name`, servers do not."""
+
+    name: str | None = None
+    description: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(msgspec.Struct):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
 
 
 class ChatRequest(msgspec.Struct, kw_only=True):
     model: str
     messages: list[ChatMessage]
     stream: bool | None = False
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
+    max_tokens: ChatTokenCount | None = None
+    max_completion_tokens: ChatTokenCount | None = None
+    temperature: OpenAITemperature | None = None
+    top_p: Unit | None = None
+    top_k: TopK | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: Seed | None = None
+    n: Annotated[int, msgspec.Meta(ge=1, le=128)] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, msgspec.Meta(ge=0, le=20)] | None = None
+    response_format: ResponseFormat | None = None
     tools: list[ToolDef] | None = None
     tool_choice: str | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None

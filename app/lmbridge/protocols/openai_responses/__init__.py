@@ -8,17 +8,21 @@
 - `upstream.py`: `ir.Request` -> upstream request;
 - `response.py`: `ir.Response` and errors -> wire, upstream errors -> ours;
 - `stream.py`: IR events -> client SSE; `decode.py`: upstream SSE -> IR events;
-- `relay.py`: following a stream relayed unchanged, to end it in kind if
-  the upstream breaks off.
+- `whole.py`: a whole Response object -> IR events;
+- `tools.py`, `freeform.py`: namespace and freeform (`custom`) tools, carried
+  as flat-named functions upstream and answered in the client's shape;
+- `passthrough.py`: relaying to a Responses upstream, and following the
+  relayed stream to end it in kind if the upstream breaks off.
 
 Policies:
 
-- Hosted tools (`web_search`, `web_search_preview`, `file_search`,
+- `function`, `custom` and `namespace` tools are carried (tools.py). Hosted
+  tools (`web_search`, `web_search_preview`, `file_search`,
   `code_interpreter`, `computer_use_preview`, `image_generation`,
-  `local_shell`, `mcp`, `custom`, and any other non-`function` type) run on
-  OpenAI's servers or need a grammar LM Bridge cannot enforce. Like
+  `local_shell`, `mcp`, `tool_search`, and any other type) run on OpenAI's
+  servers. Like
   Anthropic server tools, they are dropped from the request and their types
-  recorded in `extras["dropped_tools"]` so the server can log or warn; a
+  recorded in `Request.dropped` so the request's record lists them; a
   `tool_choice` naming one falls back to `auto`.
 - Files are not stored: `input_image` by `file_id` and `input_file` are
   refused with `InvalidRequest` naming the field; so are item references.
@@ -38,13 +42,20 @@ Policies:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lmbridge.core import ir
 from lmbridge.core.errors import LMBridgeError
 from lmbridge.protocols.openai_responses import request as _request
 from lmbridge.protocols.openai_responses import response as _response
 from lmbridge.protocols.openai_responses import upstream as _upstream
 from lmbridge.protocols.openai_responses.decode import ResponsesStreamDecoder
+from lmbridge.protocols.openai_responses.passthrough import ResponsesPassthrough
 from lmbridge.protocols.openai_responses.stream import ResponsesStreamEncoder
+from lmbridge.protocols.openai_responses.whole import decode_whole
+
+if TYPE_CHECKING:
+    from lmbridge.protocols.base import FrontDoor, UpstreamCodec
 
 __all__ = [
     "RESPONSES",
@@ -59,14 +70,20 @@ class ResponsesCodec:
 
     name = "responses"
     path = "/v1/responses"
+    paths = ("/v1/responses", "/responses")
+    passthrough = ResponsesPassthrough()
+    remembers = True
 
     def parse_request(self, body: bytes) -> ir.Request:
         """A client's request body as IR; raises `InvalidRequest` if bad."""
         return _request.parse_request(body)
 
-    def encode_response(self, response: ir.Response) -> bytes:
-        """A whole answer as a Response object."""
-        return _response.encode_response(response)
+    def encode_response(
+        self, response: ir.Response, request: ir.Request | None = None
+    ) -> bytes:
+        """A whole answer as a Response object; calls of the `request`'s
+        namespace and freeform tools go back in the client's shape."""
+        return _response.encode_response(response, request)
 
     def stream_encoder(self, request: ir.Request) -> ResponsesStreamEncoder:
         """A fresh SSE encoder for one streamed answer to `request`."""
@@ -80,9 +97,16 @@ class ResponsesCodec:
         """The upstream body for `request`; always a streaming request."""
         return _upstream.encode_request(request)
 
+    def omitted(self, request: ir.Request) -> list[str]:
+        return _upstream.omitted(request)
+
     def stream_decoder(self, request: ir.Request) -> ResponsesStreamDecoder:
         """A fresh decoder for one upstream stream answering `request`."""
         return ResponsesStreamDecoder(request)
+
+    def decode_whole(self, body: bytes) -> list[ir.Event]:
+        """A whole Response object as stream events."""
+        return decode_whole(body)
 
     def parse_error(self, status: int, body: bytes) -> LMBridgeError:
         """An upstream error answer as our error."""
@@ -90,3 +114,7 @@ class ResponsesCodec:
 
 
 RESPONSES = ResponsesCodec()
+
+if TYPE_CHECKING:  # mypy checks that the codec fulfils both contracts
+    _door_check: FrontDoor = RESPONSES
+    _codec_check: UpstreamCodec = RESPONSES

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from lmbridge.core import errors, ir
-from lmbridge.protocols import sse
+from lmbridge.core.errors import DECODE_ERRORS
+from lmbridge.protocols import overflow, sse
 from lmbridge.protocols.openai_responses import events as ev
 from lmbridge.protocols.openai_responses.response import new_id
 
@@ -29,7 +30,6 @@ _HEAD = msgspec.json.Decoder(ev.SeenHead)
 _EVENT = msgspec.json.Decoder(ev.SeenEvent)
 _ITEM_HEAD = msgspec.json.Decoder(ev.SeenHead | None)
 _ITEM = msgspec.json.Decoder(ev.SeenItem)
-_DECODE_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeError)
 
 _ITEM_KINDS = {
     "message": ir.BlockKind.TEXT,
@@ -138,7 +138,7 @@ class ResponsesStreamDecoder:
                 continue
             try:
                 self._frame(out, frame.event, data)
-            except _DECODE_ERRORS as exc:
+            except DECODE_ERRORS as exc:
                 self._done = True
                 message = f"the upstream sent a malformed stream event: {exc}"
                 out.append(
@@ -320,7 +320,9 @@ class ResponsesStreamDecoder:
             stop = ir.StopReason.REFUSAL
         else:
             stop = ir.StopReason.END_TURN
-        out.append(ir.Finish(stop, _usage(response.usage if response else None)))
+        out.append(
+            ir.Finish(stop, usage_from_wire(response.usage if response else None))
+        )
 
     def _fail(self, out: list[ir.Event], event: ev.SeenEvent) -> None:
         self._done = True
@@ -336,6 +338,11 @@ class ResponsesStreamDecoder:
             message = "the upstream reported an error without a message"
             if code is not None:
                 message += f" (code {code})"
+        if kind in (errors.ErrorKind.UPSTREAM_ERROR, errors.ErrorKind.CONTEXT_OVERFLOW):
+            found = overflow.stream_error(message, code=code)
+            if found is not None:
+                kind = errors.ErrorKind.CONTEXT_OVERFLOW
+                message, status = found
         out.append(ir.StreamError(kind, message, status))
 
 
@@ -348,7 +355,8 @@ def _part_texts(item: ev.SeenItem, kind: ir.BlockKind) -> list[str]:
     return ["".join(p.text or "" for p in item.content or [])]
 
 
-def _usage(usage: ev.SeenUsage | None) -> ir.Usage:
+def usage_from_wire(usage: ev.SeenUsage | None) -> ir.Usage:
+    """Responses usage as IR usage (zeros when absent)."""
     if usage is None:
         return ir.Usage()
     input_details = usage.input_tokens_details

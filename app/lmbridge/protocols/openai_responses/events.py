@@ -119,6 +119,22 @@ class FunctionCallArgumentsDone(_Emitted, tag="response.function_call_arguments.
     arguments: str
 
 
+class CustomToolCallInputDelta(_Emitted, tag="response.custom_tool_call_input.delta"):
+    """A piece of a freeform (`custom`) tool call's input text."""
+
+    item_id: str
+    output_index: int
+    delta: str
+
+
+class CustomToolCallInputDone(_Emitted, tag="response.custom_tool_call_input.done"):
+    """The whole input text of a freeform tool call."""
+
+    item_id: str
+    output_index: int
+    input: str
+
+
 class _SummaryPartEvent(_Emitted):
     item_id: str
     output_index: int
@@ -178,6 +194,8 @@ EmittedEvent: TypeAlias = (
     | OutputTextDone
     | FunctionCallArgumentsDelta
     | FunctionCallArgumentsDone
+    | CustomToolCallInputDelta
+    | CustomToolCallInputDone
     | ReasoningSummaryPartAdded
     | ReasoningSummaryPartDone
     | ReasoningSummaryTextDelta

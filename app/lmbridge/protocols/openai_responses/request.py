@@ -6,15 +6,21 @@ JSON path msgspec reports (``at `$.input[0].content[1].file_id` ``).
 Mapping:
 
 - `instructions`, then `system` and `developer` messages (Codex CLI sends
-  `developer`) become IR system text, in that order;
-- `message`, `function_call` (an assistant `ToolCall`), `function_call_output`
-  (a user `ToolResult`) and `reasoning` (`Thinking` whose `data` is the
-  `encrypted_content`) items become IR messages; consecutive items of the same
-  role merge into one message;
+  `developer`) before the first other item become IR system text, in that
+  order; later ones stay in place as IR `SYSTEM` messages;
+- `text.format` (JSON schema or object) is `Request.output_format`;
+- `input` must not be empty (without `previous_response_id`);
+- `message`, `function_call` and `custom_tool_call` (an assistant
+  `ToolCall`, named as the model sees the tool, see tools.py),
+  `function_call_output` and `custom_tool_call_output` (a user `ToolResult`;
+  text, or `input_text` / `input_image` parts) and `reasoning` (`Thinking`
+  whose `data` is the `encrypted_content`) items become IR messages;
+  consecutive items of the same role merge into one message;
 - images by `file_id`, `input_file` parts and item references are refused: LM
   Bridge has no file storage and resolves no item ids;
-- hosted tools are dropped (see the package docstring), their types listed
-  in `extras["dropped_tools"]`.
+- `function`, `custom` and `namespace` tools are carried (tools.py); hosted
+  tools are dropped (see the package docstring), their types listed in
+  `Request.dropped`.
 """
 
 from __future__ import annotations
@@ -25,8 +31,14 @@ from typing import Any, TypeVar
 import msgspec
 
 from lmbridge.core import ir
-from lmbridge.core.errors import InvalidRequest
-from lmbridge.protocols.openai_responses import wire
+from lmbridge.core.errors import DECODE_ERRORS, InvalidRequest
+from lmbridge.protocols.openai_responses import freeform, wire
+from lmbridge.protocols.openai_responses.tools import (
+    ClientTools,
+    CustomToolParam,
+    NamespaceToolParam,
+    ToolSet,
+)
 
 _T = TypeVar("_T")
 
@@ -38,9 +50,12 @@ _FUNCTION_OUTPUT = msgspec.json.Decoder(wire.FunctionCallOutputItem)
 _REASONING = msgspec.json.Decoder(wire.ReasoningItem)
 _TOOL_HEAD = msgspec.json.Decoder(wire.ToolHead)
 _FUNCTION_TOOL = msgspec.json.Decoder(wire.FunctionToolParam)
+_CUSTOM_CALL = msgspec.json.Decoder(wire.CustomToolCallItem)
+_CUSTOM_TOOL = msgspec.json.Decoder(CustomToolParam)
+_NAMESPACE_TOOL = msgspec.json.Decoder(NamespaceToolParam)
+_OUTPUT_ITEMS = ("function_call_output", "custom_tool_call_output")
 
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
-_DEFAULT_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 _TOOL_CHOICE_MODES = {
     "auto": ir.ToolChoiceMode.AUTO,
     "required": ir.ToolChoiceMode.REQUIRED,
@@ -78,7 +93,7 @@ def _from_decode_error(exc: Exception, prefix: str = "") -> InvalidRequest:
 def _decode(decoder: msgspec.json.Decoder[_T], raw: msgspec.Raw, path: str) -> _T:
     try:
         return decoder.decode(raw)
-    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise _from_decode_error(exc, path) from None
 
 
@@ -86,12 +101,14 @@ def parse_request(body: bytes) -> ir.Request:
     """Parse a Responses request body; raises `InvalidRequest` for bad input."""
     try:
         request = _REQUEST.decode(body)
-    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise _from_decode_error(exc) from None
     if not request.model:
         raise _invalid("`model` must not be empty", "model")
 
-    conversation = _Conversation()
+    dropped: list[str] = []
+    tools = _tools(request.tools or [], dropped)
+    conversation = _Conversation(ClientTools(tools))
     if request.instructions:
         conversation.system.append(ir.Text(request.instructions))
     if isinstance(request.input, str):
@@ -101,13 +118,19 @@ def parse_request(body: bytes) -> ir.Request:
             _add_item(conversation, raw, f"input[{index}]")
 
     extras: dict[str, Any] = {}
-    tools = _tools(request.tools or [], extras)
     for key in ("previous_response_id", "store", "prompt_cache_key", "user"):
         value = getattr(request, key)
         if value is not None:
             extras[key] = value
+    output_format = None
     if request.text is not None:
-        extras["text"] = msgspec.to_builtins(request.text)
+        output_format = _output_format(request.text.format)
+        text = msgspec.to_builtins(request.text)
+        text.pop("format", None)
+        if text:
+            extras["text"] = text
+    if not conversation.started and request.previous_response_id is None:
+        raise _invalid("`input` must hold at least one item", "input")
     reasoning = None
     if request.reasoning is not None and request.reasoning.effort is not None:
         reasoning = ir.Reasoning(effort=request.reasoning.effort)
@@ -117,7 +140,7 @@ def parse_request(body: bytes) -> ir.Request:
         messages=tuple(conversation.messages()),
         system=tuple(conversation.system),
         tools=tools,
-        tool_choice=_tool_choice(request.tool_choice),
+        tool_choice=_tool_choice(request.tool_choice, conversation.tools),
         parallel_tool_calls=request.parallel_tool_calls,
         max_tokens=request.max_output_tokens,
         temperature=request.temperature,
@@ -126,17 +149,38 @@ def parse_request(body: bytes) -> ir.Request:
         stream=bool(request.stream),
         client=ir.ClientInfo(session_key=request.prompt_cache_key or request.user),
         extras=extras,
+        dropped=tuple(dropped),
+        output_format=output_format,
+    )
+
+
+def _output_format(given: wire.TextFormat | None) -> ir.OutputFormat | None:
+    """`text.format` as IR (plain text: None)."""
+    if given is None or given.type == "text":
+        return None
+    if given.type == "json_object":
+        return ir.OutputFormat("json_object")
+    if given.schema is None:
+        raise _invalid("a json_schema format needs a `schema`", "text.format.schema")
+    return ir.OutputFormat(
+        "json_schema", given.schema, given.name, given.description, given.strict
     )
 
 
 class _Conversation:
     """Collects system text and messages, merging consecutive same-role items."""
 
-    def __init__(self) -> None:
+    def __init__(self, tools: ClientTools) -> None:
+        self.tools = tools
         self.system: list[ir.Text] = []
         self._messages: list[ir.Message] = []
         self._role: ir.Role | None = None
         self._parts: list[ir.Part] = []
+
+    @property
+    def started(self) -> bool:
+        """Whether any message has been added (system text aside)."""
+        return self._role is not None or bool(self._messages)
 
     def add(self, role: ir.Role, parts: list[ir.Part]) -> None:
         if not parts:
@@ -168,7 +212,10 @@ def _add_item(conversation: _Conversation, raw: msgspec.Raw, path: str) -> None:
         message = _decode(_MESSAGE, raw, path)
         if message.role in ("system", "developer"):
             texts = _content(message.content, path, images=False)
-            conversation.system.extend(p for p in texts if isinstance(p, ir.Text))
+            if conversation.started:  # in place: the prompt's start stays
+                conversation.add(ir.Role.SYSTEM, texts)
+            else:
+                conversation.system.extend(p for p in texts if isinstance(p, ir.Text))
         elif message.role == "user":
             conversation.add(ir.Role.USER, _content(message.content, path, images=True))
         else:
@@ -176,9 +223,22 @@ def _add_item(conversation: _Conversation, raw: msgspec.Raw, path: str) -> None:
             conversation.add(ir.Role.ASSISTANT, parts)
     elif kind == "function_call":
         call = _decode(_FUNCTION_CALL, raw, path)
-        tool_call = ir.ToolCall(call.call_id, call.name, call.arguments or "{}")
+        name = conversation.tools.name_for(call.namespace, call.name)
+        tool_call = ir.ToolCall(
+            call.call_id, name, call.arguments or "{}", namespace=call.namespace
+        )
         conversation.add(ir.Role.ASSISTANT, [tool_call])
-    elif kind == "function_call_output":
+    elif kind == "custom_tool_call":
+        custom = _decode(_CUSTOM_CALL, raw, path)
+        tool_call = ir.ToolCall(
+            custom.call_id,
+            conversation.tools.name_for(custom.namespace, custom.name),
+            freeform.arguments_for(custom.input),
+            kind=ir.ToolKind.CUSTOM,
+            namespace=custom.namespace,
+        )
+        conversation.add(ir.Role.ASSISTANT, [tool_call])
+    elif kind in _OUTPUT_ITEMS:
         output = _decode(_FUNCTION_OUTPUT, raw, path)
         if isinstance(output.output, str):
             content: tuple[ir.Text | ir.Image, ...] = (ir.Text(output.output),)
@@ -189,7 +249,7 @@ def _add_item(conversation: _Conversation, raw: msgspec.Raw, path: str) -> None:
         item = _decode(_REASONING, raw, path)
         text = "\n\n".join(s.text for s in item.summary if s.text)
         if not text and item.content:
-            text = "".join(c.text for c in item.content)
+            text = ir.join_text(c.text for c in item.content)
         if text or item.encrypted_content:
             thinking = ir.Thinking(text=text, data=item.encrypted_content)
             conversation.add(ir.Role.ASSISTANT, [thinking])
@@ -277,31 +337,45 @@ def _image(part: wire.InputImage, path: str) -> ir.Image:
     raise _invalid("`image_url` must be an http(s) or data URL", f"{path}.image_url")
 
 
-def _tools(raws: list[msgspec.Raw], extras: dict[str, Any]) -> tuple[ir.Tool, ...]:
-    tools: list[ir.Tool] = []
-    dropped: list[str] = []
+def _tools(raws: list[msgspec.Raw], dropped: list[str]) -> tuple[ir.Tool, ...]:
+    """The function, custom and namespace tools (see tools.py); a line in
+    `dropped` for each other tool."""
+    tools = ToolSet()
     for index, raw in enumerate(raws):
         path = f"tools[{index}]"
-        head = _decode(_TOOL_HEAD, raw, path)
-        if head.type != "function":
-            dropped.append(head.type)
-            continue
-        tool = _decode(_FUNCTION_TOOL, raw, path)
-        if not tool.name:
-            raise _invalid("a function tool needs a `name`", f"{path}.name")
-        tools.append(
-            ir.Tool(
-                name=tool.name,
-                description=tool.description or "",
-                parameters=tool.parameters or dict(_DEFAULT_PARAMETERS),
-            )
-        )
-    if dropped:
-        extras["dropped_tools"] = dropped
-    return tuple(tools)
+        kind = _decode(_TOOL_HEAD, raw, path).type
+        if kind == "function":
+            tool = _decode(_FUNCTION_TOOL, raw, path)
+            _need_name(tool.name, kind, path)
+            tools.function(tool.name, tool.description, tool.parameters)
+        elif kind == "custom":
+            custom = _decode(_CUSTOM_TOOL, raw, path)
+            _need_name(custom.name, kind, path)
+            tools.custom(custom.name, custom.description, custom.format)
+        elif kind == "namespace":
+            space = _decode(_NAMESPACE_TOOL, raw, path)
+            _need_name(space.name, kind, path)
+            for inner, member in enumerate(space.tools):
+                member_path = f"{path}.tools[{inner}]"
+                if member.type not in ("function", "custom"):
+                    carried = f"type {member.type!r} is not carried"
+                    dropped.append(f"{member_path}: {carried}")
+                    continue
+                _need_name(member.name, member.type, member_path)
+                tools.member(space.name, member)
+        else:
+            dropped.append(f"{path}: type {kind!r} is not carried")
+    return tools.result()
 
 
-def _tool_choice(choice: str | wire.ToolChoiceParam | None) -> ir.ToolChoice | None:
+def _need_name(name: str, kind: str, path: str) -> None:
+    if not name:
+        raise _invalid(f"a {kind} tool needs a `name`", f"{path}.name")
+
+
+def _tool_choice(
+    choice: str | wire.ToolChoiceParam | None, tools: ClientTools
+) -> ir.ToolChoice | None:
     if choice is None:
         return None
     if isinstance(choice, str):
@@ -311,12 +385,13 @@ def _tool_choice(choice: str | wire.ToolChoiceParam | None) -> ir.ToolChoice | N
                 "`tool_choice` must be auto, required, none or an object", "tool_choice"
             )
         return ir.ToolChoice(mode)
-    if choice.type == "function":
+    if choice.type in ("function", "custom"):
         if not choice.name:
             raise _invalid(
-                "a function `tool_choice` needs a `name`", "tool_choice.name"
+                f"a {choice.type} `tool_choice` needs a `name`", "tool_choice.name"
             )
-        return ir.ToolChoice(ir.ToolChoiceMode.TOOL, choice.name)
+        name = tools.name_for(choice.namespace, choice.name)
+        return ir.ToolChoice(ir.ToolChoiceMode.TOOL, name)
     if choice.type == "allowed_tools" and choice.mode == "required":
         return ir.ToolChoice(ir.ToolChoiceMode.REQUIRED)
     # allowed_tools in auto mode, or a hosted tool, which is dropped.

@@ -15,23 +15,12 @@ import time
 import msgspec
 
 from lmbridge.core import errors, ir
+from lmbridge.core.errors import DECODE_ERRORS
+from lmbridge.protocols import overflow
+from lmbridge.protocols.openai_errors import encode_error as encode_error
 from lmbridge.protocols.openai_responses import wire
+from lmbridge.protocols.openai_responses.tools import ClientTools
 from lmbridge.protocols.openai_responses.upstream import is_openai_reasoning
-
-
-class ErrorDetail(msgspec.Struct):
-    """The OpenAI error object."""
-
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorBody(msgspec.Struct):
-    """`{"error": {...}}`, the OpenAI error answer."""
-
-    error: ErrorDetail
 
 
 class UpstreamErrorDetail(msgspec.Struct):
@@ -50,16 +39,6 @@ class UpstreamErrorBody(msgspec.Struct):
     message: str | None = None
 
 
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    409: "invalid_request_error",
-    413: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-}
 # Codes of a failed response; the SDK's `ResponseError.code` lists the
 # known ones, and clients such as Codex CLI key on context_length_exceeded.
 _STREAM_ERROR_CODES = {
@@ -69,11 +48,6 @@ _STREAM_ERROR_CODES = {
 }
 _PREVIOUS_RESPONSE = re.compile(r"previous.?response", re.IGNORECASE)
 _MISSING = re.compile(r"not (be )?found|does not exist|no such|unknown", re.IGNORECASE)
-_CONTEXT = re.compile(
-    r"context.?(length|window|size)|maximum context|too many tokens"
-    r"|prompt is too long|exceeds the context",
-    re.IGNORECASE,
-)
 _BODY_LIMIT = 500
 _ERROR_BODY = msgspec.json.Decoder(UpstreamErrorBody)
 
@@ -128,8 +102,11 @@ def reasoning_item(item_id: str, text: str, data: str | None) -> wire.Reasoning:
 
 def output_items(
     parts: list[ir.Text | ir.ToolCall | ir.Thinking],
+    tools: ClientTools | None = None,
 ) -> list[wire.OutputItem]:
-    """IR response parts as Responses output items, in order."""
+    """IR response parts as Responses output items, in order; with the
+    request's `tools`, calls go back in the shape the client declared."""
+    tools = tools or ClientTools(())
     items: list[wire.OutputItem] = []
     for part in parts:
         match part:
@@ -142,13 +119,10 @@ def output_items(
                         wire.OutputMessage(new_id("msg"), "completed", content)
                     )
             case ir.ToolCall():
+                item_id = new_id("ctc" if tools.is_custom(part.name) else "fc")
                 items.append(
-                    wire.FunctionCall(
-                        id=new_id("fc"),
-                        call_id=part.id,
-                        name=part.name,
-                        arguments=part.arguments or "{}",
-                        status="completed",
+                    tools.output_item(
+                        item_id, part.id, part.name, part.arguments or "{}", "completed"
                     )
                 )
             case ir.Thinking():
@@ -158,8 +132,8 @@ def output_items(
     return items
 
 
-def encode_response(response: ir.Response) -> bytes:
-    """A whole (non-streaming) answer as a Response object."""
+def encode_response(response: ir.Response, request: ir.Request | None = None) -> bytes:
+    """A whole (non-streaming) answer to `request` as a Response object."""
     status, incomplete = status_for(response.stop_reason)
     created = now()
     body = wire.ResponseObject(
@@ -167,29 +141,14 @@ def encode_response(response: ir.Response) -> bytes:
         created_at=created,
         model=response.model,
         status=status,
-        output=output_items(response.parts),
+        output=output_items(
+            response.parts, ClientTools(request.tools) if request else None
+        ),
         incomplete_details=incomplete,
         usage=usage_wire(response.usage),
         completed_at=created if status == "completed" else None,
     )
     return msgspec.json.encode(body)
-
-
-def encode_error(error: errors.LMBridgeError) -> bytes:
-    """An error as OpenAI's `{"error": {message, type, param, code}}`."""
-    error_type = _ERROR_TYPES.get(error.status)
-    if error_type is None:
-        error_type = "server_error" if error.status >= 500 else "invalid_request_error"
-    code = error.code
-    if code is None:
-        if error.kind is errors.ErrorKind.RATE_LIMIT:
-            code = "rate_limit_exceeded"
-        elif error.kind is errors.ErrorKind.CONTEXT_OVERFLOW:
-            code = "context_length_exceeded"
-    detail = ErrorDetail(
-        message=error.message, type=error_type, param=error.param, code=code
-    )
-    return msgspec.json.encode(ErrorBody(detail))
 
 
 def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
@@ -198,7 +157,7 @@ def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
     top_message: str | None = None
     try:
         decoded = _ERROR_BODY.decode(body)
-    except (msgspec.DecodeError, RecursionError, UnicodeError):
+    except DECODE_ERRORS:
         decoded = None
     if decoded is not None:
         top_message = decoded.message
@@ -218,12 +177,10 @@ def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
         return errors.NotFound(
             message, param="previous_response_id", code="previous_response_not_found"
         )
-    if code == "context_length_exceeded" or (
-        status in (400, 413, 422, 500) and _CONTEXT.search(message)
-    ):
-        overflow = errors.ContextOverflow.from_upstream(message)
-        overflow.param = detail.param
-        return overflow
+    too_long = overflow.error(message, status=status, code=code, body=body)
+    if too_long is not None:
+        too_long.param = detail.param
+        return too_long
     error = errors.from_status(status, message)
     error.param = detail.param
     error.code = code

@@ -5,13 +5,17 @@
                message:   content_part.added, output_text.delta*,
                           output_text.done, content_part.done
                function:  function_call_arguments.delta*, ...arguments.done
+               custom:    custom_tool_call_input.delta*, ...input.done
                reasoning: [reasoning_summary_part.added,
                           reasoning_summary_text.delta*, ...text.done,
                           reasoning_summary_part.done]
                output_item.done
     response.completed | response.incomplete | (error, response.failed)
 
-Each IR block becomes one output item. Every event carries `type` and a
+Each IR block becomes one output item. A call of a tool the client declared
+in a namespace or as a freeform tool goes back in that shape (tools.py):
+a `function_call` with `namespace`, or a `custom_tool_call` whose input
+streams as the model's JSON arguments arrive. Every event carries `type` and a
 strictly increasing `sequence_number`; frames are `event: T\\ndata: J\\n\\n`.
 Nothing follows a terminal event. Anthropic thinking signatures have no
 place in this protocol and are dropped.
@@ -27,6 +31,7 @@ from lmbridge.core import ir
 from lmbridge.protocols import sse
 from lmbridge.protocols.openai_responses import events as ev
 from lmbridge.protocols.openai_responses import wire
+from lmbridge.protocols.openai_responses.freeform import InputStream
 from lmbridge.protocols.openai_responses.response import (
     new_id,
     now,
@@ -36,6 +41,7 @@ from lmbridge.protocols.openai_responses.response import (
     stream_error_code,
     usage_wire,
 )
+from lmbridge.protocols.openai_responses.tools import ClientTools
 from lmbridge.protocols.openai_responses.upstream import tool_choice_wire
 
 PING = b": ping\n\n"
@@ -52,6 +58,8 @@ class _OpenItem:
     name: str = ""
     chunks: list[str] = field(default_factory=list)
     summary_open: bool = False
+    tools: ClientTools | None = None  # the request's, for tool calls
+    custom: InputStream | None = None  # set for a call of a freeform tool
 
     def text(self) -> str:
         return "".join(self.chunks)
@@ -67,6 +75,10 @@ class _OpenItem:
         if self.kind is ir.BlockKind.TOOL_CALL:
             if status == "completed":
                 text = text or "{}"
+            if self.tools is not None:
+                return self.tools.output_item(
+                    self.item_id, self.call_id, self.name, text, status
+                )
             return wire.FunctionCall(
                 self.item_id, self.call_id, self.name, text, status
             )
@@ -85,6 +97,7 @@ class ResponsesStreamEncoder:
 
     def __init__(self, request: ir.Request) -> None:
         self._request = request
+        self._tools = ClientTools(request.tools)
         self._sequence = 0
         self._template: wire.ResponseObject | None = None
         self._output: list[wire.OutputItem] = []
@@ -191,13 +204,16 @@ class ResponsesStreamEncoder:
 
     def _open_item(self, out: list[bytes], start: ir.BlockStart) -> _OpenItem:
         prefix = {ir.BlockKind.TEXT: "msg", ir.BlockKind.THINKING: "rs"}
+        call = start.kind is ir.BlockKind.TOOL_CALL
+        custom = call and self._tools.is_custom(start.name)
         item = _OpenItem(
             kind=start.kind,
             output_index=len(self._output),
-            item_id=new_id(prefix.get(start.kind, "fc")),
-            call_id=start.call_id
-            or (new_id("call") if start.kind is ir.BlockKind.TOOL_CALL else ""),
+            item_id=new_id("ctc" if custom else prefix.get(start.kind, "fc")),
+            call_id=start.call_id or (new_id("call") if call else ""),
             name=start.name,
+            tools=self._tools if call else None,
+            custom=InputStream() if custom else None,
         )
         self._open[start.index] = item
         self._output.append(item.item("in_progress"))
@@ -231,9 +247,18 @@ class ResponsesStreamEncoder:
         if item.kind is not kind or not text:
             return
         item.chunks.append(text)
+        if item.custom is not None:
+            # The JSON arguments arrive; the client gets the raw input.
+            text = item.custom.feed(text)
+            if not text:
+                return
         seq, item_id, output_index = self._next(), item.item_id, item.output_index
         if kind is ir.BlockKind.TEXT:
             self._emit(out, ev.OutputTextDelta(seq, item_id, output_index, 0, text))
+        elif item.custom is not None:
+            self._emit(
+                out, ev.CustomToolCallInputDelta(seq, item_id, output_index, text)
+            )
         elif kind is ir.BlockKind.TOOL_CALL:
             self._emit(
                 out, ev.FunctionCallArgumentsDelta(seq, item_id, output_index, text)
@@ -265,6 +290,17 @@ class ResponsesStreamEncoder:
                 ev.ContentPartDone(
                     self._next(), item_id, output_index, 0, wire.OutputText(text)
                 ),
+            )
+        elif item.custom is not None:
+            whole, rest = item.custom.finish(text or "{}")
+            if rest:
+                delta = ev.CustomToolCallInputDelta(
+                    self._next(), item_id, output_index, rest
+                )
+                self._emit(out, delta)
+            self._emit(
+                out,
+                ev.CustomToolCallInputDone(self._next(), item_id, output_index, whole),
             )
         elif item.kind is ir.BlockKind.TOOL_CALL:
             done = ev.FunctionCallArgumentsDone(

@@ -12,7 +12,13 @@ Losses, by design:
   `data`, no `signature`, not redacted); Anthropic thinking is dropped;
 - images in assistant messages are dropped (Responses has no place for them);
 - `max_output_tokens` is raised to 16, the smallest value OpenAI accepts
-  (Claude Code probes with `max_tokens: 1`).
+  (Claude Code probes with `max_tokens: 1`);
+- fields of other protocols in `extras` are not sent (and are listed by
+  `omitted`); `Request.unportable` ones are refused with a 400.
+
+The conversation is in `carry.normal_form` (adjacent texts joined by
+`ir.join_text`); a system message in the middle of it is a `developer`
+message item in place. `Request.output_format` is `text.format`.
 """
 
 from __future__ import annotations
@@ -22,14 +28,18 @@ from typing import Any
 import msgspec
 
 from lmbridge.core import ir
+from lmbridge.protocols.carry import merge_texts, normal_form, refuse_unportable
 from lmbridge.protocols.openai_responses import wire
 
 MIN_OUTPUT_TOKENS = 16
+DEFAULT_FORMAT_NAME = "response"
+"""`text.format.name` when the client gave none (Anthropic has no name)."""
 _DEFAULT_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 def encode_request(request: ir.Request) -> bytes:
     """The upstream body for `request`; always `stream: true`."""
+    refuse_unportable(request, "OpenAI Responses")
     extras = request.extras
     tools = _tools(request)
     previous = extras.get("previous_response_id")
@@ -51,9 +61,43 @@ def encode_request(request: ir.Request) -> bytes:
         top_p=request.top_p,
         reasoning=_reasoning(request),
         previous_response_id=previous if isinstance(previous, str) else None,
-        text=_text_config(extras),
+        text=_text_config(request),
     )
     return msgspec.json.encode(body)
+
+
+def omitted(request: ir.Request) -> list[str]:
+    """What `encode_request` leaves out of `request`."""
+    out = [
+        f"{name}: no Responses field"
+        for name, value in (
+            ("stop", request.stop),
+            ("top_k", request.top_k),
+            ("seed", request.seed),
+        )
+        if value
+    ]
+    foreign = images = 0
+    for msg in request.messages:
+        for part in msg.parts:
+            if isinstance(part, ir.Thinking) and not is_openai_reasoning(part):
+                foreign += 1
+            elif isinstance(part, ir.Image) and msg.role is ir.Role.ASSISTANT:
+                images += 1
+    if foreign:
+        out.append(f"thinking from another provider ({foreign} blocks)")
+    if images:
+        out.append(f"images in assistant messages ({images})")
+    out += [
+        f"{k}: not a Responses field"
+        for k in sorted(request.extras)
+        if k not in _CARRIED_EXTRAS
+    ]
+    return out
+
+
+# The extras `encode_request` sends (those of a Responses client).
+_CARRIED_EXTRAS = frozenset({"previous_response_id", "store", "text"})
 
 
 def is_openai_reasoning(part: ir.Thinking) -> bool:
@@ -64,8 +108,14 @@ def is_openai_reasoning(part: ir.Thinking) -> bool:
 def input_items(messages: tuple[ir.Message, ...]) -> list[wire.UpstreamItem]:
     """IR messages as Responses input items, in order."""
     items: list[wire.UpstreamItem] = []
-    for message in messages:
-        items.extend(_message_items(message))
+    for message in normal_form(messages, system_as_user=False):
+        if message.role is ir.Role.SYSTEM:
+            texts = [
+                wire.InputText(p.text) for p in message.parts if isinstance(p, ir.Text)
+            ]
+            items.append(wire.UpstreamMessage("developer", list(texts)))
+        else:
+            items.extend(_message_items(message))
     return items
 
 
@@ -116,7 +166,8 @@ def _tool_output(
         wire.InputText(p.text)
         if isinstance(p, ir.Text)
         else wire.UpstreamImage(p.as_data_url())
-        for p in part.content
+        for p in merge_texts(part.content)
+        if isinstance(p, ir.Text | ir.Image)
     ]
 
 
@@ -169,18 +220,24 @@ def _reasoning(request: ir.Request) -> wire.ReasoningConfig | None:
     return wire.ReasoningConfig(effort=effort)
 
 
-def _text_config(extras: dict[str, Any]) -> dict[str, Any] | None:
-    """`text` from a Responses client, or from a Chat client's response_format."""
-    text = extras.get("text")
-    if isinstance(text, dict):
-        return text
-    response_format = extras.get("response_format")
-    if not isinstance(response_format, dict):
-        return None
-    kind = response_format.get("type")
-    if kind in ("text", "json_object"):
-        return {"format": {"type": kind}}
-    schema = response_format.get("json_schema")
-    if kind == "json_schema" and isinstance(schema, dict):
-        return {"format": {"type": "json_schema", **schema}}
-    return None
+def _text_config(request: ir.Request) -> dict[str, Any] | None:
+    """`text`: the output format, and a Responses client's other settings
+    (`verbosity`)."""
+    given = request.extras.get("text")
+    text = (
+        {k: v for k, v in given.items() if k != "format"}
+        if isinstance(given, dict)
+        else {}
+    )
+    output = request.output_format
+    if output is not None:
+        spec: dict[str, Any] = {"type": output.type}
+        if output.type == "json_schema":
+            spec["name"] = output.name or DEFAULT_FORMAT_NAME
+            spec["schema"] = output.schema or {}
+            if output.description:
+                spec["description"] = output.description
+            if output.strict is not None:
+                spec["strict"] = output.strict
+        text["format"] = spec
+    return text or None

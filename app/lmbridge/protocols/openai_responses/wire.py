@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 import msgspec
 
+from lmbridge.protocols.limits import TokenCount
+
 # ------------------------------------------------------------------ content parts
 
 
@@ -89,18 +91,29 @@ class MessageItem(msgspec.Struct):
 
 
 class FunctionCallItem(msgspec.Struct):
-    """A tool call the model made in an earlier turn."""
+    """A tool call the model made in an earlier turn; `namespace` is set for
+    a tool declared inside a `namespace` tool."""
 
     call_id: str
     name: str
     arguments: str
+    namespace: str | None = None
 
 
 class FunctionCallOutputItem(msgspec.Struct):
-    """The client's answer to a `function_call`."""
+    """The client's answer to a `function_call` (or `custom_tool_call`)."""
 
     call_id: str
     output: str | list[ToolOutputContent]
+
+
+class CustomToolCallItem(msgspec.Struct):
+    """A call of a freeform (`custom`) tool from an earlier turn."""
+
+    call_id: str
+    name: str
+    input: str
+    namespace: str | None = None
 
 
 class ReasoningItem(msgspec.Struct):
@@ -132,6 +145,7 @@ class ToolChoiceParam(msgspec.Struct):
     type: str
     name: str | None = None
     mode: str | None = None
+    namespace: str | None = None
 
 
 class ReasoningParam(msgspec.Struct):
@@ -168,7 +182,7 @@ class CreateRequest(msgspec.Struct):
     tools: list[msgspec.Raw] | None = None
     tool_choice: str | ToolChoiceParam | None = None
     parallel_tool_calls: bool | None = None
-    max_output_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_output_tokens: TokenCount | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
     top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
     reasoning: ReasoningParam | None = None
@@ -301,14 +315,31 @@ class OutputMessage(msgspec.Struct, tag="message", tag_field="type"):
     role: str = "assistant"
 
 
-class FunctionCall(msgspec.Struct, tag="function_call", tag_field="type"):
-    """A tool call in a response's `output`."""
+class FunctionCall(
+    msgspec.Struct, tag="function_call", tag_field="type", omit_defaults=True
+):
+    """A tool call in a response's `output`; `namespace` names the client's
+    namespace of the tool (Codex resolves MCP calls by it)."""
 
     id: str
     call_id: str
     name: str
     arguments: str
     status: str
+    namespace: str | None = None
+
+
+class CustomToolCall(
+    msgspec.Struct, tag="custom_tool_call", tag_field="type", omit_defaults=True
+):
+    """A call of a freeform (`custom`) tool in a response's `output`."""
+
+    id: str
+    call_id: str
+    name: str
+    input: str
+    status: str
+    namespace: str | None = None
 
 
 class Reasoning(msgspec.Struct, tag="reasoning", tag_field="type"):
@@ -319,7 +350,7 @@ class Reasoning(msgspec.Struct, tag="reasoning", tag_field="type"):
     encrypted_content: str | None = None
 
 
-OutputItem: TypeAlias = OutputMessage | FunctionCall | Reasoning
+OutputItem: TypeAlias = OutputMessage | FunctionCall | CustomToolCall | Reasoning
 
 
 class InputTokensDetails(msgspec.Struct):

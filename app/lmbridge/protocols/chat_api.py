@@ -1,7 +1,10 @@
-"""The simple chat service's wire shapes and their checked way into the IR.
+"""The simple chat service's protocol: `{model_key?, messages, config?}` in,
+one JSON answer or NDJSON fragments out, errors in the envelope.
 
 Pure: no I/O. Every check names what it rejects (`messages[1].images[0]: ...`)
-so a client can tell which part of its request to fix.
+so a client can tell which part of its request to fix. `ChatApiCodec` is a
+`FrontDoor`: the server builds one per route (`/chat`, `/chat/regular`,
+`/chat/vision`, each whole or `/stream`) with the `[chat]` defaults.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Literal
 import msgspec
 
 from lmbridge.core import errors, ir
+from lmbridge.protocols import envelope, jsonutil
 
 
 class ImageIn(msgspec.Struct):
@@ -205,3 +209,109 @@ def _check_config(config: ConfigIn) -> None:
         raise errors.InvalidRequest(
             "config.maxTokens must be a positive integer", param="config.maxTokens"
         )
+
+
+# ------------------------------------------------------------------ the codec
+
+Mode = Literal["auto", "text", "vision"]
+
+
+class ChatDefaults(msgspec.Struct, frozen=True):
+    """The `[chat]` settings the codec needs."""
+
+    text_model: str = ""
+    vision_model: str = ""
+    max_image_bytes: int = 10 * 1024 * 1024
+
+
+_ENCODE = msgspec.json.Encoder().encode
+
+
+class NDJSONEncoder:
+    """IR events -> `{"type": "fragment"}` lines, then `done` (or `error`)."""
+
+    content_type = "application/x-ndjson"
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._done = False
+
+    def encode(self, event: ir.Event) -> bytes:
+        if self._done:
+            return b""
+        match event:
+            case ir.TextDelta(text=text) if text:
+                return _ENCODE(Fragment(text)) + b"\n"
+            case ir.Finish():
+                self._done = True
+                done = Done(
+                    model=self._model,
+                    predicted_tokens=event.usage.output_tokens,
+                    stop_reason=STOP_REASONS[event.stop_reason],
+                )
+                return _ENCODE(done) + b"\n"
+            case ir.StreamError():
+                self._done = True
+                return _ENCODE(StreamFailure(event.message)) + b"\n"
+            case _:
+                return b""
+
+
+class ChatApiCodec:
+    """One route of the chat service: its mode, whole or streamed."""
+
+    name = "chat-api"
+    paths: tuple[str, ...] = ()
+    passthrough = None
+    remembers = False
+
+    def __init__(self, mode: Mode, stream: bool, defaults: ChatDefaults) -> None:
+        self.mode = mode
+        self.stream = stream
+        self.defaults = defaults
+
+    def parse_request(self, body: bytes) -> ir.Request:
+        """Parse, choose the model, check the images."""
+        chat = jsonutil.decode_as(body, ChatIn)
+        has_images = any(m.images for m in chat.messages)
+        if self.mode == "text" and has_images:
+            raise errors.InvalidRequest(
+                "/chat/regular takes no images; send them to /chat/vision",
+                param="messages",
+            )
+        vision = self.wants_vision(has_images)
+        defaults = self.defaults
+        model = chat.model_key or (
+            defaults.vision_model if vision else defaults.text_model
+        )
+        if not model:
+            key = "default_vision_model" if vision else "default_text_model"
+            raise errors.InvalidRequest(
+                f"no model: send model_key, or set chat.{key} in the config file",
+                param="model_key",
+            )
+        req = to_request(chat, model, defaults.max_image_bytes)
+        return msgspec.structs.replace(req, stream=self.stream)
+
+    def wants_vision(self, has_images: bool) -> bool:
+        """Whether the model must see images (the vision route, or images)."""
+        return self.mode == "vision" or has_images
+
+    def encode_response(
+        self, response: ir.Response, request: ir.Request | None = None
+    ) -> bytes:
+        content = "".join(p.text for p in response.parts if isinstance(p, ir.Text))
+        return _ENCODE(
+            ChatOut(
+                model=response.model,
+                content=content,
+                stop_reason=STOP_REASONS[response.stop_reason],
+                predicted_tokens=response.usage.output_tokens,
+            )
+        )
+
+    def stream_encoder(self, request: ir.Request) -> NDJSONEncoder:
+        return NDJSONEncoder(request.model)
+
+    def encode_error(self, error: errors.LMBridgeError) -> bytes:
+        return envelope.encode_error(error)

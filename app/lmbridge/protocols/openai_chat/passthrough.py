@@ -1,0 +1,93 @@
+"""Relaying Chat Completions unchanged to a Chat upstream.
+
+The body keeps everything the client sent; LM Bridge renames the model,
+lowers `max_tokens` / `max_completion_tokens` to the route's limit and
+filters the tools by name when a session allows only some. The stream is
+complete at `data: [DONE]`; usage rides in the last chunk (sent when the
+client asked with `stream_options.include_usage`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from lmbridge.core import ir
+from lmbridge.core.errors import DECODE_ERRORS
+from lmbridge.protocols.base import BodyEdit
+from lmbridge.protocols.bodyedit import edit_body
+from lmbridge.protocols.openai_chat import wire
+from lmbridge.protocols.openai_chat.decode import usage_from_wire
+from lmbridge.protocols.openai_chat.encode import ChatStreamEncoder
+from lmbridge.protocols.relaywatch import unreadable
+from lmbridge.protocols.sse import SSEEvent
+
+MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
+
+
+class _WithUsage(msgspec.Struct):
+    usage: wire.UsageWire | None = None
+
+
+_USAGE = msgspec.json.Decoder(_WithUsage)
+
+
+def tool_name(tool: Any) -> str | None:
+    """A Chat tool's function name."""
+    if not isinstance(tool, dict):
+        return None
+    fn = tool.get("function")
+    name = fn.get("name") if isinstance(fn, dict) else None
+    return name if isinstance(name, str) else None
+
+
+class ChatRelayRules:
+    """A relayed Chat stream: JSON chunks, then `data: [DONE]`."""
+
+    __slots__ = ("_model", "ended", "error", "usage")
+
+    def __init__(self, request: ir.Request) -> None:
+        self._model = request.model
+        self.ended = False
+        self.usage: ir.Usage | None = None
+        self.error: str | None = None
+
+    def check(self, event: SSEEvent) -> str | None:
+        data = event.data
+        if data == b"[DONE]":
+            self.ended = True
+            return None
+        if not data:
+            return None
+        try:
+            chunk = _USAGE.decode(data)
+        except DECODE_ERRORS:
+            return unreadable(data)
+        if chunk.usage is not None:
+            self.usage = usage_from_wire(chunk.usage)
+        return None
+
+    def fail(self, error: ir.StreamError) -> bytes:
+        if self.ended:
+            return b""
+        return ChatStreamEncoder(self._model, include_usage=False).encode(error)
+
+
+class ChatPassthrough:
+    """Chat Completions relayed to a Chat Completions upstream."""
+
+    api = "chat"
+
+    def edit(self, body: dict[str, Any], edit: BodyEdit) -> None:
+        edit_body(body, edit, MAX_TOKENS_FIELDS, tool_name)
+
+    def relayable(self, request: ir.Request) -> bool:
+        return True
+
+    def whole_usage(self, body: bytes) -> ir.Usage | None:
+        usage = _USAGE.decode(body).usage
+        return usage_from_wire(usage) if usage is not None else None
+
+    def rules(self, request: ir.Request) -> ChatRelayRules:
+        return ChatRelayRules(request)

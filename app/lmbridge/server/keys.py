@@ -1,0 +1,11 @@
+"""The typed application keys every route reads its services from."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lmbridge.server.pipeline import Pipeline
+from lmbridge.server.services import Services
+
+SERVICES = web.AppKey("services", Services)
+PIPELINE = web.AppKey("pipeline", Pipeline)

@@ -1,0 +1,166 @@
+"""The long-lived parts of LM Bridge, built in one place from the settings.
+
+The proxy app, the command line and the desktop app all take their
+services from a `Services`: the database (conversations, sessions, request
+history), LM Studio's model service and the preparer that uses it, the
+upstream clients and the router, session chains and Responses memory.
+`start()` opens them and `close()` closes them in reverse, once.
+
+The desktop app keeps its LM Studio service for its whole life, so models
+can be managed while the proxy is stopped: it passes that service in
+(`lmstudio=`), and a `Services` never starts or closes a service it was
+given.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+from lmbridge import config
+from lmbridge.config import Settings
+from lmbridge.core import errors
+from lmbridge.core.events import EventBus
+from lmbridge.lmstudio import (
+    ConnectionState,
+    ContextPolicy,
+    LMStudioOptions,
+    LMStudioService,
+)
+from lmbridge.server.maxtokens import MaxTokensMemory
+from lmbridge.server.responses_memory import ResponsesMemory
+from lmbridge.store.conversations import ConversationStore
+from lmbridge.store.db import Database
+from lmbridge.store.sessions import SqliteSessionStore
+from lmbridge.store.usage import UsageStore
+from lmbridge.store.usage_recorder import UsageRecorder
+from lmbridge.upstreams.factory import make_upstream
+from lmbridge.upstreams.http import HttpUpstream
+from lmbridge.upstreams.modelprep import ModelPreparer
+from lmbridge.upstreams.router import Router
+from lmbridge.upstreams.sessions import SessionManager
+
+log = logging.getLogger(__name__)
+
+
+def managed_upstream(settings: Settings) -> str | None:
+    """The name of the upstream whose LM Studio models LM Bridge manages."""
+    if not settings.lmstudio.manage:
+        return None
+    upstream = next((u for u in settings.upstream if u.kind == "lmstudio"), None)
+    return upstream.name if upstream is not None else None
+
+
+def lmstudio_options(settings: Settings) -> LMStudioOptions:
+    """LM Studio's address and load policy from the settings."""
+    lm = settings.lmstudio
+    name = managed_upstream(settings)
+    upstream = settings.upstream_named(name) if name else None
+    base = upstream.base_url if upstream is not None else ""
+    return LMStudioOptions(
+        address=lm.address or urlsplit(base).netloc or None,
+        min_context=lm.min_context,
+        context_policy=ContextPolicy(lm.context_policy),
+        load_context_length=lm.load_context_length,
+        load_ttl_seconds=lm.load_ttl_seconds,
+        load_timeout=lm.load_timeout,
+    )
+
+
+def lmstudio_service(settings: Settings, bus: EventBus) -> LMStudioService:
+    """A model service for LM Studio as the settings describe it (not started)."""
+    return LMStudioService(bus, lmstudio_options(settings))
+
+
+class Services:
+    """Everything the routes, the CLI and the GUI use, built once per run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: EventBus | None = None,
+        *,
+        lmstudio: LMStudioService | None = None,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus or EventBus()
+        self.started = time.time()
+        self.db = Database.in_dir(config.data_dir())
+        self.conversations = ConversationStore(self.db)
+        # The request history (metadata only), written off the request path.
+        self.usage = UsageStore(self.db)
+        self.recorder = UsageRecorder(self.bus, self.usage, settings.usage)
+        self.upstreams: dict[str, HttpUpstream] = {
+            u.name: make_upstream(u) for u in settings.upstream
+        }
+        for upstream in self.upstreams.values():
+            upstream.ping_interval = settings.server.ping_interval
+        self.router = Router(settings, self.upstreams)
+        self.sessions = SessionManager()
+        self.responses = ResponsesMemory()
+        self.max_tokens = MaxTokensMemory()
+        # LM Studio model management, when an lmstudio upstream is managed.
+        self.models_upstream = managed_upstream(settings)
+        self._owns_lmstudio = lmstudio is None
+        self.lmstudio: LMStudioService | None = None
+        self.models: ModelPreparer | None = None
+        if self.models_upstream is not None:
+            self.lmstudio = lmstudio or lmstudio_service(settings, self.bus)
+            self.models = ModelPreparer(self.lmstudio, settings.lmstudio)
+        self._running = False
+
+    async def start(self) -> None:
+        """Open the database, the upstream clients and LM Studio's link.
+
+        A database that cannot open fails the chat APIs (each answer says
+        why), not the whole proxy: sessions then stay in memory.
+        """
+        if self._running:
+            return
+        self._running = True
+        try:
+            await self.db.open()
+        except errors.LMBridgeError as err:
+            log.error("the database is unavailable: %s", err.message)
+        if self.db.is_open:
+            self.sessions.store = SqliteSessionStore(self.db)
+        await self.sessions.start()
+        if self.db.is_open:
+            self.recorder.start()
+        for upstream in self.upstreams.values():
+            await upstream.start()
+        if self.lmstudio is not None and self._owns_lmstudio:
+            self.lmstudio.start()
+
+    async def close(self) -> None:
+        """Close what `start()` opened, in reverse order."""
+        if not self._running:
+            return
+        self._running = False
+        if self.lmstudio is not None and self._owns_lmstudio:
+            await self.lmstudio.aclose()
+        for upstream in self.upstreams.values():
+            await upstream.close()
+        await self.recorder.close()
+        await self.db.close()
+
+    @property
+    def upstream_secrets(self) -> tuple[str, ...]:
+        """Keys LM Bridge itself sends upstream, to scrub from what it shows."""
+        return tuple(
+            key for u in self.upstreams.values() if len(key := u.own_key()) >= 6
+        )
+
+    async def supports_vision(self, model: str) -> bool | None:
+        """Whether LM Studio's model `model` takes images (None: unknown)."""
+        svc = self.lmstudio
+        if svc is None or svc.status.state is not ConnectionState.CONNECTED:
+            return None
+        loaded = svc.loaded_model(model)
+        key = loaded.key if loaded is not None else model
+        downloaded = await svc.list_downloaded()
+        for info in downloaded.models:
+            if info.key == key:
+                return info.vision
+        return None

@@ -1,0 +1,157 @@
+"""The translated leg of the pipeline: an IR request to its upstream, and the
+upstream's answer back as filtered IR events.
+
+`open_batches` sends the request (chaining a keyed conversation on a
+Responses upstream), then runs the answer through the IR filters (stop
+sequences, text tool-call repair, usage estimates); the pipeline encodes
+what comes out for the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+
+import msgspec
+
+from lmbridge.core import errors, ir
+from lmbridge.core.assemble import Assembler
+from lmbridge.core.events import RequestRecord
+from lmbridge.protocols.base import EventFilter
+from lmbridge.protocols.stops import StopSequenceFilter
+from lmbridge.protocols.toolrepair import ToolCallRepair
+from lmbridge.protocols.usage import UsageFilter
+from lmbridge.upstreams.http import flatten
+from lmbridge.upstreams.router import Resolved
+from lmbridge.upstreams.sessions import SessionManager, Turn
+
+Batches = AsyncGenerator[list[ir.Event], None]
+
+
+def clamp(value: int | None, limit: int | None) -> int | None:
+    """`value` lowered to `limit`; `limit` itself when nothing was asked."""
+    if limit is None or value is None:
+        return value if limit is None else (value or limit)
+    return min(value, limit)
+
+
+async def open_batches(
+    req: ir.Request,
+    resolved: Resolved,
+    record: RequestRecord,
+    sessions: SessionManager | None = None,
+) -> Batches:
+    """Send `req` to its resolved upstream; the answer, one list of IR
+    events per upstream read, filtered.
+
+    Raises our errors for failures before the first byte. With `sessions`,
+    a keyed conversation to a Responses upstream is chained.
+    """
+    upstream = resolved.upstream
+    up_req = msgspec.structs.replace(
+        req,
+        model=resolved.target,
+        max_tokens=clamp(req.max_tokens, resolved.max_tokens_limit),
+    )
+    turn = None
+    if sessions is not None and upstream.api == "responses":
+        turn = await sessions.begin(up_req, upstream.name)
+    if turn is None:
+        batches = await upstream.open_batches(up_req, record)
+    else:
+        batches = await _open_turn(turn, resolved, record)
+    record.status = 200
+    return _filtered(batches, event_filters(req))
+
+
+async def _open_turn(turn: Turn, resolved: Resolved, record: RequestRecord) -> Batches:
+    upstream = resolved.upstream
+    before = record.upstream_bytes
+    if turn.chained:
+        sent = len(turn.full.messages) - len(turn.request().messages)
+        record.notes.append(f"session: chained, {sent} earlier messages not resent")
+    elif turn.state.last_response_id:
+        record.notes.append("session: history diverged, full history sent")
+    try:
+        batches = await upstream.open_batches(turn.request(), record)
+    except errors.LMBridgeError as err:
+        if not (turn.chained and 400 <= err.status < 500):
+            raise
+        record.notes.append("session: upstream lost the chain, full history resent")
+        before = record.upstream_bytes
+        batches = await upstream.open_batches(turn.fall_back_to_full(), record)
+    sent = record.upstream_bytes - before
+    full = upstream.encoded_size(turn.full) if turn.chained else sent
+    return _tracked(batches, turn, sent, full)
+
+
+async def _tracked(batches: Batches, turn: Turn, sent: int, full: int) -> Batches:
+    """Pass events on; a completed answer extends the session's chain."""
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            for event in batch:
+                turn.observe(event)
+                if isinstance(event, ir.Finish):
+                    await turn.commit(sent, full)
+            yield batch
+
+
+def event_filters(req: ir.Request) -> list[EventFilter]:
+    """The filters a translated answer to `req` passes through, in order."""
+    filters: list[EventFilter] = []
+    if req.stop:
+        filters.append(StopSequenceFilter(req.stop))
+    if req.tools:
+        # After the stop filter, so text cut at a stop still becomes a call.
+        filters.append(ToolCallRepair.for_request(req))
+    # Last, so it sees the Finish a stop sequence makes and the final text.
+    filters.append(UsageFilter(req))
+    return filters
+
+
+async def _filtered(batches: Batches, filters: list[EventFilter]) -> Batches:
+    """Apply `filters`; end (closing the upstream) at the first Finish/error."""
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            for f in filters:
+                batch = [out for e in batch for out in f.feed(e)]
+            for i, out in enumerate(batch):
+                if isinstance(out, ir.Finish | ir.StreamError):
+                    yield batch[: i + 1]
+                    return
+            if batch:
+                yield batch
+        batch = []
+        for f in filters:
+            batch = [out for e in batch for out in f.feed(e)] + f.close()
+        if batch:
+            yield batch
+
+
+def observe(record: RequestRecord, event: ir.Event) -> None:
+    """Note on `record` the timings, tokens and errors `event` carries."""
+    if isinstance(event, ir.TextDelta | ir.ThinkingDelta | ir.ToolArgsDelta):
+        if record.first_token is None:
+            record.mark_first_token()
+    elif isinstance(event, ir.MessageStart):
+        record.tokens_in = event.input_tokens
+    elif isinstance(event, ir.Finish):
+        if event.usage.input_tokens:
+            record.tokens_in = event.usage.input_tokens
+        record.tokens_out = event.usage.output_tokens
+    elif isinstance(event, ir.StreamError):
+        record.error = event.message
+
+
+async def assemble(
+    batches: Batches, req: ir.Request, record: RequestRecord
+) -> ir.Response:
+    """Read a whole answer; raises the stream's error if it failed."""
+    assembler = Assembler(model=req.model)
+    async with contextlib.aclosing(flatten(batches)) as events:
+        async for event in events:
+            observe(record, event)
+            assembler.feed(event)
+    response = assembler.result()
+    response.model = req.model
+    return response

@@ -1,0 +1,62 @@
+"""LM Studio as an upstream: what differs from any OpenAI-compatible server.
+
+- It serves Chat Completions natively whatever API it is configured with
+  for translated traffic, so Chat clients get the pass-through unless `api`
+  is set explicitly.
+- Before 0.3.29 it has no `/v1/responses`: the first 404 switches this
+  upstream to Chat Completions for the rest of the run (noted once).
+- "Not reachable" says what to do in LM Studio's terms.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+
+from lmbridge.core import errors, ir
+from lmbridge.core.events import RequestRecord
+from lmbridge.protocols.base import UpstreamCodec
+from lmbridge.upstreams.http import HttpUpstream
+
+log = logging.getLogger(__name__)
+
+
+class LMStudioUpstream(HttpUpstream):
+    """An upstream of `kind = "lmstudio"`."""
+
+    def unavailable(self, reason: str) -> errors.UpstreamUnavailable:
+        return errors.UpstreamUnavailable(
+            f"LM Studio is not reachable at {self.address} ({reason})"
+            " — start its server, or set the address in Settings"
+        )
+
+    def speaks(self, api: str) -> bool:
+        if api == self.api:
+            return True
+        return not self.settings.api and api == "chat"
+
+    async def _send_request(
+        self, req: ir.Request, record: RequestRecord
+    ) -> tuple[aiohttp.ClientResponse, UpstreamCodec]:
+        try:
+            return await super()._send_request(req, record)
+        except errors.LMBridgeError as err:
+            if not self._lacks_responses_api(err):
+                raise
+        # An LM Studio before 0.3.29: remember, and use Chat Completions.
+        self.api = "chat"
+        record.upstream_api = self.api
+        record.notes.append(
+            f"{self.name} has no /v1/responses; using chat completions from now on"
+        )
+        log.info("upstream %s has no Responses API; using chat", self.name)
+        return await super()._send_request(req, record)
+
+    def _lacks_responses_api(self, err: errors.LMBridgeError) -> bool:
+        return (
+            self.api == "responses"
+            and not self.settings.api
+            and err.status in (404, 405)
+            and "model" not in err.message.lower()
+        )
