@@ -4,6 +4,7 @@ a `max_tokens` that the server refuses is lowered instead of failing."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -85,7 +86,7 @@ async def test_turns_differ_only_by_what_is_new(
     async with running(settings_for(fake_upstream.url)) as proxy:
         await claude_turns(proxy, 4)
     bodies = [seen.body for seen in fake_upstream.requests]
-    for before, after in zip(bodies, bodies[1:], strict=False):
+    for before, after in itertools.pairwise(bodies):
         assert after["messages"][: len(before["messages"])] == before["messages"]
         rest = {k: v for k, v in after.items() if k != "messages"}
         assert rest == {k: v for k, v in before.items() if k != "messages"}

@@ -71,6 +71,49 @@ async def test_request_body_is_forwarded_with_unknown_fields(
     assert seen["logit_bias"] == {"1": 2}
 
 
+async def test_relayed_history_gets_forms_every_server_accepts(
+    proxy: RunningProxy, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """OpenAI SDKs send `content: null` beside tool calls and tool results as
+    text parts; llama-cpp-python's server answers both with a 500, so the
+    relay sends `""` and one string instead (everything else unchanged)."""
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+    }
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {
+                "role": "tool",
+                "tool_call_id": "c1",
+                "content": [
+                    {"type": "text", "text": "Exit code: 0\nOutput:"},
+                    {"type": "text", "text": "done"},
+                ],
+            },
+        ],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        "presence_penalty": 0.5,
+    }
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(proxy.url + "/v1/chat/completions", json=body) as r,
+    ):
+        assert r.status == 200
+    seen = fake_upstream.requests[-1].body
+    assert seen["messages"][1] == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [call],
+    }
+    assert seen["messages"][2]["content"] == "Exit code: 0\nOutput:\ndone"
+    assert seen["presence_penalty"] == 0.5
+
+
 async def test_streaming_relays_chunks_as_they_arrive(
     proxy: RunningProxy, fake_upstream: FakeOpenAIUpstream
 ) -> None:

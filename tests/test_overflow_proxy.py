@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import anthropic
@@ -20,7 +19,7 @@ from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN
 from support import RunningProxy, oai, running, settings_for
 
-HELLO: list[dict[str, Any]] = [{"role": "user", "content": "Hello"}]
+HELLO: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Hello"}]
 VLLM = (
     "This model's maximum context length is 8192 tokens. However, you requested"
     " 12131 tokens (12031 in the messages, 100 in the completion). Please reduce"

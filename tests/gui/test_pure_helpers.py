@@ -67,7 +67,9 @@ def test_answer_text_of_each_protocol() -> None:
     assert apiclient.answer_text("responses", "", json.dumps(responses)) == "ok"
     error = {"error": {"message": "no such model — check the route"}}
     assert apiclient.answer_text("openai", "", json.dumps(error)).startswith("no such")
-    assert apiclient.answer_text("openai", "", json.dumps(error), 404).startswith("no such")
+    assert apiclient.answer_text("openai", "", json.dumps(error), 404).startswith(
+        "no such"
+    )
     assert "oops" in apiclient.answer_text("openai", "", "<html>oops</html>", 502)
     stream = (
         'data: {"choices":[{"index":0,"delta":{"content":"He"}}]}\n\n'

@@ -97,6 +97,12 @@ class Passthrough(Protocol):
         """Fresh rules for one relayed stream answering `request`."""
         ...
 
+    def needs_edit(self, body: bytes) -> bool:
+        """Whether the client's body must go through `edit` even when the
+        `BodyEdit` changes nothing (it may hold a form some servers refuse);
+        a cheap look at the bytes, so most bodies are relayed undecoded."""
+        ...
+
     def relayable(self, request: ir.Request) -> bool:
         """Whether `request` may be relayed unchanged to an upstream that
         speaks the protocol; False when it holds something such upstreams

@@ -42,11 +42,32 @@ class SSEParser:
         self._buf = b""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """The events that `chunk` completes."""
-        return [event for _raw, event in self.feed_frames(chunk).events]
+        """The events that `chunk` completes (the decoders' hot path: no
+        frame bytes are kept)."""
+        complete = self._complete(chunk)
+        out: list[SSEEvent] = []
+        if not complete:
+            return out
+        for block in complete.split(b"\n\n"):
+            if block[:6] == b"data: " and b"\n" not in block:
+                out.append(SSEEvent("", block[6:]))  # the usual one-line frame
+            elif block:
+                event = _parse(block.lstrip(b"\n"))
+                if event is not None:
+                    out.append(event)
+        return out
 
     def feed_frames(self, chunk: bytes) -> Frames:
         """The frames that `chunk` completes, with their bytes."""
+        complete = self._complete(chunk)
+        if not complete:
+            return Frames(b"", [])
+        complete += b"\n\n"
+        return Frames(complete, _frames(complete))
+
+    def _complete(self, chunk: bytes) -> bytes:
+        """The complete frames of what has come, without the last blank
+        line; the rest is kept for the next chunk."""
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             held = buf.endswith(b"\r")  # its "\n" may come in the next chunk
@@ -58,10 +79,9 @@ class SSEParser:
         cut = buf.rfind(b"\n\n")
         if cut < 0:
             self._buf = buf
-            return Frames(b"", [])
+            return b""
         self._buf = buf[cut + 2 :]
-        complete = buf[: cut + 2]
-        return Frames(complete, _frames(complete))
+        return buf[:cut]
 
     def flush(self) -> list[SSEEvent]:
         """The input ended: emit a last event that lacked its blank line."""

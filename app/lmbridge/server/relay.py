@@ -135,6 +135,7 @@ class Relay:
             and edit.allowed_tools is None
             and edit.max_tokens is None
             and not edit.drop_billing
+            and not self.passthrough.needs_edit(body)
         ):
             return body
         raw = _json.decode(body)

@@ -101,6 +101,9 @@ class AnthropicPassthrough:
         if edit.drop_billing:
             billing.strip_body(body)
 
+    def needs_edit(self, body: bytes) -> bool:
+        return False
+
     def relayable(self, request: ir.Request) -> bool:
         return True
 

@@ -72,7 +72,13 @@ class Blocks:
         """A text or thinking delta."""
         live = self._live
         if live is not None and live.kind is kind and not self._waiting:
-            out.append(_delta(live, text))
+            # The hot path: a token of the block that is streaming.
+            index = live.index
+            assert index is not None
+            if kind is ir.BlockKind.TEXT:
+                out.append(ir.TextDelta(index, text))
+            else:
+                out.append(ir.ThinkingDelta(index, text))
             return
         last = self._waiting[-1] if self._waiting else None
         if last is not None and last.kind is kind:

@@ -74,6 +74,28 @@ class ChatRelayRules:
         return ChatStreamEncoder(self._model, include_usage=False).encode(error)
 
 
+def accepted_forms(body: dict[str, Any]) -> None:
+    """Rewrite, in place, the message forms that the OpenAI spec allows but
+    some servers refuse (llama-cpp-python answers 500): an assistant's
+    `content: null` beside tool calls becomes `""`, and a tool, system or
+    developer message given as text parts becomes one string (joined by
+    `ir.join_text`). Every server accepts the result."""
+    messages = body.get("messages")
+    for msg in messages if isinstance(messages, list) else ():
+        if not isinstance(msg, dict):
+            continue
+        content = msg.get("content")
+        if content is None and msg.get("role") == "assistant":
+            if msg.get("tool_calls"):
+                msg["content"] = ""
+        elif (
+            isinstance(content, list)
+            and msg.get("role") in ("tool", "system", "developer")
+            and all(isinstance(p, dict) and p.get("type") == "text" for p in content)
+        ):
+            msg["content"] = ir.join_text(str(p.get("text") or "") for p in content)
+
+
 class ChatPassthrough:
     """Chat Completions relayed to a Chat Completions upstream."""
 
@@ -81,6 +103,12 @@ class ChatPassthrough:
 
     def edit(self, body: dict[str, Any], edit: BodyEdit) -> None:
         edit_body(body, edit, MAX_TOKENS_FIELDS, tool_name)
+        accepted_forms(body)
+
+    def needs_edit(self, body: bytes) -> bool:
+        # `content: null` beside tool calls, and text-part lists in tool
+        # and system messages, only occur in bodies with tools or nulls.
+        return b"null" in body or b"tool" in body
 
     def relayable(self, request: ir.Request) -> bool:
         return True

@@ -148,6 +148,9 @@ class ResponsesPassthrough:
     def rules(self, request: ir.Request) -> ResponsesRelayRules:
         return ResponsesRelayRules(request)
 
+    def needs_edit(self, body: bytes) -> bool:
+        return False
+
     def relayable(self, request: ir.Request) -> bool:
         """Not with namespace or freeform tools (or such calls in the
         history): LM Studio's `/v1/responses` knows neither, so those
