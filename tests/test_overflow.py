@@ -10,16 +10,18 @@ let it read a wrong pair.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from lmbridge.core import errors, ir
-from lmbridge.protocols import overflow
+from lmbridge.protocols import overflow, tokens
 from lmbridge.protocols.anthropic.stream import AnthropicStreamDecoder
 from lmbridge.protocols.openai_chat.decode import ChatStreamDecoder
 from lmbridge.protocols.openai_responses.decode import ResponsesStreamDecoder
 from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN, Cause
+from lmbridge.upstreams.modelprep import fit
 
 TOO_LONG = "prompt is too long: {} tokens > {} maximum"
 ANSWER = "input length and `max_tokens` exceed context limit: {} + {} > {}"
@@ -591,3 +593,25 @@ def test_responses_decoder_words_a_failed_response() -> None:
     assert errors_out[0].kind == "context_overflow"
     assert errors_out[0].status == 400
     assert errors_out[0].message.startswith("prompt is too long")
+
+
+def test_own_context_guard_states_a_true_n_over_m() -> None:
+    """A 7,408-token prompt on an 8,192 model was refused as "7408 tokens >
+    8192 maximum", which Claude Code cannot act on: the guard keeps a
+    reserve for the answer, and the maximum it states is what is left."""
+    text = "word " * 7000
+    req = ir.Request(
+        model="m",
+        messages=(ir.Message(ir.Role.USER, (ir.Text(text),)),),
+        max_tokens=32000,
+    )
+    prompt = tokens.count_request(req)
+    context = prompt + 300  # the prompt alone fits, with too little room
+    with pytest.raises(errors.ContextOverflow) as info:
+        fit(req, "m", context)
+    found = re.match(
+        r"prompt is too long: (\d+) tokens > (\d+) maximum", info.value.message
+    )
+    assert found is not None, info.value.message
+    n, m = int(found.group(1)), int(found.group(2))
+    assert n == prompt and n > m and m < context

@@ -107,4 +107,11 @@ def fit(req: ir.Request, model: str, context: int) -> int | None:
         f" {model} --context N`, or lmstudio.min_context), or shorten the"
         " conversation"
     )
-    raise errors.ContextOverflow.for_prompt(prompt, context, model, fix)
+    # What is kept free: the estimate's margin and the smallest answer, so
+    # the message's "N tokens > M maximum" holds (M = context - reserve).
+    reserve = (
+        context - int(context * (1 - SAFETY)) + min(MIN_ANSWER, asked or MIN_ANSWER)
+    )
+    raise errors.ContextOverflow.for_prompt(
+        prompt, context, model, fix, reserve=reserve
+    )
