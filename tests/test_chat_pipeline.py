@@ -135,3 +135,27 @@ async def test_chat_errors_are_scrubbed_of_the_upstream_key(
     assert key not in str(body)
     assert key not in (record.error or "")
     assert fake_upstream.requests[0].headers["Authorization"] == f"Bearer {key}"
+
+
+async def test_loads_on_demand_use_the_configured_load_settings(
+    fake_lm: FakeLMStudio,
+) -> None:
+    settings = lm_settings(fake_lm.address)
+    settings.lmstudio.load_gpu_offload = 0.5
+    settings.lmstudio.load_flash_attention = True
+    settings.lmstudio.load_kv_cache_type = "q8_0"
+    async with running(settings) as proxy:
+        await connected(proxy)
+        ask = {"model_key": QWEN, "messages": [{"role": "user", "content": "hi"}]}
+        status, body = await post(proxy, "/chat", ask)
+        assert status == 200, body
+    (sent,) = fake_lm.load_configs
+    fields = {k.rpartition(".")[2]: v for k, v in sent.items()}
+    assert fields["offloadRatio"] == 0.5
+    assert fields["flashAttention"] is True
+    assert (
+        sent["llm.load.llama.kCacheQuantizationType"]
+        == sent["llm.load.llama.vCacheQuantizationType"]
+    )
+    assert "q8_0" in str(sent["llm.load.llama.kCacheQuantizationType"])
+    assert fake_lm.loaded[QWEN].context_length == 8192

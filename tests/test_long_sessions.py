@@ -169,3 +169,37 @@ async def test_max_tokens_beyond_the_window_is_lowered_then_sent_right(
     assert asked[2] <= 8192 and asked[2] > 4000
     assert not any("prompt is too long" in (r.error or "") for r in proxy.records)
     assert first.status == 200
+
+
+async def test_what_is_dropped_is_on_the_record(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    """A server tool, and thinking without a signature for a Chat upstream:
+    the record (Requests pane, --log-requests) lists both."""
+    async with running(settings_for(fake_upstream.url)) as proxy, claude(proxy) as c:
+        await c.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[
+                {"type": "web_search_20250305", "name": "web_search"},  # type: ignore[list-item]
+                {"name": "read", "input_schema": {"type": "object"}},
+            ],
+            messages=[
+                {"role": "user", "content": "a"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "hm", "signature": "sig"},
+                        {"type": "text", "text": "b"},
+                    ],
+                },
+                {"role": "user", "content": "c"},
+            ],
+        )
+        record = await proxy.record()
+    notes = "\n".join(record.notes)
+    assert "dropped: tool web_search" in notes
+    assert "dropped for chat: thinking of earlier turns (1 blocks)" in notes
+    assert [t["function"]["name"] for t in fake_upstream.requests[0].body["tools"]] == [
+        "read"
+    ]

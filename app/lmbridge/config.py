@@ -153,6 +153,15 @@ class LMStudioSettings(
     # and this idle TTL in seconds (none: LM Bridge decides when to unload).
     load_context_length: int = 32768
     load_ttl_seconds: int | None = None
+    # Defaults of the load dialog and of loads on demand; unset: LM Studio's
+    # own. GPU offload: a ratio 0.0 to 1.0, "max" or "off"; KV-cache type:
+    # f32, f16, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl (quantized V needs
+    # flash attention).
+    load_gpu_offload: float | Literal["max", "off"] | None = None
+    load_flash_attention: bool | None = None
+    load_kv_cache_type: (
+        Literal["f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"] | None
+    ) = None
     load_timeout: float = 300.0
     # Load a model that a request names but LM Studio has not loaded.
     load_on_demand: bool = True

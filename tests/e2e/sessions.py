@@ -10,9 +10,15 @@ the conversation and a new user turn. Claude Code's first system block,
 `x-anthropic-billing-header: cc_version=...; cc_entrypoint=sdk-cli;`,
 changes its suffix every turn, as the real one does.
 
-Each driver returns one `Turn` per turn: the status the client saw and the
-time to the first streamed content (TTFT). Used by test_long_session.py
-and bench/bench_long_session.py.
+A plan may interleave a subagent (Anthropic and Chat drivers): a second,
+shorter conversation with its own system prompt and history, one turn after
+each main-agent turn listed in `Plan.subagent_after`. Through the Anthropic
+door every request carries the same `X-Claude-Code-Session-Id` and the
+subagent's also its own `X-Claude-Code-Agent-Id`, as Claude Code sends.
+
+Each driver returns one `Turn` per request, in order, naming its agent: the
+status the client saw and the time to the first streamed content (TTFT).
+Used by test_long_session.py and bench/bench_long_session.py.
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ import anthropic
 import openai
 
 SYSTEM = "You are a coding agent. Answer in one short sentence."
+SUBAGENT_SYSTEM = "You are a search subagent. Report what you find in one sentence."
+OPENING = {
+    "main": "Look at the project and tell me what it does.",
+    "sub": "Find where the request handlers are defined.",
+}
+SESSION_ID = "3f0c9a52-7d41-4b8e-9a0e-5c2d18b6f7e1"
+AGENT_ID = "a7c41e9b2d05f3e8"
 REMINDER = "<system-reminder>Turn {turn}: keep answers short.</system-reminder>"
 BILLING = (
     "x-anthropic-billing-header: cc_version=2.1.332.{suffix}; cc_entrypoint=sdk-cli;"
@@ -43,6 +56,8 @@ class Plan:
     max_tokens: int = 16
     result_bytes: int = 160  # size of one tool result
     reminders: bool = False  # a system reminder in every turn from turn 3
+    # main-agent turns (1-based) each followed by one subagent turn
+    subagent_after: tuple[int, ...] = ()
 
 
 @dataclass
@@ -53,6 +68,21 @@ class Turn:
     ttft: float  # seconds to the first streamed content (or to the end)
     total: float
     error: str = ""
+    agent: str = "main"  # or "sub"
+
+
+def schedule(plan: Plan) -> list[str]:
+    """Which agent sends each request of the session, in order."""
+    order = []
+    for turn in range(1, plan.turns + 1):
+        order.append("main")
+        if turn in plan.subagent_after:
+            order.append("sub")
+    return order
+
+
+def system_of(agent: str) -> str:
+    return SUBAGENT_SYSTEM if agent == "sub" else SYSTEM
 
 
 def billing_suffix(turn: int) -> str:
@@ -60,14 +90,19 @@ def billing_suffix(turn: int) -> str:
     return f"{(turn * 2654435761) % 4096:03x}"
 
 
-def tool_output(step: int, size: int) -> str:
+def tool_output(step: int, size: int, agent: str = "main") -> str:
     """A deterministic tool result of about `size` bytes."""
+    stem = "search" if agent == "sub" else "module"
     lines: list[str] = []
     n = 0
     while sum(len(line) + 1 for line in lines) < size:
-        lines.append(f"src/module{step}.py:{n + 1}: def handler_{step}_{n}(value): ...")
+        lines.append(f"src/{stem}{step}.py:{n + 1}: def handler_{step}_{n}(value): ...")
         n += 1
     return "\n".join(lines)[:size]
+
+
+def _call_id(prefix: str, step: int, agent: str) -> str:
+    return f"{prefix}_{'sub' if agent == 'sub' else ''}{step:02d}"
 
 
 def step_kind(step: int) -> str:
@@ -77,8 +112,9 @@ def step_kind(step: int) -> str:
     return {1: "two-blocks", 2: "text-and-call"}.get(step, "call")
 
 
-def _args(step: int) -> str:
-    return json.dumps({"path": f"src/module{step}.py"}, separators=(",", ":"))
+def _args(step: int, agent: str = "main") -> str:
+    stem = "search" if agent == "sub" else "module"
+    return json.dumps({"path": f"src/{stem}{step}.py"}, separators=(",", ":"))
 
 
 # ------------------------------------------------------------------ Anthropic
@@ -97,15 +133,15 @@ ANTHROPIC_TOOLS: list[dict[str, Any]] = [
 ]
 
 
-def anthropic_step(step: int, plan: Plan) -> list[dict[str, Any]]:
+def anthropic_step(step: int, plan: Plan, agent: str = "main") -> list[dict[str, Any]]:
     """The messages Claude Code appends for scripted step `step`."""
     kind = step_kind(step)
-    output = tool_output(step, plan.result_bytes)
+    output = tool_output(step, plan.result_bytes, agent)
     call = {
         "type": "tool_use",
-        "id": f"toolu_{step:02d}",
+        "id": _call_id("toolu", step, agent),
         "name": TOOL_NAMES[step % 2],
-        "input": json.loads(_args(step)),
+        "input": json.loads(_args(step, agent)),
     }
     if kind == "system":
         return [
@@ -139,34 +175,41 @@ def anthropic_step(step: int, plan: Plan) -> list[dict[str, Any]]:
 
 async def anthropic_session(base_url: str, plan: Plan, model: str) -> list[Turn]:
     """A Claude Code-shaped session through the Anthropic front door."""
-    messages: list[dict[str, Any]] = [
-        {"role": "user", "content": "Look at the project and tell me what it does."}
-    ]
+    histories: dict[str, list[dict[str, Any]]] = {
+        agent: [{"role": "user", "content": OPENING[agent]}] for agent in OPENING
+    }
+    done = dict.fromkeys(OPENING, 0)
     turns = []
     async with anthropic.AsyncAnthropic(
         base_url=base_url, api_key="k", max_retries=0
     ) as client:
-        for turn in range(plan.turns):
+        for n, agent in enumerate(schedule(plan)):
+            messages, turn = histories[agent], done[agent]
+            done[agent] += 1
             if turn:
-                messages += anthropic_step(turn - 1, plan)
+                messages += anthropic_step(turn - 1, plan, agent)
             system = [
-                {"type": "text", "text": BILLING.format(suffix=billing_suffix(turn))},
+                # the suffix changes with every request, the subagent's too
+                {"type": "text", "text": BILLING.format(suffix=billing_suffix(n))},
                 {
                     "type": "text",
-                    "text": SYSTEM,
+                    "text": system_of(agent),
                     "cache_control": {"type": "ephemeral"},
                 },
             ]
-
+            headers = {"X-Claude-Code-Session-Id": SESSION_ID}
+            if agent == "sub":
+                headers["X-Claude-Code-Agent-Id"] = AGENT_ID
             request = {
                 "model": model,
                 "max_tokens": plan.max_tokens,
                 "system": system,
                 "tools": ANTHROPIC_TOOLS,
                 "messages": list(messages),
+                "extra_headers": headers,
             }
             ask = functools.partial(_stream_anthropic, client, request)
-            turns.append(await _timed(ask, anthropic.APIStatusError))
+            turns.append(await _timed(ask, anthropic.APIStatusError, agent))
     return turns
 
 
@@ -194,7 +237,9 @@ CHAT_TOOLS: list[dict[str, Any]] = [
 ]
 
 
-def chat_step(step: int, plan: Plan, *, ideal: bool) -> list[dict[str, Any]]:
+def chat_step(
+    step: int, plan: Plan, *, ideal: bool, agent: str = "main"
+) -> list[dict[str, Any]]:
     """The Chat messages for scripted step `step`.
 
     `ideal` is the form every server accepts and that keeps the prompt
@@ -204,7 +249,7 @@ def chat_step(step: int, plan: Plan, *, ideal: bool) -> list[dict[str, Any]]:
     tool result as a list of text parts.
     """
     kind = step_kind(step)
-    output = tool_output(step, plan.result_bytes)
+    output = tool_output(step, plan.result_bytes, agent)
     if kind == "system":
         return [
             {"role": "assistant", "content": "I read them."},
@@ -212,9 +257,9 @@ def chat_step(step: int, plan: Plan, *, ideal: bool) -> list[dict[str, Any]]:
             {"role": "user", "content": "Go on with the next file."},
         ]
     call = {
-        "id": f"call_{step:02d}",
+        "id": _call_id("call", step, agent),
         "type": "function",
-        "function": {"name": TOOL_NAMES[step % 2], "arguments": _args(step)},
+        "function": {"name": TOOL_NAMES[step % 2], "arguments": _args(step, agent)},
     }
     text = "Let me look at that file." if kind == "text-and-call" else None
     assistant = {
@@ -241,18 +286,25 @@ def chat_step(step: int, plan: Plan, *, ideal: bool) -> list[dict[str, Any]]:
 async def chat_session(
     base_url: str, plan: Plan, model: str, *, ideal: bool = False
 ) -> list[Turn]:
-    """The same session in Chat Completions (`base_url` without /v1)."""
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": "Look at the project and tell me what it does."},
-    ]
+    """The same session in Chat Completions (`base_url` without /v1); a
+    subagent is a Chat conversation of its own."""
+    histories: dict[str, list[dict[str, Any]]] = {
+        agent: [
+            {"role": "system", "content": system_of(agent)},
+            {"role": "user", "content": OPENING[agent]},
+        ]
+        for agent in OPENING
+    }
+    done = dict.fromkeys(OPENING, 0)
     turns = []
     async with openai.AsyncOpenAI(
         base_url=base_url + "/v1", api_key="k", max_retries=0
     ) as client:
-        for turn in range(plan.turns):
+        for agent in schedule(plan):
+            messages, turn = histories[agent], done[agent]
+            done[agent] += 1
             if turn:
-                messages += chat_step(turn - 1, plan, ideal=ideal)
+                messages += chat_step(turn - 1, plan, ideal=ideal, agent=agent)
 
             request = {
                 "model": model,
@@ -263,7 +315,7 @@ async def chat_session(
                 "stream": True,
             }
             ask = functools.partial(_stream_chat, client, request)
-            turns.append(await _timed(ask, openai.APIStatusError))
+            turns.append(await _timed(ask, openai.APIStatusError, agent))
     return turns
 
 
@@ -395,6 +447,7 @@ async def _stream_responses(
 async def _timed(
     ask: Callable[[Callable[[], None]], Awaitable[None]],
     status_error: type[Exception],
+    agent: str = "main",
 ) -> Turn:
     """Run one turn; its status, TTFT and total time."""
     started = time.perf_counter()
@@ -409,6 +462,6 @@ async def _timed(
     except status_error as exc:
         total = time.perf_counter() - started
         status = int(getattr(exc, "status_code", 0) or 599)
-        return Turn(status, total, total, str(exc)[:500])
+        return Turn(status, total, total, str(exc)[:500], agent)
     total = time.perf_counter() - started
-    return Turn(200, first[0] if first else total, total)
+    return Turn(200, first[0] if first else total, total, agent=agent)

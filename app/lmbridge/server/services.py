@@ -25,8 +25,10 @@ from lmbridge.core.events import EventBus
 from lmbridge.lmstudio import (
     ConnectionState,
     ContextPolicy,
+    KvCacheType,
     LMStudioOptions,
     LMStudioService,
+    LoadOptions,
 )
 from lmbridge.server.maxtokens import MaxTokensMemory
 from lmbridge.server.responses_memory import ResponsesMemory
@@ -58,12 +60,20 @@ def lmstudio_options(settings: Settings) -> LMStudioOptions:
     name = managed_upstream(settings)
     upstream = settings.upstream_named(name) if name else None
     base = upstream.base_url if upstream is not None else ""
+    kv = lm.load_kv_cache_type
+    cache = KvCacheType(kv) if kv is not None else None
     return LMStudioOptions(
         address=lm.address or urlsplit(base).netloc or None,
         min_context=lm.min_context,
         context_policy=ContextPolicy(lm.context_policy),
         load_context_length=lm.load_context_length,
         load_ttl_seconds=lm.load_ttl_seconds,
+        load_defaults=LoadOptions(
+            gpu_offload=lm.load_gpu_offload,
+            flash_attention=lm.load_flash_attention,
+            k_cache_type=cache,
+            v_cache_type=cache,
+        ),
         load_timeout=lm.load_timeout,
     )
 
