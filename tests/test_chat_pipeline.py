@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from fakes.lmstudio_fixtures import eventually
+from fakes.lmstudio_fixtures import eventually, lm_settings
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from support import RunningProxy, running, settings_for
@@ -65,25 +65,6 @@ async def test_chat_and_store_fall_back_to_the_next_upstream(
         for r in records
         if r.status == 200
     )
-
-
-def lm_settings(address: str) -> Any:
-    from lmbridge import config
-
-    return config.parse(f"""
-[server]
-port = 0
-
-[[upstream]]
-name = "local"
-kind = "lmstudio"
-base_url = "http://{address}"
-
-[lmstudio]
-min_context = 8192
-load_context_length = 8192
-
-""")
 
 
 async def connected(proxy: RunningProxy) -> None:

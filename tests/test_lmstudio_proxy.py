@@ -12,30 +12,12 @@ import anthropic
 import openai
 import pytest
 
-from fakes.lmstudio_fixtures import dead_address, eventually
+from fakes.lmstudio_fixtures import dead_address, eventually, lm_settings
 from fakes.lmstudio_server import FakeLMStudio
-from lmbridge import config
 from support import RunningProxy, start_proxy
 
 QWEN = "qwen/qwen3-coder-30b"
 GEMMA = "google/gemma-3-4b"
-
-
-def lm_settings(address: str, extra: str = "") -> config.Settings:
-    return config.parse(f"""
-[server]
-port = 0
-
-[[upstream]]
-name = "local"
-kind = "lmstudio"
-base_url = "http://{address}"
-
-[lmstudio]
-min_context = 8192
-load_context_length = 8192
-{extra}
-""")
 
 
 @pytest.fixture

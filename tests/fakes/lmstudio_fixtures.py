@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from fakes.lmstudio_server import FakeLMStudio
+from lmbridge import config
 from lmbridge.core.events import EventBus
 from lmbridge.lmstudio import (
     TOPIC_DOWNLOAD_PROGRESS,
@@ -141,3 +142,21 @@ async def lmstudio_service(
     await service.connect()
     yield service
     await service.aclose()
+
+
+def lm_settings(address: str, extra: str = "") -> config.Settings:
+    """Settings with one managed LM Studio upstream, "local", at `address`."""
+    return config.parse(f"""
+[server]
+port = 0
+
+[[upstream]]
+name = "local"
+kind = "lmstudio"
+base_url = "http://{address}"
+
+[lmstudio]
+min_context = 8192
+load_context_length = 8192
+{extra}
+""")

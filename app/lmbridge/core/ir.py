@@ -203,6 +203,12 @@ class ClientInfo(msgspec.Struct, frozen=True):
 AGENT_SEPARATOR = "/agent/"
 
 
+def split_chain_key(key: str) -> tuple[str, str | None]:
+    """A chain's key as (its session, its subagent; None for the main agent)."""
+    session, sep, agent = key.partition(AGENT_SEPARATOR)
+    return session, (agent if sep else None)
+
+
 class Request(msgspec.Struct, frozen=True):
     """One model request, whatever protocol it arrived in."""
 

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import msgspec
 
-from lmbridge.core.ir import AGENT_SEPARATOR
+from lmbridge.core.ir import AGENT_SEPARATOR, split_chain_key
 
 
 class SessionState(msgspec.Struct, kw_only=True):
@@ -30,13 +30,12 @@ class SessionState(msgspec.Struct, kw_only=True):
     @property
     def session(self) -> str:
         """The session this chain belongs to (its own key for a main agent)."""
-        return self.key.partition(AGENT_SEPARATOR)[0]
+        return split_chain_key(self.key)[0]
 
     @property
     def agent(self) -> str | None:
         """The subagent whose chain this is; None for the main agent."""
-        _session, sep, agent = self.key.partition(AGENT_SEPARATOR)
-        return agent if sep else None
+        return split_chain_key(self.key)[1]
 
 
 class SessionSettings(msgspec.Struct, kw_only=True):

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from lmbridge.core import errors
 from lmbridge.core.events import RequestRecord
-from lmbridge.core.ir import AGENT_SEPARATOR
+from lmbridge.core.ir import split_chain_key
 from lmbridge.core.sessions import SessionSettings
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
@@ -82,13 +82,12 @@ class SessionRow:
     @property
     def session(self) -> str:
         """The session this row belongs to (its own key for a main agent)."""
-        return self.key.partition(AGENT_SEPARATOR)[0]
+        return split_chain_key(self.key)[0]
 
     @property
     def agent(self) -> str | None:
         """The subagent whose chain this row is; None for the main agent."""
-        _session, sep, agent = self.key.partition(AGENT_SEPARATOR)
-        return agent if sep else None
+        return split_chain_key(self.key)[1]
 
     def key_text(self) -> str:
         """The key as the table shows it: a subagent under its session."""
@@ -138,7 +137,7 @@ async def session_rows(
                 0,
                 record.received,
                 0,
-                manager.settings_for(key.partition(AGENT_SEPARATOR)[0]),
+                manager.settings_for(split_chain_key(key)[0]),
             )
         )
     return grouped(rows)
