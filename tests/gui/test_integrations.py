@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
-from gui.helpers import eventually
+from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.integrations_panel import IntegrationsPanel
 
@@ -118,3 +119,21 @@ async def test_a_slow_test_can_be_cancelled(
     assert panel.test_button.text() == "Test"
     assert panel.answer.text() == "Test cancelled"
     assert panel.last_reply is None
+
+
+async def test_codex_gets_the_context_lm_studio_loaded(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    """The window written for Codex is the one the model is loaded with now,
+    not a configured guess."""
+    fake_lm.preload("qwen/qwen3-coder-30b", context_length=24576)
+    app = await make_app(app_settings(fake_lm, fake_upstream), tmp_path)
+    try:
+        await eventually(lambda: len(app.controller.loaded) == 1, what="the load")
+        panel = integrations_page(app, tmp_path)
+        panel.select("codex")
+        panel.model.setCurrentText("qwen/qwen3-coder-30b")
+        text = snippets(panel)
+        assert "model_context_window = 24576" in text, text
+    finally:
+        await close_app(app)

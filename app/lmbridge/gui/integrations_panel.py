@@ -41,7 +41,7 @@ from lmbridge.gui.widgets import (
     mono_font,
     title_label,
 )
-from lmbridge.integrations import Integration, ModelChoice, WritePlan
+from lmbridge.integrations import Integration, LoadedContext, ModelChoice, WritePlan
 
 TESTING = "Testing the integration"
 
@@ -162,8 +162,17 @@ class IntegrationsPanel(QWidget):
 
     def integration(self) -> Integration:
         return integrations.describe(
-            self.tool(), self.settings(), self.choice(), home=self.home
+            self.tool(),
+            self.settings(),
+            self.choice(),
+            home=self.home,
+            loaded=self._loaded_context(),
         )
+
+    def _loaded_context(self) -> LoadedContext | None:
+        """LM Studio's loaded contexts, so the window written is the real one."""
+        service = self.controller.lmstudio
+        return service.loaded_context if service is not None else None
 
     def select(self, tool: str) -> None:
         self.tools.setCurrentRow(list(integrations.TOOL_IDS).index(tool))
@@ -280,7 +289,11 @@ class IntegrationsPanel(QWidget):
     def prepare_write(self) -> None:
         try:
             plan = integrations.plan_write(
-                self.tool(), self.settings(), self.choice(), home=self.home
+                self.tool(),
+                self.settings(),
+                self.choice(),
+                home=self.home,
+                loaded=self._loaded_context(),
             )
         except integrations.IntegrationError as exc:
             message.error(f"Cannot write the configuration: {exc}")
