@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 from lmbridge import autostart
-from lmbridge.autostart import LaunchAgent, RunKey, XdgAutostart
+from lmbridge.autostart import windows
+from lmbridge.autostart import xdg as xdg_desktop
+from lmbridge.autostart.macos import LaunchAgent
+from lmbridge.autostart.windows import RunKey
+from lmbridge.autostart.xdg import XdgAutostart
 from lmbridge.cli import desktop as cli_desktop
 from lmbridge.resources import resource
 
@@ -29,7 +33,7 @@ def xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def keys(text: str) -> dict[str, str]:
-    return autostart._desktop_keys(text)
+    return xdg_desktop._desktop_keys(text)
 
 
 def unescape_exec(value: str) -> list[str]:
@@ -93,7 +97,7 @@ def test_a_hidden_entry_counts_as_off(tmp_path: Path) -> None:
 
 def test_a_relative_xdg_config_home_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", "relative/dir")
-    assert autostart.xdg_config_home() == Path.home() / ".config"
+    assert xdg_desktop.xdg_config_home() == Path.home() / ".config"
 
 
 @pytest.mark.parametrize(
@@ -106,7 +110,7 @@ def test_a_relative_xdg_config_home_is_ignored(monkeypatch: pytest.MonkeyPatch) 
     ],
 )
 def test_exec_lines_read_back_as_the_command(argv: list[str]) -> None:
-    assert unescape_exec(autostart.exec_line(argv)) == argv
+    assert unescape_exec(xdg_desktop.exec_line(argv)) == argv
 
 
 @pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="XDG desktops")
@@ -191,7 +195,7 @@ def test_the_windows_registry_is_not_touched_elsewhere() -> None:
     if sys.platform == "win32":
         pytest.skip("this is Windows")
     with pytest.raises(autostart.AutostartError, match="only on Windows"):
-        autostart.WinRegistry().get(autostart.RUN_KEY, autostart.RUN_VALUE_NAME)
+        windows.WinRegistry().get(windows.RUN_KEY, windows.RUN_VALUE_NAME)
 
 
 @pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="XDG desktops")

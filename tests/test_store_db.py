@@ -12,7 +12,8 @@ import pytest
 
 from lmbridge import config
 from lmbridge.core import errors
-from lmbridge.store.db import FILENAME, MIGRATIONS, Database, Migration
+from lmbridge.store.db import FILENAME, Database
+from lmbridge.store.migrations import MIGRATIONS, Migration
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from lmbridge.core import errors
 from lmbridge.core.events import Phase, RequestRecord
 from lmbridge.core.sessions import SessionState
-from lmbridge.store.db import FILENAME, MIGRATIONS, Database
+from lmbridge.store.db import FILENAME, Database
+from lmbridge.store.migrations import MIGRATIONS
 from lmbridge.store.sessions import SqliteSessionStore
 from lmbridge.store.usage import ERROR_CAP, UsageStore
 from lmbridge.store.usage_types import (

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lmbridge import autostart, config, logs
+from lmbridge.autostart import xdg
 from lmbridge.resources import resource
 
 APP_ICON = "icons/app.svg"
@@ -40,9 +41,9 @@ class DesktopInstall:
 
 def desktop_files(data_home: Path | None = None) -> DesktopFiles:
     """The paths under `data_home` (default `$XDG_DATA_HOME`)."""
-    data = data_home or autostart.xdg_data_home()
+    data = data_home or xdg.xdg_data_home()
     return DesktopFiles(
-        entry=data / "applications" / f"{autostart.APP_ID}.desktop",
+        entry=data / "applications" / f"{xdg.APP_ID}.desktop",
         icon=data / "icons" / "hicolor" / "scalable" / "apps" / "lmbridge.svg",
     )
 
@@ -55,7 +56,7 @@ def install_desktop(
     Running it again rewrites both, so it also repairs a moved install.
     """
     files = desktop_files(data_home)
-    text = autostart.desktop_entry(list(command or autostart.launch_command()))
+    text = xdg.desktop_entry(list(command or autostart.launch_command()))
     files.entry.parent.mkdir(parents=True, exist_ok=True)
     files.entry.write_text(text, encoding="utf-8")
     try:

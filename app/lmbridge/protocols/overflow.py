@@ -139,9 +139,7 @@ def read(
     return found
 
 
-def _counts(
-    wording: Wording, match: re.Match[str], max_tokens: int | None
-) -> Overflow:
+def _counts(wording: Wording, match: re.Match[str], max_tokens: int | None) -> Overflow:
     got: dict[str, str | None] = dict(zip(wording.roles, match.groups(), strict=False))
     total = _count(got.get("total"))
     prompt = _count(got.get("prompt"))

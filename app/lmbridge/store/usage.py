@@ -1,7 +1,7 @@
 """The request history in SQLite: what was asked, of which model, how fast.
 
 `UsageStore` keeps one row per finished request (`request_history`, see the
-"request history" step in store/db.py): metadata only, never a body or a
+"request history" step in store/migrations.py): metadata only, never a body or a
 header other than the user agent. It answers the Requests page (`recent`),
 and the Usage page and `lmbridge usage` with aggregates computed in SQL.
 The points it returns and the definitions they share (model, client,

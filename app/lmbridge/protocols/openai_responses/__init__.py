@@ -3,7 +3,8 @@
 `RESPONSES` fulfils both `FrontDoor` and `UpstreamCodec` of
 `protocols/base.py`. The package is split by concern:
 
-- `wire.py`, `events.py`: the wire types (msgspec Structs);
+- `wire.py` (requests), `answer.py` (the Response object), `events.py`
+  (stream events): the wire types (msgspec Structs);
 - `request.py`: client request -> `ir.Request`;
 - `upstream.py`: `ir.Request` -> upstream request;
 - `response.py`: `ir.Response` and errors -> wire, upstream errors -> ours;

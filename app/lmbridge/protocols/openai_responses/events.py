@@ -13,12 +13,8 @@ from typing import Any, TypeAlias
 
 import msgspec
 
-from lmbridge.protocols.openai_responses.wire import (
-    OutputItem,
-    OutputText,
-    ResponseObject,
-    SummaryText,
-)
+from lmbridge.protocols.openai_responses.answer import OutputItem, ResponseObject
+from lmbridge.protocols.openai_responses.wire import OutputText, SummaryText
 
 # --------------------------------------------------------------- emitted events
 

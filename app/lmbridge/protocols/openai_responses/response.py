@@ -18,7 +18,7 @@ from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.protocols import overflow
 from lmbridge.protocols.openai_errors import encode_error as encode_error
-from lmbridge.protocols.openai_responses import wire
+from lmbridge.protocols.openai_responses import answer, wire
 from lmbridge.protocols.openai_responses.tools import ClientTools
 from lmbridge.protocols.openai_responses.upstream import is_openai_reasoning
 
@@ -67,14 +67,16 @@ def now() -> int:
     return int(time.time())
 
 
-def usage_wire(usage: ir.Usage) -> wire.ResponseUsage:
+def usage_wire(usage: ir.Usage) -> answer.ResponseUsage:
     """IR usage in the Responses shape."""
-    return wire.ResponseUsage(
+    return answer.ResponseUsage(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         total_tokens=usage.input_tokens + usage.output_tokens,
-        input_tokens_details=wire.InputTokensDetails(cached_tokens=usage.cached_tokens),
-        output_tokens_details=wire.OutputTokensDetails(
+        input_tokens_details=answer.InputTokensDetails(
+            cached_tokens=usage.cached_tokens
+        ),
+        output_tokens_details=answer.OutputTokensDetails(
             reasoning_tokens=usage.reasoning_tokens
         ),
     )
@@ -82,10 +84,10 @@ def usage_wire(usage: ir.Usage) -> wire.ResponseUsage:
 
 def status_for(
     stop_reason: ir.StopReason,
-) -> tuple[str, wire.IncompleteDetails | None]:
+) -> tuple[str, answer.IncompleteDetails | None]:
     """A response's `status` and `incomplete_details` for a stop reason."""
     if stop_reason is ir.StopReason.MAX_TOKENS:
-        return "incomplete", wire.IncompleteDetails("max_output_tokens")
+        return "incomplete", answer.IncompleteDetails("max_output_tokens")
     return "completed", None
 
 
@@ -94,20 +96,20 @@ def stream_error_code(kind: str) -> str:
     return _STREAM_ERROR_CODES.get(kind, "server_error")
 
 
-def reasoning_item(item_id: str, text: str, data: str | None) -> wire.Reasoning:
+def reasoning_item(item_id: str, text: str, data: str | None) -> answer.Reasoning:
     """A reasoning output item; `data` is OpenAI encrypted content or None."""
     summary = [wire.SummaryText(text)] if text else []
-    return wire.Reasoning(id=item_id, summary=summary, encrypted_content=data)
+    return answer.Reasoning(id=item_id, summary=summary, encrypted_content=data)
 
 
 def output_items(
     parts: list[ir.Text | ir.ToolCall | ir.Thinking],
     tools: ClientTools | None = None,
-) -> list[wire.OutputItem]:
+) -> list[answer.OutputItem]:
     """IR response parts as Responses output items, in order; with the
     request's `tools`, calls go back in the shape the client declared."""
     tools = tools or ClientTools(())
-    items: list[wire.OutputItem] = []
+    items: list[answer.OutputItem] = []
     for part in parts:
         match part:
             case ir.Text():
@@ -116,7 +118,7 @@ def output_items(
                         wire.OutputText(part.text)
                     ]
                     items.append(
-                        wire.OutputMessage(new_id("msg"), "completed", content)
+                        answer.OutputMessage(new_id("msg"), "completed", content)
                     )
             case ir.ToolCall():
                 item_id = new_id("ctc" if tools.is_custom(part.name) else "fc")
@@ -136,7 +138,7 @@ def encode_response(response: ir.Response, request: ir.Request | None = None) ->
     """A whole (non-streaming) answer to `request` as a Response object."""
     status, incomplete = status_for(response.stop_reason)
     created = now()
-    body = wire.ResponseObject(
+    body = answer.ResponseObject(
         id=response_id_for(response.id),
         created_at=created,
         model=response.model,

@@ -29,8 +29,8 @@ import msgspec
 
 from lmbridge.core import ir
 from lmbridge.protocols import sse
+from lmbridge.protocols.openai_responses import answer, wire
 from lmbridge.protocols.openai_responses import events as ev
-from lmbridge.protocols.openai_responses import wire
 from lmbridge.protocols.openai_responses.freeform import InputStream
 from lmbridge.protocols.openai_responses.response import (
     new_id,
@@ -64,14 +64,14 @@ class _OpenItem:
     def text(self) -> str:
         return "".join(self.chunks)
 
-    def item(self, status: str) -> wire.OutputItem:
+    def item(self, status: str) -> answer.OutputItem:
         """The item as it stands, with `status` (reasoning items have none)."""
         text = self.text()
         if self.kind is ir.BlockKind.TEXT:
             content: list[wire.OutputText | wire.Refusal] = []
             if status != "in_progress":
                 content.append(wire.OutputText(text))
-            return wire.OutputMessage(self.item_id, status, content)
+            return answer.OutputMessage(self.item_id, status, content)
         if self.kind is ir.BlockKind.TOOL_CALL:
             if status == "completed":
                 text = text or "{}"
@@ -79,7 +79,7 @@ class _OpenItem:
                 return self.tools.output_item(
                     self.item_id, self.call_id, self.name, text, status
                 )
-            return wire.FunctionCall(
+            return answer.FunctionCall(
                 self.item_id, self.call_id, self.name, text, status
             )
         return reasoning_item(self.item_id, text, None)
@@ -99,12 +99,12 @@ class ResponsesStreamEncoder:
         self._request = request
         self._tools = ClientTools(request.tools)
         self._sequence = 0
-        self._template: wire.ResponseObject | None = None
-        self._output: list[wire.OutputItem] = []
+        self._template: answer.ResponseObject | None = None
+        self._output: list[answer.OutputItem] = []
         self._open: dict[int, _OpenItem] = {}
         self._closed: set[int] = set()
         self._input_tokens = 0
-        self.response: wire.ResponseObject | None = None
+        self.response: answer.ResponseObject | None = None
 
     @property
     def response_id(self) -> str:
@@ -112,7 +112,7 @@ class ResponsesStreamEncoder:
         return self._template.id if self._template is not None else ""
 
     @property
-    def output_items(self) -> list[wire.OutputItem]:
+    def output_items(self) -> list[answer.OutputItem]:
         """The output items so far, by output index; open ones as added."""
         return list(self._output)
 
@@ -164,8 +164,8 @@ class ResponsesStreamEncoder:
         return number
 
     def _snapshot(
-        self, status: str, output: list[wire.OutputItem]
-    ) -> wire.ResponseObject:
+        self, status: str, output: list[answer.OutputItem]
+    ) -> answer.ResponseObject:
         assert self._template is not None
         return msgspec.structs.replace(self._template, status=status, output=output)
 
@@ -177,7 +177,7 @@ class ResponsesStreamEncoder:
         if request.reasoning is not None:
             reasoning = wire.ReasoningConfig(effort=request.reasoning.effort)
         previous = request.extras.get("previous_response_id")
-        self._template = wire.ResponseObject(
+        self._template = answer.ResponseObject(
             id=response_id_for(start.id if start is not None else ""),
             created_at=now(),
             model=(start.model if start is not None else "") or request.model,
@@ -351,7 +351,7 @@ class ResponsesStreamEncoder:
         self._emit(out, ev.ErrorEvent(self._next(), error.message, code))
         response = msgspec.structs.replace(
             self._snapshot("failed", list(self._output)),
-            error=wire.ResponseErrorBody(code, error.message),
+            error=answer.ResponseErrorBody(code, error.message),
         )
         self.response = response
         self._emit(out, ev.ResponseFailed(self._next(), response))

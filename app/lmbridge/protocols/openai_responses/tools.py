@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 
 from lmbridge.core import ir
-from lmbridge.protocols.openai_responses import freeform, wire
+from lmbridge.protocols.openai_responses import answer, freeform
 
 MAX_NAME = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -192,7 +192,7 @@ class ClientTools:
 
     def output_item(
         self, item_id: str, call_id: str, name: str, arguments: str, status: str
-    ) -> wire.FunctionCall | wire.CustomToolCall:
+    ) -> answer.FunctionCall | answer.CustomToolCall:
         """A call of the model as an output item in the client's shape.
 
         `arguments` is the JSON the model wrote; for a custom tool it is
@@ -200,14 +200,14 @@ class ClientTools:
         """
         tool = self._by_name.get(name)
         if tool is None:
-            return wire.FunctionCall(item_id, call_id, name, arguments, status)
+            return answer.FunctionCall(item_id, call_id, name, arguments, status)
         client_name = tool.declared_name
         if tool.kind is ir.ToolKind.CUSTOM:
             text = "" if status == "in_progress" else freeform.input_from(arguments)
-            return wire.CustomToolCall(
+            return answer.CustomToolCall(
                 item_id, call_id, client_name, text, status, tool.namespace
             )
-        return wire.FunctionCall(
+        return answer.FunctionCall(
             item_id, call_id, client_name, arguments, status, tool.namespace
         )
 
