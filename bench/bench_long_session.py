@@ -7,23 +7,32 @@ proxy in front of it (tests/e2e/recorder.py, in this process), and LM
 Bridge (`python -m lmbridge serve`, one "openai" upstream on the recorder,
 `claude-*` translated Anthropic -> Chat).
 
-The session (tests/e2e/sessions.py) is scripted on the client side: a tool
-call and its result each turn (a result in two text blocks, an assistant
-turn with text and a call, a text-only turn followed by a role "system"
-message and a new user turn), Claude Code's billing-header system block with
-a suffix that changes every turn, and a system reminder each turn from turn
-3. "direct" sends the same conversation straight to the server in its ideal
-Chat form (a stable system prompt, content "" beside tool calls, system
-messages in place); "lmbridge" sends it to LM Bridge's Anthropic door. The
-two phases run one after the other (llama-cpp-python keeps one prompt in
-its cache, so interleaving them would empty it for both).
+The session (tests/e2e/sessions.py) is scripted on the client side: 20
+main-agent turns, each adding a tool call and a 2 KB result (a result in two
+text blocks, an assistant turn with text and a call, a text-only turn
+followed by a role "system" message and a new user turn), Claude Code's
+billing-header system block with a suffix that changes every request, a
+system reminder each turn from turn 3, and a subagent interleaved: a
+shorter conversation of its own (its own system prompt and history) with a
+turn after main turns 5, 10 and 15. Through LM Bridge every request carries
+the same `X-Claude-Code-Session-Id`, the subagent's also its
+`X-Claude-Code-Agent-Id`; directly, the subagent is just another Chat
+conversation. "direct" sends the same conversations straight to the server
+in their ideal Chat form (a stable system prompt, content "" beside tool
+calls, system messages in place); "lmbridge" sends them to LM Bridge's
+Anthropic door. The two phases run one after the other (llama-cpp-python
+keeps one prompt in its cache, so interleaving them would empty it for
+both; for the same reason the main turn after a subagent turn re-processes
+its whole prompt in both phases).
 
-Per turn: TTFT at the client for both, their ratio, and the share of the
-previous turn's upstream body (up to its last message) that the next one
-repeats; 100% means the server's prompt cache holds. The target is the
-later turns' median within 1.2x of direct.
+Per main-agent turn: TTFT at the client for both, their ratio, and the share
+of the previous main turn's upstream body (up to its last message) that the
+next one repeats; 100% means the server's prompt cache holds. The target is
+the later turns' (the second half's) median within 1.2x of direct. The
+subagent's turns are shown after the table.
 
-Run: .venv/bin/python bench/bench_long_session.py [--turns 12] [--json PATH]
+Run: .venv/bin/python bench/bench_long_session.py [--turns 20] [--result-bytes 2048]
+     [--subagent-after 5,10,15] [--json PATH]
 """
 
 from __future__ import annotations
@@ -90,20 +99,36 @@ def start_lmbridge(upstream: str, home: Path, app: Path) -> procs.Server:
     return procs.start("lmbridge", argv, r"listening on http://[^:]+:(\d+)", env, log)
 
 
-def phase(runs: list[tuple[list[sessions.Turn], list[Exchange]]]) -> dict[str, Any]:
-    """One phase's figures over its runs: TTFT per turn (the fastest run's,
-    as other load only ever adds), and from the first run the prefix share
-    and breaks of the upstream bodies."""
-    turns, upstream = runs[0]
+Run = tuple[list[sessions.Turn], list[Exchange]]
+
+
+def agent_of(exchange: Exchange) -> str:
+    """Which conversation an upstream Chat body belongs to."""
+    return "sub" if sessions.SUBAGENT_SYSTEM.encode() in exchange.raw else "main"
+
+
+def agent_figures(runs: list[Run], agent: str) -> dict[str, Any]:
+    """One agent's figures over a phase's runs: TTFT per turn (the fastest
+    run's, as other load only ever adds), and from the first run the prefix
+    share and breaks of its upstream bodies (each against the same agent's
+    previous one)."""
+    mine = [
+        (
+            [t for t in turns if t.agent == agent],
+            [e for e in upstream if agent_of(e) == agent],
+        )
+        for turns, upstream in runs
+    ]
+    turns, upstream = mine[0]
     bodies = [e.raw for e in upstream]
     pairs = list(itertools.pairwise(bodies))
-    best = [min(run[0][n].ttft for run in runs) for n in range(len(turns))]
+    best = [min(run[0][n].ttft for run in mine) for n in range(len(turns))]
     return {
         "answered": [
-            all(run[n].status == 200 for run, _ in runs) for n in range(len(turns))
+            all(run[n].status == 200 for run, _ in mine) for n in range(len(turns))
         ],
         "ttft_s": [round(t, 4) for t in best],
-        "ttft_s_each_run": [[round(t.ttft, 4) for t in run] for run, _ in runs],
+        "ttft_s_each_run": [[round(t.ttft, 4) for t in run] for run, _ in mine],
         "upstream_first_data_s": [round(e.first_data, 4) for e in upstream],
         "prefix_share": [1.0] + [round(prefix_share(a, b), 4) for a, b in pairs],
         "prefix_breaks": {
@@ -112,8 +137,16 @@ def phase(runs: list[tuple[list[sessions.Turn], list[Exchange]]]) -> dict[str, A
             if (why := prefix_break(a, b)) is not None
         },
         "upstream_bytes": [len(b) for b in bodies],
-        "errors": [t.error for run, _ in runs for t in run if t.error],
+        "errors": [t.error for run, _ in mine for t in run if t.error],
     }
+
+
+def phase(runs: list[Run]) -> dict[str, Any]:
+    """One phase's figures: the main agent's at the top level, the
+    subagent's under "subagent"."""
+    figures = agent_figures(runs, "main")
+    figures["subagent"] = agent_figures(runs, "sub")
+    return figures
 
 
 async def run(
@@ -124,7 +157,7 @@ async def run(
     base_url, stop_llama = start_llama_server(n_ctx=n_ctx, timeout=120)
     recorder = Recorder(base_url)
     await recorder.start()
-    runs: dict[str, list[tuple[list[sessions.Turn], list[Exchange]]]] = {
+    runs: dict[str, list[Run]] = {
         "direct": [],
         "lmbridge": [],
     }
@@ -181,6 +214,15 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     }
     later = [r for n, r in ratios.items() if n >= len(both) // 2]
     last = len(both) - 1
+    shares = through["prefix_share"][1:]
+    sub_both = [
+        a and b
+        for a, b in zip(
+            direct["subagent"]["answered"],
+            through["subagent"]["answered"],
+            strict=False,
+        )
+    ]
     return {
         "last_turn_ratio": round(ratios[last], 2) if last in ratios else None,
         "later_turns_median_ratio": round(statistics.median(later), 2)
@@ -188,7 +230,9 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         else None,
         "target_ratio": TARGET_RATIO,
         "prefix_stable": not through["prefix_breaks"],
-        "all_answered": all(both),
+        "prefix_share_min": min(shares) if shares else 1.0,
+        "subagent_prefix_stable": not through["subagent"]["prefix_breaks"],
+        "all_answered": all(both) and all(sub_both),
     }
 
 
@@ -199,6 +243,7 @@ def _at(values: list[Any], n: int) -> Any:
 def report(result: dict[str, Any]) -> None:
     """The per-turn table and the verdict."""
     direct, through = result["direct"], result["lmbridge"]
+    after_sub = set(result["plan"]["subagent_after"])
     print(
         f"{'turn':>4} {'direct TTFT':>12} {'LM Bridge TTFT':>15} {'ratio':>7}"
         f" {'prefix kept':>12} {'upstream KB':>12}"
@@ -214,9 +259,22 @@ def report(result: dict[str, Any]) -> None:
             f"{t:.2f}s" if answered[n] else "failed"
             for t, answered in ((a, direct["answered"]), (b, through["answered"]))
         ]
+        note = "  (after a subagent turn)" if n in after_sub else ""
         print(
             f"{n + 1:>4} {cells[0]:>12} {cells[1]:>15} {ratio:>7} {share:>11.1%}"
-            f" {kb:>12}"
+            f" {kb:>12}{note}"
+        )
+    sub_direct, sub_through = direct["subagent"], through["subagent"]
+    sub_after = sorted(t for t in after_sub if t <= len(direct["ttft_s"]))
+    for n, (a, b) in enumerate(
+        zip(sub_direct["ttft_s"], sub_through["ttft_s"], strict=False)
+    ):
+        share = _at(sub_through["prefix_share"], n)
+        kept = f"{share:.1%}" if isinstance(share, float) else share
+        print(
+            f"subagent turn {n + 1} (after main turn {_at(sub_after, n)}):"
+            f" direct {a:.2f}s, LM Bridge {b:.2f}s ({b / a:.2f}x),"
+            f" prefix kept {kept}"
         )
     s = result["summary"]
     if s["last_turn_ratio"] is not None:
@@ -226,26 +284,37 @@ def report(result: dict[str, Any]) -> None:
             f" later turns' median {s['later_turns_median_ratio']}x"
             f" (target within {TARGET_RATIO}x)"
         )
-    if s["prefix_stable"]:
-        print("prefix stable: yes, every upstream body extends the previous one")
+    if s["prefix_stable"] and s["subagent_prefix_stable"]:
+        print(
+            "prefix stable: yes, every upstream body extends its agent's previous one"
+        )
     else:
         print("prefix stable: NO")
-        for turn, why in through["prefix_breaks"].items():
-            print(f"  turn {turn}: {why[:160]}")
+        for who, figures in (("main", through), ("subagent", sub_through)):
+            for turn, why in figures["prefix_breaks"].items():
+                print(f"  {who} turn {turn}: {why[:160]}")
     if not s["all_answered"]:
-        firsts = [e.splitlines()[0][:160] for e in through["errors"][:3]]
+        errors = through["errors"] + sub_through["errors"]
+        errors += direct["errors"] + sub_direct["errors"]
+        firsts = [e.splitlines()[0][:160] for e in errors[:3]]
         print("not every turn was answered:", *firsts, sep="\n  ")
     print(f"({result['seconds']} s in all)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, default=12)
+    parser.add_argument("--turns", type=int, default=20, help="main-agent turns")
     parser.add_argument(
-        "--result-bytes", type=int, default=1024, help="per tool result"
+        "--result-bytes", type=int, default=2048, help="per tool result"
+    )
+    parser.add_argument(
+        "--subagent-after",
+        default="5,10,15",
+        metavar="N,N,...",
+        help="main turns each followed by a subagent turn ('' for none)",
     )
     parser.add_argument("--max-tokens", type=int, default=16)
-    parser.add_argument("--n-ctx", type=int, default=8192)
+    parser.add_argument("--n-ctx", type=int, default=16384)
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per phase (fastest kept)"
     )
@@ -262,6 +331,9 @@ def main() -> None:
         max_tokens=args.max_tokens,
         result_bytes=args.result_bytes,
         reminders=True,
+        subagent_after=tuple(
+            int(n) for n in args.subagent_after.split(",") if n.strip()
+        ),
     )
     result = asyncio.run(run(plan, args.n_ctx, args.repeat, args.app))
     result["summary"] = summarize(result)

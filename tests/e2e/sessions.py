@@ -162,7 +162,7 @@ def anthropic_step(step: int, plan: Plan, agent: str = "main") -> list[dict[str,
     result: list[dict[str, Any]] = [
         {"type": "tool_result", "tool_use_id": call["id"], "content": content}
     ]
-    if plan.reminders and step >= 2:
+    if plan.reminders and step >= 1:  # step 1 is sent in turn 3
         result.append({"type": "text", "text": REMINDER.format(turn=step + 1)})
     blocks: list[dict[str, Any]] = [call]
     if kind == "text-and-call":
@@ -278,7 +278,7 @@ def chat_step(
         assistant,
         {"role": "tool", "tool_call_id": call["id"], "content": content},
     ]
-    if plan.reminders and step >= 2:  # as LM Bridge sends Claude Code's
+    if plan.reminders and step >= 1:  # turn 3 on; as LM Bridge sends Claude Code's
         out.append({"role": "user", "content": REMINDER.format(turn=step + 1)})
     return out
 
