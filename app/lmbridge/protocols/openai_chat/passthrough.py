@@ -9,6 +9,7 @@ client asked with `stream_options.include_usage`).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -96,6 +97,9 @@ def accepted_forms(body: dict[str, Any]) -> None:
             msg["content"] = ir.join_text(str(p.get("text") or "") for p in content)
 
 
+_REFUSED_FORMS = re.compile(rb'"content"\s*:\s*null|"role"\s*:\s*"tool"')
+
+
 class ChatPassthrough:
     """Chat Completions relayed to a Chat Completions upstream."""
 
@@ -106,9 +110,9 @@ class ChatPassthrough:
         accepted_forms(body)
 
     def needs_edit(self, body: bytes) -> bool:
-        # `content: null` beside tool calls, and text-part lists in tool
-        # and system messages, only occur in bodies with tools or nulls.
-        return b"null" in body or b"tool" in body
+        # A null content, or a tool message (whose content may be parts):
+        # other bodies are relayed without being decoded.
+        return _REFUSED_FORMS.search(body) is not None
 
     def relayable(self, request: ir.Request) -> bool:
         return True
