@@ -254,6 +254,15 @@ EXPECTED_UPSTREAM: dict[str, Any] = {
 }
 
 
+def _accepted_form(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content", "")
+    if content is None and message.get("tool_calls"):
+        return {**message, "content": ""}
+    if message.get("role") == "tool" and isinstance(content, list):
+        return {**message, "content": "\n".join(p["text"] for p in content)}
+    return message
+
+
 async def test_text_parts_joined_and_system_message_kept_in_place(
     bridge: Bridge,
 ) -> None:
@@ -264,7 +273,13 @@ async def test_text_parts_joined_and_system_message_kept_in_place(
     sent = bridge.sent()
     if bridge.relayed:
         key = "input" if bridge.api == "responses" else "messages"
-        assert sent[key] == body[key]
+        expected = body[key]
+        if bridge.api == "chat":
+            # The relay sends "" for a null content beside tool calls, and a
+            # tool message's text parts as one string (llama-cpp-python
+            # refuses both); nothing else changes.
+            expected = [_accepted_form(m) for m in expected]
+        assert sent[key] == expected
         return
     history = sent["input"] if bridge.api == "responses" else sent["messages"]
     if bridge.api == "chat":
