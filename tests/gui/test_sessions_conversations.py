@@ -187,3 +187,15 @@ async def test_delete_one_message(gui_app: LMBridgeApp) -> None:
     chat = await store.get_chat("notes")
     assert [m.content for m in chat.messages] == ["first question", "second question"]
     assert "a wrong answer" not in panel.viewer.toPlainText()
+
+
+async def test_conversations_with_the_proxy_stopped(gui_app: LMBridgeApp) -> None:
+    """The stored chats are the app's: readable while the proxy is stopped."""
+    await gui_app.controller.stop()
+    store = gui_app.controller.conversations
+    assert store is not None
+    await store.create_chat("kept", "qwen/qwen3-coder-30b")
+    panel = gui_app.page("conversations")
+    assert isinstance(panel, ConversationsPanel)
+    panel.refresh()
+    await eventually(lambda: panel.model.rowCount() == 1, what="the chat list")

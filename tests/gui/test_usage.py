@@ -62,11 +62,14 @@ async def test_usage_charts_from_the_history(gui_app: LMBridgeApp) -> None:
 
 
 async def test_usage_page_with_the_proxy_stopped(gui_app: LMBridgeApp) -> None:
+    """The history is the app's, not the running proxy's: it stays readable."""
     panel = gui_app.page("usage")
     assert isinstance(panel, UsagePanel)
     await gui_app.controller.stop()
-    assert "Start the proxy" in panel.summary.text()
-    assert not panel.refresh_button.isEnabled()
+    panel.refresh()
+    assert panel.refresh_button.isEnabled()
+    assert gui_app.controller.usage is not None
+    assert await gui_app.controller.usage.count() >= 0
 
 
 async def test_requests_from_before_a_restart_are_shown(

@@ -50,6 +50,7 @@ from lmbridge.server.services import (
 )
 from lmbridge.settings_service import SettingsService, with_access_token
 from lmbridge.store.conversations import ConversationStore
+from lmbridge.store.db import Database
 from lmbridge.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,12 @@ class ProxyController(QObject):
         self._lmstudio_stale = False
         if managed_upstream(settings) is not None:
             self._lmstudio = lmstudio_service(settings, self.bus)
+        # One database for the app's life: history and chats are readable
+        # with the proxy stopped (opened in `open()`).
+        self.db = Database.in_dir(config.data_dir())
+        self._opened_at = time.time()
+        self._conversations = ConversationStore(self.db)
+        self._usage = UsageStore(self.db)
         self.lmstudio_status: ConnectionStatus | None = None
         self.loaded: tuple[LoadedModel, ...] = ()
         # model key -> (fraction, monotonic time of the last progress)
@@ -145,21 +152,19 @@ class ProxyController(QObject):
 
     @property
     def conversations(self) -> ConversationStore | None:
-        """The stored chats, while the proxy (and so the database) runs."""
-        services = self.services
-        return services.conversations if services and services.db.is_open else None
+        """The stored chats (None: the database could not be opened)."""
+        return self._conversations if self.db.is_open else None
 
     @property
     def usage(self) -> UsageStore | None:
-        """The request history, while the proxy (and so the database) runs."""
-        services = self.services
-        return services.usage if services and services.db.is_open else None
+        """The request history (None: the database could not be opened)."""
+        return self._usage if self.db.is_open else None
 
     @property
     def started_at(self) -> float:
-        """When the running proxy's services started (0.0: not running)."""
-        services = self.services
-        return services.started if services is not None else 0.0
+        """When this app run began (its database opened): the requests
+        before it are history, the ones after it are this run's own."""
+        return self._opened_at
 
     async def flush_usage(self) -> None:
         """Write the finished requests still queued to the history now."""
@@ -180,7 +185,13 @@ class ProxyController(QObject):
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        """Read the access token and connect to LM Studio (in the background)."""
+        """Open the database, read the access token and connect to LM Studio
+        (in the background)."""
+        self._opened_at = time.time()
+        try:
+            await self.db.open()
+        except LMBridgeError as exc:
+            log.error("the database is unavailable: %s", exc.message)
         try:
             self.access_token = await self.settings_service.access_token()
         except LMBridgeError as exc:
@@ -192,6 +203,7 @@ class ProxyController(QObject):
         await self.tasks.aclose()
         await self.stop()
         await self._close_lmstudio()
+        await self.db.close()
 
     async def start(self) -> bool:
         """Start the proxy; on failure the phase is FAILED and `error` says why."""
@@ -202,7 +214,7 @@ class ProxyController(QObject):
             if self._lmstudio_stale:
                 await self._replace_lmstudio()
             settings = self.runtime_settings()
-            services = Services(settings, self.bus, lmstudio=self._lmstudio)
+            services = Services(settings, self.bus, lmstudio=self._lmstudio, db=self.db)
             server = ProxyServer(
                 settings, self.bus, capture_bodies=True, services=services
             )

@@ -153,7 +153,10 @@ class ConversationsPanel(QWidget):
         if self.controller.conversations is None:
             self.model.set_chats([])
             self.show_chat(None)
-            self.status.setText("Start the proxy to see the stored conversations.")
+            self.status.setText(
+                "The stored conversations are unavailable: LM Bridge's database"
+                " could not be opened (the log says why)."
+            )
             self.delete_button.setEnabled(False)
             return
         if not self.tasks.running(LISTING):

@@ -89,8 +89,8 @@ class UsagePanel(QWidget):
     def refresh(self) -> None:
         if self.controller.usage is None:
             self.summary.setText(
-                "Start the proxy to see the request history (it lives in the "
-                "proxy's database)."
+                "The request history is unavailable: LM Bridge's database could"
+                " not be opened (the log says why)."
             )
             self.refresh_button.setEnabled(False)
             return

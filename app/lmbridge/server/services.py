@@ -6,10 +6,10 @@ history), LM Studio's model service and the preparer that uses it, the
 upstream clients and the router, session chains and Responses memory.
 `start()` opens them and `close()` closes them in reverse, once.
 
-The desktop app keeps its LM Studio service for its whole life, so models
-can be managed while the proxy is stopped: it passes that service in
-(`lmstudio=`), and a `Services` never starts or closes a service it was
-given.
+The desktop app keeps its LM Studio service and its database for its whole
+life, so models can be managed and the history and stored chats read while
+the proxy is stopped: it passes them in (`lmstudio=`, `db=`), and a
+`Services` never opens or closes what it was given.
 """
 
 from __future__ import annotations
@@ -92,11 +92,15 @@ class Services:
         bus: EventBus | None = None,
         *,
         lmstudio: LMStudioService | None = None,
+        db: Database | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus or EventBus()
         self.started = time.time()
-        self.db = Database.in_dir(config.data_dir())
+        # The desktop app keeps its database for its whole life (the Usage
+        # and Conversations pages read it with the proxy stopped).
+        self._owns_db = db is None
+        self.db = db or Database.in_dir(config.data_dir())
         self.conversations = ConversationStore(self.db)
         # The request history (metadata only), written off the request path.
         self.usage = UsageStore(self.db)
@@ -129,10 +133,11 @@ class Services:
         if self._running:
             return
         self._running = True
-        try:
-            await self.db.open()
-        except errors.LMBridgeError as err:
-            log.error("the database is unavailable: %s", err.message)
+        if self._owns_db:
+            try:
+                await self.db.open()
+            except errors.LMBridgeError as err:
+                log.error("the database is unavailable: %s", err.message)
         if self.db.is_open:
             self.sessions.store = SqliteSessionStore(self.db)
         await self.sessions.start()
@@ -153,7 +158,8 @@ class Services:
         for upstream in self.upstreams.values():
             await upstream.close()
         await self.recorder.close()
-        await self.db.close()
+        if self._owns_db:
+            await self.db.close()
 
     @property
     def upstream_secrets(self) -> tuple[str, ...]:
