@@ -1,6 +1,6 @@
 """Whole agent sessions through LM Bridge to a real model, one per front door.
 
-Each session is 8 turns of a scripted tool-using conversation (see
+Each session is 10 turns of a scripted tool-using conversation (see
 sessions.py): the Anthropic SDK shaped like Claude Code (billing-header
 system block whose suffix changes every turn, a role "system" message
 inside `messages`), the OpenAI Chat SDK, and the OpenAI Responses SDK
@@ -31,7 +31,7 @@ from e2e.recorder import Exchange, Recorder, prefix_break
 from lmbridge import config
 from support import running
 
-PLAN = sessions.Plan(turns=8, max_tokens=8, result_bytes=120)
+PLAN = sessions.Plan(turns=10, max_tokens=8, result_bytes=120)
 MODEL = "claude-sonnet-4-6"
 Session = Callable[[str, sessions.Plan, str], Awaitable[list[sessions.Turn]]]
 DOORS: dict[str, Session] = {
