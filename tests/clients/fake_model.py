@@ -555,6 +555,19 @@ def chat_tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in body.get("messages", []) if m.get("role") == "tool"]
 
 
+def chat_tool_result(body: dict[str, Any], call_id: str) -> str:
+    """The text of the tool result for `call_id` (the test fails without one)."""
+    found = [
+        chat_text(m)
+        for m in chat_tool_results(body)
+        if m.get("tool_call_id") == call_id
+    ]
+    assert found, (
+        f"no tool result for {call_id}: {json.dumps(body['messages'])[-2000:]}"
+    )
+    return found[0]
+
+
 def chat_tool_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
     """Every tool call of the assistant messages of a Chat request."""
     calls: list[dict[str, Any]] = []

@@ -18,6 +18,7 @@ from clients.fake_model import (
     ScriptedModel,
     chat_text,
     chat_tool_calls,
+    chat_tool_result,
     chat_tool_results,
     chat_tools,
 )
@@ -48,18 +49,6 @@ async def claude(
 
 def _user_texts(body: dict[str, Any]) -> list[str]:
     return [chat_text(m) for m in body.get("messages", []) if m.get("role") == "user"]
-
-
-def _result_for(body: dict[str, Any], call_id: str) -> str:
-    found = [
-        chat_text(m)
-        for m in chat_tool_results(body)
-        if m.get("tool_call_id") == call_id
-    ]
-    assert found, (
-        f"no tool result for {call_id}: {json.dumps(body['messages'])[-2000:]}"
-    )
-    return found[0]
 
 
 async def test_bash_tool_round_trip(
@@ -96,7 +85,7 @@ async def test_bash_tool_round_trip(
     assert [(c["id"], c["function"]["name"]) for c in calls] == [
         ("call_bash_1", "Bash")
     ]
-    assert "CLAUDE-NOTE-3308" in _result_for(second, "call_bash_1")
+    assert "CLAUDE-NOTE-3308" in chat_tool_result(second, "call_bash_1")
     assert final in result.stdout
 
 
@@ -144,7 +133,7 @@ async def test_subagent_round_trip(
     assert "Agent" in chat_tools(main[0]), sorted(chat_tools(main[0]))
     assert len(sub) == 1, [b["messages"][-1] for b in bodies]
     assert len(main) == 2
-    assert report in _result_for(main[1], "call_agent_1")
+    assert report in chat_tool_result(main[1], "call_agent_1")
     assert final in result.stdout
 
 

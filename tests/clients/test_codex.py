@@ -21,6 +21,7 @@ from clients.fake_model import (
     ScriptedModel,
     chat_text,
     chat_tool_calls,
+    chat_tool_result,
     chat_tool_results,
     chat_tools,
 )
@@ -55,18 +56,6 @@ async def codex(
     return result
 
 
-def _result_for(body: dict[str, Any], call_id: str) -> str:
-    found = [
-        chat_text(m)
-        for m in chat_tool_results(body)
-        if m.get("tool_call_id") == call_id
-    ]
-    assert found, (
-        f"no tool result for {call_id}: {json.dumps(body['messages'])[-2000:]}"
-    )
-    return found[0]
-
-
 async def test_shell_tool_round_trip(
     tmp_path: Path,
     work: Path,
@@ -97,7 +86,7 @@ async def test_shell_tool_round_trip(
         ("call_shell_1", "exec_command")
     ]
     assert json.loads(calls[0]["function"]["arguments"]) == {"cmd": "cat note.txt"}
-    assert "SHELL-OUTPUT-5521" in _result_for(second, "call_shell_1")
+    assert "SHELL-OUTPUT-5521" in chat_tool_result(second, "call_shell_1")
     assert final in result.stdout
 
 
@@ -148,7 +137,7 @@ async def test_mcp_tool_round_trip(
     assert [(c["params"]["name"], c["params"]["arguments"]) for c in mcp_calls] == [
         (TOOL_NAME, {"key": "alpha"})
     ]
-    assert expected in _result_for(bodies[1], "call_mcp_1")
+    assert expected in chat_tool_result(bodies[1], "call_mcp_1")
     assert final in result.stdout
 
 
@@ -192,7 +181,7 @@ async def test_apply_patch_custom_tool_round_trip(
     bodies = fake.bodies(CHAT)
     assert "apply_patch" in chat_tools(bodies[0]), sorted(chat_tools(bodies[0]))
     assert (work / "hello.txt").read_text() == "PATCHED-7781\n"
-    assert "Success" in _result_for(bodies[1], "call_patch_1")
+    assert "Success" in chat_tool_result(bodies[1], "call_patch_1")
     assert final in result.stdout
 
 
