@@ -37,6 +37,8 @@ class Script:
 
     text: str = "Hello from the fake upstream."
     reasoning: str = ""
+    # Responses: the reasoning item's opaque `encrypted_content`.
+    encrypted_reasoning: str = ""
     tool_calls: list[ToolCallScript] = field(default_factory=list)
     finish_reason: str = ""  # default: "tool_calls" with calls, else "stop"
     # Chat streams: send the calls' argument pieces round-robin (index 0,

@@ -56,6 +56,11 @@ def responses_output(s: Script, resp_id: str) -> list[dict[str, Any]]:
                 "type": "reasoning",
                 "id": f"rs_{resp_id}",
                 "summary": [{"type": "summary_text", "text": s.reasoning}],
+                **(
+                    {"encrypted_content": s.encrypted_reasoning}
+                    if s.encrypted_reasoning
+                    else {}
+                ),
             }
         )
     if s.text:

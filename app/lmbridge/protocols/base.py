@@ -67,6 +67,12 @@ class RelayRules(Protocol):
     error: str | None
     """The upstream's own error event, if it sent one."""
 
+    @property
+    def produced(self) -> list[str]:
+        """Opaque provider data the relayed answer carried (OpenAI encrypted
+        reasoning), so it goes back only to the upstream that made it."""
+        ...
+
     def check(self, event: SSEEvent) -> str | None:
         """None if the event may go on to the client, else what is wrong."""
         ...

@@ -249,10 +249,13 @@ class _Call:
         """One try at the upstream; `retry`: an error that a lower
         `max_tokens` would cure is raised (not answered) so it can be."""
         passthrough = self.door.passthrough
+        origins, name = self.services.origins, resolved.upstream.name
+        foreign = origins.foreign(req, name)
         if (
             passthrough is not None
             and resolved.upstream.speaks(passthrough.api)
             and passthrough.relayable(req)
+            and not foreign
         ):
             settings = self.services.sessions.settings_for(req.client.session_key)
             allowed = settings.allowed_tools if settings is not None else None
@@ -261,8 +264,17 @@ class _Call:
             sent = clamp(req.max_tokens, resolved.max_tokens_limit)
             if retry:
                 relay.raises = lambda err: maxtokens.lowered(err, sent) is not None
+            relay.produced = origins.remember
             return await relay.send(body, resolved, tools, last)
         req = await self.exchange.begin(req)
+        if foreign:
+            req = origins.without_foreign(req, name)
+            note = (
+                f"dropped for {name}: encrypted reasoning made by another"
+                f" upstream ({foreign})"
+            )
+            if note not in self.record.notes:
+                self.record.notes.append(note)
         if not resolved.upstream.keeps_billing_header:
             stripped = billing.without_billing(req)
             if stripped is not req:

@@ -65,6 +65,8 @@ class Relay:
         self.secrets = secrets
         # Upstream refusals to raise rather than relay (the pipeline retries).
         self.raises: Callable[[errors.LMBridgeError], bool] = lambda _err: False
+        # Told what opaque reasoning a relayed answer carried, and from where.
+        self.produced: Callable[[list[str], str], None] | None = None
 
     async def send(
         self,
@@ -204,6 +206,8 @@ class Relay:
             record.error = rules.error
         if rules.usage is not None:
             _set_usage(record, rules.usage)
+        if self.produced is not None and (made := rules.produced):
+            self.produced(made, upstream.name)
         await out.write_eof()
         return out
 

@@ -31,6 +31,7 @@ from lmbridge.lmstudio import (
     LoadOptions,
 )
 from lmbridge.server.maxtokens import MaxTokensMemory
+from lmbridge.server.origins import ReasoningOrigins
 from lmbridge.server.responses_memory import ResponsesMemory
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
@@ -114,6 +115,7 @@ class Services:
         self.sessions = SessionManager()
         self.responses = ResponsesMemory()
         self.max_tokens = MaxTokensMemory()
+        self.origins = ReasoningOrigins()
         # LM Studio model management, when an lmstudio upstream is managed.
         self.models_upstream = managed_upstream(settings)
         self._owns_lmstudio = lmstudio is None

@@ -85,6 +85,10 @@ class AnthropicRelayRules:
             self.usage = self.usage or ir.Usage()
             add_usage(self.usage, usage)
 
+    @property
+    def produced(self) -> list[str]:
+        return []
+
     def fail(self, error: ir.StreamError) -> bytes:
         if self.ended:
             return b""

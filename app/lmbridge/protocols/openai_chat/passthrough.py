@@ -69,6 +69,10 @@ class ChatRelayRules:
             self.usage = usage_from_wire(chunk.usage)
         return None
 
+    @property
+    def produced(self) -> list[str]:
+        return []
+
     def fail(self, error: ir.StreamError) -> bytes:
         if self.ended:
             return b""

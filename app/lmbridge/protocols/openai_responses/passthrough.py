@@ -85,6 +85,16 @@ class ResponsesRelayRules:
                 self._done_items.add(relayed.output_index)
         return None
 
+    @property
+    def produced(self) -> list[str]:
+        return [
+            data
+            for item in self._items.values()
+            if item.get("type") == "reasoning"
+            and isinstance(data := item.get("encrypted_content"), str)
+            and data
+        ]
+
     def _note_end(self, response: dict[str, Any] | None, kind: str) -> None:
         if response is None:
             return
