@@ -9,7 +9,7 @@ from typing import Any
 from fakes.lmstudio_server import FakeLMStudio
 from gui.helpers import eventually, table_text
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.models_panel import ModelsPanel
+from lmbridge.gui.models.view import ModelsPanel
 from lmbridge.lmstudio import LoadOptions
 
 QWEN = "qwen/qwen3-coder-30b"

@@ -12,7 +12,7 @@ import anthropic
 from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import eventually
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.requests_panel import RequestsPanel
+from lmbridge.gui.requests.view import RequestsPanel
 
 
 def requests_page(app: LMBridgeApp) -> RequestsPanel:

@@ -11,8 +11,8 @@ from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.requests_panel import RequestsPanel
-from lmbridge.gui.usage_panel import UsagePanel
+from lmbridge.gui.requests.view import RequestsPanel
+from lmbridge.gui.usage.view import UsagePanel
 
 
 async def ask(app: LMBridgeApp, n: int, model: str = "gpt-5") -> None:

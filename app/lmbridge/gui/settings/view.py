@@ -29,8 +29,8 @@ from lmbridge import autostart, config, logs
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.prefs import Prefs
-from lmbridge.gui.secrets_box import AccessTokenRow, KeysBox, masked
-from lmbridge.gui.settings_form import RoutesEditor, UpstreamEditor
+from lmbridge.gui.settings.form import RoutesEditor, UpstreamEditor
+from lmbridge.gui.settings.secrets_box import AccessTokenRow, KeysBox, masked
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import Banner, button, hint_label, title_label
 from lmbridge.settings_service import apply_log_level

@@ -39,7 +39,7 @@ from lmbridge.core.ir import split_chain_key
 from lmbridge.core.sessions import SessionSettings
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.requests_log import RequestLog, client_name
+from lmbridge.gui.requests.manager import RequestLog, client_name
 from lmbridge.gui.tablemodel import ColumnsTableModel
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import ConfirmBar, button, hint_label, title_label

@@ -31,7 +31,7 @@ from lmbridge import config, integrations
 from lmbridge.apiclient import ProxyClient, Reply
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.requests_log import duration
+from lmbridge.gui.requests.manager import duration
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import (
     Banner,

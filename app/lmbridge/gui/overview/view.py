@@ -15,10 +15,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.gui.azure_accounts import AzureAccounts
+from lmbridge.gui.azure.manager import AzureAccounts
 from lmbridge.gui.controller import ProxyController, ProxyPhase
 from lmbridge.gui.health import UpstreamHealth
-from lmbridge.gui.requests_log import RequestLog, duration
+from lmbridge.gui.requests.manager import RequestLog, duration
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import StatusDot, button, copy_text, hint_label, title_label
 from lmbridge.lmstudio import ConnectionState

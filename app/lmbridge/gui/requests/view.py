@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
 
 from lmbridge.core.events import RequestRecord
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.request_detail import RequestDetail
-from lmbridge.gui.requests_log import (
+from lmbridge.gui.requests.detail_view import RequestDetail
+from lmbridge.gui.requests.manager import (
     RECORD_ROLE,
     SORT_ROLE,
     RequestLog,

@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.gui.downloads import DownloadsManager, progress_text
 from lmbridge.gui.icons import ERROR_COLOR, OK_COLOR, WARNING_COLOR
-from lmbridge.gui.lmstudio_models import size_text
+from lmbridge.gui.models.downloads import DownloadsManager, progress_text
+from lmbridge.gui.models.manager import size_text
 from lmbridge.gui.widgets import button, hint_label
 from lmbridge.lmstudio import DownloadOption, FitEstimate
 

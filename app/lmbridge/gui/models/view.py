@@ -16,14 +16,14 @@ from PySide6.QtWidgets import (
 )
 
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.downloads import DownloadsManager
-from lmbridge.gui.downloads_box import DownloadsBox
-from lmbridge.gui.lmstudio_models import (
+from lmbridge.gui.models.downloads import DownloadsManager
+from lmbridge.gui.models.downloads_view import DownloadsBox
+from lmbridge.gui.models.load_dialog import LoadDialog
+from lmbridge.gui.models.manager import (
     ModelRow,
     ModelsManager,
     ModelTableModel,
 )
-from lmbridge.gui.load_dialog import LoadDialog
 from lmbridge.gui.widgets import (
     Banner,
     ConfirmBar,

@@ -24,13 +24,13 @@ from PySide6.QtWidgets import (
 )
 
 from lmbridge.gui.icons import icon
-from lmbridge.gui.lmstudio_models import size_text, tokens_text
-from lmbridge.gui.setup_plan import DEFAULT_CONTEXT, SetupChoice
+from lmbridge.gui.models.manager import size_text, tokens_text
+from lmbridge.gui.setup.plan import DEFAULT_CONTEXT, SetupChoice
 from lmbridge.gui.widgets import StatusDot, button, hint_label
 from lmbridge.lmstudio import DownloadedModel, ModelKind, install
 
 if TYPE_CHECKING:
-    from lmbridge.gui.setup_wizard import SetupWizard
+    from lmbridge.gui.setup.wizard import SetupWizard
 
 CHECKING = "Looking for LM Studio"
 STARTING = "Starting LM Studio's server"

@@ -22,9 +22,10 @@ from PySide6.QtWidgets import (
 
 from lmbridge.apiclient import ProxyClient, Reply, is_stream
 from lmbridge.core.events import RequestRecord
-from lmbridge.gui import bodies, message
+from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.requests_log import duration, route_text, status_text
+from lmbridge.gui.requests import bodies
+from lmbridge.gui.requests.manager import duration, route_text, status_text
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import button, copy_text, hint_label, mono_font
 from lmbridge.server.capture import BODY_CAP

@@ -31,12 +31,12 @@ from PySide6.QtWidgets import (
 from lmbridge import config, integrations
 from lmbridge.apiclient import ProxyClient
 from lmbridge.core.errors import LMBridgeError
-from lmbridge.gui.azure_accounts import AzureAccounts
+from lmbridge.gui.azure.manager import AzureAccounts
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.lmstudio_models import ModelsManager
-from lmbridge.gui.requests_log import duration
-from lmbridge.gui.setup_pages import LMStudioPage, ModelsPage
-from lmbridge.gui.setup_plan import (
+from lmbridge.gui.models.manager import ModelsManager
+from lmbridge.gui.requests.manager import duration
+from lmbridge.gui.setup.pages import LMStudioPage, ModelsPage
+from lmbridge.gui.setup.plan import (
     SetupChoice,
     ToolPlan,
     lmstudio_upstream,

@@ -17,10 +17,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.gui.charts import DayChart
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.tasks import Tasks
-from lmbridge.gui.usage_data import UsageData, load_usage
+from lmbridge.gui.usage.charts import DayChart
+from lmbridge.gui.usage.data import UsageData, load_usage
 from lmbridge.gui.widgets import button, hint_label, title_label
 
 LOADING = "Reading the request history"
