@@ -89,7 +89,7 @@ async def test_requests_from_before_a_restart_are_shown(
         assert isinstance(panel, RequestsPanel)
         await eventually(lambda: panel.proxy.rowCount() == 2, what="the history")
         assert second.log.stats.requests == 2  # today's numbers include them
-        route = str(panel.model.index(0, 3).data())
+        route = str(panel.model.index(0, panel.model.column_position("route")).data())
         assert route == "gpt-5 → cloud/fake-model"
         await ask(second, 1)
         await eventually(lambda: panel.proxy.rowCount() == 3, what="a new one")

@@ -15,9 +15,9 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from lmbridge.gui.controller import ProxyController, ProxyPhase
+from lmbridge.gui.formats import context_k, size_text
 from lmbridge.gui.icons import TrayState, icon, tray_icon
-from lmbridge.gui.models.manager import ModelsManager, size_text
-from lmbridge.gui.overview.view import context_k
+from lmbridge.gui.models.manager import ModelsManager
 from lmbridge.gui.requests.manager import RequestLog
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import copy_text
