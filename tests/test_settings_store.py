@@ -395,3 +395,22 @@ def test_the_app_service_saves_through_the_store(tmp_path: Path) -> None:
     assert path.read_text() == new
     with pytest.raises(config.ConfigError, match=r"server\.port"):
         service.save(with_port(saved.settings, 1234))
+
+
+def test_a_backup_is_restored_and_the_restore_can_be_undone(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(USER_FILE)
+    store = SettingsStore(path)
+    heard: list[SettingsChange] = []
+    store.subscribe(heard.append)
+    store.apply({("server", "port"): 4681})
+    restored = store.restore(store.backups()[0])
+    assert path.read_text() == USER_FILE
+    assert restored.changed == (("server", "port"),)
+    assert heard[-1].settings.server.port == 4680
+    assert restored.backup is not None and "4681" in restored.backup.read_text()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server]\nport = 'x'\n")
+    with pytest.raises(SettingsInvalid):
+        store.restore(broken)
+    assert path.read_text() == USER_FILE

@@ -1,5 +1,11 @@
 """Dated backups of config.toml, and credentials taken out of base URLs.
 
+A `base_url` with `user:password@` in it would keep a secret in a plain
+file: a save takes the credentials out of the URL (`take_credentials`) and
+keeps them in the OS keyring under `config.url_credentials_secret(name)`
+(`keep_credentials`); without a secure keyring the save is refused, since
+the credentials would otherwise be lost.
+
 Before each write, the settings store copies the file as it was to
 `backups/config-YYYYmmdd-HHMMSS.toml` beside it (`-2`, `-3`, ... when saves
 come within one second), readable by the user alone, and keeps the last
@@ -8,14 +14,27 @@ come within one second), readable by the user alone, and keeps the last
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime
+import logging
 import re
 import time
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from lmbridge import private_files
+from tomlkit.toml_document import TOMLDocument
+
+from lmbridge import config, private_files
+from lmbridge.auth.secrets import SecretStore
+from lmbridge.settings_checks import SettingsInvalid
+from lmbridge.settings_edit import key_name
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BACKUP_DIR = "backups"
 KEEP_BACKUPS = 10
@@ -99,3 +118,53 @@ def split_credentials(url: str) -> tuple[str, str]:
     userinfo, _, hostport = parts.netloc.rpartition("@")
     clean = SplitResult(parts.scheme, hostport, parts.path, parts.query, parts.fragment)
     return urlunsplit(clean), userinfo
+
+
+def take_credentials(document: TOMLDocument) -> dict[str, str]:
+    """Take `user:pw@` out of every upstream's base_url in `document`;
+    returns upstream name -> the credentials taken."""
+    moved: dict[str, str] = {}
+    entries: Any = document.get("upstream")
+    for entry in entries if entries is not None else []:
+        url = entry.get("base_url")
+        if not isinstance(url, str):
+            continue
+        clean, userinfo = split_credentials(url)
+        if userinfo:
+            entry["base_url"] = clean
+            moved[str(entry.get("name", ""))] = userinfo
+    return moved
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end from sync code, inside an event loop or not
+    (keyring calls are short; a save waits for them)."""
+    with concurrent.futures.ThreadPoolExecutor(1, "lmbridge-settings") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def keep_credentials(
+    moved: Mapping[str, str], secrets: SecretStore, source: str
+) -> None:
+    """Keep moved credentials in the OS keyring, or refuse the save
+    (`SettingsInvalid`, one message per base_url)."""
+    if not moved:
+        return
+    status = secrets.status()
+    problems: dict[str, str] = {}
+    for name, userinfo in moved.items():
+        key = key_name(("upstream", name, "base_url"))
+        secret = config.url_credentials_secret(name)
+        if not status.secure:
+            problems[key] = (
+                "holds a user name and password, which LM Bridge keeps in "
+                f"the OS keyring, but {status.reason}; remove them from the URL"
+            )
+            continue
+        stored = _run_sync(secrets.set(secret, userinfo))
+        if stored.where != "keyring":
+            _run_sync(secrets.delete(secret))
+            problems[key] = f"the keyring did not take its credentials: {stored.reason}"
+    if problems:
+        raise SettingsInvalid(source, problems)
+    log.info("moved the credentials of %s into the keyring", ", ".join(moved))

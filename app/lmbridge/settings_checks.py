@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +24,16 @@ import msgspec
 
 from lmbridge import config
 from lmbridge.settings_edit import IDENTITY, key_name
+
+
+class SettingsInvalid(config.ConfigError):
+    """Nothing was saved: `problems` maps each wrong key to what is wrong."""
+
+    def __init__(self, source: str, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        lines = [f"{key}: {msg}" if key else msg for key, msg in problems.items()]
+        super().__init__(f"{source}: " + "; ".join(lines))
+
 
 # config.ConfigError's messages start with the key: "route[2].upstream ...".
 _KEY = re.compile(r"^(?P<table>[a-z_]+)(?:\[(?P<index>\d+)\])?(?:\.(?P<key>\w+))?")

@@ -219,6 +219,8 @@ def _apply_entry(
     aot = _array(document, name)
     index = _find(aot, name, ident)
     if len(path) == 2:
+        if isinstance(value, Mapping):
+            value = {IDENTITY[name]: ident, **value}
         if value is REMOVE:
             if aot is not None and index is not None:
                 del aot[index]

@@ -18,6 +18,7 @@ never undoes that writer's work.
     store.check_disk()                   # the file changed on disk? re-read
                                          # and announce it
     store.backups()                      # dated copies, newest first
+    store.restore(backup)                # put one back (itself backed up)
 
 A writer that shows a form keeps the Settings its form was filled from
 (`snapshot = store.settings` when it loads) and saves with
@@ -48,15 +49,13 @@ Environment overrides (`LMBRIDGE_PORT`, ...) are not part of the file:
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -65,13 +64,13 @@ from tomlkit.toml_document import TOMLDocument
 from lmbridge import config, private_files, settings_backups, settings_checks
 from lmbridge.auth.secrets import SECRETS, SecretStore
 from lmbridge.settings_backups import Backup
-from lmbridge.settings_edit import IDENTITY, REMOVE, Changes, KeyPath, key_name
+from lmbridge.settings_checks import SettingsInvalid
+from lmbridge.settings_edit import REMOVE, Changes, KeyPath, key_name
 from lmbridge.settings_edit import apply as apply_changes
 from lmbridge.settings_edit import diff as settings_diff
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 NEW_FILE_HEADER = (
     '# LM Bridge settings (README "Configuration"). Comments and order are\n'
     "# kept when the app saves; each save keeps a copy in backups/.\n"
@@ -88,15 +87,6 @@ __all__ = [
     "SettingsStore",
     "key_name",
 ]
-
-
-class SettingsInvalid(config.ConfigError):
-    """Nothing was saved: `problems` maps each wrong key to what is wrong."""
-
-    def __init__(self, source: str, problems: Mapping[str, str]) -> None:
-        self.problems = dict(problems)
-        lines = [f"{key}: {msg}" if key else msg for key, msg in problems.items()]
-        super().__init__(f"{source}: " + "; ".join(lines))
 
 
 @dataclass(frozen=True)
@@ -140,12 +130,6 @@ def _text(document: TOMLDocument, old_text: str) -> str:
     if old_text.strip() or not new.strip():
         return new
     return NEW_FILE_HEADER + "\n" + new
-
-
-def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to the end from sync code, inside an event loop or not."""
-    with concurrent.futures.ThreadPoolExecutor(1, "lmbridge-settings") as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 class SettingsStore:
@@ -312,7 +296,7 @@ class SettingsStore:
         """
         with self._lock:
             old_text, _, document, current, skipped = self._planned(changes)
-            moved = self._credentials(document)
+            moved = settings_backups.take_credentials(document)
             new_text = _text(document, old_text)
             problems = settings_checks.problems(document.unwrap(), str(self.path))
             if problems:
@@ -322,7 +306,7 @@ class SettingsStore:
             if new_text == old_text:
                 self._disk.settings = settings
                 return SavedSettings(settings, self.path, None, (), tuple(skipped))
-            self._store_secrets(moved)
+            settings_backups.keep_credentials(moved, self.secrets, str(self.path))
             backup = None
             if self.path.exists():
                 backup = settings_backups.back_up(self.path, self.keep_backups)
@@ -336,47 +320,26 @@ class SettingsStore:
             settings, self.path, backup, changed, tuple(skipped), tuple(moved)
         )
 
-    # -- credentials in base URLs ---------------------------------------
-
-    def _credentials(self, document: TOMLDocument) -> dict[str, str]:
-        """Take `user:pw@` out of every upstream's base_url in `document`;
-        returns upstream name -> the credentials taken."""
-        moved: dict[str, str] = {}
-        entries = document.get("upstream")
-        if entries is None:
-            return moved
-        for entry in entries:
-            url = entry.get("base_url")
-            if not isinstance(url, str):
-                continue
-            clean, userinfo = settings_backups.split_credentials(url)
-            if userinfo:
-                entry["base_url"] = clean
-                moved[str(entry.get(IDENTITY["upstream"], ""))] = userinfo
-        return moved
-
-    def _store_secrets(self, moved: Mapping[str, str]) -> None:
-        """Keep moved credentials in the OS keyring, or refuse to save."""
-        if not moved:
-            return
-        status = self.secrets.status()
-        problems: dict[str, str] = {}
-        for name, userinfo in moved.items():
-            key = key_name(("upstream", name, "base_url"))
-            if not status.secure:
-                problems[key] = (
-                    "holds a user name and password, which LM Bridge keeps in "
-                    f"the OS keyring, but {status.reason}; remove them from the URL"
-                )
-                continue
-            stored = _run_sync(
-                self.secrets.set(config.url_credentials_secret(name), userinfo)
-            )
-            if stored.where != "keyring":
-                _run_sync(self.secrets.delete(config.url_credentials_secret(name)))
-                problems[key] = (
-                    f"the keyring did not take its credentials: {stored.reason}"
-                )
-        if problems:
-            raise SettingsInvalid(str(self.path), problems)
-        log.info("moved the credentials of %s into the keyring", ", ".join(moved))
+    def restore(self, backup: Backup | Path) -> SavedSettings:
+        """Put a backup's text back as the file (checked first; the file it
+        replaces is backed up in turn, so a restore can be undone)."""
+        source = backup.path if isinstance(backup, Backup) else backup
+        text = source.read_text(encoding="utf-8")
+        with self._lock:
+            document = self._document(text)
+            problems = settings_checks.problems(document.unwrap(), str(source))
+            if problems:
+                raise SettingsInvalid(str(source), problems)
+            settings = config.parse(text, str(source))
+            current = self._current(self._read_text())
+            changed = tuple(settings_diff(current, settings))
+            copy = None
+            if self.path.exists():
+                copy = settings_backups.back_up(self.path, self.keep_backups)
+            private_files.atomic_write(self.path, text.encode())
+            self._disk.stamp = self._stamp()
+            self._disk.digest = hashlib.sha256(text.encode()).hexdigest()
+            self._disk.settings = settings
+        log.info("restored %s from %s", self.path, source)
+        self._announce(SettingsChange(settings, changed, "save", copy))
+        return SavedSettings(settings, self.path, copy, changed)

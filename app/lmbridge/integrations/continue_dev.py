@@ -106,23 +106,27 @@ def _yaml(text: str) -> YAML:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a user's long line
-    mapping, offset = 2, 2
+    mapping, sequence, offset = 2, 4, 2
     lines = [
         ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
     ]
+    dash_found = mapping_found = False
     for parent, child in itertools.pairwise(lines):
-        if not re.match(r"^\s*[^\s#][^:]*:\s*(#.*)?$", parent):
+        if not re.match(r"^\s*[^\s#-][^:]*:\s*(#.*)?$", parent):
             continue
         depth = len(parent) - len(parent.lstrip())
-        step = len(child) - len(child.lstrip()) - depth
-        if step < 0:
-            continue
-        if child.lstrip().startswith("- "):
-            offset = step
+        dash = re.match(r"^(\s*)-(\s+)", child)
+        if dash and not dash_found:
+            offset = len(dash.group(1)) - depth
+            sequence = offset + 1 + len(dash.group(2))
+            dash_found = True
+        elif not dash and not mapping_found:
+            step = len(child) - len(child.lstrip()) - depth
+            if step > 0:
+                mapping, mapping_found = step, True
+        if dash_found and mapping_found:
             break
-        if step > 0:
-            mapping = step
-    yaml.indent(mapping=mapping, sequence=offset + 2, offset=offset)
+    yaml.indent(mapping=mapping, sequence=max(sequence, offset + 2), offset=offset)
     return yaml
 
 
