@@ -205,18 +205,20 @@ def test_bad_values_are_refused_per_key_and_nothing_is_written(
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "localhost"])
-def test_the_proxy_cannot_take_an_upstreams_port(tmp_path: Path, host: str) -> None:
+def test_the_proxy_cannot_take_an_upstreams_port(
+    tmp_path: Path, host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "config.toml"
     path.write_text(USER_FILE)
     store = SettingsStore(path)
-    changes = {("server", "port"): 1234, ("server", "host"): host}
+    changes: dict[tuple[str, ...], object] = {
+        ("server", "port"): 1234,
+        ("server", "host"): host,
+    }
     if host == "0.0.0.0":
         changes[("server", "access_token_env")] = "TOKEN_VAR"
-        os.environ["TOKEN_VAR"] = "x" * 20
-    try:
-        problems = store.problems(changes)
-    finally:
-        os.environ.pop("TOKEN_VAR", None)
+        monkeypatch.setenv("TOKEN_VAR", "x" * 20)
+    problems = store.problems(changes)
     assert list(problems) == ["server.port"]
     assert "1234 is the port of upstream 'local'" in problems["server.port"]
     with pytest.raises(SettingsInvalid, match="LM Bridge would answer in its place"):
