@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fakes.memory_keyring import MemoryKeyring
 from lmbridge import config
@@ -416,3 +420,80 @@ def test_a_backup_is_restored_and_the_restore_can_be_undone(tmp_path: Path) -> N
     with pytest.raises(SettingsInvalid):
         store.restore(broken)
     assert path.read_text() == USER_FILE
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from lmbridge.settings_store import SettingsStore
+store = SettingsStore(Path(sys.argv[1]))
+for i in range(12):
+    name = f"{sys.argv[2]}-{i}*"
+    store.apply({("route", name): {"model": name, "upstream": "local"}})
+"""
+
+
+def test_two_processes_saving_at_once_lose_nothing(tmp_path: Path) -> None:
+    """The app and the CLI each re-read, change and write: with the folder
+    lock their saves do not interleave, so every route of both is kept."""
+    path = tmp_path / "config.toml"
+    path.write_text(USER_FILE)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), who])
+        for who in ("app", "cli")
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    models = {r.model for r in config.load(path).route}
+    assert models == {f"{who}-{i}*" for who in ("app", "cli") for i in range(12)}
+    assert path.read_text().startswith(USER_FILE)
+
+
+# -- any change, over any concurrent change: both are in the file ----------
+
+_models = st.sampled_from(["a*", "b*", "c*", "d*", "e*"])
+_routes = st.lists(
+    st.builds(
+        config.RouteSettings,
+        model=_models,
+        upstream=st.just("local"),
+        target=st.one_of(st.none(), st.sampled_from(["x", "y"])),
+    ),
+    max_size=4,
+    unique_by=lambda r: r.model,
+)
+
+
+def _variant(draw_port: int, routes: list[config.RouteSettings], ctx: int) -> str:
+    settings = config.Settings(route=routes)
+    settings.server.port = draw_port
+    settings.lmstudio.min_context = ctx
+    return "# a comment of the user\n" + config.dump(settings).decode()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    start_routes=_routes,
+    page_routes=_routes,
+    page_port=st.integers(4000, 4100),
+    other_ctx=st.integers(1000, 90000),
+)
+def test_a_writer_applies_only_its_own_change(
+    tmp_path_factory: pytest.TempPathFactory,
+    start_routes: list[config.RouteSettings],
+    page_routes: list[config.RouteSettings],
+    page_port: int,
+    other_ctx: int,
+) -> None:
+    path = tmp_path_factory.mktemp("prop") / "config.toml"
+    path.write_text(_variant(4680, start_routes, 32768))
+    store = SettingsStore(path)
+    snapshot = store.settings
+    # Another writer changes a key the page does not touch.
+    SettingsStore(path).apply({("lmstudio", "min_context"): other_ctx})
+    wanted = msgspec.structs.replace(with_port(snapshot, page_port), route=page_routes)
+    store.save(wanted, base=snapshot)
+    saved = config.load(path)
+    assert saved.server.port == page_port
+    assert saved.route == page_routes
+    assert saved.lmstudio.min_context == other_ctx
+    assert path.read_text().startswith("# a comment of the user\n")

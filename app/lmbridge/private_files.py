@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 PRIVATE_MODE = 0o600
@@ -145,3 +146,23 @@ def copy_private(source: Path, candidates: list[Path]) -> Path:
     data = source.read_bytes()
     mode = (current_mode(source) or PRIVATE_MODE) & PRIVATE_MODE
     return create_unique(candidates, data, mode)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `folder` (flock on the directory
+    itself, no lock file left behind), so two processes (the app and the
+    CLI) do not interleave their read-change-write of a file in it. Where
+    flock does not exist (Windows), only this process's own lock applies."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

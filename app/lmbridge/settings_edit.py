@@ -79,7 +79,10 @@ def _diff_list(
     after = {item[key]: item for item in new}
     common_before = [k for k in before if k in after]
     common_after = [k for k in after if k in before]
-    if common_before != common_after:  # reordered: the order is the meaning
+    added = [k for k in after if k not in before]
+    if common_before != common_after or list(after) != common_after + added:
+        # Reordered, or an entry added before others: the order is the
+        # meaning (the first matching route wins), so the list is replaced.
         return {(name,): new}
     changes: dict[KeyPath, Any] = {}
     for ident in before:

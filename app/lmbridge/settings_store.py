@@ -169,6 +169,9 @@ class SettingsStore:
         """The dated backups of the file, newest first."""
         return settings_backups.list_backups(self.path)
 
+    def _folder(self) -> Path:
+        return private_files.real_target(self.path).parent
+
     def _stamp(self) -> tuple[int, int] | None:
         try:
             info = self.path.stat()
@@ -294,7 +297,7 @@ class SettingsStore:
         Raises SettingsInvalid (nothing written) with a message per key, or
         OSError when the file cannot be written (the old one stays).
         """
-        with self._lock:
+        with self._lock, private_files.folder_lock(self._folder()):
             old_text, _, document, current, skipped = self._planned(changes)
             moved = settings_backups.take_credentials(document)
             new_text = _text(document, old_text)
@@ -325,7 +328,7 @@ class SettingsStore:
         replaces is backed up in turn, so a restore can be undone)."""
         source = backup.path if isinstance(backup, Backup) else backup
         text = source.read_text(encoding="utf-8")
-        with self._lock:
+        with self._lock, private_files.folder_lock(self._folder()):
             document = self._document(text)
             problems = settings_checks.problems(document.unwrap(), str(source))
             if problems:
