@@ -187,15 +187,16 @@ def test_bad_values_are_refused_per_key_and_nothing_is_written(
             {
                 ("server", "port"): "4681",
                 ("chat", "max_image_bytes"): True,
-                ("server", "prot"): 1,
+                ("lmstudio", "context_policy"): "sometimes",
             }
         )
     assert caught.value.problems == {
         "server.port": "must be a whole number, not text",
         "chat.max_image_bytes": "must be a whole number, not true or false",
-    } or caught.value.problems == {
-        "server.prot": "not a setting LM Bridge knows (a typo?)",
-        "chat.max_image_bytes": "must be a whole number, not true or false",
+        "lmstudio.context_policy": "must be one of auto, warn, off",
+    }
+    assert store.problems({("usage", "recrod"): False}) == {
+        "usage.recrod": "not a setting LM Bridge knows (a typo?)"
     }
     with pytest.raises(SettingsInvalid) as caught:
         store.apply({("route", "x*"): {"model": "x*", "upstream": "nowhere"}})

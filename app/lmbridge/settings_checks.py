@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import typing
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,6 +74,23 @@ def _entry_name(table: str, index: int, data: dict[str, Any]) -> str:
     return str(index)
 
 
+def _choices(kind: Any, key: str) -> list[Any]:
+    """The values a Literal-typed field of struct `kind` allows."""
+    try:
+        field_type = next(f.type for f in msgspec.structs.fields(kind) if f.name == key)
+    except (StopIteration, TypeError):
+        return []
+    found: list[Any] = []
+    stack = [field_type]
+    while stack:
+        current = stack.pop(0)
+        if typing.get_origin(current) is typing.Literal:
+            found += [v for v in typing.get_args(current) if v != ""]
+        else:
+            stack += list(typing.get_args(current))
+    return found
+
+
 def _type_problem(
     table: str, value: Any, kind: Any, data: dict[str, Any], index: int | None
 ) -> tuple[str, str] | None:
@@ -86,6 +104,10 @@ def _type_problem(
         unknown = _UNKNOWN.match(head)
         if unknown and not key:
             key, head = unknown["key"], "not a setting LM Bridge knows (a typo?)"
+        elif head.startswith("Invalid enum value") and key:
+            choices = _choices(kind, key)
+            if choices:
+                head = f"must be one of {', '.join(map(str, choices))}"
         path: tuple[str, ...] = (table,)
         if index is not None:
             path += (_entry_name(table, index, data),)
