@@ -297,3 +297,25 @@ def test_json_edits_change_only_their_value(
         for name, old in doc.items():
             if name != key and not nested:
                 assert json.dumps({name: old})[1:-1] in edited
+
+
+def test_integrate_says_what_the_tool_points_at_now(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lmbridge import cli
+
+    NO_LOOKUP = ["--context-window", "32768"]  # no look-up of LM Studio's models
+    assert cli.main(["integrate", "codex", "--home", str(home), *NO_LOOKUP]) == 0
+    assert "Now:" not in capsys.readouterr().out
+    write("codex", home, ModelChoice(model="qwen3"))
+    assert cli.main(["integrate", "codex", "--home", str(home), *NO_LOOKUP]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"Now: {home / '.codex' / 'config.toml'} points it at LM Bridge, model qwen3."
+        in out
+    )
+    write("codex", home, ModelChoice(model="qwen3"), port=4999)
+    assert cli.main(["integrate", "codex", "--home", str(home), *NO_LOOKUP]) == 0
+    assert (
+        "points it at http://127.0.0.1:4999/v1, model qwen3." in capsys.readouterr().out
+    )
