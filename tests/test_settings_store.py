@@ -498,3 +498,26 @@ def test_a_writer_applies_only_its_own_change(
     assert saved.route == page_routes
     assert saved.lmstudio.min_context == other_ctx
     assert path.read_text().startswith("# a comment of the user\n")
+
+
+def test_added_tables_are_laid_out_like_the_users(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(USER_FILE + "\n[lmstudio]\nmin_context = 1000\n")
+    store = SettingsStore(path)
+    store.apply(
+        {
+            ("route", "b*"): {"model": "b*", "upstream": "local"},
+            ("route", "c*"): {"model": "c*", "upstream": "local"},
+            ("chat", "default_text_model"): "qwen3",
+        }
+    )
+    base = store.settings
+    first = config.RouteSettings(model="a*", upstream="local")
+    store.save(msgspec.structs.replace(base, route=[first, *base.route]), base=base)
+    assert path.read_text() == USER_FILE + (
+        "\n[lmstudio]\nmin_context = 1000\n"
+        '\n[[route]]\nmodel = "a*"\nupstream = "local"\n'
+        '\n[[route]]\nmodel = "b*"\nupstream = "local"\n'
+        '\n[[route]]\nmodel = "c*"\nupstream = "local"\n'
+        '\n[chat]\ndefault_text_model = "qwen3"\n'
+    )

@@ -129,14 +129,36 @@ def _set(container: Any, key: str, value: Any) -> None:
         container[key] = value  # tomlkit keeps the key's comment and place
 
 
-def _new_table(values: Mapping[str, Any], *, spaced: bool) -> Table:
+def _new_table(values: Mapping[str, Any]) -> Table:
+    """A table of `values`, ending with a blank line like a user's would."""
     table = tomlkit.table()
     for key, value in values.items():
         if value is not None:
             table[key] = value
-    if spaced:
-        table.trivia.indent = "\n"
+    table.add(tomlkit.nl())
     return table
+
+
+def _blank_after(table: Any) -> None:
+    """Make `table` end with a blank line (before what we add after it)."""
+    if not table.as_string().endswith("\n\n"):
+        table.add(tomlkit.nl())
+
+
+def _append_table(aot: AoT, table: Any) -> None:
+    """Append `table`; the blank line before it is the previous table's."""
+    if len(aot):
+        _blank_after(aot[-1])
+    aot.append(table)
+    table.trivia.indent = ""  # tomlkit adds a newline of its own otherwise
+
+
+def _add_to_document(document: TOMLDocument, name: str, item: Any) -> None:
+    """Add a table or array of tables at the end, after a blank line."""
+    text = document.as_string()
+    if text.strip() and not text.endswith("\n\n"):
+        document.add(tomlkit.nl())
+    document.add(name, item)
 
 
 def _fill(table: Any, values: Mapping[str, Any]) -> None:
@@ -156,9 +178,9 @@ def _array(document: TOMLDocument, name: str) -> AoT | None:
         raise config.ConfigError(f"{name} must be a list of [[{name}]] tables")
     aot = tomlkit.aot()
     for item in found:
-        aot.append(_new_table(dict(item), spaced=len(aot) > 0))
+        _append_table(aot, _new_table(dict(item)))
     del document[name]
-    document.add(name, aot)
+    _add_to_document(document, name, aot)
     return aot
 
 
@@ -173,12 +195,10 @@ def _append(document: TOMLDocument, name: str, values: Mapping[str, Any]) -> Non
     aot = _array(document, name)
     if aot is None:
         aot = tomlkit.aot()
-        aot.append(_new_table(values, spaced=False))
-        if document.body:
-            document.add(tomlkit.nl())
-        document.add(name, aot)
+        _append_table(aot, _new_table(values))
+        _add_to_document(document, name, aot)
     else:
-        aot.append(_new_table(values, spaced=True))
+        _append_table(aot, _new_table(values))
 
 
 def _replace_list(
@@ -192,7 +212,7 @@ def _replace_list(
     for item in items:
         table = reusable.pop(item.get(key), None)
         if table is None:
-            table = _new_table(item, spaced=bool(tables))
+            table = _new_table(item)
         else:
             _fill(table, item)
         tables.append(table)
@@ -200,16 +220,14 @@ def _replace_list(
         while len(old):
             del old[0]
         for table in tables:
-            old.append(table)
+            _append_table(old, table)
         if not tables:
             del document[name]
     elif tables:
         aot = tomlkit.aot()
         for table in tables:
-            aot.append(table)
-        if document.body:
-            document.add(tomlkit.nl())
-        document.add(name, aot)
+            _append_table(aot, table)
+        _add_to_document(document, name, aot)
 
 
 def _apply_entry(
@@ -259,9 +277,7 @@ def _apply_table_key(document: TOMLDocument, path: KeyPath, value: Any) -> None:
     if table is None:
         if value is REMOVE or value is None:
             return
-        if document.body:
-            document.add(tomlkit.nl())
-        document.add(table_name, _new_table({key: value}, spaced=False))
+        _add_to_document(document, table_name, _new_table({key: value}))
         return
     if not isinstance(table, Table | InlineTable | dict):
         raise config.ConfigError(f"{table_name} must be a table")

@@ -127,6 +127,8 @@ class _Disk:
 def _text(document: TOMLDocument, old_text: str) -> str:
     """The file's new text; a new file starts with a line saying what it is."""
     new = document.as_string()
+    if new.strip() and not old_text.endswith("\n\n"):
+        new = new.rstrip("\n") + "\n"  # no blank lines added at the end
     if old_text.strip() or not new.strip():
         return new
     return NEW_FILE_HEADER + "\n" + new
