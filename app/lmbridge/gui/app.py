@@ -8,7 +8,10 @@ tasks, stop the proxy (stop accepting, end streams, close upstreams and the
 database), close LM Studio's service, hide the tray, close the window.
 
 On the first start (no settings file yet) it opens first-run setup
-(`SetupWizard`); the tray and the Overview open it again.
+(`SetupWizard`); the tray and the Overview open it again. Setup and the
+one-time notices are recorded as seen (`Prefs`) only when they were on a
+real screen (not Qt's offscreen platform) and, for setup, when the user
+finished or dismissed it; quitting with setup open does not count.
 
 Where a system tray exists, closing the window keeps the app in the tray;
 where none exists, the window is the app and closing it quits (said once).
@@ -28,7 +31,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from lmbridge import config
-from lmbridge.gui import message, qtfix
+from lmbridge.gui import automation, message, qtfix
 from lmbridge.gui.azure_accounts import AzureAccounts
 from lmbridge.gui.azure_panel import AzurePanel
 from lmbridge.gui.controller import ProxyController
@@ -41,6 +44,7 @@ from lmbridge.gui.models_panel import ModelsPanel
 from lmbridge.gui.notifications import Notifier
 from lmbridge.gui.overview import OverviewPanel
 from lmbridge.gui.prefs import Prefs
+from lmbridge.gui.prefs import on_screen as prefs_on_screen
 from lmbridge.gui.requests_log import RequestLog
 from lmbridge.gui.requests_panel import RequestsPanel
 from lmbridge.gui.sessions_panel import SessionsPanel
@@ -78,13 +82,17 @@ class LMBridgeApp(QObject):
         tray_available: bool | None = None,
         prefs: Prefs | None = None,
         setup: bool | None = None,
+        on_screen: bool | None = None,
     ) -> None:
         """`setup`: open first-run setup at start (None: if no settings
-        file exists yet and setup was never shown)."""
+        file exists yet and setup was never shown). `on_screen`: whether
+        what the app shows reaches a person (None: not Qt's offscreen
+        platform); only then are notices recorded as seen."""
         super().__init__()
         # Quitting is this object's decision (see `_on_close_requested`).
         QApplication.setQuitOnLastWindowClosed(False)
         self.prefs = prefs or Prefs()
+        self.on_screen = on_screen if on_screen is not None else prefs_on_screen()
         self.controller = ProxyController(settings, config_path, self)
         self.log = RequestLog(self.controller, parent=self)
         self.health = UpstreamHealth(self.controller, self)
@@ -94,7 +102,7 @@ class LMBridgeApp(QObject):
         self.setup: SetupWizard | None = None
         if setup is None:
             path = self.controller.config_path
-            setup = not path.exists() and self.prefs.first_time("setup")
+            setup = not path.exists() and not self.prefs.seen("setup")
         self._setup_at_start = setup
         self.pages = self._build_pages()
         self.window = MainWindow(self.controller, self.pages)
@@ -162,6 +170,8 @@ class LMBridgeApp(QObject):
 
     def _on_setup_finished(self, _result: int) -> None:
         wizard, self.setup = self.setup, None
+        if not self._shut_down:  # the user finished or dismissed it
+            self._mark_seen("setup")
         if wizard is not None:
             wizard.deleteLater()
             if wizard.review_page.written:
@@ -180,8 +190,9 @@ class LMBridgeApp(QObject):
         self.window.show()
         if self.tray is not None:
             self.tray.show()
-        elif self.prefs.first_time("no-tray"):
+        elif not self.prefs.seen("no-tray"):
             message.info(NO_TRAY_NOTICE)
+            self._mark_seen("no-tray")
         await self.controller.open()
         await self.controller.start()
         if self._setup_at_start:
@@ -226,8 +237,16 @@ class LMBridgeApp(QObject):
             self.request_quit()
             return
         self.window.hide()
-        if self.prefs.first_time("tray"):
+        if not self.prefs.seen("tray"):
             self.notify("LM Bridge is still running", TRAY_NOTICE, "info")
+            self._mark_seen("tray")
+
+    def _mark_seen(self, notice: str) -> None:
+        """Record a notice as seen, if it was shown where a person sees it."""
+        if self.on_screen:
+            self.prefs.mark_seen(notice)
+        else:
+            log.info("%s shown offscreen; not recorded as seen", notice)
 
     def notify(self, title: str, text: str, level: str = "info") -> None:
         """A desktop notification (the tray), or the banner without a tray."""
@@ -282,6 +301,7 @@ def run(settings: config.Settings, config_path: Path | None = None) -> int:
     asyncio.set_event_loop(loop)
     collector = MainThreadGC()
     shell = LMBridgeApp(settings, config_path)
+    hook = automation.start_if_asked(shell)
     instance.activated.connect(shell.window.bring_to_front)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -290,4 +310,6 @@ def run(settings: config.Settings, config_path: Path | None = None) -> int:
         code: int = loop.run_until_complete(shell.run())
     collector.stop()
     instance.release()
+    if hook is not None:
+        hook.close()
     return code
