@@ -17,9 +17,9 @@ from lmbridge import config
 from lmbridge.gui.app import NO_TRAY_NOTICE, LMBridgeApp
 from lmbridge.gui.controller import ProxyPhase
 from lmbridge.gui.icons import TrayState
-from lmbridge.gui.overview import OverviewPanel
+from lmbridge.gui.overview.view import OverviewPanel
 from lmbridge.gui.prefs import Prefs
-from lmbridge.gui.usage_panel import UsagePanel
+from lmbridge.gui.usage.view import UsagePanel
 from lmbridge.lmstudio import TOPIC_STATE, ConnectionState, ConnectionStatus
 
 QWEN = "qwen/qwen3-coder-30b"

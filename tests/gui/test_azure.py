@@ -13,8 +13,8 @@ from fakes.azure_fixtures import FakeAz, fake_az, fake_foundry, foundry_settings
 from fakes.foundry import FakeFoundry
 from gui.helpers import close_app, eventually, make_app
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.azure_panel import AzurePanel
-from lmbridge.gui.overview import OverviewPanel
+from lmbridge.gui.azure.view import AzurePanel
+from lmbridge.gui.overview.view import OverviewPanel
 
 __all__ = ["fake_az", "fake_foundry"]
 

@@ -17,8 +17,8 @@ from fakes.lmstudio_server import FakeLMStudio
 from gui.helpers import close_app, eventually, make_app, table_text
 from lmbridge import config
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.overview import OverviewPanel
-from lmbridge.gui.setup_wizard import SetupWizard
+from lmbridge.gui.overview.view import OverviewPanel
+from lmbridge.gui.setup.wizard import SetupWizard
 from lmbridge.lmstudio import install
 
 QWEN = "qwen/qwen3-coder-30b"

@@ -13,7 +13,7 @@ from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.integrations_panel import IntegrationsPanel
+from lmbridge.gui.integrations.view import IntegrationsPanel
 
 
 def integrations_page(app: LMBridgeApp, home: Path) -> IntegrationsPanel:

@@ -9,7 +9,7 @@ from typing import Any
 from fakes.lmstudio_server import FakeLMStudio
 from gui.helpers import eventually, table_text
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.models_panel import ModelsPanel
+from lmbridge.gui.models.view import ModelsPanel
 from lmbridge.lmstudio import LoadOptions
 
 QWEN = "qwen/qwen3-coder-30b"
@@ -24,11 +24,12 @@ async def models_page(app: LMBridgeApp) -> ModelsPanel:
     return panel
 
 
-def cell(panel: ModelsPanel, key: str, column: int) -> str:
+def cell(panel: ModelsPanel, key: str, column: str) -> str:
+    position = panel.model.column_position(column)
     for row in range(panel.model.rowCount()):
-        found = panel.model.row_at(row)
+        found = panel.model.model_row(row)
         if found is not None and found.key == key:
-            return str(panel.model.index(row, column).data())
+            return str(panel.model.index(row, position).data())
     raise AssertionError(f"no row for {key}")
 
 
@@ -37,12 +38,14 @@ async def test_lists_downloaded_models(
 ) -> None:
     panel = await models_page(gui_app)
     qtmodeltester.check(panel.model)
-    assert cell(panel, QWEN, 0) == "Qwen3 Coder 30B"
-    assert cell(panel, QWEN, 1) == "17.3 GB"
-    assert cell(panel, QWEN, 2) == "GGUF"
-    assert cell(panel, QWEN, 3) == "262,144"
-    assert cell(panel, QWEN, 4) == "not loaded"
-    assert panel.model.index(1, 5).data(1) is not None  # Gemma: vision badge
+    assert cell(panel, QWEN, "model") == "Qwen3 Coder 30B"
+    assert cell(panel, QWEN, "size") == "17.3 GB"
+    assert cell(panel, QWEN, "format") == "GGUF"
+    assert cell(panel, QWEN, "max_context") == "262,144"
+    assert cell(panel, QWEN, "loaded_context") == "not loaded"
+    assert (
+        panel.model.index(1, panel.model.column_position("vision")).data(1) is not None
+    )  # Gemma: vision badge
     assert "LM Studio at" in panel.status.plain
 
 
@@ -65,11 +68,11 @@ async def test_load_with_dialog_then_unload(
 
     assert not panel.progress.isHidden()
     await eventually(lambda: panel.progress.bar.value() > 0, what="load progress")
-    assert cell(panel, QWEN, 4).startswith("loading")
+    assert cell(panel, QWEN, "loaded_context").startswith("loading")
     assert gui_app.controller.busy
     await eventually(lambda: panel.progress.isHidden(), what="the load to end")
     assert [m.key for m in gui_app.controller.loaded] == [QWEN]
-    assert cell(panel, QWEN, 4) == "16,384"
+    assert cell(panel, QWEN, "loaded_context") == "16,384"
     params = fake_lm.load_params[-1]
     assert params["ttlMs"] == 600_000
     assert not gui_app.controller.busy
@@ -79,7 +82,7 @@ async def test_load_with_dialog_then_unload(
     panel.unload_button.click()
     await eventually(lambda: not gui_app.controller.loaded, what="the unload")
     assert fake_lm.unload_requests
-    assert cell(panel, QWEN, 4) == "not loaded"
+    assert cell(panel, QWEN, "loaded_context") == "not loaded"
 
 
 async def test_cancel_a_load(
@@ -121,7 +124,8 @@ async def test_context_below_minimum_has_a_one_click_fix(
     await gui_app.models.service().list_loaded()
     await eventually(lambda: not panel.warning.isHidden(), what="the warning")
     assert "4,096" in panel.warning.label.text()
-    assert panel.model.index(0, 4).data(1) is not None  # warning icon
+    loaded = panel.model.column_position("loaded_context")
+    assert panel.model.index(0, loaded).data(1) is not None  # warning icon
     fix = panel.warning.action_buttons()[0]
     assert fix.text() == "Reload with 8,192"
     fix.click()
@@ -150,7 +154,9 @@ async def test_models_are_managed_with_the_proxy_stopped(
         lambda: [m.key for m in gui_app.controller.loaded] == [GEMMA],
         what="a load with the proxy stopped",
     )
-    await eventually(lambda: cell(panel, GEMMA, 4) == "8,192", what="the load")
+    await eventually(
+        lambda: cell(panel, GEMMA, "loaded_context") == "8,192", what="the load"
+    )
     panel.select_key(GEMMA)
     panel.unload_button.click()
     await eventually(lambda: not gui_app.controller.loaded, what="the unload")
@@ -164,9 +170,11 @@ async def test_a_load_started_by_a_request_shows_and_ends(
     fake_lm.load_delay = 0.4
     svc = gui_app.models.service()
     load = asyncio.ensure_future(svc.ensure_loaded(GEMMA, 8192))  # as a request does
-    await eventually(lambda: cell(panel, GEMMA, 4).startswith("loading"))
+    await eventually(lambda: cell(panel, GEMMA, "loaded_context").startswith("loading"))
     await load
-    await eventually(lambda: cell(panel, GEMMA, 4) == "8,192", what="the end of it")
+    await eventually(
+        lambda: cell(panel, GEMMA, "loaded_context") == "8,192", what="the end of it"
+    )
     assert not gui_app.controller.busy
 
 

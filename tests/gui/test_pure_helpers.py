@@ -9,7 +9,8 @@ import sys
 
 from lmbridge import apiclient
 from lmbridge.core.events import RequestRecord
-from lmbridge.gui import bodies, qtfix
+from lmbridge.gui import qtfix
+from lmbridge.gui.requests import bodies
 from lmbridge.gui.stats import TodayStats
 
 

@@ -12,7 +12,7 @@ import anthropic
 from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import eventually
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.requests_panel import RequestsPanel
+from lmbridge.gui.requests.view import RequestsPanel
 
 
 def requests_page(app: LMBridgeApp) -> RequestsPanel:
@@ -155,7 +155,9 @@ async def test_errors_are_counted_and_explained(
     await eventually(lambda: gui_app.log.stats.errors == 1)
     await eventually(lambda: panel.proxy.rowCount() == 1)
     assert row_texts(panel, 0)[4].startswith("5")
-    assert panel.proxy.index(0, 4).data(3)  # tooltip with the error
+    assert panel.proxy.index(0, panel.model.column_position("status")).data(
+        3
+    )  # error tip
 
 
 async def test_history_is_bounded(gui_app: LMBridgeApp) -> None:

@@ -15,8 +15,8 @@ from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.conversations_panel import ConversationsPanel
-from lmbridge.gui.sessions_panel import SessionsPanel
+from lmbridge.gui.conversations.view import ConversationsPanel
+from lmbridge.gui.sessions.view import SessionsPanel
 from lmbridge.store.conversations import Chat, ConversationStore, StoredMessage
 
 KEY = "c0ffee-session-1"

@@ -13,7 +13,7 @@ from fakes.memory_keyring import MemoryKeyring
 from gui.helpers import eventually
 from lmbridge import config
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.settings_panel import SettingsPanel
+from lmbridge.gui.settings.view import SettingsPanel
 
 __all__ = ["memory_keyring"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from lmbridge import config
-from lmbridge.gui.charts import compact, top_keys
-from lmbridge.gui.setup_plan import SetupChoice, planned_settings, tool_to_test
-from lmbridge.gui.usage_data import day_labels
+from lmbridge.gui.setup.plan import SetupChoice, planned_settings, tool_to_test
+from lmbridge.gui.usage.charts import compact, top_keys
+from lmbridge.gui.usage.data import day_labels
 from lmbridge.settings_service import SettingsService, with_access_token
 
 QWEN = "qwen/qwen3-coder-30b"

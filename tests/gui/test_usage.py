@@ -11,8 +11,8 @@ from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.requests_panel import RequestsPanel
-from lmbridge.gui.usage_panel import UsagePanel
+from lmbridge.gui.requests.view import RequestsPanel
+from lmbridge.gui.usage.view import UsagePanel
 
 
 async def ask(app: LMBridgeApp, n: int, model: str = "gpt-5") -> None:
@@ -89,7 +89,7 @@ async def test_requests_from_before_a_restart_are_shown(
         assert isinstance(panel, RequestsPanel)
         await eventually(lambda: panel.proxy.rowCount() == 2, what="the history")
         assert second.log.stats.requests == 2  # today's numbers include them
-        route = str(panel.model.index(0, 3).data())
+        route = str(panel.model.index(0, panel.model.column_position("route")).data())
         assert route == "gpt-5 → cloud/fake-model"
         await ask(second, 1)
         await eventually(lambda: panel.proxy.rowCount() == 3, what="a new one")

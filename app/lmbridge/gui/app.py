@@ -32,28 +32,28 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from lmbridge import config
 from lmbridge.gui import automation, message, qtfix
-from lmbridge.gui.azure_accounts import AzureAccounts
-from lmbridge.gui.azure_panel import AzurePanel
+from lmbridge.gui.azure.manager import AzureAccounts
+from lmbridge.gui.azure.view import AzurePanel
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.conversations_panel import ConversationsPanel
+from lmbridge.gui.conversations.view import ConversationsPanel
 from lmbridge.gui.health import UpstreamHealth
 from lmbridge.gui.icons import app_icon
-from lmbridge.gui.integrations_panel import IntegrationsPanel
-from lmbridge.gui.lmstudio_models import ModelsManager
-from lmbridge.gui.models_panel import ModelsPanel
+from lmbridge.gui.integrations.view import IntegrationsPanel
+from lmbridge.gui.models.manager import ModelsManager
+from lmbridge.gui.models.view import ModelsPanel
 from lmbridge.gui.notifications import Notifier
-from lmbridge.gui.overview import OverviewPanel
+from lmbridge.gui.overview.view import OverviewPanel
 from lmbridge.gui.prefs import Prefs
 from lmbridge.gui.prefs import on_screen as prefs_on_screen
-from lmbridge.gui.requests_log import RequestLog
-from lmbridge.gui.requests_panel import RequestsPanel
-from lmbridge.gui.sessions_panel import SessionsPanel
-from lmbridge.gui.settings_panel import SettingsPanel
-from lmbridge.gui.setup_wizard import SetupWizard
+from lmbridge.gui.requests.manager import RequestLog
+from lmbridge.gui.requests.view import RequestsPanel
+from lmbridge.gui.sessions.view import SessionsPanel
+from lmbridge.gui.settings.view import SettingsPanel
+from lmbridge.gui.setup.wizard import SetupWizard
 from lmbridge.gui.single_instance import SingleInstance
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.tray import TrayIcon
-from lmbridge.gui.usage_panel import UsagePanel
+from lmbridge.gui.usage.view import UsagePanel
 from lmbridge.gui.window import MainWindow, Page
 
 log = logging.getLogger(__name__)

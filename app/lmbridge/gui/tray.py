@@ -15,10 +15,10 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from lmbridge.gui.controller import ProxyController, ProxyPhase
+from lmbridge.gui.formats import context_k, size_text
 from lmbridge.gui.icons import TrayState, icon, tray_icon
-from lmbridge.gui.lmstudio_models import ModelsManager, size_text
-from lmbridge.gui.overview import context_k
-from lmbridge.gui.requests_log import RequestLog
+from lmbridge.gui.models.manager import ModelsManager
+from lmbridge.gui.requests.manager import RequestLog
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import copy_text
 from lmbridge.lmstudio import LoadedModel

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.icons import app_icon, icon
-from lmbridge.gui.overview import proxy_line
+from lmbridge.gui.overview.manager import proxy_line
 from lmbridge.gui.widgets import Banner
 
 Page = tuple[str, str, str, QWidget]  # key, title, icon name, widget

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from lmbridge.gui import message
-from lmbridge.gui.azure_accounts import AzureAccount, AzureAccounts
+from lmbridge.gui.azure.manager import AzureAccount, AzureAccounts
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import (
     ProgressRow,

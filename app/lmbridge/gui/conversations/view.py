@@ -4,16 +4,8 @@ delete (a whole chat, or one message with the × beside it)."""
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractListModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    QUrl,
-)
+from PySide6.QtCore import QModelIndex, Qt, QUrl
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -25,44 +17,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.core import errors
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.conversations.manager import ConversationsManager
+from lmbridge.gui.conversations.model import ChatListModel
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import ConfirmBar, button, hint_label, title_label
-from lmbridge.store.conversations import Chat, ChatSummary, ConversationStore
+from lmbridge.store.conversations import Chat
 
-Index = QModelIndex | QPersistentModelIndex
 LISTING = "Listing the conversations"
 DELETE_LINK = "delete-message:"
-
-
-class ChatListModel(QAbstractListModel):
-    """Stored chats, most recently updated first."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.chats: list[ChatSummary] = []
-
-    def set_chats(self, chats: list[ChatSummary]) -> None:
-        self.beginResetModel()
-        self.chats = chats
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.chats)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.chats):
-            return None
-        chat = self.chats[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return f"{chat.name}\n{chat.model}"
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{chat.name} — model {chat.model}"
-        if role == Qt.ItemDataRole.UserRole:
-            return chat.name
-        return None
 
 
 def chat_html(chat: Chat, palette: QPalette) -> str:
@@ -100,6 +64,7 @@ class ConversationsPanel(QWidget):
     def __init__(self, controller: ProxyController, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
+        self.chats = ConversationsManager(controller)
         self.tasks = Tasks("conversations")
         self.model = ChatListModel(self)
         self.list = QListView()
@@ -136,21 +101,12 @@ class ConversationsPanel(QWidget):
         controller.requestFinished.connect(self._on_request)
         self.refresh()
 
-    def store(self) -> ConversationStore:
-        store = self.controller.conversations
-        if store is None:
-            raise errors.UpstreamUnavailable(
-                "the proxy is stopped — start it on the Overview page to see the "
-                "stored conversations"
-            )
-        return store
-
     def _on_request(self, record: object) -> None:
         if getattr(record, "path", "").startswith("/chat"):
             self.refresh()
 
     def refresh(self) -> None:
-        if self.controller.conversations is None:
+        if not self.chats.available:
             self.model.set_chats([])
             self.show_chat(None)
             self.status.setText(
@@ -163,7 +119,7 @@ class ConversationsPanel(QWidget):
             self.tasks.start(self._refresh(), what=LISTING)
 
     async def _refresh(self) -> None:
-        chats = await self.store().list_chats()
+        chats = await self.chats.list_chats()
         current = self.chat.name if self.chat else None
         self.model.set_chats(chats)
         self.status.setText(
@@ -189,7 +145,7 @@ class ConversationsPanel(QWidget):
             self.tasks.start(self._open(name), what=f"Opening chat {name}")
 
     async def _open(self, name: str) -> None:
-        self.show_chat(await self.store().get_chat(name))
+        self.show_chat(await self.chats.get_chat(name))
 
     def show_chat(self, chat: Chat | None) -> None:
         self.chat = chat
@@ -230,12 +186,12 @@ class ConversationsPanel(QWidget):
         )
 
     async def _delete_message(self, name: str, index: int) -> None:
-        await self.store().delete_message(name, index)
+        await self.chats.delete_message(name, index)
         message.info(f"Deleted message {index + 1} of chat {name}")
         await self._open(name)
 
     async def _delete(self, name: str) -> None:
-        await self.store().delete_chat(name)
+        await self.chats.delete_chat(name)
         message.info(f"Deleted chat {name}")
         self.show_chat(None)
         await self._refresh()

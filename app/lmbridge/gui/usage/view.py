@@ -17,10 +17,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.gui.charts import DayChart
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.tasks import Tasks
-from lmbridge.gui.usage_data import UsageData, load_usage
+from lmbridge.gui.usage.charts import DayChart
+from lmbridge.gui.usage.data import UsageData
+from lmbridge.gui.usage.manager import UsageManager
 from lmbridge.gui.widgets import button, hint_label, title_label
 
 LOADING = "Reading the request history"
@@ -50,6 +51,7 @@ class UsagePanel(QWidget):
     def __init__(self, controller: ProxyController, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
+        self.usage = UsageManager(controller)
         self.tasks = Tasks("usage")
         self.data: UsageData | None = None
         self.range = QComboBox()
@@ -87,7 +89,7 @@ class UsagePanel(QWidget):
         return int(self.range.currentData())
 
     def refresh(self) -> None:
-        if self.controller.usage is None:
+        if not self.usage.available:
             self.summary.setText(
                 "The request history is unavailable: LM Bridge's database could"
                 " not be opened (the log says why)."
@@ -99,11 +101,9 @@ class UsagePanel(QWidget):
         self.tasks.start(self._load(self.days), what=LOADING)
 
     async def _load(self, days: int) -> None:
-        await self.controller.flush_usage()
-        store = self.controller.usage
-        if store is None:
-            return
-        self.show_data(await load_usage(store, days), days)
+        data = await self.usage.load(days)
+        if data is not None:
+            self.show_data(data, days)
 
     def show_data(self, data: UsageData, days: int) -> None:
         self.data = data

@@ -29,11 +29,11 @@ from lmbridge import autostart, config, logs
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.prefs import Prefs
-from lmbridge.gui.secrets_box import AccessTokenRow, KeysBox, masked
-from lmbridge.gui.settings_form import RoutesEditor, UpstreamEditor
+from lmbridge.gui.settings.form import RoutesEditor, UpstreamEditor
+from lmbridge.gui.settings.manager import SettingsManager
+from lmbridge.gui.settings.secrets_box import AccessTokenRow, KeysBox, masked
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import Banner, button, hint_label, title_label
-from lmbridge.settings_service import apply_log_level
 
 POLICIES = ("auto", "warn", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -60,6 +60,7 @@ class SettingsPanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.controller = controller
+        self.manager = SettingsManager(controller)
         self.prefs = prefs
         self.tasks = Tasks("settings")
         self.banner = Banner()
@@ -78,7 +79,7 @@ class SettingsPanel(QWidget):
         self.port_fallback = QCheckBox("Take the next free port when it is taken")
         self.origins = QLineEdit()
         self.origins.setPlaceholderText("none: every web page is refused")
-        self.token = AccessTokenRow(controller, self.tasks, self._needs_restart)
+        self.token = AccessTokenRow(self.manager, self.tasks, self._needs_restart)
         server = QGroupBox("Server")
         form = QFormLayout(server)
         form.addRow("Listen on", self.host)
@@ -145,7 +146,7 @@ class SettingsPanel(QWidget):
             ),
         )
 
-        self.keys_box = KeysBox(self.tasks, self._needs_restart)
+        self.keys_box = KeysBox(self.manager, self.tasks, self._needs_restart)
 
         self.start_at_login = QCheckBox("Start LM Bridge when I log in")
         self.autostart_where = hint_label()
@@ -181,7 +182,7 @@ class SettingsPanel(QWidget):
 
     def load(self) -> None:
         """Fill the form from the current settings."""
-        s = self.controller.settings
+        s = self.manager.settings
         self.host.setText(s.server.host)
         self.port.setValue(s.server.port)
         self.port_fallback.setChecked(s.server.port_fallback)
@@ -205,7 +206,7 @@ class SettingsPanel(QWidget):
         self.start_at_login.setChecked(status.enabled)
         self.start_at_login.blockSignals(False)
         self.autostart_where.setText(f"Set in {status.location}")
-        self.where.setText(f"Saved in {self.controller.settings_service.path}")
+        self.where.setText(f"Saved in {self.manager.path}")
         self.refresh_keys()
 
     def settings_from_form(self) -> config.Settings:
@@ -235,9 +236,7 @@ class SettingsPanel(QWidget):
             },
             "logging": {"level": self.log_level.currentText()},
         }
-        return self.controller.settings_service.merged(
-            self.controller.settings, changes
-        )
+        return self.manager.merged(changes)
 
     def save(self) -> None:
         try:
@@ -245,19 +244,16 @@ class SettingsPanel(QWidget):
         except config.ConfigError as exc:
             self.banner.show_message("error", f"Not saved: {exc}")
             return
-        service = self.controller.settings_service
         try:
-            saved = service.save(settings)
+            saved = self.manager.save(settings)
         except OSError as exc:
             self.banner.show_message(
-                "error", f"Could not write {service.path}: {exc.strerror or exc}"
+                "error", f"Could not write {self.manager.path}: {exc.strerror or exc}"
             )
             return
         except config.ConfigError as exc:
             self.banner.show_message("error", f"Not saved: {exc}")
             return
-        self.controller.use_settings(saved.settings)
-        apply_log_level(saved.settings.logging.level)
         backup = saved.backup
         kept = f" (the previous file is kept as {backup.name})" if backup else ""
         if self.controller.restart_needed:

@@ -15,94 +15,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.gui.azure_accounts import AzureAccounts
 from lmbridge.gui.controller import ProxyController, ProxyPhase
+from lmbridge.gui.formats import duration
 from lmbridge.gui.health import UpstreamHealth
-from lmbridge.gui.requests_log import RequestLog, duration
+from lmbridge.gui.overview.manager import (
+    AzureStatus,
+    TodayNumbers,
+    proxy_line,
+    upstream_lines,
+)
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import StatusDot, button, copy_text, hint_label, title_label
-from lmbridge.lmstudio import ConnectionState
-from lmbridge.server.services import managed_upstream
-
-KIND_NAMES = {
-    "lmstudio": "LM Studio",
-    "openai": "OpenAI-compatible",
-    "anthropic": "Anthropic",
-    "azure-foundry": "Azure AI Foundry",
-}
-
-
-def context_k(tokens: int) -> str:
-    """32768 -> "32K"."""
-    return (
-        f"{tokens // 1024}K" if tokens >= 1024 and tokens % 1024 == 0 else str(tokens)
-    )
-
-
-def proxy_line(controller: ProxyController) -> tuple[str, str]:
-    """(dot kind, text) for the proxy itself."""
-    phase = controller.phase
-    if phase is ProxyPhase.RUNNING:
-        return "ok", f"Running on {controller.url}"
-    if phase is ProxyPhase.STARTING:
-        return "warning", f"Starting on {controller.url}…"
-    if phase is ProxyPhase.STOPPING:
-        return "warning", "Stopping…"
-    if phase is ProxyPhase.FAILED:
-        return "error", f"Not running: {controller.error}"
-    return "off", f"Stopped (would listen on {controller.url})"
-
-
-def upstream_lines(
-    controller: ProxyController, health: UpstreamHealth, azure: AzureAccounts
-) -> list[tuple[str, str, str]]:
-    """(name, dot kind, text) for every configured upstream."""
-    lines = []
-    managed_name = managed_upstream(controller.settings)
-    for up in controller.settings.upstream:
-        kind = KIND_NAMES.get(up.kind, up.kind)
-        label = f"{up.name} ({kind})"
-        if up.kind == "azure-foundry":
-            account = azure.accounts.get(up.name)
-            text = account.describe() if account else "not checked"
-            dot = "ok" if account and account.signed_in else "warning"
-            lines.append((up.name, dot, f"{label} — {text}"))
-            continue
-        managed = managed_name == up.name and controller.lmstudio is not None
-        if managed and controller.lmstudio_status is not None:
-            lines.append((up.name, *_lmstudio_line(controller, label)))
-            continue
-        check = health.checks.get(up.name)
-        if not controller.running:
-            lines.append((up.name, "off", f"{label} — {up.base_url}"))
-        elif check is None:
-            lines.append((up.name, "off", f"{label} — checking {up.base_url}…"))
-        elif check.reachable:
-            lines.append((up.name, "ok", f"{label} — reachable at {up.base_url}"))
-        else:
-            why = check.error or f"HTTP {check.status}"
-            lines.append(
-                (up.name, "error", f"{label} — unreachable at {up.base_url}: {why}")
-            )
-    return lines
-
-
-def _lmstudio_line(controller: ProxyController, label: str) -> tuple[str, str]:
-    status = controller.lmstudio_status
-    assert status is not None
-    if status.state is ConnectionState.CONNECTED:
-        models = ", ".join(
-            f"{m.identifier} ({context_k(m.context_length)})" for m in controller.loaded
-        )
-        loaded = f"loaded: {models}" if models else "no model loaded"
-        return "ok", f"{label} — connected at {status.address}; {loaded}"
-    if status.state is ConnectionState.CONNECTING:
-        return "warning", f"{label} — connecting…"
-    why = f" ({status.error})" if status.error else ""
-    return "error", (
-        f"{label} — LM Studio is not reachable{why}; start LM Studio and its "
-        "server (Developer ▸ Start Server)"
-    )
 
 
 class Tile(QFrame):
@@ -130,9 +53,9 @@ class OverviewPanel(QWidget):
     def __init__(
         self,
         controller: ProxyController,
-        log: RequestLog,
+        log: TodayNumbers,
         health: UpstreamHealth,
-        azure: AzureAccounts,
+        azure: AzureStatus,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)

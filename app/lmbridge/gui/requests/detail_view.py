@@ -20,11 +20,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.apiclient import ProxyClient, Reply, is_stream
+from lmbridge.apiclient import Reply, is_stream
 from lmbridge.core.events import RequestRecord
-from lmbridge.gui import bodies, message
-from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.requests_log import duration, route_text, status_text
+from lmbridge.gui import message
+from lmbridge.gui.formats import duration
+from lmbridge.gui.requests import bodies
+from lmbridge.gui.requests.manager import RequestLog, route_text, status_text
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import button, copy_text, hint_label, mono_font
 from lmbridge.server.capture import BODY_CAP
@@ -84,9 +85,9 @@ def request_truncated(record: RequestRecord) -> bool:
 class RequestDetail(QWidget):
     """Everything about one request."""
 
-    def __init__(self, controller: ProxyController, parent: QWidget | None = None):
+    def __init__(self, log: RequestLog, parent: QWidget | None = None):
         super().__init__(parent)
-        self.controller = controller
+        self.log = log
         self.tasks = Tasks("request-detail")
         self.record: RequestRecord | None = None
         self.last_reply: Reply | None = None
@@ -215,17 +216,7 @@ class RequestDetail(QWidget):
         record = self.record
         if record is None:
             return ""
-        server = self.controller.runtime_settings().server
-        token_env = ""
-        if server.token():
-            token_env = server.access_token_env or "LMBRIDGE_ACCESS_TOKEN"
-        return bodies.curl_command(
-            self.controller.url,
-            record.path,
-            record.request_body,
-            record.request_headers,
-            token_env=token_env,
-        )
+        return self.log.curl_command(record)
 
     def copy_curl(self) -> None:
         copy_text(self.curl())
@@ -250,16 +241,7 @@ class RequestDetail(QWidget):
         self.replay_button.setEnabled(self._replayable())
 
     async def _replay(self, record: RequestRecord) -> None:
-        client = ProxyClient(
-            self.controller.url, token=self.controller.runtime_settings().server.token()
-        )
-        reply = await client.send(
-            record.protocol,
-            record.path,
-            record.request_body.encode(),
-            bodies.replay_headers(record.request_headers),
-            user_agent="lmbridge-replay",
-        )
+        reply = await self.log.replay(record)
         self.last_reply = reply
         summary = reply.text.replace("\n", " ")[:160]
         self.reply_label.setText(

@@ -3,6 +3,8 @@ verdict, and the downloads under way with progress, speed and Cancel."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
@@ -22,9 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.gui.downloads import DownloadsManager, progress_text
+from lmbridge.gui.formats import size_text
 from lmbridge.gui.icons import ERROR_COLOR, OK_COLOR, WARNING_COLOR
-from lmbridge.gui.lmstudio_models import size_text
+from lmbridge.gui.models.downloads import DownloadsManager, progress_text
 from lmbridge.gui.widgets import button, hint_label
 from lmbridge.lmstudio import DownloadOption, FitEstimate
 
@@ -57,7 +59,13 @@ class DownloadRow(QWidget):
 class DownloadsBox(QGroupBox):
     """Search LM Studio's catalog and download a model."""
 
-    OPTION_COLUMNS = ("File", "Size", "This machine", "")
+    # The download options' columns: key -> header title.
+    OPTION_COLUMNS: ClassVar[dict[str, str]] = {
+        "file": "File",
+        "size": "Size",
+        "fit": "This machine",
+        "get": "",
+    }
 
     def __init__(self, manager: DownloadsManager, parent: QWidget | None = None):
         super().__init__("Download a model", parent)
@@ -72,15 +80,19 @@ class DownloadsBox(QGroupBox):
         self.results.setMaximumHeight(150)
         self.results.currentRowChanged.connect(self._on_result)
         self.options = QTableWidget(0, len(self.OPTION_COLUMNS))
-        self.options.setHorizontalHeaderLabels(list(self.OPTION_COLUMNS))
+        self.options.setHorizontalHeaderLabels(list(self.OPTION_COLUMNS.values()))
         self.options.verticalHeader().hide()
         self.options.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.options.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.options.setMaximumHeight(170)
         header = self.options.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in (1, 2, 3):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        for position, key in enumerate(self.OPTION_COLUMNS):
+            header.setSectionResizeMode(
+                position,
+                QHeaderView.ResizeMode.Stretch
+                if key == "file"
+                else QHeaderView.ResizeMode.ResizeToContents,
+            )
         self.hint = hint_label(
             "LM Studio searches its catalog and Hugging Face; its verdict says "
             "whether each file fits this machine's memory."
@@ -134,27 +146,33 @@ class DownloadsBox(QGroupBox):
             name = option.quantization or option.name
             if option.recommended:
                 name += "  (recommended)"
-            cells = (name, size_text(option.size_bytes), option.fit.label)
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
+            cells = {
+                "file": QTableWidgetItem(name),
+                "size": QTableWidgetItem(size_text(option.size_bytes)),
+                "fit": QTableWidgetItem(option.fit.label),
+            }
+            cells["size"].setTextAlignment(
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+            )
+            if option.fit in FIT_COLORS:
+                cells["fit"].setForeground(QBrush(QColor(FIT_COLORS[option.fit])))
+            for key, item in cells.items():
                 item.setToolTip(option.name)
-                if column == 1:
-                    item.setTextAlignment(
-                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-                    )
-                if column == 2 and option.fit in FIT_COLORS:
-                    item.setForeground(QBrush(QColor(FIT_COLORS[option.fit])))
-                self.options.setItem(row, column, item)
+                self.options.setItem(row, self.option_column(key), item)
             get = QPushButton("Download")
             get.setEnabled(option.key not in self.manager.active)
             get.clicked.connect(lambda _=False, o=option: self.download(o))
-            self.options.setCellWidget(row, 3, get)
+            self.options.setCellWidget(row, self.option_column("get"), get)
 
     def download(self, option: DownloadOption) -> None:
         self.manager.download(option)
 
+    def option_column(self, key: str) -> int:
+        """Where the download options' column `key` is shown."""
+        return list(self.OPTION_COLUMNS).index(key)
+
     def option_button(self, row: int) -> QPushButton:
-        widget = self.options.cellWidget(row, 3)
+        widget = self.options.cellWidget(row, self.option_column("get"))
         assert isinstance(widget, QPushButton)
         return widget
 

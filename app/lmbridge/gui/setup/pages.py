@@ -8,7 +8,7 @@ badges) and takes a model per tool and the context to load it with.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -23,14 +23,14 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from lmbridge.gui.formats import size_text, tokens_text
 from lmbridge.gui.icons import icon
-from lmbridge.gui.lmstudio_models import size_text, tokens_text
-from lmbridge.gui.setup_plan import DEFAULT_CONTEXT, SetupChoice
+from lmbridge.gui.setup.plan import DEFAULT_CONTEXT, SetupChoice
 from lmbridge.gui.widgets import StatusDot, button, hint_label
 from lmbridge.lmstudio import DownloadedModel, ModelKind, install
 
 if TYPE_CHECKING:
-    from lmbridge.gui.setup_wizard import SetupWizard
+    from lmbridge.gui.setup.wizard import SetupWizard
 
 CHECKING = "Looking for LM Studio"
 STARTING = "Starting LM Studio's server"
@@ -136,7 +136,14 @@ class LMStudioPage(QWizardPage):
 class ModelsPage(QWizardPage):
     """The downloaded models, and which one each tool uses."""
 
-    COLUMNS = ("Model", "Size", "Max context", "Tools", "Vision")
+    # The model table's columns: key -> header title.
+    COLUMNS: ClassVar[dict[str, str]] = {
+        "model": "Model",
+        "size": "Size",
+        "max_context": "Max context",
+        "tools": "Tools",
+        "vision": "Vision",
+    }
     SLOTS = (
         ("opus", "Claude Code — opus"),
         ("sonnet", "Claude Code — sonnet (the default)"),
@@ -155,14 +162,18 @@ class ModelsPage(QWizardPage):
         )
         self.models: list[DownloadedModel] = []
         self.table = QTableWidget(0, len(self.COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS.values()))
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(self.COLUMNS)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        for position, key in enumerate(self.COLUMNS):
+            header.setSectionResizeMode(
+                position,
+                QHeaderView.ResizeMode.Stretch
+                if key == "model"
+                else QHeaderView.ResizeMode.ResizeToContents,
+            )
         self.empty = hint_label()
         self.combos: dict[str, QComboBox] = {}
         form = QFormLayout()
@@ -202,20 +213,22 @@ class ModelsPage(QWizardPage):
         self.models = models
         self.table.setRowCount(len(models))
         for row, model in enumerate(models):
-            cells = (
-                QTableWidgetItem(model.display_name),
-                QTableWidgetItem(size_text(model.size_bytes)),
-                QTableWidgetItem(tokens_text(model.max_context_length)),
-                QTableWidgetItem("tools" if model.trained_for_tool_use else ""),
-                QTableWidgetItem("vision" if model.vision else ""),
-            )
-            cells[0].setToolTip(model.key)
+            cells = {
+                "model": QTableWidgetItem(model.display_name),
+                "size": QTableWidgetItem(size_text(model.size_bytes)),
+                "max_context": QTableWidgetItem(tokens_text(model.max_context_length)),
+                "tools": QTableWidgetItem(
+                    "tools" if model.trained_for_tool_use else ""
+                ),
+                "vision": QTableWidgetItem("vision" if model.vision else ""),
+            }
+            cells["model"].setToolTip(model.key)
             if model.trained_for_tool_use:
-                cells[3].setIcon(icon("tools"))
+                cells["tools"].setIcon(icon("tools"))
             if model.vision:
-                cells[4].setIcon(icon("vision"))
-            for column, item in enumerate(cells):
-                self.table.setItem(row, column, item)
+                cells["vision"].setIcon(icon("vision"))
+            for key, item in cells.items():
+                self.table.setItem(row, list(self.COLUMNS).index(key), item)
         self.empty.setText(
             ""
             if models

@@ -1,9 +1,8 @@
 """Secrets on the Settings page: upstream API keys and the proxy's access
 token, both kept in the OS keyring and shown masked.
 
-The widgets call the keyring through `SecretStore` (keys) and the
-controller's `SettingsService` (the access token); a change applies when
-the proxy restarts, which the page offers.
+The widgets reach the keyring through the page's `SettingsManager`; a
+change applies when the proxy restarts, which the page offers.
 """
 
 from __future__ import annotations
@@ -19,9 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.auth.secrets import SECRETS
 from lmbridge.gui import message
-from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.settings.manager import SettingsManager
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import button, hint_label
 
@@ -49,11 +47,13 @@ class KeysBox(QGroupBox):
 
     def __init__(
         self,
+        manager: SettingsManager,
         tasks: Tasks,
         on_changed: Callable[[str], None],
         parent: QWidget | None = None,
     ) -> None:
         super().__init__("API keys", parent)
+        self.manager = manager
         self.tasks = tasks
         self.on_changed = on_changed
         self.grid = QGridLayout(self)
@@ -69,7 +69,7 @@ class KeysBox(QGroupBox):
                 widget.deleteLater()
         self.rows = {}
         self.seen += 1
-        status = SECRETS.status()
+        status = self.manager.keyring_status()
         note = (
             "Keys go to the system keyring; LM Bridge never writes them to a file."
             if status.secure
@@ -90,7 +90,7 @@ class KeysBox(QGroupBox):
     async def _read(self) -> None:
         seen = self.seen
         for name, row in list(self.rows.items()):
-            key = await SECRETS.get(name)
+            key = await self.manager.api_key(name)
             if self.seen == seen:
                 row.state.setText(masked(key) if key else "no key stored")
                 row.remove.setEnabled(key is not None)
@@ -103,7 +103,7 @@ class KeysBox(QGroupBox):
         self.tasks.start(self._store(row, key), what=f"Saving the key of {row.name}")
 
     async def _store(self, row: KeyRow, key: str) -> None:
-        stored = await SECRETS.set(row.name, key)
+        stored = await self.manager.set_api_key(row.name, key)
         self.seen += 1
         row.entry.clear()
         row.state.setText(masked(key))
@@ -120,7 +120,7 @@ class KeysBox(QGroupBox):
         self.tasks.start(self._delete(row), what=f"Removing the key of {row.name}")
 
     async def _delete(self, row: KeyRow) -> None:
-        await SECRETS.delete(row.name)
+        await self.manager.delete_api_key(row.name)
         self.seen += 1
         row.state.setText("no key stored")
         row.remove.setEnabled(False)
@@ -134,13 +134,13 @@ class AccessTokenRow(QWidget):
 
     def __init__(
         self,
-        controller: ProxyController,
+        manager: SettingsManager,
         tasks: Tasks,
         on_changed: Callable[[str], None],
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.controller = controller
+        self.manager = manager
         self.tasks = tasks
         self.on_changed = on_changed
         self.state = QLabel()
@@ -160,8 +160,8 @@ class AccessTokenRow(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        server = self.controller.settings.server
-        token = self.controller.access_token
+        server = self.manager.settings.server
+        token = self.manager.access_token
         if server.access_token_env:
             self.state.setText(f"from ${server.access_token_env}")
         elif server.access_token:
@@ -178,8 +178,7 @@ class AccessTokenRow(QWidget):
         self.tasks.start(self._store(token), what="Saving the access token")
 
     async def _store(self, token: str) -> None:
-        stored = await self.controller.settings_service.set_access_token(token)
-        self.controller.access_token = token
+        stored = await self.manager.set_access_token(token)
         self.entry.clear()
         self.refresh()
         if stored.where == "keyring":
@@ -194,8 +193,7 @@ class AccessTokenRow(QWidget):
         self.tasks.start(self._delete(), what="Removing the access token")
 
     async def _delete(self) -> None:
-        await self.controller.settings_service.delete_access_token()
-        self.controller.access_token = ""
+        await self.manager.delete_access_token()
         self.refresh()
         message.info("Removed the access token")
         self.on_changed("Restart the proxy so it stops asking for the token.")

@@ -31,12 +31,10 @@ from PySide6.QtWidgets import (
 from lmbridge import config, integrations
 from lmbridge.apiclient import ProxyClient
 from lmbridge.core.errors import LMBridgeError
-from lmbridge.gui.azure_accounts import AzureAccounts
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.lmstudio_models import ModelsManager
-from lmbridge.gui.requests_log import duration
-from lmbridge.gui.setup_pages import LMStudioPage, ModelsPage
-from lmbridge.gui.setup_plan import (
+from lmbridge.gui.formats import duration
+from lmbridge.gui.setup.pages import LMStudioPage, ModelsPage
+from lmbridge.gui.setup.plan import (
     SetupChoice,
     ToolPlan,
     lmstudio_upstream,
@@ -44,6 +42,7 @@ from lmbridge.gui.setup_plan import (
     tool_plans,
     tool_to_test,
 )
+from lmbridge.gui.setup.sources import AzureSignIn, DownloadedModels
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import Banner, StatusDot, button, hint_label, mono_font
 from lmbridge.lmstudio import ConnectionState
@@ -302,8 +301,8 @@ class SetupWizard(QWizard):
     def __init__(
         self,
         controller: ProxyController,
-        models: ModelsManager,
-        azure: AzureAccounts,
+        models: DownloadedModels,
+        azure: AzureSignIn,
         parent: QWidget | None = None,
         *,
         home: Path | None = None,
@@ -336,7 +335,7 @@ class SetupWizard(QWizard):
 
     # -- what the pages share ----------------------------------------------
 
-    def controller_models(self) -> ModelsManager:
+    def controller_models(self) -> DownloadedModels:
         return self.models
 
     def choice(self) -> SetupChoice:

@@ -16,14 +16,11 @@ from PySide6.QtWidgets import (
 )
 
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.downloads import DownloadsManager
-from lmbridge.gui.downloads_box import DownloadsBox
-from lmbridge.gui.lmstudio_models import (
-    ModelRow,
-    ModelsManager,
-    ModelTableModel,
-)
-from lmbridge.gui.load_dialog import LoadDialog
+from lmbridge.gui.models.downloads import DownloadsManager
+from lmbridge.gui.models.downloads_view import DownloadsBox
+from lmbridge.gui.models.load_dialog import LoadDialog
+from lmbridge.gui.models.manager import ModelRow, ModelsManager
+from lmbridge.gui.models.model import ModelTableModel
 from lmbridge.gui.widgets import (
     Banner,
     ConfirmBar,
@@ -91,9 +88,13 @@ class ModelsPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.doubleClicked.connect(self.open_load_dialog)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(ModelTableModel.COLUMNS)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        for position, column in enumerate(ModelTableModel.COLUMNS):
+            header.setSectionResizeMode(
+                position,
+                QHeaderView.ResizeMode.Stretch
+                if column.key == "model"
+                else QHeaderView.ResizeMode.ResizeToContents,
+            )
         self.skipped = hint_label()
 
         layout = QVBoxLayout(self)
@@ -124,11 +125,11 @@ class ModelsPanel(QWidget):
 
     def selected_row(self) -> ModelRow | None:
         rows = self.table.selectionModel().selectedRows()
-        return self.model.row_at(rows[0].row()) if rows else None
+        return self.model.model_row(rows[0].row()) if rows else None
 
     def select_key(self, key: str) -> None:
         for i in range(self.model.rowCount()):
-            row = self.model.row_at(i)
+            row = self.model.model_row(i)
             if row is not None and row.key == key:
                 self.table.selectionModel().select(
                     self.model.index(i, 0),

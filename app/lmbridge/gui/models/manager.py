@@ -1,12 +1,11 @@
-"""LM Studio's models for the GUI: the manager and its Qt table model.
+"""LM Studio's models for the GUI: the manager (its table model is `model`).
 
 `ModelsManager` holds the downloaded list and the loads the user started,
 and calls the app's `LMStudioService` (the controller keeps one for the
 app's life, so this works with the proxy stopped) for loading, cancelling,
 unloading and fixing a too-small context. The loaded list and
 load progress come from the controller (bus events), so on-demand loads by
-requests show up too. `ModelTableModel` adapts it: one row per downloaded
-model, with its loaded context and a warning below the minimum.
+requests show up too. `model.ModelTableModel` adapts it for views.
 """
 
 from __future__ import annotations
@@ -15,19 +14,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import (
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    Signal,
-)
+from PySide6.QtCore import QObject, Signal
 
 from lmbridge.core import errors
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.icons import WARNING_COLOR, icon
-from lmbridge.gui.tablemodel import ColumnsTableModel
 from lmbridge.gui.tasks import Tasks
 from lmbridge.lmstudio import (
     ConnectionState,
@@ -42,19 +33,6 @@ from lmbridge.lmstudio import (
     below_minimum,
     context_target,
 )
-
-KEY_ROLE = Qt.ItemDataRole.UserRole
-Index = QModelIndex | QPersistentModelIndex
-
-
-def size_text(size: int) -> str:
-    if size >= 1024**3:
-        return f"{size / 1024**3:.1f} GB"
-    return f"{size / 1024**2:.0f} MB"
-
-
-def tokens_text(tokens: int | None) -> str:
-    return "—" if not tokens else f"{tokens:,}"
 
 
 @dataclass
@@ -265,107 +243,3 @@ class ModelsManager(QObject):
         elif self.downloaded and self.controller.lmstudio is None:
             self.downloaded, self.skipped = (), ()
             self.changed.emit()
-
-
-class ModelTableModel(ColumnsTableModel):
-    """One row per model; the loaded context carries a warning when low."""
-
-    COLUMNS = (
-        "Model",
-        "Size",
-        "Format",
-        "Max context",
-        "Loaded context",
-        "Vision",
-        "Tools",
-    )
-
-    def __init__(self, manager: ModelsManager, parent: QObject | None = None):
-        super().__init__(parent)
-        self.manager = manager
-        self._rows: list[ModelRow] = manager.rows()
-        manager.changed.connect(self._reset)
-        manager.progressChanged.connect(self._on_progress)
-
-    def _reset(self) -> None:
-        self.beginResetModel()
-        self._rows = self.manager.rows()
-        self.endResetModel()
-
-    def _on_progress(self, key: str, _fraction: float) -> None:
-        for i, row in enumerate(self._rows):
-            if row.key == key:
-                self.dataChanged.emit(self.index(i, 4), self.index(i, 4))
-
-    def row_at(self, index: int) -> ModelRow | None:
-        return self._rows[index] if 0 <= index < len(self._rows) else None
-
-    def row_total(self) -> int:
-        return len(self._rows)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        row = self.row_at(index.row()) if index.isValid() else None
-        if row is None:
-            return None
-        column = index.column()
-        if role == KEY_ROLE:
-            return row.key
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(row, column)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(row, column)
-        if role == Qt.ItemDataRole.DecorationRole:
-            return self._decoration(row, column)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (1, 3, 4):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def _low(self, row: ModelRow) -> list[LoadedModel]:
-        low = {m.identifier for m in self.manager.below_minimum()}
-        return [m for m in row.instances if m.identifier in low]
-
-    def _text(self, row: ModelRow, column: int) -> str:
-        d = row.downloaded
-        if column == 0:
-            return row.name
-        if column == 1:
-            return size_text(d.size_bytes) if d else "—"
-        if column == 2:
-            return d.format.upper() if d else "—"
-        if column == 3:
-            return tokens_text(row.max_context)
-        if column == 4:
-            fraction = self.manager.progress.get(row.key)
-            if fraction is not None:
-                return f"loading {fraction:.0%}"
-            if not row.instances:
-                return "not loaded"
-            return ", ".join(tokens_text(m.context_length) for m in row.instances)
-        return ""
-
-    def _tooltip(self, row: ModelRow, column: int) -> str | None:
-        if column == 0:
-            d = row.downloaded
-            extra = f" · {d.params} · {d.architecture}" if d and d.params else ""
-            return f"{row.key}{extra}"
-        if column == 4 and self._low(row):
-            return (
-                f"Loaded with less context than the minimum "
-                f"({self.manager.min_context:,}): long prompts (Claude Code's are "
-                "~20K tokens) will not fit. Use “Fix context” to reload it."
-            )
-        if column == 5 and row.downloaded and row.downloaded.vision:
-            return "Accepts images"
-        if column == 6 and row.downloaded and row.downloaded.trained_for_tool_use:
-            return "Trained for tool use"
-        return None
-
-    def _decoration(self, row: ModelRow, column: int) -> Any:
-        d = row.downloaded
-        if column == 4 and self._low(row):
-            return icon("warning", WARNING_COLOR)
-        if column == 5 and d is not None and d.vision:
-            return icon("vision")
-        if column == 6 and d is not None and d.trained_for_tool_use:
-            return icon("tools")
-        return None

@@ -17,14 +17,20 @@ from PySide6.QtWidgets import (
 
 from lmbridge.core.events import RequestRecord
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.request_detail import RequestDetail
-from lmbridge.gui.requests_log import (
-    RECORD_ROLE,
-    SORT_ROLE,
-    RequestLog,
-    RequestTableModel,
-)
+from lmbridge.gui.requests.detail_view import RequestDetail
+from lmbridge.gui.requests.manager import RequestLog
+from lmbridge.gui.requests.model import RECORD_ROLE, SORT_ROLE, RequestTableModel
 from lmbridge.gui.widgets import button, hint_label, title_label
+
+# Starting widths in pixels; the route column takes the rest.
+COLUMN_WIDTHS = {
+    "time": 70,
+    "client": 130,
+    "protocol": 145,
+    "status": 80,
+    "ttft": 70,
+    "duration": 70,
+}
 
 
 class RequestsPanel(QWidget):
@@ -68,10 +74,11 @@ class RequestsPanel(QWidget):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((0, 70), (1, 130), (2, 145), (4, 80), (5, 70), (6, 70)):
-            self.table.setColumnWidth(column, width)
-        self.detail = RequestDetail(controller)
+        column = RequestTableModel.column_position
+        header.setSectionResizeMode(column("route"), QHeaderView.ResizeMode.Stretch)
+        for key, width in COLUMN_WIDTHS.items():
+            self.table.setColumnWidth(column(key), width)
+        self.detail = RequestDetail(log)
         self.tasks = self.detail.tasks
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-import msgspec
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -28,10 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from lmbridge import config, integrations
-from lmbridge.apiclient import ProxyClient, Reply
+from lmbridge.apiclient import Reply
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.requests_log import duration
+from lmbridge.gui.formats import duration
+from lmbridge.gui.integrations.manager import IntegrationsManager
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import (
     Banner,
@@ -41,7 +41,7 @@ from lmbridge.gui.widgets import (
     mono_font,
     title_label,
 )
-from lmbridge.integrations import Integration, LoadedContext, ModelChoice, WritePlan
+from lmbridge.integrations import Integration, ModelChoice, WritePlan
 
 TESTING = "Testing the integration"
 
@@ -63,6 +63,7 @@ class IntegrationsPanel(QWidget):
     def __init__(self, controller: ProxyController, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
+        self.manager = IntegrationsManager(controller)
         self.tasks = Tasks("integrations")
         # The home directory whose tool configs are shown and written (tests
         # point it at a temporary directory).
@@ -151,28 +152,10 @@ class IntegrationsPanel(QWidget):
 
     def settings(self) -> config.Settings:
         """The settings as clients see them: the port actually listened on."""
-        settings = self.controller.runtime_settings()
-        server = self.controller.server
-        if server is not None and server.running:
-            port = server.port
-            settings = msgspec.structs.replace(
-                settings, server=msgspec.structs.replace(settings.server, port=port)
-            )
-        return settings
+        return self.manager.client_settings()
 
     def integration(self) -> Integration:
-        return integrations.describe(
-            self.tool(),
-            self.settings(),
-            self.choice(),
-            home=self.home,
-            loaded=self._loaded_context(),
-        )
-
-    def _loaded_context(self) -> LoadedContext | None:
-        """LM Studio's loaded contexts, so the window written is the real one."""
-        service = self.controller.lmstudio
-        return service.loaded_context if service is not None else None
+        return self.manager.describe(self.tool(), self.choice(), self.home)
 
     def select(self, tool: str) -> None:
         self.tools.setCurrentRow(list(integrations.TOOL_IDS).index(tool))
@@ -185,13 +168,10 @@ class IntegrationsPanel(QWidget):
         self.refresh()
 
     def _fill_models(self) -> None:
-        state = self.controller.services
-        names = list(state.router.aliases()) if state is not None else []
-        names += [m.identifier for m in self.controller.loaded]
         current = self.model.currentText()
         self.model.blockSignals(True)
         self.model.clear()
-        self.model.addItems(list(dict.fromkeys(n for n in names if "*" not in n)))
+        self.model.addItems(self.manager.model_names())
         self.model.setCurrentText(current)
         self.model.blockSignals(False)
 
@@ -234,11 +214,10 @@ class IntegrationsPanel(QWidget):
         )
 
     def _label_tools(self) -> None:
-        settings = self.settings()
         for row in range(self.tools.count()):
             item = self.tools.item(row)
             tool = str(item.data(Qt.ItemDataRole.UserRole))
-            info = integrations.describe(tool, settings, home=self.home)
+            info = self.manager.describe(tool, None, self.home)
             item.setText(f"{info.name}\n{info.protocol_name}")
         self._labels_done = True
 
@@ -255,9 +234,7 @@ class IntegrationsPanel(QWidget):
             self.answer.setText("Test cancelled")
             return
         try:
-            request = integrations.build_test_request(
-                self.tool(), self.settings(), self.choice()
-            )
+            request = self.manager.test_request(self.tool(), self.choice())
         except integrations.IntegrationError as exc:
             self.answer.setText(str(exc))
             message.warning(f"Test: {exc}")
@@ -269,11 +246,7 @@ class IntegrationsPanel(QWidget):
         self.refresh()
 
     async def _test(self, info: Integration, request: integrations.TestRequest) -> None:
-        client = ProxyClient(
-            self.controller.url, token=self.controller.runtime_settings().server.token()
-        )
-        body = msgspec.json.encode(request.body)
-        reply = await client.send(info.protocol, request.path, body, request.headers)
+        reply = await self.manager.send_test(info, request)
         self.last_reply = reply
         if reply.ok:
             self.answer.setText(
@@ -288,13 +261,7 @@ class IntegrationsPanel(QWidget):
 
     def prepare_write(self) -> None:
         try:
-            plan = integrations.plan_write(
-                self.tool(),
-                self.settings(),
-                self.choice(),
-                home=self.home,
-                loaded=self._loaded_context(),
-            )
+            plan = self.manager.plan_write(self.tool(), self.choice(), self.home)
         except integrations.IntegrationError as exc:
             message.error(f"Cannot write the configuration: {exc}")
             return
@@ -321,7 +288,7 @@ class IntegrationsPanel(QWidget):
         if plan is None:
             return
         try:
-            result = integrations.write(plan)
+            result = self.manager.write(plan)
         except integrations.IntegrationError as exc:
             message.error(f"Not written: {exc}")
             return

@@ -18,7 +18,8 @@ from PySide6.QtCore import QObject, Signal
 from lmbridge.core.errors import LMBridgeError
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.lmstudio_models import ModelsManager, size_text
+from lmbridge.gui.formats import size_text
+from lmbridge.gui.models.manager import ModelsManager
 from lmbridge.gui.tasks import Tasks
 from lmbridge.lmstudio import (
     CatalogModel,

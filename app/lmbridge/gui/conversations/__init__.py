@@ -1,0 +1,2 @@
+"""Conversations: the chats the chat API stored (`manager`, list `model`,
+page `view`)."""

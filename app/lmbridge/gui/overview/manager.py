@@ -1,0 +1,125 @@
+"""What the Overview page shows, derived from the state other parts own:
+the proxy's phase, each upstream's health (LM Studio's with the proxy
+stopped too), Azure sign-ins and today's numbers.
+
+The page takes the Azure accounts and the request log as the small
+protocols below (`AzureStatus`, `TodayNumbers`), so this feature does not
+import the Azure or Requests features; the shell passes the real objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from PySide6.QtCore import SignalInstance
+
+from lmbridge.gui.controller import ProxyController, ProxyPhase
+from lmbridge.gui.formats import context_k
+from lmbridge.gui.health import UpstreamHealth
+from lmbridge.gui.stats import TodayStats
+from lmbridge.lmstudio import ConnectionState
+from lmbridge.server.services import managed_upstream
+
+
+class AccountStatus(Protocol):
+    """One Azure account as the overview shows it."""
+
+    @property
+    def signed_in(self) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+class AzureStatus(Protocol):
+    """The Azure accounts (`azure.manager.AzureAccounts`)."""
+
+    @property
+    def accounts(self) -> Mapping[str, AccountStatus]: ...
+
+    @property
+    def changed(self) -> SignalInstance: ...
+
+
+class TodayNumbers(Protocol):
+    """Today's numbers (`requests.manager.RequestLog`)."""
+
+    @property
+    def stats(self) -> TodayStats: ...
+
+    @property
+    def statsChanged(self) -> SignalInstance: ...
+
+
+KIND_NAMES = {
+    "lmstudio": "LM Studio",
+    "openai": "OpenAI-compatible",
+    "anthropic": "Anthropic",
+    "azure-foundry": "Azure AI Foundry",
+}
+
+
+def proxy_line(controller: ProxyController) -> tuple[str, str]:
+    """(dot kind, text) for the proxy itself."""
+    phase = controller.phase
+    if phase is ProxyPhase.RUNNING:
+        return "ok", f"Running on {controller.url}"
+    if phase is ProxyPhase.STARTING:
+        return "warning", f"Starting on {controller.url}…"
+    if phase is ProxyPhase.STOPPING:
+        return "warning", "Stopping…"
+    if phase is ProxyPhase.FAILED:
+        return "error", f"Not running: {controller.error}"
+    return "off", f"Stopped (would listen on {controller.url})"
+
+
+def upstream_lines(
+    controller: ProxyController, health: UpstreamHealth, azure: AzureStatus
+) -> list[tuple[str, str, str]]:
+    """(name, dot kind, text) for every configured upstream."""
+    lines = []
+    managed_name = managed_upstream(controller.settings)
+    for up in controller.settings.upstream:
+        kind = KIND_NAMES.get(up.kind, up.kind)
+        label = f"{up.name} ({kind})"
+        if up.kind == "azure-foundry":
+            account = azure.accounts.get(up.name)
+            text = account.describe() if account else "not checked"
+            dot = "ok" if account and account.signed_in else "warning"
+            lines.append((up.name, dot, f"{label} — {text}"))
+            continue
+        managed = managed_name == up.name and controller.lmstudio is not None
+        if managed and controller.lmstudio_status is not None:
+            lines.append((up.name, *_lmstudio_line(controller, label)))
+            continue
+        check = health.checks.get(up.name)
+        if not controller.running:
+            lines.append((up.name, "off", f"{label} — {up.base_url}"))
+        elif check is None:
+            lines.append((up.name, "off", f"{label} — checking {up.base_url}…"))
+        elif check.reachable:
+            lines.append((up.name, "ok", f"{label} — reachable at {up.base_url}"))
+        else:
+            why = check.error or f"HTTP {check.status}"
+            lines.append(
+                (up.name, "error", f"{label} — unreachable at {up.base_url}: {why}")
+            )
+    return lines
+
+
+def _lmstudio_line(controller: ProxyController, label: str) -> tuple[str, str]:
+    status = controller.lmstudio_status
+    assert status is not None
+    if status.state is ConnectionState.CONNECTED:
+        models = ", ".join(
+            f"{m.identifier} ({context_k(m.context_length)})" for m in controller.loaded
+        )
+        loaded = f"loaded: {models}" if models else "no model loaded"
+        return "ok", f"{label} — connected at {status.address}; {loaded}"
+    if status.state is ConnectionState.CONNECTING:
+        return "warning", f"{label} — connecting…"
+    why = f" ({status.error})" if status.error else ""
+    return "error", (
+        f"{label} — LM Studio is not reachable{why}; start LM Studio and its "
+        "server (Developer ▸ Start Server)"
+    )

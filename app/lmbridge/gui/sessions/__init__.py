@@ -1,0 +1,2 @@
+"""Sessions: chained sessions and their settings (`manager`, table `model`,
+page `view`)."""

@@ -1,0 +1,171 @@
+"""Sessions: what the Sessions page shows and changes, from the proxy's
+`SessionManager` (chains on Responses upstreams: turns, upstream bytes saved
+by sending only what is new) plus session keys seen in the request log that
+have no chain. `SessionsManager` is the page's one way to the proxy."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from lmbridge.core import errors
+from lmbridge.core.events import RequestRecord
+from lmbridge.core.ir import split_chain_key
+from lmbridge.core.sessions import SessionSettings
+from lmbridge.gui.controller import ProxyController
+from lmbridge.upstreams.sessions import SessionManager
+
+
+def bytes_text(n: int) -> str:
+    if n >= 1024**2:
+        return f"{n / 1024**2:.1f} MB"
+    if n >= 1024:
+        return f"{n / 1024:.0f} KB"
+    return f"{n} B"
+
+
+def ago(stamp: float, now: float | None = None) -> str:
+    seconds = max(0.0, (now or time.time()) - stamp)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f} h ago"
+    return time.strftime("%Y-%m-%d", time.localtime(stamp))
+
+
+@dataclass
+class SessionRow:
+    key: str
+    client: str
+    upstream: str
+    model: str
+    turns: int
+    last_seen: float
+    bytes_saved: int
+    settings: SessionSettings | None
+
+    @property
+    def session(self) -> str:
+        """The session this row belongs to (its own key for a main agent)."""
+        return split_chain_key(self.key)[0]
+
+    @property
+    def agent(self) -> str | None:
+        """The subagent whose chain this row is; None for the main agent."""
+        return split_chain_key(self.key)[1]
+
+    def key_text(self) -> str:
+        """The key as the table shows it: a subagent under its session."""
+        return f"  └ subagent {self.agent}" if self.agent else self.key
+
+    def override_text(self) -> str:
+        s = self.settings
+        if s is None:
+            return ""
+        parts = []
+        if s.model_override:
+            parts.append(f"model {s.model_override}")
+        if s.allowed_tools is not None:
+            parts.append(f"tools: {', '.join(s.allowed_tools) or 'none'}")
+        return "; ".join(parts)
+
+
+async def session_rows(
+    manager: SessionManager, seen: list[RequestRecord]
+) -> list[SessionRow]:
+    """Chained sessions, then keys seen in requests without a chain."""
+    rows = [
+        SessionRow(
+            s.key,
+            s.client,
+            s.upstream,
+            s.model,
+            s.turns,
+            s.last_seen,
+            s.bytes_saved,
+            manager.settings_for(s.session),
+        )
+        for s in await manager.sessions()
+    ]
+    known = {r.key for r in rows}
+    latest: dict[str, RequestRecord] = {}
+    for record in seen:
+        if record.session_key and record.session_key not in known:
+            latest[record.session_key] = record
+    for key, record in latest.items():
+        rows.append(
+            SessionRow(
+                key,
+                record.client,
+                record.upstream,
+                record.target or record.model,
+                0,
+                record.received,
+                0,
+                manager.settings_for(split_chain_key(key)[0]),
+            )
+        )
+    return grouped(rows)
+
+
+def grouped(rows: list[SessionRow]) -> list[SessionRow]:
+    """Sessions by last activity, each followed by its subagents' chains
+    (Claude Code's subagents share their session's id)."""
+    latest: dict[str, float] = {}
+    for row in rows:
+        latest[row.session] = max(latest.get(row.session, 0.0), row.last_seen)
+    return sorted(
+        rows,
+        key=lambda r: (
+            -latest[r.session],
+            r.session,
+            r.agent is not None,
+            -r.last_seen,
+        ),
+    )
+
+
+class SeenRequests(Protocol):
+    """The request log (`requests.manager.RequestLog`) as sessions read it."""
+
+    def session_records(self) -> list[RequestRecord]: ...
+
+
+class SessionsManager:
+    """The sessions of the running proxy: list them (with the session keys
+    the request log has seen), configure and reset them."""
+
+    def __init__(self, controller: ProxyController, log: SeenRequests) -> None:
+        self.controller = controller
+        self.log = log
+
+    @property
+    def available(self) -> bool:
+        """True while the proxy runs (sessions live in its services)."""
+        return self.controller.services is not None
+
+    def service(self) -> SessionManager:
+        state = self.controller.services
+        if state is None:
+            raise errors.UpstreamUnavailable(
+                "the proxy is stopped — start it on the Overview page to see and "
+                "change sessions"
+            )
+        return state.sessions
+
+    async def rows(self) -> list[SessionRow]:
+        return await session_rows(self.service(), self.log.session_records())
+
+    async def configure(self, settings: SessionSettings) -> None:
+        await self.service().configure(settings)
+
+    async def reset(self, key: str) -> None:
+        await self.service().reset(key)
+
+    def model_aliases(self) -> list[str]:
+        """The model names a session override may use (none when stopped)."""
+        state = self.controller.services
+        return list(state.router.aliases()) if state is not None else []
