@@ -68,16 +68,25 @@ def missing_tools() -> list[str]:
 
 
 def until(
-    condition: Callable[[], T | None], timeout: float = 15.0, what: str = "condition"
+    condition: Callable[[], T | None],
+    timeout: float = 15.0,
+    what: str = "condition",
+    log: Path | None = None,
 ) -> T:
-    """Poll `condition()` until it returns something truthy; return that."""
+    """Poll `condition()` until it returns something truthy; return that.
+    On a timeout the error quotes the end of `log`, if given."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise DesktopError(f"timed out after {timeout} s waiting for {what}")
+            tail = (
+                log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            )
+            raise DesktopError(
+                f"timed out after {timeout} s waiting for {what}\n{tail}"
+            )
         time.sleep(0.1)
 
 
@@ -161,19 +170,29 @@ class XSession:
                 pass_fds=(write,),
             )
             os.close(write)
-            ready, _, _ = select.select([read], [], [], 15)
-            if not ready:
-                raise DesktopError("Xvfb did not say which display it took")
-            number = os.read(read, 64).decode().strip()
+            said = b""
+            while not said.endswith(b"\n"):  # all of it: Xvfb dies on EPIPE
+                ready, _, _ = select.select([read], [], [], 15)
+                chunk = os.read(read, 64) if ready else b""
+                if not chunk:
+                    raise DesktopError("Xvfb did not say which display it took")
+                said += chunk
+            number = said.decode().strip()
         finally:
             os.close(read)
         self.display = f":{number}"
         self._spawn("openbox", ["openbox", "--sm-disable"])
-        until(self._wm_running, what="openbox to manage the screen")
+        until(
+            self._wm_running,
+            what="openbox to manage the screen",
+            log=self.workdir / "openbox.log",
+        )
         rc = self.workdir / "tint2rc"
         rc.write_text(TINT2RC)
         self._spawn("tint2", ["tint2", "-c", str(rc)])
-        until(self.tray_owner, what="tint2's system tray")
+        until(
+            self.tray_owner, what="tint2's system tray", log=self.workdir / "tint2.log"
+        )
         return self
 
     def _wm_running(self) -> bool:

@@ -329,7 +329,7 @@ async def test_every_page_renders_in_light_and_dark(gui_app: LMBridgeApp) -> Non
     try:
         for palette in (light, dark):
             qt.setPalette(palette)
-            for key in gui_app.window.pages:
+            for key in gui_app.window.page_keys:
                 gui_app.window.show_page(key)
                 await asyncio.sleep(0.02)
                 assert not gui_app.window.grab().toImage().isNull(), key

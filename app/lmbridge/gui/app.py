@@ -26,35 +26,30 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from lmbridge import config
 from lmbridge.gui import automation, message, qtfix
 from lmbridge.gui.azure.manager import AzureAccounts
-from lmbridge.gui.azure.view import AzurePanel
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.conversations.view import ConversationsPanel
 from lmbridge.gui.health import UpstreamHealth
 from lmbridge.gui.icons import app_icon
-from lmbridge.gui.integrations.view import IntegrationsPanel
 from lmbridge.gui.models.manager import ModelsManager
-from lmbridge.gui.models.view import ModelsPanel
 from lmbridge.gui.notifications import Notifier
 from lmbridge.gui.overview.view import OverviewPanel
 from lmbridge.gui.prefs import Prefs
 from lmbridge.gui.prefs import on_screen as prefs_on_screen
 from lmbridge.gui.requests.manager import RequestLog
-from lmbridge.gui.requests.view import RequestsPanel
-from lmbridge.gui.sessions.view import SessionsPanel
-from lmbridge.gui.settings.view import SettingsPanel
-from lmbridge.gui.setup.wizard import SetupWizard
 from lmbridge.gui.single_instance import SingleInstance
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.tray import TrayIcon
-from lmbridge.gui.usage.view import UsagePanel
 from lmbridge.gui.window import MainWindow, Page
+
+if TYPE_CHECKING:
+    from lmbridge.gui.setup.wizard import SetupWizard
 
 log = logging.getLogger(__name__)
 
@@ -125,33 +120,67 @@ class LMBridgeApp(QObject):
         self.notifications: list[tuple[str, str, str]] = []
 
     def _build_pages(self) -> list[Page]:
+        """The Overview now; every other page (and its modules: the Usage
+        charts need pyqtgraph and numpy) when it is first opened."""
         c = self.controller
         overview = OverviewPanel(c, self.log, self.health, self.azure)
         overview.setupRequested.connect(lambda: self.open_setup())
+
+        def models() -> QWidget:
+            from lmbridge.gui.models.view import ModelsPanel
+
+            return ModelsPanel(c, self.models)
+
+        def requests() -> QWidget:
+            from lmbridge.gui.requests.view import RequestsPanel
+
+            return RequestsPanel(c, self.log)
+
+        def usage() -> QWidget:
+            from lmbridge.gui.usage.view import UsagePanel
+
+            return UsagePanel(c)
+
+        def sessions() -> QWidget:
+            from lmbridge.gui.sessions.view import SessionsPanel
+
+            return SessionsPanel(c, self.log)
+
+        def conversations() -> QWidget:
+            from lmbridge.gui.conversations.view import ConversationsPanel
+
+            return ConversationsPanel(c)
+
+        def azure() -> QWidget:
+            from lmbridge.gui.azure.view import AzurePanel
+
+            return AzurePanel(self.azure)
+
+        def settings() -> QWidget:
+            from lmbridge.gui.settings.view import SettingsPanel
+
+            return SettingsPanel(c, self.prefs)
+
+        def integrations() -> QWidget:
+            from lmbridge.gui.integrations.view import IntegrationsPanel
+
+            return IntegrationsPanel(c)
+
         return [
             ("overview", "Overview", "overview", overview),
-            ("models", "Models", "models", ModelsPanel(c, self.models)),
-            ("requests", "Requests", "requests", RequestsPanel(c, self.log)),
-            ("usage", "Usage", "usage", UsagePanel(c)),
-            ("sessions", "Sessions", "sessions", SessionsPanel(c, self.log)),
-            (
-                "conversations",
-                "Conversations",
-                "conversations",
-                ConversationsPanel(c),
-            ),
-            ("azure", "Azure", "azure", AzurePanel(self.azure)),
-            ("settings", "Settings", "settings", SettingsPanel(c, self.prefs)),
-            (
-                "integrations",
-                "Integrations",
-                "integrations",
-                IntegrationsPanel(c),
-            ),
+            ("models", "Models", "models", models),
+            ("requests", "Requests", "requests", requests),
+            ("usage", "Usage", "usage", usage),
+            ("sessions", "Sessions", "sessions", sessions),
+            ("conversations", "Conversations", "conversations", conversations),
+            ("azure", "Azure", "azure", azure),
+            ("settings", "Settings", "settings", settings),
+            ("integrations", "Integrations", "integrations", integrations),
         ]
 
     def page(self, key: str) -> object:
-        return self.window.pages[key]
+        """The page `key` (built now if it was not opened yet)."""
+        return self.window.page(key)
 
     def open_setup(self, home: Path | None = None) -> SetupWizard:
         """Open first-run setup (or bring the open one forward).
@@ -159,6 +188,8 @@ class LMBridgeApp(QObject):
         `home`: the user's home for LM Studio and the tools' files (tests).
         """
         if self.setup is None:
+            from lmbridge.gui.setup.wizard import SetupWizard
+
             self.setup = SetupWizard(
                 self.controller, self.models, self.azure, self.window, home=home
             )
@@ -217,7 +248,7 @@ class LMBridgeApp(QObject):
             self.health.tasks,
             self.log.tasks,
         ]
-        owners += [getattr(page, "tasks", None) for _k, _t, _i, page in self.pages]
+        owners += [getattr(page, "tasks", None) for page in self.window.pages.values()]
         if self.tray is not None:
             owners.append(self.tray.tasks)
         for owner in owners:
