@@ -6,11 +6,12 @@ then reads VmRSS from /proc/<pid>/status:
 
 1. idle in the tray: the window shown at start, then closed (alt+F4, as a
    user closes it; the app stays in the tray), after the app settled;
-2. after the Usage page (its charts: pyqtgraph, numpy) was opened with a
-   real click on the sidebar.
+2. after the Usage page (its six charts) was opened with a real click on
+   the sidebar.
 
 It also lists which heavy modules the app had imported at each point
-(asked through the automation hook). Targets (issue 20): idle <= 150 MB,
+(asked through the automation hook): pyqtgraph and numpy, which the charts
+once used, must stay out. Targets (issue 20): idle <= 150 MB,
 after Usage < 180 MB; the script exits 1 if a target is missed.
 
 Run: .venv/bin/python bench/bench_desktop_memory.py   (needs `make sysdeps`)

@@ -9,7 +9,8 @@ input (xdotool) at the screen coordinates it reports.
 Requests (`op`):
 
 - `{"op": "find", "name": "<objectName>"}` or `{"op": "find", "text": "…"}`:
-  widgets with that object name, or whose text (button, label, line edit,
+  widgets with that object name, or whose text as shown (button, without
+  its & mnemonic; label, line edit,
   window title, an entry of an open menu) equals the text (`"contains"`:
   includes it), as `{"widgets": [...]}`. Each widget:
   `class`, `name`, `text`, `visible`, `enabled`, and its rectangle on the
@@ -51,9 +52,16 @@ ENV = "LMBRIDGE_AUTOMATION"
 log = logging.getLogger(__name__)
 
 
+def shown_text(text: str) -> str:
+    """A button's text as shown: "&Next >" reads "Next >", "&&" reads "&"."""
+    return text.replace("&&", "\0").replace("&", "").replace("\0", "&")
+
+
 def widget_text(widget: QWidget) -> str:
     """What the widget shows as its text (its title for a window)."""
-    if isinstance(widget, (QAbstractButton, QLabel, QLineEdit)):
+    if isinstance(widget, QAbstractButton):
+        return shown_text(widget.text())
+    if isinstance(widget, (QLabel, QLineEdit)):
         return widget.text()
     return widget.windowTitle() if widget.isWindow() else ""
 
@@ -89,7 +97,7 @@ def _menu_actions(text: str) -> list[dict[str, Any]]:
         if not isinstance(menu, QMenu) or not menu.isVisible():
             continue
         for action in menu.actions():
-            if action.text() == text and action.isVisible():
+            if shown_text(action.text()) == text and action.isVisible():
                 rect = menu.actionGeometry(action)
                 entry = describe(menu, rect.x(), rect.y(), rect.width(), rect.height())
                 found.append(entry | {"class": "QAction", "text": text})

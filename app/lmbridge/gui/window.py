@@ -17,6 +17,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -109,7 +110,13 @@ class MainWindow(QMainWindow):
     def page(self, key: str) -> QWidget:
         """The page `key`, built now if it was not yet."""
         if key not in self.pages:
-            widget = self._factories.pop(key)()
+            # Building the Usage page imports its chart library (a second or
+            # two on a slow machine): say that something is happening.
+            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+            try:
+                widget = self._factories.pop(key)()
+            finally:
+                QApplication.restoreOverrideCursor()
             self._scrolls[key].setWidget(widget)
             self.pages[key] = widget
         return self.pages[key]
