@@ -62,7 +62,8 @@ def test_quit_from_the_tray_menu_frees_the_port(
 ) -> None:
     app = launch_app()
     until(app.main_window, what="the app's window")
-    assert not port_is_free(app.port)
+    until(lambda: not port_is_free(app.port), what="the proxy to listen")
+    until(lambda: app.visible(contains="LM Studio) — connected"), what="LM Studio")
     icon = until(app.tray_icon, what="the tray icon")
     x, y = x_session.center(icon)
     x_session.x("xdotool", "mousemove", str(x), str(y), "click", "3")
