@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         if has_display():
             return run_desktop_app(settings, args)
         print(
-            "lmbridge: no display (neither DISPLAY nor WAYLAND_DISPLAY is set); "
-            "running the proxy headless (as `lmbridge serve`)",
+            "lmbridge: no display found; running the proxy headless (as "
+            "`lmbridge serve`): neither DISPLAY nor WAYLAND_DISPLAY is set",
             file=sys.stderr,
             flush=True,
         )

@@ -43,6 +43,7 @@ from lmbridge.gui.overview.view import OverviewPanel
 from lmbridge.gui.prefs import Prefs
 from lmbridge.gui.prefs import on_screen as prefs_on_screen
 from lmbridge.gui.requests.manager import RequestLog
+from lmbridge.gui.requests.view import RequestsPanel
 from lmbridge.gui.single_instance import SingleInstance
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.tray import TrayIcon
@@ -120,21 +121,19 @@ class LMBridgeApp(QObject):
         self.notifications: list[tuple[str, str, str]] = []
 
     def _build_pages(self) -> list[Page]:
-        """The Overview now; every other page (and its modules: the Usage
-        charts need pyqtgraph and numpy) when it is first opened."""
+        """The Overview and Requests now; every other page (and its modules)
+        when it is first opened. Requests is built at start because its
+        table model moves new requests into the request log, which the
+        Sessions page and the tests read."""
         c = self.controller
         overview = OverviewPanel(c, self.log, self.health, self.azure)
         overview.setupRequested.connect(lambda: self.open_setup())
+        requests = RequestsPanel(c, self.log)
 
         def models() -> QWidget:
             from lmbridge.gui.models.view import ModelsPanel
 
             return ModelsPanel(c, self.models)
-
-        def requests() -> QWidget:
-            from lmbridge.gui.requests.view import RequestsPanel
-
-            return RequestsPanel(c, self.log)
 
         def usage() -> QWidget:
             from lmbridge.gui.usage.view import UsagePanel
