@@ -30,10 +30,19 @@ def test_the_window_appears_and_the_tray_icon_is_embedded(
         what="the fake LM Studio connected on the Overview",
     )
     screenshot("desktop-overview")
+    # Pages not opened yet cost nothing: their modules are not even imported
+    # (azure-identity alone is 24 MB).
+    assert desktop_app.modules("lmbridge.gui.usage") == []
+    assert desktop_app.modules("azure.identity") == []
     # Pages change with a real click on the sidebar.
     desktop_app.click(view="sidebar", text="Models")
     until(lambda: desktop_app.visible(text="Load…"), what="the Models page")
     screenshot("desktop-models")
+    desktop_app.click(view="sidebar", text="Usage")
+    until(lambda: desktop_app.visible(text="Usage"), what="the Usage page")
+    assert "lmbridge.gui.usage.view" in desktop_app.modules("lmbridge.gui.usage")
+    # Its charts are painted with Qt: no plotting library, no numpy.
+    assert desktop_app.modules("pyqtgraph") == desktop_app.modules("numpy") == []
 
 
 def test_a_second_launch_brings_the_first_forward(
