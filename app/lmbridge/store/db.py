@@ -209,6 +209,13 @@ class Database:
                     raise errors.StorageUnavailable(exc.message) from None
             raise
         self.open_error = None
+        if not dbstate.writable(self.path):
+            # SQLite opens a read-only file for reading without a word: say
+            # it now rather than at the first write.
+            detail = "the file or its directory is read-only"
+            self._set_state(
+                dbstate.state_for(DatabaseCondition.READ_ONLY, self.path, detail)
+            )
 
     async def close(self) -> None:
         """Finish queued work, close the connection and end the worker thread."""
@@ -426,6 +433,11 @@ class Database:
         the write lock and lets it go at once)."""
 
         def probe() -> None:
+            # SQLite starts a write on a read-only file or a full disk, and
+            # fails only when it writes: ask the file system first.
+            condition = dbstate.cannot_write(self.path)
+            if condition is not None:
+                raise sqlite3.OperationalError(condition)
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             rollback(conn)

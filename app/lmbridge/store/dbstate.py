@@ -9,6 +9,7 @@ the GUI, and the `/store` API answers 503 with its message.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import enum
 import errno
@@ -172,6 +173,11 @@ def _writable(directory: Path) -> bool:
     return os.access(directory, os.W_OK) if directory.exists() else True
 
 
+def writable(path: Path) -> bool:
+    """Whether the database file at `path` and its directory can be written."""
+    return _writable(path.parent) and (not path.exists() or os.access(path, os.W_OK))
+
+
 def move_files_aside(path: Path) -> Path:
     """Rename the database at `path`, with its write-ahead log and shared
     memory, to a dated name next to it (so it still opens as it was):
@@ -188,3 +194,19 @@ def move_files_aside(path: Path) -> Path:
         if old.exists():
             old.rename(kept.with_name(kept.name + suffix))
     return kept
+
+
+# Free space below which a write would fail (a few pages and a log frame).
+LOW_SPACE_BYTES = 256 * 1024
+
+
+def cannot_write(path: Path) -> str | None:
+    """Why the file system would refuse a write to the database at `path`
+    (in the words `classify` knows), or None."""
+    if not writable(path):
+        return "attempt to write a readonly database"
+    with contextlib.suppress(OSError, AttributeError):
+        fs = os.statvfs(path.parent)
+        if fs.f_bavail * fs.f_frsize < LOW_SPACE_BYTES:
+            return "database or disk is full"
+    return None
