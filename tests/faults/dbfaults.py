@@ -206,3 +206,8 @@ def db_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+def file_bytes(path: Path) -> bytes:
+    """The bytes of a file (a helper, so async tests read it in one place)."""
+    return path.read_bytes()

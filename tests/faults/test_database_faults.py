@@ -21,7 +21,15 @@ import aiohttp
 import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream
-from faults.dbfaults import corrupt, db_rows, fill, held_lock, read_only, small_disk
+from faults.dbfaults import (
+    corrupt,
+    db_rows,
+    file_bytes,
+    fill,
+    held_lock,
+    read_only,
+    small_disk,
+)
 from faults.doors import DOORS, MODEL, call
 from lmbridge.server.services import Services
 from lmbridge.store.dbstate import DatabaseCondition
@@ -207,9 +215,9 @@ async def test_a_corrupt_file_is_kept_and_can_be_moved_aside(
         await store_answers_503(
             http, proxy, db_path, reads_work=False, words="move it aside"
         )
-        assert db_path.read_bytes() == damaged  # nothing written over it
+        assert file_bytes(db_path) == damaged  # nothing written over it
         kept = await services(proxy).reset_database()
-        assert kept.parent == data_dir and kept.read_bytes() == damaged
+        assert kept.parent == data_dir and file_bytes(kept) == damaged
         assert services(proxy).database_state.ok
         async with http.post(
             proxy.url + "/store/chat", json={"name": "fresh", "model": MODEL}
