@@ -22,7 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,10 +146,16 @@ class RawAnswer:
 
 
 async def raw_call(
-    url: str, path: str, body: Any, headers: dict[str, str] | None = None
+    url: str,
+    path: str,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    when: tuple[bytes, Callable[[], Awaitable[Any]]] | None = None,
 ) -> RawAnswer:
     """POST (PUT for /store/chat) `body` as JSON; read until the server
-    closes; the first response, and whatever came after it."""
+    closes; the first response, and whatever came after it. `when`: once
+    the bytes read so far hold its marker, await its callback (a fault
+    made mid-answer)."""
     parts = urlsplit(url)
     payload = json.dumps(body).encode()
     method = "PUT" if path.endswith("/store/chat") else "POST"
@@ -166,8 +172,13 @@ async def raw_call(
     try:
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
         await writer.drain()
+        raw = b""
         async with asyncio.timeout(30):
-            raw = await reader.read()
+            while chunk := await reader.read(65536):
+                raw += chunk
+                if when is not None and when[0] in raw:
+                    await when[1]()
+                    when = None
     finally:
         writer.close()
         with contextlib.suppress(ConnectionError):

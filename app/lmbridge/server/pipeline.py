@@ -58,6 +58,20 @@ SESSION_FALLBACK_HEADER = "X-Session-Id"
 AGENT_HEADER = "X-Claude-Code-Agent-Id"
 
 
+class _NamedModel(msgspec.Struct):
+    model: str | None = None
+    model_key: str | None = None  # the chat service's name for it
+
+
+def model_named(body: bytes) -> str:
+    """The model a request body names, if it can be read at all ("" if not)."""
+    try:
+        named = msgspec.json.decode(body, type=_NamedModel)
+    except (*errors.DECODE_ERRORS, TypeError):
+        return ""
+    return (named.model or named.model_key or "")[:200]
+
+
 def new_response_id() -> str:
     return f"resp_{uuid.uuid4().hex}"
 
@@ -177,7 +191,12 @@ class _Call:
         record.bytes_in = len(body)
         if self.capture:
             capture_request(record, request, body)
-        req = parse(body)
+        try:
+            req = parse(body)
+        except errors.LMBridgeError:
+            # Refused before routing: still kept under the model it was for.
+            record.model = model_named(body)
+            raise
         session_key = (
             request.headers.get(SESSION_HEADER)
             or req.client.session_key
@@ -414,6 +433,7 @@ class _Call:
         try:
             await self.exchange.finished(req, answer, failure)
         except errors.LMBridgeError as err:
+            self.record.error = err.message
             return ir.StreamError(err.kind, err.message, err.status)
         if end is None:
             return ir.StreamError(errors.ErrorKind.UPSTREAM_ERROR, failure or "")
