@@ -101,7 +101,7 @@ async def test_every_request_is_kept_under_its_model_refused_or_not(
     proxy = await start_proxy(settings_for(fake_upstream.url))
     services = proxy.server.services
     assert services is not None
-    cases = [
+    cases: list[tuple[str, dict[str, Any], int | None]] = [
         ("/v1/messages", {"max_tokens": 5, "messages": [said("hi")]}, None),
         ("/v1/messages", {"max_tokens": 5, "messages": [said("hi")]}, 400),
         ("/v1/chat/completions", {"messages": [said("hi")]}, 400),

@@ -67,7 +67,7 @@ def model_named(body: bytes) -> str:
     """The model a request body names, if it can be read at all ("" if not)."""
     try:
         named = msgspec.json.decode(body, type=_NamedModel)
-    except (*errors.DECODE_ERRORS, TypeError):
+    except errors.DECODE_ERRORS:
         return ""
     return (named.model or named.model_key or "")[:200]
 
