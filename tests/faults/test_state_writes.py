@@ -17,7 +17,7 @@ import aiohttp
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from faults.dbfaults import held_lock
-from lmbridge.store.db import background_jobs
+from lmbridge.store.dbjobs import background_jobs
 from lmbridge.store.usage_recorder import NOT_KEPT
 from support import RunningProxy, settings_for, start_proxy
 

@@ -4,7 +4,7 @@ An answer must never wait on, or fail because of, a write of LM Bridge's
 state. A `BackgroundWriter` takes writes (coroutine functions) from the
 request path without awaiting them, and its one task runs them in order,
 each with a bounded retry, inside the `context` it was given (the services
-pass `store.db.background_jobs`: such jobs wait only briefly for another
+pass `store.dbjobs.background_jobs`: such jobs wait only briefly for another
 process's lock). A write queued under the key
 of one still waiting replaces it (only the newest state of a session chain
 matters). A write that fails for good is reported to its `failed` callback

@@ -41,7 +41,8 @@ from lmbridge.server.maxtokens import MaxTokensMemory
 from lmbridge.server.origins import ReasoningOrigins
 from lmbridge.server.responses_memory import ResponsesMemory
 from lmbridge.store.conversations import ConversationStore
-from lmbridge.store.db import Database, background_jobs
+from lmbridge.store.db import Database
+from lmbridge.store.dbjobs import background_jobs
 from lmbridge.store.dbstate import DatabaseState
 from lmbridge.store.sessions import SqliteSessionStore
 from lmbridge.store.usage import UsageStore

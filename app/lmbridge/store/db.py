@@ -39,9 +39,10 @@ fault of ours) naming the file. An `LMBridgeError` raised inside a
 transaction callable rolls it back and passes through unchanged, which is
 how a store reports "not found" or "already exists".
 
-Time: every job answers within `JOB_DEADLINE` of being submitted, queue
-included: a caller (the `/store` API) gets its answer or a 503 within 2 s,
-never a 10 s hang behind another process's lock. Jobs submitted inside
+Time (`store/dbjobs.py`): every job answers within `JOB_DEADLINE` of being
+submitted, queue included: a caller (the `/store` API) gets its answer or a
+503 within 2 s, never a 10 s hang behind another process's lock. Jobs
+submitted inside
 `background_jobs()` (the request history, session chains: writers with an
 owner task that retries them later) wait only briefly for a lock, so they
 never hold the one worker thread while an API call queues behind them.
@@ -51,17 +52,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from lmbridge.core import errors
 from lmbridge.store import dbstate
+from lmbridge.store.dbjobs import BUSY_TIMEOUT_MS, JobQueue
+from lmbridge.store.dbjobs import background_jobs as background_jobs
 from lmbridge.store.dbstate import DatabaseCondition, DatabaseState
 from lmbridge.store.migrations import (
     MIGRATIONS,
@@ -75,17 +77,6 @@ from lmbridge.store.migrations import now_iso as now_iso
 log = logging.getLogger(__name__)
 
 FILENAME = "lmbridge.db"
-# How long one statement waits for another connection's lock (SQLite's busy
-# handler). Writers here and in a second process (the CLI next to the
-# server) hold it for milliseconds; a lock held for a whole second is a
-# backup tool or a shell with an open transaction, for which waiting longer
-# would not help, and the /store API promises an answer within 2 s.
-BUSY_TIMEOUT_MS = 1000
-# Background writers (history, session chains) retry on their own schedule
-# instead: they wait this long, so the one worker thread is never held.
-BACKGROUND_BUSY_MS = 100
-# Everything a caller waits for one job, queue included (see the docstring).
-JOB_DEADLINE = 1.5
 # Write-ahead log checkpoints: SQLite's automatic PASSIVE checkpoint after a
 # commit that leaves the log over 1000 pages (~4 MB). PASSIVE never waits
 # for a lock, so no answer or API call ever waits on a checkpoint; a reader
@@ -97,22 +88,6 @@ WAL_AUTOCHECKPOINT_PAGES = 1000
 WAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024
 # How often a database that failed to open is tried again on use.
 REOPEN_INTERVAL = 2.0
-
-_background: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "lmbridge_db_background", default=False
-)
-
-
-@contextlib.contextmanager
-def background_jobs() -> Iterator[None]:
-    """Mark the jobs submitted in this context (and the tasks it starts) as
-    a background writer's: they wait only briefly for another's lock."""
-    token = _background.set(True)
-    try:
-        yield
-    finally:
-        _background.reset(token)
-
 
 T = TypeVar("T")
 Params = Sequence[Any]
@@ -131,7 +106,7 @@ def _journal_wal(conn: sqlite3.Connection) -> str:
     raise AssertionError("unreachable")
 
 
-class Database:
+class Database(JobQueue):
     """The SQLite file, its connection and the worker thread that owns both.
 
     `await open()` before use and `await close()` at shutdown (the server
@@ -142,18 +117,10 @@ class Database:
     def __init__(
         self, path: Path, migrations: Sequence[Migration] = MIGRATIONS
     ) -> None:
-        self.path = path
+        super().__init__(path)
         self.migrations = tuple(migrations)
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
         # Why the last `open()` failed, for the errors of later calls.
         self.open_error: str | None = None
-        # What works and what does not, as last seen; `on_state` is called
-        # (on the loop) when the condition changes.
-        self.state: DatabaseState = dbstate.ok_state(path)
-        self.on_state: Callable[[DatabaseState], None] | None = None
-        self._busy_ms = BUSY_TIMEOUT_MS
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Lock | None = None
         self._closed = False
         self._last_open_attempt = 0.0
@@ -293,42 +260,6 @@ class Database:
 
     # ------------------------------------------------------------ jobs
 
-    async def _submit(
-        self,
-        fn: Callable[[], T],
-        *,
-        write: bool = False,
-        deadline: float | None = JOB_DEADLINE,
-    ) -> T:
-        executor = self._executor
-        if executor is None:
-            executor = await self._reopened()
-        loop = asyncio.get_running_loop()
-        busy = BACKGROUND_BUSY_MS if _background.get() else BUSY_TIMEOUT_MS
-        due = None if deadline is None else time.monotonic() + deadline
-        future = loop.run_in_executor(executor, self._guarded, fn, due, busy, write)
-        # A late failure of a job whose caller was cancelled is logged by the
-        # caller's absence, not by asyncio's "exception never retrieved".
-        future.add_done_callback(_consume)
-        if deadline is None:
-            return await asyncio.shield(future)
-        try:
-            # A little past the job's own deadline: normally SQLite's busy
-            # handler answers first; this catches a queue stuck behind a
-            # long job (which then skips this one, see _guarded).
-            async with asyncio.timeout(deadline + 0.3):
-                return await asyncio.shield(future)
-        except TimeoutError:
-            raise self._busy_error() from None
-
-    def _busy_error(self) -> errors.StorageUnavailable:
-        state = self.state
-        if state.ok:
-            state = dbstate.state_for(
-                DatabaseCondition.LOCKED, self.path, "busy for too long"
-            )
-        return errors.StorageUnavailable(state.message)
-
     async def _reopened(self) -> ThreadPoolExecutor:
         """The worker of a database that failed to open, if it opens now."""
         wait = REOPEN_INTERVAL - (time.monotonic() - self._last_open_attempt)
@@ -349,61 +280,6 @@ class Database:
         return errors.LMBridgeError(
             self.open_error or f"the database {self.path} is not open"
         )
-
-    def _guarded(
-        self, fn: Callable[[], T], due: float | None, busy_ms: int, write: bool
-    ) -> T:
-        conn = self._conn
-        if due is not None:
-            remaining = due - time.monotonic()
-            if remaining <= 0:
-                # Its caller has been answered already (a 503): skip it.
-                raise self._busy_error()
-            busy_ms = max(1, min(busy_ms, int(remaining * 1000)))
-        if conn is not None and busy_ms != self._busy_ms:
-            conn.execute(f"PRAGMA busy_timeout={busy_ms}")
-            self._busy_ms = busy_ms
-        try:
-            result = fn()
-        except errors.LMBridgeError:
-            raise
-        except (sqlite3.Error, OSError) as exc:
-            state = dbstate.classify(exc, self.path)
-            if state is None:
-                log.error("database %s failed: %s", self.path, exc)
-                raise errors.LMBridgeError(
-                    f"the database {self.path} failed: {exc}"
-                ) from None
-            self._report(state)
-            raise errors.StorageUnavailable(state.message) from None
-        if write and not self.state.ok:
-            self._report(dbstate.ok_state(self.path))
-        return result
-
-    def _report(self, state: DatabaseState) -> None:
-        """From the worker thread: hand a new state to the loop."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            self._set_state(state)
-        else:
-            loop.call_soon_threadsafe(self._set_state, state)
-
-    def _set_state(self, state: DatabaseState) -> None:
-        """Keep `state`; log and announce a change of condition, once."""
-        before, self.state = self.state, state
-        if before.condition is state.condition:
-            return
-        if state.ok:
-            log.info("the database %s works again", self.path)
-        else:
-            log.warning("%s (%s)", state.message, state.detail)
-        if self.on_state is not None:
-            self.on_state(state)
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise errors.LMBridgeError(f"the database {self.path} is not open")
-        return self._conn
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the worker thread, outside any transaction.
@@ -481,8 +357,3 @@ class Database:
     async def schema_version(self) -> int:
         """The highest schema step applied."""
         return await self.run(schema_version)
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()

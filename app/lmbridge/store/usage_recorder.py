@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from lmbridge.core import errors
 from lmbridge.core.events import REQUEST_FINISHED, EventBus, RequestRecord
-from lmbridge.store.db import background_jobs
+from lmbridge.store.dbjobs import background_jobs
 from lmbridge.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
