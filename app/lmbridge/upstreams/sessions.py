@@ -216,7 +216,11 @@ class SessionManager:
         await self.store.delete(key)
 
     async def sessions(self) -> list[SessionState]:
-        return sorted(await self.store.all(), key=lambda s: -s.last_seen)
+        """Every chain, most recent first (those still being saved as they
+        are in memory, newer than the store's)."""
+        chains = {(s.key, s.upstream, s.model): s for s in await self.store.all()}
+        chains.update(self._recent)
+        return sorted(chains.values(), key=lambda s: -s.last_seen)
 
     def apply_settings(self, req: ir.Request) -> ir.Request:
         """`req` with its session's model override and tool filter applied."""
