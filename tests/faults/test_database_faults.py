@@ -12,6 +12,8 @@ before the fault is read back afterwards.
 from __future__ import annotations
 
 import asyncio
+import collections
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -168,7 +170,10 @@ async def store_answers_503(
 
 
 async def test_a_lock_held_by_another_process(
-    fake_upstream: FakeOpenAIUpstream, http: aiohttp.ClientSession, db_path: Path
+    fake_upstream: FakeOpenAIUpstream,
+    http: aiohttp.ClientSession,
+    db_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     proxy = await start(fake_upstream)
     try:
@@ -189,6 +194,11 @@ async def test_a_lock_held_by_another_process(
                 if r.session_key == "s-anthropic-False"
             )
             assert any("chain not saved" in n for n in record.notes), record.notes
+        # Said once by each part that met it, not once per request.
+        said = collections.Counter(
+            r.name for r in caplog.records if r.levelno >= logging.WARNING
+        )
+        assert said and max(said.values()) == 1, said
         # The lock is gone: writes work again, and nothing was lost.
         async with http.post(
             proxy.url + "/store/chat", json={"name": "after", "model": MODEL}
