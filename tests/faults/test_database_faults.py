@@ -305,7 +305,7 @@ async def test_a_full_disk(
             await proxy.server.stop()
 
 
-async def test_serve_in_a_loop_does_not_stall_on_a_lock(
+async def test_many_keyed_turns_at_once_do_not_stall_on_a_lock(
     fake_upstream: FakeOpenAIUpstream, db_path: Path
 ) -> None:
     """Many keyed turns at once while another process holds the lock: all
