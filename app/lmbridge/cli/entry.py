@@ -112,6 +112,8 @@ async def serve(settings: config.Settings) -> int:
     print(f"LM Bridge {__version__} listening on {server.url}", flush=True)
     for up in settings.upstream:
         print(f"  upstream {up.name}: {up.kind} {up.base_url}", flush=True)
+    if server.services is not None:  # the file, or what is wrong and the fix
+        print(f"  {server.services.database_state.summary()}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
