@@ -73,7 +73,7 @@ def private_file(path: Path) -> Path:
     try:
         fd = os.open(path, flags, FILE_MODE)
     except FileExistsError:
-        if POSIX:
+        if POSIX and not path.is_symlink():  # never chmod through a link
             _narrow(path, FILE_MODE)
         return path
     os.close(fd)
