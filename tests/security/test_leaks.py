@@ -11,6 +11,7 @@ import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -35,8 +36,11 @@ SECRET = st.text(
     alphabet=string.ascii_letters + string.digits + "-_.~+/=", min_size=16, max_size=48
 ).filter(lambda s: sum(c.isalnum() for c in s) >= 8)
 
-CHAT = {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]}
-DOORS = {
+CHAT: dict[str, Any] = {
+    "model": "claude-x",
+    "messages": [{"role": "user", "content": "hi"}],
+}
+DOORS: dict[str, dict[str, Any]] = {
     "/v1/chat/completions": CHAT,
     "/v1/messages": {**CHAT, "max_tokens": 20},
     "/v1/responses": {"model": "claude-x", "input": "hi"},

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -23,7 +22,7 @@ from lmbridge.core.redact import (
 
 
 @pytest.fixture
-def scrubber() -> Iterator[Scrubber]:
+def scrubber() -> Scrubber:
     return Scrubber()
 
 

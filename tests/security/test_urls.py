@@ -83,7 +83,7 @@ base_url = "http://me:{PASSWORD}@127.0.0.1:9"
     )
     assert proc.stdout is not None
     try:
-        lines = []
+        lines: list[str] = []
         async with asyncio.timeout(60):
             while not any("upstream a:" in line for line in lines):
                 lines.append((await proc.stdout.readline()).decode())
