@@ -11,8 +11,11 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from fakes.openai_upstream import FakeOpenAIUpstream
 from lmbridge import config
+from lmbridge.auth.secrets import SECRETS as KEY_STORE
 from lmbridge.core.urls import Url, masked, without_credentials
 from support import running, settings_for
 
@@ -81,17 +84,39 @@ base_url = "http://me:{PASSWORD}@127.0.0.1:9"
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "LMBRIDGE_HOME": str(lmbridge_home)},
     )
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: list[str] = []
+    warned: list[str] = []
     try:
-        lines: list[str] = []
         async with asyncio.timeout(60):
             while not any("upstream a:" in line for line in lines):
                 lines.append((await proc.stdout.readline()).decode())
+            while not any("base_url holds" in line for line in warned):
+                warned.append((await proc.stderr.readline()).decode())
     finally:
         proc.terminate()
         out, err = await proc.communicate()
     banner = "".join(lines) + out.decode()
     assert "upstream a: openai http://me:***@127.0.0.1:9" in banner
-    stderr = err.decode()
+    stderr = "".join(warned) + err.decode()
     assert stderr.count("base_url holds a password") == 1
     assert PASSWORD not in banner + stderr
+
+
+@pytest.mark.usefixtures("memory_keyring")
+async def test_a_key_and_base_url_credentials_together(
+    fake_upstream: FakeOpenAIUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Both want the Authorization header: the key wins, with a warning
+    # (aiohttp would have refused the request: a 500).
+    await KEY_STORE.set("fake", "keyring-key-0123456789")
+    url = fake_upstream.url.replace("http://", f"http://me:{PASSWORD}@")
+    body = {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]}
+    async with running(settings_for(url)) as proxy, aiohttp.ClientSession() as s:
+        for _ in range(2):
+            async with s.post(proxy.url + "/v1/chat/completions", json=body) as r:
+                assert r.status == 200
+    seen = fake_upstream.requests[-1].headers["Authorization"]
+    assert seen == "Bearer keyring-key-0123456789"
+    assert caplog.text.count("credentials in its base_url") == 1
+    assert PASSWORD not in caplog.text

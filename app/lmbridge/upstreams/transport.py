@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 
@@ -28,6 +29,8 @@ from lmbridge.core import errors
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.urls import masked
 from lmbridge.protocols.base import UpstreamCodec
+
+log = logging.getLogger(__name__)
 
 # Builds the "not reachable" error for a reason ("Connection refused").
 Unreachable = Callable[[str], errors.UpstreamUnavailable]
@@ -77,6 +80,7 @@ class Transport:
         limit = settings.max_concurrent
         self._slots = asyncio.Semaphore(limit) if limit else None
         self._leases: set[aiohttp.ClientResponse] = set()
+        self._warned_credentials = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -189,6 +193,19 @@ class Transport:
         """One request; redirects followed only within the upstream's origin,
         with the same method, body and headers (see the module docstring)."""
         target = URL(url)
+        if target.user is not None and any(
+            name.lower() == "authorization" for name in headers
+        ):
+            # A key and base_url credentials both want Authorization: the
+            # key wins (aiohttp would refuse the request).
+            target = target.with_user(None)
+            if not self._warned_credentials:
+                self._warned_credentials = True
+                log.warning(
+                    "upstream %s has a key and credentials in its base_url; only"
+                    " the key is sent — remove one of them",
+                    self.name,
+                )
         for _hop in range(MAX_REDIRECTS + 1):
             resp = await self.session.request(
                 method, target, data=body, headers=headers, allow_redirects=False
