@@ -21,7 +21,10 @@ Two kinds of matching:
 
 Lookups are cheap on the answer path: the registered values live in an
 immutable snapshot (replaced, never mutated, so threads that log read it
-without a lock), and `scrub_bytes` is one `in` test per secret.
+without a lock), compiled into one regular expression, so `scrub_bytes` is
+one search of the bytes whatever the number of secrets (about half a
+microsecond for an SSE frame); a request's own credentials are encoded
+once per request (`encoded`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections.abc import Iterable
 from urllib.parse import quote, unquote, urlsplit
 
 REDACTED = "[REDACTED]"
+_REDACTED_BYTES = REDACTED.encode()
 # Shorter values are not looked for: they would match ordinary words.
 MIN_SECRET = 8
 # Values kept at most (old Azure tokens go first: they have expired).
@@ -120,7 +124,8 @@ class Scrubber:
         # Immutable snapshots, longest first (a secret containing another
         # is replaced whole).
         self._text: tuple[str, ...] = ()
-        self._bytes: tuple[bytes, ...] = ()
+        self._text_re: re.Pattern[str] | None = None
+        self._bytes_re: re.Pattern[bytes] | None = None
 
     def add(self, value: str | None) -> None:
         """Remember `value` (and its forms) as a secret; short values are
@@ -136,8 +141,11 @@ class Scrubber:
         if len(text) > MAX_SECRETS:
             text = text[-MAX_SECRETS:]
         text.sort(key=len, reverse=True)
-        self._text = tuple(text)
-        self._bytes = tuple(t.encode("utf-8", "surrogateescape") for t in text)
+        raw = [t.encode("utf-8", "surrogateescape") for t in text]
+        # Built whole, then published: a reader sees the old or the new.
+        text_re = re.compile("|".join(map(re.escape, text))) if text else None
+        bytes_re = re.compile(b"|".join(map(re.escape, raw))) if raw else None
+        self._text, self._text_re, self._bytes_re = tuple(text), text_re, bytes_re
         if len(self._values) > 4 * MAX_SECRETS:
             self._values = dict.fromkeys(list(self._values)[-MAX_SECRETS:])
 
@@ -150,7 +158,8 @@ class Scrubber:
         """Forget every secret (tests)."""
         self._values = {}
         self._text = ()
-        self._bytes = ()
+        self._text_re = None
+        self._bytes_re = None
 
     @property
     def count(self) -> int:
@@ -159,9 +168,12 @@ class Scrubber:
 
     def scrub_literal(self, text: str, extra: Iterable[str] = ()) -> str:
         """`text` without any registered secret nor any of `extra`."""
-        for secret in (*_long(extra), *self._text):
+        for secret in _long(extra):
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        pattern = self._text_re
+        if pattern is not None and pattern.search(text) is not None:
+            text = pattern.sub(REDACTED, text)
         return text
 
     def scrub(self, text: str, extra: Iterable[str] = ()) -> str:
@@ -169,21 +181,26 @@ class Scrubber:
         whatever looks like a key (for error texts and log lines)."""
         return redact_patterns(self.scrub_literal(text, extra))
 
-    def scrub_bytes(self, data: bytes, extra: Iterable[str] = ()) -> bytes:
-        """`data` without any registered secret nor any of `extra`: the
-        cheap literal check for bytes on their way to a client."""
-        for secret in self._bytes:
+    def scrub_bytes(self, data: bytes, extra: tuple[bytes, ...] = ()) -> bytes:
+        """`data` without any registered secret nor any of `extra` (from
+        `encoded`): the cheap literal check for bytes on their way out."""
+        for secret in extra:
             if secret in data:
-                data = data.replace(secret, REDACTED.encode())
-        for value in _long(extra):
-            raw = value.encode("utf-8", "surrogateescape")
-            if raw in data:
-                data = data.replace(raw, REDACTED.encode())
+                data = data.replace(secret, _REDACTED_BYTES)
+        pattern = self._bytes_re
+        if pattern is not None and pattern.search(data) is not None:
+            data = pattern.sub(_REDACTED_BYTES, data)
         return data
 
 
 def _long(values: Iterable[str]) -> list[str]:
     return sorted((v for v in values if len(v) >= MIN_SECRET), key=len, reverse=True)
+
+
+def encoded(values: Iterable[str]) -> tuple[bytes, ...]:
+    """A request's own secrets (its credential headers) as `scrub_bytes`
+    takes them, computed once per request."""
+    return tuple(v.encode("utf-8", "surrogateescape") for v in _long(values))
 
 
 # The secrets of this process: every module registers what it reads.
@@ -195,7 +212,7 @@ def scrub(text: str, extra: Iterable[str] = ()) -> str:
     return SECRETS.scrub(text, extra)
 
 
-def scrub_bytes(data: bytes, extra: Iterable[str] = ()) -> bytes:
+def scrub_bytes(data: bytes, extra: tuple[bytes, ...] = ()) -> bytes:
     """`SECRETS.scrub_bytes`: the literal check of bytes."""
     return SECRETS.scrub_bytes(data, extra)
 

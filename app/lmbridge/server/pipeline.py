@@ -28,7 +28,7 @@ from aiohttp import web
 from lmbridge.core import errors, events, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
-from lmbridge.core.redact import SECRETS
+from lmbridge.core.redact import SECRETS, encoded
 from lmbridge.protocols import tokens
 from lmbridge.protocols.anthropic import billing
 from lmbridge.protocols.base import AnswerCodec, FrontDoor, StreamEncoder
@@ -169,6 +169,7 @@ class _Call:
         self.exchange = exchange
         self.record = record
         self.secrets = secrets
+        self.secret_bytes = encoded(secrets)
 
     async def run(self, parse: Callable[[bytes], ir.Request]) -> web.StreamResponse:
         request, record, services = self.request, self.record, self.services
@@ -321,7 +322,7 @@ class _Call:
         if self.exchange.keeps_answers:
             await self.exchange.finished(req, response, None)
         payload = SECRETS.scrub_bytes(
-            self.door.encode_response(response, req), self.secrets
+            self.door.encode_response(response, req), self.secret_bytes
         )
         record.bytes_out = len(payload)
         capture_response(record, payload)
@@ -400,7 +401,7 @@ class _Call:
             message = SECRETS.scrub(end.message, self.secrets)
             batch = [*batch[:-1], msgspec.structs.replace(end, message=message)]
         data = SECRETS.scrub_bytes(
-            b"".join([encoder.encode(event) for event in batch]), self.secrets
+            b"".join([encoder.encode(event) for event in batch]), self.secret_bytes
         )
         if data:
             self.record.bytes_out += len(data)

@@ -21,7 +21,7 @@ from aiohttp import web
 from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
-from lmbridge.core.redact import SECRETS
+from lmbridge.core.redact import SECRETS, encoded
 from lmbridge.protocols.anthropic import billing
 from lmbridge.protocols.base import BodyEdit, Passthrough
 from lmbridge.protocols.registry import upstream_codec
@@ -66,6 +66,7 @@ class Relay:
         self.req = req
         self.record = record
         self.secrets = secrets
+        self.secret_bytes = encoded(secrets)
         # Upstream refusals to raise rather than relay (the pipeline retries).
         self.raises: Callable[[errors.LMBridgeError], bool] = lambda _err: False
         # Told what opaque reasoning a relayed answer carried, and from where.
@@ -163,7 +164,7 @@ class Relay:
             ) from None
         if usage is not None:
             _set_usage(record, usage)
-        payload = SECRETS.scrub_bytes(payload, self.secrets)
+        payload = SECRETS.scrub_bytes(payload, self.secret_bytes)
         record.bytes_out = len(payload)
         capture_response(record, payload)
         return web.Response(
@@ -219,7 +220,7 @@ class Relay:
 
     async def _send(self, out: web.StreamResponse, data: bytes) -> None:
         record = self.record
-        data = SECRETS.scrub_bytes(data, self.secrets)
+        data = SECRETS.scrub_bytes(data, self.secret_bytes)
         if record.first_token is None:
             record.mark_first_token()
         record.bytes_out += len(data)
