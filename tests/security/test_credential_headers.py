@@ -65,3 +65,21 @@ async def test_odd_bytes_without_a_token_are_just_ignored(
         record = await proxy.record()
     assert status == 200, body
     assert record.status == 200
+
+
+@pytest.mark.parametrize("value", [b"\x00", b"\x01abc", b"\x7f", b"a\rb"])
+async def test_bytes_http_forbids_are_refused_by_the_parser(
+    fake_upstream: FakeOpenAIUpstream, monkeypatch: pytest.MonkeyPatch, value: bytes
+) -> None:
+    # NUL, control characters and a bare CR are not HTTP: the parser refuses
+    # the request (a plain 400) before any route; never a 500.
+    monkeypatch.setenv("HEADER_TOKEN", TOKEN)
+    settings = settings_for(fake_upstream.url)
+    settings.server.access_token_env = "HEADER_TOKEN"
+    async with running(settings) as proxy:
+        status, _body = await exchange(
+            proxy.server.port,
+            post("/v1/messages", MESSAGES.encode(), b"x-api-key: " + value),
+        )
+    assert status == 400
+    assert fake_upstream.requests == []

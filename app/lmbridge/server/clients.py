@@ -30,10 +30,33 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from lmbridge.config import ServerSettings
 
 log = logging.getLogger(__name__)
+
+
+class _MalformedIsNotOurs(logging.Filter):
+    """aiohttp logs a request its parser refuses (a NUL in a header, a bare
+    CR) as an ERROR with a traceback quoting the client's bytes: anyone who
+    can reach the port could fill the log. It is the client's fault, and
+    the client got its 400: one INFO line, nothing quoted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            reason = (exc.message or type(exc).__name__).splitlines()[0]
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = "refused a malformed request from %s (%s)"
+            record.args = (getattr(record, "args", ("?",)) or ("?",))[0], reason
+            record.exc_info = record.exc_text = None
+        return True
+
+
+# The logger aiohttp's connection handlers use (passed to the runner).
+HTTP_LOG = logging.getLogger("lmbridge.server.http")
+HTTP_LOG.addFilter(_MalformedIsNotOurs())
 
 # Seconds between two checks of a body's rate.
 BODY_CHECK_EVERY = 1.0

@@ -14,7 +14,7 @@ from lmbridge.config import Settings
 from lmbridge.core.errors import PortInUse
 from lmbridge.core.events import EventBus
 from lmbridge.server.app import create_app
-from lmbridge.server.clients import CLIENT_LIMITS, ClientLimits
+from lmbridge.server.clients import CLIENT_LIMITS, HTTP_LOG, ClientLimits
 from lmbridge.server.keys import SERVICES
 from lmbridge.server.services import Services
 
@@ -90,6 +90,7 @@ class ProxyServer:
             access_log=None,
             shutdown_timeout=2.0,
             keepalive_timeout=limits.idle_timeout,
+            logger=HTTP_LOG,
         )
         await runner.setup()
         port = self.settings.server.port
