@@ -209,7 +209,8 @@ def guard_middleware(guard: Guard) -> Middleware:
             connection.head_received()
         limits = request.app.get(CLIENT_LIMITS)
         watching = None
-        if limits is not None and request.body_exists:
+        # A small body came with its head: nothing to watch.
+        if limits is not None and request.body_exists and not request.content.is_eof():
             watching = watch_body(request, limits)
         try:
             return await guarded(request, handler)
