@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fakes.azure_fixtures import FakeAz, fake_az, fake_foundry, foundry_settings  # noqa: F401
 from fakes.foundry import FakeFoundry
 from fakes.memory_keyring import MemoryKeyring
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
@@ -216,4 +217,45 @@ async def test_each_place_is_scrubbed_from_each_way_out(
     secret = "0f3a9c2e7b1d4f6a8c0e2b4d6f8a1c3e"
     out = await run_example(place, secret, tmp_path, monkeypatch)
     assert_clean(out, secret, place)
+    assert "[REDACTED]" in out.places["answers"]
+
+
+async def test_an_azure_token_is_scrubbed_from_each_way_out(
+    fake_az: FakeAz,  # noqa: F811
+    fake_foundry: FakeFoundry,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # The fake az issues `fake-az|<audience>|<serial>`: the first one is
+    # known in advance, and the fake Foundry echoes it in every failure.
+    token = "fake-az|https://ai.azure.com|1"
+    settings = foundry_settings(fake_foundry, api="messages", auth="azure-cli")
+    stderr = io.StringIO()
+    root = logging.getLogger()
+    to_stderr = logging.StreamHandler(stderr)
+    root.addHandler(to_stderr)
+    log_path = tmp_path / "logs" / "lmbridge.log"
+    handler = logs.setup_file_logging(
+        config.LoggingSettings(level="DEBUG"), path=log_path, logger=root
+    )
+    records: list[RequestRecord] = []
+    bus = EventBus()
+    bus.subscribe(REQUEST_FINISHED, lambda _t, r: records.append(r))
+    proxy = ProxyServer(settings, bus, capture_bodies=True)
+    try:
+        await proxy.start()
+        out = await drive(proxy, fake_foundry, token)
+    finally:
+        await proxy.stop()
+        root.removeHandler(handler)
+        root.removeHandler(to_stderr)
+        handler.close()
+    # The token did go to Azure, where it belongs.
+    assert fake_foundry.attempts[0].headers["Authorization"] == f"Bearer {token}"
+    out.add("log file", log_path.read_text() if log_path.exists() else "")
+    out.add("stderr", stderr.getvalue())
+    out.add("records", "\n".join(repr(r) for r in records))
+    out.add("captured bodies", "\n".join(r.response_body for r in records))
+    assert len(records) >= 24
+    for where, text in out.places.items():
+        assert token not in text, f"the Azure token leaked into the {where}"
     assert "[REDACTED]" in out.places["answers"]
