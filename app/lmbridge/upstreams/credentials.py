@@ -1,13 +1,20 @@
 """The key an upstream is sent: from its environment variable, else from
 the OS keyring (a key saved in the app's Settings). Never logged: every
-key read here is registered with the scrubber (`core/redact.py`)."""
+key read here is registered with the scrubber (`core/redact.py`).
+
+A `user:password` that a save took out of the upstream's base_url (the
+settings store keeps it in the keyring, `config.url_credentials_secret`)
+is sent as HTTP Basic credentials, as the URL itself would have been,
+unless the upstream also has a key, which wins (aiohttp cannot send both).
+"""
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 
-from lmbridge.config import UpstreamApi, UpstreamSettings
+from lmbridge.config import UpstreamApi, UpstreamSettings, url_credentials_secret
 from lmbridge.core import errors
 from lmbridge.core.redact import SECRETS
 
@@ -31,11 +38,18 @@ class KeyCredentials:
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
         self._stored = ""
+        self._basic = ""
 
     async def load(self) -> None:
-        """Read the keyring, unless the key comes from the environment."""
+        """Read the keyring: the key, unless it comes from the environment,
+        and the base URL's credentials a save moved there."""
         if not self.settings.api_key_env:
             self._stored = await stored_key(self.settings.name)
+        pair = await stored_key(url_credentials_secret(self.settings.name))
+        if pair:
+            self._basic = base64.b64encode(pair.encode()).decode()
+            SECRETS.add(pair.partition(":")[2])
+            SECRETS.add(self._basic)
 
     def key(self) -> str:
         env = self.settings.api_key_env
@@ -46,7 +60,7 @@ class KeyCredentials:
     def headers(self, api: UpstreamApi) -> dict[str, str]:
         key = self.key()
         if not key:
-            return {}
+            return {"Authorization": f"Basic {self._basic}"} if self._basic else {}
         if api == "messages":
             return {"x-api-key": key}
         return {"Authorization": f"Bearer {key}"}
