@@ -19,10 +19,19 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 @pytest.fixture(autouse=True)
 def lmbridge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own config and data directory."""
+    """Every test gets its own config and data directory.
+
+    LM Studio discovery looks in an empty home and probes no default port
+    (lmstudio/discovery.py), so no test meets the LM Studio, or its files,
+    of the machine it runs on; a test that wants discovery names them.
+    """
     home = tmp_path / "lmbridge-home"
     home.mkdir()
     monkeypatch.setenv("LMBRIDGE_HOME", str(home))
+    nobody = tmp_path / "discovery-home"
+    nobody.mkdir()
+    monkeypatch.setenv("LMBRIDGE_DISCOVERY_HOME", str(nobody))
+    monkeypatch.setenv("LMBRIDGE_DISCOVERY_PORTS", "")
     for name in ("LMBRIDGE_HOST", "LMBRIDGE_PORT", "LMBRIDGE_LOG_REQUESTS"):
         monkeypatch.delenv(name, raising=False)
     return home

@@ -295,9 +295,8 @@ class _Call:
 
     async def _prepare(self, req: ir.Request, resolved: Resolved) -> Resolved:
         """LM Studio: load on demand, minimum context, context fit."""
-        services = self.services
-        models = services.models
-        if models is None or resolved.upstream.name != services.models_upstream:
+        models = self.services.preparers.get(resolved.upstream.name)
+        if models is None:
             return resolved
         target_req = msgspec.structs.replace(
             req, max_tokens=clamp(req.max_tokens, resolved.max_tokens_limit)
