@@ -190,7 +190,7 @@ async def test_http_proxy_does_not_capture_loopback(
     assert found.source is DiscoverySource.CONFIGURED
 
     # The SDK itself (httpx) would send its probe and websockets to the proxy.
-    options = LMStudioOptions(address=fake_lmstudio.address, connect_timeout=3.0)
+    options = LMStudioOptions(address=fake_lmstudio.address, connect_timeout=10.0)
     async with LMStudioService(
         lmstudio_bus, options, home=lmstudio_home, sdk_ports=()
     ) as service:

@@ -4,6 +4,7 @@ that discovery would find elsewhere; a server without the SDK gets REST."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -63,9 +64,10 @@ async def connected(proxy: RunningProxy, *names: str) -> None:
     services = proxy.server.services
     assert services is not None
     for name in names:
-        svc = services.preparers[name].service
+        status = services.preparers[name].service.connection
         await eventually(
-            lambda svc=svc: svc.status.state == "connected", what=f"{name}'s link"
+            functools.partial(lambda link: link.state == "connected", status),
+            what=f"{name}'s link",
         )
 
 
