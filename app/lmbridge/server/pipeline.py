@@ -28,7 +28,7 @@ from lmbridge.protocols import tokens
 from lmbridge.protocols.anthropic import billing
 from lmbridge.protocols.base import AnswerCodec, FrontDoor, StreamEncoder
 from lmbridge.protocols.registry import upstream_codec
-from lmbridge.server import maxtokens
+from lmbridge.server import maxtokens, overflow_known
 from lmbridge.server.capture import (
     capture_request,
     capture_response,
@@ -248,6 +248,7 @@ class _Call:
     ) -> web.StreamResponse:
         """One try at the upstream; `retry`: an error that a lower
         `max_tokens` would cure is raised (not answered) so it can be."""
+        overflow_known.tell(self.services, req, resolved)
         passthrough = self.door.passthrough
         origins, name = self.services.origins, resolved.upstream.name
         foreign = origins.foreign(req, name)
