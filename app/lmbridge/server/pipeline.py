@@ -251,7 +251,8 @@ class _Call:
         overflow_known.tell(self.services, req, resolved)
         passthrough = self.door.passthrough
         origins, name = self.services.origins, resolved.upstream.name
-        foreign = origins.foreign(req, name)
+        api = resolved.upstream.api
+        foreign = origins.foreign(req, name, api)
         if (
             passthrough is not None
             and resolved.upstream.speaks(passthrough.api)
@@ -269,19 +270,15 @@ class _Call:
             return await relay.send(body, resolved, tools, last)
         req = await self.exchange.begin(req)
         if foreign:
-            req = origins.without_foreign(req, name)
-            note = (
-                f"dropped for {name}: encrypted reasoning made by another"
-                f" upstream ({foreign})"
-            )
-            if note not in self.record.notes:
-                self.record.notes.append(note)
+            for note in origins.notes(req, name, api):
+                if note not in self.record.notes:
+                    self.record.notes.append(note)
+            req = origins.without_foreign(req, name, api)
         if not resolved.upstream.keeps_billing_header:
             stripped = billing.without_billing(req)
             if stripped is not req:
                 self.record.notes.append(f"dropped: {billing.NOTE}")
                 req = stripped
-        api = resolved.upstream.api
         # A relayed body keeps all of this; only translation drops it.
         notes = self.record.notes
         for note in [f"dropped: {line}" for line in req.dropped] + [
@@ -310,6 +307,7 @@ class _Call:
     async def _whole(self, batches: Batches, req: ir.Request) -> web.Response:
         record = self.record
         response = await assemble(batches, req, record)
+        self.services.origins.remember_answer(response.parts, record.upstream)
         if self.door.remembers:
             response.id = new_response_id()
         if self.exchange.keeps_answers:
@@ -321,6 +319,7 @@ class _Call:
 
     async def _stream(self, batches: Batches, req: ir.Request) -> web.StreamResponse:
         encoder = self.door.stream_encoder(req)
+        origins = self.services.origins
         keeps = self.exchange.keeps_answers
         assembler = Assembler(model=req.model) if keeps else None
         out = web.StreamResponse(status=200, headers=sse_headers(encoder.content_type))
@@ -331,6 +330,7 @@ class _Call:
                 async for batch in batches:
                     for event in batch:
                         observe(self.record, event)
+                        origins.observe(event, self.record.upstream)
                     if assembler is None:
                         # One write per upstream read: the first token leaves
                         # together with the message start, in fewer packets.

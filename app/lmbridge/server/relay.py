@@ -163,6 +163,10 @@ class Relay:
             ) from None
         if usage is not None:
             _set_usage(record, usage)
+        if self.produced is not None and (
+            made := self.passthrough.whole_produced(payload)
+        ):
+            self.produced(made, upstream.name)
         record.bytes_out = len(payload)
         capture_response(record, payload)
         return web.Response(

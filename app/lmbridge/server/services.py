@@ -31,7 +31,7 @@ from lmbridge.lmstudio import (
     LoadOptions,
 )
 from lmbridge.server.maxtokens import MaxTokensMemory
-from lmbridge.server.origins import ReasoningOrigins
+from lmbridge.server.origins import ReasoningOrigins, anthropic_platform
 from lmbridge.server.responses_memory import ResponsesMemory
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
@@ -135,7 +135,11 @@ class Services:
         self.sessions = SessionManager()
         self.responses = ResponsesMemory()
         self.max_tokens = MaxTokensMemory()
-        self.origins = ReasoningOrigins()
+        self.origins = ReasoningOrigins(
+            platform=anthropic_platform(
+                [(u.name, u.kind, u.base_url) for u in settings.upstream]
+            )
+        )
         # LM Studio model management: one service per lmstudio upstream, on
         # that upstream's server; `lmstudio` is the first one's (the GUI's).
         self.models_upstream = managed_upstream(settings)
