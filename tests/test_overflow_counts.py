@@ -102,7 +102,7 @@ def test_counts_come_from_what_lm_bridge_knows(
     count: int,
     said: tuple[int, int],
 ) -> None:
-    text = _error(message, fields, Known(window, lambda: count))
+    text = _error(message, fields, (window, lambda: count))
     assert text.startswith(f"prompt is too long: {said[0]} tokens > {said[1]} maximum")
     assert _said(text) == said
     assert message in text  # the upstream's words stay, for the user
@@ -112,7 +112,7 @@ def test_counts_come_from_what_lm_bridge_knows(
 def test_mid_stream_uses_the_request_known_now(
     name: str, message: str, fields: dict[str, Any]
 ) -> None:
-    token = overflow.KNOWN.set(Known(4096, lambda: 6000))
+    token = overflow.KNOWN.set((4096, lambda: 6000))
     try:
         found = overflow.stream_error(message, body=_body(message, fields))
     finally:
@@ -124,9 +124,9 @@ def test_mid_stream_uses_the_request_known_now(
 
 def test_ollama_by_how_much_gives_n() -> None:
     message = "prompt too long; exceeded max context length by 1200 tokens"
-    assert _said(_error(message, {}, Known(4096, lambda: 10))) == (5296, 4096)
+    assert _said(_error(message, {}, (4096, lambda: 10))) == (5296, 4096)
     # No window known: our count is N, and M is what the excess leaves.
-    assert _said(_error(message, {}, Known(None, lambda: 5000))) == (5000, 3800)
+    assert _said(_error(message, {}, (None, lambda: 5000))) == (5000, 3800)
 
 
 def test_stated_counts_win_over_ours() -> None:
@@ -134,10 +134,10 @@ def test_stated_counts_win_over_ours() -> None:
         "This model's maximum context length is 8192 tokens. However, your"
         " messages resulted in 9000 tokens."
     )
-    assert _said(_error(message, {}, Known(4096, lambda: 1))) == (9000, 8192)
+    assert _said(_error(message, {}, (4096, lambda: 1))) == (9000, 8192)
     # Half stated: the window is the upstream's, the prompt our count.
     message = "This model's maximum context length is 8192 tokens"
-    assert _said(_error(message, {}, Known(4096, lambda: 9999))) == (9999, 8192)
+    assert _said(_error(message, {}, (4096, lambda: 9999))) == (9999, 8192)
 
 
 def test_without_the_proxy_nothing_is_invented() -> None:

@@ -24,7 +24,7 @@ import contextvars
 import enum
 import re
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TypeAlias
 
 import msgspec
 
@@ -38,14 +38,10 @@ from lmbridge.protocols.overflow_wordings import (
     Wording,
 )
 
-
-class Known(NamedTuple):
-    """What LM Bridge knows of the request under way, for overflow counts."""
-
-    window: int | None
-    """The model's context window (None: not known)."""
-    prompt_count: Callable[[], int]
-    """LM Bridge's own count of the prompt's tokens (counted on demand)."""
+Known: TypeAlias = tuple[int | None, Callable[[], int]]
+"""What LM Bridge knows of the request under way: the model's context
+window (None: not known), and its own count of the prompt's tokens (counted
+on demand). A plain tuple: it is built for every request."""
 
 
 KNOWN: contextvars.ContextVar[Known | None] = contextvars.ContextVar(
@@ -60,7 +56,7 @@ def known_for(window: int | None, count: Callable[[], int]) -> None:
     The value lives in the current task's context: the upstream call, its
     decoders and the tasks they start see it; other requests do not.
     """
-    KNOWN.set(Known(window, count))
+    KNOWN.set((window, count))
 
 
 class Cause(enum.StrEnum):
@@ -249,12 +245,13 @@ def _filled_in(
     """The prompt and window, with what the upstream left out filled in."""
     if known is None or (prompt is not None and window is not None):
         return prompt, window
-    window = window or known.window
+    known_window, prompt_count = known
+    window = window or known_window
     excess = found.excess_tokens
     if prompt is None and excess is not None and window is not None:
         return window + excess, window
     if prompt is None:
-        prompt = known.prompt_count()
+        prompt = prompt_count()
         if excess is not None and window is None and prompt > excess:
             return prompt, prompt - excess
     return prompt, window

@@ -16,8 +16,6 @@ an overflow needs it).
 
 from __future__ import annotations
 
-import functools
-
 from lmbridge.core import ir
 from lmbridge.protocols import overflow, tokens
 from lmbridge.server.services import Services
@@ -41,6 +39,17 @@ def known_window(services: Services, resolved: Resolved) -> int | None:
 
 
 def tell(services: Services, req: ir.Request, resolved: Resolved) -> None:
-    """Let overflow wording know `req`'s window and prompt count."""
-    count = functools.cache(functools.partial(tokens.count_request, req))
+    """Let overflow wording know `req`'s window and prompt count.
+
+    Cheap on the answer path: the window is a few lookups, and the prompt is
+    counted only if an overflow asks (a closure, not functools.cache, whose
+    wrapper costs tens of microseconds to build).
+    """
+    counted: list[int] = []
+
+    def count() -> int:
+        if not counted:
+            counted.append(tokens.count_request(req))
+        return counted[0]
+
     overflow.known_for(known_window(services, resolved), count)
