@@ -273,3 +273,32 @@ async def test_no_window_known_counts_the_prompt(
             )
     n, m = _said(info.value.body["error"]["message"])  # type: ignore[index]
     assert n > 1000 and m == n - 1
+
+
+async def test_mid_stream_to_the_chat_door(
+    bridge: RunningProxy, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """A Chat server's error event inside a relayed stream is restated."""
+    fake_upstream.script = Script(
+        text="one two three",
+        error_in_stream="The number of tokens to keep from the initial prompt is"
+        " greater than the context length.",
+    )
+    body = {
+        "model": "gpt-4o",
+        "stream": True,
+        "messages": [{"role": "user", "content": "Hello"}],
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(bridge.url + "/v1/chat/completions", json=body) as resp,
+    ):
+        text = (await resp.read()).decode()
+    errors_seen = [
+        json.loads(line[6:])["error"]
+        for line in text.splitlines()
+        if line.startswith("data: {") and '"error"' in line
+    ]
+    assert len(errors_seen) == 1, text
+    assert errors_seen[0]["code"] == "context_length_exceeded"
+    assert _said(errors_seen[0]["message"]) == (WINDOW + 1, WINDOW)

@@ -19,6 +19,7 @@ from aiohttp import web
 from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
+from lmbridge.protocols import overflow
 from lmbridge.protocols.anthropic import billing
 from lmbridge.protocols.base import BodyEdit, Passthrough
 from lmbridge.protocols.registry import upstream_codec
@@ -203,9 +204,7 @@ class Relay:
             if not watch.ended:
                 failure = ir.StreamError(err.kind, err.message, err.status)
         if watch.problem is not None:
-            failure = ir.StreamError(
-                errors.ErrorKind.UPSTREAM_ERROR, watch.problem, 502
-            )
+            failure = _failure(watch.problem)
         if failure is not None:
             record.error = failure.message
             await out.write(rules.fail(failure))
@@ -225,6 +224,16 @@ class Relay:
         record.bytes_out += len(data)
         capture_response(record, data)
         await out.write(data)
+
+
+def _failure(problem: str) -> ir.StreamError:
+    """What ends the client's stream for a problem the watch found: an
+    overflow (a Chat server's error event) is said with its counts."""
+    found = overflow.stream_error(problem)
+    if found is not None:
+        message, status = found
+        return ir.StreamError(errors.ErrorKind.CONTEXT_OVERFLOW, message, status)
+    return ir.StreamError(errors.ErrorKind.UPSTREAM_ERROR, problem, 502)
 
 
 def _set_usage(record: RequestRecord, usage: ir.Usage) -> None:
