@@ -8,10 +8,13 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import keyring
 import pytest
 
 from fakes.azure_fixtures import memory_keyring, no_keyring  # noqa: F401
+from fakes.memory_keyring import MemoryKeyring
 from fakes.openai_upstream import FakeOpenAIUpstream
+from lmbridge.auth.secrets import SECRETS
 from support import RunningProxy, settings_for, start_proxy
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -19,13 +22,39 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 @pytest.fixture(autouse=True)
 def lmbridge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own config and data directory."""
+    """Every test gets its own config and data directory.
+
+    LM Studio discovery looks in an empty home and probes no default port
+    (lmstudio/discovery.py), so no test meets the LM Studio, or its files,
+    of the machine it runs on; a test that wants discovery names them.
+    """
     home = tmp_path / "lmbridge-home"
     home.mkdir()
     monkeypatch.setenv("LMBRIDGE_HOME", str(home))
+    nobody = tmp_path / "discovery-home"
+    nobody.mkdir()
+    monkeypatch.setenv("LMBRIDGE_DISCOVERY_HOME", str(nobody))
+    monkeypatch.setenv("LMBRIDGE_DISCOVERY_PORTS", "")
+    # Subprocesses (`lmbridge serve`) never read the user's keyring either.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
     for name in ("LMBRIDGE_HOST", "LMBRIDGE_PORT", "LMBRIDGE_LOG_REQUESTS"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def isolated_keyring() -> Iterator[None]:
+    """An empty in-memory keyring, so no test reads or writes the user's.
+
+    Tests that look at the keyring take `memory_keyring` or `no_keyring`,
+    which replace this one for their duration.
+    """
+    previous = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())
+    SECRETS.forget_session()
+    yield
+    keyring.set_keyring(previous)
+    SECRETS.forget_session()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -580,3 +581,76 @@ async def test_sdk_errors_are_invalid_request(bridge: Bridge) -> None:
     with pytest.raises((openai.BadRequestError, anthropic.BadRequestError)):
         await _send(bridge, body)
     bridge.check_bodies(streams=0)
+
+
+# ------------------------------------- reasoning goes back only where it is valid
+
+
+def _said(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def _history_with_reasoning(door: str) -> tuple[str, dict[str, Any]]:
+    """Turn 2 whose history holds reasoning from elsewhere: unsigned
+    thinking (as a Chat upstream gives it), thinking signed by an upstream
+    LM Bridge never met, encrypted reasoning of unknown origin."""
+    if door == "chat":
+        assistant = {"role": "assistant", "content": "ok"}
+        assistant["reasoning_content"] = "PLAN-UNSIGNED"
+        messages = [_said("hi"), assistant, _said("again")]
+        return "/v1/chat/completions", {"model": MODEL, "messages": messages}
+    if door == "messages":
+        thinking = [
+            {"type": "thinking", "thinking": "PLAN-UNSIGNED", "signature": ""},
+            {
+                "type": "thinking",
+                "thinking": "PLAN-SIGNED",
+                "signature": "SIG-ELSEWHERE",
+            },
+            {"type": "text", "text": "ok"},
+        ]
+        messages = [_said("hi"), {"role": "assistant", "content": thinking}]
+        messages.append(_said("again"))
+        body = {"model": MODEL, "max_tokens": 100, "messages": messages}
+        return "/v1/messages", body
+    reasoning = {
+        "type": "reasoning",
+        "id": "rs_1",
+        "summary": [{"type": "summary_text", "text": "PLAN-UNSIGNED"}],
+        "encrypted_content": "ENC-ELSEWHERE",
+    }
+    items = [_said("hi"), reasoning, {"role": "assistant", "content": "ok"}]
+    items.append(_said("again"))
+    return "/v1/responses", {"model": MODEL, "input": items, "store": False}
+
+
+async def test_reasoning_reaches_only_an_upstream_that_takes_it(bridge: Bridge) -> None:
+    path, body = _history_with_reasoning(bridge.door.name)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(bridge.proxy.url + path, json=body) as response,
+    ):
+        assert response.status == 200, await response.text()
+        await response.read()
+    raw = bridge.fake.requests[-1].raw
+    assert b"ENC-ELSEWHERE" not in raw
+    if bridge.api == "messages":
+        # Anthropic refuses unsigned thinking and signatures it did not make.
+        assert b"SIG-ELSEWHERE" not in raw
+        assert b"PLAN-UNSIGNED" not in raw
+        assert b'"signature":""' not in raw.replace(b" ", b"")
+        sent = bridge.sent()
+        kinds = [
+            block.get("type")
+            for message in sent["messages"]
+            if isinstance(message["content"], list)
+            for block in message["content"]
+        ]
+        assert "thinking" not in kinds
+        record = await bridge.proxy.record(1)
+        if bridge.door.name != "responses":
+            assert any("thinking without a signature" in n for n in record.notes)
+        if bridge.door.name == "messages":
+            assert any("thinking signed by another upstream" in n for n in record.notes)
+    else:
+        assert b"SIG-ELSEWHERE" not in raw

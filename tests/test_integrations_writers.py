@@ -385,6 +385,13 @@ def test_continue_json_config_is_merged_as_json(home: Path) -> None:
 # -- the command line ----------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def no_lmstudio_asked(lmbridge_home: Path) -> None:
+    """The default config's LM Studio is 127.0.0.1:1234, the machine's: these
+    tests leave model management off, so `integrate` never asks it."""
+    (lmbridge_home / "config.toml").write_text("[lmstudio]\nmanage = false\n")
+
+
 def test_cli_prints_without_writing(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -406,6 +413,8 @@ def test_cli_write_needs_a_terminal_or_yes(home: Path) -> None:
     command = [sys.executable, "-m", "lmbridge", "integrate", "claude-code", "--write"]
     command += ["--home", str(home)]
     env = {**os.environ, "LMBRIDGE_HOME": str(home / "lmbridge")}
+    (home / "lmbridge").mkdir()
+    (home / "lmbridge" / "config.toml").write_text("[lmstudio]\nmanage = false\n")
     refused = subprocess.run(
         command,
         capture_output=True,

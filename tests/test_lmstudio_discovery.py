@@ -67,7 +67,7 @@ async def test_server_file_via_home_pointer(
     (lmstudio_home / ".lmstudio-home-pointer").write_text(f"{relocated}\n")
     assert lmstudio_homes(lmstudio_home) == [relocated]
     found = await discover(
-        dead_address(), home=lmstudio_home, sdk_ports=(), fallback=dead_address()
+        None, home=lmstudio_home, sdk_ports=(), fallback=dead_address()
     )
     assert found == Discovery(fake_lmstudio.address, DiscoverySource.SERVER_FILE)
 
@@ -96,9 +96,52 @@ async def test_sdk_default_port(
 
 async def test_fallback(fake_lmstudio: FakeLMStudio, lmstudio_home: Path) -> None:
     found = await discover(
-        dead_address(), home=lmstudio_home, sdk_ports=(), fallback=fake_lmstudio.address
+        None, home=lmstudio_home, sdk_ports=(), fallback=fake_lmstudio.address
     )
     assert found == Discovery(fake_lmstudio.address, DiscoverySource.FALLBACK)
+
+
+async def test_a_configured_address_is_the_only_candidate(
+    fake_lmstudio: FakeLMStudio, lmstudio_home: Path
+) -> None:
+    """Another LM Studio answering elsewhere never stands in for the one named."""
+    write_server_file(lmstudio_home / ".lmstudio", fake_lmstudio.port)
+    found = await discover(
+        dead_address(),
+        home=lmstudio_home,
+        sdk_ports=(fake_lmstudio.port,),
+        fallback=fake_lmstudio.address,
+    )
+    assert found is None
+    # The setup wizard asks where LM Studio runs at all.
+    found = await discover(
+        dead_address(),
+        home=lmstudio_home,
+        sdk_ports=(),
+        fallback=dead_address(),
+        search=True,
+    )
+    assert found == Discovery(fake_lmstudio.address, DiscoverySource.SERVER_FILE)
+
+
+async def test_relocated_home_and_ports(
+    fake_lmstudio: FakeLMStudio,
+    lmstudio_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LMBRIDGE_DISCOVERY_HOME and _PORTS replace ~ and the default ports."""
+    monkeypatch.setenv("LMBRIDGE_DISCOVERY_HOME", str(lmstudio_home))
+    monkeypatch.setenv("LMBRIDGE_DISCOVERY_PORTS", f"{dead_address().split(':')[1]}")
+    assert await discover(None) is None
+    write_server_file(lmstudio_home / ".lmstudio", fake_lmstudio.port)
+    assert await discover(None) == Discovery(
+        fake_lmstudio.address, DiscoverySource.SERVER_FILE
+    )
+    monkeypatch.setenv("LMBRIDGE_DISCOVERY_HOME", str(lmstudio_home / "none"))
+    monkeypatch.setenv("LMBRIDGE_DISCOVERY_PORTS", f"x, {fake_lmstudio.port}")
+    assert await discover(None) == Discovery(
+        fake_lmstudio.address, DiscoverySource.SDK_DEFAULT
+    )
 
 
 async def test_nothing_running(lmstudio_home: Path) -> None:
@@ -147,7 +190,7 @@ async def test_http_proxy_does_not_capture_loopback(
     assert found.source is DiscoverySource.CONFIGURED
 
     # The SDK itself (httpx) would send its probe and websockets to the proxy.
-    options = LMStudioOptions(address=fake_lmstudio.address, connect_timeout=3.0)
+    options = LMStudioOptions(address=fake_lmstudio.address, connect_timeout=10.0)
     async with LMStudioService(
         lmstudio_bus, options, home=lmstudio_home, sdk_ports=()
     ) as service:

@@ -95,8 +95,7 @@ CASES = [
         " try increasing it",
         (8192, 8192, None),
         Cause.UNSTATED,
-        "prompt is too long: the model's context window is 8192 tokens and a"
-        " prompt of 8192 leaves no room",
+        TOO_LONG.format(8193, 8192),
     ),
     case(
         "llamacpp-input-larger",
@@ -204,8 +203,7 @@ CASES = [
         " value=8129)",
         (8129, 8192, 64),
         Cause.ANSWER,
-        "prompt is too long: the model's context window is 8192 tokens and the"
-        " prompt does not fit beside max_tokens of 64",
+        TOO_LONG.format(8193, 8192),
     ),
     case(
         "vllm-renderer-characters",
@@ -214,8 +212,7 @@ CASES = [
         " 130688 characters, which is the upper bound for 28672 input tokens).",
         (None, 32768, 4096),
         Cause.UNSTATED,
-        "prompt is too long: the model's context window is 32768 tokens and the"
-        " prompt does not fit beside max_tokens of 4096",
+        TOO_LONG.format(32769, 32768),
     ),
     case(
         "vllm-thousands-separators",
@@ -280,8 +277,7 @@ CASES = [
         " 9000 tokens",
         (None, 4096, None),
         Cause.UNSTATED,
-        "prompt is too long: the model's context window is 4096 tokens and the"
-        " prompt does not fit",
+        TOO_LONG.format(4097, 4096),
     ),
     case(
         "openai-responses",
@@ -360,8 +356,7 @@ CASES = [
         " enough.",
         (4000, 4096, None),
         Cause.UNSTATED,
-        "prompt is too long: the model's context window is 4096 tokens and a"
-        " prompt of 4000 leaves no room",
+        TOO_LONG.format(4097, 4096),
     ),
     case(
         "lmstudio-predict-stream",
@@ -438,14 +433,19 @@ def test_every_wording(
     assert error.message.startswith(says), error.message
     assert error.status == 400
     assert error.code == "context_length_exceeded"
-    # Claude Code reads N > M only where they are the prompt and the window.
+    # Claude Code reads N > M from every overflow it can compact; N and M
+    # are the prompt and the window where the upstream stated them.
     read = CLAUDE_CODE_PATTERN.search(error.message)
     if cause is Cause.PROMPT:
         assert read is not None
         assert (int(read[1]), int(read[2])) == (counts[0], counts[1])
-        assert int(read[1]) > int(read[2])
-    else:
+    if says.startswith("input length") or says == errors.OVERFLOW_UNCOUNTED:
         assert read is None, error.message
+    else:
+        assert read is not None
+        assert int(read[1]) > int(read[2])
+        if counts[1] is not None:
+            assert int(read[2]) == counts[1]
     # ...and the upstream's own words stay, for the user.
     assert message in error.message or error.message.startswith(message)
 
@@ -525,9 +525,9 @@ def test_our_own_guard_says_n_greater_than_m() -> None:
     read = CLAUDE_CODE_PATTERN.search(error.message)
     assert read is not None
     assert (int(read[1]), int(read[2])) == (7408, 7270)
+    # A prompt that fits the window it is refused for is still said N > M.
     plain = errors.ContextOverflow.for_prompt(7408, 8192, "qwen3-8b")
-    assert plain.message.startswith("prompt is too long:")
-    assert CLAUDE_CODE_PATTERN.search(plain.message) is None
+    assert plain.message.startswith(TOO_LONG.format(8193, 8192))
     over = errors.ContextOverflow.for_prompt(9000, 8192, "m")
     assert over.message.startswith(TOO_LONG.format(9000, 8192))
 

@@ -150,10 +150,10 @@ class LMStudioSettings(
 ):
     """The `[lmstudio]` table: model management through the lmstudio SDK."""
 
-    # Manage models of the first `kind = "lmstudio"` upstream (list, load on
-    # demand, context checks). Off: LM Bridge only forwards requests.
+    # Manage models of every `kind = "lmstudio"` upstream, each on its own
+    # server (list, load on demand, context checks). Off: only forward.
     manage: bool = True
-    # host:port of LM Studio; empty: that upstream's base_url, else discover.
+    # host:port of the first lmstudio upstream's LM Studio; empty: its base_url.
     address: str = ""
     # Loaded models below this context are reloaded ("auto"), reported
     # ("warn") or left alone ("off"). Claude Code alone needs about 20K.

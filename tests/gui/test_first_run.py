@@ -36,6 +36,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     lms.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\necho "Starting server"\n')
     lms.chmod(lms.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("LMBRIDGE_DISCOVERY_HOME", str(home))
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     for name in ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "CONTINUE_GLOBAL_DIR"):
         monkeypatch.delenv(name, raising=False)

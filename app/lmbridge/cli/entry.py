@@ -39,6 +39,40 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def add_global_options(parser: argparse.ArgumentParser, *, here: bool) -> None:
+    """The options every command takes, before or after its name.
+
+    `here` is the top-level parser, which holds the defaults; every
+    subcommand's parser repeats the options with SUPPRESS defaults, so a
+    value given before the subcommand is not reset by the subcommand's
+    parser, and one given after it wins.
+    """
+
+    def default(value: object) -> object:
+        return value if here else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--config", type=Path, default=default(None), help="config file (TOML)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default=default("WARNING"),
+        help="log level on stderr (default WARNING)",
+    )
+
+
+def _subcommand_parsers(
+    parser: argparse.ArgumentParser,
+) -> list[argparse.ArgumentParser]:
+    """Every subcommand's parser below `parser`, nested ones included."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += [child, *_subcommand_parsers(child)]
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lmbridge",
@@ -48,26 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"lmbridge {__version__}"
     )
-    parser.add_argument("--config", type=Path, help="config file (TOML)")
+    add_global_options(parser, here=True)
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the proxy headless")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help=f"port (default {config.DEFAULT_PORT})")
-    serve.add_argument("--config", type=Path, dest="serve_config", help="config file")
     serve.add_argument(
         "--log-requests", action="store_true", help="print one line per request"
     )
-    serve.add_argument(
-        "--log-level", default="WARNING", help="log level (default WARNING)"
-    )
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    # Global options are accepted after any subcommand too.
+    for child in _subcommand_parsers(parser):
+        add_global_options(child, here=False)
     return parser
 
 
 def load_settings(args: argparse.Namespace) -> config.Settings:
-    path = getattr(args, "serve_config", None) or args.config
-    settings = config.load(path)
+    settings = config.load(args.config)
     if getattr(args, "host", None):
         settings.server.host = args.host
     if getattr(args, "port", None) is not None:
@@ -156,15 +188,14 @@ def run_desktop_app(settings: config.Settings, args: argparse.Namespace) -> int:
             flush=True,
         )
         return asyncio.run(serve(settings))
-    path = getattr(args, "serve_config", None) or args.config
-    return run(settings, path)
+    return run(settings, args.config)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=getattr(args, "log_level", "WARNING").upper(),
+        level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

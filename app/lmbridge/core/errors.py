@@ -94,12 +94,13 @@ class InvalidRequest(LMBridgeError):
 class ContextOverflow(InvalidRequest):
     """The prompt does not fit the model's context.
 
-    Messages start `prompt is too long:` so Claude Code offers to compact,
-    and state `N tokens > M maximum` only when N > M and M is the window
-    (Claude Code reads both numbers). When the prompt fits but prompt plus
-    `max_tokens` does not, the message is Anthropic's own wording for that,
-    which Claude Code answers by lowering `max_tokens`. The counts the
-    upstream stated are kept on the error (None when not stated).
+    Every overflow is worded `prompt is too long: N tokens > M maximum`, so
+    Claude Code offers to compact and reads how much (both numbers, N > M
+    always). The one exception is a prompt that fits where prompt plus
+    `max_tokens` does not: that gets Anthropic's own wording for it, which
+    Claude Code answers by lowering `max_tokens`. `overflow_wording` is the
+    one place either is worded. The counts the message states are kept on
+    the error.
     """
 
     kind = ErrorKind.CONTEXT_OVERFLOW
@@ -118,22 +119,12 @@ class ContextOverflow(InvalidRequest):
         """LM Bridge's own refusal: `prompt_tokens` do not fit `limit`.
 
         `reserve` is what is kept free for the answer; the stated maximum
-        is what is left for the prompt, so N > M holds whenever it is.
+        is what is left for the prompt.
         """
         maximum = limit - reserve
-        if prompt_tokens > maximum:
-            message = (
-                f"prompt is too long: {prompt_tokens} tokens > {maximum} maximum"
-                f" for model {model}"
-            )
-            if reserve:
-                message += f" (a context of {limit}, {reserve} kept for the answer)"
-        else:
-            message = (
-                f"prompt is too long: model {model} has a context of {limit}"
-                f" tokens, and a prompt of {prompt_tokens} leaves too little"
-                " room for the answer"
-            )
+        message = overflow_wording(prompt_tokens, maximum, None) + f" for model {model}"
+        if reserve:
+            message += f" (a context of {limit}, {reserve} kept for the answer)"
         error = cls(f"{message} — {fix}" if fix else message)
         error.prompt_tokens, error.context_window = prompt_tokens, limit
         return error
@@ -151,7 +142,8 @@ class ContextOverflow(InvalidRequest):
         """Restate an upstream's overflow message in Anthropic's words.
 
         The counts come from `protocols.overflow`, which reads each known
-        upstream wording; this only words them, never guessing a number.
+        upstream wording and fills in what LM Bridge knows where the
+        upstream's words carry no numbers; this only words them.
         """
         head = overflow_wording(prompt_tokens, context_window, max_tokens)
         if message.startswith(head) or not message:
@@ -165,45 +157,39 @@ class ContextOverflow(InvalidRequest):
         return error
 
 
+OVERFLOW_UNCOUNTED = "prompt is too long for the model's context window"
+"""The words of an overflow when nothing at all is known of its counts (a
+codec used without the proxy; the proxy always knows its own count)."""
+
+
 def overflow_wording(
     prompt_tokens: int | None, context_window: int | None, max_tokens: int | None
 ) -> str:
-    """The first words of an overflow message, true for the counts given.
+    """The first words of an overflow message: `N tokens > M maximum`.
 
-    Only the first two forms carry numbers in the shapes Claude Code reads
-    (`N tokens > M maximum`, `P + C > M`); the others keep every number
-    away from a following `tokens >`, so no count can be misread.
+    N > M always holds. Where only one count is known the other is the
+    truest bound it gives: a window of M refused a prompt of at least
+    M + 1; a prompt of N that did not fit means at most N - 1 fit. A prompt
+    that fits where prompt plus `max_tokens` does not is said in Anthropic's
+    words for that (`P + C > M`), which clients answer by asking for fewer
+    answer tokens rather than compacting.
     """
     prompt, window = prompt_tokens, context_window
     if prompt is not None and window is not None:
-        if prompt > window:
-            return f"prompt is too long: {prompt} tokens > {window} maximum"
-        if max_tokens is not None and prompt + max_tokens > window:
+        if prompt <= window and max_tokens is not None and prompt + max_tokens > window:
             return (
                 "input length and `max_tokens` exceed context limit:"
                 f" {prompt} + {max_tokens} > {window}, decrease input length"
                 " or `max_tokens` and try again"
             )
-        return (
-            f"prompt is too long: the model's context window is {window} tokens"
-            f" and a prompt of {prompt} leaves no room for the answer"
-        )
-    if window is not None and max_tokens is not None:
-        return (
-            f"prompt is too long: the model's context window is {window} tokens"
-            f" and the prompt does not fit beside max_tokens of {max_tokens}"
-        )
-    if window is not None:
-        return (
-            f"prompt is too long: the model's context window is {window} tokens"
-            " and the prompt does not fit"
-        )
-    if prompt is not None:
-        return (
-            f"prompt is too long: a prompt of {prompt} does not fit the model's"
-            " context window"
-        )
-    return "prompt is too long for the model's context window"
+        prompt = max(prompt, window + 1)
+    elif window is not None:
+        prompt = window + 1
+    elif prompt is not None:
+        window = prompt - 1
+    else:
+        return OVERFLOW_UNCOUNTED
+    return f"prompt is too long: {prompt} tokens > {window} maximum"
 
 
 class AuthenticationFailed(LMBridgeError):

@@ -243,6 +243,8 @@ class ModelCatalog:
             self._bus.publish(TOPIC_LOADED, loaded)
 
     def _on_state(self, topic: str, status: ConnectionStatus) -> None:
+        if status is not self.connection.status:
+            return  # another LM Studio's connection, on a shared bus
         if status.state is ConnectionState.DISCONNECTED:
             self._set_loaded(())
 

@@ -1,13 +1,24 @@
 """Finding a running LM Studio on this machine.
 
-Candidates, in order: the address from Settings; the port in LM Studio's own
-server file; the SDK's default API ports; `127.0.0.1:1234`. Each is probed
-with `GET /lmstudio-greeting` (the SDK's own probe). Probes go out together
-and the first candidate in that order that answers wins.
+An address that is configured (`lmstudio.address`, else the upstream's
+`base_url`) is the only candidate: LM Bridge talks to the server the user
+named, never to another LM Studio that happens to answer elsewhere.
+Discovery fills in only where no address is configured. Its candidates, in
+order: the port in LM Studio's own server file; the SDK's default API
+ports; `127.0.0.1:1234`. Each is probed with `GET /lmstudio-greeting` (the
+SDK's own probe). Probes go out together and the first candidate in that
+order that answers wins.
 
 LM Studio's home is named by `~/.lmstudio-home-pointer`, else it is
 `~/.cache/lm-studio` (older releases) or `~/.lmstudio`; its HTTP server
 settings live in `<home>/.internal/http-server-config.json` (`{"port": N}`).
+
+Two environment variables relocate what discovery looks at (the test suite
+points them at a temporary directory and at nothing, so it never meets the
+LM Studio of the machine it runs on): `LMBRIDGE_DISCOVERY_HOME`, the home
+directory searched for LM Studio's files instead of `~`, and
+`LMBRIDGE_DISCOVERY_PORTS`, the loopback ports probed instead of the SDK's
+and 1234 (comma-separated; empty: none).
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -33,10 +45,42 @@ HOME_POINTER = ".lmstudio-home-pointer"
 PROBE_PATH = "/lmstudio-greeting"
 
 
+ENV_HOME = "LMBRIDGE_DISCOVERY_HOME"
+ENV_PORTS = "LMBRIDGE_DISCOVERY_PORTS"
+
+
 def sdk_default_ports() -> tuple[int, ...]:
     """The ports the installed SDK tries when it is given no address."""
     ports = getattr(lmstudio.AsyncClient, "_DEFAULT_API_PORTS", _KNOWN_SDK_PORTS)
     return tuple(int(p) for p in ports)
+
+
+def user_home() -> Path:
+    """The home directory whose LM Studio files discovery reads."""
+    relocated = os.environ.get(ENV_HOME)
+    return Path(relocated) if relocated else Path.home()
+
+
+def relocated_ports() -> tuple[int, ...] | None:
+    """The loopback ports `LMBRIDGE_DISCOVERY_PORTS` names (None: unset).
+
+    Set, they replace both the SDK's default ports and the 1234 fallback.
+    """
+    text = os.environ.get(ENV_PORTS)
+    if text is None:
+        return None
+    ports: list[int] = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            port = int(item)
+        except ValueError:
+            log.warning("%s: not a port number: %r", ENV_PORTS, item.strip())
+            continue
+        if 0 < port < 65536:
+            ports.append(port)
+    return tuple(ports)
 
 
 def lmstudio_homes(home: Path) -> list[Path]:
@@ -81,9 +125,14 @@ def candidates(
     *,
     home: Path,
     sdk_ports: Sequence[int] | None = None,
-    fallback: str = DEFAULT_ADDRESS,
+    fallback: str | None = DEFAULT_ADDRESS,
+    search: bool = False,
 ) -> list[Discovery]:
-    """Every address worth probing, in priority order, without repeats."""
+    """Every address worth probing, in priority order, without repeats.
+
+    A configured address is the only candidate unless `search` asks for
+    every place LM Studio may be (the setup wizard's "is it running?").
+    """
     found: list[Discovery] = []
 
     def add(addresses: Iterable[str], source: DiscoverySource) -> None:
@@ -93,12 +142,19 @@ def candidates(
 
     if configured:
         add([normalize_address(configured)], DiscoverySource.CONFIGURED)
+        if not search:
+            return found
     add(
         (f"127.0.0.1:{p}" for p in server_file_ports(home)), DiscoverySource.SERVER_FILE
     )
+    relocated = relocated_ports()
+    if relocated is not None and sdk_ports is None:
+        add((f"127.0.0.1:{p}" for p in relocated), DiscoverySource.SDK_DEFAULT)
+        return found
     ports = sdk_default_ports() if sdk_ports is None else sdk_ports
     add((f"127.0.0.1:{p}" for p in ports), DiscoverySource.SDK_DEFAULT)
-    add([normalize_address(fallback)], DiscoverySource.FALLBACK)
+    if fallback:
+        add([normalize_address(fallback)], DiscoverySource.FALLBACK)
     return found
 
 
@@ -135,15 +191,21 @@ async def discover(
     home: Path | None = None,
     probe_timeout: float = 0.5,
     sdk_ports: Sequence[int] | None = None,
-    fallback: str = DEFAULT_ADDRESS,
+    fallback: str | None = DEFAULT_ADDRESS,
+    search: bool = False,
 ) -> Discovery | None:
     """The first candidate LM Studio that answers, or None.
 
-    Probes never use HTTP(S)_PROXY (`trust_env=False`): LM Studio is local,
-    and a corporate proxy cannot reach this machine's loopback.
+    With `configured` set, only it is probed (unless `search`). Probes never
+    use HTTP(S)_PROXY (`trust_env=False`): LM Studio is local, and a
+    corporate proxy cannot reach this machine's loopback.
     """
     found = candidates(
-        configured, home=home or Path.home(), sdk_ports=sdk_ports, fallback=fallback
+        configured,
+        home=home or user_home(),
+        sdk_ports=sdk_ports,
+        fallback=fallback,
+        search=search,
     )
     async with aiohttp.ClientSession(trust_env=False) as session:
         answers = await asyncio.gather(

@@ -26,7 +26,7 @@ from pathlib import Path
 import aiohttp
 import msgspec
 
-from .discovery import discover, lmstudio_homes, normalize_address
+from .discovery import discover, lmstudio_homes, normalize_address, user_home
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +109,11 @@ async def check(
     address: str | None = None,
 ) -> LMStudioSetup:
     """Look for LM Studio: installed, running, its server on at `server_url`."""
-    home = home or Path.home()
+    home = home or user_home()
     lms = find_lms(home, env)
     configured = address or normalize_address(server_url)
     found, server_on = await asyncio.gather(
-        discover(configured, home=home), server_answers(server_url)
+        discover(configured, home=home, search=True), server_answers(server_url)
     )
     installed = bool(lmstudio_homes(home)) or lms is not None
     running = found is not None or server_on

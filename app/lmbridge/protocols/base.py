@@ -70,7 +70,8 @@ class RelayRules(Protocol):
     @property
     def produced(self) -> list[str]:
         """Opaque provider data the relayed answer carried (OpenAI encrypted
-        reasoning), so it goes back only to the upstream that made it."""
+        reasoning, Anthropic thinking signatures), so it goes back only where
+        it is valid (server/origins.py)."""
         ...
 
     def check(self, event: SSEEvent) -> str | None:
@@ -97,6 +98,11 @@ class Passthrough(Protocol):
 
     def whole_usage(self, body: bytes) -> ir.Usage | None:
         """Token counts of a whole answer; raises DECODE_ERRORS if not JSON."""
+        ...
+
+    def whole_produced(self, body: bytes) -> list[str]:
+        """Opaque provider data a whole answer carried (OpenAI encrypted
+        reasoning, Anthropic thinking signatures); [] if none or unreadable."""
         ...
 
     def rules(self, request: ir.Request) -> RelayRules:

@@ -5,15 +5,26 @@ it) against the table of every overflow wording we know
 (`overflow_wordings.WORDINGS`, where each wording says what its numbers
 mean: the prompt N, the model's context window M, the request's
 `max_tokens` C, or a total N + C); `error()` turns a match into the
-`ContextOverflow` the client sees, worded by `errors.overflow_wording` so
-that `N tokens > M maximum` is only said when N is the prompt, M the window
-and N > M. Output-limit answers are read too, and left to the caller.
+`ContextOverflow` the client sees, worded by `errors.overflow_wording`:
+`prompt is too long: N tokens > M maximum`, N > M, for every overflow.
+Output-limit answers are read too, and left to the caller.
+
+Where the upstream's words carry no counts (or only some), the numbers come
+from what LM Bridge knows of the request: `KNOWN`, which the pipeline sets
+for the request it sends (a context variable, so the decoders deep in an
+upstream call need no extra argument and stay pure): the model's window
+(LM Studio's loaded context, the route's `context_window`, a window the
+server stated before) and LM Bridge's own count of the prompt. Ollama's
+"exceeded ... by X tokens" gives N = M + X.
 """
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import re
+from collections.abc import Callable
+from typing import TypeAlias
 
 import msgspec
 
@@ -26,6 +37,26 @@ from lmbridge.protocols.overflow_wordings import (
     WORDINGS,
     Wording,
 )
+
+Known: TypeAlias = tuple[int | None, Callable[[], int]]
+"""What LM Bridge knows of the request under way: the model's context
+window (None: not known), and its own count of the prompt's tokens (counted
+on demand). A plain tuple: it is built for every request."""
+
+
+KNOWN: contextvars.ContextVar[Known | None] = contextvars.ContextVar(
+    "lmbridge_overflow_known", default=None
+)
+"""Set by the pipeline around each upstream call (`known_for`)."""
+
+
+def known_for(window: int | None, count: Callable[[], int]) -> None:
+    """Tell overflow wording what LM Bridge knows of the request now sent.
+
+    The value lives in the current task's context: the upstream call, its
+    decoders and the tasks they start see it; other requests do not.
+    """
+    KNOWN.set((window, count))
 
 
 class Cause(enum.StrEnum):
@@ -178,24 +209,52 @@ def error(
     return to_error(found, message)
 
 
-def to_error(found: Overflow, message: str) -> errors.ContextOverflow:
-    """`found` as the error the client sees, the upstream's words kept."""
+def to_error(
+    found: Overflow, message: str, known: Known | None = None
+) -> errors.ContextOverflow:
+    """`found` as the error the client sees, the upstream's words kept.
+
+    Counts the upstream did not state come from `known` (default: `KNOWN`).
+    """
     prompt = found.prompt_tokens
-    if found.prompt_at_least and prompt is not None:
-        window = found.context_window or 0
-        if prompt <= window and found.max_tokens is not None:
-            # vLLM stopped counting at the input budget: the prompt is at
-            # least that, maybe far more, so no prompt count is stated.
-            prompt = None
+    window = found.context_window
+    if (
+        found.prompt_at_least
+        and prompt is not None
+        and prompt <= (window or 0)
+        and found.max_tokens is not None
+    ):
+        # vLLM stopped counting at the input budget: the prompt is at
+        # least that, maybe far more, so no prompt count is stated.
+        prompt = None
+    prompt, window = _filled_in(found, prompt, window, known or KNOWN.get())
     # Always 400, whatever the upstream used: clients key on it (Claude
     # Code reads the counts of a 400 only).
     return errors.ContextOverflow.from_upstream(
         message,
         prompt_tokens=prompt,
-        context_window=found.context_window,
+        context_window=window,
         max_tokens=found.max_tokens,
         status=400,
     )
+
+
+def _filled_in(
+    found: Overflow, prompt: int | None, window: int | None, known: Known | None
+) -> tuple[int | None, int | None]:
+    """The prompt and window, with what the upstream left out filled in."""
+    if known is None or (prompt is not None and window is not None):
+        return prompt, window
+    known_window, prompt_count = known
+    window = window or known_window
+    excess = found.excess_tokens
+    if prompt is None and excess is not None and window is not None:
+        return window + excess, window
+    if prompt is None:
+        prompt = prompt_count()
+        if excess is not None and window is None and prompt > excess:
+            return prompt, prompt - excess
+    return prompt, window
 
 
 def stream_error(

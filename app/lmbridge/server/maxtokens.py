@@ -103,6 +103,10 @@ class MaxTokensMemory:
                 cap = room if cap is None else min(cap, room)
         return cap
 
+    def window(self, upstream: str, model: str) -> int | None:
+        """The context window `upstream` stated for `model` (None: never)."""
+        return self._windows.get((upstream, model))
+
     def learn(self, upstream: str, model: str, lowering: Lowering) -> None:
         if lowering.cap is not None:
             self._caps[(upstream, model)] = lowering.cap

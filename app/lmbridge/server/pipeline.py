@@ -34,7 +34,7 @@ from lmbridge.protocols import tokens
 from lmbridge.protocols.anthropic import billing
 from lmbridge.protocols.base import AnswerCodec, FrontDoor, StreamEncoder
 from lmbridge.protocols.registry import upstream_codec
-from lmbridge.server import maxtokens
+from lmbridge.server import maxtokens, overflow_known
 from lmbridge.server.capture import (
     capture_request,
     capture_response,
@@ -281,9 +281,11 @@ class _Call:
     ) -> web.StreamResponse:
         """One try at the upstream; `retry`: an error that a lower
         `max_tokens` would cure is raised (not answered) so it can be."""
+        overflow_known.tell(self.services, req, resolved)
         passthrough = self.door.passthrough
         origins, name = self.services.origins, resolved.upstream.name
-        foreign = origins.foreign(req, name)
+        api = resolved.upstream.api
+        foreign = origins.foreign(req, name, api)
         if (
             passthrough is not None
             and resolved.upstream.speaks(passthrough.api)
@@ -301,19 +303,15 @@ class _Call:
             return await relay.send(body, resolved, tools, last)
         req = await self.exchange.begin(req)
         if foreign:
-            req = origins.without_foreign(req, name)
-            note = (
-                f"dropped for {name}: encrypted reasoning made by another"
-                f" upstream ({foreign})"
-            )
-            if note not in self.record.notes:
-                self.record.notes.append(note)
+            for note in origins.notes(req, name, api):
+                if note not in self.record.notes:
+                    self.record.notes.append(note)
+            req = origins.without_foreign(req, name, api)
         if not resolved.upstream.keeps_billing_header:
             stripped = billing.without_billing(req)
             if stripped is not req:
                 self.record.notes.append(f"dropped: {billing.NOTE}")
                 req = stripped
-        api = resolved.upstream.api
         # A relayed body keeps all of this; only translation drops it.
         notes = self.record.notes
         for note in [f"dropped: {line}" for line in req.dropped] + [
@@ -328,9 +326,8 @@ class _Call:
 
     async def _prepare(self, req: ir.Request, resolved: Resolved) -> Resolved:
         """LM Studio: load on demand, minimum context, context fit."""
-        services = self.services
-        models = services.models
-        if models is None or resolved.upstream.name != services.models_upstream:
+        models = self.services.preparers.get(resolved.upstream.name)
+        if models is None:
             return resolved
         target_req = msgspec.structs.replace(
             req, max_tokens=clamp(req.max_tokens, resolved.max_tokens_limit)
@@ -343,6 +340,7 @@ class _Call:
     async def _whole(self, batches: Batches, req: ir.Request) -> web.Response:
         record = self.record
         response = await assemble(batches, req, record)
+        self.services.origins.remember_answer(response.parts, record.upstream)
         if self.door.remembers:
             response.id = new_response_id()
         if self.exchange.keeps_answers:
@@ -356,6 +354,7 @@ class _Call:
 
     async def _stream(self, batches: Batches, req: ir.Request) -> web.StreamResponse:
         encoder = self.door.stream_encoder(req)
+        origins = self.services.origins
         keeps = self.exchange.keeps_answers
         assembler = Assembler(model=req.model) if keeps else None
         out = web.StreamResponse(status=200, headers=sse_headers(encoder.content_type))
@@ -400,6 +399,7 @@ class _Call:
                 async for batch in batches:
                     for event in batch:
                         observe(self.record, event)
+                        origins.observe(event, self.record.upstream)
                     if assembler is None:
                         # One write per upstream read: the first token leaves
                         # together with the message start, in fewer packets.

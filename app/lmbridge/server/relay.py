@@ -24,6 +24,7 @@ from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.redact import SECRETS, encoded
+from lmbridge.protocols import overflow
 from lmbridge.protocols.anthropic import billing
 from lmbridge.protocols.base import BodyEdit, Passthrough
 from lmbridge.protocols.registry import upstream_codec
@@ -114,6 +115,9 @@ class Relay:
                 err.upstream_body is None
                 or (not last and should_fall_back(err))
                 or self.raises(err)
+                # Said in the door's shape with both counts (N > M), which
+                # the upstream's own words may not carry.
+                or isinstance(err, errors.ContextOverflow)
             ):
                 raise
             # Upstream errors keep their status and body on pass-through, but
@@ -168,6 +172,10 @@ class Relay:
             ) from None
         if usage is not None:
             _set_usage(record, usage)
+        if self.produced is not None and (
+            made := self.passthrough.whole_produced(payload)
+        ):
+            self.produced(made, upstream.name)
         payload = SECRETS.scrub_bytes(payload, self.secret_bytes)
         record.bytes_out = len(payload)
         capture_response(record, payload)
@@ -216,9 +224,7 @@ class Relay:
                     500,
                 )
         if watch.problem is not None:
-            failure = ir.StreamError(
-                errors.ErrorKind.UPSTREAM_ERROR, watch.problem, 502
-            )
+            failure = _failure(watch.problem)
         if failure is not None:
             message = scrub(failure.message, self.secrets)
             failure = ir.StreamError(failure.kind, message, failure.status)
@@ -241,6 +247,16 @@ class Relay:
         record.bytes_out += len(data)
         capture_response(record, data)
         await out.write(data)
+
+
+def _failure(problem: str) -> ir.StreamError:
+    """What ends the client's stream for a problem the watch found: an
+    overflow (a Chat server's error event) is said with its counts."""
+    found = overflow.stream_error(problem)
+    if found is not None:
+        message, status = found
+        return ir.StreamError(errors.ErrorKind.CONTEXT_OVERFLOW, message, status)
+    return ir.StreamError(errors.ErrorKind.UPSTREAM_ERROR, problem, 502)
 
 
 def _set_usage(record: RequestRecord, usage: ir.Usage) -> None:

@@ -38,7 +38,7 @@ from lmbridge.lmstudio import (
     LoadOptions,
 )
 from lmbridge.server.maxtokens import MaxTokensMemory
-from lmbridge.server.origins import ReasoningOrigins
+from lmbridge.server.origins import ReasoningOrigins, anthropic_platform
 from lmbridge.server.responses_memory import ResponsesMemory
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
@@ -56,24 +56,42 @@ from lmbridge.upstreams.sessions import SessionManager
 log = logging.getLogger(__name__)
 
 
-def managed_upstream(settings: Settings) -> str | None:
-    """The name of the upstream whose LM Studio models LM Bridge manages."""
+def managed_upstreams(settings: Settings) -> list[str]:
+    """The names of the upstreams whose LM Studio models LM Bridge manages.
+
+    Every `kind = "lmstudio"` upstream, each through its own server, when
+    `lmstudio.manage` is on; the first is the one the GUI and CLI show.
+    """
     if not settings.lmstudio.manage:
-        return None
-    upstream = next((u for u in settings.upstream if u.kind == "lmstudio"), None)
-    return upstream.name if upstream is not None else None
+        return []
+    return [u.name for u in settings.upstream if u.kind == "lmstudio"]
 
 
-def lmstudio_options(settings: Settings) -> LMStudioOptions:
-    """LM Studio's address and load policy from the settings."""
+def managed_upstream(settings: Settings) -> str | None:
+    """The name of the upstream whose LM Studio the GUI and the CLI manage."""
+    names = managed_upstreams(settings)
+    return names[0] if names else None
+
+
+def lmstudio_options(
+    settings: Settings, upstream: str | None = None
+) -> LMStudioOptions:
+    """LM Studio's address and load policy from the settings.
+
+    The address is the upstream's own `base_url` host and port (for the
+    first managed upstream, `lmstudio.address` when set): model lists, loads
+    and context checks go to the server the upstream's requests go to.
+    """
     lm = settings.lmstudio
-    name = managed_upstream(settings)
-    upstream = settings.upstream_named(name) if name else None
-    base = upstream.base_url if upstream is not None else ""
+    first = managed_upstream(settings)
+    name = upstream or first
+    found = settings.upstream_named(name) if name else None
+    base = found.base_url if found is not None else ""
+    named = lm.address if name == first else ""
     kv = lm.load_kv_cache_type
     cache = KvCacheType(kv) if kv is not None else None
     return LMStudioOptions(
-        address=lm.address or urlsplit(base).netloc or None,
+        address=named or urlsplit(base).netloc or None,
         min_context=lm.min_context,
         context_policy=ContextPolicy(lm.context_policy),
         load_context_length=lm.load_context_length,
@@ -88,9 +106,11 @@ def lmstudio_options(settings: Settings) -> LMStudioOptions:
     )
 
 
-def lmstudio_service(settings: Settings, bus: EventBus) -> LMStudioService:
-    """A model service for LM Studio as the settings describe it (not started)."""
-    return LMStudioService(bus, lmstudio_options(settings))
+def lmstudio_service(
+    settings: Settings, bus: EventBus, upstream: str | None = None
+) -> LMStudioService:
+    """A model service for an LM Studio upstream (default: the first; not started)."""
+    return LMStudioService(bus, lmstudio_options(settings, upstream))
 
 
 class Services:
@@ -126,15 +146,31 @@ class Services:
         )
         self.responses = ResponsesMemory()
         self.max_tokens = MaxTokensMemory()
-        self.origins = ReasoningOrigins()
-        # LM Studio model management, when an lmstudio upstream is managed.
+        self.origins = ReasoningOrigins(
+            platform=anthropic_platform(
+                [(u.name, u.kind, u.base_url) for u in settings.upstream]
+            )
+        )
+        # LM Studio model management: one service per lmstudio upstream, on
+        # that upstream's server; `lmstudio` is the first one's (the GUI's).
         self.models_upstream = managed_upstream(settings)
-        self._owns_lmstudio = lmstudio is None
         self.lmstudio: LMStudioService | None = None
         self.models: ModelPreparer | None = None
+        self.preparers: dict[str, ModelPreparer] = {}
+        self._own_services: list[LMStudioService] = []
+        for name in managed_upstreams(settings):
+            if name == self.models_upstream and lmstudio is not None:
+                service = lmstudio
+            else:
+                # Only the first upstream's LM Studio speaks on the app's bus
+                # (the GUI shows that one); the others keep their own.
+                bus = self.bus if name == self.models_upstream else EventBus()
+                service = lmstudio_service(settings, bus, name)
+                self._own_services.append(service)
+            self.preparers[name] = ModelPreparer(service, settings.lmstudio, name)
         if self.models_upstream is not None:
-            self.lmstudio = lmstudio or lmstudio_service(settings, self.bus)
-            self.models = ModelPreparer(self.lmstudio, settings.lmstudio)
+            self.models = self.preparers[self.models_upstream]
+            self.lmstudio = self.models.service
         self._running = False
 
     async def start(self) -> None:
@@ -161,16 +197,16 @@ class Services:
         self.recorder.start()
         for upstream in self.upstreams.values():
             await upstream.start()
-        if self.lmstudio is not None and self._owns_lmstudio:
-            self.lmstudio.start()
+        for service in self._own_services:
+            service.start()
 
     async def close(self) -> None:
         """Close what `start()` opened, in reverse order."""
         if not self._running:
             return
         self._running = False
-        if self.lmstudio is not None and self._owns_lmstudio:
-            await self.lmstudio.aclose()
+        for service in reversed(self._own_services):
+            await service.aclose()
         for upstream in self.upstreams.values():
             await upstream.close()
         await self.sessions.close()

@@ -12,6 +12,12 @@
   what fits (Claude Code asks for 32000 or more whatever the model); when it
   leaves less, the request is refused with a context-overflow error, before
   anything is sent, naming the model, its context and the fix.
+
+Each `lmstudio` upstream has its own preparer and model service, on the
+host and port of its own `base_url`. Where that server does not speak the
+SDK (another OpenAI-compatible server, an LM Studio whose SDK port is not
+reachable), model management is off for the upstream: said once, in the
+log and on the request's record, and requests go out by REST as they are.
 """
 
 from __future__ import annotations
@@ -36,13 +42,38 @@ log = logging.getLogger(__name__)
 class ModelPreparer:
     """Gets LM Studio ready for one request, using the model service."""
 
-    def __init__(self, service: LMStudioService, settings: LMStudioSettings) -> None:
+    def __init__(
+        self,
+        service: LMStudioService,
+        settings: LMStudioSettings,
+        upstream: str = "",
+    ) -> None:
         self.service = service
         self.settings = settings
+        self.upstream = upstream
+        # Whether "model management is off" has been said since the last
+        # connection (once per outage, not once per request).
+        self._said_off = False
 
     @property
     def connected(self) -> bool:
         return self.service.status.state is ConnectionState.CONNECTED
+
+    def off_note(self) -> str | None:
+        """Why model management is off for this upstream, once per outage."""
+        status = self.service.status
+        if status.state is ConnectionState.CONNECTED:
+            self._said_off = False
+            return None
+        if self._said_off or status.error is None:
+            return None  # said already, or the first attempt is under way
+        self._said_off = True
+        name = f" for {self.upstream}" if self.upstream else ""
+        return (
+            f"model management is off{name}: no LM Studio SDK answers at"
+            f" {self.service.connection.address} ({status.error}); requests go by REST"
+            " without loads or context checks"
+        )
 
     async def prepare(
         self, req: ir.Request, target: str, record: RequestRecord
@@ -54,6 +85,9 @@ class ModelPreparer:
         request then goes out and fails or succeeds on its own.
         """
         if not self.connected:
+            if (note := self.off_note()) is not None:
+                log.info("%s", note)
+                record.notes.append(note)
             return None
         svc = self.service
         loaded = svc.loaded_model(target)

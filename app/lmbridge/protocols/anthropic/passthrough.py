@@ -30,6 +30,9 @@ class _Probe(msgspec.Struct):
     message: wire.UpstreamMessage | None = None
     usage: wire.UpstreamUsage | None = None
     error: wire.ErrorBody | None = None
+    content_block: wire.UpstreamBlock | None = None
+    delta: wire.UpstreamDelta | None = None
+    content: list[wire.UpstreamBlock] = msgspec.field(default_factory=list)
 
 
 _PROBE = msgspec.json.Decoder(_Probe)
@@ -51,10 +54,11 @@ def add_usage(total: ir.Usage, usage: wire.UpstreamUsage | None) -> None:
 class AnthropicRelayRules:
     """A relayed Messages stream, up to `message_stop`."""
 
-    __slots__ = ("_model", "ended", "error", "usage")
+    __slots__ = ("_model", "_signatures", "ended", "error", "usage")
 
     def __init__(self, request: ir.Request) -> None:
         self._model = request.model
+        self._signatures: list[str] = []
         self.ended = False
         self.usage: ir.Usage | None = None
         self.error: str | None = None
@@ -78,6 +82,10 @@ class AnthropicRelayRules:
         elif probe.type == "error":
             self.ended = True
             self.error = (probe.error or wire.ErrorBody()).message or "upstream error"
+        elif probe.delta is not None and probe.delta.signature:
+            self._signatures.append(probe.delta.signature)
+        elif probe.content_block is not None and probe.content_block.signature:
+            self._signatures.append(probe.content_block.signature)
         return None
 
     def _add(self, usage: wire.UpstreamUsage | None) -> None:
@@ -87,7 +95,7 @@ class AnthropicRelayRules:
 
     @property
     def produced(self) -> list[str]:
-        return []
+        return list(self._signatures)
 
     def fail(self, error: ir.StreamError) -> bytes:
         if self.ended:
@@ -118,6 +126,13 @@ class AnthropicPassthrough:
         usage = ir.Usage()
         add_usage(usage, probe.usage)
         return usage
+
+    def whole_produced(self, body: bytes) -> list[str]:
+        try:
+            blocks = _PROBE.decode(body).content
+        except DECODE_ERRORS:
+            return []
+        return [b.signature for b in blocks if b.signature]
 
     def rules(self, request: ir.Request) -> AnthropicRelayRules:
         return AnthropicRelayRules(request)

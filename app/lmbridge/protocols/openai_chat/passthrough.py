@@ -125,5 +125,8 @@ class ChatPassthrough:
         usage = _USAGE.decode(body).usage
         return usage_from_wire(usage) if usage is not None else None
 
+    def whole_produced(self, body: bytes) -> list[str]:
+        return []  # Chat Completions carries no opaque reasoning
+
     def rules(self, request: ir.Request) -> ChatRelayRules:
         return ChatRelayRules(request)

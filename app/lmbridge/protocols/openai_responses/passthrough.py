@@ -42,8 +42,26 @@ class _WithUsage(msgspec.Struct):
     usage: ev.SeenUsage | None = None
 
 
+class _WithOutput(msgspec.Struct):
+    output: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
 _RELAYED = msgspec.json.Decoder(_Relayed)
 _USAGE = msgspec.json.Decoder(_WithUsage)
+_OUTPUT = msgspec.json.Decoder(_WithOutput)
+
+
+def encrypted_reasoning(items: list[dict[str, Any]]) -> list[str]:
+    """The `encrypted_content` of the reasoning items among `items`."""
+    return [
+        data
+        for item in items
+        if item.get("type") == "reasoning"
+        and isinstance(data := item.get("encrypted_content"), str)
+        and data
+    ]
+
+
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
@@ -87,13 +105,7 @@ class ResponsesRelayRules:
 
     @property
     def produced(self) -> list[str]:
-        return [
-            data
-            for item in self._items.values()
-            if item.get("type") == "reasoning"
-            and isinstance(data := item.get("encrypted_content"), str)
-            and data
-        ]
+        return encrypted_reasoning(list(self._items.values()))
 
     def _note_end(self, response: dict[str, Any] | None, kind: str) -> None:
         if response is None:
@@ -154,6 +166,12 @@ class ResponsesPassthrough:
     def whole_usage(self, body: bytes) -> ir.Usage | None:
         usage = _USAGE.decode(body).usage
         return usage_from_wire(usage) if usage is not None else None
+
+    def whole_produced(self, body: bytes) -> list[str]:
+        try:
+            return encrypted_reasoning(_OUTPUT.decode(body).output)
+        except DECODE_ERRORS:
+            return []
 
     def rules(self, request: ir.Request) -> ResponsesRelayRules:
         return ResponsesRelayRules(request)

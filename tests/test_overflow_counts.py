@@ -1,0 +1,304 @@
+"""`prompt is too long: N tokens > M maximum` for every overflow.
+
+Where the upstream's words carry no counts, M is what LM Bridge knows of
+the model's window and N its own count of the prompt (N = M + 1 when the
+count is below M); Ollama's "by X tokens" gives N = M + X. Table-driven:
+each count-less or half-counted wording we know, read as a whole answer
+and inside a stream, then through the proxy to each front door.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import anthropic
+import openai
+import pytest
+
+from fakes.openai_upstream import FakeOpenAIUpstream, Script
+from lmbridge.core import errors
+from lmbridge.protocols import overflow
+from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN, Known
+from support import RunningProxy, oai, running, settings_for
+
+# (id, the upstream's words, fields beside them)
+UNCOUNTED: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "lmstudio-n-keep",
+        "The number of tokens to keep from the initial prompt is greater than the"
+        " context length. Try to load the model with a larger context length, or"
+        " provide a shorter input",
+        {},
+    ),
+    ("ollama-input-length", "the input length exceeds the context length", {}),
+    (
+        "openai-responses",
+        "Your input exceeds the context window of this model. Please adjust your"
+        " input and try again.",
+        {"code": "context_length_exceeded"},
+    ),
+    (
+        "llamacpp-exceeds",
+        "the request exceeds the available context size, try increasing it",
+        {},
+    ),
+    (
+        "llamacpp-older",
+        "the request exceeds the available context size, try increasing the"
+        " context size or enable context shift",
+        {},
+    ),
+    ("llamacpp-mid-generation", "Context size has been exceeded.", {}),
+    ("lmstudio-context-length-exceeded", "context length exceeded", {}),
+    (
+        "azure-code-only",
+        "The request could not be completed.",
+        {"code": "context_length_exceeded"},
+    ),
+    (
+        "model-context-window-exceeded",
+        "Input is too large.",
+        {"code": "model_context_window_exceeded"},
+    ),
+]
+IDS = [case[0] for case in UNCOUNTED]
+
+
+def _body(message: str, fields: dict[str, Any]) -> bytes:
+    return json.dumps({"error": {"message": message, **fields}}).encode()
+
+
+def _said(message: str) -> tuple[int, int]:
+    read = CLAUDE_CODE_PATTERN.search(message)
+    assert read is not None, message
+    n, m = int(read[1]), int(read[2])
+    assert n > m, message
+    return n, m
+
+
+def _error(message: str, fields: dict[str, Any], known: Known) -> str:
+    found = overflow.read(message, status=400, body=_body(message, fields))
+    assert found is not None, message
+    return overflow.to_error(found, message, known).message
+
+
+@pytest.mark.parametrize(("name", "message", "fields"), UNCOUNTED, ids=IDS)
+@pytest.mark.parametrize(
+    ("window", "count", "said"),
+    [
+        (8192, 9500, (9500, 8192)),  # our count is above the window
+        (8192, 300, (8193, 8192)),  # below it: N = M + 1, never a false N > M
+        (None, 9500, (9500, 9499)),  # no window known: at most N - 1 fit
+    ],
+)
+def test_counts_come_from_what_lm_bridge_knows(
+    name: str,
+    message: str,
+    fields: dict[str, Any],
+    window: int | None,
+    count: int,
+    said: tuple[int, int],
+) -> None:
+    text = _error(message, fields, (window, lambda: count))
+    assert text.startswith(f"prompt is too long: {said[0]} tokens > {said[1]} maximum")
+    assert _said(text) == said
+    assert message in text  # the upstream's words stay, for the user
+
+
+@pytest.mark.parametrize(("name", "message", "fields"), UNCOUNTED, ids=IDS)
+def test_mid_stream_uses_the_request_known_now(
+    name: str, message: str, fields: dict[str, Any]
+) -> None:
+    token = overflow.KNOWN.set((4096, lambda: 6000))
+    try:
+        found = overflow.stream_error(message, body=_body(message, fields))
+    finally:
+        overflow.KNOWN.reset(token)
+    assert found is not None
+    assert _said(found[0]) == (6000, 4096)
+    assert found[1] == 400
+
+
+def test_ollama_by_how_much_gives_n() -> None:
+    message = "prompt too long; exceeded max context length by 1200 tokens"
+    assert _said(_error(message, {}, (4096, lambda: 10))) == (5296, 4096)
+    # No window known: our count is N, and M is what the excess leaves.
+    assert _said(_error(message, {}, (None, lambda: 5000))) == (5000, 3800)
+
+
+def test_stated_counts_win_over_ours() -> None:
+    message = (
+        "This model's maximum context length is 8192 tokens. However, your"
+        " messages resulted in 9000 tokens."
+    )
+    assert _said(_error(message, {}, (4096, lambda: 1))) == (9000, 8192)
+    # Half stated: the window is the upstream's, the prompt our count.
+    message = "This model's maximum context length is 8192 tokens"
+    assert _said(_error(message, {}, (4096, lambda: 9999))) == (9999, 8192)
+
+
+def test_without_the_proxy_nothing_is_invented() -> None:
+    found = overflow.error("the input length exceeds the context length", status=400)
+    assert found is not None
+    assert found.message.startswith(errors.OVERFLOW_UNCOUNTED)
+    assert CLAUDE_CODE_PATTERN.search(found.message) is None
+
+
+def test_the_one_wording_serves_our_own_guard_too() -> None:
+    own = errors.ContextOverflow.for_prompt(9000, 8192, "m")
+    assert own.message.startswith(errors.overflow_wording(9000, 8192, None))
+
+
+# -- through the proxy, to each front door ------------------------------------
+
+WINDOW = 4096
+HELLO: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Hello"}]
+
+
+@pytest.fixture
+async def bridge(fake_upstream: FakeOpenAIUpstream) -> AsyncIterator[RunningProxy]:
+    settings = settings_for(
+        fake_upstream.url,
+        routes=f'\n[[route]]\nmodel = "gpt-*"\nupstream = "fake"\n'
+        f"context_window = {WINDOW}\n",
+    )
+    for route in settings.route:
+        route.context_window = WINDOW
+    async with running(settings) as proxy:
+        yield proxy
+
+
+def claude(proxy: RunningProxy) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0)
+
+
+@pytest.fixture(params=UNCOUNTED, ids=IDS)
+def refusal(request: pytest.FixtureRequest, fake_upstream: FakeOpenAIUpstream) -> str:
+    _name, message, fields = request.param
+    fake_upstream.script = Script(
+        status=400, error_message=message, error_fields=fields
+    )
+    return str(message)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_messages_door(bridge: RunningProxy, refusal: str, stream: bool) -> None:
+    async def ask(client: anthropic.AsyncAnthropic) -> None:
+        if not stream:
+            await client.messages.create(
+                model="claude-sonnet-4-6", max_tokens=100, messages=HELLO
+            )
+            return
+        async with client.messages.stream(
+            model="claude-sonnet-4-6", max_tokens=100, messages=HELLO
+        ) as events:
+            await events.get_final_message()
+
+    async with claude(bridge) as client:
+        with pytest.raises(anthropic.BadRequestError) as info:
+            await ask(client)
+    message = info.value.body["error"]["message"]  # type: ignore[index]
+    assert _said(message) == (WINDOW + 1, WINDOW)
+    assert refusal in message
+
+
+async def test_chat_door(bridge: RunningProxy, refusal: str) -> None:
+    """Chat to a Chat upstream is relayed, but an overflow is restated."""
+    async with oai(bridge) as client:
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "Hello"}]
+            )
+    assert info.value.code == "context_length_exceeded"
+    assert _said(info.value.message) == (WINDOW + 1, WINDOW)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_responses_door(bridge: RunningProxy, refusal: str, stream: bool) -> None:
+    async with oai(bridge) as client:
+        with pytest.raises(openai.BadRequestError) as info:
+            await client.responses.create(
+                model="gpt-4o", max_output_tokens=100, input="Hello", stream=stream
+            )
+    assert info.value.code == "context_length_exceeded"
+    assert _said(info.value.message) == (WINDOW + 1, WINDOW)
+
+
+async def test_mid_stream_to_the_messages_door(
+    bridge: RunningProxy, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    fake_upstream.script = Script(
+        text="one two three",
+        error_in_stream="the input length exceeds the context length",
+    )
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": HELLO,
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(bridge.url + "/v1/messages", json=body) as resp,
+    ):
+        text = (await resp.read()).decode()
+    events = [
+        json.loads(line[6:])
+        for line in text.splitlines()
+        if line.startswith("data: ") and '"type":"error"' in line.replace(" ", "")
+    ]
+    assert len(events) == 1
+    assert _said(events[0]["error"]["message"]) == (WINDOW + 1, WINDOW)
+
+
+async def test_no_window_known_counts_the_prompt(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    fake_upstream.script = Script(
+        status=400, error_message="the input length exceeds the context length"
+    )
+    long_text = "lorem ipsum dolor sit amet " * 400
+    async with (
+        running(settings_for(fake_upstream.url)) as proxy,
+        claude(proxy) as client,
+    ):
+        with pytest.raises(anthropic.BadRequestError) as info:
+            await client.messages.create(
+                model="claude-sonnet-4-6",
+                max_tokens=100,
+                messages=[{"role": "user", "content": long_text}],
+            )
+    n, m = _said(info.value.body["error"]["message"])  # type: ignore[index]
+    assert n > 1000 and m == n - 1
+
+
+async def test_mid_stream_to_the_chat_door(
+    bridge: RunningProxy, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """A Chat server's error event inside a relayed stream is restated."""
+    fake_upstream.script = Script(
+        text="one two three",
+        error_in_stream="The number of tokens to keep from the initial prompt is"
+        " greater than the context length.",
+    )
+    body = {
+        "model": "gpt-4o",
+        "stream": True,
+        "messages": [{"role": "user", "content": "Hello"}],
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(bridge.url + "/v1/chat/completions", json=body) as resp,
+    ):
+        text = (await resp.read()).decode()
+    errors_seen = [
+        json.loads(line[6:])["error"]
+        for line in text.splitlines()
+        if line.startswith("data: {") and '"error"' in line
+    ]
+    assert len(errors_seen) == 1, text
+    assert errors_seen[0]["code"] == "context_length_exceeded"
+    assert _said(errors_seen[0]["message"]) == (WINDOW + 1, WINDOW)
