@@ -29,6 +29,7 @@ from lmbridge.upstreams.transport import Transport
 
 DEFAULT_API: dict[str, UpstreamApi] = {
     "lmstudio": "responses",
+    "llamacpp": "chat",
     "openai": "chat",
     "anthropic": "messages",
     "azure-foundry": "responses",
@@ -296,6 +297,14 @@ class HttpUpstream:
             ) from None
         self._models_cache = (now, ids)
         return ids
+
+    async def context_window(self, model: str) -> int | None:
+        """The context window the server reports for `model` (None: unknown).
+
+        Servers that say (llama.cpp's `/props`) override this; the pipeline
+        checks the fit of a request against it before sending.
+        """
+        return None
 
     async def check(self) -> Health:
         """Health: reachable or not, and why."""
