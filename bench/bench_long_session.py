@@ -31,8 +31,19 @@ next one repeats; 100% means the server's prompt cache holds. The target is
 the later turns' (the second half's) median within 1.2x of direct. The
 subagent's turns are shown after the table.
 
+With `--server llamacpp`, the server is llama.cpp's own `llama-server`
+(`make llama-server`; tests/e2e/llamacpp_server.py) with `--metrics`, LM
+Bridge's upstream is `kind = "llamacpp"`, and each phase runs once per slot
+count in `--slots` (default 1,2). The recorder then reads the server's
+`llamacpp:prompt_tokens_total` after every request, and the table shows,
+per main turn, the prompt tokens the server evaluated for the direct and the
+LM Bridge request next to the ideal: what that agent added since its own
+previous request (the rest is in the slot's or the RAM prompt cache). Both
+phases run interleaved per slot count on one fresh server, direct first.
+
 Run: .venv/bin/python bench/bench_long_session.py [--turns 20] [--result-bytes 2048]
-     [--subagent-after 5,10,15] [--json PATH]
+     [--subagent-after 5,10,15] [--server llama-cpp-python|llamacpp]
+     [--slots 1,2] [--json PATH]
 """
 
 from __future__ import annotations
@@ -56,12 +67,13 @@ sys.path[:0] = [str(BENCH), str(ROOT / "tests"), str(ROOT / "app")]
 import procs  # noqa: E402
 from e2e import sessions  # noqa: E402
 from e2e.llama_server import MODEL_ID, start_llama_server  # noqa: E402
+from e2e.llamacpp_server import binary, running_llamacpp_server  # noqa: E402
 from e2e.recorder import Exchange, Recorder, prefix_break, prefix_share  # noqa: E402
 
 TARGET_RATIO = 1.2
 
 
-def lmbridge_config(upstream: str) -> str:
+def lmbridge_config(upstream: str, kind: str = "openai") -> str:
     return f"""
 [server]
 host = "127.0.0.1"
@@ -69,7 +81,7 @@ port = 0
 
 [[upstream]]
 name = "llama"
-kind = "openai"
+kind = "{kind}"
 base_url = "{upstream}"
 first_byte_timeout = 900
 
@@ -80,10 +92,12 @@ target = "{MODEL_ID}"
 """
 
 
-def start_lmbridge(upstream: str, home: Path, app: Path) -> procs.Server:
+def start_lmbridge(
+    upstream: str, home: Path, app: Path, kind: str = "openai"
+) -> procs.Server:
     """`python -m lmbridge serve` from the source tree `app`."""
     cfg = home / "config.toml"
-    cfg.write_text(lmbridge_config(upstream))
+    cfg.write_text(lmbridge_config(upstream, kind))
     log = (home / "lmbridge.stderr").open("wb")
     env = {"LMBRIDGE_HOME": str(home), "PYTHONPATH": str(app)}
     argv = [
@@ -123,7 +137,7 @@ def agent_figures(runs: list[Run], agent: str) -> dict[str, Any]:
     bodies = [e.raw for e in upstream]
     pairs = list(itertools.pairwise(bodies))
     best = [min(run[0][n].ttft for run in mine) for n in range(len(turns))]
-    return {
+    figures: dict[str, Any] = {
         "answered": [
             all(run[n].status == 200 for run, _ in mine) for n in range(len(turns))
         ],
@@ -139,6 +153,12 @@ def agent_figures(runs: list[Run], agent: str) -> dict[str, Any]:
         "upstream_bytes": [len(b) for b in bodies],
         "errors": [t.error for run, _ in mine for t in run if t.error],
     }
+    if upstream and upstream[0].evaluated is not None:
+        prompts = [e.prompt_tokens for e in upstream]
+        figures["evaluated"] = [e.evaluated for e in upstream]
+        figures["prompt_tokens"] = prompts
+        figures["ideal"] = [b - a for a, b in zip([0, *prompts], prompts, strict=False)]
+    return figures
 
 
 def phase(runs: list[Run]) -> dict[str, Any]:
@@ -196,6 +216,71 @@ async def run(
         "direct": phase(runs["direct"]),
         "lmbridge": phase(runs["lmbridge"]),
     }
+
+
+async def run_llamacpp(plan: sessions.Plan, slots: int, app: Path) -> dict[str, Any]:
+    """Both phases on llama.cpp's server with `slots` slots, each phase on a
+    fresh server (so neither finds the other's prompts in the cache)."""
+    server = binary()
+    if server is None:
+        raise SystemExit("no llama-server built here: run `make llama-server`")
+    started = time.monotonic()
+    runs: dict[str, list[Run]] = {"direct": [], "lmbridge": []}
+    for name in runs:
+        with running_llamacpp_server(server, slots=slots) as base_url:
+            recorder = Recorder(base_url, metrics=True)
+            await recorder.start()
+            try:
+                if name == "direct":
+                    turns = await sessions.chat_session(
+                        recorder.url, plan, MODEL_ID, ideal=True
+                    )
+                else:
+                    with tempfile.TemporaryDirectory() as home:
+                        bridge = start_lmbridge(
+                            recorder.url, Path(home), app, kind="llamacpp"
+                        )
+                        try:
+                            turns = await sessions.anthropic_session(
+                                bridge.url, plan, "claude-sonnet-4-6"
+                            )
+                        finally:
+                            bridge.stop()
+                runs[name].append((turns, recorder.chat()))
+            finally:
+                await recorder.stop()
+    return {
+        "server": "llamacpp",
+        "slots": slots,
+        "plan": vars(plan),
+        "repeat": 1,
+        "app": str(app),
+        "machine": platform.node(),
+        "seconds": round(time.monotonic() - started, 1),
+        "direct": phase(runs["direct"]),
+        "lmbridge": phase(runs["lmbridge"]),
+    }
+
+
+def report_evaluated(result: dict[str, Any]) -> None:
+    """Per main turn: prompt tokens evaluated, direct and through LM Bridge,
+    against the ideal (what the turn added); totals with the subagent's."""
+    direct, through = result["direct"], result["lmbridge"]
+    print(
+        f"{result['slots']} slot(s): prompt tokens evaluated per main turn"
+        " (llamacpp:prompt_tokens_total)"
+    )
+    print(f"{'turn':>4} {'direct':>8} {'ideal':>7} {'LM Bridge':>10} {'ideal':>7}")
+    for n in range(len(through["evaluated"])):
+        print(
+            f"{n + 1:>4} {_at(direct['evaluated'], n):>8} {_at(direct['ideal'], n):>7}"
+            f" {_at(through['evaluated'], n):>10} {_at(through['ideal'], n):>7}"
+        )
+    for name, figures in (("direct", direct), ("LM Bridge", through)):
+        sub = figures["subagent"]
+        evaluated = sum(figures["evaluated"]) + sum(sub.get("evaluated", []))
+        ideal = sum(figures["ideal"]) + sum(sub.get("ideal", []))
+        print(f"{name}: {evaluated} evaluated, ideal {ideal} (main and subagent)")
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
@@ -324,6 +409,15 @@ def main() -> None:
         default=ROOT / "app",
         help="LM Bridge source tree to run (e.g. an older checkout, to compare)",
     )
+    parser.add_argument(
+        "--server",
+        choices=["llama-cpp-python", "llamacpp"],
+        default="llama-cpp-python",
+        help="the real server: llama-cpp-python's, or llama.cpp's own",
+    )
+    parser.add_argument(
+        "--slots", default="1,2", help="llamacpp: slot counts to run, e.g. 1,2"
+    )
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     args = parser.parse_args()
     plan = sessions.Plan(
@@ -335,9 +429,19 @@ def main() -> None:
             int(n) for n in args.subagent_after.split(",") if n.strip()
         ),
     )
-    result = asyncio.run(run(plan, args.n_ctx, args.repeat, args.app))
-    result["summary"] = summarize(result)
-    report(result)
+    if args.server == "llamacpp":
+        results = []
+        for slots in (int(n) for n in args.slots.split(",") if n.strip()):
+            result = asyncio.run(run_llamacpp(plan, slots, args.app))
+            result["summary"] = summarize(result)
+            report(result)
+            report_evaluated(result)
+            results.append(result)
+        result = {"llamacpp": results}
+    else:
+        result = asyncio.run(run(plan, args.n_ctx, args.repeat, args.app))
+        result["summary"] = summarize(result)
+        report(result)
     if args.json:
         text = json.dumps(result, indent=1)
         if args.json == "-":

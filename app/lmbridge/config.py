@@ -27,7 +27,7 @@ from lmbridge.core.errors import ConfigError as ConfigError  # re-exported
 DEFAULT_PORT = 4680
 APP_NAME = "lmbridge"
 
-UpstreamKind = Literal["lmstudio", "openai", "anthropic", "azure-foundry"]
+UpstreamKind = Literal["lmstudio", "llamacpp", "openai", "anthropic", "azure-foundry"]
 UpstreamApi = Literal["chat", "responses", "messages"]
 
 

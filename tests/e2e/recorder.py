@@ -7,6 +7,12 @@ back unchanged, keeping each request's raw body, status, answer and the
 seconds until the answer's first data (for a streamed completion, about
 the time to the first token: llama-cpp-python's server sends only pings
 before it). `prefix_break()` tells whether one Chat body extends another.
+
+With `metrics=True` (llama.cpp's own server, started with `--metrics`) it
+also reads the server's `llamacpp:prompt_tokens_total` after each chat
+completion, so each exchange knows how many prompt tokens the server
+evaluated for it (`evaluated`), and from the answer's `timings` how long
+the whole prompt was (`prompt_tokens`): exact counts, not timings.
 """
 
 from __future__ import annotations
@@ -40,6 +46,17 @@ class Exchange:
     first_data: float = 0.0  # ... to the first SSE data event (not a ping)
     total: float = 0.0
     answer: bytes = b""
+    evaluated: int | None = None  # prompt tokens the server evaluated (metrics)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The whole prompt, from llama.cpp's `timings` in the answer: the
+        tokens evaluated plus those reused from its cache."""
+        for raw in reversed(self.answer.split(b"\n")):
+            text = raw.removeprefix(b"data:").strip()
+            if text.startswith(b"{") and (timings := json.loads(text).get("timings")):
+                return int(timings["prompt_n"]) + int(timings["cache_n"])
+        raise AssertionError(f"no timings in the answer {self.answer[-300:]!r}")
 
     @property
     def body(self) -> dict[str, Any]:
@@ -52,10 +69,12 @@ class Recorder:
     """Forwards to `target`, keeping every `Exchange`."""
 
     target: str
+    metrics: bool = False
     exchanges: list[Exchange] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
+    _prompt_total: float = 0.0
 
     @property
     def url(self) -> str:
@@ -76,6 +95,20 @@ class Recorder:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.metrics:
+            self._prompt_total = await self.prompt_tokens_total()
+
+    async def prompt_tokens_total(self) -> float:
+        """The server's count of prompt tokens evaluated since it started."""
+        assert self._session is not None
+        async with self._session.get(self.target + "/metrics") as resp:
+            text = await resp.text()
+        for row in text.splitlines():
+            if row.startswith("llamacpp:prompt_tokens_total "):
+                return float(row.split()[1])
+        raise AssertionError(
+            f"no llamacpp:prompt_tokens_total in {self.target}/metrics"
+        )
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -114,7 +147,11 @@ class Recorder:
             seen.total = time.perf_counter() - started
             seen.answer = b"".join(chunks)
             await response.write_eof()
-            return response
+        if self.metrics and request.path.endswith("/chat/completions"):
+            total = await self.prompt_tokens_total()
+            seen.evaluated = int(total - self._prompt_total)
+            self._prompt_total = total
+        return response
 
 
 def prefix_break(earlier: bytes, later: bytes) -> str | None:

@@ -46,6 +46,9 @@ class Script:
     interleave_tool_calls: bool = False
     prompt_tokens: int = 11
     completion_tokens: int = 7
+    # Of prompt_tokens, how many the server reused from its cache
+    # (`prompt_tokens_details.cached_tokens`, as llama.cpp and OpenAI say).
+    cached_tokens: int = 0
     # Faults
     status: int = 0  # answer this HTTP status with an OpenAI error body
     error_message: str = "fake upstream failure"
@@ -262,13 +265,16 @@ class FakeOpenAIUpstream:
     def _finish_reason(s: Script) -> str:
         return s.finish_reason or ("tool_calls" if s.tool_calls else "stop")
 
-    def _usage(self) -> dict[str, int]:
+    def _usage(self) -> dict[str, Any]:
         s = self.script
-        return {
+        usage: dict[str, Any] = {
             "prompt_tokens": s.prompt_tokens,
             "completion_tokens": s.completion_tokens,
             "total_tokens": s.prompt_tokens + s.completion_tokens,
         }
+        if s.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": s.cached_tokens}
+        return usage
 
     def _completion(self, s: Script, body: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": s.text or None}

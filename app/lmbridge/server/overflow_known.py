@@ -7,8 +7,10 @@ call the pipeline tells `protocols.overflow` (`known_for`) the model's
 window, best source first:
 
 1. the context LM Studio has the model loaded with (the window in force);
-2. the route's `context_window` (what the user declared);
-3. a window the server stated in an earlier refusal (`MaxTokensMemory`);
+2. the window the server reports itself (llama.cpp's `/props`, as last
+   read; no request is made here);
+3. the route's `context_window` (what the user declared);
+4. a window the server stated in an earlier refusal (`MaxTokensMemory`);
 
 and how to count the prompt (LM Bridge's own estimate, counted only when
 an overflow needs it).
@@ -30,6 +32,9 @@ def known_window(services: Services, resolved: Resolved) -> int | None:
         loaded = preparer.service.loaded_context(target)
         if loaded:
             return loaded
+    reported = resolved.upstream.reported_window(target)
+    if reported:
+        return reported
     for route in services.settings.route:
         if route.model == resolved.rule and route.upstream == name:
             if route.context_window:

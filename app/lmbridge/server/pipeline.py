@@ -51,6 +51,7 @@ from lmbridge.server.exchange import (
 from lmbridge.server.relay import Relay, should_fall_back, sse_headers
 from lmbridge.server.services import Services
 from lmbridge.server.translate import Batches, assemble, clamp, observe, open_batches
+from lmbridge.upstreams.modelprep import SERVER_WINDOW_FIX, fit
 from lmbridge.upstreams.router import Resolved
 
 log = logging.getLogger(__name__)
@@ -325,17 +326,33 @@ class _Call:
         return await self._stream(batches, req)
 
     async def _prepare(self, req: ir.Request, resolved: Resolved) -> Resolved:
-        """LM Studio: load on demand, minimum context, context fit."""
+        """LM Studio: load on demand, minimum context, context fit; a server
+        that reports its window (llama.cpp's /props): context fit."""
         models = self.services.preparers.get(resolved.upstream.name)
-        if models is None:
-            return resolved
-        target_req = msgspec.structs.replace(
-            req, max_tokens=clamp(req.max_tokens, resolved.max_tokens_limit)
-        )
-        cap = await models.prepare(target_req, resolved.target, self.record)
+        if models is not None:
+            cap = await models.prepare(
+                self._sent(req, resolved), resolved.target, self.record
+            )
+        else:
+            window = await resolved.upstream.context_window(resolved.target)
+            if window is None:
+                return resolved
+            sent = self._sent(req, resolved)
+            cap = fit(sent, resolved.target, window, fix=SERVER_WINDOW_FIX)
+            if cap is not None:
+                self.record.notes.append(
+                    f"max_tokens lowered to {cap} to fit context {window}"
+                )
         if cap is None:
             return resolved
         return resolved._replace(max_tokens_limit=cap)
+
+    @staticmethod
+    def _sent(req: ir.Request, resolved: Resolved) -> ir.Request:
+        """`req` with the `max_tokens` the route lets through."""
+        return msgspec.structs.replace(
+            req, max_tokens=clamp(req.max_tokens, resolved.max_tokens_limit)
+        )
 
     async def _whole(self, batches: Batches, req: ir.Request) -> web.Response:
         record = self.record

