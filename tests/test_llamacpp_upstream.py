@@ -139,11 +139,35 @@ async def test_health_comes_from_the_servers_own_health(
     async with aiohttp.ClientSession() as http:
         async with http.get(bridge.url + "/health") as resp:
             ready = await resp.json()
-        server.loading = True
-        async with http.get(bridge.url + "/health") as resp:
-            loading = await resp.json()
     (up,) = ready["upstreams"]
     assert up["kind"] == "llamacpp"
     assert up["reachable"] and up["status"] == 200 and "error" not in up
-    (up,) = loading["upstreams"]
-    assert up["status"] == 503 and "loading" in up["error"]
+    # /health caches its probes for a few seconds: ask the upstream itself.
+    server.loading = True
+    services = bridge.server.services
+    assert services is not None
+    loading = await services.upstreams["fake"].check()
+    assert loading.status == 503 and loading.error and "loading" in loading.error
+
+
+async def test_an_overflow_without_counts_gets_the_slot_window_as_m(
+    bridge: RunningProxy, server: FakeLlamaCppServer
+) -> None:
+    # The prompt passes LM Bridge's own estimate, but the server's
+    # tokenizer disagrees and it answers in words without numbers.
+    server.script = Script(
+        status=400, error_message="the input length exceeds the context length"
+    )
+    async with claude(bridge) as client:
+        for _turn in range(2):  # the window is known from turn 1's /props
+            with pytest.raises(anthropic.BadRequestError) as info:
+                await client.messages.create(
+                    model="claude-sonnet-4-6",
+                    max_tokens=100,
+                    messages=[{"role": "user", "content": "Hi"}],
+                )
+            message = info.value.body["error"]["message"]  # type: ignore[index]
+            match = CLAUDE_CODE_PATTERN.search(message)
+            assert match is not None, message
+            assert int(match.group(2)) == 2048
+            assert int(match.group(1)) > 2048
