@@ -3,6 +3,7 @@ showing requests from before a restart (the history in the database)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -12,6 +13,7 @@ from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.requests.view import RequestsPanel
+from lmbridge.gui.usage.manager import UPDATE_MS
 from lmbridge.gui.usage.view import UsagePanel
 
 
@@ -33,13 +35,27 @@ async def ask(app: LMBridgeApp, n: int, model: str = "gpt-5") -> None:
                 await resp.read()
 
 
+async def ask_failing(app: LMBridgeApp) -> None:
+    body = {"model": "gpt-5", "messages": [{"role": "user", "content": "x"}]}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(app.controller.url + "/v1/chat/completions", json=body) as resp,
+    ):
+        assert resp.status >= 500
+        await resp.read()
+
+
+def usage_page(app: LMBridgeApp) -> UsagePanel:
+    panel = app.page("usage")
+    assert isinstance(panel, UsagePanel)
+    app.window.show_page("usage")
+    return panel
+
+
 async def test_usage_charts_from_the_history(gui_app: LMBridgeApp) -> None:
     await ask(gui_app, 3)
     await eventually(lambda: gui_app.log.stats.requests == 3, what="the requests")
-    panel = gui_app.page("usage")
-    assert isinstance(panel, UsagePanel)
-    gui_app.window.show_page("usage")
-    panel.refresh()
+    panel = usage_page(gui_app)
     await eventually(
         lambda: panel.data is not None and panel.data.requests == 3,
         what="the usage data",
@@ -49,7 +65,8 @@ async def test_usage_charts_from_the_history(gui_app: LMBridgeApp) -> None:
     assert list(data.tokens_by_model) == ["fake-model"]
     assert data.tokens_by_model["fake-model"][-1] > 0  # today, the last bar
     assert list(data.tokens_by_client) == ["curl"]
-    assert data.ttft["median"][-1] is not None
+    ttft = data.ttft_ms["median"][-1]
+    assert ttft is not None and ttft > 0
     assert "3 requests" in panel.summary.text()
     chart = panel.charts["models"]
     assert chart.series_keys == ["fake-model"]
@@ -59,17 +76,97 @@ async def test_usage_charts_from_the_history(gui_app: LMBridgeApp) -> None:
         lambda: panel.data is not None and len(panel.data.days) == 30,
         what="30 days",
     )
+    assert panel.data is not None and panel.data.requests == 3
+
+
+async def test_requests_appear_on_usage_and_requests_without_refresh(
+    gui_app: LMBridgeApp,
+) -> None:
+    """The page is open and empty; requests come in; it follows them, and
+    reads only today again, not the whole range, for each update."""
+    panel = usage_page(gui_app)
+    await eventually(lambda: panel.data is not None, what="the first read")
+    assert panel.summary.text().startswith("No requests in the last 7 days yet.")
+    assert panel.usage.reads == 1
+    await ask(gui_app, 2)
+    await eventually(
+        lambda: panel.data is not None and panel.data.requests == 2,
+        what="Usage to show the requests",
+    )
+    await eventually(lambda: "2 requests" in panel.summary.text())
+    assert "No requests" not in panel.summary.text()
+    assert panel.charts["models"].series_keys == ["fake-model"]
+    requests = gui_app.page("requests")
+    assert isinstance(requests, RequestsPanel)
+    assert requests.proxy.rowCount() == 2
+    await ask(gui_app, 1, model="claude-haiku-4-5")
+    await eventually(
+        lambda: panel.data is not None and panel.data.requests == 3,
+        what="the third request",
+    )
+    assert panel.usage.reads == 1  # today was updated in place
+    assert requests.proxy.rowCount() == 3
+
+
+async def test_usage_hidden_costs_nothing_and_catches_up_when_shown(
+    gui_app: LMBridgeApp,
+) -> None:
+    panel = usage_page(gui_app)
+    await eventually(lambda: panel.data is not None, what="the first read")
+    gui_app.window.show_page("requests")
+    assert not panel.usage.active
+    await ask(gui_app, 2)
+    await eventually(lambda: gui_app.log.stats.requests == 2)
+    await asyncio.sleep(UPDATE_MS / 1000 + 0.3)
+    assert panel.usage.stale
+    assert panel.data is not None and panel.data.requests == 0  # not read
+    gui_app.window.show_page("usage")
+    await eventually(
+        lambda: panel.data is not None and panel.data.requests == 2,
+        what="the page to catch up",
+    )
+    assert not panel.usage.stale
+
+
+async def test_axes_in_their_units(
+    gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """TTFT in ms (never pyqtgraph's "(x0.001)"); errors counted in whole
+    steps from 0 (never 0.1 ... 1)."""
+    panel = usage_page(gui_app)
+    await ask(gui_app, 1)
+    fake_upstream.script.status = 500
+    await ask_failing(gui_app)
+    await eventually(
+        lambda: panel.data is not None and panel.data.error_count == 1,
+        what="the error",
+    )
+    ttft = panel.charts["ttft"].plot.getPlotItem().getAxis("left")
+    assert "ms" in ttft.labelString() and "x0.001" not in ttft.labelString()
+    values = [v for v in panel.data.ttft_ms["median"] if v is not None]
+    assert values and values[-1] > 1  # milliseconds, not seconds
+    errors = panel.charts["errors"]
+    assert errors.top == 2.0  # one error, the axis to the next whole number
+    for low, high in ((0.0, 1.0), (0.0, 2.0), (0.0, 7.0)):
+        levels = errors.value_axis.tickSpacing(low, high, 200)
+        assert levels and all(spacing >= 1 for spacing, _ in levels)
+        assert all(spacing == int(spacing) for spacing, _ in levels)
+    assert errors.value_axis.tickStrings([0.0, 1.0, 2.0], 1.0, 1.0) == ["0", "1", "2"]
+    assert panel.charts["ttft"].value_axis.tickStrings([1500.0], 1.0, 500.0) == [
+        "1,500"
+    ]
 
 
 async def test_usage_page_with_the_proxy_stopped(gui_app: LMBridgeApp) -> None:
     """The history is the app's, not the running proxy's: it stays readable."""
-    panel = gui_app.page("usage")
-    assert isinstance(panel, UsagePanel)
+    await ask(gui_app, 1)
     await gui_app.controller.stop()
-    panel.refresh()
-    assert panel.refresh_button.isEnabled()
-    assert gui_app.controller.usage is not None
-    assert await gui_app.controller.usage.count() >= 0
+    panel = usage_page(gui_app)
+    await eventually(
+        lambda: panel.data is not None and panel.data.requests == 1,
+        what="the history with the proxy stopped",
+    )
+    assert "1 request, " in panel.summary.text()
 
 
 async def test_requests_from_before_a_restart_are_shown(

@@ -9,7 +9,8 @@ axes and legend follow the Qt palette, and follow it again when it changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 import pyqtgraph as pg
@@ -58,24 +59,62 @@ def compact(value: float) -> str:
     return f"{value:.3g}"
 
 
-class CompactAxis(pg.AxisItem):  # type: ignore[misc]
-    """A value axis whose labels read 700k and 1.5M, not 700000."""
+def plain(value: float) -> str:
+    """1500 -> "1,500", 12.5 -> "12.5": for milliseconds."""
+    return f"{value:,.0f}" if value >= 100 or value == int(value) else f"{value:.3g}"
+
+
+class ValueAxis(pg.AxisItem):  # type: ignore[misc]
+    """A value axis in the chart's own unit (never pyqtgraph's "(x0.001)"
+    scale): labels from `text` (700k and 1.5M by default, not 700000), and
+    with `integer` only whole steps, for counts (0, 1, 2; never 0.1)."""
+
+    def __init__(
+        self,
+        *,
+        integer: bool = False,
+        text: Callable[[float], str] = compact,
+    ) -> None:
+        super().__init__(orientation="left")
+        self.integer = integer
+        self.text = text
+        self.enableAutoSIPrefix(False)
+
+    def tickSpacing(
+        self, minVal: float, maxVal: float, size: float
+    ) -> list[tuple[float, float]]:
+        levels: list[tuple[float, float]] = super().tickSpacing(minVal, maxVal, size)
+        if not self.integer:
+            return levels
+        whole = [(float(round(s)), o) for s, o in levels if s >= 1]
+        return whole or [(1.0, 0.0)]
 
     def tickStrings(
         self, values: list[float], scale: float, spacing: float
     ) -> list[str]:
-        return [compact(v * scale) for v in values]
+        return [self.text(v * scale) for v in values]
 
 
 class DayChart(QWidget):
-    """One chart of values per day."""
+    """One chart of values per day; `integer` for counts (whole steps, the
+    top at least 1), `text` formats the value axis' labels."""
 
-    def __init__(self, title: str, unit: str = "", parent: QWidget | None = None):
+    def __init__(
+        self,
+        title: str,
+        unit: str = "",
+        parent: QWidget | None = None,
+        *,
+        integer: bool = False,
+        text: Callable[[float], str] = compact,
+    ):
         super().__init__(parent)
         self.title = title
+        self.integer = integer
         self.axis = pg.AxisItem(orientation="bottom")
+        self.value_axis = ValueAxis(integer=integer, text=text)
         self.plot = pg.PlotWidget(
-            axisItems={"bottom": self.axis, "left": CompactAxis(orientation="left")}
+            axisItems={"bottom": self.axis, "left": self.value_axis}
         )
         self.plot.setMinimumHeight(220)
         self.plot.setMenuEnabled(False)
@@ -91,6 +130,7 @@ class DayChart(QWidget):
         self.series_keys: list[str] = []
         self.values: dict[str, list[float | None]] = {}
         self.days: list[str] = []
+        self.top = 1.0
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
@@ -122,8 +162,7 @@ class DayChart(QWidget):
             self.plot.addItem(item)
             base = [b + v for b, v in zip(base, values, strict=True)]
         self._show_legend(list(shown), ())
-        top = max(base, default=0.0)
-        self.plot.setYRange(0, top * 1.1 if top else 1, padding=0)
+        self._set_top(max(base, default=0.0), 1.1)
 
     def lines(
         self,
@@ -153,7 +192,15 @@ class DayChart(QWidget):
             del item
             top = max([top, *ys])
         self._show_legend(list(series), dashed)
-        self.plot.setYRange(0, top * 1.15 if top else 1, padding=0)
+        self._set_top(top, 1.15)
+
+    def _set_top(self, top: float, headroom: float) -> None:
+        """The value axis from 0 to a little above `top`."""
+        high = top * headroom if top else 1.0
+        if self.integer:
+            high = float(max(1, math.ceil(high)))
+        self.top = high
+        self.plot.setYRange(0, high, padding=0)
 
     def _show_legend(self, keys: list[str], dashed: Sequence[str]) -> None:
         parts = []
