@@ -22,15 +22,10 @@ from lmbridge.gui.requests.manager import RequestLog
 from lmbridge.gui.requests.model import RECORD_ROLE, SORT_ROLE, RequestTableModel
 from lmbridge.gui.widgets import button, hint_label, title_label
 
-# Starting widths in pixels; the route column takes the rest.
-COLUMN_WIDTHS = {
-    "time": 70,
-    "client": 130,
-    "protocol": 145,
-    "status": 80,
-    "ttft": 70,
-    "duration": 70,
-}
+# The column that takes the room the others leave: every other column is
+# as wide as its content (measured on the rows in view, so it stays cheap
+# with a thousand rows updating).
+WIDE_COLUMN = "route"
 
 
 class RequestsPanel(QWidget):
@@ -73,11 +68,13 @@ class RequestsPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        column = RequestTableModel.column_position
-        header.setSectionResizeMode(column("route"), QHeaderView.ResizeMode.Stretch)
-        for key, width in COLUMN_WIDTHS.items():
-            self.table.setColumnWidth(column(key), width)
+        header.setResizeContentsPrecision(0)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(
+            RequestTableModel.column_position(WIDE_COLUMN),
+            QHeaderView.ResizeMode.Stretch,
+        )
         self.detail = RequestDetail(log)
         self.tasks = self.detail.tasks
         splitter = QSplitter(Qt.Orientation.Vertical)
