@@ -23,9 +23,12 @@ from lmbridge.gui.requests.model import RECORD_ROLE, SORT_ROLE, RequestTableMode
 from lmbridge.gui.widgets import button, hint_label, title_label
 
 # The column that takes the room the others leave: every other column is
-# as wide as its content (measured on the rows in view, so it stays cheap
-# with a thousand rows updating).
+# as wide as its widest text so far. Only rows that arrive or change are
+# measured (Qt's ResizeToContents re-measures on every update, too costly
+# with 50 streams updating).
 WIDE_COLUMN = "route"
+CELL_PADDING = 10  # the cell's margins and a little air
+MEASURED_ROWS = 200  # a change to more rows measures the newest this many
 
 
 class RequestsPanel(QWidget):
@@ -68,13 +71,13 @@ class RequestsPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        header.setResizeContentsPrecision(0)
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(
             RequestTableModel.column_position(WIDE_COLUMN),
             QHeaderView.ResizeMode.Stretch,
         )
+        self._fit_titles()
         self.detail = RequestDetail(log)
         self.tasks = self.detail.tasks
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -97,10 +100,39 @@ class RequestsPanel(QWidget):
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.model.rowsAboutToBeInserted.connect(self._remember_scroll)
         self.model.rowsInserted.connect(self._follow)
+        self.model.rowsInserted.connect(
+            lambda _parent, first, last: self.fit_columns(first, last)
+        )
+        self.model.dataChanged.connect(
+            lambda top, bottom: self.fit_columns(top.row(), bottom.row())
+        )
         self.model.dataChanged.connect(self._refresh_detail)
         self.model.flushed.connect(self._update_count)
         self._at_bottom = True
         self._update_count()
+
+    def _fit_titles(self) -> None:
+        header = self.table.horizontalHeader()
+        for position, column in enumerate(self.model.COLUMNS):
+            if column.key != WIDE_COLUMN:
+                header.resizeSection(position, header.sectionSizeHint(position))
+
+    def fit_columns(self, first: int, last: int) -> None:
+        """Widen the columns (all but the route) to the text of rows
+        `first`..`last` where it is wider than they are."""
+        header = self.table.horizontalHeader()
+        metrics = self.table.fontMetrics()
+        rows = [
+            record
+            for row in range(max(first, last - MEASURED_ROWS + 1), last + 1)
+            if (record := self.model.row_at(row)) is not None
+        ]
+        for position, column in enumerate(self.model.COLUMNS):
+            if column.key == WIDE_COLUMN or not rows:
+                continue
+            widest = max(metrics.horizontalAdvance(column.text(r)) for r in rows)
+            if widest + CELL_PADDING > header.sectionSize(position):
+                header.resizeSection(position, widest + CELL_PADDING)
 
     def set_paused(self, paused: bool) -> None:
         self.model.set_paused(paused)
