@@ -116,6 +116,8 @@ class ConversationsPanel(QWidget):
         chats = self.chats.chats
         current = self.chats.chat.name if self.chats.chat else None
         self.model.set_chats(chats)
+        if self.chats.chat is None:
+            self.show_chat(None)
         if not self.chats.available:
             text = (
                 "The stored conversations are unavailable: LM Bridge's database"
@@ -157,7 +159,9 @@ class ConversationsPanel(QWidget):
     def show_chat(self, chat: Chat | None) -> None:
         self.delete_button.setEnabled(chat is not None)
         if chat is None:
-            self.viewer.setHtml("")
+            muted = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+            hint = "Select a chat to read it." if self.chats.chats else ""
+            self.viewer.setHtml(f'<p style="color:{muted}">{hint}</p>' if hint else "")
             return
         self.viewer.setHtml(chat_html(chat, self.palette()))
 

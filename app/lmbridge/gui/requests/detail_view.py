@@ -235,6 +235,8 @@ class RequestDetail(QWidget):
             text = (
                 "[no answer yet]"
                 if record.done is None
+                else "[the history keeps no bodies]"
+                if not record.capture
                 else ""
                 if failure
                 else "[the response body was not captured]"
@@ -250,12 +252,10 @@ class RequestDetail(QWidget):
             text = bodies.pretty(body)
         if record.response_truncated:
             text += "\n\n[the answer was longer; only the start is kept]"
-        if failure:
-            text = (
-                f"{failure}\n\n── what the client received ──\n{text}"
-                if text
-                else failure
-            )
+        if failure and body:
+            text = f"{failure}\n\n── what the client received ──\n{text}"
+        elif failure:
+            text = f"{failure}\n\n{text}" if text else failure
         self._set_text(self.response_text, text)
 
     def _replayable(self) -> bool:

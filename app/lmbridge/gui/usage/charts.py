@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -116,7 +116,7 @@ class DayChart(QWidget):
         self.plot = pg.PlotWidget(
             axisItems={"bottom": self.axis, "left": self.value_axis}
         )
-        self.plot.setMinimumHeight(220)
+        self.plot.setMinimumHeight(150)
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -127,6 +127,8 @@ class DayChart(QWidget):
         self.legend = QLabel()
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
+        # One line even when empty, so the charts of a row line up.
+        self.legend.setMinimumHeight(self.legend.fontMetrics().height())
         self.series_keys: list[str] = []
         self.values: dict[str, list[float | None]] = {}
         self.days: list[str] = []
@@ -136,6 +138,17 @@ class DayChart(QWidget):
         layout.addWidget(self.plot)
         layout.addWidget(self.legend)
         self._apply_palette()
+
+    def sizeHint(self) -> QSize:
+        # pyqtgraph asks for 600x480; in the page's scroll area (whose
+        # wrapped labels make it size by height-for-width) that made each
+        # row of charts taller than the window. Rows share what there is.
+        return QSize(420, 190)
+
+    def hasHeightForWidth(self) -> bool:
+        # The wrapped legend would make the chart's height follow the plot's
+        # own 480 px hint (see sizeHint).
+        return False
 
     # -- drawing -----------------------------------------------------------
 
@@ -157,7 +170,7 @@ class DayChart(QWidget):
         for i, values in enumerate(shown.values()):
             color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
             item = pg.BarGraphItem(
-                x=xs, height=values, y0=list(base), width=0.7, brush=color, pen=color
+                x=xs, height=values, y0=list(base), width=0.7, brush=color, pen=None
             )
             self.plot.addItem(item)
             base = [b + v for b, v in zip(base, values, strict=True)]
@@ -200,7 +213,9 @@ class DayChart(QWidget):
         if self.integer:
             high = float(max(1, math.ceil(high)))
         self.top = high
-        self.plot.setYRange(0, high, padding=0)
+        # A little room past both ends, or pyqtgraph drops the labels there
+        # (an empty count chart would have none at all).
+        self.plot.setYRange(0, high, padding=0.05)
 
     def _show_legend(self, keys: list[str], dashed: Sequence[str]) -> None:
         parts = []

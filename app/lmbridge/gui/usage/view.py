@@ -80,6 +80,7 @@ class UsagePanel(QWidget):
         grid = QGridLayout()
         for i, chart in enumerate(self.charts.values()):
             grid.addWidget(chart, i // 2, i % 2)
+            grid.setRowStretch(i // 2, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.summary)
