@@ -240,4 +240,6 @@ async def test_a_chat_stored_through_the_store_api_appears(
         async with session.delete(store + "/chat", params={"name": "from curl"}) as r:
             assert r.status == 200
         await eventually(lambda: panel.model.rowCount() == 0, what="the delete")
-        assert panel.chat is None and panel.viewer.toPlainText() == ""  # no chats: no hint
+        assert (
+            panel.chat is None and panel.viewer.toPlainText() == ""
+        )  # no chats: no hint

@@ -191,11 +191,12 @@ class DayChart(QWidget):
         for i, (key, values) in enumerate(series.items()):
             color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
             style = Qt.PenStyle.DashLine if key in dashed else Qt.PenStyle.SolidLine
-            xs = [x for x, v in enumerate(values) if v is not None]
-            ys = [float(v) for v in values if v is not None]
+            xs = list(range(len(values)))
+            ys = [math.nan if v is None else float(v) for v in values]
             item = self.plot.plot(
                 xs,
                 ys,
+                connect="finite",  # a day without a value is a gap
                 pen=pg.mkPen(color, width=2, style=style),
                 symbol="o",
                 symbolSize=6,
@@ -203,7 +204,7 @@ class DayChart(QWidget):
                 symbolPen=color,
             )
             del item
-            top = max([top, *ys])
+            top = max([top, *(y for y in ys if not math.isnan(y))])
         self._show_legend(list(series), dashed)
         self._set_top(top, 1.15)
 
