@@ -64,6 +64,22 @@ def plain(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 or value == int(value) else f"{value:.3g}"
 
 
+def _runs(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
+    """(day, value) runs between the days without a value."""
+    runs: list[list[tuple[int, float]]] = []
+    current: list[tuple[int, float]] = []
+    for x, value in enumerate(values):
+        if value is None:
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            current.append((x, float(value)))
+    if current:
+        runs.append(current)
+    return runs
+
+
 class ValueAxis(pg.AxisItem):  # type: ignore[misc]
     """A value axis in the chart's own unit (never pyqtgraph's "(x0.001)"
     scale): labels from `text` (700k and 1.5M by default, not 700000), and
@@ -191,20 +207,19 @@ class DayChart(QWidget):
         for i, (key, values) in enumerate(series.items()):
             color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
             style = Qt.PenStyle.DashLine if key in dashed else Qt.PenStyle.SolidLine
-            xs = list(range(len(values)))
-            ys = [math.nan if v is None else float(v) for v in values]
-            item = self.plot.plot(
-                xs,
-                ys,
-                connect="finite",  # a day without a value is a gap
-                pen=pg.mkPen(color, width=2, style=style),
-                symbol="o",
-                symbolSize=6,
-                symbolBrush=color,
-                symbolPen=color,
-            )
-            del item
-            top = max([top, *(y for y in ys if not math.isnan(y))])
+            # One line per run of days with values: a day without one is a
+            # gap (no NaN handed to pyqtgraph: all-NaN data crashes its paint).
+            for run in _runs(values):
+                self.plot.plot(
+                    [x for x, _y in run],
+                    [y for _x, y in run],
+                    pen=pg.mkPen(color, width=2, style=style),
+                    symbol="o",
+                    symbolSize=6,
+                    symbolBrush=color,
+                    symbolPen=color,
+                )
+                top = max([top, *(y for _x, y in run)])
         self._show_legend(list(series), dashed)
         self._set_top(top, 1.15)
 
