@@ -143,6 +143,7 @@ async def test_axes_in_their_units(
     )
     ttft = panel.charts["ttft"].plot.getPlotItem().getAxis("left")
     assert "ms" in ttft.labelString() and "x0.001" not in ttft.labelString()
+    assert panel.data is not None
     values = [v for v in panel.data.ttft_ms["median"] if v is not None]
     assert values and values[-1] > 1  # milliseconds, not seconds
     errors = panel.charts["errors"]
