@@ -4,6 +4,7 @@ showing requests from before a restart (the history in the database)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 from pathlib import Path
 
 import aiohttp
@@ -11,10 +12,14 @@ import aiohttp
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, eventually, make_app
+from lmbridge.core.events import Phase, RequestRecord
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.requests.view import RequestsPanel
+from lmbridge.gui.usage.data import load_usage, update_today
 from lmbridge.gui.usage.manager import UPDATE_MS
 from lmbridge.gui.usage.view import UsagePanel
+from lmbridge.store.db import FILENAME, Database
+from lmbridge.store.usage import UsageStore
 
 
 async def ask(app: LMBridgeApp, n: int, model: str = "gpt-5") -> None:
@@ -196,3 +201,53 @@ async def test_requests_from_before_a_restart_are_shown(
         assert second.log.rows[0].request_body == ""  # bodies are not kept
     finally:
         await close_app(second)
+
+
+def at(day: int, hour: int = 12) -> float:
+    """Epoch seconds of a local time in January 2025 (days are local)."""
+    return datetime.datetime(2025, 1, day, hour).timestamp()
+
+
+def finished(received: float, target: str, **fields: object) -> RequestRecord:
+    values: dict[str, object] = {
+        "client": "claude-cli/2.0.1",
+        "status": 200,
+        "tokens_in": 100,
+        "tokens_out": 20,
+        "stream": True,
+        "first_token": 0.25,
+        "done": 1.0,
+        **fields,
+    }
+    record = RequestRecord(received=received, target=target, **values)  # type: ignore[arg-type]
+    record.phase = Phase.FINISHED
+    return record
+
+
+async def test_updating_today_equals_reading_everything(tmp_path: Path) -> None:
+    """What the page does per update (read today, put it in place) gives
+    exactly what a full read gives, and a new day reads the whole range."""
+    db = Database(tmp_path / FILENAME)
+    await db.open()
+    try:
+        store = UsageStore(db)
+        await store.add([finished(at(8), "qwen"), finished(at(10, 9), "gemma")])
+        now = at(10, 18)
+        data = await load_usage(store, 7, now)
+        await store.add(
+            [
+                finished(at(10, 10), "gemma"),
+                finished(at(10, 11), "llama"),  # a model new today
+                finished(at(10, 12), "gemma", status=502, error="upstream down"),
+            ]
+        )
+        updated = await update_today(store, data, now)
+        assert updated == await load_usage(store, 7, now)
+        assert updated.requests == 5 and updated.error_count == 1
+        assert updated.tokens_by_model["llama"] == [0.0] * 6 + [120.0]
+        assert updated.ttft_ms["median"][-1] == 250.0
+        tomorrow = await update_today(store, updated, at(11, 9))
+        assert tomorrow.days[-1] == "2025-01-11"
+        assert tomorrow == await load_usage(store, 7, at(11, 9))
+    finally:
+        await db.close()
