@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -15,6 +16,7 @@ from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge.core.events import Phase, RequestRecord
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.requests.view import RequestsPanel
+from lmbridge.gui.usage.charts import SERIES_COLORS, DayChart, nice_ticks
 from lmbridge.gui.usage.data import load_usage, update_today
 from lmbridge.gui.usage.manager import UPDATE_MS
 from lmbridge.gui.usage.view import UsagePanel
@@ -136,32 +138,21 @@ async def test_usage_hidden_costs_nothing_and_catches_up_when_shown(
 async def test_axes_in_their_units(
     gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream
 ) -> None:
-    """TTFT in ms (never pyqtgraph's "(x0.001)"); errors counted in whole
-    steps from 0 (never 0.1 ... 1)."""
+    """TTFT in ms (never a "(x0.001)" scale); errors counted in whole steps
+    from 0 (never 0.1 ... 1)."""
     panel = usage_page(gui_app)
     await ask(gui_app, 1)
     fake_upstream.script.status = 500
     await ask_failing(gui_app)
-    await eventually(
-        lambda: panel.data is not None and panel.data.error_count == 1,
-        what="the error",
-    )
-    ttft = panel.charts["ttft"].plot.getPlotItem().getAxis("left")
-    assert "ms" in ttft.labelString() and "x0.001" not in ttft.labelString()
+    errors = panel.charts["errors"]
+    await eventually(lambda: errors.top == 1.0, what="the errors chart")
+    assert errors.whole and nice_ticks(errors.top, errors.whole) == [0.0, 1.0]
+    ttft = panel.charts["ttft"]
+    assert ttft.unit == "ms"
     assert panel.data is not None
     values = [v for v in panel.data.ttft_ms["median"] if v is not None]
     assert values and values[-1] > 1  # milliseconds, not seconds
-    errors = panel.charts["errors"]
-    # One error: the axis goes to the next whole number.
-    await eventually(lambda: errors.top == 2.0, what="the errors chart")
-    for low, high in ((0.0, 1.0), (0.0, 2.0), (0.0, 7.0)):
-        levels = errors.value_axis.tickSpacing(low, high, 200)
-        assert levels and all(spacing >= 1 for spacing, _ in levels)
-        assert all(spacing == int(spacing) for spacing, _ in levels)
-    assert errors.value_axis.tickStrings([0.0, 1.0, 2.0], 1.0, 1.0) == ["0", "1", "2"]
-    assert panel.charts["ttft"].value_axis.tickStrings([1500.0], 1.0, 500.0) == [
-        "1,500"
-    ]
+    assert ttft.top == max(v for vs in ttft.values.values() for v in vs if v)
 
 
 async def test_usage_page_with_the_proxy_stopped(gui_app: LMBridgeApp) -> None:
@@ -251,3 +242,37 @@ async def test_updating_today_equals_reading_everything(tmp_path: Path) -> None:
         assert tomorrow == await load_usage(store, 7, at(11, 9))
     finally:
         await db.close()
+
+
+def test_value_axis_steps_are_round_and_whole_for_counts() -> None:
+    assert nice_ticks(60, whole=True) == [0, 20, 40, 60]
+    assert nice_ticks(3, whole=True) == [0, 1, 2, 3]  # errors: never 0.5 errors
+    assert nice_ticks(0.15, whole=False) == [0, 0.05, 0.1, 0.15]
+    assert nice_ticks(1_700_000, whole=True)[-1] == 2_000_000
+    assert nice_ticks(0, whole=True) == [0, 1]
+
+
+def colours_in(chart: DayChart) -> set[str]:
+    image = chart.plot.grab().toImage()
+    return {
+        image.pixelColor(x, y).name()
+        for x in range(0, image.width(), 2)
+        for y in range(0, image.height(), 2)
+    }
+
+
+def test_charts_paint_stacked_bars_and_lines_with_gaps(qtbot: Any) -> None:
+    days = [f"2026-12-0{d}" for d in range(1, 8)]
+    bars = DayChart("Tokens per day by model")
+    qtbot.addWidget(bars)
+    bars.resize(500, 300)
+    bars.bars(days, {"a": [0, 0, 0, 0, 0, 10, 30], "b": [0, 0, 0, 0, 0, 5, 0]})
+    assert bars.top == 30 and bars.whole
+    assert {SERIES_COLORS[0].lower(), SERIES_COLORS[1].lower()} <= colours_in(bars)
+    lines = DayChart("Time to first token", "s")
+    qtbot.addWidget(lines)
+    lines.resize(500, 300)
+    lines.lines(days, {"median": [None, 0.1, 0.2, None, None, 0.15, 0.12]})
+    assert lines.top == 0.2 and not lines.whole
+    assert SERIES_COLORS[0].lower() in colours_in(lines)
+    assert "median" in lines.legend.text()

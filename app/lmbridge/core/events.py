@@ -130,3 +130,5 @@ REQUEST_FINISHED = "request.finished"
 # published by `store.conversations.ConversationStore` after the commit,
 # whoever wrote (the /store API, the GUI, the CLI in this process).
 CHATS_CHANGED = "chats.changed"
+# The database's state changed (payload: store.dbstate.DatabaseState).
+DATABASE_STATE = "database.state"

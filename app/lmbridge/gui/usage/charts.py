@@ -1,24 +1,27 @@
-"""Day charts for the Usage page, drawn with pyqtgraph in the palette's colours.
+"""Day charts for the Usage page, painted with QPainter in the palette's colours.
 
 `DayChart` is one titled plot over a fixed run of days (x = day index, the
 axis ticks labelled "MM-DD"): stacked bars per key (`bars`) or lines per key
-(`lines`, None for a day without a value). Colours come from one qualitative
-palette that reads on light and dark backgrounds; the plot's background,
-axes and legend follow the Qt palette, and follow it again when it changes.
+(`lines`, None for a day without a value: a gap). Colours come from one
+qualitative palette that reads on light and dark backgrounds; the plot's
+background, axes and legend follow the Qt palette, also when it changes.
+
+Qt alone draws them: a plotting library (pyqtgraph with numpy) added 56 MB
+to the app's memory for six small charts. The value axis has round steps
+(1, 2 or 5 times a power of ten; whole steps for counts) labelled 700k and
+1.5M, and the unit above it.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
-import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QSize, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
-
-pg.setConfigOptions(antialias=True)
 
 # Okabe-Ito and Tableau hues: distinguishable, legible on white and on black.
 SERIES_COLORS = (
@@ -34,6 +37,8 @@ SERIES_COLORS = (
     "#BAB0AC",
 )
 MAX_SERIES = 8  # more keys are summed as "other"
+
+_YOf = Callable[[float], float]  # a value -> its height on the plot
 
 
 def top_keys(
@@ -59,139 +64,193 @@ def compact(value: float) -> str:
     return f"{value:.3g}"
 
 
-def plain(value: float) -> str:
-    """1500 -> "1,500", 12.5 -> "12.5": for milliseconds."""
-    return f"{value:,.0f}" if value >= 100 or value == int(value) else f"{value:.3g}"
+def nice_ticks(top: float, whole: bool, count: int = 4) -> list[float]:
+    """Round tick values from 0 to at least `top`: steps of 1, 2 or 5 times a
+    power of ten, whole numbers when the values are counts."""
+    if top <= 0:
+        return [0.0, 1.0]
+    raw = top / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    if whole:
+        step = max(1.0, round(step))
+    ticks = [0.0]
+    while ticks[-1] < top - step * 1e-9:
+        ticks.append(round(ticks[-1] + step, 12))
+    return ticks
 
 
-def _runs(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
-    """(day, value) runs between the days without a value."""
-    runs: list[list[tuple[int, float]]] = []
-    current: list[tuple[int, float]] = []
-    for x, value in enumerate(values):
-        if value is None:
-            if current:
-                runs.append(current)
-            current = []
+class Plot(QWidget):
+    """The drawing area of a `DayChart`: title, axes, grid, bars or lines."""
+
+    MARGIN = 8
+
+    def __init__(self, chart: DayChart) -> None:
+        super().__init__(chart)
+        self.chart = chart
+        self.setMinimumHeight(220)
+
+    def backgroundBrush(self) -> QBrush:
+        """The plot's background: the palette's Base colour."""
+        return QBrush(self.palette().color(QPalette.ColorRole.Base))
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            self._paint(painter)
+        finally:
+            painter.end()
+
+    def _paint(self, painter: QPainter) -> None:
+        chart, palette = self.chart, self.palette()
+        text = palette.color(QPalette.ColorRole.WindowText)
+        painter.fillRect(self.rect(), self.backgroundBrush())
+        metrics = painter.fontMetrics()
+        line = metrics.height()
+        title_font = QFont(painter.font())
+        title_font.setBold(True)
+        painter.setFont(title_font)
+        painter.setPen(text)
+        painter.drawText(
+            QRectF(0, self.MARGIN / 2, self.width(), line),
+            Qt.AlignmentFlag.AlignHCenter,
+            chart.title,
+        )
+        painter.setFont(self.font())
+        ticks = nice_ticks(chart.top, chart.whole)
+        labels = [compact(t) for t in ticks]
+        left = self.MARGIN + max(metrics.horizontalAdvance(x) for x in labels) + 6
+        top = self.MARGIN / 2 + line * (2.4 if chart.unit else 1.6)
+        area = QRectF(
+            left,
+            top,
+            self.width() - left - self.MARGIN,
+            self.height() - top - line * 1.6,
+        )
+        if area.width() < 20 or area.height() < 20:
+            return
+        if chart.unit:
+            painter.drawText(QPointF(self.MARGIN, top - line * 0.6), chart.unit)
+        span = ticks[-1] or 1.0
+
+        def y_of(value: float) -> float:
+            return area.bottom() - value / span * area.height()
+
+        grid = QColor(text)
+        grid.setAlpha(50)
+        for value, label in zip(ticks, labels, strict=True):
+            y = y_of(value)
+            painter.setPen(grid)
+            painter.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
+            painter.setPen(text)
+            painter.drawText(
+                QRectF(self.MARGIN, y - line / 2, left - self.MARGIN - 6, line),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                label,
+            )
+        painter.drawLine(area.bottomLeft(), area.bottomRight())
+        days = chart.days
+        slot = area.width() / max(len(days), 1)
+        step = max(1, math.ceil(len(days) / 10))
+        for i in range(0, len(days), step):
+            painter.drawText(
+                QRectF(
+                    area.left() + i * slot - slot, area.bottom() + 2, slot * 3, line
+                ),
+                Qt.AlignmentFlag.AlignHCenter,
+                days[i][5:],
+            )
+        if chart.kind == "bars":
+            self._paint_bars(painter, area, slot, y_of)
         else:
-            current.append((x, float(value)))
-    if current:
-        runs.append(current)
-    return runs
+            self._paint_lines(painter, area, slot, y_of)
 
-
-class ValueAxis(pg.AxisItem):  # type: ignore[misc]
-    """A value axis in the chart's own unit (never pyqtgraph's "(x0.001)"
-    scale): labels from `text` (700k and 1.5M by default, not 700000), and
-    with `integer` only whole steps, for counts (0, 1, 2; never 0.1)."""
-
-    def __init__(
-        self,
-        *,
-        integer: bool = False,
-        text: Callable[[float], str] = compact,
+    def _paint_bars(
+        self, painter: QPainter, area: QRectF, slot: float, y_of: _YOf
     ) -> None:
-        super().__init__(orientation="left")
-        self.integer = integer
-        self.text = text
-        self.enableAutoSIPrefix(False)
+        base = [0.0] * len(self.chart.days)
+        painter.setPen(Qt.PenStyle.NoPen)
+        for i, values in enumerate(self.chart.values.values()):
+            painter.setBrush(QColor(SERIES_COLORS[i % len(SERIES_COLORS)]))
+            for day, value in enumerate(values):
+                if not value:
+                    continue
+                x = area.left() + (day + 0.15) * slot
+                low, high = y_of(base[day]), y_of(base[day] + value)
+                painter.drawRect(QRectF(x, high, slot * 0.7, low - high))
+                base[day] += value
 
-    def tickSpacing(
-        self, minVal: float, maxVal: float, size: float
-    ) -> list[tuple[float, float]]:
-        levels: list[tuple[float, float]] = super().tickSpacing(minVal, maxVal, size)
-        if not self.integer:
-            return levels
-        whole = [(float(round(s)), o) for s, o in levels if s >= 1]
-        return whole or [(1.0, 0.0)]
-
-    def tickStrings(
-        self, values: list[float], scale: float, spacing: float
-    ) -> list[str]:
-        return [self.text(v * scale) for v in values]
+    def _paint_lines(
+        self, painter: QPainter, area: QRectF, slot: float, y_of: _YOf
+    ) -> None:
+        for i, (key, values) in enumerate(self.chart.values.items()):
+            color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
+            pen = QPen(color, 2)
+            if key in self.chart.dashed:
+                pen.setStyle(Qt.PenStyle.DashLine)
+            points = [
+                QPointF(area.left() + (day + 0.5) * slot, y_of(v))
+                if v is not None
+                else None
+                for day, v in enumerate(values)
+            ]
+            painter.setPen(pen)
+            for a, b in itertools.pairwise(points):
+                if a is not None and b is not None:
+                    painter.drawLine(a, b)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(color)
+            for point in points:
+                if point is not None:
+                    painter.drawEllipse(point, 3, 3)
 
 
 class DayChart(QWidget):
-    """One chart of values per day; `integer` for counts (whole steps, the
-    top at least 1), `text` formats the value axis' labels."""
+    """One chart of values per day."""
 
-    def __init__(
-        self,
-        title: str,
-        unit: str = "",
-        parent: QWidget | None = None,
-        *,
-        integer: bool = False,
-        text: Callable[[float], str] = compact,
-    ):
+    def __init__(self, title: str, unit: str = "", parent: QWidget | None = None):
         super().__init__(parent)
         self.title = title
-        self.integer = integer
-        self.axis = pg.AxisItem(orientation="bottom")
-        self.value_axis = ValueAxis(integer=integer, text=text)
-        self.plot = pg.PlotWidget(
-            axisItems={"bottom": self.axis, "left": self.value_axis}
-        )
-        self.plot.setMinimumHeight(150)
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.plot.showGrid(x=False, y=True, alpha=0.25)
         self.unit = unit
+        self.kind = "bars"
+        self.series_keys: list[str] = []
+        self.values: dict[str, list[float | None]] = {}
+        self.days: list[str] = []
+        self.dashed: tuple[str, ...] = ()
+        self.top = 0.0  # the largest value (bars: the largest day's sum)
+        self.whole = True  # every value a whole number
+        self.plot = Plot(self)
         # The legend is a line of text under the plot: it never hides a bar
         # and takes the palette's text colour by itself.
         self.legend = QLabel()
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
-        # One line even when empty, so the charts of a row line up.
-        self.legend.setMinimumHeight(self.legend.fontMetrics().height())
-        self.series_keys: list[str] = []
-        self.values: dict[str, list[float | None]] = {}
-        self.days: list[str] = []
-        self.top = 1.0
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         layout.addWidget(self.legend)
-        self._apply_palette()
 
-    def sizeHint(self) -> QSize:
-        # pyqtgraph asks for 600x480; in the page's scroll area (whose
-        # wrapped labels make it size by height-for-width) that made each
-        # row of charts taller than the window. Rows share what there is.
-        return QSize(420, 190)
-
-    def hasHeightForWidth(self) -> bool:
-        # The wrapped legend would make the chart's height follow the plot's
-        # own 480 px hint (see sizeHint).
-        return False
-
-    # -- drawing -----------------------------------------------------------
-
-    def _reset(self, days: list[str]) -> None:
-        self.plot.clear()
+    def _show(
+        self, kind: str, days: list[str], values: dict[str, list[float | None]]
+    ) -> None:
+        self.kind = kind
         self.days = days
-        step = max(1, len(days) // 10)
-        self.axis.setTicks([[(i, days[i][5:]) for i in range(0, len(days), step)]])
-        self.plot.setXRange(-0.6, max(len(days) - 0.4, 0.6), padding=0)
+        self.series_keys = list(values)
+        self.values = values
+        numbers = [v for vs in values.values() for v in vs if v is not None]
+        self.whole = all(float(v).is_integer() for v in numbers)
+        self.plot.update()
 
     def bars(self, days: list[str], series: Mapping[str, Sequence[float]]) -> None:
         """Stacked bars: one colour per key, summed per day."""
-        self._reset(days)
         shown = top_keys(series)
-        self.series_keys = list(shown)
-        self.values = {k: list(v) for k, v in shown.items()}
-        base = [0.0] * len(days)
-        xs = list(range(len(days)))
-        for i, values in enumerate(shown.values()):
-            color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
-            item = pg.BarGraphItem(
-                x=xs, height=values, y0=list(base), width=0.7, brush=color, pen=None
-            )
-            self.plot.addItem(item)
-            base = [b + v for b, v in zip(base, values, strict=True)]
+        sums = [sum(day) for day in zip(*shown.values(), strict=True)] if shown else []
+        self.top = max(sums, default=0.0)
+        self.dashed = ()
+        values: dict[str, list[float | None]] = {k: list(v) for k, v in shown.items()}
+        self._show("bars", days, values)
         self._show_legend(list(shown), ())
-        self._set_top(max(base, default=0.0), 1.1)
 
     def lines(
         self,
@@ -200,38 +259,13 @@ class DayChart(QWidget):
         dashed: Sequence[str] = (),
     ) -> None:
         """One line per key with a dot per day; None leaves a gap."""
-        self._reset(days)
-        self.series_keys = list(series)
-        self.values = {k: list(v) for k, v in series.items()}
-        top = 0.0
-        for i, (key, values) in enumerate(series.items()):
-            color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
-            style = Qt.PenStyle.DashLine if key in dashed else Qt.PenStyle.SolidLine
-            # One line per run of days with values: a day without one is a
-            # gap (no NaN handed to pyqtgraph: all-NaN data crashes its paint).
-            for run in _runs(values):
-                self.plot.plot(
-                    [x for x, _y in run],
-                    [y for _x, y in run],
-                    pen=pg.mkPen(color, width=2, style=style),
-                    symbol="o",
-                    symbolSize=6,
-                    symbolBrush=color,
-                    symbolPen=color,
-                )
-                top = max([top, *(y for _x, y in run)])
+        values = {k: list(v) for k, v in series.items()}
+        self.top = max(
+            (v for vs in values.values() for v in vs if v is not None), default=0.0
+        )
+        self.dashed = tuple(dashed)
+        self._show("lines", days, values)
         self._show_legend(list(series), dashed)
-        self._set_top(top, 1.15)
-
-    def _set_top(self, top: float, headroom: float) -> None:
-        """The value axis from 0 to a little above `top`."""
-        high = top * headroom if top else 1.0
-        if self.integer:
-            high = float(max(1, math.ceil(high)))
-        self.top = high
-        # A little room past both ends, or pyqtgraph drops the labels there
-        # (an empty count chart would have none at all).
-        self.plot.setYRange(0, high, padding=0.05)
 
     def _show_legend(self, keys: list[str], dashed: Sequence[str]) -> None:
         parts = []
@@ -243,23 +277,7 @@ class DayChart(QWidget):
             )
         self.legend.setText("&nbsp;&nbsp;&nbsp;".join(parts))
 
-    # -- theme --------------------------------------------------------------
-
-    def _apply_palette(self) -> None:
-        palette = self.palette()
-        background = palette.color(QPalette.ColorRole.Base)
-        text = palette.color(QPalette.ColorRole.WindowText)
-        self.plot.setBackground(background)
-        item = self.plot.getPlotItem()
-        item.setTitle(self.title, color=text.name(), size="10pt")
-        for name in ("left", "bottom"):
-            axis = item.getAxis(name)
-            axis.setPen(pg.mkPen(text))
-            axis.setTextPen(pg.mkPen(text))
-        if self.unit:
-            item.getAxis("left").setLabel(self.unit, color=text.name())
-
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.PaletteChange:
-            self._apply_palette()
+            self.plot.update()
         super().changeEvent(event)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.usage.charts import DayChart, plain
+from lmbridge.gui.usage.charts import DayChart
 from lmbridge.gui.usage.data import UsageData
 from lmbridge.gui.usage.manager import LOADING, UsageManager
 from lmbridge.gui.widgets import hint_label, title_label
@@ -65,13 +65,11 @@ class UsagePanel(QWidget):
         self.range.currentIndexChanged.connect(lambda: self.usage.set_days(self.days))
         self.summary = hint_label(LOADING + "…")
         self.charts = {
-            "models": DayChart("Tokens per day by model", integer=True),
-            "clients": DayChart("Tokens per day by client", integer=True),
-            "ttft": DayChart(
-                "Time to first token (median; p90 dashed)", "ms", text=plain
-            ),
+            "models": DayChart("Tokens per day by model"),
+            "clients": DayChart("Tokens per day by client"),
+            "ttft": DayChart("Time to first token (median; p90 dashed)", "ms"),
             "speed": DayChart("Output tokens/s (median; p90 dashed)", "tokens/s"),
-            "errors": DayChart("Errors per day", integer=True),
+            "errors": DayChart("Errors per day"),
             "saved": DayChart("What sessions saved", "KB"),
         }
         top = QHBoxLayout()
