@@ -63,6 +63,7 @@ class RequestsPanel(QWidget):
         toolbar.addWidget(self.count)
 
         self.table = QTableView()
+        self.table.setObjectName("requests-table")
         self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -165,7 +166,8 @@ class RequestsPanel(QWidget):
 
     def _update_count(self) -> None:
         waiting = len(self.log.pending) if self.log.paused else 0
-        text = f"{len(self.log.rows):,} requests"
+        count = len(self.log.rows)
+        text = f"{count:,} request" if count == 1 else f"{count:,} requests"
         if waiting:
             text += f" · {waiting:,} waiting"
         self.count.setText(text)

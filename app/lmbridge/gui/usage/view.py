@@ -64,6 +64,7 @@ class UsagePanel(QWidget):
         self.range.setCurrentIndex(0)
         self.range.currentIndexChanged.connect(lambda: self.usage.set_days(self.days))
         self.summary = hint_label(LOADING + "…")
+        self.summary.setObjectName("usage-summary")
         self.charts = {
             "models": DayChart("Tokens per day by model"),
             "clients": DayChart("Tokens per day by client"),
