@@ -214,6 +214,12 @@ async def test_less_context_than_asked_is_shown(
     await eventually(lambda: not panel.load_warning.isHidden(), what="the warning")
     text = panel.load_warning.label.text()
     assert "8192" in text and "65536" in text and "KV cache" in text
+    # The warning holds while its cause does: gone with the model.
+    panel.select_key(QWEN)
+    await eventually(lambda: panel.unload_button.isEnabled(), what="Unload")
+    panel.unload_button.click()
+    await eventually(lambda: panel.load_warning.isHidden(), what="the warning to go")
+    assert not panel.manager.load_warnings
 
 
 async def test_search_and_download_with_progress(

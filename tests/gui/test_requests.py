@@ -3,7 +3,9 @@ columns; the detail pane, filter, pause, Copy as curl and Replay."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -195,3 +197,100 @@ async def test_a_slow_replay_can_be_cancelled(
     assert panel.detail.replay_button.text() == "Replay"
     assert panel.detail.reply_label.text() == "Replay cancelled"
     assert panel.detail.last_reply is None
+
+
+async def test_a_failed_request_shows_its_error_first(
+    gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """The detail pane opens on the Response tab with the status, the kind
+    of error and the upstream's message at the top, then what the client
+    got; the Timings tab starts with the error too."""
+    panel = requests_page(gui_app)
+    fake_upstream.script.status = 500
+    fake_upstream.script.error_message = "the GPU caught fire"
+    async with aiohttp.ClientSession() as session:
+        body = {"model": "gpt-5", "messages": [{"role": "user", "content": "x"}]}
+        async with session.post(
+            gui_app.controller.url + "/v1/chat/completions", json=body
+        ) as resp:
+            assert resp.status >= 500  # relayed as is (OpenAI to OpenAI)
+            status = resp.status
+            sent = await resp.json()
+    first_line = f"✗ {status} {HTTPStatus(status).phrase} · upstream error"
+    await eventually(lambda: panel.proxy.rowCount() == 1)
+    await eventually(lambda: row_texts(panel, 0)[4] == str(status))
+    detail = panel.detail
+    assert detail.tabs.currentIndex() == 0  # nothing selected yet: Request
+    panel.select_row(0)
+    assert detail.tabs.currentWidget() is detail.response_page
+    lines = detail.response_text.toPlainText().splitlines()
+    assert lines[0] == first_line
+    assert "the GPU caught fire" in lines[1]
+    assert "not captured" not in detail.response_text.toPlainText()
+    received = detail.response_text.toPlainText().split("what the client received")
+    assert json.loads(received[1].split("\n", 1)[1]) == sent
+    assert first_line in detail.header.text()
+    assert detail.timings.toPlainText().startswith("Error")
+    # A successful request after it opens on the tab the user is on.
+    fake_upstream.script.status = 0
+    detail.tabs.setCurrentIndex(0)
+    await stream_claude(gui_app)
+    await eventually(lambda: panel.proxy.rowCount() == 2)
+    panel.select_row(1)
+    await eventually(lambda: row_texts(panel, 1)[4] == "200")
+    assert detail.tabs.currentIndex() == 0
+
+
+async def test_columns_fit_their_content(gui_app: LMBridgeApp) -> None:
+    """Every column is as wide as its text; the route gets the room left,
+    so "Model → upstream/target" is not cut while others have room."""
+    panel = requests_page(gui_app)
+    gui_app.window.resize(1100, 720)
+    await stream_claude(gui_app)
+    await eventually(lambda: panel.proxy.rowCount() == 1)
+    await eventually(lambda: row_texts(panel, 0)[4] == "200")
+    await asyncio.sleep(0.1)
+    table = panel.table
+    header = table.horizontalHeader()
+    for column in range(panel.proxy.columnCount()):
+        needed = max(table.sizeHintForColumn(column), header.sectionSizeHint(column))
+        assert table.columnWidth(column) >= needed, panel.model.COLUMNS.titles()[column]
+    route = panel.model.column_position("route")
+    others = sum(
+        table.columnWidth(c) for c in range(panel.proxy.columnCount()) if c != route
+    )
+    assert table.columnWidth(route) + others <= table.viewport().width() + 1
+
+
+async def test_a_translated_failure_keeps_what_the_client_got(
+    gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """Anthropic in, OpenAI upstream failing: the error the proxy answered
+    in Anthropic's shape is the Response, under the error."""
+    panel = requests_page(gui_app)
+    fake_upstream.script.status = 500
+    fake_upstream.script.error_message = "out of memory"
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            gui_app.controller.url + "/v1/messages",
+            json=body,
+            headers={"anthropic-version": "2023-06-01"},
+        ) as resp,
+    ):
+        status = resp.status
+        sent = await resp.json()
+    assert status == 502 and sent["type"] == "error"
+    await eventually(lambda: panel.proxy.rowCount() == 1)
+    await eventually(lambda: row_texts(panel, 0)[4] == "502")
+    panel.select_row(0)
+    text = panel.detail.response_text.toPlainText()
+    assert text.startswith("✗ 502 Bad Gateway · upstream error\n")
+    assert "out of memory" in text.splitlines()[1]
+    received = text.split("what the client received ──\n")[1]
+    assert json.loads(received) == sent

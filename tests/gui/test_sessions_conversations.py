@@ -17,7 +17,7 @@ from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.conversations.view import ConversationsPanel
 from lmbridge.gui.sessions.view import SessionsPanel
-from lmbridge.store.conversations import Chat, ConversationStore, StoredMessage
+from lmbridge.store.conversations import Chat, StoredMessage
 
 KEY = "c0ffee-session-1"
 
@@ -124,7 +124,7 @@ async def test_conversations_show_and_delete(
 ) -> None:
     state = gui_app.controller.services
     assert state is not None and state.db is not None
-    store = ConversationStore(state.db)
+    store = state.conversations  # the proxy's: what the /store API writes with
     await store.import_chat(
         Chat(
             name="trip planning",
@@ -139,7 +139,6 @@ async def test_conversations_show_and_delete(
     panel = gui_app.page("conversations")
     assert isinstance(panel, ConversationsPanel)
     gui_app.window.show_page("conversations")
-    panel.refresh()
     await eventually(lambda: panel.model.rowCount() == 2, what="the chat list")
     qtmodeltester.check(panel.model)
     panel.select("trip planning")
@@ -171,7 +170,6 @@ async def test_delete_one_message(gui_app: LMBridgeApp) -> None:
     panel = gui_app.page("conversations")
     assert isinstance(panel, ConversationsPanel)
     gui_app.window.show_page("conversations")
-    panel.refresh()
     await eventually(lambda: panel.model.rowCount() == 1, what="the chat list")
     panel.select("notes")
     await eventually(lambda: panel.chat is not None, what="the chat")
@@ -197,5 +195,51 @@ async def test_conversations_with_the_proxy_stopped(gui_app: LMBridgeApp) -> Non
     await store.create_chat("kept", "qwen/qwen3-coder-30b")
     panel = gui_app.page("conversations")
     assert isinstance(panel, ConversationsPanel)
-    panel.refresh()
     await eventually(lambda: panel.model.rowCount() == 1, what="the chat list")
+
+
+async def test_a_chat_stored_through_the_store_api_appears(
+    gui_app: LMBridgeApp,
+) -> None:
+    """Another client creates a chat, talks in it and deletes it through
+    the /store API; the page follows each step with no Refresh."""
+    panel = gui_app.page("conversations")
+    assert isinstance(panel, ConversationsPanel)
+    gui_app.window.show_page("conversations")
+    url = f"{gui_app.controller.url}/store"
+    await eventually(lambda: url in panel.status.text(), what="the empty state")
+    empty = panel.status.text()
+    assert empty.startswith("No stored chats yet.")
+    assert "POST /store/chat" in empty and "/chats" not in empty
+    store = gui_app.controller.url + "/store"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            store + "/chat", json={"name": "from curl", "model": "gpt-5"}
+        ) as resp:
+            assert resp.status == 201, await resp.text()
+        await eventually(lambda: panel.model.rowCount() == 1, what="the new chat")
+        assert panel.status.text() == "1 stored chat(s)"
+        panel.select("from curl")
+        await eventually(lambda: panel.chat is not None, what="the chat opened")
+        assert "No messages yet." in panel.viewer.toPlainText()
+        async with session.put(
+            store + "/chat",
+            json={
+                "name": "from curl",
+                "message": {"role": "user", "content": "Hello there"},
+            },
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            await resp.read()
+        await eventually(
+            lambda: panel.chat is not None and len(panel.chat.messages) == 2,
+            what="the open chat to show the new messages",
+        )
+        text = panel.viewer.toPlainText()
+        assert "Hello there" in text and "Hello from the fake upstream." in text
+        async with session.delete(store + "/chat", params={"name": "from curl"}) as r:
+            assert r.status == 200
+        await eventually(lambda: panel.model.rowCount() == 0, what="the delete")
+        assert (
+            panel.chat is None and panel.viewer.toPlainText() == ""
+        )  # no chats: no hint

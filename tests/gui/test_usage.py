@@ -3,6 +3,8 @@ showing requests from before a restart (the history in the database)."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,15 @@ import aiohttp
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, eventually, make_app
+from lmbridge.core.events import Phase, RequestRecord
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.requests.view import RequestsPanel
 from lmbridge.gui.usage.charts import SERIES_COLORS, DayChart, nice_ticks
+from lmbridge.gui.usage.data import load_usage, update_today
+from lmbridge.gui.usage.manager import UPDATE_MS
 from lmbridge.gui.usage.view import UsagePanel
+from lmbridge.store.db import FILENAME, Database
+from lmbridge.store.usage import UsageStore
 
 
 async def ask(app: LMBridgeApp, n: int, model: str = "gpt-5") -> None:
@@ -35,13 +42,27 @@ async def ask(app: LMBridgeApp, n: int, model: str = "gpt-5") -> None:
                 await resp.read()
 
 
+async def ask_failing(app: LMBridgeApp) -> None:
+    body = {"model": "gpt-5", "messages": [{"role": "user", "content": "x"}]}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(app.controller.url + "/v1/chat/completions", json=body) as resp,
+    ):
+        assert resp.status >= 500
+        await resp.read()
+
+
+def usage_page(app: LMBridgeApp) -> UsagePanel:
+    panel = app.page("usage")
+    assert isinstance(panel, UsagePanel)
+    app.window.show_page("usage")
+    return panel
+
+
 async def test_usage_charts_from_the_history(gui_app: LMBridgeApp) -> None:
     await ask(gui_app, 3)
     await eventually(lambda: gui_app.log.stats.requests == 3, what="the requests")
-    panel = gui_app.page("usage")
-    assert isinstance(panel, UsagePanel)
-    gui_app.window.show_page("usage")
-    panel.refresh()
+    panel = usage_page(gui_app)
     await eventually(
         lambda: panel.data is not None and panel.data.requests == 3,
         what="the usage data",
@@ -51,7 +72,8 @@ async def test_usage_charts_from_the_history(gui_app: LMBridgeApp) -> None:
     assert list(data.tokens_by_model) == ["fake-model"]
     assert data.tokens_by_model["fake-model"][-1] > 0  # today, the last bar
     assert list(data.tokens_by_client) == ["curl"]
-    assert data.ttft["median"][-1] is not None
+    ttft = data.ttft_ms["median"][-1]
+    assert ttft is not None and ttft > 0
     assert "3 requests" in panel.summary.text()
     chart = panel.charts["models"]
     assert chart.series_keys == ["fake-model"]
@@ -61,17 +83,88 @@ async def test_usage_charts_from_the_history(gui_app: LMBridgeApp) -> None:
         lambda: panel.data is not None and len(panel.data.days) == 30,
         what="30 days",
     )
+    assert panel.data is not None and panel.data.requests == 3
+
+
+async def test_requests_appear_on_usage_and_requests_without_refresh(
+    gui_app: LMBridgeApp,
+) -> None:
+    """The page is open and empty; requests come in; it follows them, and
+    reads only today again, not the whole range, for each update."""
+    panel = usage_page(gui_app)
+    await eventually(lambda: panel.data is not None, what="the first read")
+    assert panel.summary.text().startswith("No requests in the last 7 days yet.")
+    assert panel.usage.reads == 1
+    await ask(gui_app, 2)
+    await eventually(
+        lambda: panel.data is not None and panel.data.requests == 2,
+        what="Usage to show the requests",
+    )
+    await eventually(lambda: "2 requests" in panel.summary.text())
+    assert "No requests" not in panel.summary.text()
+    assert panel.charts["models"].series_keys == ["fake-model"]
+    requests = gui_app.page("requests")
+    assert isinstance(requests, RequestsPanel)
+    assert requests.proxy.rowCount() == 2
+    await ask(gui_app, 1, model="claude-haiku-4-5")
+    await eventually(
+        lambda: panel.data is not None and panel.data.requests == 3,
+        what="the third request",
+    )
+    assert panel.usage.reads == 1  # today was updated in place
+    assert requests.proxy.rowCount() == 3
+
+
+async def test_usage_hidden_costs_nothing_and_catches_up_when_shown(
+    gui_app: LMBridgeApp,
+) -> None:
+    panel = usage_page(gui_app)
+    await eventually(lambda: panel.data is not None, what="the first read")
+    gui_app.window.show_page("requests")
+    assert not panel.usage.active
+    await ask(gui_app, 2)
+    await eventually(lambda: gui_app.log.stats.requests == 2)
+    await asyncio.sleep(UPDATE_MS / 1000 + 0.3)
+    assert panel.usage.stale
+    assert panel.data is not None and panel.data.requests == 0  # not read
+    gui_app.window.show_page("usage")
+    await eventually(
+        lambda: panel.data is not None and panel.data.requests == 2,
+        what="the page to catch up",
+    )
+    assert not panel.usage.stale
+
+
+async def test_axes_in_their_units(
+    gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """TTFT in ms (never a "(x0.001)" scale); errors counted in whole steps
+    from 0 (never 0.1 ... 1)."""
+    panel = usage_page(gui_app)
+    await ask(gui_app, 1)
+    fake_upstream.script.status = 500
+    await ask_failing(gui_app)
+    errors = panel.charts["errors"]
+    await eventually(lambda: errors.top == 1.0, what="the errors chart")
+    assert errors.whole and nice_ticks(errors.top, errors.whole) == [0.0, 1.0]
+    ttft = panel.charts["ttft"]
+    assert ttft.unit == "ms"
+    assert panel.data is not None
+    values = [v for v in panel.data.ttft_ms["median"] if v is not None]
+    assert values and values[-1] > 1  # milliseconds, not seconds
+    assert ttft.top == max(v for vs in ttft.values.values() for v in vs if v)
 
 
 async def test_usage_page_with_the_proxy_stopped(gui_app: LMBridgeApp) -> None:
     """The history is the app's, not the running proxy's: it stays readable."""
-    panel = gui_app.page("usage")
-    assert isinstance(panel, UsagePanel)
+    await ask(gui_app, 1)
     await gui_app.controller.stop()
-    panel.refresh()
-    assert panel.refresh_button.isEnabled()
-    assert gui_app.controller.usage is not None
-    assert await gui_app.controller.usage.count() >= 0
+    panel = usage_page(gui_app)
+    await eventually(
+        lambda: panel.data is not None and panel.data.requests == 1,
+        what="the history with the proxy stopped",
+    )
+    assert "1 request, " in panel.summary.text()
 
 
 async def test_requests_from_before_a_restart_are_shown(
@@ -99,6 +192,56 @@ async def test_requests_from_before_a_restart_are_shown(
         assert second.log.rows[0].request_body == ""  # bodies are not kept
     finally:
         await close_app(second)
+
+
+def at(day: int, hour: int = 12) -> float:
+    """Epoch seconds of a local time in January 2025 (days are local)."""
+    return datetime.datetime(2025, 1, day, hour).timestamp()
+
+
+def finished(received: float, target: str, **fields: object) -> RequestRecord:
+    values: dict[str, object] = {
+        "client": "claude-cli/2.0.1",
+        "status": 200,
+        "tokens_in": 100,
+        "tokens_out": 20,
+        "stream": True,
+        "first_token": 0.25,
+        "done": 1.0,
+        **fields,
+    }
+    record = RequestRecord(received=received, target=target, **values)  # type: ignore[arg-type]
+    record.phase = Phase.FINISHED
+    return record
+
+
+async def test_updating_today_equals_reading_everything(tmp_path: Path) -> None:
+    """What the page does per update (read today, put it in place) gives
+    exactly what a full read gives, and a new day reads the whole range."""
+    db = Database(tmp_path / FILENAME)
+    await db.open()
+    try:
+        store = UsageStore(db)
+        await store.add([finished(at(8), "qwen"), finished(at(10, 9), "gemma")])
+        now = at(10, 18)
+        data = await load_usage(store, 7, now)
+        await store.add(
+            [
+                finished(at(10, 10), "gemma"),
+                finished(at(10, 11), "llama"),  # a model new today
+                finished(at(10, 12), "gemma", status=502, error="upstream down"),
+            ]
+        )
+        updated = await update_today(store, data, now)
+        assert updated == await load_usage(store, 7, now)
+        assert updated.requests == 5 and updated.error_count == 1
+        assert updated.tokens_by_model["llama"] == [0.0] * 6 + [120.0]
+        assert updated.ttft_ms["median"][-1] == 250.0
+        tomorrow = await update_today(store, updated, at(11, 9))
+        assert tomorrow.days[-1] == "2025-01-11"
+        assert tomorrow == await load_usage(store, 7, at(11, 9))
+    finally:
+        await db.close()
 
 
 def test_value_axis_steps_are_round_and_whole_for_counts() -> None:

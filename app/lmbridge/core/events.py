@@ -57,6 +57,8 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     session_key: str | None = None
     notes: list[str] = msgspec.field(default_factory=list)
     error: str | None = None
+    # What kind of error it was (a `core.errors.ErrorKind` value), if any.
+    error_kind: str = ""
     client_gone: bool = False
     # Captured only when the app asks (ProxyServer(capture_bodies=True)):
     # size-capped; header values that carry secrets are redacted.
@@ -124,5 +126,9 @@ class EventBus:
 REQUEST_STARTED = "request.started"
 REQUEST_UPDATED = "request.updated"
 REQUEST_FINISHED = "request.finished"
+# A stored chat was created, changed or deleted (payload: the chat's name);
+# published by `store.conversations.ConversationStore` after the commit,
+# whoever wrote (the /store API, the GUI, the CLI in this process).
+CHATS_CHANGED = "chats.changed"
 # The database's state changed (payload: store.dbstate.DatabaseState).
 DATABASE_STATE = "database.state"

@@ -83,6 +83,7 @@ class ProxyController(QObject):
     downloadProgress = Signal(object)  # DownloadProgress
     portTaken = Signal(str)
     settingsChanged = Signal()
+    chatsChanged = Signal(str)  # a stored chat's name: created, changed, deleted
 
     def __init__(
         self,
@@ -112,7 +113,7 @@ class ProxyController(QObject):
         # with the proxy stopped (opened in `open()`).
         self.db = Database.in_dir(config.data_dir())
         self._opened_at = time.time()
-        self._conversations = ConversationStore(self.db)
+        self._conversations = ConversationStore(self.db, self.bus)
         self._usage = UsageStore(self.db)
         self.lmstudio_status: ConnectionStatus | None = None
         self.loaded: tuple[LoadedModel, ...] = ()
@@ -347,6 +348,8 @@ class ProxyController(QObject):
                 self.requestFinished.emit(payload)
             else:
                 self.requestUpdated.emit(payload)
+        elif topic == events.CHATS_CHANGED and isinstance(payload, str):
+            self.chatsChanged.emit(payload)
         elif topic == TOPIC_STATE and isinstance(payload, ConnectionStatus):
             self._on_lmstudio_state(payload)
         elif topic == TOPIC_LOAD_PROGRESS and isinstance(payload, LoadProgress):

@@ -157,7 +157,11 @@ class Pipeline:
             err.message = scrub(err.message, secrets)
             record.status = answer_status(err)
             record.error = err.message
-            return error_response(door, err)
+            record.error_kind = err.kind
+            response = error_response(door, err)
+            if isinstance(response.body, bytes) and not record.response_body:
+                capture_response(record, response.body)  # what the client got
+            return response
         except (asyncio.CancelledError, ConnectionResetError):
             record.client_gone = True
             record.error = CLIENT_GONE

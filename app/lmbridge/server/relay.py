@@ -125,6 +125,8 @@ class Relay:
             text = scrub(err.upstream_body.decode("utf-8", "replace"), self.secrets)
             self.record.status = err.status
             self.record.error = err.message
+            self.record.error_kind = err.kind
+            capture_response(self.record, text.encode())
             return web.Response(
                 status=err.status, body=text.encode(), content_type="application/json"
             )
@@ -229,6 +231,7 @@ class Relay:
             message = scrub(failure.message, self.secrets)
             failure = ir.StreamError(failure.kind, message, failure.status)
             record.error = message
+            record.error_kind = failure.kind
             await out.write(rules.fail(failure))
         elif rules.error is not None:
             record.error = rules.error

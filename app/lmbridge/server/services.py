@@ -131,7 +131,7 @@ class Services:
         # and Conversations pages read it with the proxy stopped).
         self._owns_db = db is None
         self.db = db or Database.in_dir(config.data_dir())
-        self.conversations = ConversationStore(self.db)
+        self.conversations = ConversationStore(self.db, self.bus)
         # The request history (metadata only), written off the request path.
         self.usage = UsageStore(self.db)
         self.recorder = UsageRecorder(self.bus, self.usage, settings.usage)

@@ -142,6 +142,7 @@ def observe(record: RequestRecord, event: ir.Event) -> None:
         record.tokens_out = event.usage.output_tokens
     elif isinstance(event, ir.StreamError):
         record.error = event.message
+        record.error_kind = event.kind
 
 
 async def assemble(

@@ -20,6 +20,7 @@ import msgspec
 
 from lmbridge.core import errors
 from lmbridge.core.errors import DECODE_ERRORS
+from lmbridge.core.events import CHATS_CHANGED, EventBus
 from lmbridge.store.db import Database, now_iso
 
 MAX_NAME_LENGTH = 200
@@ -206,10 +207,19 @@ def _insert_messages(
 
 
 class ConversationStore:
-    """Chats in the shared database; every method is one transaction."""
+    """Chats in the shared database; every method is one transaction.
 
-    def __init__(self, db: Database) -> None:
+    With a `bus`, every committed change is announced as `CHATS_CHANGED`
+    with the chat's name, so views of the chats stay current.
+    """
+
+    def __init__(self, db: Database, bus: EventBus | None = None) -> None:
         self.db = db
+        self.bus = bus
+
+    def _changed(self, name: str) -> None:
+        if self.bus is not None:
+            self.bus.publish(CHATS_CHANGED, name)
 
     async def list_chats(self) -> list[ChatSummary]:
         """Every chat, most recently updated first."""
@@ -268,7 +278,9 @@ class ConversationStore:
             _insert_messages(conn, cur.lastrowid or 0, chat.messages)
             return _load(conn, chat.name)
 
-        return await self.db.transaction(work)
+        stored = await self.db.transaction(work)
+        self._changed(stored.name)
+        return stored
 
     async def delete_chat(self, name: str) -> None:
         """Remove the chat and its messages; NotFound if none."""
@@ -278,6 +290,7 @@ class ConversationStore:
                 raise _no_chat(name)
 
         await self.db.transaction(work)
+        self._changed(name)
 
     async def delete_message(self, name: str, index: int) -> StoredMessage:
         """Remove the message at `index` (from 0) and return it.
@@ -311,7 +324,9 @@ class ConversationStore:
 
         if index < 0:
             raise errors.InvalidRequest("index must be 0 or more", param="index")
-        return await self.db.transaction(work)
+        removed = await self.db.transaction(work)
+        self._changed(name)
+        return removed
 
     async def append_messages(
         self, chat_id: int, messages: Sequence[StoredMessage]
@@ -322,7 +337,7 @@ class ConversationStore:
         that took the name of one deleted meanwhile. NotFound if it is gone.
         """
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: sqlite3.Connection) -> str:
             updated = conn.execute(
                 "UPDATE chats SET updated_at = ? WHERE id = ?", (now_iso(), chat_id)
             ).rowcount
@@ -331,5 +346,7 @@ class ConversationStore:
                     "the chat was deleted while its reply was being written"
                 )
             _insert_messages(conn, chat_id, messages)
+            row = conn.execute("SELECT name FROM chats WHERE id = ?", (chat_id,))
+            return str(row.fetchone()[0])
 
-        await self.db.transaction(work)
+        self._changed(await self.db.transaction(work))

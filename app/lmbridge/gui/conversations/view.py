@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtCore import QModelIndex, Qt, QUrl
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -17,15 +17,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.conversations.manager import ConversationsManager
 from lmbridge.gui.conversations.model import ChatListModel
-from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import ConfirmBar, button, hint_label, title_label
 from lmbridge.store.conversations import Chat
 
-LISTING = "Listing the conversations"
 DELETE_LINK = "delete-message:"
 
 
@@ -59,13 +56,13 @@ def chat_html(chat: Chat, palette: QPalette) -> str:
 
 
 class ConversationsPanel(QWidget):
-    """The Conversations page."""
+    """The Conversations page: live, it redraws on its manager's signals."""
 
     def __init__(self, controller: ProxyController, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
-        self.chats = ConversationsManager(controller)
-        self.tasks = Tasks("conversations")
+        self.chats = ConversationsManager(controller, self)
+        self.tasks = self.chats.tasks
         self.model = ChatListModel(self)
         self.list = QListView()
         self.list.setModel(self.model)
@@ -75,16 +72,12 @@ class ConversationsPanel(QWidget):
         self.viewer = QTextBrowser()
         self.viewer.setOpenLinks(False)
         self.viewer.anchorClicked.connect(self._on_link)
-        self.chat: Chat | None = None
         self.status = hint_label()
-        self.refresh_button = button("Refresh", "refresh")
         self.delete_button = button("Delete", "trash", "Delete the selected chat")
-        self.refresh_button.clicked.connect(self.refresh)
         self.delete_button.clicked.connect(self.confirm_delete)
         self.confirm = ConfirmBar()
         top = QHBoxLayout()
         top.addWidget(self.status, 1)
-        top.addWidget(self.refresh_button)
         top.addWidget(self.delete_button)
         splitter = QSplitter()
         splitter.addWidget(self.list)
@@ -97,61 +90,78 @@ class ConversationsPanel(QWidget):
         layout.addWidget(self.confirm)
         layout.addWidget(splitter, 1)
         self.list.selectionModel().currentChanged.connect(self._on_current)
-        controller.phaseChanged.connect(self.refresh)
-        controller.requestFinished.connect(self._on_request)
-        self.refresh()
+        self.chats.listed.connect(self._show_list)
+        self.chats.opened.connect(self._show_open)
+        self._show_list()
+        self._show_open()
+        self.chats.refresh()
 
-    def _on_request(self, record: object) -> None:
-        if getattr(record, "path", "").startswith("/chat"):
-            self.refresh()
+    @property
+    def chat(self) -> Chat | None:
+        """The open chat."""
+        return self.chats.chat
 
     def refresh(self) -> None:
-        if not self.chats.available:
-            self.model.set_chats([])
+        """Read the chats again (the page is live; this is for a page shown
+        after changes made by another process)."""
+        self.chats.refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        # Another process (`lmbridge chats import`) may have written meanwhile.
+        if self.chats.loaded:
+            self.chats.refresh()
+        super().showEvent(event)
+
+    def _show_list(self) -> None:
+        chats = self.chats.chats
+        current = self.chats.chat.name if self.chats.chat else None
+        self.model.set_chats(chats)
+        if self.chats.chat is None:
             self.show_chat(None)
-            self.status.setText(
+        if not self.chats.available:
+            text = (
                 "The stored conversations are unavailable: LM Bridge's database"
                 " could not be opened (the log says why)."
             )
-            self.delete_button.setEnabled(False)
-            return
-        if not self.tasks.running(LISTING):
-            self.tasks.start(self._refresh(), what=LISTING)
-
-    async def _refresh(self) -> None:
-        chats = await self.chats.list_chats()
-        current = self.chat.name if self.chat else None
-        self.model.set_chats(chats)
-        self.status.setText(
-            f"{len(chats)} stored chat(s)"
-            if chats
-            else "No stored chats. The chat API (POST /chats, /chat) keeps them here."
-        )
-        names = [c.name for c in chats]
-        if current in names:
-            self.select(current)
+        elif not self.chats.loaded:
+            text = "Reading the stored chats…"
+        elif chats:
+            text = f"{len(chats)} stored chat(s)"
         else:
-            self.show_chat(None)
+            url = self.chats.store_url
+            text = (
+                "No stored chats yet. Chat front ends keep them here through the "
+                f"store API at {url}: POST /store/chat creates a chat, PUT "
+                "/store/chat adds a message and streams the reply."
+            )
+        self.status.setText(text)
+        if current is not None:
+            self.select(current)
 
     def select(self, name: str) -> None:
         for row, chat in enumerate(self.model.chats):
             if chat.name == name:
-                self.list.setCurrentIndex(self.model.index(row))
+                index = self.model.index(row)
+                if self.list.currentIndex() != index:
+                    self.list.setCurrentIndex(index)
                 return
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         name = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None
-        if isinstance(name, str):
-            self.tasks.start(self._open(name), what=f"Opening chat {name}")
+        if isinstance(name, str) and (
+            self.chats.chat is None or self.chats.chat.name != name
+        ):
+            self.chats.open(name)
 
-    async def _open(self, name: str) -> None:
-        self.show_chat(await self.chats.get_chat(name))
+    def _show_open(self) -> None:
+        self.show_chat(self.chats.chat)
 
     def show_chat(self, chat: Chat | None) -> None:
-        self.chat = chat
         self.delete_button.setEnabled(chat is not None)
         if chat is None:
-            self.viewer.setHtml("")
+            muted = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+            hint = "Select a chat to read it." if self.chats.chats else ""
+            self.viewer.setHtml(f'<p style="color:{muted}">{hint}</p>' if hint else "")
             return
         self.viewer.setHtml(chat_html(chat, self.palette()))
 
@@ -162,7 +172,7 @@ class ConversationsPanel(QWidget):
         self.confirm.ask(
             f"Delete chat “{chat.name}” and its {len(chat.messages)} message(s)?",
             "Delete",
-            lambda: self.tasks.start(self._delete(chat.name), what="Deleting the chat"),
+            lambda: self.chats.delete_chat(chat.name),
         )
 
     def _on_link(self, url: QUrl) -> None:
@@ -180,18 +190,5 @@ class ConversationsPanel(QWidget):
         self.confirm.ask(
             f"Delete message {index + 1} ({m.role}: “{preview}”) from “{chat.name}”?",
             "Delete message",
-            lambda: self.tasks.start(
-                self._delete_message(chat.name, index), what="Deleting the message"
-            ),
+            lambda: self.chats.delete_message(chat.name, index),
         )
-
-    async def _delete_message(self, name: str, index: int) -> None:
-        await self.chats.delete_message(name, index)
-        message.info(f"Deleted message {index + 1} of chat {name}")
-        await self._open(name)
-
-    async def _delete(self, name: str) -> None:
-        await self.chats.delete_chat(name)
-        message.info(f"Deleted chat {name}")
-        self.show_chat(None)
-        await self._refresh()

@@ -30,6 +30,7 @@ from lmbridge.lmstudio import (
     LoadedModel,
     LoadOptions,
     LoadProgress,
+    LoadWarning,
     below_minimum,
     context_target,
 )
@@ -72,6 +73,13 @@ class ModelsManager(QObject):
         self.progress: dict[str, float] = {}
         self._loads: dict[str, asyncio.Task[Any]] = {}
         self._cancelled: set[str] = set()
+        # Conditions the page shows while they hold: why the list could not
+        # be read (None: it was), and loads that got less context than asked
+        # (by identifier, until that instance is unloaded or reloaded).
+        self.list_error: str | None = None
+        self.load_warnings: dict[str, LoadWarning] = {}
+        self._warned_loaded: set[str] = set()
+        controller.loadWarning.connect(self._on_load_warning)
         controller.loadedChanged.connect(self._on_loaded)
         controller.busyChanged.connect(self._on_loaded)
         controller.loadProgress.connect(self._on_progress)
@@ -122,10 +130,17 @@ class ModelsManager(QObject):
             self.tasks.start(self._refresh(), what="Listing LM Studio's models")
 
     async def _refresh(self) -> None:
+        """Read the lists; a failure is the page's condition, shown there
+        until a later read works (not a message that outlives it)."""
         svc = self.service()
-        result = await svc.list_downloaded()
-        self.downloaded, self.skipped = result.models, result.skipped
-        await svc.list_loaded()  # publishes the loaded list if it changed
+        try:
+            result = await svc.list_downloaded()
+            await svc.list_loaded()  # publishes the loaded list if it changed
+        except errors.LMBridgeError as exc:
+            self.list_error = f"Listing LM Studio's models failed: {exc.message}"
+        else:
+            self.downloaded, self.skipped = result.models, result.skipped
+            self.list_error = None
         self.changed.emit()
 
     def load(
@@ -222,7 +237,26 @@ class ModelsManager(QObject):
 
     # -- events -----------------------------------------------------------------
 
+    def _on_load_warning(self, warning: LoadWarning) -> None:
+        self.load_warnings[warning.identifier] = warning
+        if any(m.identifier == warning.identifier for m in self.loaded):
+            self._warned_loaded.add(warning.identifier)
+        self.changed.emit()
+
     def _on_loaded(self, _payload: object) -> None:
+        # A load warning holds while its instance is loaded with less context.
+        contexts = {m.identifier: m.context_length for m in self.loaded}
+        for name, warning in list(self.load_warnings.items()):
+            context = contexts.get(name)
+            if context is None:
+                if name in self._warned_loaded:  # it was unloaded
+                    del self.load_warnings[name]
+                    self._warned_loaded.discard(name)
+            elif context >= warning.requested_context_length:  # reloaded
+                del self.load_warnings[name]
+                self._warned_loaded.discard(name)
+            else:
+                self._warned_loaded.add(name)
         # Loads started elsewhere (a request loading on demand) end here: the
         # controller saw the model appear, or gave up on a stale load.
         self.progress = {
@@ -240,6 +274,7 @@ class ModelsManager(QObject):
         status = self.controller.lmstudio_status
         if status is not None and status.state is ConnectionState.CONNECTED:
             self.refresh()
-        elif self.downloaded and self.controller.lmstudio is None:
+        elif self.controller.lmstudio is None and (self.downloaded or self.list_error):
             self.downloaded, self.skipped = (), ()
+            self.list_error = None
             self.changed.emit()

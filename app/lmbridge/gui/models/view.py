@@ -30,7 +30,7 @@ from lmbridge.gui.widgets import (
     hint_label,
     title_label,
 )
-from lmbridge.lmstudio import ConnectionState, LoadWarning
+from lmbridge.lmstudio import ConnectionState
 
 
 class ModelsPanel(QWidget):
@@ -74,7 +74,7 @@ class ModelsPanel(QWidget):
             toolbar.addWidget(widget)
 
         self.warning = Banner(closable=False)
-        self.load_warning = Banner()
+        self.load_warning = Banner(closable=False)
         self.downloads_box = DownloadsBox(self.downloads)
         self.confirm = ConfirmBar()
         self.progress = ProgressRow()
@@ -118,7 +118,6 @@ class ModelsPanel(QWidget):
         manager.loadEnded.connect(self._on_load_ended)
         controller.lmstudioChanged.connect(self.refresh_view)
         controller.settingsChanged.connect(self.refresh_view)
-        controller.loadWarning.connect(self.show_load_warning)
         self.refresh_view()
 
     # -- selection --------------------------------------------------------------
@@ -171,7 +170,6 @@ class ModelsPanel(QWidget):
         dialog = self.dialog
         if dialog is None:
             return
-        self.load_warning.hide()
         self.manager.load(dialog.model.key, dialog.options())
         self.progress.start(f"Loading {dialog.model.display_name}…", determinate=True)
         self.dialog = None
@@ -205,9 +203,14 @@ class ModelsPanel(QWidget):
 
     # -- view -------------------------------------------------------------------
 
-    def show_load_warning(self, warning: LoadWarning) -> None:
-        """LM Studio loaded less context than asked: say so, and what to do."""
-        self.load_warning.show_message("warning", warning.message)
+    def show_load_warnings(self) -> None:
+        """Loads that got less context than asked, while that holds."""
+        warnings = list(self.manager.load_warnings.values())
+        text = "\n".join(w.message for w in warnings)
+        if not warnings:
+            self.load_warning.hide()
+        elif text != self.load_warning.label.text() or self.load_warning.isHidden():
+            self.load_warning.show_message("warning", text)
 
     def _on_progress(self, key: str, fraction: float) -> None:
         if key in self.manager.loading():
@@ -223,6 +226,8 @@ class ModelsPanel(QWidget):
             self.status.set_status(
                 "off", "No LM Studio upstream is managed (see Settings ▸ Upstreams)"
             )
+        elif status.state is ConnectionState.CONNECTED and self.manager.list_error:
+            self.status.set_status("error", self.manager.list_error)
         elif status.state is ConnectionState.CONNECTED:
             self.status.set_status("ok", f"LM Studio at {status.address}")
         elif status.state is ConnectionState.CONNECTING:
@@ -259,6 +264,7 @@ class ModelsPanel(QWidget):
             else ""
         )
         self.skipped.setVisible(bool(skipped))
+        self.show_load_warnings()
         self.downloads_box.refresh()
         self.refresh_buttons()
 

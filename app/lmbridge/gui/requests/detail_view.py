@@ -8,6 +8,8 @@ the proxy again (`apiclient.ProxyClient`), so it appears in the log too.
 from __future__ import annotations
 
 import time
+from html import escape
+from http import HTTPStatus
 
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -21,10 +23,12 @@ from PySide6.QtWidgets import (
 )
 
 from lmbridge.apiclient import Reply, is_stream
-from lmbridge.core.events import RequestRecord
+from lmbridge.core.events import Phase, RequestRecord
 from lmbridge.gui import message
 from lmbridge.gui.formats import duration
+from lmbridge.gui.icons import ERROR_COLOR
 from lmbridge.gui.requests import bodies
+from lmbridge.gui.requests.bodies import redact_value
 from lmbridge.gui.requests.manager import RequestLog, route_text, status_text
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import button, copy_text, hint_label, mono_font
@@ -59,9 +63,35 @@ def timings_text(record: RequestRecord) -> str:
     ]
     rows += [("Note", note) for note in record.notes]
     if record.error:
-        rows.append(("Error", record.error))
+        rows.insert(0, ("Error", record.error))
     width = max(len(label) for label, _v in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def status_phrase(status: int) -> str:
+    """502 -> "502 Bad Gateway"; a status without a name stays a number."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def failure_text(record: RequestRecord) -> str | None:
+    """What went wrong, for the top of the Response tab: the status, the
+    kind of error and the message (None: the request did not fail)."""
+    if record.phase is not Phase.FINISHED or not record.error:
+        return None
+    if record.client_gone:
+        return f"The client went away before the answer ended ({record.error})."
+    first = []
+    if record.status >= 400:
+        first.append(status_phrase(record.status))
+    elif record.status:
+        first.append(f"{status_phrase(record.status)}, then the answer broke off")
+    if record.error_kind:
+        first.append(record.error_kind.replace("_", " "))
+    head = "✗ " + (" · ".join(first) if first else "failed")
+    return f"{head}\n{redact_value(record.error)}"
 
 
 def _offset(seconds: float | None) -> str:
@@ -118,6 +148,8 @@ class RequestDetail(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.request_text, "Request")
         self.tabs.addTab(response_page, "Response")
+        self.response_page = response_page
+        self._showed_failure = False
         self.tabs.addTab(self.timings, "Timings")
 
         self.curl_button = button("Copy as curl", "copy")
@@ -146,7 +178,11 @@ class RequestDetail(QWidget):
         return view
 
     def show_record(self, record: RequestRecord | None) -> None:
-        """Show `record` (None: nothing selected); call again as it changes."""
+        """Show `record` (None: nothing selected); call again as it changes.
+
+        A failed request opens on its Response tab, the error first.
+        """
+        newly = record is not self.record
         self.record = record
         enabled = record is not None
         self.tabs.setEnabled(enabled)
@@ -159,10 +195,16 @@ class RequestDetail(QWidget):
                 view.setPlainText("")
             self.stream_switch.hide()
             return
-        self.header.setText(
-            f"<b>POST {record.path or '—'}</b> · {record.protocol} · "
-            f"{status_text(record)} · {route_text(record)}"
+        header = (
+            f"<b>{escape(record.method)} {escape(record.path or '—')}</b> · "
+            f"{escape(record.protocol)} · {escape(status_text(record))} · "
+            f"{escape(route_text(record))}"
         )
+        failure = failure_text(record)
+        if failure:
+            first = escape(failure.split("\n", 1)[0])
+            header += f'<br><span style="color:{ERROR_COLOR}">{first}</span>'
+        self.header.setText(header)
         if record.request_body:
             text = bodies.pretty(record.request_body)
             if request_truncated(record):
@@ -173,6 +215,10 @@ class RequestDetail(QWidget):
         self.stream_switch.setVisible(is_stream(record.response_body))
         self._show_response()
         self._set_text(self.timings, timings_text(record))
+        failed = failure_text(record) is not None
+        if failed and (newly or not self._showed_failure):
+            self.tabs.setCurrentIndex(self.tabs.indexOf(self.response_page))
+        self._showed_failure = failed
 
     @staticmethod
     def _set_text(view: QPlainTextEdit, text: str) -> None:
@@ -184,10 +230,15 @@ class RequestDetail(QWidget):
         if record is None:
             return
         body = record.response_body
+        failure = failure_text(record)
         if not body:
             text = (
                 "[no answer yet]"
                 if record.done is None
+                else "[the history keeps no bodies]"
+                if not record.capture
+                else ""
+                if failure
                 else "[the response body was not captured]"
             )
         elif is_stream(body) and self.assembled.isChecked():
@@ -201,6 +252,10 @@ class RequestDetail(QWidget):
             text = bodies.pretty(body)
         if record.response_truncated:
             text += "\n\n[the answer was longer; only the start is kept]"
+        if failure and body:
+            text = f"{failure}\n\n── what the client received ──\n{text}"
+        elif failure:
+            text = f"{failure}\n\n{text}" if text else failure
         self._set_text(self.response_text, text)
 
     def _replayable(self) -> bool:

@@ -45,7 +45,7 @@ COLUMNS: Columns[RequestRecord] = Columns(
         lambda r: r.protocol + (" (stream)" if r.stream else ""),
         sort=lambda r: r.protocol,
     ),
-    Column("route", "Model → upstream/target", route_text),
+    Column("route", "Model → upstream/target", route_text, tooltip=route_text),
     Column(
         "status",
         "Status",

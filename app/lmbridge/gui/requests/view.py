@@ -22,15 +22,13 @@ from lmbridge.gui.requests.manager import RequestLog
 from lmbridge.gui.requests.model import RECORD_ROLE, SORT_ROLE, RequestTableModel
 from lmbridge.gui.widgets import button, hint_label, title_label
 
-# Starting widths in pixels; the route column takes the rest.
-COLUMN_WIDTHS = {
-    "time": 70,
-    "client": 130,
-    "protocol": 145,
-    "status": 80,
-    "ttft": 70,
-    "duration": 70,
-}
+# The column that takes the room the others leave: every other column is
+# as wide as its widest text so far. Only rows that arrive or change are
+# measured (Qt's ResizeToContents re-measures on every update, too costly
+# with 50 streams updating).
+WIDE_COLUMN = "route"
+CELL_PADDING = 10  # the cell's margins and a little air
+MEASURED_ROWS = 200  # a change to more rows measures the newest this many
 
 
 class RequestsPanel(QWidget):
@@ -65,6 +63,7 @@ class RequestsPanel(QWidget):
         toolbar.addWidget(self.count)
 
         self.table = QTableView()
+        self.table.setObjectName("requests-table")
         self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -73,11 +72,13 @@ class RequestsPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
+        header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        column = RequestTableModel.column_position
-        header.setSectionResizeMode(column("route"), QHeaderView.ResizeMode.Stretch)
-        for key, width in COLUMN_WIDTHS.items():
-            self.table.setColumnWidth(column(key), width)
+        header.setSectionResizeMode(
+            RequestTableModel.column_position(WIDE_COLUMN),
+            QHeaderView.ResizeMode.Stretch,
+        )
+        self._fit_titles()
         self.detail = RequestDetail(log)
         self.tasks = self.detail.tasks
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -100,10 +101,39 @@ class RequestsPanel(QWidget):
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.model.rowsAboutToBeInserted.connect(self._remember_scroll)
         self.model.rowsInserted.connect(self._follow)
+        self.model.rowsInserted.connect(
+            lambda _parent, first, last: self.fit_columns(first, last)
+        )
+        self.model.dataChanged.connect(
+            lambda top, bottom: self.fit_columns(top.row(), bottom.row())
+        )
         self.model.dataChanged.connect(self._refresh_detail)
         self.model.flushed.connect(self._update_count)
         self._at_bottom = True
         self._update_count()
+
+    def _fit_titles(self) -> None:
+        header = self.table.horizontalHeader()
+        for position, column in enumerate(self.model.COLUMNS):
+            if column.key != WIDE_COLUMN:
+                header.resizeSection(position, header.sectionSizeHint(position))
+
+    def fit_columns(self, first: int, last: int) -> None:
+        """Widen the columns (all but the route) to the text of rows
+        `first`..`last` where it is wider than they are."""
+        header = self.table.horizontalHeader()
+        metrics = self.table.fontMetrics()
+        rows = [
+            record
+            for row in range(max(first, last - MEASURED_ROWS + 1), last + 1)
+            if (record := self.model.row_at(row)) is not None
+        ]
+        for position, column in enumerate(self.model.COLUMNS):
+            if column.key == WIDE_COLUMN or not rows:
+                continue
+            widest = max(metrics.horizontalAdvance(column.text(r)) for r in rows)
+            if widest + CELL_PADDING > header.sectionSize(position):
+                header.resizeSection(position, widest + CELL_PADDING)
 
     def set_paused(self, paused: bool) -> None:
         self.model.set_paused(paused)
@@ -136,7 +166,8 @@ class RequestsPanel(QWidget):
 
     def _update_count(self) -> None:
         waiting = len(self.log.pending) if self.log.paused else 0
-        text = f"{len(self.log.rows):,} requests"
+        count = len(self.log.rows)
+        text = f"{count:,} request" if count == 1 else f"{count:,} requests"
         if waiting:
             text += f" · {waiting:,} waiting"
         self.count.setText(text)

@@ -1,7 +1,8 @@
 """Sessions: what the Sessions page shows and changes, from the proxy's
 `SessionManager` (chains on Responses upstreams: turns, upstream bytes saved
 by sending only what is new) plus session keys seen in the request log that
-have no chain. `SessionsManager` is the page's one way to the proxy."""
+have no chain. `SessionsManager` is the page's one way to the proxy: it owns
+the rows and keeps them current."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from PySide6.QtCore import QObject, QTimer, Signal
+
 from lmbridge.core import errors
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.ir import split_chain_key
 from lmbridge.core.sessions import SessionSettings
+from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.tasks import Tasks
 from lmbridge.upstreams.sessions import SessionManager
+
+LISTING = "Listing the sessions"
+RELOAD_MS = 500
 
 
 def bytes_text(n: int) -> str:
@@ -134,13 +142,32 @@ class SeenRequests(Protocol):
     def session_records(self) -> list[RequestRecord]: ...
 
 
-class SessionsManager:
-    """The sessions of the running proxy: list them (with the session keys
-    the request log has seen), configure and reset them."""
+class SessionsManager(QObject):
+    """The sessions of the running proxy, kept current: listed again (with
+    the session keys the request log has seen) when a request with a
+    session key finishes, at most every `RELOAD_MS`, when the proxy starts
+    or stops, and after a change made here. Views redraw on `changed`."""
 
-    def __init__(self, controller: ProxyController, log: SeenRequests) -> None:
+    changed = Signal()
+
+    def __init__(
+        self,
+        controller: ProxyController,
+        log: SeenRequests,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
         self.controller = controller
         self.log = log
+        self.tasks = Tasks("sessions")
+        self.rows: list[SessionRow] = []
+        self.loaded = False  # listed at least once since the proxy started
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(RELOAD_MS)
+        self._timer.timeout.connect(self.refresh)
+        controller.requestFinished.connect(self._on_request)
+        controller.phaseChanged.connect(self.refresh)
 
     @property
     def available(self) -> bool:
@@ -156,14 +183,42 @@ class SessionsManager:
             )
         return state.sessions
 
-    async def rows(self) -> list[SessionRow]:
-        return await session_rows(self.service(), self.log.session_records())
+    def _on_request(self, record: RequestRecord) -> None:
+        if record.session_key and not self._timer.isActive():
+            self._timer.start()
 
-    async def configure(self, settings: SessionSettings) -> None:
+    def refresh(self) -> None:
+        """List the sessions again, now (latest wins)."""
+        self._timer.stop()
+        self.tasks.cancel(LISTING)
+        if not self.available:
+            self.rows, self.loaded = [], False
+            self.changed.emit()
+            return
+        self.tasks.start(self._list(), what=LISTING)
+
+    async def _list(self) -> None:
+        self.rows = await session_rows(self.service(), self.log.session_records())
+        self.loaded = True
+        self.changed.emit()
+
+    def configure(self, settings: SessionSettings) -> None:
+        self.tasks.start(
+            self._configure(settings), what="Saving the session's settings"
+        )
+
+    async def _configure(self, settings: SessionSettings) -> None:
         await self.service().configure(settings)
+        message.info(f"Saved the settings of session {settings.key}")
+        await self._list()
 
-    async def reset(self, key: str) -> None:
+    def reset(self, key: str) -> None:
+        self.tasks.start(self._reset(key), what="Resetting the session")
+
+    async def _reset(self, key: str) -> None:
         await self.service().reset(key)
+        message.info(f"Session {key} was reset")
+        await self._list()
 
     def model_aliases(self) -> list[str]:
         """The model names a session override may use (none when stopped)."""

@@ -3,7 +3,7 @@ a model override and the tools it may use, or a reset of its chain."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCompleter,
@@ -18,9 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.core.events import RequestRecord
 from lmbridge.core.sessions import SessionSettings
-from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.sessions.manager import (
     SeenRequests,
@@ -29,10 +27,7 @@ from lmbridge.gui.sessions.manager import (
     bytes_text,
 )
 from lmbridge.gui.sessions.model import SessionTableModel
-from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import ConfirmBar, button, hint_label, title_label
-
-LISTING = "Listing the sessions"
 
 
 class SessionsPanel(QWidget):
@@ -46,8 +41,8 @@ class SessionsPanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.sessions = SessionsManager(controller, log)
-        self.tasks = Tasks("sessions")
+        self.sessions = SessionsManager(controller, log, self)
+        self.tasks = self.sessions.tasks
         self.model = SessionTableModel(self)
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -60,12 +55,7 @@ class SessionsPanel(QWidget):
         header.setSectionResizeMode(
             self.model.column_position("key"), QHeaderView.ResizeMode.Stretch
         )
-        self.refresh_button = button("Refresh", "refresh")
-        self.refresh_button.clicked.connect(self.refresh)
         self.status = hint_label()
-        top = QHBoxLayout()
-        top.addWidget(self.status, 1)
-        top.addWidget(self.refresh_button)
 
         self.editor = QGroupBox("Selected session")
         self.key_label = QLabel("—")
@@ -98,45 +88,39 @@ class SessionsPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addWidget(title_label("Sessions"))
-        layout.addLayout(top)
+        layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.editor)
 
-        self._debounce = QTimer(self)
-        self._debounce.setSingleShot(True)
-        self._debounce.setInterval(500)
-        self._debounce.timeout.connect(self.refresh)
-        controller.requestFinished.connect(self._on_request)
-        controller.phaseChanged.connect(self.refresh)
+        self.sessions.changed.connect(self._show_rows)
         self.table.selectionModel().selectionChanged.connect(self._show_selected)
         self.model.modelReset.connect(self._show_selected)
         self._selected_key: str | None = None
         self.refresh()
 
-    def _on_request(self, record: RequestRecord) -> None:
-        if record.session_key:
-            self._debounce.start()
-
     def refresh(self) -> None:
-        if not self.sessions.available:
-            self.model.set_rows([])
-            self.status.setText("Start the proxy to see sessions.")
-            self._show_selected()
-            return
-        if not self.tasks.running(LISTING):
-            self.tasks.start(self._refresh(), what=LISTING)
+        """List the sessions again (the page is live without it)."""
+        self.sessions.refresh()
 
-    async def _refresh(self) -> None:
-        rows = await self.sessions.rows()
+    def _show_rows(self) -> None:
+        rows = self.sessions.rows
         self.model.set_rows(rows)
         saved = sum(r.bytes_saved for r in rows)
-        self.status.setText(
-            f"{len(rows)} session(s) · {bytes_text(saved)} not re-sent upstream "
-            "thanks to chaining"
-            if rows
-            else "No sessions yet: clients that send a session key (Claude Code "
-            "does) appear here."
-        )
+        if not self.sessions.available:
+            text = "Start the proxy to see sessions."
+        elif not self.sessions.loaded:
+            text = "Listing the sessions…"
+        elif rows:
+            text = (
+                f"{len(rows)} session(s) · {bytes_text(saved)} not re-sent upstream "
+                "thanks to chaining"
+            )
+        else:
+            text = (
+                "No sessions yet: clients that send a session key (Claude Code "
+                "does) appear here as they make requests."
+            )
+        self.status.setText(text)
         if self._selected_key:
             self.select_key(self._selected_key)
 
@@ -185,12 +169,7 @@ class SessionsPanel(QWidget):
             model_override=self.override.text().strip() or None,
             allowed_tools=tools,
         )
-        self.tasks.start(self._save(settings), what="Saving the session's settings")
-
-    async def _save(self, settings: SessionSettings) -> None:
-        await self.sessions.configure(settings)
-        message.info(f"Saved the settings of session {settings.key}")
-        await self._refresh()
+        self.sessions.configure(settings)
 
     def confirm_reset(self) -> None:
         row = self.selected()
@@ -199,12 +178,5 @@ class SessionsPanel(QWidget):
         self.confirm.ask(
             f"Reset session {row.key}? Its next turn sends the whole history again.",
             "Reset",
-            lambda: self.tasks.start(
-                self._reset(row.key), what="Resetting the session"
-            ),
+            lambda: self.sessions.reset(row.key),
         )
-
-    async def _reset(self, key: str) -> None:
-        await self.sessions.reset(key)
-        message.info(f"Session {key} was reset")
-        await self._refresh()

@@ -88,7 +88,7 @@ class Plot(QWidget):
     def __init__(self, chart: DayChart) -> None:
         super().__init__(chart)
         self.chart = chart
-        self.setMinimumHeight(220)
+        self.setMinimumHeight(150)  # three rows of charts fit a 720 px window
 
     def backgroundBrush(self) -> QBrush:
         """The plot's background: the palette's Base colour."""

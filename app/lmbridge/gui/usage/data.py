@@ -1,10 +1,12 @@
-"""What the Usage page draws, read from the request history in one go.
+"""What the Usage page draws, read from the request history.
 
 `load_usage(store, days)` asks `UsageStore` for the last `days` whole local
 days and returns plain lists, one value per day (every day present, zero
 or None where nothing happened): tokens by model and by client, time to
-first token and output tokens/s (median and p90), errors by kind, and the
-bytes that sessions saved. No Qt.
+first token in milliseconds and output tokens/s (median and p90), errors
+by kind, and the kilobytes that sessions saved. `update_today(store, data)`
+re-reads only today (finished requests change nothing before it) and puts
+it in place of the last day: what the page does as requests finish. No Qt.
 """
 
 from __future__ import annotations
@@ -27,21 +29,37 @@ def day_labels(days: int, now: float | None = None) -> list[str]:
     ]
 
 
+Series = dict[str, list[float]]
+Gaps = dict[str, list[float | None]]
+
+
 @dataclass
 class UsageData:
-    """Per-day series for the charts, and the totals for the summary line."""
+    """Per-day series for the charts, and per-day totals for the summary."""
 
     days: list[str]
-    tokens_by_model: dict[str, list[float]] = field(default_factory=dict)
-    tokens_by_client: dict[str, list[float]] = field(default_factory=dict)
-    ttft: dict[str, list[float | None]] = field(default_factory=dict)
-    speed: dict[str, list[float | None]] = field(default_factory=dict)
-    errors: dict[str, list[float]] = field(default_factory=dict)
-    saved: dict[str, list[float]] = field(default_factory=dict)
-    requests: int = 0
-    tokens: int = 0
-    error_count: int = 0
+    tokens_by_model: Series = field(default_factory=dict)
+    tokens_by_client: Series = field(default_factory=dict)
+    ttft_ms: Gaps = field(default_factory=dict)
+    speed: Gaps = field(default_factory=dict)
+    errors: Series = field(default_factory=dict)
+    saved: Series = field(default_factory=dict)
+    requests_per_day: list[int] = field(default_factory=list)
+    tokens_per_day: list[int] = field(default_factory=list)
+    errors_per_day: list[int] = field(default_factory=list)
     bytes_saved: int = 0
+
+    @property
+    def requests(self) -> int:
+        return sum(self.requests_per_day)
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.tokens_per_day)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors_per_day)
 
     @property
     def empty(self) -> bool:
@@ -66,53 +84,96 @@ def _tokens(days: list[str], points: list[TokenPoint]) -> dict[str, list[float]]
     )
 
 
-async def load_usage(
-    store: UsageStore, days: int, now: float | None = None
-) -> UsageData:
-    """The last `days` days of the history, ready to draw."""
-    labels = day_labels(days, now)
-    since = start_of_days(days, now)
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+async def _requests(store: UsageStore, labels: list[str], since: float) -> UsageData:
+    """Everything but what sessions saved, for the days of `labels`."""
     by_model = await store.tokens(since, by="model")
     by_client = await store.tokens(since, by="client")
     stats = await store.stats(since, bucket="day")
     outcomes = await store.outcomes(since, errors_only=True)
-    saved = await store.bytes_saved(since)
-    data = UsageData(days=labels)
+    n = len(labels)
+    data = UsageData(
+        days=labels,
+        requests_per_day=[0] * n,
+        tokens_per_day=[0] * n,
+        errors_per_day=[0] * n,
+    )
     data.tokens_by_model = _tokens(labels, by_model)
     data.tokens_by_client = {
         key or "(unknown)": line for key, line in _tokens(labels, by_client).items()
     }
     index = {day: i for i, day in enumerate(labels)}
-    ttft: dict[str, list[float | None]] = {
-        "median": [None] * len(labels),
-        "p90": [None] * len(labels),
-    }
-    speed: dict[str, list[float | None]] = {
-        "median": [None] * len(labels),
-        "p90": [None] * len(labels),
-    }
+    data.ttft_ms = {"median": [None] * n, "p90": [None] * n}
+    data.speed = {"median": [None] * n, "p90": [None] * n}
     for point in stats:
         i = index.get(point.bucket)
         if i is None:
             continue
-        ttft["median"][i] = point.ttft_p50
-        ttft["p90"][i] = point.ttft_p90
-        speed["median"][i] = point.tps_p50
-        speed["p90"][i] = point.tps_p90
-        data.requests += point.requests
-        data.tokens += point.tokens_in + point.tokens_out
-        data.error_count += point.errors
-    data.ttft, data.speed = ttft, speed
+        data.ttft_ms["median"][i] = _ms(point.ttft_p50)
+        data.ttft_ms["p90"][i] = _ms(point.ttft_p90)
+        data.speed["median"][i] = point.tps_p50
+        data.speed["p90"][i] = point.tps_p90
+        data.requests_per_day[i] = point.requests
+        data.tokens_per_day[i] = point.tokens_in + point.tokens_out
+        data.errors_per_day[i] = point.errors
     data.errors = _per_day(
         labels, ((p.bucket, p.key, float(p.value)) for p in outcomes)
     )
-    data.saved = {
-        "saved": [
-            v / 1024
-            for v in _per_day(
-                labels, ((p.bucket, "", float(p.bytes_saved)) for p in saved)
-            ).get("", [0.0] * len(labels))
-        ]
-    }
-    data.bytes_saved = sum(p.bytes_saved for p in saved)
+    return data
+
+
+async def _saved(store: UsageStore, data: UsageData) -> None:
+    """What sessions saved over all of `data`'s days (a session counts on
+    the day it was last active, so a session going on today moves)."""
+    points = await store.bytes_saved(start_of_days(len(data.days)))
+    line = _per_day(
+        data.days, ((p.bucket, "", float(p.bytes_saved)) for p in points)
+    ).get("", [0.0] * len(data.days))
+    data.saved = {"saved": [v / 1024 for v in line]}
+    data.bytes_saved = sum(p.bytes_saved for p in points if p.bucket in data.days)
+
+
+async def load_usage(
+    store: UsageStore, days: int, now: float | None = None
+) -> UsageData:
+    """The last `days` days of the history, ready to draw."""
+    data = await _requests(store, day_labels(days, now), start_of_days(days, now))
+    await _saved(store, data)
+    return data
+
+
+def _put_last(series: Series, today: Series, days: int) -> None:
+    """`today`'s one value per key as the last value of `series`."""
+    for key, line in series.items():
+        line[-1] = today.get(key, [0.0])[0]
+    for key, (value,) in today.items():
+        if key not in series:
+            series[key] = [0.0] * (days - 1) + [value]
+
+
+async def update_today(
+    store: UsageStore, data: UsageData, now: float | None = None
+) -> UsageData:
+    """`data` with today read again; the whole range once the day changed."""
+    labels = day_labels(1, now)
+    if data.days[-1] != labels[0]:
+        return await load_usage(store, len(data.days), now)
+    today = await _requests(store, labels, start_of_days(1, now))
+    n = len(data.days)
+    for series, new in (
+        (data.tokens_by_model, today.tokens_by_model),
+        (data.tokens_by_client, today.tokens_by_client),
+        (data.errors, today.errors),
+    ):
+        _put_last(series, new, n)
+    for gaps, new_gaps in ((data.ttft_ms, today.ttft_ms), (data.speed, today.speed)):
+        for key, line in gaps.items():
+            line[-1] = new_gaps[key][0]
+    data.requests_per_day[-1] = today.requests_per_day[0]
+    data.tokens_per_day[-1] = today.tokens_per_day[0]
+    data.errors_per_day[-1] = today.errors_per_day[0]
+    await _saved(store, data)
     return data
