@@ -375,7 +375,6 @@ class _Call:
 
     async def _stream(self, batches: Batches, req: ir.Request) -> web.StreamResponse:
         encoder = self.door.stream_encoder(req)
-        origins = self.services.origins
         keeps = self.exchange.keeps_answers
         assembler = Assembler(model=req.model) if keeps else None
         out = web.StreamResponse(status=200, headers=sse_headers(encoder.content_type))
@@ -414,6 +413,7 @@ class _Call:
         req: ir.Request,
         assembler: Assembler | None,
     ) -> None:
+        origins = self.services.origins
         ended = False
         try:
             async with contextlib.aclosing(batches):
