@@ -234,8 +234,11 @@ class LMBridgeApp(QObject):
         self.notifications.append((title, text, level))
         if self.tray is not None:
             self.tray.notify(title, text, level)
-        else:
-            message.global_bridge.show(message.Level(level), f"{title}: {text}")
+            return
+        shown = f"{title}: {text}"
+        lasting = {c.text for c in message.global_bridge.conditions.values()}
+        if shown not in lasting:  # a condition banner already says it
+            message.global_bridge.show(message.Level(level), shown)
 
 
 class MainThreadGC(QObject):

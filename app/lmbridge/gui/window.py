@@ -1,4 +1,6 @@
-"""The main window: a sidebar of pages, the message banner, a status line.
+"""The main window: a sidebar of pages, one banner per lasting condition
+(`message.condition`), the banner of the latest one-off message, a status
+line.
 
 Closing the window does not decide anything itself: it emits
 `closeRequested` and the app applies its policy (hide to the tray, or
@@ -25,7 +27,7 @@ from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.icons import app_icon, icon
 from lmbridge.gui.overview.manager import proxy_line
-from lmbridge.gui.widgets import Banner
+from lmbridge.gui.widgets import Banner, ConditionBanners
 
 Page = tuple[str, str, str, QWidget]  # key, title, icon name, widget
 
@@ -66,10 +68,12 @@ class MainWindow(QMainWindow):
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.sidebar.setCurrentRow(0)
 
+        self.conditions = ConditionBanners()
         self.banner = Banner()
         content = QWidget()
         column = QVBoxLayout(content)
         column.setContentsMargins(12, 12, 12, 6)
+        column.addWidget(self.conditions)
         column.addWidget(self.banner)
         column.addWidget(self.stack, 1)
         central = QWidget()
