@@ -171,33 +171,6 @@ async def test_busy_while_loading_and_notified_when_loaded(
     assert "Model loaded" in gui_app.window.banner.label.text()
 
 
-async def test_port_taken_is_an_error_that_names_the_fix(
-    gui_app: LMBridgeApp,
-    fake_lm: FakeLMStudio,
-    fake_upstream: FakeOpenAIUpstream,
-    tmp_path: Path,
-) -> None:
-    from lmbridge.gui.tray import tray_state
-
-    taken = gui_app.controller.server
-    assert taken is not None
-    settings = app_settings(fake_lm, fake_upstream)
-    settings.server.port = taken.port
-    second = await make_app(settings, tmp_path / "second")
-    try:
-        assert second.controller.phase is ProxyPhase.FAILED
-        assert tray_state(second.controller) is TrayState.ERROR
-        assert "already in use" in second.controller.error
-        assert second.notifications[0][0] == "LM Bridge could not start"
-        assert "port_fallback" in second.notifications[0][1]
-        overview = second.page("overview")
-        assert isinstance(overview, OverviewPanel)
-        assert overview.proxy_status.kind == "error"
-        assert overview.start_button.isEnabled()
-    finally:
-        await close_app(second)
-
-
 async def test_lmstudio_away_and_back_is_notified(gui_app: LMBridgeApp) -> None:
     await eventually(lambda: gui_app.controller.lmstudio_status is not None)
     await eventually(

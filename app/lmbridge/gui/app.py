@@ -40,6 +40,7 @@ from lmbridge.gui.models.manager import ModelsManager
 from lmbridge.gui.models.view import ModelsPanel
 from lmbridge.gui.notifications import Notifier
 from lmbridge.gui.overview.view import OverviewPanel
+from lmbridge.gui.portfix import PortDoctor
 from lmbridge.gui.prefs import Prefs
 from lmbridge.gui.requests.manager import RequestLog
 from lmbridge.gui.requests.view import RequestsPanel
@@ -90,6 +91,7 @@ class LMBridgeApp(QObject):
         self.health = UpstreamHealth(self.controller, self)
         self.azure = AzureAccounts(self.controller, self)
         self.models = ModelsManager(self.controller, self)
+        self.port_doctor = PortDoctor(self.controller, self)
         self.tasks = Tasks("app")
         self.setup: SetupWizard | None = None
         if setup is None:
@@ -205,6 +207,7 @@ class LMBridgeApp(QObject):
             self.models.tasks,
             self.health.tasks,
             self.log.tasks,
+            self.port_doctor.tasks,
         ]
         owners += [getattr(page, "tasks", None) for _k, _t, _i, page in self.pages]
         if self.tray is not None:

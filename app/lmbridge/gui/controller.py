@@ -8,6 +8,10 @@ the server directly. Models are managed while the proxy is stopped too: the
 one `LMStudioService` is handed to each run's `Services`. It also keeps what
 the tray and the overview need without I/O: the LM Studio connection status,
 the loaded models and the loads in progress.
+
+Why the proxy is not running is the `PROXY_CONDITION` banner
+(`message.condition`), with the way back on it (Start, or a free port from
+`portfix.PortDoctor`); it clears when the proxy runs or the user stops it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import enum
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +53,7 @@ from lmbridge.server.services import (
     lmstudio_service,
     managed_upstream,
 )
-from lmbridge.settings_service import SettingsService, with_access_token
+from lmbridge.settings_service import SavedSettings, SettingsService, with_access_token
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
 from lmbridge.store.usage import UsageStore
@@ -57,6 +62,8 @@ log = logging.getLogger(__name__)
 
 # A load that reported no progress for this long is no longer shown as busy.
 STALE_LOAD = 120.0
+# The message condition that says why the proxy is not running.
+PROXY_CONDITION = "proxy"
 
 
 class ProxyPhase(enum.StrEnum):
@@ -223,8 +230,10 @@ class ProxyController(QObject):
                 await server.start()
             except PortInUse as exc:
                 await services.close()
-                self._fail(str(exc))
-                self.portTaken.emit(str(exc))
+                log.info("the proxy could not listen: %s", exc)
+                text = self._port_text(str(exc))
+                self._fail(text)
+                self.portTaken.emit(text)
                 return False
             except Exception as exc:
                 await services.close()
@@ -236,6 +245,7 @@ class ProxyController(QObject):
             self._services = services
             self.error = ""
             self.restart_needed = False
+            message.clear(PROXY_CONDITION)
             self._set_phase(ProxyPhase.RUNNING)
             return True
 
@@ -247,6 +257,7 @@ class ProxyController(QObject):
         async with self._lock:
             server, self.server = self.server, None
             services, self._services = self._services, None
+            message.clear(PROXY_CONDITION)  # stopped on purpose
             if server is None:
                 if self.phase is ProxyPhase.FAILED:
                     self._set_phase(ProxyPhase.STOPPED)
@@ -260,8 +271,23 @@ class ProxyController(QObject):
                 self._set_phase(ProxyPhase.STOPPED)
 
     async def restart(self) -> bool:
+        """Stop and start again; a failed start says why and how back (the
+        proxy's condition banner)."""
         await self.stop()
         return await self.start()
+
+    def start_again(self) -> None:
+        """Start the proxy from a button (a banner's "Start proxy")."""
+        if not self.running:
+            self.tasks.start(self.start(), what="Starting the proxy")
+
+    def save_changes(self, changes: Mapping[str, Any]) -> SavedSettings:
+        """Save `changes` (table -> keys) to the settings file and use them
+        (ConfigError or OSError if not)."""
+        merged = self.settings_service.merged(self.settings, changes)
+        saved = self.settings_service.save(merged)
+        self.use_settings(saved.settings)
+        return saved
 
     def use_settings(self, settings: config.Settings) -> None:
         """Take saved settings; they apply at the next (re)start.
@@ -334,10 +360,23 @@ class ProxyController(QObject):
         self.phase = phase
         self.phaseChanged.emit()
 
+    def _port_text(self, error: str) -> str:
+        """The GUI's words for a port the proxy could not take (the runner's
+        message gives command-line advice; the GUI offers buttons)."""
+        server = self.settings.server
+        if "already in use" in error:
+            return f"port {server.port} on {server.host} is already in use"
+        return error
+
     def _fail(self, text: str) -> None:
         self.error = text
         self._set_phase(ProxyPhase.FAILED)
-        message.error(text)
+        message.condition(
+            PROXY_CONDITION,
+            message.Level.ERROR,
+            f"The proxy is not running: {text}",
+            [("Start proxy", self.start_again)],
+        )
 
     def _on_event(self, topic: str, payload: Any) -> None:
         if isinstance(payload, RequestRecord):

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QSpinBox,
     QVBoxLayout,
@@ -28,6 +29,8 @@ from PySide6.QtWidgets import (
 from lmbridge import autostart, config, logs
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.icons import ERROR_COLOR
+from lmbridge.gui.portfix import upstream_port_reason
 from lmbridge.gui.prefs import Prefs
 from lmbridge.gui.settings.form import RoutesEditor, UpstreamEditor
 from lmbridge.gui.settings.manager import SettingsManager
@@ -38,6 +41,15 @@ from lmbridge.gui.widgets import Banner, button, hint_label, title_label
 POLICIES = ("auto", "warn", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 __all__ = ["SettingsPanel", "masked"]
+
+
+def field_error() -> QLabel:
+    """The red line under a field that says what is wrong with it."""
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setStyleSheet(f"color: {ERROR_COLOR}")
+    label.hide()
+    return label
 
 
 def spin(low: int, high: int, step: int = 1, suffix: str = "") -> QSpinBox:
@@ -76,6 +88,9 @@ class SettingsPanel(QWidget):
         self.host = QLineEdit()
         self.port = spin(0, 65535)
         self.port.setGroupSeparatorShown(False)
+        self.port_error = field_error()
+        self.port_error.setObjectName("port_error")
+        self.port.valueChanged.connect(self.check_port)
         self.port_fallback = QCheckBox("Take the next free port when it is taken")
         self.origins = QLineEdit()
         self.origins.setPlaceholderText("none: every web page is refused")
@@ -84,6 +99,7 @@ class SettingsPanel(QWidget):
         form = QFormLayout(server)
         form.addRow("Listen on", self.host)
         form.addRow("Port", self.port)
+        form.addRow("", self.port_error)
         form.addRow("", self.port_fallback)
         form.addRow("Allowed web origins", self.origins)
         form.addRow(
@@ -238,7 +254,25 @@ class SettingsPanel(QWidget):
         }
         return self.manager.merged(changes)
 
+    def check_port(self) -> str:
+        """Show (and return) why the port cannot be used ("" if it can)."""
+        upstreams = [
+            (str(up.get("name", "")), str(up.get("base_url", "")))
+            for up in self.upstreams.values()
+        ]
+        reason = upstream_port_reason(
+            self.host.text().strip() or "127.0.0.1", self.port.value(), upstreams
+        )
+        self.port_error.setText(reason[:1].upper() + reason[1:])
+        self.port_error.setVisible(bool(reason))
+        return reason
+
     def save(self) -> None:
+        if self.check_port():
+            self.banner.show_message(
+                "error", "Not saved: the port is not usable (see the Port field)."
+            )
+            return
         try:
             settings = self.settings_from_form()
         except config.ConfigError as exc:
@@ -263,6 +297,12 @@ class SettingsPanel(QWidget):
                 "restart it to apply them.",
                 [("Restart proxy now", self.restart)],
             )
+        elif not self.controller.running:
+            self.banner.show_message(
+                "info",
+                f"Saved{kept}. The proxy is not running.",
+                [("Start proxy now", self.start_proxy)],
+            )
         else:
             self.banner.show_message("info", f"Saved{kept}.")
         self.load()
@@ -280,6 +320,25 @@ class SettingsPanel(QWidget):
     async def _restart(self) -> None:
         if await self.controller.restart():
             message.info(f"The proxy restarted on {self.controller.url}")
+        else:
+            self._say_not_running()
+
+    def start_proxy(self) -> None:
+        self.tasks.start(self._start(), what="Starting the proxy")
+
+    async def _start(self) -> None:
+        if await self.controller.start():
+            message.info(f"The proxy runs on {self.controller.url}")
+        else:
+            self._say_not_running()
+
+    def _say_not_running(self) -> None:
+        """A (re)start failed: why, and the way back."""
+        self.banner.show_message(
+            "error",
+            f"The proxy is not running: {self.controller.error}.",
+            [("Start proxy", self.start_proxy)],
+        )
 
     # -- app preferences (apply at once) -------------------------------------
 
