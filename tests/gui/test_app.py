@@ -261,3 +261,26 @@ async def test_every_page_renders_in_light_and_dark(gui_app: LMBridgeApp) -> Non
         wizard.reject()
     finally:
         qt.setPalette(light)
+
+
+async def test_overview_says_lmstudios_advice_once(gui_app: LMBridgeApp) -> None:
+    from lmbridge.lmstudio.errors import not_running
+
+    overview = gui_app.page("overview")
+    assert isinstance(overview, OverviewPanel)
+    await eventually(lambda: "local" in overview.upstream_dots)
+    bus = gui_app.controller.bus
+    why = not_running("127.0.0.1:1234").message
+    bus.publish(
+        TOPIC_STATE, ConnectionStatus(state=ConnectionState.DISCONNECTED, error=why)
+    )
+    line = overview.upstream_dots["local"]
+    assert line.kind == "error"
+    assert line.plain == f"local (LM Studio) — {why}"
+    assert line.plain.lower().count("start") == 1
+    bus.publish(
+        TOPIC_STATE,
+        ConnectionStatus(state=ConnectionState.DISCONNECTED, error="connection lost"),
+    )
+    assert line.plain.lower().count("start lm studio") == 1
+    assert line.plain.startswith("local (LM Studio) — connection lost; start")

@@ -122,6 +122,8 @@ class LMBridgeApp(QObject):
         c = self.controller
         overview = OverviewPanel(c, self.log, self.health, self.azure)
         overview.setupRequested.connect(lambda: self.open_setup())
+        azure = AzurePanel(self.azure)
+        azure.settingsRequested.connect(lambda: self.window.show_page("settings"))
         return [
             ("overview", "Overview", "overview", overview),
             ("models", "Models", "models", ModelsPanel(c, self.models)),
@@ -134,7 +136,7 @@ class LMBridgeApp(QObject):
                 "conversations",
                 ConversationsPanel(c),
             ),
-            ("azure", "Azure", "azure", AzurePanel(self.azure)),
+            ("azure", "Azure", "azure", azure),
             ("settings", "Settings", "settings", SettingsPanel(c, self.prefs)),
             (
                 "integrations",
