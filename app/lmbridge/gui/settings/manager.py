@@ -34,11 +34,11 @@ class SettingsManager:
         wrong."""
         return self.controller.settings_service.merged(self.settings, changes)
 
-    def save(self, settings: config.Settings) -> SavedSettings:
-        """Write `settings` (OSError or ConfigError if not) and use them: the
-        app at once, the running proxy when it restarts."""
-        saved = self.controller.settings_service.save(settings)
-        self.controller.use_settings(saved.settings)
+    def save_changes(self, changes: Mapping[str, Any]) -> SavedSettings:
+        """Write only `changes` (the keys the user changed) over the settings
+        as they are now (OSError or ConfigError if not) and use them: the app
+        at once, the running proxy when it restarts."""
+        saved = self.controller.save_changes(changes)
         apply_log_level(saved.settings.logging.level)
         return saved
 

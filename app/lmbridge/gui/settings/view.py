@@ -32,13 +32,13 @@ from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.icons import ERROR_COLOR
 from lmbridge.gui.portfix import upstream_port_reason
 from lmbridge.gui.prefs import Prefs
+from lmbridge.gui.settings.fields import bind_fields
 from lmbridge.gui.settings.form import RoutesEditor, UpstreamEditor
 from lmbridge.gui.settings.manager import SettingsManager
 from lmbridge.gui.settings.secrets_box import AccessTokenRow, KeysBox, masked
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import Banner, button, hint_label, title_label
 
-POLICIES = ("auto", "warn", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 __all__ = ["SettingsPanel", "masked"]
 
@@ -192,67 +192,49 @@ class SettingsPanel(QWidget):
             layout.addWidget(widget)
         layout.addWidget(self.where)
         layout.addStretch(1)
+        self.form = bind_fields(self)
+        self._saving = False
         self.load()
+        controller.settingsChanged.connect(self._on_settings_changed)
 
     # -- form <-> settings -----------------------------------------------------
 
     def load(self) -> None:
-        """Fill the form from the current settings."""
-        s = self.manager.settings
-        self.host.setText(s.server.host)
-        self.port.setValue(s.server.port)
-        self.port_fallback.setChecked(s.server.port_fallback)
-        self.origins.setText(", ".join(s.server.allowed_origins))
+        """Fill the form from the current settings (Revert: unsaved edits
+        are dropped)."""
+        self.form.fill(self.manager.settings)
+        self._show_app_state()
+
+    def _show_app_state(self) -> None:
         self.token.refresh()
-        self.upstreams.load(s.upstream)
-        self.routes.load(s.route)
-        lm = s.lmstudio
-        self.manage.setChecked(lm.manage)
-        self.min_context.setValue(lm.min_context)
-        self.policy.setCurrentIndex(POLICIES.index(lm.context_policy))
-        self.load_context.setValue(lm.load_context_length)
-        self.load_ttl.setValue(lm.load_ttl_seconds or 0)
-        self.load_on_demand.setChecked(lm.load_on_demand)
-        self.text_model.setText(s.chat.default_text_model)
-        self.vision_model.setText(s.chat.default_vision_model)
-        self.max_image.setValue(max(1, round(s.chat.max_image_bytes / 1024**2)))
-        self.log_level.setCurrentText(s.logging.level)
         status = autostart.status()
         self.start_at_login.blockSignals(True)
         self.start_at_login.setChecked(status.enabled)
         self.start_at_login.blockSignals(False)
         self.autostart_where.setText(f"Set in {status.location}")
         self.where.setText(f"Saved in {self.manager.path}")
+        self.check_port()
         self.refresh_keys()
 
+    def _on_settings_changed(self) -> None:
+        """The settings changed elsewhere (wizard, tray, another page, the
+        file): show them, keeping the user's unsaved edits on top."""
+        if self._saving:
+            return
+        pending = self.form.refill(self.manager.settings)
+        self._show_app_state()
+        if pending:
+            self.banner.show_message(
+                "info",
+                "The settings were changed elsewhere; the form shows them, with "
+                "your unsaved edits kept. Save writes only what you changed.",
+                [("Discard my edits", self.load)],
+            )
+
     def settings_from_form(self) -> config.Settings:
-        """The form as validated Settings; ConfigError names what is wrong."""
-        origins = [o.strip() for o in self.origins.text().split(",") if o.strip()]
-        changes: dict[str, Any] = {
-            "server": {
-                "host": self.host.text().strip(),
-                "port": self.port.value(),
-                "port_fallback": self.port_fallback.isChecked(),
-                "allowed_origins": origins,
-            },
-            "upstream": self.upstreams.values(),
-            "route": self.routes.values(),
-            "lmstudio": {
-                "manage": self.manage.isChecked(),
-                "min_context": self.min_context.value(),
-                "context_policy": self.policy.currentData(),
-                "load_context_length": self.load_context.value(),
-                "load_ttl_seconds": self.load_ttl.value() or None,
-                "load_on_demand": self.load_on_demand.isChecked(),
-            },
-            "chat": {
-                "default_text_model": self.text_model.text().strip(),
-                "default_vision_model": self.vision_model.text().strip(),
-                "max_image_bytes": self.max_image.value() * 1024**2,
-            },
-            "logging": {"level": self.log_level.currentText()},
-        }
-        return self.manager.merged(changes)
+        """The current settings with the user's changes, validated;
+        ConfigError names what is wrong."""
+        return self.manager.merged(self.form.changes())
 
     def check_port(self) -> str:
         """Show (and return) why the port cannot be used ("" if it can)."""
@@ -273,13 +255,13 @@ class SettingsPanel(QWidget):
                 "error", "Not saved: the port is not usable (see the Port field)."
             )
             return
-        try:
-            settings = self.settings_from_form()
-        except config.ConfigError as exc:
-            self.banner.show_message("error", f"Not saved: {exc}")
+        changes = self.form.changes()
+        if not changes:
+            self.banner.show_message("info", "Nothing to save: no field was changed.")
             return
+        self._saving = True
         try:
-            saved = self.manager.save(settings)
+            saved = self.manager.save_changes(changes)
         except OSError as exc:
             self.banner.show_message(
                 "error", f"Could not write {self.manager.path}: {exc.strerror or exc}"
@@ -288,6 +270,8 @@ class SettingsPanel(QWidget):
         except config.ConfigError as exc:
             self.banner.show_message("error", f"Not saved: {exc}")
             return
+        finally:
+            self._saving = False
         backup = saved.backup
         kept = f" (the previous file is kept as {backup.name})" if backup else ""
         if self.controller.restart_needed:
