@@ -101,3 +101,38 @@ async def test_hidden_route_keys_survive_an_edit_of_the_routes(
     await eventually(lambda: controller.settings.route[-1].model == "small*")
     saved = config.load(controller.config_path)
     assert saved.route[0].max_tokens_limit == 512
+
+
+async def test_an_edit_on_disk_shows_in_the_settings_form(
+    gui_app: LMBridgeApp,
+) -> None:
+    """A text editor's save (a new file renamed over the old one) reaches
+    the form without a restart; a broken edit is reported, then cleared."""
+    from lmbridge.gui import message
+    from lmbridge.gui.controller import CONFIG_CONDITION
+
+    panel = settings_page(gui_app)
+    controller = gui_app.controller
+    controller.save_changes({"chat": {"default_text_model": "before"}})
+    path = controller.config_path
+    text = path.read_text()
+
+    broken = path.with_name("config.toml.edit")
+    broken.write_text(text + "\n[server\n")
+    broken.replace(path)
+    await eventually(
+        lambda: CONFIG_CONDITION in message.global_bridge.conditions,
+        what="the broken file to be reported",
+    )
+    assert panel.text_model.text() == "before"
+
+    edited = path.with_name("config.toml.edit")
+    edited.write_text(text.replace('"before"', '"typed-in-an-editor"'))
+    edited.replace(path)
+    await eventually(
+        lambda: panel.text_model.text() == "typed-in-an-editor",
+        what="the edit to show in Settings",
+    )
+    assert controller.settings.chat.default_text_model == "typed-in-an-editor"
+    assert CONFIG_CONDITION not in message.global_bridge.conditions
+    assert "changed elsewhere" not in panel.banner.label.text()  # no edits lost

@@ -33,6 +33,7 @@ from lmbridge.gui.azure.manager import AzureAccounts
 from lmbridge.gui.azure.view import AzurePanel
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.conversations.view import ConversationsPanel
+from lmbridge.gui.filewatch import ConfigWatcher
 from lmbridge.gui.health import UpstreamHealth
 from lmbridge.gui.icons import app_icon
 from lmbridge.gui.integrations.view import IntegrationsPanel
@@ -92,6 +93,10 @@ class LMBridgeApp(QObject):
         self.azure = AzureAccounts(self.controller, self)
         self.models = ModelsManager(self.controller, self)
         self.port_doctor = PortDoctor(self.controller, self)
+        self.config_watcher = ConfigWatcher(
+            self.controller.config_path, self.controller.check_disk, self
+        )
+        self.controller.settingsChanged.connect(self.config_watcher.rewatch)
         self.tasks = Tasks("app")
         self.setup: SetupWizard | None = None
         if setup is None:
@@ -217,6 +222,7 @@ class LMBridgeApp(QObject):
         for owner in owners:
             if isinstance(owner, Tasks):
                 await owner.aclose()
+        self.config_watcher.stop()
         await self.health.aclose()
         await self.controller.aclose()
         if self.tray is not None:

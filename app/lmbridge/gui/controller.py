@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 STALE_LOAD = 120.0
 # The message condition that says why the proxy is not running.
 PROXY_CONDITION = "proxy"
+# The message condition that says the settings file on disk does not parse.
+CONFIG_CONDITION = "config-file"
 
 
 class ProxyPhase(enum.StrEnum):
@@ -101,6 +103,7 @@ class ProxyController(QObject):
         self.settings = settings
         self.config_path = config_path or config.default_config_path()
         self.settings_service = SettingsService(self.config_path)
+        self._disk_text = self._read_disk()
         self.bus = EventBus()
         self.phase = ProxyPhase.STOPPED
         self.error = ""
@@ -286,8 +289,42 @@ class ProxyController(QObject):
         (ConfigError or OSError if not)."""
         merged = self.settings_service.merged(self.settings, changes)
         saved = self.settings_service.save(merged)
+        self._disk_text = self._read_disk()
+        message.clear(CONFIG_CONDITION)
         self.use_settings(saved.settings)
         return saved
+
+    def _read_disk(self) -> bytes | None:
+        try:
+            return self.config_path.read_bytes()
+        except OSError:
+            return None
+
+    def check_disk(self) -> bool:
+        """Take the settings file as it is on disk now if someone else (a
+        text editor, the CLI) changed it; True if the settings changed. A
+        file that does not parse is reported (and kept in use as it was)."""
+        text = self._read_disk()
+        if text is None or text == self._disk_text:
+            return False
+        self._disk_text = text
+        try:
+            settings = config.parse(text, str(self.config_path))
+            config.check_exposure(settings.server, str(self.config_path))
+        except config.ConfigError as exc:
+            message.condition(
+                CONFIG_CONDITION,
+                message.Level.ERROR,
+                f"The settings file was changed and has an error; LM Bridge keeps "
+                f"the settings it had until it is fixed. {exc}",
+            )
+            return False
+        message.clear(CONFIG_CONDITION)
+        if settings == self.settings:
+            return False  # our own save, seen by the watcher
+        log.info("the settings file changed on disk; using it")
+        self.use_settings(settings)
+        return True
 
     def use_settings(self, settings: config.Settings) -> None:
         """Take saved settings; they apply at the next (re)start.
