@@ -137,7 +137,8 @@ async def test_an_unused_azure_page_is_calm_and_says_how_to_start(
     assert "no Azure AI Foundry upstream is set up" in texts
     assert "not installed" in texts
     assert panel.install_button.isVisibleTo(panel)
-    assert not panel.sign_in_button.isEnabled()
+    assert not panel.sign_in_button.isVisibleTo(panel)  # nothing to sign in with
+    assert not panel.details.isVisibleTo(panel)
     panel.add_upstream_button.click()
     assert gui_app.window.current_page() == "settings"
     overview = gui_app.page("overview")
@@ -156,6 +157,8 @@ async def test_a_used_azure_upstream_without_the_cli_is_a_warning(
         assert panel.status.plain == "the Azure CLI is not installed"
         assert panel.install_button.isVisibleTo(panel)
         assert not panel.add_upstream_button.isVisibleTo(panel)
+        assert not panel.sign_in_button.isEnabled()
+        assert panel.details.isVisibleTo(panel)
         assert "az_path" not in page_texts(panel)
     finally:
         await close_app(app)

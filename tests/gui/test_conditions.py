@@ -132,3 +132,20 @@ async def test_lmstudio_went_away_stays_only_while_it_is_away(
     )
     assert gui_app.window.conditions.visible_texts() == []
     assert LMSTUDIO_CONDITION not in message.global_bridge.conditions
+
+
+async def test_a_one_off_info_goes_away_by_itself(qtbot: Any) -> None:
+    from lmbridge import config
+    from lmbridge.gui.controller import ProxyController
+    from lmbridge.gui.window import MainWindow
+
+    controller = ProxyController(config.Settings())
+    window = MainWindow(controller, [])
+    qtbot.addWidget(window)
+    window.info_timer.setInterval(50)
+    message.info("copied")
+    assert not window.banner.isHidden()
+    await eventually(lambda: window.banner.isHidden(), what="the info to go")
+    message.error("broken")
+    await asyncio.sleep(0.2)
+    assert not window.banner.isHidden()  # errors stay until dismissed

@@ -139,7 +139,12 @@ class TrayIcon(QObject):
         self.icon.setIcon(tray_icon(self.state))
         self._refresh_tooltip()
         status = self.tooltip().splitlines()[0]
-        self.status_action.setText(short_text(status))
+        # The reason a failed proxy gives can be long: the item says "not
+        # running" and its tool tip (and the window) says why.
+        failed = controller.phase is ProxyPhase.FAILED
+        self.status_action.setText(
+            "LM Bridge — not running" if failed else short_text(status)
+        )
         self.status_action.setToolTip(status)
         running = controller.running
         self.toggle_action.setText("Stop proxy" if running else "Start proxy")

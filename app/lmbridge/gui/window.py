@@ -9,7 +9,7 @@ quit where there is no tray).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -30,6 +30,9 @@ from lmbridge.gui.overview.manager import proxy_line
 from lmbridge.gui.widgets import Banner, ConditionBanners
 
 Page = tuple[str, str, str, QWidget]  # key, title, icon name, widget
+# How long a one-off information message stays (warnings and errors stay
+# until dismissed; lasting states are conditions and clear with their cause).
+INFO_MS = 10_000
 
 
 class MainWindow(QMainWindow):
@@ -70,6 +73,10 @@ class MainWindow(QMainWindow):
 
         self.conditions = ConditionBanners()
         self.banner = Banner()
+        self.info_timer = QTimer(self)
+        self.info_timer.setSingleShot(True)
+        self.info_timer.setInterval(INFO_MS)
+        self.info_timer.timeout.connect(self.banner.hide)
         content = QWidget()
         column = QVBoxLayout(content)
         column.setContentsMargins(12, 12, 12, 6)
@@ -104,6 +111,10 @@ class MainWindow(QMainWindow):
 
     def show_message(self, level: str, text: str) -> None:
         self.banner.show_message(level, text)
+        if level == "info":
+            self.info_timer.start()
+        else:
+            self.info_timer.stop()
 
     def bring_to_front(self) -> None:
         self.show()

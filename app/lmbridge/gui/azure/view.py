@@ -95,7 +95,7 @@ class AzurePanel(QWidget):
         self.tested = QLabel()
         for label in (self.account, self.tenant, self.subscription, self.expiry):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        details = QGroupBox("Account")
+        self.details = details = QGroupBox("Account")
         form = QFormLayout(details)
         form.addRow("Upstream", self.picker)
         form.addRow("Sign-in method", self.auth)
@@ -115,7 +115,9 @@ class AzurePanel(QWidget):
         self.sign_out_button.clicked.connect(self.sign_out)
         self.test_button.clicked.connect(self.test)
         self.refresh_button.clicked.connect(self.refresh)
-        actions = QHBoxLayout()
+        self.actions = QWidget()
+        actions = QHBoxLayout(self.actions)
+        actions.setContentsMargins(0, 0, 0, 0)
         actions.addWidget(self.device_code, 1)
         for widget in (
             self.sign_in_button,
@@ -141,7 +143,7 @@ class AzurePanel(QWidget):
         layout.addWidget(self.cli_missing)
         layout.addLayout(guide_buttons)
         layout.addWidget(details)
-        layout.addLayout(actions)
+        layout.addWidget(self.actions)
         layout.addWidget(self.progress)
         layout.addWidget(self.instructions)
         layout.addStretch(1)
@@ -180,6 +182,9 @@ class AzurePanel(QWidget):
         missing = account is not None and account.cli_missing
         self.cli_missing.setVisible(missing)
         self.install_button.setVisible(missing)
+        # Unused and nothing to sign in with: the guide above is the page.
+        self.details.setVisible(configured or not missing)
+        self.actions.setVisible(configured or not missing)
         if account is None:
             return
         info = account.info
