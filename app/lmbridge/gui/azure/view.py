@@ -115,8 +115,8 @@ class AzurePanel(QWidget):
         self.sign_out_button.clicked.connect(self.sign_out)
         self.test_button.clicked.connect(self.test)
         self.refresh_button.clicked.connect(self.refresh)
-        self.actions = QWidget()
-        actions = QHBoxLayout(self.actions)
+        self.action_row = QWidget()
+        actions = QHBoxLayout(self.action_row)
         actions.setContentsMargins(0, 0, 0, 0)
         actions.addWidget(self.device_code, 1)
         for widget in (
@@ -143,7 +143,7 @@ class AzurePanel(QWidget):
         layout.addWidget(self.cli_missing)
         layout.addLayout(guide_buttons)
         layout.addWidget(details)
-        layout.addWidget(self.actions)
+        layout.addWidget(self.action_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.instructions)
         layout.addStretch(1)
@@ -184,7 +184,7 @@ class AzurePanel(QWidget):
         self.install_button.setVisible(missing)
         # Unused and nothing to sign in with: the guide above is the page.
         self.details.setVisible(configured or not missing)
-        self.actions.setVisible(configured or not missing)
+        self.action_row.setVisible(configured or not missing)
         if account is None:
             return
         info = account.info
