@@ -239,3 +239,29 @@ async def test_a_save_while_stopped_offers_to_start(gui_app: LMBridgeApp) -> Non
     assert start.text() == "Start proxy now"
     start.click()
     await eventually(lambda: gui_app.controller.running, what="the start")
+
+
+async def test_a_stale_port_failure_gives_way_to_the_new_settings(
+    blocked_app: LMBridgeApp,
+) -> None:
+    second = blocked_app
+    await eventually(
+        lambda: any(
+            a.startswith("Use free port") for a in proxy_banner_actions(second)
+        ),
+        what="the free-port button",
+    )
+    panel = second.page("settings")
+    assert isinstance(panel, SettingsPanel)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    panel.port.setValue(port)
+    panel.save_button.click()
+    text = message.global_bridge.condition_text(PROXY_CONDITION)
+    assert "settings changed since" in text and f":{port}" in text
+    assert proxy_banner_actions(second) == ["Start proxy"]
+    assert [b.text() for b in panel.banner.action_buttons()] == ["Start proxy now"]
+    panel.banner.action_buttons()[0].click()
+    await eventually(lambda: second.controller.running, what="the start")
+    assert PROXY_CONDITION not in message.global_bridge.conditions

@@ -335,6 +335,15 @@ class ProxyController(QObject):
         old = self.settings
         self.settings = settings
         self.restart_needed = self.running
+        if self.phase is ProxyPhase.FAILED and old != settings:
+            # The last failure was about the old settings: offer to try these.
+            message.condition(
+                PROXY_CONDITION,
+                message.Level.WARNING,
+                f"The proxy is not running (last try: {self.error}). The settings "
+                f"changed since: start it to listen on {self.url}.",
+                [("Start proxy", self.start_again)],
+            )
         if self._lmstudio_changed(old, settings) and not self._reconfigure(settings):
             self._lmstudio_stale = True
             if not self.running:

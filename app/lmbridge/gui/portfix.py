@@ -172,7 +172,8 @@ class PortDoctor(QObject):
 
     async def diagnose(self) -> None:
         """Find out who has the port and offer the fixes."""
-        server = self.controller.settings.server
+        asked = self.controller.settings
+        server = asked.server
         host, port = server.host, server.port
         upstreams = upstream_addresses(self.controller.settings.upstream)
         self.other_version = await probe_lmbridge(host, port)
@@ -180,8 +181,8 @@ class PortDoctor(QObject):
         if self.other_version is not None:
             self.other_pid = await asyncio.to_thread(listening_pid, port)
         self.suggested = await asyncio.to_thread(free_port, host, port, upstreams)
-        if self.controller.running:
-            return  # started meanwhile (another fix, or the user)
+        if self.controller.running or self.controller.settings is not asked:
+            return  # started or changed meanwhile (another fix, or the user)
         actions: list[message.Action] = [
             (f"Use free port {self.suggested}", self.use_free_port)
         ]
