@@ -6,6 +6,7 @@ saying why and how back, and keeps tray items short."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -265,3 +266,66 @@ async def test_a_stale_port_failure_gives_way_to_the_new_settings(
     panel.banner.action_buttons()[0].click()
     await eventually(lambda: second.controller.running, what="the start")
     assert PROXY_CONDITION not in message.global_bridge.conditions
+
+
+@needs_proc
+async def test_stop_the_other_lmbridge_then_start_on_its_port(
+    fake_lm: FakeLMStudio,
+    fake_upstream: FakeOpenAIUpstream,
+    tmp_path: Path,
+) -> None:
+    """The owner of the port is a real `lmbridge serve` of this user: the
+    banner offers to stop it, and its port becomes ours."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    other_home = tmp_path / "other"
+    other_home.mkdir()
+    other_config = other_home / "config.toml"
+    other_config.write_text(
+        f'[[upstream]]\nname = "cloud"\nkind = "openai"\nbase_url = "{fake_upstream.url}"\n'
+    )
+    env = {**os.environ, "LMBRIDGE_HOME": str(other_home)}
+    other = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lmbridge",
+        "serve",
+        "--port",
+        str(port),
+        "--config",
+        str(other_config),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    app: LMBridgeApp | None = None
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while await probe_lmbridge("127.0.0.1", port) is None:
+            assert asyncio.get_running_loop().time() < deadline, "lmbridge serve"
+            assert other.returncode is None, "lmbridge serve exited"
+            await asyncio.sleep(0.2)
+        (tmp_path / "app").mkdir()
+        app = ours = await make_app(
+            taken_settings(port, fake_lm, fake_upstream), tmp_path / "app"
+        )
+        await eventually(
+            lambda: "Stop the other LM Bridge" in proxy_banner_actions(ours),
+            what="the stop button",
+        )
+        assert app.port_doctor.other_pid == other.pid
+        banner = app.window.conditions.banners[PROXY_CONDITION]
+        [stop] = [b for b in banner.action_buttons() if b.text().startswith("Stop")]
+        stop.click()
+        await asyncio.wait_for(other.wait(), 15)
+        await eventually(lambda: ours.controller.running, what="our proxy there")
+        assert app.controller.server is not None
+        assert app.controller.server.port == port
+        assert PROXY_CONDITION not in message.global_bridge.conditions
+    finally:
+        if other.returncode is None:
+            other.kill()
+            await other.wait()
+        if app is not None:
+            await close_app(app)
