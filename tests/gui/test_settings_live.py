@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+
 from gui.helpers import eventually
 from lmbridge import config
 from lmbridge.gui.app import LMBridgeApp
@@ -37,7 +39,8 @@ async def test_a_save_after_the_wizard_keeps_its_routes(
     controller = gui_app.controller
     path = controller.config_path
     before = route_models(panel)
-    controller.save_changes({"route": [*controller.settings.route, *WIZARD_ROUTES]})
+    current = msgspec.to_builtins(controller.settings.route)
+    controller.save_changes({"route": [*current, *WIZARD_ROUTES]})
     wizard_text = path.read_text()
     # The page listens: its Routes table shows what the wizard wrote.
     assert route_models(panel) == [*before, *(r["model"] for r in WIZARD_ROUTES)]
@@ -53,9 +56,15 @@ async def test_a_save_after_the_wizard_keeps_its_routes(
     ]
     assert [r.target for r in saved.route[-5:]] == [r["target"] for r in WIZARD_ROUTES]
     # The file the wizard wrote is kept as a backup, named in the banner.
-    backups = [p for p in path.parent.iterdir() if p.name.startswith("config.toml.")]
+    backups = [b.path for b in controller.store.backups()]
     assert any(b.read_text() == wizard_text for b in backups)
-    assert any(b.name in panel.banner.label.text() for b in backups)
+    assert backups[0].name in panel.banner.label.text()  # the newest, named
+    # A second save keeps the first backups (the issue lost its only .bak).
+    panel.port.setValue(28125)
+    panel.save_button.click()
+    later = [b.path for b in controller.store.backups()]
+    assert len(later) == len(backups) + 1
+    assert any(b.read_text() == wizard_text for b in later)
 
 
 async def test_unsaved_edits_survive_a_change_made_elsewhere(

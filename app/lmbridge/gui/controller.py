@@ -53,7 +53,10 @@ from lmbridge.server.services import (
     lmstudio_service,
     managed_upstream,
 )
-from lmbridge.settings_service import SavedSettings, SettingsService, with_access_token
+from lmbridge.settings_edit import REMOVE, Changes, KeyPath
+from lmbridge.settings_edit import diff as settings_diff
+from lmbridge.settings_service import SettingsService, with_access_token
+from lmbridge.settings_store import SavedSettings, SettingsChange, SettingsStore
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
 from lmbridge.store.usage import UsageStore
@@ -66,6 +69,21 @@ STALE_LOAD = 120.0
 PROXY_CONDITION = "proxy"
 # The message condition that says the settings file on disk does not parse.
 CONFIG_CONDITION = "config-file"
+
+
+def key_paths(changes: Changes | Mapping[Any, Any]) -> dict[tuple[str, ...], Any]:
+    """`changes` as the store's key paths: a table's keys become
+    `(table, key)`, a whole list `(table,)`; key paths pass as they are."""
+    paths: dict[tuple[str, ...], Any] = {}
+    for name, value in changes.items():
+        if isinstance(name, tuple):
+            paths[name] = value
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                paths[(name, key)] = REMOVE if item is None else item
+        else:
+            paths[(name,)] = value
+    return paths
 
 
 class ProxyPhase(enum.StrEnum):
@@ -103,7 +121,11 @@ class ProxyController(QObject):
         self.settings = settings
         self.config_path = config_path or config.default_config_path()
         self.settings_service = SettingsService(self.config_path)
-        self._disk_text = self._read_disk()
+        # Every writer saves through the store; its announcements (saves,
+        # edits on disk) become this app's settings.
+        self._unsubscribe = self.settings_service.store.subscribe(
+            self._on_settings_saved
+        )
         self.bus = EventBus()
         self.phase = ProxyPhase.STOPPED
         self.error = ""
@@ -284,47 +306,54 @@ class ProxyController(QObject):
         if not self.running:
             self.tasks.start(self.start(), what="Starting the proxy")
 
-    def save_changes(self, changes: Mapping[str, Any]) -> SavedSettings:
-        """Save `changes` (table -> keys) to the settings file and use them
-        (ConfigError or OSError if not)."""
-        merged = self.settings_service.merged(self.settings, changes)
-        saved = self.settings_service.save(merged)
-        self._disk_text = self._read_disk()
-        message.clear(CONFIG_CONDITION)
-        self.use_settings(saved.settings)
+    @property
+    def store(self) -> SettingsStore:
+        """The one owner of the settings file."""
+        return self.settings_service.store
+
+    def save_changes(self, changes: Changes | Mapping[str, Any]) -> SavedSettings:
+        """Save `changes` over the settings file as it is now and use them.
+
+        `changes` are the store's key paths (`("server", "port") -> 4681`),
+        or for short tables of keys (`{"server": {"port": 4681}}`) and whole
+        lists (`{"route": [...]}`). SettingsInvalid (each key's problem),
+        ConfigError or OSError if not saved.
+        """
+        saved = self.store.apply(self.file_changes(changes))
+        self.use_settings(saved.settings)  # also when nobody else listens
         return saved
 
-    def _read_disk(self) -> bytes | None:
-        try:
-            return self.config_path.read_bytes()
-        except OSError:
-            return None
+    def file_changes(self, changes: Changes | Mapping[str, Any]) -> dict[KeyPath, Any]:
+        """`changes` as the store applies them to the file. Without a file
+        yet (the app runs on defaults or settings given to it), the first
+        save also writes the settings the app runs with, so what the user
+        sees is what gets saved."""
+        paths = key_paths(changes)
+        if self.config_path.exists():
+            return paths
+        return {**settings_diff(self.store.settings, self.settings), **paths}
 
     def check_disk(self) -> bool:
         """Take the settings file as it is on disk now if someone else (a
         text editor, the CLI) changed it; True if the settings changed. A
         file that does not parse is reported (and kept in use as it was)."""
-        text = self._read_disk()
-        if text is None or text == self._disk_text:
-            return False
-        self._disk_text = text
         try:
-            settings = config.parse(text, str(self.config_path))
-            config.check_exposure(settings.server, str(self.config_path))
+            change = self.store.check_disk()
         except config.ConfigError as exc:
             message.condition(
                 CONFIG_CONDITION,
                 message.Level.ERROR,
-                f"The settings file was changed and has an error; LM Bridge keeps "
-                f"the settings it had until it is fixed. {exc}",
+                "The settings file was changed and has an error; LM Bridge keeps "
+                f"the settings it had until it is fixed. {exc.message}",
             )
             return False
+        if change is not None:
+            message.clear(CONFIG_CONDITION)
+        return change is not None and bool(change.changed)
+
+    def _on_settings_saved(self, change: SettingsChange) -> None:
         message.clear(CONFIG_CONDITION)
-        if settings == self.settings:
-            return False  # our own save, seen by the watcher
-        log.info("the settings file changed on disk; using it")
-        self.use_settings(settings)
-        return True
+        self.use_settings(change.settings)
 
     def use_settings(self, settings: config.Settings) -> None:
         """Take saved settings; they apply at the next (re)start.
@@ -333,6 +362,8 @@ class ProxyController(QObject):
         service: now if the proxy is stopped, else at its next start.
         """
         old = self.settings
+        if settings == old:
+            return  # announced twice (a save, then its writer): nothing new
         self.settings = settings
         self.restart_needed = self.running
         if self.phase is ProxyPhase.FAILED and old != settings:

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QSpinBox,
     QVBoxLayout,
@@ -29,7 +28,6 @@ from PySide6.QtWidgets import (
 from lmbridge import autostart, config, logs
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.icons import ERROR_COLOR
 from lmbridge.gui.portfix import upstream_port_reason
 from lmbridge.gui.prefs import Prefs
 from lmbridge.gui.settings.fields import bind_fields
@@ -38,18 +36,10 @@ from lmbridge.gui.settings.manager import SettingsManager
 from lmbridge.gui.settings.secrets_box import AccessTokenRow, KeysBox, masked
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import Banner, button, hint_label, title_label
+from lmbridge.settings_store import SettingsInvalid
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 __all__ = ["SettingsPanel", "masked"]
-
-
-def field_error() -> QLabel:
-    """The red line under a field that says what is wrong with it."""
-    label = QLabel()
-    label.setWordWrap(True)
-    label.setStyleSheet(f"color: {ERROR_COLOR}")
-    label.hide()
-    return label
 
 
 def spin(low: int, high: int, step: int = 1, suffix: str = "") -> QSpinBox:
@@ -88,8 +78,6 @@ class SettingsPanel(QWidget):
         self.host = QLineEdit()
         self.port = spin(0, 65535)
         self.port.setGroupSeparatorShown(False)
-        self.port_error = field_error()
-        self.port_error.setObjectName("port_error")
         self.port.valueChanged.connect(self.check_port)
         self.port_fallback = QCheckBox("Take the next free port when it is taken")
         self.origins = QLineEdit()
@@ -99,7 +87,6 @@ class SettingsPanel(QWidget):
         form = QFormLayout(server)
         form.addRow("Listen on", self.host)
         form.addRow("Port", self.port)
-        form.addRow("", self.port_error)
         form.addRow("", self.port_fallback)
         form.addRow("Allowed web origins", self.origins)
         form.addRow(
@@ -193,6 +180,7 @@ class SettingsPanel(QWidget):
         layout.addWidget(self.where)
         layout.addStretch(1)
         self.form = bind_fields(self)
+        self.port_error = self.form.errors["server.port"]
         self._saving = False
         self.load()
         controller.settingsChanged.connect(self._on_settings_changed)
@@ -255,13 +243,20 @@ class SettingsPanel(QWidget):
                 "error", "Not saved: the port is not usable (see the Port field)."
             )
             return
-        changes = self.form.changes()
+        changes = self.form.key_paths()
         if not changes:
             self.banner.show_message("info", "Nothing to save: no field was changed.")
+            return
+        problems = self.manager.problems(changes)
+        if problems:
+            self._not_saved(problems)
             return
         self._saving = True
         try:
             saved = self.manager.save_changes(changes)
+        except SettingsInvalid as exc:  # changed on disk since the check
+            self._not_saved(exc.problems)
+            return
         except OSError as exc:
             self.banner.show_message(
                 "error", f"Could not write {self.manager.path}: {exc.strerror or exc}"
@@ -272,8 +267,10 @@ class SettingsPanel(QWidget):
             return
         finally:
             self._saving = False
-        backup = saved.backup
-        kept = f" (the previous file is kept as {backup.name})" if backup else ""
+        kept = ""
+        if saved.backup is not None:
+            where = saved.backup.relative_to(self.manager.path.parent)
+            kept = f" (the previous file is kept as {where})"
         if self.controller.restart_needed:
             self.banner.show_message(
                 "warning",
@@ -290,6 +287,18 @@ class SettingsPanel(QWidget):
         else:
             self.banner.show_message("info", f"Saved{kept}.")
         self.load()
+
+    def _not_saved(self, problems: dict[str, str]) -> None:
+        """Nothing was written: each problem next to its field."""
+        elsewhere = self.form.show_problems(problems)
+        count = len(problems)
+        text = (
+            f"Not saved: {count} field{'s' if count > 1 else ''} "
+            "need fixing (marked in red)."
+        )
+        if elsewhere:
+            text += " " + "; ".join(elsewhere)
+        self.banner.show_message("error", text)
 
     def _needs_restart(self, text: str) -> None:
         if self.controller.running:
