@@ -118,7 +118,7 @@ async def test_an_edit_on_disk_shows_in_the_settings_form(
     """A text editor's save (a new file renamed over the old one) reaches
     the form without a restart; a broken edit is reported, then cleared."""
     from lmbridge.gui import message
-    from lmbridge.gui.controller import CONFIG_CONDITION
+    from lmbridge.gui.controller import CONFIG_CONDITION, RESTART_CONDITION
 
     panel = settings_page(gui_app)
     controller = gui_app.controller
@@ -145,3 +145,12 @@ async def test_an_edit_on_disk_shows_in_the_settings_form(
     assert controller.settings.chat.default_text_model == "typed-in-an-editor"
     assert CONFIG_CONDITION not in message.global_bridge.conditions
     assert "changed elsewhere" not in panel.banner.label.text()  # no edits lost
+    # The running proxy uses the old settings: the window says so and offers
+    # the restart, which clears it.
+    [restart] = gui_app.window.conditions.banners[RESTART_CONDITION].action_buttons()
+    restart.click()
+    await eventually(
+        lambda: RESTART_CONDITION not in message.global_bridge.conditions,
+        what="the restart",
+    )
+    assert controller.running

@@ -69,6 +69,8 @@ STALE_LOAD = 120.0
 PROXY_CONDITION = "proxy"
 # The message condition that says the settings file on disk does not parse.
 CONFIG_CONDITION = "config-file"
+# The message condition: settings changed on disk wait for a restart.
+RESTART_CONDITION = "restart"
 
 
 def key_paths(changes: Changes | Mapping[Any, Any]) -> dict[tuple[str, ...], Any]:
@@ -271,6 +273,7 @@ class ProxyController(QObject):
             self.error = ""
             self.restart_needed = False
             message.clear(PROXY_CONDITION)
+            message.clear(RESTART_CONDITION)
             self._set_phase(ProxyPhase.RUNNING)
             return True
 
@@ -354,6 +357,19 @@ class ProxyController(QObject):
     def _on_settings_saved(self, change: SettingsChange) -> None:
         message.clear(CONFIG_CONDITION)
         self.use_settings(change.settings)
+        if change.origin == "disk" and self.restart_needed:
+            # No page asked for this change, so none offers the restart.
+            message.condition(
+                RESTART_CONDITION,
+                message.Level.WARNING,
+                "The settings file changed; the running proxy uses the old "
+                "settings until it restarts.",
+                [("Restart proxy now", self.restart_again)],
+            )
+
+    def restart_again(self) -> None:
+        """Restart the proxy from a button (a banner's "Restart proxy now")."""
+        self.tasks.start(self.restart(), what="Restarting the proxy")
 
     def use_settings(self, settings: config.Settings) -> None:
         """Take saved settings; they apply at the next (re)start.
