@@ -45,10 +45,7 @@ UNUSED = (
     "models you deployed in Azure AI Foundry, add them as an upstream in "
     "Settings, then sign in here."
 )
-CLI_MISSING = (
-    "Signing in needs the Azure CLI, which is not installed on this computer. "
-    "Install it, then press Sign in."
-)
+CLI_MISSING = "Signing in needs the Azure CLI, which is not installed on this computer."
 
 
 def expiry_text(expires_on: float | None, now: float | None = None) -> str:
@@ -181,6 +178,8 @@ class AzurePanel(QWidget):
         busy = self.tasks.running(SIGN_IN)
         missing = account is not None and account.cli_missing
         self.cli_missing.setVisible(missing)
+        then = " Install it, then press Sign in." if configured else ""
+        self.cli_missing.setText(CLI_MISSING + then)
         self.install_button.setVisible(missing)
         # Unused and nothing to sign in with: the guide above is the page.
         self.details.setVisible(configured or not missing)
