@@ -4,6 +4,7 @@ notifications, the overview, and the one shutdown path."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +338,36 @@ async def test_overview_says_lmstudios_advice_once(gui_app: LMBridgeApp) -> None
     )
     assert line.plain.lower().count("start lm studio") == 1
     assert line.plain.startswith("local (LM Studio) — connection lost; start")
+
+
+async def test_a_damaged_database_is_shown_and_started_fresh(
+    fake_lm: FakeLMStudio,
+    fake_upstream: FakeOpenAIUpstream,
+    tmp_path: Path,
+    expected_errors: Callable[[str], None],
+) -> None:
+    from lmbridge.gui import message
+
+    expected_errors("the database is unavailable")
+    from lmbridge.gui.controller import DATABASE_CONDITION
+
+    damaged = config.data_dir() / "lmbridge.db"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_bytes(b"this is not a database" * 100)
+    app = await make_app(app_settings(fake_lm, fake_upstream), tmp_path)
+    try:
+        overview = app.page("overview")
+        assert isinstance(overview, OverviewPanel)
+        assert overview.database_status.kind == "error"
+        assert "damaged" in overview.database_status.plain
+        assert "rename" not in overview.database_status.plain  # no manual steps
+        assert overview.fresh_database_button.isVisibleTo(overview)
+        assert DATABASE_CONDITION in message.global_bridge.conditions
+        overview.fresh_database_button.click()
+        await eventually(lambda: overview.database_status.kind == "ok", what="fresh")
+        assert not overview.fresh_database_button.isVisibleTo(overview)
+        assert DATABASE_CONDITION not in message.global_bridge.conditions
+        kept = [p for p in damaged.parent.iterdir() if "broken" in p.name]
+        assert kept and kept[0].read_bytes().startswith(b"this is not a database")
+    finally:
+        await close_app(app)

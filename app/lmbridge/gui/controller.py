@@ -59,6 +59,7 @@ from lmbridge.settings_service import SettingsService, with_access_token
 from lmbridge.settings_store import SavedSettings, SettingsChange, SettingsStore
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
+from lmbridge.store.dbstate import DatabaseCondition, DatabaseState
 from lmbridge.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ PROXY_CONDITION = "proxy"
 CONFIG_CONDITION = "config-file"
 # The message condition: settings changed on disk wait for a restart.
 RESTART_CONDITION = "restart"
+# The message condition: the database cannot be used (and the fix offered).
+DATABASE_CONDITION = "database"
 
 
 def key_paths(changes: Changes | Mapping[Any, Any]) -> dict[tuple[str, ...], Any]:
@@ -86,6 +89,20 @@ def key_paths(changes: Changes | Mapping[Any, Any]) -> dict[tuple[str, ...], Any
         else:
             paths[(name,)] = value
     return paths
+
+
+def database_text(state: DatabaseState) -> str:
+    """The database's state in the GUI's words (its buttons are the fix)."""
+    if state.ok:
+        return f"Database: {state.path}"
+    if state.condition is DatabaseCondition.CORRUPT:
+        why = f" ({state.detail})" if state.detail else ""
+        return (
+            f"The database {state.path} is damaged{why}. Stored chats and the "
+            "request history cannot be used; model calls go on. Start a fresh "
+            "database: the old file is kept beside it."
+        )
+    return state.message[:1].upper() + state.message[1:]
 
 
 class ProxyPhase(enum.StrEnum):
@@ -112,6 +129,7 @@ class ProxyController(QObject):
     downloadProgress = Signal(object)  # DownloadProgress
     portTaken = Signal(str)
     settingsChanged = Signal()
+    databaseChanged = Signal()  # `database_state` changed
 
     def __init__(
         self,
@@ -226,6 +244,7 @@ class ProxyController(QObject):
             await self.db.open()
         except LMBridgeError as exc:
             log.error("the database is unavailable: %s", exc.message)
+        self._on_database_state()
         try:
             self.access_token = await self.settings_service.access_token()
         except LMBridgeError as exc:
@@ -399,6 +418,56 @@ class ProxyController(QObject):
                 )
         self.settingsChanged.emit()
 
+    # -- the database ----------------------------------------------------------
+
+    @property
+    def database_state(self) -> DatabaseState:
+        """Whether the database works, and if not why (store/dbstate.py)."""
+        return self.db.state
+
+    @property
+    def database_fixable(self) -> bool:
+        """Whether starting a fresh database is the fix (not for a read-only
+        or full disk, where a fresh file fails the same way)."""
+        return self.db.state.condition not in (
+            DatabaseCondition.OK,
+            DatabaseCondition.READ_ONLY,
+            DatabaseCondition.FULL,
+        )
+
+    async def reset_database(self) -> Path:
+        """Move the database aside (kept under a dated name) and start a
+        fresh one; returns where the old file went."""
+        services = self.services
+        try:
+            if services is not None:
+                return await services.reset_database()
+            return await self.db.move_aside()
+        finally:
+            self._on_database_state()
+
+    def start_fresh_database(self) -> None:
+        """ "Start a fresh database" from a button."""
+        self.tasks.start(self._start_fresh(), what="Starting a fresh database")
+
+    async def _start_fresh(self) -> None:
+        kept = await self.reset_database()
+        message.info(f"A fresh database is in use; the old one is kept as {kept}")
+
+    def _on_database_state(self) -> None:
+        state = self.db.state
+        if state.ok:
+            message.clear(DATABASE_CONDITION)
+        else:
+            fix = [("Start a fresh database", self.start_fresh_database)]
+            message.condition(
+                DATABASE_CONDITION,
+                message.Level.ERROR,
+                database_text(state),
+                fix if self.database_fixable else [],
+            )
+        self.databaseChanged.emit()
+
     # -- the LM Studio service -------------------------------------------------
 
     @staticmethod
@@ -479,6 +548,8 @@ class ProxyController(QObject):
                 self.requestFinished.emit(payload)
             else:
                 self.requestUpdated.emit(payload)
+        elif topic == events.DATABASE_STATE:
+            self._on_database_state()
         elif topic == TOPIC_STATE and isinstance(payload, ConnectionStatus):
             self._on_lmstudio_state(payload)
         elif topic == TOPIC_LOAD_PROGRESS and isinstance(payload, LoadProgress):
