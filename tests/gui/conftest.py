@@ -128,8 +128,10 @@ def autostart_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def messages() -> list[tuple[message.Level, str]]:
-    """Every user message shown during the test, as (level, text)."""
+    """Every user message shown during the test, as (level, text); the
+    test starts with no condition set."""
     message.global_bridge.history.clear()
+    message.global_bridge.conditions.clear()
     return message.global_bridge.history
 
 

@@ -4,6 +4,7 @@ notifications, the overview, and the one shutdown path."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -224,33 +225,6 @@ async def test_busy_while_loading_and_notified_when_loaded(
     assert "Model loaded" in gui_app.window.banner.label.text()
 
 
-async def test_port_taken_is_an_error_that_names_the_fix(
-    gui_app: LMBridgeApp,
-    fake_lm: FakeLMStudio,
-    fake_upstream: FakeOpenAIUpstream,
-    tmp_path: Path,
-) -> None:
-    from lmbridge.gui.tray import tray_state
-
-    taken = gui_app.controller.server
-    assert taken is not None
-    settings = app_settings(fake_lm, fake_upstream)
-    settings.server.port = taken.port
-    second = await make_app(settings, tmp_path / "second")
-    try:
-        assert second.controller.phase is ProxyPhase.FAILED
-        assert tray_state(second.controller) is TrayState.ERROR
-        assert "already in use" in second.controller.error
-        assert second.notifications[0][0] == "LM Bridge could not start"
-        assert "port_fallback" in second.notifications[0][1]
-        overview = second.page("overview")
-        assert isinstance(overview, OverviewPanel)
-        assert overview.proxy_status.kind == "error"
-        assert overview.start_button.isEnabled()
-    finally:
-        await close_app(second)
-
-
 async def test_lmstudio_away_and_back_is_notified(gui_app: LMBridgeApp) -> None:
     await eventually(lambda: gui_app.controller.lmstudio_status is not None)
     await eventually(
@@ -341,3 +315,59 @@ async def test_every_page_renders_in_light_and_dark(gui_app: LMBridgeApp) -> Non
         wizard.reject()
     finally:
         qt.setPalette(light)
+
+
+async def test_overview_says_lmstudios_advice_once(gui_app: LMBridgeApp) -> None:
+    from lmbridge.lmstudio.errors import not_running
+
+    overview = gui_app.page("overview")
+    assert isinstance(overview, OverviewPanel)
+    await eventually(lambda: "local" in overview.upstream_dots)
+    bus = gui_app.controller.bus
+    why = not_running("127.0.0.1:1234").message
+    bus.publish(
+        TOPIC_STATE, ConnectionStatus(state=ConnectionState.DISCONNECTED, error=why)
+    )
+    line = overview.upstream_dots["local"]
+    assert line.kind == "error"
+    assert line.plain == f"local (LM Studio) — {why}"
+    assert line.plain.lower().count("start") == 1
+    bus.publish(
+        TOPIC_STATE,
+        ConnectionStatus(state=ConnectionState.DISCONNECTED, error="connection lost"),
+    )
+    assert line.plain.lower().count("start lm studio") == 1
+    assert line.plain.startswith("local (LM Studio) — connection lost; start")
+
+
+async def test_a_damaged_database_is_shown_and_started_fresh(
+    fake_lm: FakeLMStudio,
+    fake_upstream: FakeOpenAIUpstream,
+    tmp_path: Path,
+    expected_errors: Callable[[str], None],
+) -> None:
+    from lmbridge.gui import message
+
+    expected_errors("the database is unavailable")
+    from lmbridge.gui.controller import DATABASE_CONDITION
+
+    damaged = config.data_dir() / "lmbridge.db"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_bytes(b"this is not a database" * 100)
+    app = await make_app(app_settings(fake_lm, fake_upstream), tmp_path)
+    try:
+        overview = app.page("overview")
+        assert isinstance(overview, OverviewPanel)
+        assert overview.database_status.kind == "error"
+        assert "damaged" in overview.database_status.plain
+        assert "rename" not in overview.database_status.plain  # no manual steps
+        assert overview.fresh_database_button.isVisibleTo(overview)
+        assert DATABASE_CONDITION in message.global_bridge.conditions
+        overview.fresh_database_button.click()
+        await eventually(lambda: overview.database_status.kind == "ok", what="fresh")
+        assert not overview.fresh_database_button.isVisibleTo(overview)
+        assert DATABASE_CONDITION not in message.global_bridge.conditions
+        kept = [p for p in damaged.parent.iterdir() if "broken" in p.name]
+        assert kept and kept[0].read_bytes().startswith(b"this is not a database")
+    finally:
+        await close_app(app)

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtWidgets import QLabel, QPushButton
 
 from fakes.azure_fixtures import FakeAz, fake_az, fake_foundry, foundry_settings
 from fakes.foundry import FakeFoundry
 from gui.helpers import close_app, eventually, make_app
+from lmbridge.auth.azure_cli import find_az
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.azure.view import AzurePanel
 from lmbridge.gui.overview.view import OverviewPanel
@@ -100,3 +102,63 @@ async def test_failed_sign_in_names_the_fix(
     await eventually(lambda: messages and messages[-1][0] == "error")
     assert "az login" in messages[-1][1] and "AADSTS50076" in messages[-1][1]
     assert panel.progress.isHidden()
+
+
+@pytest.fixture
+def no_az(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Azure CLI on this (test) machine."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    if find_az() is not None:
+        pytest.skip("an Azure CLI is installed in a usual place on this machine")
+
+
+def page_texts(panel: AzurePanel) -> str:
+    labels = [w.text() for w in panel.findChildren(QLabel) if w.isVisibleTo(panel)]
+    buttons = [
+        w.text() for w in panel.findChildren(QPushButton) if w.isVisibleTo(panel)
+    ]
+    return "\n".join(labels + buttons)
+
+
+async def test_an_unused_azure_page_is_calm_and_says_how_to_start(
+    no_az: None, gui_app: LMBridgeApp
+) -> None:
+    """Issue 20, point 8: no red, no config-file wording; plain words and
+    the buttons that do it."""
+    panel = azure_page(gui_app)
+    await eventually(lambda: panel.current() and panel.current().checked)  # type: ignore[union-attr]
+    assert panel.status.kind == "off"
+    assert panel.status.plain == "not in use"
+    texts = page_texts(panel)
+    for wording in ("az_path", "auth =", '"browser"', "azure-foundry", ".toml"):
+        assert wording not in texts
+    assert "no Azure AI Foundry upstream is set up" in texts
+    assert "not installed" in texts
+    assert panel.install_button.isVisibleTo(panel)
+    assert not panel.sign_in_button.isVisibleTo(panel)  # nothing to sign in with
+    assert not panel.details.isVisibleTo(panel)
+    panel.add_upstream_button.click()
+    assert gui_app.window.current_page() == "settings"
+    overview = gui_app.page("overview")
+    assert isinstance(overview, OverviewPanel)
+    assert all(d.kind != "error" for d in overview.upstream_dots.values())
+
+
+async def test_a_used_azure_upstream_without_the_cli_is_a_warning(
+    no_az: None, fake_foundry: FakeFoundry, tmp_path: Path
+) -> None:
+    app = await make_app(foundry_settings(fake_foundry), tmp_path)
+    try:
+        panel = azure_page(app)
+        await eventually(lambda: panel.current() and panel.current().checked)  # type: ignore[union-attr]
+        assert panel.status.kind == "warning"
+        assert panel.status.plain == "the Azure CLI is not installed"
+        assert panel.install_button.isVisibleTo(panel)
+        assert not panel.add_upstream_button.isVisibleTo(panel)
+        assert not panel.sign_in_button.isEnabled()
+        assert panel.details.isVisibleTo(panel)
+        assert "az_path" not in page_texts(panel)
+    finally:
+        await close_app(app)

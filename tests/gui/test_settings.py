@@ -30,7 +30,10 @@ async def test_save_validates_backs_up_and_offers_restart(
 ) -> None:
     panel = settings_page(gui_app)
     path = gui_app.controller.config_path
-    path.write_text("# the user's old file\n")
+    users_file = "# the user's own file\n" + config.dump(
+        gui_app.controller.settings
+    ).decode().replace("[lmstudio]", "[lmstudio]  # mine")
+    path.write_text(users_file)
     panel.min_context.setValue(16384)
     panel.routes.add(["qwen*", "local", "", ""])
     panel.save_button.click()
@@ -39,7 +42,11 @@ async def test_save_validates_backs_up_and_offers_restart(
     assert saved.lmstudio.min_context == 16384
     assert [r.model for r in saved.route] == ["claude-*", "gpt-*", "qwen*"]
     (backup,) = (path.parent / "backups").glob("config-*.toml")
-    assert backup.read_text() == "# the user's old file\n"
+    assert backup.read_text() == users_file
+    text = path.read_text()
+    assert text.startswith("# the user's own file\n")  # comments kept
+    assert "[lmstudio]  # mine" in text
+    assert backup.name in panel.banner.label.text()  # the backup is named
     assert gui_app.controller.settings.lmstudio.min_context == 16384
     assert gui_app.controller.restart_needed
     assert panel.banner.level == "warning" and "restart" in panel.banner.label.text()
@@ -66,16 +73,31 @@ async def test_invalid_settings_are_not_saved(gui_app: LMBridgeApp) -> None:
     panel.routes.add(["llama*", "nowhere", "", ""])
     panel.save_button.click()
     assert panel.banner.level == "error"
-    text = panel.banner.label.text()
-    assert "route[2].upstream 'nowhere' names no upstream" in text
+    assert "marked in red" in panel.banner.label.text()
+    routes_error = panel.form.errors["route"]
+    assert not routes_error.isHidden()  # next to the field: under Routes
+    assert "Route llama*, upstream: " in routes_error.text()
+    assert "'nowhere' names no upstream" in routes_error.text()
     assert not path.exists()
 
     panel.load()  # Revert
+    assert routes_error.isHidden()
     panel.upstreams.select("cloud")
     panel.upstreams.set_field("base_url", "ftp://example.com")
     panel.save_button.click()
-    assert "base_url must start with http://" in panel.banner.label.text()
+    upstreams_error = panel.form.errors["upstream"]
+    assert "Upstream cloud, base_url: " in upstreams_error.text()
+    assert "must start with http://" in upstreams_error.text()
     assert not path.exists()
+
+    panel.load()
+    panel.max_image.setValue(5)
+    panel.log_level.setCurrentText("INFO")
+    panel.host.setText("")  # a scalar field: its message is right under it
+    panel.save_button.click()
+    host_error = panel.form.errors["server.host"]
+    assert not host_error.isHidden(), panel.banner.label.text()
+    assert not path.exists()  # nothing written until every field is valid
 
 
 async def test_upstream_editor_adds_an_azure_upstream(gui_app: LMBridgeApp) -> None:
@@ -175,7 +197,8 @@ async def test_timeouts_chat_defaults_and_origins(gui_app: LMBridgeApp) -> None:
     panel.upstreams.set_field("first_byte_timeout", "soon")
     panel.save_button.click()
     assert panel.banner.level == "error"
-    assert "first_byte_timeout" in panel.banner.label.text()
+    errors = panel.form.errors["upstream"].text()
+    assert "Upstream cloud, first_byte_timeout: must be a number" in errors
 
 
 async def test_access_token_lives_in_the_keyring(

@@ -35,11 +35,13 @@ from lmbridge import config
 from lmbridge.gui import automation, message, qtfix
 from lmbridge.gui.azure.manager import AzureAccounts
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.filewatch import ConfigWatcher
 from lmbridge.gui.health import UpstreamHealth
 from lmbridge.gui.icons import app_icon
 from lmbridge.gui.models.manager import ModelsManager
 from lmbridge.gui.notifications import Notifier
 from lmbridge.gui.overview.view import OverviewPanel
+from lmbridge.gui.portfix import PortDoctor
 from lmbridge.gui.prefs import Prefs
 from lmbridge.gui.prefs import on_screen as prefs_on_screen
 from lmbridge.gui.requests.manager import RequestLog
@@ -94,6 +96,11 @@ class LMBridgeApp(QObject):
         self.health = UpstreamHealth(self.controller, self)
         self.azure = AzureAccounts(self.controller, self)
         self.models = ModelsManager(self.controller, self)
+        self.port_doctor = PortDoctor(self.controller, self)
+        self.config_watcher = ConfigWatcher(
+            self.controller.config_path, self.controller.check_disk, self
+        )
+        self.controller.settingsChanged.connect(self.config_watcher.rewatch)
         self.tasks = Tasks("app")
         self.setup: SetupWizard | None = None
         if setup is None:
@@ -153,7 +160,9 @@ class LMBridgeApp(QObject):
         def azure() -> QWidget:
             from lmbridge.gui.azure.view import AzurePanel
 
-            return AzurePanel(self.azure)
+            panel = AzurePanel(self.azure)
+            panel.settingsRequested.connect(lambda: self.window.show_page("settings"))
+            return panel
 
         def settings() -> QWidget:
             from lmbridge.gui.settings.view import SettingsPanel
@@ -246,6 +255,7 @@ class LMBridgeApp(QObject):
             self.models.tasks,
             self.health.tasks,
             self.log.tasks,
+            self.port_doctor.tasks,
         ]
         owners += [getattr(page, "tasks", None) for page in self.window.pages.values()]
         if self.tray is not None:
@@ -253,6 +263,7 @@ class LMBridgeApp(QObject):
         for owner in owners:
             if isinstance(owner, Tasks):
                 await owner.aclose()
+        self.config_watcher.stop()
         await self.health.aclose()
         await self.controller.aclose()
         if self.tray is not None:
@@ -283,8 +294,11 @@ class LMBridgeApp(QObject):
         self.notifications.append((title, text, level))
         if self.tray is not None:
             self.tray.notify(title, text, level)
-        else:
-            message.global_bridge.show(message.Level(level), f"{title}: {text}")
+            return
+        shown = f"{title}: {text}"
+        lasting = {c.text for c in message.global_bridge.conditions.values()}
+        if shown not in lasting:  # a condition banner already says it
+            message.global_bridge.show(message.Level(level), shown)
 
 
 class MainThreadGC(QObject):

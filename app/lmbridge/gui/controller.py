@@ -8,6 +8,10 @@ the server directly. Models are managed while the proxy is stopped too: the
 one `LMStudioService` is handed to each run's `Services`. It also keeps what
 the tray and the overview need without I/O: the LM Studio connection status,
 the loaded models and the loads in progress.
+
+Why the proxy is not running is the `PROXY_CONDITION` banner
+(`message.condition`), with the way back on it (Start, or a free port from
+`portfix.PortDoctor`); it clears when the proxy runs or the user stops it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import enum
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +53,56 @@ from lmbridge.server.services import (
     lmstudio_service,
     managed_upstream,
 )
+from lmbridge.settings_edit import REMOVE, Changes, KeyPath
+from lmbridge.settings_edit import diff as settings_diff
 from lmbridge.settings_service import SettingsService, with_access_token
+from lmbridge.settings_store import SavedSettings, SettingsChange, SettingsStore
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
+from lmbridge.store.dbstate import DatabaseCondition, DatabaseState
 from lmbridge.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
 # A load that reported no progress for this long is no longer shown as busy.
 STALE_LOAD = 120.0
+# The message condition that says why the proxy is not running.
+PROXY_CONDITION = "proxy"
+# The message condition that says the settings file on disk does not parse.
+CONFIG_CONDITION = "config-file"
+# The message condition: settings changed on disk wait for a restart.
+RESTART_CONDITION = "restart"
+# The message condition: the database cannot be used (and the fix offered).
+DATABASE_CONDITION = "database"
+
+
+def key_paths(changes: Changes | Mapping[Any, Any]) -> dict[tuple[str, ...], Any]:
+    """`changes` as the store's key paths: a table's keys become
+    `(table, key)`, a whole list `(table,)`; key paths pass as they are."""
+    paths: dict[tuple[str, ...], Any] = {}
+    for name, value in changes.items():
+        if isinstance(name, tuple):
+            paths[name] = value
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                paths[(name, key)] = REMOVE if item is None else item
+        else:
+            paths[(name,)] = value
+    return paths
+
+
+def database_text(state: DatabaseState) -> str:
+    """The database's state in the GUI's words (its buttons are the fix)."""
+    if state.ok:
+        return f"Database: {state.path}"
+    if state.condition is DatabaseCondition.CORRUPT:
+        why = f" ({state.detail})" if state.detail else ""
+        return (
+            f"The database {state.path} is damaged{why}. Stored chats and the "
+            "request history cannot be used; model calls go on. Start a fresh "
+            "database: the old file is kept beside it."
+        )
+    return state.message[:1].upper() + state.message[1:]
 
 
 class ProxyPhase(enum.StrEnum):
@@ -84,6 +130,7 @@ class ProxyController(QObject):
     portTaken = Signal(str)
     settingsChanged = Signal()
     chatsChanged = Signal(str)  # a stored chat's name: created, changed, deleted
+    databaseChanged = Signal()  # `database_state` changed
 
     def __init__(
         self,
@@ -95,6 +142,11 @@ class ProxyController(QObject):
         self.settings = settings
         self.config_path = config_path or config.default_config_path()
         self.settings_service = SettingsService(self.config_path)
+        # Every writer saves through the store; its announcements (saves,
+        # edits on disk) become this app's settings.
+        self._unsubscribe = self.settings_service.store.subscribe(
+            self._on_settings_saved
+        )
         self.bus = EventBus()
         self.phase = ProxyPhase.STOPPED
         self.error = ""
@@ -193,6 +245,7 @@ class ProxyController(QObject):
             await self.db.open()
         except LMBridgeError as exc:
             log.error("the database is unavailable: %s", exc.message)
+        self._on_database_state()
         try:
             self.access_token = await self.settings_service.access_token()
         except LMBridgeError as exc:
@@ -224,8 +277,10 @@ class ProxyController(QObject):
                 await server.start()
             except PortInUse as exc:
                 await services.close()
-                self._fail(str(exc))
-                self.portTaken.emit(str(exc))
+                log.info("the proxy could not listen: %s", exc)
+                text = self._port_text(str(exc))
+                self._fail(text)
+                self.portTaken.emit(text)
                 return False
             except Exception as exc:
                 await services.close()
@@ -237,6 +292,8 @@ class ProxyController(QObject):
             self._services = services
             self.error = ""
             self.restart_needed = False
+            message.clear(PROXY_CONDITION)
+            message.clear(RESTART_CONDITION)
             self._set_phase(ProxyPhase.RUNNING)
             return True
 
@@ -248,6 +305,7 @@ class ProxyController(QObject):
         async with self._lock:
             server, self.server = self.server, None
             services, self._services = self._services, None
+            message.clear(PROXY_CONDITION)  # stopped on purpose
             if server is None:
                 if self.phase is ProxyPhase.FAILED:
                     self._set_phase(ProxyPhase.STOPPED)
@@ -261,8 +319,77 @@ class ProxyController(QObject):
                 self._set_phase(ProxyPhase.STOPPED)
 
     async def restart(self) -> bool:
+        """Stop and start again; a failed start says why and how back (the
+        proxy's condition banner)."""
         await self.stop()
         return await self.start()
+
+    def start_again(self) -> None:
+        """Start the proxy from a button (a banner's "Start proxy")."""
+        if not self.running:
+            self.tasks.start(self.start(), what="Starting the proxy")
+
+    @property
+    def store(self) -> SettingsStore:
+        """The one owner of the settings file."""
+        return self.settings_service.store
+
+    def save_changes(self, changes: Changes | Mapping[str, Any]) -> SavedSettings:
+        """Save `changes` over the settings file as it is now and use them.
+
+        `changes` are the store's key paths (`("server", "port") -> 4681`),
+        or for short tables of keys (`{"server": {"port": 4681}}`) and whole
+        lists (`{"route": [...]}`). SettingsInvalid (each key's problem),
+        ConfigError or OSError if not saved.
+        """
+        saved = self.store.apply(self.file_changes(changes))
+        self.use_settings(saved.settings)  # also when nobody else listens
+        return saved
+
+    def file_changes(self, changes: Changes | Mapping[str, Any]) -> dict[KeyPath, Any]:
+        """`changes` as the store applies them to the file. Without a file
+        yet (the app runs on defaults or settings given to it), the first
+        save also writes the settings the app runs with, so what the user
+        sees is what gets saved."""
+        paths = key_paths(changes)
+        if self.config_path.exists():
+            return paths
+        return {**settings_diff(self.store.settings, self.settings), **paths}
+
+    def check_disk(self) -> bool:
+        """Take the settings file as it is on disk now if someone else (a
+        text editor, the CLI) changed it; True if the settings changed. A
+        file that does not parse is reported (and kept in use as it was)."""
+        try:
+            change = self.store.check_disk()
+        except config.ConfigError as exc:
+            message.condition(
+                CONFIG_CONDITION,
+                message.Level.ERROR,
+                "The settings file was changed and has an error; LM Bridge keeps "
+                f"the settings it had until it is fixed. {exc.message}",
+            )
+            return False
+        if change is not None:
+            message.clear(CONFIG_CONDITION)
+        return change is not None and bool(change.changed)
+
+    def _on_settings_saved(self, change: SettingsChange) -> None:
+        message.clear(CONFIG_CONDITION)
+        self.use_settings(change.settings)
+        if change.origin == "disk" and self.restart_needed:
+            # No page asked for this change, so none offers the restart.
+            message.condition(
+                RESTART_CONDITION,
+                message.Level.WARNING,
+                "The settings file changed; the running proxy uses the old "
+                "settings until it restarts.",
+                [("Restart proxy now", self.restart_again)],
+            )
+
+    def restart_again(self) -> None:
+        """Restart the proxy from a button (a banner's "Restart proxy now")."""
+        self.tasks.start(self.restart(), what="Restarting the proxy")
 
     def use_settings(self, settings: config.Settings) -> None:
         """Take saved settings; they apply at the next (re)start.
@@ -271,8 +398,19 @@ class ProxyController(QObject):
         service: now if the proxy is stopped, else at its next start.
         """
         old = self.settings
+        if settings == old:
+            return  # announced twice (a save, then its writer): nothing new
         self.settings = settings
         self.restart_needed = self.running
+        if self.phase is ProxyPhase.FAILED and old != settings:
+            # The last failure was about the old settings: offer to try these.
+            message.condition(
+                PROXY_CONDITION,
+                message.Level.WARNING,
+                f"The proxy is not running (last try: {self.error}). The settings "
+                f"changed since: start it to listen on {self.url}.",
+                [("Start proxy", self.start_again)],
+            )
         if self._lmstudio_changed(old, settings) and not self._reconfigure(settings):
             self._lmstudio_stale = True
             if not self.running:
@@ -280,6 +418,56 @@ class ProxyController(QObject):
                     self._replace_lmstudio(), what="Reconnecting to LM Studio"
                 )
         self.settingsChanged.emit()
+
+    # -- the database ----------------------------------------------------------
+
+    @property
+    def database_state(self) -> DatabaseState:
+        """Whether the database works, and if not why (store/dbstate.py)."""
+        return self.db.state
+
+    @property
+    def database_fixable(self) -> bool:
+        """Whether starting a fresh database is the fix (not for a read-only
+        or full disk, where a fresh file fails the same way)."""
+        return self.db.state.condition not in (
+            DatabaseCondition.OK,
+            DatabaseCondition.READ_ONLY,
+            DatabaseCondition.FULL,
+        )
+
+    async def reset_database(self) -> Path:
+        """Move the database aside (kept under a dated name) and start a
+        fresh one; returns where the old file went."""
+        services = self.services
+        try:
+            if services is not None:
+                return await services.reset_database()
+            return await self.db.move_aside()
+        finally:
+            self._on_database_state()
+
+    def start_fresh_database(self) -> None:
+        """ "Start a fresh database" from a button."""
+        self.tasks.start(self._start_fresh(), what="Starting a fresh database")
+
+    async def _start_fresh(self) -> None:
+        kept = await self.reset_database()
+        message.info(f"A fresh database is in use; the old one is kept as {kept}")
+
+    def _on_database_state(self) -> None:
+        state = self.db.state
+        if state.ok:
+            message.clear(DATABASE_CONDITION)
+        else:
+            fix = [("Start a fresh database", self.start_fresh_database)]
+            message.condition(
+                DATABASE_CONDITION,
+                message.Level.ERROR,
+                database_text(state),
+                fix if self.database_fixable else [],
+            )
+        self.databaseChanged.emit()
 
     # -- the LM Studio service -------------------------------------------------
 
@@ -335,10 +523,23 @@ class ProxyController(QObject):
         self.phase = phase
         self.phaseChanged.emit()
 
+    def _port_text(self, error: str) -> str:
+        """The GUI's words for a port the proxy could not take (the runner's
+        message gives command-line advice; the GUI offers buttons)."""
+        server = self.settings.server
+        if "already in use" in error:
+            return f"port {server.port} on {server.host} is already in use"
+        return error
+
     def _fail(self, text: str) -> None:
         self.error = text
         self._set_phase(ProxyPhase.FAILED)
-        message.error(text)
+        message.condition(
+            PROXY_CONDITION,
+            message.Level.ERROR,
+            f"The proxy is not running: {text}",
+            [("Start proxy", self.start_again)],
+        )
 
     def _on_event(self, topic: str, payload: Any) -> None:
         if isinstance(payload, RequestRecord):
@@ -350,6 +551,8 @@ class ProxyController(QObject):
                 self.requestUpdated.emit(payload)
         elif topic == events.CHATS_CHANGED and isinstance(payload, str):
             self.chatsChanged.emit(payload)
+        elif topic == events.DATABASE_STATE:
+            self._on_database_state()
         elif topic == TOPIC_STATE and isinstance(payload, ConnectionStatus):
             self._on_lmstudio_state(payload)
         elif topic == TOPIC_LOAD_PROGRESS and isinstance(payload, LoadProgress):

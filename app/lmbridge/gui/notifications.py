@@ -5,6 +5,9 @@ LM Studio going away or coming back, an Azure sign-in that no longer works
 (a request got 401 from an Azure upstream), a model that finished loading,
 and the port being taken. The app shows them through the tray, or in the
 window's banner where there is no tray.
+
+What lasts is also a condition of `message`: "LM Studio went away" stays as
+the `LMSTUDIO_CONDITION` banner until LM Studio is connected again.
 """
 
 from __future__ import annotations
@@ -14,11 +17,18 @@ import time
 from PySide6.QtCore import QObject, Signal
 
 from lmbridge.core.events import RequestRecord
+from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.lmstudio import ConnectionState, ConnectionStatus, LoadedModel
 
 # Seconds between two "Azure sign-in expired" notifications.
 AZURE_QUIET = 600.0
+LMSTUDIO_CONDITION = "lmstudio"
+LMSTUDIO_LOST = (
+    "LM Studio went away",
+    "Requests for local models fail until it is back — start LM Studio and its "
+    "server (Developer ▸ Start Server).",
+)
 
 
 class Notifier(QObject):
@@ -42,8 +52,10 @@ class Notifier(QObject):
         if not self.controller.running:
             self._was_connected = self._lost = False
 
-    def _on_lmstudio(self, status: ConnectionStatus) -> None:
-        if not self.controller.running:
+    def _on_lmstudio(self, status: ConnectionStatus | None) -> None:
+        if status is None or status.state is ConnectionState.CONNECTED:
+            message.clear(LMSTUDIO_CONDITION)
+        if status is None or not self.controller.running:
             return
         if status.state is ConnectionState.CONNECTED:
             if self._lost:
@@ -55,12 +67,9 @@ class Notifier(QObject):
             self._was_connected, self._lost = True, False
         elif status.state is ConnectionState.DISCONNECTED and self._was_connected:
             self._was_connected, self._lost = False, True
-            self.notify.emit(
-                "LM Studio went away",
-                "Requests for local models fail until it is back — start LM "
-                "Studio and its server (Developer ▸ Start Server).",
-                "warning",
-            )
+            title, text = LMSTUDIO_LOST
+            message.condition(LMSTUDIO_CONDITION, "warning", f"{title}: {text}")
+            self.notify.emit(title, text, "warning")
 
     def _on_model_loaded(self, model: LoadedModel) -> None:
         self.notify.emit(

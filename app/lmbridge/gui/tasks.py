@@ -5,6 +5,11 @@ The `Tasks` object owns it: it is cancelled when its owner closes, and a
 failure becomes one user message that names the action and the fix (the
 messages of `LMBridgeError`s are written that way). Cancellation is not a
 failure.
+
+That message is a condition keyed by the action (`failure_key(what)`): it
+stays while the action keeps failing and disappears the next time the same
+action succeeds, from whichever owner, so "Listing LM Studio's models
+failed" goes away once LM Studio is listed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc} (this is a bug in LM Bridge; see its log)"
 
 
+def failure_key(what: str) -> str:
+    """The message condition under which a failure of `what` is shown."""
+    return f"task:{what}"
+
+
 class Tasks:
     """The coroutines one panel (or the app) started and still owns."""
 
@@ -56,12 +66,17 @@ class Tasks:
                 return
             exc = task.exception()
             if exc is None:
+                message.clear(failure_key(what))
                 return
             if not isinstance(exc, LMBridgeError | config.ConfigError | OSError):
                 log.error("%s failed", what, exc_info=exc)
             if on_error is not None:
                 on_error(exc)
-            message.error(f"{what} failed: {describe_failure(exc)}")
+            message.condition(
+                failure_key(what),
+                message.Level.ERROR,
+                f"{what} failed: {describe_failure(exc)}",
+            )
 
         task.add_done_callback(done)
         return task

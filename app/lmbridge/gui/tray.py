@@ -5,7 +5,9 @@ tooltip the address, today's requests and the loaded model. The menu has a
 status line, Start / Stop, Copy endpoint URL, the loaded models (with size
 and context, proxy running or not) each with Unload, Unload all, Set up,
 Open LM Bridge and Quit. A left click opens the window. Every
-action calls a service; nothing here does the work itself.
+action calls a service; nothing here does the work itself. Menu items stay
+short (`short_text`): a long status or model name is elided and the whole
+text is the item's tool tip.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ from lmbridge.gui.requests.manager import RequestLog
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import copy_text
 from lmbridge.lmstudio import LoadedModel
+
+# The widest a menu item's text gets, in characters.
+MENU_TEXT_MAX = 60
+
+
+def short_text(text: str, limit: int = MENU_TEXT_MAX) -> str:
+    """`text` on one line and at most `limit` characters (ending in "…")."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
 
 LEVEL_ICONS = {
     "info": QSystemTrayIcon.MessageIcon.Information,
@@ -65,6 +77,7 @@ class TrayIcon(QObject):
         self.models = models
         self.tasks = Tasks("tray")
         self.menu = QMenu()
+        self.menu.setToolTipsVisible(True)
         self.status_action = self.menu.addAction("")
         self.status_action.setEnabled(False)
         self.toggle_action = self.menu.addAction("")
@@ -125,7 +138,14 @@ class TrayIcon(QObject):
         controller = self.controller
         self.icon.setIcon(tray_icon(self.state))
         self._refresh_tooltip()
-        self.status_action.setText(self.tooltip().splitlines()[0])
+        status = self.tooltip().splitlines()[0]
+        # The reason a failed proxy gives can be long: the item says "not
+        # running" and its tool tip (and the window) says why.
+        failed = controller.phase is ProxyPhase.FAILED
+        self.status_action.setText(
+            "LM Bridge — not running" if failed else short_text(status)
+        )
+        self.status_action.setToolTip(status)
         running = controller.running
         self.toggle_action.setText("Stop proxy" if running else "Start proxy")
         self.toggle_action.setIcon(icon("stop" if running else "play"))
@@ -143,8 +163,8 @@ class TrayIcon(QObject):
             action.deleteLater()
         self.model_actions = []
         for model, label in zip(controller.loaded, shown, strict=True):
-            action = QAction(icon("stop"), f"Unload {label}", self.menu)
-            action.setToolTip(f"Unload {model.identifier} from LM Studio")
+            action = QAction(icon("stop"), short_text(f"Unload {label}"), self.menu)
+            action.setToolTip(f"Unload {label} from LM Studio")
             action.triggered.connect(
                 lambda _=False, ident=model.identifier: self.models.unload(ident)
             )

@@ -1,5 +1,6 @@
-"""Small widgets the panels share: banners, inline confirmations, a
-progress row with Cancel, a status dot, and font / clipboard helpers.
+"""Small widgets the panels share: banners (one per lasting condition, too),
+inline confirmations, a progress row with Cancel, a status dot, and font /
+clipboard helpers.
 
 They only draw and emit signals; the panels decide what happens.
 """
@@ -19,9 +20,11 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
+from lmbridge.gui import message
 from lmbridge.gui.icons import ERROR_COLOR, OK_COLOR, WARNING_COLOR, icon
 
 LEVEL_COLORS = {"info": "#2563EB", "warning": WARNING_COLOR, "error": ERROR_COLOR}
@@ -126,6 +129,50 @@ class Banner(QFrame):
 
     def action_buttons(self) -> list[QPushButton]:
         return list(self._actions)
+
+
+class ConditionBanners(QWidget):
+    """One banner per lasting condition of `message`, removed when the
+    condition clears. A banner the user dismissed stays hidden until its
+    condition says something new."""
+
+    def __init__(
+        self,
+        bridge: message.MessageBridge | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.bridge = bridge or message.global_bridge
+        self.banners: dict[str, Banner] = {}
+        self._shown: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(4)
+        self.bridge.conditionsChanged.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        conditions = self.bridge.conditions
+        for key in [k for k in self.banners if k not in conditions]:
+            self.banners.pop(key).deleteLater()
+            self._shown.pop(key, None)
+        for key, cond in conditions.items():
+            what = (str(cond.level), cond.text, tuple(a[0] for a in cond.actions))
+            if self._shown.get(key) == what:
+                continue
+            banner = self.banners.get(key)
+            if banner is None:
+                banner = self.banners[key] = Banner()
+                banner.setObjectName("banner")
+                banner.setProperty("conditionKey", key)
+                self._layout.addWidget(banner)
+            self._shown[key] = what
+            banner.show_message(str(cond.level), cond.text, list(cond.actions))
+        self.setVisible(bool(self.banners))
+
+    def visible_texts(self) -> list[str]:
+        """The texts of the banners shown now (for tests and the tray)."""
+        return [b.label.text() for b in self.banners.values() if not b.isHidden()]
 
 
 class ConfirmBar(Banner):

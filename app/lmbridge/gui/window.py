@@ -1,4 +1,6 @@
-"""The main window: a sidebar of pages, the message banner, a status line.
+"""The main window: a sidebar of pages, one banner per lasting condition
+(`message.condition`), the banner of the latest one-off message, a status
+line.
 
 Closing the window does not decide anything itself: it emits
 `closeRequested` and the app applies its policy (hide to the tray, or
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -33,11 +35,14 @@ from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.icons import app_icon, icon
 from lmbridge.gui.overview.manager import proxy_line
-from lmbridge.gui.widgets import Banner
+from lmbridge.gui.widgets import Banner, ConditionBanners
 
 PageFactory = Callable[[], QWidget]
 # key, title, icon name, the widget or what builds it when first shown
 Page = tuple[str, str, str, QWidget | PageFactory]
+# How long a one-off information message stays (warnings and errors stay
+# until dismissed; lasting states are conditions and clear with their cause).
+INFO_MS = 10_000
 
 
 class MainWindow(QMainWindow):
@@ -86,10 +91,16 @@ class MainWindow(QMainWindow):
         self.sidebar.currentRowChanged.connect(self._on_row)
         self.sidebar.setCurrentRow(0)
 
+        self.conditions = ConditionBanners()
         self.banner = Banner()
+        self.info_timer = QTimer(self)
+        self.info_timer.setSingleShot(True)
+        self.info_timer.setInterval(INFO_MS)
+        self.info_timer.timeout.connect(self.banner.hide)
         content = QWidget()
         column = QVBoxLayout(content)
         column.setContentsMargins(12, 12, 12, 6)
+        column.addWidget(self.conditions)
         column.addWidget(self.banner)
         column.addWidget(self.stack, 1)
         central = QWidget()
@@ -139,6 +150,10 @@ class MainWindow(QMainWindow):
 
     def show_message(self, level: str, text: str) -> None:
         self.banner.show_message(level, text)
+        if level == "info":
+            self.info_timer.start()
+        else:
+            self.info_timer.stop()
 
     def bring_to_front(self) -> None:
         self.show()

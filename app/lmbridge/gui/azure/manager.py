@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 
 from lmbridge import config
-from lmbridge.auth.azure_cli import AzureCli
+from lmbridge.auth.azure_cli import AzureCli, find_az
 from lmbridge.auth.secrets import SECRETS
 from lmbridge.auth.tokens import AccountInfo
 from lmbridge.core import errors
@@ -43,6 +43,8 @@ class AzureAccount:
     key_stored: bool = False
     error: str = ""
     tested: str = ""
+    # Signs in with the Azure CLI, which is not installed (or not at az_path).
+    cli_missing: bool = False
 
     @property
     def title(self) -> str:
@@ -58,6 +60,8 @@ class AzureAccount:
             return "API key in the keyring" if self.key_stored else "no API key stored"
         if not self.checked:
             return "checking sign-in…"
+        if self.cli_missing:
+            return "the Azure CLI is not installed"
         if self.error:
             return self.error
         if self.info is None:
@@ -143,6 +147,13 @@ class AzureAccounts(QObject):
 
     async def _refresh(self, account: AzureAccount) -> None:
         account.error = ""
+        account.cli_missing = False
+        if account.auth == "azure-cli":
+            up = self._settings(account.name)
+            if find_az(up.az_path if up else "") is None:
+                account.info, account.checked = None, True
+                account.cli_missing = True
+                return
         try:
             if account.auth == "api-key":
                 account.key_stored = await SECRETS.get(account.name) is not None

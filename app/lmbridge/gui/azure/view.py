@@ -1,11 +1,16 @@
 """Azure: sign in (Azure CLI, with a device-code option, or a browser),
-who is signed in, token expiry, sign out and a connection test."""
+who is signed in, token expiry, sign out and a connection test.
+
+Unused (no Azure AI Foundry upstream) the page is calm: it says in plain
+words how to start using Azure, with the buttons that do it (get the Azure
+CLI, open Settings to add an upstream), never config-file wording."""
 
 from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -34,6 +39,13 @@ AUTH_NAMES = {
     "api-key": "API key in the keyring",
 }
 SIGN_IN = "Signing in to Azure"
+INSTALL_URL = "https://aka.ms/installazurecli"
+UNUSED = (
+    "Azure is not in use: no Azure AI Foundry upstream is set up. To use "
+    "models you deployed in Azure AI Foundry, add them as an upstream in "
+    "Settings, then sign in here."
+)
+CLI_MISSING = "Signing in needs the Azure CLI, which is not installed on this computer."
 
 
 def expiry_text(expires_on: float | None, now: float | None = None) -> str:
@@ -49,16 +61,28 @@ def expiry_text(expires_on: float | None, now: float | None = None) -> str:
 class AzurePanel(QWidget):
     """The Azure page."""
 
+    settingsRequested = Signal()  # "Add an Azure upstream…": open Settings
+
     def __init__(self, accounts: AzureAccounts, parent: QWidget | None = None):
         super().__init__(parent)
         self.accounts = accounts
         self.tasks = Tasks("azure")
         self.picker = QComboBox()
         self.picker.currentIndexChanged.connect(self.refresh_view)
-        self.no_upstream = hint_label(
-            "No Azure AI Foundry upstream is configured (add one in Settings ▸ "
-            "Upstreams). You can still sign in to the Azure CLI here."
+        self.no_upstream = hint_label(UNUSED)
+        self.cli_missing = hint_label(CLI_MISSING)
+        self.install_button = button(
+            "Get the Azure CLI…", "download", f"Opens {INSTALL_URL} in your browser"
         )
+        self.install_button.clicked.connect(
+            lambda: QDesktopServices.openUrl(QUrl(INSTALL_URL))
+        )
+        self.add_upstream_button = button("Add an Azure upstream…", "settings")
+        self.add_upstream_button.clicked.connect(self.settingsRequested)
+        guide_buttons = QHBoxLayout()
+        guide_buttons.addWidget(self.add_upstream_button)
+        guide_buttons.addWidget(self.install_button)
+        guide_buttons.addStretch(1)
         self.status = StatusDot()
         self.auth = QLabel()
         self.account = QLabel()
@@ -68,7 +92,7 @@ class AzurePanel(QWidget):
         self.tested = QLabel()
         for label in (self.account, self.tenant, self.subscription, self.expiry):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        details = QGroupBox("Account")
+        self.details = details = QGroupBox("Account")
         form = QFormLayout(details)
         form.addRow("Upstream", self.picker)
         form.addRow("Sign-in method", self.auth)
@@ -88,7 +112,9 @@ class AzurePanel(QWidget):
         self.sign_out_button.clicked.connect(self.sign_out)
         self.test_button.clicked.connect(self.test)
         self.refresh_button.clicked.connect(self.refresh)
-        actions = QHBoxLayout()
+        self.action_row = QWidget()
+        actions = QHBoxLayout(self.action_row)
+        actions.setContentsMargins(0, 0, 0, 0)
         actions.addWidget(self.device_code, 1)
         for widget in (
             self.sign_in_button,
@@ -111,8 +137,10 @@ class AzurePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(title_label("Azure"))
         layout.addWidget(self.no_upstream)
+        layout.addWidget(self.cli_missing)
+        layout.addLayout(guide_buttons)
         layout.addWidget(details)
-        layout.addLayout(actions)
+        layout.addWidget(self.action_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.instructions)
         layout.addStretch(1)
@@ -143,14 +171,29 @@ class AzurePanel(QWidget):
 
     def refresh_view(self) -> None:
         account = self.current()
-        self.no_upstream.setVisible(not self.accounts.configured())
+        configured = self.accounts.configured()
+        self.no_upstream.setVisible(not configured)
+        self.add_upstream_button.setVisible(not configured)
         self.picker.setEnabled(len(self.accounts.accounts) > 1)
         busy = self.tasks.running(SIGN_IN)
+        missing = account is not None and account.cli_missing
+        self.cli_missing.setVisible(missing)
+        then = " Install it, then press Sign in." if configured else ""
+        self.cli_missing.setText(CLI_MISSING + then)
+        self.install_button.setVisible(missing)
+        # Unused and nothing to sign in with: the guide above is the page.
+        self.details.setVisible(configured or not missing)
+        self.action_row.setVisible(configured or not missing)
         if account is None:
             return
         info = account.info
         self.auth.setText(AUTH_NAMES.get(account.auth, account.auth))
-        if account.error:
+        if not configured and not account.signed_in:
+            # Nothing uses Azure: not an error, whatever the CLI says.
+            self.status.set_status("off", "not in use")
+        elif missing:
+            self.status.set_status("warning", "the Azure CLI is not installed")
+        elif account.error:
             self.status.set_status("error", account.error)
         elif account.signed_in:
             self.status.set_status("ok", account.describe())
@@ -177,14 +220,14 @@ class AzurePanel(QWidget):
             else expiry_text(account.expires_on)
         )
         self.tested.setText(account.tested or "—")
-        can_sign_in = account.auth != "api-key" and not busy
+        can_sign_in = account.auth != "api-key" and not busy and not missing
         self.sign_in_button.setEnabled(can_sign_in)
         self.device_code.setVisible(account.auth == "azure-cli")
         self.device_code.setEnabled(not busy)
         self.sign_out_button.setEnabled(
             account.auth != "api-key" and info is not None and not busy
         )
-        self.test_button.setEnabled(not busy)
+        self.test_button.setEnabled(not busy and not missing)
 
     # -- actions ---------------------------------------------------------------
 

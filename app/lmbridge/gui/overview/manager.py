@@ -118,8 +118,8 @@ def _lmstudio_line(controller: ProxyController, label: str) -> tuple[str, str]:
         return "ok", f"{label} — connected at {status.address}; {loaded}"
     if status.state is ConnectionState.CONNECTING:
         return "warning", f"{label} — connecting…"
-    why = f" ({status.error})" if status.error else ""
-    return "error", (
-        f"{label} — LM Studio is not reachable{why}; start LM Studio and its "
-        "server (Developer ▸ Start Server)"
-    )
+    advice = "start LM Studio and its server (Developer ▸ Start Server)"
+    why = status.error or f"not reachable at {status.address or 'its address'}"
+    if "start" in why.lower():  # the error already names the fix: say it once
+        return "error", f"{label} — {why}"
+    return "error", f"{label} — {why}; {advice}"

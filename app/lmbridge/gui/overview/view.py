@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge.gui.controller import ProxyController, ProxyPhase
+from lmbridge.gui.controller import ProxyController, ProxyPhase, database_text
 from lmbridge.gui.formats import duration
 from lmbridge.gui.health import UpstreamHealth
 from lmbridge.gui.overview.manager import (
@@ -86,6 +86,17 @@ class OverviewPanel(QWidget):
         ):
             proxy_row.addWidget(widget)
 
+        self.database_status = StatusDot()
+        self.fresh_database_button = button(
+            "Start a fresh database",
+            "refresh",
+            "Keep the damaged file under a dated name and start an empty one",
+        )
+        self.fresh_database_button.clicked.connect(controller.start_fresh_database)
+        database_row = QHBoxLayout()
+        database_row.addWidget(self.database_status, 1)
+        database_row.addWidget(self.fresh_database_button)
+
         self.upstream_box = QGroupBox("Upstreams")
         self.upstream_layout = QVBoxLayout(self.upstream_box)
         self.upstream_dots: dict[str, StatusDot] = {}
@@ -105,6 +116,7 @@ class OverviewPanel(QWidget):
         layout.addWidget(title_label("LM Bridge"))
         layout.addLayout(proxy_row)
         layout.addWidget(self.upstream_box)
+        layout.addLayout(database_row)
         layout.addWidget(today)
         layout.addStretch(1)
 
@@ -115,6 +127,7 @@ class OverviewPanel(QWidget):
             controller.settingsChanged,
             health.changed,
             azure.changed,
+            controller.databaseChanged,
         ):
             signal.connect(self.refresh)
         log.statsChanged.connect(self.refresh_stats)
@@ -133,6 +146,11 @@ class OverviewPanel(QWidget):
         phase = self.controller.phase
         self.start_button.setEnabled(phase in (ProxyPhase.STOPPED, ProxyPhase.FAILED))
         self.stop_button.setEnabled(phase is ProxyPhase.RUNNING)
+        state = self.controller.database_state
+        self.database_status.set_status(
+            "ok" if state.ok else "error", database_text(state)
+        )
+        self.fresh_database_button.setVisible(self.controller.database_fixable)
         lines = upstream_lines(self.controller, self.health, self.azure)
         names = [name for name, _k, _t in lines]
         for name in list(self.upstream_dots):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -131,7 +131,11 @@ class UpstreamEditor(QGroupBox):
         return combo
 
     def load(self, upstreams: list[config.UpstreamSettings]) -> None:
-        self.upstreams = [msgspec.to_builtins(u) for u in upstreams]
+        self.load_values([msgspec.to_builtins(u) for u in upstreams])
+
+    def load_values(self, upstreams: list[dict[str, Any]]) -> None:
+        """Show upstreams given as plain data (what `values()` returns)."""
+        self.upstreams = [dict(u) for u in upstreams]
         self._row = -1
         self.list.clear()
         for up in self.upstreams:
@@ -277,16 +281,25 @@ class RoutesEditor(QGroupBox):
         layout.addLayout(buttons)
 
     def load(self, routes: list[config.RouteSettings]) -> None:
+        self.load_values([msgspec.to_builtins(r) for r in routes])
+
+    def load_values(self, routes: list[dict[str, Any]]) -> None:
+        """Show routes given as plain data (what `values()` returns)."""
         self.table.setRowCount(0)
         for route in routes:
             self.add(
                 [
-                    route.model,
-                    route.upstream,
-                    route.target or "",
-                    ", ".join(route.fallback),
+                    str(route.get("model", "")),
+                    str(route.get("upstream", "")),
+                    str(route.get("target") or ""),
+                    ", ".join(route.get("fallback") or []),
                 ]
             )
+            # Keys the table does not show (max_tokens_limit, ...) are kept.
+            hidden = {k: v for k, v in route.items() if k not in self.KEYS}
+            first = self.table.item(self.table.rowCount() - 1, 0)
+            if first is not None:
+                first.setData(Qt.ItemDataRole.UserRole, hidden)
 
     def add(self, values: list[str] | None = None) -> None:
         row = self.table.rowCount()
@@ -310,7 +323,11 @@ class RoutesEditor(QGroupBox):
             model, upstream, target, fallback = cells
             if not any(cells):
                 continue
+            first = self.table.item(row, 0)
+            hidden = first.data(Qt.ItemDataRole.UserRole) if first else None
             route: dict[str, Any] = {"model": model, "upstream": upstream}
+            if isinstance(hidden, dict):
+                route.update(hidden)
             if target:
                 route["target"] = target
             if fallback:

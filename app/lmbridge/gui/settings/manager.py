@@ -1,6 +1,7 @@
 """Settings: the Settings page's one way to the settings file (the
-controller's `SettingsService`), the proxy that uses them, and the secrets
-kept beside them in the keyring (upstream API keys, the access token)."""
+settings store, through the controller), the proxy that uses them, and the
+secrets kept beside them in the keyring (upstream API keys, the access
+token)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from lmbridge import config
 from lmbridge.auth.secrets import SECRETS, KeyringStatus, Stored
 from lmbridge.gui.controller import ProxyController
+from lmbridge.settings_edit import Changes
 from lmbridge.settings_service import SavedSettings, apply_log_level
 
 
@@ -34,11 +36,16 @@ class SettingsManager:
         wrong."""
         return self.controller.settings_service.merged(self.settings, changes)
 
-    def save(self, settings: config.Settings) -> SavedSettings:
-        """Write `settings` (OSError or ConfigError if not) and use them: the
-        app at once, the running proxy when it restarts."""
-        saved = self.controller.settings_service.save(settings)
-        self.controller.use_settings(saved.settings)
+    def problems(self, changes: Changes) -> dict[str, str]:
+        """What would be wrong with the file after `changes`, by key name
+        (`server.port`, `upstream[local].base_url`); {} when valid."""
+        return self.controller.store.problems(self.controller.file_changes(changes))
+
+    def save_changes(self, changes: Changes) -> SavedSettings:
+        """Write only `changes` (the key paths the user changed) over the file
+        as it is now (SettingsInvalid, ConfigError or OSError if not) and use
+        them: the app at once, the running proxy when it restarts."""
+        saved = self.controller.save_changes(changes)
         apply_log_level(saved.settings.logging.level)
         return saved
 

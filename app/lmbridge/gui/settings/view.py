@@ -28,14 +28,16 @@ from PySide6.QtWidgets import (
 from lmbridge import autostart, config, logs
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.portfix import upstream_port_reason
 from lmbridge.gui.prefs import Prefs
+from lmbridge.gui.settings.fields import bind_fields
 from lmbridge.gui.settings.form import RoutesEditor, UpstreamEditor
 from lmbridge.gui.settings.manager import SettingsManager
 from lmbridge.gui.settings.secrets_box import AccessTokenRow, KeysBox, masked
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import Banner, button, hint_label, title_label
+from lmbridge.settings_store import SettingsInvalid
 
-POLICIES = ("auto", "warn", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 __all__ = ["SettingsPanel", "masked"]
 
@@ -76,6 +78,7 @@ class SettingsPanel(QWidget):
         self.host = QLineEdit()
         self.port = spin(0, 65535)
         self.port.setGroupSeparatorShown(False)
+        self.port.valueChanged.connect(self.check_port)
         self.port_fallback = QCheckBox("Take the next free port when it is taken")
         self.origins = QLineEdit()
         self.origins.setPlaceholderText("none: every web page is refused")
@@ -176,76 +179,84 @@ class SettingsPanel(QWidget):
             layout.addWidget(widget)
         layout.addWidget(self.where)
         layout.addStretch(1)
+        self.form = bind_fields(self)
+        self.port_error = self.form.errors["server.port"]
+        self._saving = False
         self.load()
+        controller.settingsChanged.connect(self._on_settings_changed)
 
     # -- form <-> settings -----------------------------------------------------
 
     def load(self) -> None:
-        """Fill the form from the current settings."""
-        s = self.manager.settings
-        self.host.setText(s.server.host)
-        self.port.setValue(s.server.port)
-        self.port_fallback.setChecked(s.server.port_fallback)
-        self.origins.setText(", ".join(s.server.allowed_origins))
+        """Fill the form from the current settings (Revert: unsaved edits
+        are dropped)."""
+        self.form.fill(self.manager.settings)
+        self._show_app_state()
+
+    def _show_app_state(self) -> None:
         self.token.refresh()
-        self.upstreams.load(s.upstream)
-        self.routes.load(s.route)
-        lm = s.lmstudio
-        self.manage.setChecked(lm.manage)
-        self.min_context.setValue(lm.min_context)
-        self.policy.setCurrentIndex(POLICIES.index(lm.context_policy))
-        self.load_context.setValue(lm.load_context_length)
-        self.load_ttl.setValue(lm.load_ttl_seconds or 0)
-        self.load_on_demand.setChecked(lm.load_on_demand)
-        self.text_model.setText(s.chat.default_text_model)
-        self.vision_model.setText(s.chat.default_vision_model)
-        self.max_image.setValue(max(1, round(s.chat.max_image_bytes / 1024**2)))
-        self.log_level.setCurrentText(s.logging.level)
         status = autostart.status()
         self.start_at_login.blockSignals(True)
         self.start_at_login.setChecked(status.enabled)
         self.start_at_login.blockSignals(False)
         self.autostart_where.setText(f"Set in {status.location}")
         self.where.setText(f"Saved in {self.manager.path}")
+        self.check_port()
         self.refresh_keys()
 
+    def _on_settings_changed(self) -> None:
+        """The settings changed elsewhere (wizard, tray, another page, the
+        file): show them, keeping the user's unsaved edits on top."""
+        if self._saving:
+            return
+        pending = self.form.refill(self.manager.settings)
+        self._show_app_state()
+        if pending:
+            self.banner.show_message(
+                "info",
+                "The settings were changed elsewhere; the form shows them, with "
+                "your unsaved edits kept. Save writes only what you changed.",
+                [("Discard my edits", self.load)],
+            )
+
     def settings_from_form(self) -> config.Settings:
-        """The form as validated Settings; ConfigError names what is wrong."""
-        origins = [o.strip() for o in self.origins.text().split(",") if o.strip()]
-        changes: dict[str, Any] = {
-            "server": {
-                "host": self.host.text().strip(),
-                "port": self.port.value(),
-                "port_fallback": self.port_fallback.isChecked(),
-                "allowed_origins": origins,
-            },
-            "upstream": self.upstreams.values(),
-            "route": self.routes.values(),
-            "lmstudio": {
-                "manage": self.manage.isChecked(),
-                "min_context": self.min_context.value(),
-                "context_policy": self.policy.currentData(),
-                "load_context_length": self.load_context.value(),
-                "load_ttl_seconds": self.load_ttl.value() or None,
-                "load_on_demand": self.load_on_demand.isChecked(),
-            },
-            "chat": {
-                "default_text_model": self.text_model.text().strip(),
-                "default_vision_model": self.vision_model.text().strip(),
-                "max_image_bytes": self.max_image.value() * 1024**2,
-            },
-            "logging": {"level": self.log_level.currentText()},
-        }
-        return self.manager.merged(changes)
+        """The current settings with the user's changes, validated;
+        ConfigError names what is wrong."""
+        return self.manager.merged(self.form.changes())
+
+    def check_port(self) -> str:
+        """Show (and return) why the port cannot be used ("" if it can)."""
+        upstreams = [
+            (str(up.get("name", "")), str(up.get("base_url", "")))
+            for up in self.upstreams.values()
+        ]
+        reason = upstream_port_reason(
+            self.host.text().strip() or "127.0.0.1", self.port.value(), upstreams
+        )
+        self.port_error.setText(reason[:1].upper() + reason[1:])
+        self.port_error.setVisible(bool(reason))
+        return reason
 
     def save(self) -> None:
-        try:
-            settings = self.settings_from_form()
-        except config.ConfigError as exc:
-            self.banner.show_message("error", f"Not saved: {exc}")
+        if self.check_port():
+            self.banner.show_message(
+                "error", "Not saved: the port is not usable (see the Port field)."
+            )
             return
+        changes = self.form.key_paths()
+        if not changes:
+            self.banner.show_message("info", "Nothing to save: no field was changed.")
+            return
+        problems = self.manager.problems(changes)
+        if problems:
+            self._not_saved(problems)
+            return
+        self._saving = True
         try:
-            saved = self.manager.save(settings)
+            saved = self.manager.save_changes(changes)
+        except SettingsInvalid as exc:  # changed on disk since the check
+            self._not_saved(exc.problems)
+            return
         except OSError as exc:
             self.banner.show_message(
                 "error", f"Could not write {self.manager.path}: {exc.strerror or exc}"
@@ -254,8 +265,12 @@ class SettingsPanel(QWidget):
         except config.ConfigError as exc:
             self.banner.show_message("error", f"Not saved: {exc}")
             return
-        backup = saved.backup
-        kept = f" (the previous file is kept as {backup.name})" if backup else ""
+        finally:
+            self._saving = False
+        kept = ""
+        if saved.backup is not None:
+            where = saved.backup.relative_to(self.manager.path.parent)
+            kept = f" (the previous file is kept as {where})"
         if self.controller.restart_needed:
             self.banner.show_message(
                 "warning",
@@ -263,9 +278,27 @@ class SettingsPanel(QWidget):
                 "restart it to apply them.",
                 [("Restart proxy now", self.restart)],
             )
+        elif not self.controller.running:
+            self.banner.show_message(
+                "info",
+                f"Saved{kept}. The proxy is not running.",
+                [("Start proxy now", self.start_proxy)],
+            )
         else:
             self.banner.show_message("info", f"Saved{kept}.")
         self.load()
+
+    def _not_saved(self, problems: dict[str, str]) -> None:
+        """Nothing was written: each problem next to its field."""
+        elsewhere = self.form.show_problems(problems)
+        count = len(problems)
+        text = (
+            f"Not saved: {count} field{'s' if count > 1 else ''} "
+            "need fixing (marked in red)."
+        )
+        if elsewhere:
+            text += " " + "; ".join(elsewhere)
+        self.banner.show_message("error", text)
 
     def _needs_restart(self, text: str) -> None:
         if self.controller.running:
@@ -280,6 +313,25 @@ class SettingsPanel(QWidget):
     async def _restart(self) -> None:
         if await self.controller.restart():
             message.info(f"The proxy restarted on {self.controller.url}")
+        else:
+            self._say_not_running()
+
+    def start_proxy(self) -> None:
+        self.tasks.start(self._start(), what="Starting the proxy")
+
+    async def _start(self) -> None:
+        if await self.controller.start():
+            message.info(f"The proxy runs on {self.controller.url}")
+        else:
+            self._say_not_running()
+
+    def _say_not_running(self) -> None:
+        """A (re)start failed: why, and the way back."""
+        self.banner.show_message(
+            "error",
+            f"The proxy is not running: {self.controller.error}.",
+            [("Start proxy", self.start_proxy)],
+        )
 
     # -- app preferences (apply at once) -------------------------------------
 

@@ -1,0 +1,316 @@
+"""The Settings form as data: each field bound to its settings key, what
+the user changed since the form was filled, and each key's problem shown
+next to its field.
+
+A save writes only `FormFields.key_paths()`: the keys whose widget differs
+from what the form was filled with, as the settings store's key paths
+(entries of upstreams and routes by their name). So a page opened before
+the wizard wrote its routes, saved after changing only the port, changes
+only the port (issue 20, point 3). When the settings change elsewhere,
+`refill` shows the new values and keeps the user's unsaved edits on top.
+`show_problems` puts the store's per-key messages under their fields.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QWidget
+
+from lmbridge import config, settings_edit
+from lmbridge.gui.icons import ERROR_COLOR
+from lmbridge.gui.settings.form import RoutesEditor, UpstreamEditor
+from lmbridge.settings_edit import REMOVE, KeyPath, key_name
+
+if TYPE_CHECKING:
+    from lmbridge.gui.settings.view import SettingsPanel
+
+POLICIES = ("auto", "warn", "off")
+
+Changes = dict[str, Any]  # table -> {key: value}, or table -> a whole list
+
+
+_ENTRY_KEY = re.compile(r"^(?P<table>\w+)\[(?P<name>.*)\](?:\.(?P<key>\w+))?$")
+
+
+def entry_problem(key: str, text: str) -> str:
+    """ "route[llama*].upstream", "..." as a user reads it:
+    "Route llama*, upstream: ..."."""
+    match = _ENTRY_KEY.match(key)
+    if match is None:
+        return f"{key}: {text}"
+    where = f"{match['table'].capitalize()} {match['name']}"
+    if match["key"]:
+        where += f", {match['key']}"
+    return f"{where}: {text}"
+
+
+def field_error() -> QLabel:
+    """The red line under a field that says what is wrong with it."""
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setStyleSheet(f"color: {ERROR_COLOR}")
+    label.hide()
+    return label
+
+
+@dataclass(frozen=True)
+class Field:
+    """One scalar setting: its widget, how to read it and show a value."""
+
+    table: str
+    key: str
+    widget: QWidget
+    get: Callable[[], Any]
+    set: Callable[[Any], object]
+
+    @property
+    def name(self) -> str:
+        return key_name((self.table, self.key))
+
+
+def _under(widget: QWidget, label: QLabel) -> None:
+    """Put `label` in the form row below `widget`'s."""
+    parent = widget.parentWidget()
+    layout = parent.layout() if parent is not None else None
+    if isinstance(layout, QFormLayout):
+        position: Any = layout.getWidgetPosition(widget)
+        row = int(position[0])
+        if row >= 0:
+            layout.insertRow(row + 1, "", label)
+            return
+    label.setParent(parent)
+
+
+class FormFields:
+    """The scalar fields and the two list editors of the Settings form."""
+
+    def __init__(
+        self,
+        fields: list[Field],
+        upstreams: UpstreamEditor,
+        routes: RoutesEditor,
+    ) -> None:
+        self.fields = fields
+        self.upstreams = upstreams
+        self.routes = routes
+        self.baseline: Changes = {}
+        self.snapshot = config.Settings()
+        # key name ("server.port") -> the red line under its field; the
+        # lists' problems go under their editors.
+        self.errors: dict[str, QLabel] = {}
+        for field in fields:
+            self.errors[field.name] = label = field_error()
+            label.setObjectName(f"error:{field.name}")
+            _under(field.widget, label)
+        for name, editor in (("upstream", upstreams), ("route", routes)):
+            self.errors[name] = label = field_error()
+            label.setObjectName(f"error:{name}")
+            box = editor.layout()
+            if box is not None:
+                box.addWidget(label)
+
+    def values(self) -> Changes:
+        """Everything the form holds, as settings data."""
+        values: Changes = {}
+        for field in self.fields:
+            values.setdefault(field.table, {})[field.key] = field.get()
+        values["upstream"] = self.upstreams.values()
+        values["route"] = self.routes.values()
+        return values
+
+    def fill(self, settings: config.Settings) -> None:
+        """Show `settings`; they become what changes are measured from."""
+        for field in self.fields:
+            field.set(getattr(getattr(settings, field.table), field.key))
+        self.upstreams.load(settings.upstream)
+        self.routes.load(settings.route)
+        self.baseline = self.values()
+        self.snapshot = settings
+        self.show_problems({})
+
+    def changes(self) -> Changes:
+        """What the user changed since `fill` (only those keys)."""
+        now = self.values()
+        changed: Changes = {}
+        for table, value in now.items():
+            before = self.baseline.get(table)
+            if isinstance(value, dict):
+                old = before if isinstance(before, dict) else {}
+                keys = {k: v for k, v in value.items() if old.get(k) != v}
+                if keys:
+                    changed[table] = keys
+            elif value != before:
+                changed[table] = value
+        return changed
+
+    def key_paths(self) -> dict[KeyPath, Any]:
+        """`changes()` as the store's key paths: `(table, key)` for a key,
+        and for upstreams and routes each changed entry by its name (the
+        whole list only when entries were reordered or cannot be told
+        apart), so a save never touches entries it did not change."""
+        paths: dict[KeyPath, Any] = {}
+        lists: Changes = {}
+        for table, value in self.changes().items():
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    paths[(table, key)] = REMOVE if item is None else item
+            else:
+                lists[table] = value
+        if not lists:
+            return paths
+        data = msgspec.to_builtins(self.snapshot)
+        data.update(lists)
+        try:
+            wanted = msgspec.convert(data, config.Settings)
+        except msgspec.ValidationError:  # the store names the bad key
+            paths.update({(table,): value for table, value in lists.items()})
+            return paths
+        for path, value in settings_edit.diff(self.snapshot, wanted).items():
+            if path[0] in lists:
+                paths[path] = value
+        return paths
+
+    def show_problems(self, problems: dict[str, str]) -> list[str]:
+        """Show each key's problem under its field (and clear the others);
+        returns the problems that have no field of their own."""
+        shown: dict[str, list[str]] = {}
+        elsewhere = []
+        for key, text in problems.items():
+            head = key.split(".")[0].split("[")[0]
+            if key in self.errors:
+                shown.setdefault(key, []).append(text[:1].upper() + text[1:])
+            elif head in ("upstream", "route"):
+                shown.setdefault(head, []).append(entry_problem(key, text))
+            else:
+                elsewhere.append(f"{key}: {text}" if key else text)
+        for key, label in self.errors.items():
+            lines = shown.get(key, [])
+            label.setText("\n".join(lines))
+            label.setVisible(bool(lines))
+        return elsewhere
+
+    def refill(self, settings: config.Settings) -> Changes:
+        """Show `settings` (changed elsewhere) and put the user's unsaved
+        edits back on top; returns those edits."""
+        pending = self.changes()
+        self.fill(settings)
+        self.apply(pending)
+        return pending
+
+    def apply(self, changes: Changes) -> None:
+        """Show `changes` in the form, as if the user had made them."""
+        by_key = {(f.table, f.key): f for f in self.fields}
+        for table, value in changes.items():
+            if table == "upstream":
+                self.upstreams.load_values(value)
+            elif table == "route":
+                self.routes.load_values(value)
+            else:
+                for key, item in value.items():
+                    by_key[(table, key)].set(item)
+
+
+def bind_fields(self: SettingsPanel) -> FormFields:
+    """The Settings page's fields, each bound to its settings key."""
+
+    def text(edit: QLineEdit) -> Callable[[], str]:
+        return lambda: edit.text().strip()
+
+    def origins() -> list[str]:
+        return [o.strip() for o in self.origins.text().split(",") if o.strip()]
+
+    mb = 1024**2
+    fields = [
+        Field("server", "host", self.host, text(self.host), self.host.setText),
+        Field("server", "port", self.port, self.port.value, self.port.setValue),
+        Field(
+            "server",
+            "port_fallback",
+            self.port_fallback,
+            self.port_fallback.isChecked,
+            self.port_fallback.setChecked,
+        ),
+        Field(
+            "server",
+            "allowed_origins",
+            self.origins,
+            origins,
+            lambda v: self.origins.setText(", ".join(v)),
+        ),
+        Field(
+            "lmstudio",
+            "manage",
+            self.manage,
+            self.manage.isChecked,
+            self.manage.setChecked,
+        ),
+        Field(
+            "lmstudio",
+            "min_context",
+            self.min_context,
+            self.min_context.value,
+            self.min_context.setValue,
+        ),
+        Field(
+            "lmstudio",
+            "context_policy",
+            self.policy,
+            self.policy.currentData,
+            lambda v: self.policy.setCurrentIndex(POLICIES.index(v)),
+        ),
+        Field(
+            "lmstudio",
+            "load_context_length",
+            self.load_context,
+            self.load_context.value,
+            self.load_context.setValue,
+        ),
+        Field(
+            "lmstudio",
+            "load_ttl_seconds",
+            self.load_ttl,
+            lambda: self.load_ttl.value() or None,
+            lambda v: self.load_ttl.setValue(v or 0),
+        ),
+        Field(
+            "lmstudio",
+            "load_on_demand",
+            self.load_on_demand,
+            self.load_on_demand.isChecked,
+            self.load_on_demand.setChecked,
+        ),
+        Field(
+            "chat",
+            "default_text_model",
+            self.text_model,
+            text(self.text_model),
+            self.text_model.setText,
+        ),
+        Field(
+            "chat",
+            "default_vision_model",
+            self.vision_model,
+            text(self.vision_model),
+            self.vision_model.setText,
+        ),
+        Field(
+            "chat",
+            "max_image_bytes",
+            self.max_image,
+            lambda: self.max_image.value() * mb,
+            lambda v: self.max_image.setValue(max(1, round(v / mb))),
+        ),
+        Field(
+            "logging",
+            "level",
+            self.log_level,
+            self.log_level.currentText,
+            self.log_level.setCurrentText,
+        ),
+    ]
+    return FormFields(fields, self.upstreams, self.routes)
