@@ -1,6 +1,8 @@
 """First-run setup, driven from start to finish against the fake LM Studio:
 found and serving, a model per tool, the routes and the tools' config files
-written after the diff, and a real request through the proxy."""
+written after the diff (listed with their backups), and a real request
+through the proxy for every tool configured. Without LM Studio, Next stays
+disabled and the page says why; a re-run starts from what is configured."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QLabel, QPlainTextEdit
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWizard
 
 from fakes.lmstudio_server import FakeLMStudio
 from gui.helpers import close_app, eventually, make_app, table_text
@@ -58,6 +60,9 @@ def wizard_of(app: LMBridgeApp) -> SetupWizard:
 async def test_first_run_from_nothing_to_an_answer(
     fake_lm: FakeLMStudio, home: Path, tmp_path: Path
 ) -> None:
+    claude_file = home / ".claude" / "settings.json"
+    claude_file.parent.mkdir()
+    claude_file.write_text('{"theme": "dark"}\n')  # the user's own, kept
     app = await make_app(fresh_settings(fake_lm.base_url), tmp_path, setup=None)
     try:
         wizard = wizard_of(app)  # no settings file: setup opened by itself
@@ -111,17 +116,34 @@ async def test_first_run_from_nothing_to_an_answer(
         labels = [w.text() for w in wizard.azure_page.findChildren(QLabel)]
         assert any("No Azure AI Foundry upstream" in t for t in labels)
 
-        # Test: a real Claude Code request; LM Studio loads the model with
-        # the chosen context on demand.
+        # Test: the files written with their backups, then a real request
+        # per tool; LM Studio loads the model with the chosen context.
         wizard.next()
         test = wizard.test_page
-        await eventually(lambda: test.ok, timeout=30, what="the test request")
-        assert "Claude Code works through LM Bridge" in test.result.plain
+        files = test.files_list.text()
+        backups = list(claude_file.parent.glob("settings.json.lmbridge-backup-*"))
+        assert len(backups) == 1 and backups[0].read_text() == '{"theme": "dark"}\n'
+        assert f"Claude Code: {claude_file} (backup: {backups[0]})" in files
+        assert f"Codex CLI: {home / '.codex' / 'config.toml'} (new file)" in files
+        assert str(app.controller.config_path) in files
+        assert "IDE plugins (Continue): " in files
+        await eventually(lambda: test.ok, timeout=30, what="the test requests")
+        assert list(test.lines) == ["claude-code", "codex", "continue"]
+        lines = {tool: line.status.plain for tool, line in test.lines.items()}
+        assert lines["claude-code"].startswith("Claude Code works through LM Bridge")
+        assert lines["codex"].startswith(f"Codex CLI works through LM Bridge ({QWEN})")
+        assert lines["continue"].startswith("IDE plugins (Continue) works")
+        assert GEMMA in lines["continue"]
+        assert all(line.status.kind == "ok" for line in test.lines.values())
+        assert test.result.plain == "All 3 tools work through LM Bridge."
         assert QWEN in fake_lm.load_requests
-        assert fake_lm.load_configs[-1]["llm.load.contextLength"] == 16384
-        await eventually(
-            lambda: [r.model for r in app.log.rows] == [QWEN], what="the log row"
-        )
+        assert fake_lm.load_configs[0]["llm.load.contextLength"] == 16384
+        await eventually(lambda: len(app.log.rows) == 3, what="the log rows")
+        assert sorted((r.path, r.model) for r in app.log.rows) == [
+            ("/v1/chat/completions", GEMMA),
+            ("/v1/messages", QWEN),
+            ("/v1/responses", QWEN),
+        ]
 
         wizard.accept()
         await eventually(lambda: app.setup is None, what="the wizard to close")
@@ -150,7 +172,7 @@ async def test_server_off_is_started_with_lms(home: Path, tmp_path: Path) -> Non
     port = closed_port()
     app = await make_app(fresh_settings(f"http://127.0.0.1:{port}"), tmp_path)
     try:
-        wizard = app.open_setup()
+        wizard = app.open_setup(home)
         page = wizard.lmstudio_page
         await eventually(lambda: page.found is not None, what="the check")
         assert page.found is not None
@@ -158,6 +180,13 @@ async def test_server_off_is_started_with_lms(home: Path, tmp_path: Path) -> Non
         assert page.found.lms == str(home / ".lmstudio" / "bin" / "lms")
         assert not page.start_button.isHidden()
         assert "lms server start" in page.next_step.text()
+        assert "`" not in page.next_step.text()  # no raw Markdown
+        # Next is disabled, and both the page and Next's tool tip say why.
+        next_button = wizard.button(QWizard.WizardButton.NextButton)
+        assert not page.isComplete() and not next_button.isEnabled()
+        reason = f"once LM Studio's server answers at http://127.0.0.1:{port}"
+        assert reason in page.why.plain and page.why.isVisibleTo(page)
+        assert reason in next_button.toolTip()
         page.start_button.click()
         calls = tmp_path / "lms-calls.txt"
         await eventually(calls.exists, what="lms to run")

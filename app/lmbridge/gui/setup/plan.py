@@ -9,11 +9,14 @@ haiku, Codex, the IDE plugins) and the context to load it with. From that:
   than it (or LM Bridge would reload the model right away);
 - `tool_plans`: the merge into each chosen tool's own config file, by the
   integration writers (shown as a diff, written only when confirmed);
-- `tool_to_test`: the tool whose test request ends the setup.
+- `tool_to_test`: the tool whose test request ends the setup;
+- `current_choice`: what the settings and the tools' files hold now, where
+  a re-run of setup starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,33 @@ class SetupChoice:
 
     def tools(self) -> list[str]:
         return [tool for tool, _name in TOOLS if self.tool_choice(tool) is not None]
+
+
+def tool_name(tool: str) -> str:
+    """What the pages call `tool`."""
+    return dict(TOOLS).get(tool, tool)
+
+
+def current_choice(
+    settings: config.Settings, configured: Mapping[str, ModelChoice]
+) -> SetupChoice | None:
+    """The choice that the settings and the tools' files hold now: Claude
+    Code's tiers from its file, else from the routes of its tier names; Codex's
+    and the IDE plugins' model from their files; the load context from the
+    settings. None when no tool is configured (a first run)."""
+    claude = configured.get("claude-code", ModelChoice())
+    routes = {r.model: r.target or "" for r in settings.route}
+    tiers = {
+        tier: getattr(claude, tier) or claude.model or routes.get(pattern, "")
+        for tier, pattern in CLAUDE_TIERS
+    }
+    choice = SetupChoice(
+        codex=configured.get("codex", ModelChoice()).model,
+        ide=configured.get("continue", ModelChoice()).model,
+        context_length=settings.lmstudio.load_context_length or DEFAULT_CONTEXT,
+        **tiers,
+    )
+    return choice if choice.models() else None
 
 
 def lmstudio_upstream(settings: config.Settings) -> str | None:
