@@ -46,12 +46,18 @@ class IntegrationsManager:
         service = self.controller.lmstudio
         return service.loaded_context if service is not None else None
 
-    def model_names(self) -> list[str]:
-        """The names a tool may ask for: the router's aliases, then the
-        models LM Studio has loaded (patterns left out)."""
+    def model_names(self, tool: str) -> list[str]:
+        """The names `tool` may ask for: the models LM Studio has loaded and
+        the routes' exact names first; Claude's own names (which the routes'
+        tier patterns take) after them for the tools that speak Anthropic
+        Messages, and not at all for the others."""
         state = self.controller.services
-        names = list(state.router.aliases()) if state is not None else []
-        names += [m.identifier for m in self.controller.loaded]
+        aliases = list(state.router.aliases()) if state is not None else []
+        real = [m.identifier for m in self.controller.loaded]
+        real += [n for n in aliases if not n.startswith("claude")]
+        claude = [n for n in aliases if n.startswith("claude")]
+        protocol = integrations.describe(tool, self.client_settings()).protocol
+        names = real + (claude if protocol == "anthropic" else [])
         return list(dict.fromkeys(n for n in names if "*" not in n))
 
     def describe(

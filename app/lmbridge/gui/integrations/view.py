@@ -9,6 +9,7 @@ renders it and calls it.
 
 from __future__ import annotations
 
+import re
 from html import escape
 from pathlib import Path
 
@@ -44,6 +45,19 @@ from lmbridge.gui.widgets import (
 from lmbridge.integrations import Integration, ModelChoice, WritePlan
 
 TESTING = "Testing the integration"
+
+
+def rich(text: str) -> str:
+    """`text` as rich text: escaped, Markdown's `code` as <code>."""
+    parts = escape(text).split("`")
+    return "".join(
+        f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts)
+    )
+
+
+def plain(text: str) -> str:
+    """`text` without Markdown's backticks: `lms` -> “lms”."""
+    return re.sub(r"`([^`]+)`", r"“\1”", text)
 
 
 def code_view(text: str) -> QPlainTextEdit:
@@ -83,7 +97,7 @@ class IntegrationsPanel(QWidget):
         editor = self.model.lineEdit()
         if editor is not None:
             editor.setPlaceholderText("the model the tool asks for")
-        self.model.currentTextChanged.connect(self.refresh)
+        self.model.currentTextChanged.connect(self._on_model)
 
         self.heading = title_label("")
         self.summary = hint_label()
@@ -98,6 +112,9 @@ class IntegrationsPanel(QWidget):
         self.test_button.clicked.connect(self.test)
         self.write_button.clicked.connect(self.prepare_write)
         self.answer = hint_label()
+        # Test results by (tool, model): a result shows only beside the tool
+        # and model it was obtained with.
+        self.answers: dict[tuple[str, str], str] = {}
         self.review = Banner(closable=False)
         self.diff = QPlainTextEdit()
         self.diff.setReadOnly(True)
@@ -163,17 +180,42 @@ class IntegrationsPanel(QWidget):
     # -- view -------------------------------------------------------------------
 
     def _on_tool(self) -> None:
-        self.answer.setText("")
+        self.cancel_write()
+        self._fill_models()
+        self.refresh()
+
+    def _on_model(self) -> None:
         self.cancel_write()
         self.refresh()
 
     def _fill_models(self) -> None:
+        if not self.tool():
+            return
         current = self.model.currentText()
         self.model.blockSignals(True)
         self.model.clear()
-        self.model.addItems(self.manager.model_names())
+        self.model.addItems(self.manager.model_names(self.tool()))
         self.model.setCurrentText(current)
         self.model.blockSignals(False)
+
+    def test_problem(self) -> str:
+        """Why Test cannot run now ("" when it can)."""
+        if not self.controller.running:
+            return "Start the proxy first (Overview ▸ Start)"
+        try:
+            self.manager.test_request(self.tool(), self.choice())
+        except integrations.IntegrationError as exc:
+            return str(exc)
+        return ""
+
+    def _show_answer(self) -> None:
+        """The line beside Test: under way, why it cannot run, or the result
+        for this tool and model; never one left from another condition."""
+        if self.tasks.running(TESTING):
+            self.answer.setText("Sending…")
+            return
+        key = (self.tool(), self.model.currentText().strip())
+        self.answer.setText(self.answers.get(key) or self.test_problem())
 
     def refresh(self) -> None:
         if not self._labels_done:
@@ -200,18 +242,16 @@ class IntegrationsPanel(QWidget):
             inner.addWidget(copy, 0, Qt.AlignmentFlag.AlignTop)
             self.snippet_box.addWidget(box)
         self.steps.setText(
-            "<ol>" + "".join(f"<li>{escape(s)}</li>" for s in info.steps) + "</ol>"
+            "<ol>" + "".join(f"<li>{rich(s)}</li>" for s in info.steps) + "</ol>"
         )
         self.steps_box.setVisible(bool(info.steps))
         self.write_button.setVisible(info.writable)
         testing = self.tasks.running(TESTING)
+        problem = self.test_problem()
         self.test_button.setText("Cancel test" if testing else "Test")
-        self.test_button.setEnabled(self.controller.running or testing)
-        self.test_button.setToolTip(
-            "Send a real request through LM Bridge"
-            if self.controller.running
-            else "Start the proxy first (Overview ▸ Start)"
-        )
+        self.test_button.setEnabled(testing or not problem)
+        self.test_button.setToolTip(problem or "Send a real request through LM Bridge")
+        self._show_answer()
 
     def _label_tools(self) -> None:
         for row in range(self.tools.count()):
@@ -229,33 +269,40 @@ class IntegrationsPanel(QWidget):
 
     def test(self) -> None:
         """Send the tool's test request; while that runs the button cancels."""
+        key = (self.tool(), self.model.currentText().strip())
         if self.tasks.running(TESTING):
             self.tasks.cancel(TESTING)
-            self.answer.setText("Test cancelled")
+            self.answers[key] = "Test cancelled"
             return
         try:
             request = self.manager.test_request(self.tool(), self.choice())
-        except integrations.IntegrationError as exc:
-            self.answer.setText(str(exc))
-            message.warning(f"Test: {exc}")
+        except integrations.IntegrationError:
+            self.refresh()  # the line beside Test says why
             return
-        self.answer.setText("Sending…")
+        self.answers.pop(key, None)
         info = self.integration()
-        task = self.tasks.start(self._test(info, request), what=TESTING)
+        task = self.tasks.start(self._test(key, info, request), what=TESTING)
         task.add_done_callback(lambda _task: self.refresh())
         self.refresh()
 
-    async def _test(self, info: Integration, request: integrations.TestRequest) -> None:
+    async def _test(
+        self,
+        key: tuple[str, str],
+        info: Integration,
+        request: integrations.TestRequest,
+    ) -> None:
         reply = await self.manager.send_test(info, request)
         self.last_reply = reply
         if reply.ok:
-            self.answer.setText(
+            self.answers[key] = (
                 f"✓ {info.name} works: {reply.status} in {duration(reply.elapsed)} — "
                 f"“{reply.text.strip()[:200]}”"
             )
         else:
-            self.answer.setText(f"✗ {reply.status or 'no answer'}: {reply.text[:300]}")
-            message.error(f"Test of {info.name} failed: {reply.text}")
+            self.answers[key] = (
+                f"✗ {info.name} failed: {reply.status or 'no answer'}: "
+                f"{reply.text[:300]}"
+            )
 
     # -- Write -----------------------------------------------------------------
 
@@ -269,7 +316,7 @@ class IntegrationsPanel(QWidget):
             message.info(f"{plan.path} already points at LM Bridge")
             return
         self.plan = plan
-        notes = "".join(f"\n• {note}" for note in plan.notes)
+        notes = "".join(f"\n• {plain(note)}" for note in plan.notes)
         what = "create" if plan.old_text is None else "change"
         backup = (
             "" if plan.old_text is None else " A backup of the current file is kept."
