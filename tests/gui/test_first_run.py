@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWizard
 
+from fakes.lmstudio_data import DEFAULT_DOWNLOADED
 from fakes.lmstudio_server import FakeLMStudio
 from gui.helpers import close_app, eventually, make_app, table_text
 from lmbridge import config
@@ -44,12 +45,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+FRESH = (
+    '[server]\nport = 0\n\n[[upstream]]\nname = "local"\nkind = "lmstudio"\n'
+    'base_url = "{url}"\n'
+)
+
+
 def fresh_settings(base_url: str) -> config.Settings:
     """A new user's settings: LM Studio only (at the fake's address), no routes."""
-    return config.parse(
-        f'[server]\nport = 0\n\n[[upstream]]\nname = "local"\nkind = "lmstudio"\n'
-        f'base_url = "{base_url}"\n'
-    )
+    return config.parse(FRESH.format(url=base_url))
 
 
 def wizard_of(app: LMBridgeApp) -> SetupWizard:
@@ -209,3 +213,85 @@ async def test_not_installed_says_where_to_get_it(
     )
     assert not found.installed and not found.server_on and found.lms is None
     assert install.DOWNLOAD_URL in found.next_step()
+
+
+async def next_to_models(app: LMBridgeApp, home: Path) -> SetupWizard:
+    wizard = app.open_setup(home)
+    page = wizard.lmstudio_page
+    await eventually(page.isComplete, what="LM Studio's server")
+    assert wizard.button(QWizard.WizardButton.NextButton).toolTip() == ""
+    assert page.why.isHidden()
+    wizard.next()
+    assert wizard.currentPage() is wizard.models_page
+    return wizard
+
+
+async def test_no_language_model_says_so_instead_of_an_empty_table(
+    fake_lm: FakeLMStudio, home: Path, tmp_path: Path
+) -> None:
+    fake_lm.downloaded[:] = [m for m in fake_lm.downloaded if m["type"] != "llm"]
+    app = await make_app(fresh_settings(fake_lm.base_url), tmp_path)
+    try:
+        wizard = await next_to_models(app, home)
+        page = wizard.models_page
+        await eventually(lambda: page.setup.manager.listed, what="the list")
+        assert page.table.isHidden()
+        assert "LM Studio has no language model yet" in page.empty.plain
+        assert page.empty.kind == "warning" and not page.retry.isHidden()
+        next_button = wizard.button(QWizard.WizardButton.NextButton)
+        assert not next_button.isEnabled()
+        assert "once LM Studio lists a language model" in next_button.toolTip()
+
+        # A model downloaded meanwhile shows after "List again".
+        fake_lm.downloaded.append(
+            {**DEFAULT_DOWNLOADED[0], "modelKey": QWEN, "path": QWEN}
+        )
+        page.retry.click()
+        await eventually(lambda: page.table.rowCount() == 1, what="the new model")
+        assert page.table.isVisibleTo(page) and page.empty.isHidden()
+        assert page.combos["sonnet"].currentData() == QWEN
+        assert next_button.isEnabled() and next_button.toolTip() == ""
+        for combo in page.combos.values():
+            combo.setCurrentIndex(0)
+        assert not next_button.isEnabled()
+        assert page.why.plain == "Choose a model for at least one tool to go on."
+        assert next_button.toolTip() == page.why.plain
+    finally:
+        await close_app(app)
+
+
+async def test_a_rerun_starts_from_the_current_configuration(
+    fake_lm: FakeLMStudio, home: Path, tmp_path: Path
+) -> None:
+    """Not from defaults: the routes in config.toml and the models the tools'
+    files name now are preselected, with the configured load context."""
+    settings = config.parse(
+        f"{FRESH.format(url=fake_lm.base_url)}\n"
+        '[[route]]\nmodel = "claude-*opus*"\nupstream = "local"\n'
+        f'target = "{GEMMA}"\n\n'
+        "[lmstudio]\nload_context_length = 12288\nmin_context = 8192\n"
+    )
+    claude = home / ".claude" / "settings.json"
+    claude.parent.mkdir()
+    claude.write_text(json.dumps({"env": {"ANTHROPIC_DEFAULT_SONNET_MODEL": GEMMA}}))
+    codex = home / ".codex" / "config.toml"
+    codex.parent.mkdir()
+    codex.write_text(f'model = "{GEMMA}"\nmodel_provider = "lmbridge"\n')
+    app = await make_app(settings, tmp_path)
+    try:
+        wizard = await next_to_models(app, home)
+        page = wizard.models_page
+        await eventually(lambda: page.table.rowCount() == 2, what="the models")
+        picked = {slot: combo.currentData() for slot, combo in page.combos.items()}
+        # The largest tool model (Qwen) would be the first-run suggestion.
+        assert picked == {
+            "opus": GEMMA,
+            "sonnet": GEMMA,
+            "haiku": "",
+            "codex": GEMMA,
+            "ide": "",
+        }
+        assert page.context.value() == 12288
+        assert page.starting.isVisibleTo(page)
+    finally:
+        await close_app(app)
