@@ -13,12 +13,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWizard
+from PySide6.QtWidgets import QApplication, QLabel, QPlainTextEdit, QWizard
 
 from fakes.lmstudio_data import DEFAULT_DOWNLOADED
 from fakes.lmstudio_server import FakeLMStudio
 from gui.helpers import close_app, eventually, make_app, table_text
 from lmbridge import config
+from lmbridge.gui import message
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.overview.view import OverviewPanel
 from lmbridge.gui.setup.wizard import SetupWizard
@@ -293,5 +294,35 @@ async def test_a_rerun_starts_from_the_current_configuration(
         }
         assert page.context.value() == 12288
         assert page.starting.isVisibleTo(page)
+    finally:
+        await close_app(app)
+
+
+async def test_notifications_stay_off_the_wizard(
+    fake_lm: FakeLMStudio,
+    home: Path,
+    tmp_path: Path,
+    messages: list[tuple[message.Level, str]],
+) -> None:
+    """With the wizard in front, "Model loaded" goes to the window's banner,
+    not to a tray balloon drawn on top of the wizard's buttons; in the
+    background it is a desktop notification."""
+    app = await make_app(fresh_settings(fake_lm.base_url), tmp_path, tray=True)
+    try:
+        wizard = app.open_setup(home)
+        wizard.activateWindow()
+        await eventually(lambda: QApplication.activeWindow() is wizard)
+        await app.models.load(QWEN, context_length=8192)
+        await eventually(lambda: app.notifications, what="the notification")
+        assert app.notifications[0][0] == "Model loaded"
+        assert any(text.startswith("Model loaded: ") for _, text in messages)
+
+        wizard.reject()
+        app.window.hide()
+        await eventually(lambda: QApplication.activeWindow() is None)
+        messages.clear()
+        await app.models.load(GEMMA, context_length=8192)
+        await eventually(lambda: len(app.notifications) == 2, what="the second")
+        assert messages == []  # a tray notification, not the banner
     finally:
         await close_app(app)
