@@ -197,3 +197,35 @@ async def test_codex_lists_real_models_before_claude_aliases(
         assert len(names) > 2 and all(n.startswith("claude") for n in names[2:])
     finally:
         await close_app(app)
+
+
+async def test_the_page_shows_what_the_files_point_at_now(
+    gui_app: LMBridgeApp, tmp_path: Path
+) -> None:
+    """Whoever writes a tool's file (the wizard, an editor), the page shows
+    what it says now, without a refresh."""
+    panel = integrations_page(gui_app, tmp_path)
+    panel.select("codex")
+    codex = tmp_path / ".codex" / "config.toml"
+    assert panel.now.plain == f"{codex} does not exist yet"
+    assert panel.model.currentText() == ""
+    codex.parent.mkdir()
+    url = gui_app.controller.url
+    codex.write_text(
+        'model = "gpt-5"\nmodel_provider = "lmbridge"\n\n'
+        f'[model_providers.lmbridge]\nbase_url = "{url}/v1"\n'
+    )
+    await eventually(lambda: panel.now.kind == "ok", what="the file to be read")
+    assert panel.now.plain == (
+        f"{codex} points Codex CLI at LM Bridge ({url}/v1); model gpt-5"
+    )
+    assert panel.model.currentText() == "gpt-5"  # tests what the file says
+
+    codex.write_text('model = "o3"\n')  # an editor points it elsewhere
+    await eventually(lambda: panel.now.kind == "warning", what="the edit")
+    assert "at its own default service, not at this LM Bridge" in panel.now.plain
+    assert panel.model.currentText() == "o3"
+    panel.model.setCurrentText("my-pick")  # what the user typed stays
+    codex.write_text('model = "o4"\n')
+    await eventually(lambda: "model o4" in panel.now.plain, what="the 2nd edit")
+    assert panel.model.currentText() == "my-pick"

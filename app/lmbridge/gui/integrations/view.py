@@ -9,8 +9,6 @@ renders it and calls it.
 
 from __future__ import annotations
 
-import re
-from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -33,9 +31,11 @@ from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.formats import duration
 from lmbridge.gui.integrations.manager import IntegrationsManager
+from lmbridge.gui.integrations.texts import code_view, plain, rich
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import (
     Banner,
+    StatusDot,
     button,
     copy_text,
     hint_label,
@@ -47,41 +47,14 @@ from lmbridge.integrations import Integration, ModelChoice, WritePlan
 TESTING = "Testing the integration"
 
 
-def rich(text: str) -> str:
-    """`text` as rich text: escaped, Markdown's `code` as <code>."""
-    parts = escape(text).split("`")
-    return "".join(
-        f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts)
-    )
-
-
-def plain(text: str) -> str:
-    """`text` without Markdown's backticks: `lms` -> “lms”."""
-    return re.sub(r"`([^`]+)`", r"“\1”", text)
-
-
-def code_view(text: str) -> QPlainTextEdit:
-    view = QPlainTextEdit(text)
-    view.setReadOnly(True)
-    view.setFont(mono_font())
-    view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-    lines = max(1, text.count("\n") + 1)
-    height = view.fontMetrics().lineSpacing() * min(lines, 14) + 16
-    view.setFixedHeight(height)
-    return view
-
-
 class IntegrationsPanel(QWidget):
     """The Integrations page."""
 
     def __init__(self, controller: ProxyController, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
-        self.manager = IntegrationsManager(controller)
+        self.manager = IntegrationsManager(controller, self)
         self.tasks = Tasks("integrations")
-        # The home directory whose tool configs are shown and written (tests
-        # point it at a temporary directory).
-        self.home: Path | None = None
         self.plan: WritePlan | None = None
         self.last_reply: Reply | None = None
         self.tools = QListWidget()
@@ -101,6 +74,9 @@ class IntegrationsPanel(QWidget):
 
         self.heading = title_label("")
         self.summary = hint_label()
+        self.now = StatusDot()
+        # The model the tool's file named when the field was filled from it.
+        self._prefilled = ""
         self.snippet_box = QVBoxLayout()
         self.steps = QLabel()
         self.steps.setWordWrap(True)
@@ -131,6 +107,7 @@ class IntegrationsPanel(QWidget):
         detail = QVBoxLayout()
         detail.addWidget(self.heading)
         detail.addWidget(self.summary)
+        detail.addWidget(self.now)
         detail.addLayout(options)
         detail.addLayout(self.snippet_box)
         steps_box = QGroupBox("Steps")
@@ -152,6 +129,7 @@ class IntegrationsPanel(QWidget):
         controller.phaseChanged.connect(self.refresh)
         controller.settingsChanged.connect(self.refresh)
         controller.loadedChanged.connect(self._fill_models)
+        self.manager.changed.connect(self._on_files)
         self._labels_done = False
         self.tools.setCurrentRow(0)
 
@@ -161,8 +139,21 @@ class IntegrationsPanel(QWidget):
         item = self.tools.currentItem()
         return str(item.data(Qt.ItemDataRole.UserRole)) if item else ""
 
+    @property
+    def home(self) -> Path | None:
+        """The home directory whose tool configs are shown and written
+        (tests point it at a temporary directory)."""
+        return self.manager.home
+
+    @home.setter
+    def home(self, home: Path | None) -> None:
+        self.manager.set_home(home)
+
     def choice(self) -> ModelChoice:
         model = self.model.currentText().strip()
+        now = self.manager.now(self.tool())
+        if now is not None and model and model == now.model:
+            return now.choice  # all of Claude Code's tiers as the file has them
         if self.tool() == "claude-code":
             return ModelChoice(sonnet=model, haiku=model) if model else ModelChoice()
         return ModelChoice(model=model)
@@ -172,7 +163,7 @@ class IntegrationsPanel(QWidget):
         return self.manager.client_settings()
 
     def integration(self) -> Integration:
-        return self.manager.describe(self.tool(), self.choice(), self.home)
+        return self.manager.describe(self.tool(), self.choice())
 
     def select(self, tool: str) -> None:
         self.tools.setCurrentRow(list(integrations.TOOL_IDS).index(tool))
@@ -182,7 +173,26 @@ class IntegrationsPanel(QWidget):
     def _on_tool(self) -> None:
         self.cancel_write()
         self._fill_models()
+        self._prefill(force=True)
         self.refresh()
+
+    def _on_files(self) -> None:
+        """A tool's file changed on disk: show what it says now."""
+        self._prefill(force=False)
+        self.refresh()
+
+    def _prefill(self, *, force: bool) -> None:
+        """Put the model the tool's file names into the field: always on
+        choosing a tool; after a change on disk only if the user did not
+        type another one meanwhile."""
+        now = self.manager.now(self.tool()) if self.tool() else None
+        model = now.model if now is not None else ""
+        typed = self.model.currentText().strip()
+        if force or typed in ("", self._prefilled):
+            self._prefilled = model
+            self.model.blockSignals(True)
+            self.model.setCurrentText(model)
+            self.model.blockSignals(False)
 
     def _on_model(self) -> None:
         self.cancel_write()
@@ -228,6 +238,7 @@ class IntegrationsPanel(QWidget):
         self.summary.setText(
             f"Speaks {info.protocol_name}; base URL {info.base_url}{where}."
         )
+        self._show_now(info)
         while self.snippet_box.count():
             item = self.snippet_box.takeAt(0)
             widget = item.widget() if item is not None else None
@@ -253,11 +264,18 @@ class IntegrationsPanel(QWidget):
         self.test_button.setToolTip(problem or "Send a real request through LM Bridge")
         self._show_answer()
 
+    def _show_now(self, info: Integration) -> None:
+        """What the tool's file points at now, beside what it should."""
+        line = self.manager.now_line(info)
+        self.now.setVisible(line is not None)
+        if line is not None:
+            self.now.set_status(*line)
+
     def _label_tools(self) -> None:
         for row in range(self.tools.count()):
             item = self.tools.item(row)
             tool = str(item.data(Qt.ItemDataRole.UserRole))
-            info = self.manager.describe(tool, None, self.home)
+            info = self.manager.describe(tool, None)
             item.setText(f"{info.name}\n{info.protocol_name}")
         self._labels_done = True
 
@@ -308,7 +326,7 @@ class IntegrationsPanel(QWidget):
 
     def prepare_write(self) -> None:
         try:
-            plan = self.manager.plan_write(self.tool(), self.choice(), self.home)
+            plan = self.manager.plan_write(self.tool(), self.choice())
         except integrations.IntegrationError as exc:
             message.error(f"Cannot write the configuration: {exc}")
             return
