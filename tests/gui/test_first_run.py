@@ -210,7 +210,10 @@ async def test_not_installed_says_where_to_get_it(
     monkeypatch.setenv("HOME", str(tmp_path / "empty-home"))
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     found = await install.check(
-        f"http://127.0.0.1:{closed_port()}", home=tmp_path / "empty-home"
+        f"http://127.0.0.1:{closed_port()}",
+        home=tmp_path / "empty-home",
+        sdk_ports=(),
+        fallback=f"127.0.0.1:{closed_port()}",  # not this machine's LM Studio
     )
     assert not found.installed and not found.server_on and found.lms is None
     assert install.DOWNLOAD_URL in found.next_step()

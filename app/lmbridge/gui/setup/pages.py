@@ -87,7 +87,9 @@ class LMStudioPage(QWizardPage):
         if not self.found.server_on:
             return (
                 "Next is available once LM Studio's server answers at "
-                f"{self.found.server_url}: start it as said above, then Check again."
+                f"{self.found.server_url}: do the step above, then Check again. "
+                "(LM Studio's server at another address? Set it in Settings ▸ "
+                "Upstreams.)"
             )
         return ""
 
