@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +149,11 @@ class SetupManager(QObject):
         self.written.append(written)
         return written
 
+    def already_set_up(self, plan: ToolPlan) -> None:
+        """Note a tool whose file already says what setup would write."""
+        if plan.plan is not None:
+            self.written.append(WrittenFile(plan.name, plan.plan.path, None, False))
+
     # -- testing -----------------------------------------------------------
 
     async def ensure_running(self) -> str:
@@ -239,11 +243,10 @@ def read_configured(tool: str, home: Path | None) -> ModelChoice | None:
         return None
 
 
-def written_lines(files: Mapping[Path, WrittenFile] | list[WrittenFile]) -> list[str]:
+def written_lines(files: list[WrittenFile]) -> list[str]:
     """One line per file: where it is and where its previous text went."""
-    items = list(files.values()) if isinstance(files, Mapping) else files
     lines = []
-    for item in items:
+    for item in files:
         if not item.changed:
             lines.append(f"{item.what}: {item.path} (already set up, not changed)")
         elif item.backup is not None:

@@ -132,6 +132,8 @@ class ReviewPage(QWizardPage):
             return False
         for plan in self.plans:
             box = self.writes.get(plan.tool)
+            if plan.plan is not None and not plan.plan.changed:
+                manager.already_set_up(plan)
             if plan.plan is None or box is None or not box.isChecked():
                 continue
             try:
