@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from lmbridge import config
-from lmbridge.integrations import ModelChoice
 from lmbridge.gui.setup.manager import WrittenFile, written_lines
 from lmbridge.gui.setup.plan import (
     SetupChoice,
@@ -19,6 +18,7 @@ from lmbridge.gui.setup.plan import (
 )
 from lmbridge.gui.usage.charts import compact, top_keys
 from lmbridge.gui.usage.data import day_labels
+from lmbridge.integrations import ModelChoice
 from lmbridge.settings_service import SettingsService, with_access_token
 
 QWEN = "qwen/qwen3-coder-30b"
