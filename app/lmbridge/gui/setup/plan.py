@@ -123,25 +123,37 @@ def planned_routes(
     return new + kept
 
 
-def planned_settings(
+def planned_changes(
     settings: config.Settings, choice: SetupChoice, source: str = "<setup>"
-) -> config.Settings:
-    """`settings` with setup's routes and load context; ConfigError if bad."""
+) -> dict[tuple[str, ...], Any]:
+    """Setup's change to the settings file, as key paths (the settings
+    store's form): the routes, then the load context, with the minimum
+    context no higher than it. ConfigError without an LM Studio upstream."""
     upstream = lmstudio_upstream(settings)
     if upstream is None:
         raise config.ConfigError(
             f"{source}: no LM Studio upstream is configured — add one in Settings"
         )
     lm = settings.lmstudio
-    changes: dict[str, Any] = {
-        "route": planned_routes(settings, upstream, choice),
-        "lmstudio": {
-            "manage": True,
-            "load_context_length": choice.context_length,
-            "min_context": min(lm.min_context, choice.context_length),
-        },
+    return {
+        ("route",): planned_routes(settings, upstream, choice),
+        ("lmstudio", "manage"): True,
+        ("lmstudio", "load_context_length"): choice.context_length,
+        ("lmstudio", "min_context"): min(lm.min_context, choice.context_length),
     }
-    return merged(settings, changes, source)
+
+
+def planned_settings(
+    settings: config.Settings, choice: SetupChoice, source: str = "<setup>"
+) -> config.Settings:
+    """`settings` with setup's routes and load context; ConfigError if bad."""
+    nested: dict[str, Any] = {}
+    for path, value in planned_changes(settings, choice, source).items():
+        if len(path) == 1:
+            nested[path[0]] = value
+        else:
+            nested.setdefault(path[0], {})[path[1]] = value
+    return merged(settings, nested, source)
 
 
 @dataclass(frozen=True)
