@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from lmbridge import config, integrations
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.setup.manager import SetupManager
-from lmbridge.gui.setup.pages import LMStudioPage, ModelsPage
+from lmbridge.gui.setup.pages import LMStudioPage, ModelsPage, plain
 from lmbridge.gui.setup.plan import (
     SetupChoice,
     ToolPlan,
@@ -110,13 +110,15 @@ class ReviewPage(QWizardPage):
         self.plans = tool_plans(clients, choice, self.setup.home)
         for plan in self.plans:
             if plan.plan is None:
-                self.body.addWidget(hint_label(f"{plan.name}: {plan.problem}"))
+                self.body.addWidget(hint_label(f"{plan.name}: {plain(plan.problem)}"))
                 continue
             box = QCheckBox(f"Write {plan.plan.path} ({plan.name})")
             box.setChecked(plan.plan.changed)
             box.setEnabled(plan.plan.changed)
             self.writes[plan.tool] = box
             self.body.addWidget(box)
+            for note in plan.plan.notes:
+                self.body.addWidget(hint_label(f"• {plain(note)}"))
             text = plan.plan.diff() if plan.plan.changed else "(already set up)"
             self.body.addWidget(diff_view(text))
 
@@ -139,7 +141,9 @@ class ReviewPage(QWizardPage):
             try:
                 manager.write_tool(plan)
             except integrations.IntegrationError as exc:
-                self.banner.show_message("error", f"{plan.name}: not written: {exc}")
+                self.banner.show_message(
+                    "error", f"{plan.name}: not written: {plain(str(exc))}"
+                )
                 return False
         self.written = [str(f.path) for f in manager.written]
         return True
