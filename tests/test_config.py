@@ -106,3 +106,14 @@ def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
 def test_dump_round_trips() -> None:
     settings = config.parse(CONTRACT)
     assert config.parse(config.dump(settings)) == settings
+
+
+def test_dump_writes_no_empty_tables_and_arrays_of_tables() -> None:
+    settings = config.parse(CONTRACT)
+    text = config.dump(settings).decode()
+    assert "[[upstream]]" in text and "[[route]]" in text
+    assert "upstream = [" not in text and "route = [" not in text
+    for table in ("[chat]", "[logging]", "[usage]", "[lmstudio]"):
+        assert table not in text
+    assert config.parse(text) == settings
+    assert config.dump(config.Settings()).decode().count("[") == 2  # the upstream

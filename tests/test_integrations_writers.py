@@ -242,12 +242,16 @@ def test_codex_env_key_follows_the_access_token(
     assert "env_key" not in provider
 
 
-def test_codex_inline_tables_are_rewritten_from_data(home: Path) -> None:
+def test_codex_inline_tables_are_edited_where_they_are(home: Path) -> None:
     path = home / ".codex" / "config.toml"
     path.parent.mkdir()
-    path.write_text('model_providers = { lmbridge = { name = "x" } }\nfoo = 1\n')
+    path.write_text(
+        '# mine\nmodel_providers = { lmbridge = { name = "x" } }  # inline\nfoo = 1\n'
+    )
     p = plan("codex", home)
-    assert any("without its comments" in n for n in p.notes)
+    assert p.notes == ()
+    assert p.new_text.startswith("# mine\nmodel_providers = { lmbridge = { name = ")
+    assert "}  # inline\n" in p.new_text
     data = tomllib.loads(p.new_text)
     assert data["foo"] == 1
     assert data["model_providers"]["lmbridge"]["wire_api"] == "responses"
@@ -349,12 +353,18 @@ def test_continue_handles_unindented_lists_and_no_models_key(home: Path) -> None
     assert [m["name"] for m in load_yaml(path.read_text())["models"]] == ["LM Bridge"]
 
 
-def test_continue_refuses_an_inline_model_list(home: Path) -> None:
+def test_continue_adds_to_an_inline_model_list_and_keeps_it_inline(
+    home: Path,
+) -> None:
     path = home / ".continue" / "config.yaml"
     path.parent.mkdir()
     path.write_text("name: x\nmodels: [{name: a, provider: ollama, model: m}]\n")
-    with pytest.raises(IntegrationError, match="inline"):
-        plan("continue", home)
+    p = plan("continue", home, ModelChoice(model="qwen3"))
+    assert p.new_text.startswith(
+        "name: x\nmodels: [{name: a, provider: ollama, model: m}, "
+    )
+    data = load_yaml(p.new_text)
+    assert [m["name"] for m in data["models"]] == ["a", "LM Bridge: qwen3"]
 
 
 def test_continue_json_config_is_merged_as_json(home: Path) -> None:

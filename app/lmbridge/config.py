@@ -368,5 +368,19 @@ def load(path: Path | None = None) -> Settings:
 
 
 def dump(settings: Settings) -> bytes:
-    """TOML text of `settings` (never holds secrets: keys live in the keyring)."""
-    return msgspec.toml.encode(settings)
+    """TOML text of `settings` (never holds secrets: keys live in the keyring).
+
+    Only what differs from the defaults, with no empty tables, and lists of
+    tables as `[[upstream]]` / `[[route]]` blocks. Saves go through
+    settings_store, which edits the user's file instead of replacing it.
+    """
+    import tomlkit  # only the writers need it
+
+    data = msgspec.to_builtins(settings)
+    return tomlkit.dumps({k: v for k, v in data.items() if v not in ({}, [])}).encode()
+
+
+def url_credentials_secret(upstream: str) -> str:
+    """The keyring entry holding the `user:password` that a save took out of
+    upstream `upstream`'s base_url (settings_store); no upstream name has "@"."""
+    return f"{upstream}@base_url"

@@ -1,10 +1,13 @@
-"""Changing LM Bridge's settings: validate as a whole, back up, write.
+"""Changing LM Bridge's settings: the desktop app's entry points to the store.
 
-The desktop app's Settings page and first-run setup save through
-`SettingsService`, never by writing files themselves. A change is validated
-the way the proxy validates the file at start (`config.parse` of the dumped
-text), the previous file is kept as `config.toml.bak`, and the new one is
-written atomically.
+The settings file has one owner, `settings_store.SettingsStore`: it applies
+each writer's change to the file as it is on disk, keeps the user's
+comments, validates, keeps dated backups and announces the change.
+`SettingsService` is the app's handle on it (`service.store`), with the
+entry points the pages used before the store existed: `merged` builds the
+Settings a form wants, `save(settings)` writes what differs from the
+settings the store last read or wrote (new code passes its own starting
+point: `service.store.save(wanted, base=snapshot)`).
 
 The proxy's access token is a secret: the app keeps it in the OS keyring
 (`SECRETS`, under `ACCESS_TOKEN_SECRET`), never in the TOML file, and
@@ -16,8 +19,6 @@ still wins, as documented.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,33 +27,23 @@ import msgspec
 
 from lmbridge import config, logs
 from lmbridge.auth.secrets import SECRETS, SecretStore, Stored
+from lmbridge.settings_edit import diff as settings_diff
+from lmbridge.settings_store import SavedSettings, SettingsStore
+
+__all__ = [
+    "ACCESS_TOKEN_SECRET",
+    "SavedSettings",
+    "SettingsService",
+    "apply_log_level",
+    "merged",
+    "with_access_token",
+]
 
 log = logging.getLogger(__name__)
 
 # The keyring entry of the proxy's access token (upstream keys are stored
 # under upstream names; this one cannot be an upstream's, which has no "@").
 ACCESS_TOKEN_SECRET = "@access-token"
-
-
-class SavedSettings(msgspec.Struct, frozen=True):
-    """What `SettingsService.save` wrote: the file and its backup, if any."""
-
-    settings: config.Settings
-    path: Path
-    backup: Path | None
-
-
-def write_config(path: Path, text: bytes) -> Path | None:
-    """Write `text` to `path` atomically, keeping the old file as `.bak`."""
-    backup = None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        backup = path.with_name(path.name + ".bak")
-        shutil.copy2(path, backup)
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_bytes(text)
-    os.replace(temp, path)
-    return backup
 
 
 def apply_log_level(level: str) -> None:
@@ -104,6 +95,7 @@ class SettingsService:
     def __init__(self, path: Path, secrets: SecretStore = SECRETS) -> None:
         self.path = path
         self.secrets = secrets
+        self.store = SettingsStore(path, secrets)
 
     def merged(
         self, base: config.Settings, changes: Mapping[str, Any]
@@ -113,19 +105,13 @@ class SettingsService:
 
     def preview(self, settings: config.Settings) -> tuple[str, str]:
         """(current file text, text `save` would write), for a diff."""
-        try:
-            old = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            old = ""
-        return old, config.dump(settings).decode()
+        return self.store.preview(settings_diff(self.store.settings, settings))
 
     def save(self, settings: config.Settings) -> SavedSettings:
-        """Validate and write `settings`; OSError or ConfigError if not."""
-        text = config.dump(settings)
-        checked = config.parse(text, str(self.path))
-        backup = write_config(self.path, text)
-        log.info("saved the settings to %s", self.path)
-        return SavedSettings(checked, self.path, backup)
+        """Write what `settings` changes from the settings the store last read
+        or wrote, onto the file as it is now; SettingsInvalid (a ConfigError
+        naming each key) or OSError if not."""
+        return self.store.save(settings, base=self.store.settings)
 
     # -- the access token ------------------------------------------------
 

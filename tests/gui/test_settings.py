@@ -38,7 +38,8 @@ async def test_save_validates_backs_up_and_offers_restart(
     saved = config.parse(path.read_bytes(), str(path))
     assert saved.lmstudio.min_context == 16384
     assert [r.model for r in saved.route] == ["claude-*", "gpt-*", "qwen*"]
-    assert path.with_name("config.toml.bak").read_text() == "# the user's old file\n"
+    (backup,) = (path.parent / "backups").glob("config-*.toml")
+    assert backup.read_text() == "# the user's old file\n"
     assert gui_app.controller.settings.lmstudio.min_context == 16384
     assert gui_app.controller.restart_needed
     assert panel.banner.level == "warning" and "restart" in panel.banner.label.text()

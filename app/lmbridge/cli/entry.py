@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lmbridge.cli.chats",
     "lmbridge.cli.azure",
     "lmbridge.cli.integrate",
+    "lmbridge.cli.config_cmd",
     "lmbridge.cli.desktop",
     "lmbridge.cli.usage",
 )

@@ -131,6 +131,22 @@ def render(integration: Integration) -> str:
     return "\n".join(out) + "\n"
 
 
+def now_configured(tool: str, settings: config.Settings, home: Path | None) -> str:
+    """One line on what the tool's files point at now ("" if nothing)."""
+    found = integrations.current(tool, home=home)
+    if found is None:
+        return ""
+    where = found.base_url or "its own default server"
+    whose = (
+        "LM Bridge"
+        if found.points_at(integrations.Endpoint.from_settings(settings))
+        else where
+    )
+    models = [m for m in (found.choice.model, found.choice.sonnet) if m]
+    model = f", model {models[0]}" if models else ""
+    return f"Now: {found.path} points it at {whose}{model}."
+
+
 def _list(settings: config.Settings) -> int:
     for item in integrations.describe_all(settings):
         writer = f"  (--write: {item.config_path})" if item.writable else ""
@@ -158,6 +174,9 @@ def run(args: argparse.Namespace, settings: config.Settings) -> int:
         integration = integrations.describe(args.tool, settings, choice, home=args.home)
         if not args.write:
             sys.stdout.write(render(integration))
+            now = now_configured(args.tool, settings, args.home)
+            if now:
+                print(f"\n{now}")
             return 0
         plan = integrations.plan_write(args.tool, settings, choice, home=args.home)
         for note in plan.notes:

@@ -6,7 +6,15 @@ The Integrations panel and `lmbridge integrate` use these functions only:
     describe_all(settings, choice) -> list[Integration]
     plan_write(tool, settings, choice) -> WritePlan    # old/new text, diff()
     write(plan) -> WriteResult                         # backup + atomic write
+    current(tool) -> Configured | None                 # what the tool's files
+                                                       # point at now
     build_test_request(tool, settings, choice) -> TestRequest
+
+The writers edit the tools' files in place (tomlkit for Codex's TOML,
+ruamel.yaml for Continue's YAML, json_edit for JSON): the user's comments
+and formatting stay, only our keys change. `current` reads the files back,
+so the Integrations page and the setup wizard start from what is
+configured instead of defaults.
 
 Tools: claude-code (Anthropic Messages), codex (Responses), continue,
 void, cline and openai-sdk (Chat Completions), anthropic-sdk. Claude Code,
@@ -32,6 +40,7 @@ from lmbridge.integrations import catalog, claude_code, codex, continue_dev, fil
 from lmbridge.integrations.base import (
     PROTOCOL_NAMES,
     ClientProtocol,
+    Configured,
     Endpoint,
     Integration,
     IntegrationError,
@@ -47,6 +56,7 @@ __all__ = [
     "PROTOCOL_NAMES",
     "TOOL_IDS",
     "ClientProtocol",
+    "Configured",
     "Endpoint",
     "Integration",
     "IntegrationError",
@@ -57,6 +67,7 @@ __all__ = [
     "WritePlan",
     "WriteResult",
     "build_test_request",
+    "current",
     "describe",
     "describe_all",
     "plan_write",
@@ -75,6 +86,11 @@ _DESCRIBE: dict[str, _Describe] = {
     "cline": lambda e, c, h: catalog.cline(e, c),
     "openai-sdk": lambda e, c, h: catalog.openai_sdk(e, c),
     "anthropic-sdk": lambda e, c, h: catalog.anthropic_sdk(e, c),
+}
+_CURRENT: dict[str, Callable[[Path | None], Configured | None]] = {
+    claude_code.ID: claude_code.current,
+    codex.ID: codex.current,
+    continue_dev.ID: continue_dev.current,
 }
 _PLAN: dict[str, _Plan] = {
     claude_code.ID: claude_code.plan,
@@ -170,6 +186,15 @@ def plan_write(
 def write(plan: WritePlan) -> WriteResult:
     """Write a plan, keeping a timestamped backup of the previous file."""
     return files.write(plan)
+
+
+def current(tool: str, *, home: Path | None = None) -> Configured | None:
+    """What `tool`'s own config files point at now: the base URL and models
+    (`Configured.points_at(endpoint)` says whether that is LM Bridge); None
+    when the tool has no file of ours or nothing is configured there."""
+    _check(tool)
+    reader = _CURRENT.get(tool)
+    return reader(home) if reader is not None else None
 
 
 def build_test_request(

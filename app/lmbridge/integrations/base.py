@@ -166,6 +166,25 @@ class WritePlan:
 
 
 @dataclass(frozen=True)
+class Configured:
+    """What a tool's own files point at now, read back from them.
+
+    `base_url` is the URL the tool sends to ("" when the files name none,
+    i.e. the tool's own default), `choice` the models they name, so the
+    Integrations page and the setup wizard start from what is configured.
+    """
+
+    tool: str
+    path: Path
+    base_url: str
+    choice: ModelChoice
+
+    def points_at(self, endpoint: Endpoint) -> bool:
+        """Whether the tool reaches the proxy at `endpoint`."""
+        return self.base_url.rstrip("/") in (endpoint.root, endpoint.v1)
+
+
+@dataclass(frozen=True)
 class WriteResult:
     """What `write` did: the file, and the copy of the previous one."""
 

@@ -23,10 +23,10 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from lmbridge.integrations import files
+from lmbridge.integrations import files, json_edit
 from lmbridge.integrations.base import (
+    Configured,
     Endpoint,
     Integration,
     IntegrationError,
@@ -100,35 +100,55 @@ def describe(
     )
 
 
-def _indent_of(text: str) -> int | str:
-    for line in text.splitlines()[1:]:
-        stripped = line.lstrip(" \t")
-        if stripped and stripped != line:
-            lead = line[: len(line) - len(stripped)]
-            return "\t" if lead.startswith("\t") else len(lead)
-    return 2
-
-
 def merge(text: str | None, env: Mapping[str, str], path: Path) -> str:
-    """`text` (settings.json, or None) with `env` merged into its env block."""
-    data: dict[str, Any] = {}
-    if text is not None and text.strip():
-        try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise IntegrationError(
-                f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
-                "fix it, or move it away to start afresh"
-            ) from exc
-        if not isinstance(loaded, dict):
-            raise IntegrationError(f"{path} must hold a JSON object")
-        data = loaded
-    block = data.setdefault("env", {})
-    if not isinstance(block, dict):
+    """`text` (settings.json, or None) with `env` merged into its env block.
+
+    Only the variables that change are written (json_edit): every other
+    value keeps the user's formatting, one-line arrays included.
+    """
+    if text is None or not text.strip():
+        return json.dumps({"env": dict(env)}, indent=2, ensure_ascii=False) + "\n"
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IntegrationError(
+            f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
+            "fix it, or move it away to start afresh"
+        ) from exc
+    if not isinstance(loaded, dict):
+        raise IntegrationError(f"{path} must hold a JSON object")
+    if not isinstance(loaded.get("env", {}), dict):
         raise IntegrationError(f'{path}: "env" must be an object')
-    block.update(env)
-    indent = _indent_of(text) if text else 2
-    return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+    for name, value in env.items():
+        text = json_edit.set_member(text, ("env",), name, value)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def current(home: Path | None = None) -> Configured | None:
+    """What settings.json's env block points Claude Code at now (None
+    without a file, or with no base URL nor model in it)."""
+    path = config_path(home)
+    try:
+        data = json.loads(files.read_text(path) or "{}")
+    except (json.JSONDecodeError, IntegrationError):
+        return None
+    env = data.get("env") if isinstance(data, dict) else None
+    if not isinstance(env, dict):
+        return None
+    values = {k: str(v) for k, v in env.items() if isinstance(v, str | int)}
+    window = values.get(COMPACT_WINDOW, "")
+    choice = ModelChoice(
+        model=values.get("ANTHROPIC_MODEL", ""),
+        opus=values.get("ANTHROPIC_DEFAULT_OPUS_MODEL", ""),
+        sonnet=values.get("ANTHROPIC_DEFAULT_SONNET_MODEL", ""),
+        haiku=values.get("ANTHROPIC_DEFAULT_HAIKU_MODEL", ""),
+        small_fast=values.get("ANTHROPIC_SMALL_FAST_MODEL", ""),
+        context_window=int(window) if window.isdigit() else 0,
+    )
+    base_url = values.get("ANTHROPIC_BASE_URL", "")
+    if not base_url and choice == ModelChoice():
+        return None
+    return Configured(tool=ID, path=path, base_url=base_url, choice=choice)
 
 
 def plan(

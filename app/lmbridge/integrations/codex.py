@@ -10,27 +10,26 @@ model's context window is known, the root keys `model_context_window` and
 local model overflows; for a model it has no metadata for, Codex otherwise
 assumes a far larger window.
 
-The merge edits the text, so comments and the layout of the rest of the
-file stay as they were; the result is parsed back and compared with the
-intended data, and if the file is shaped in a way the text edit does not
-handle (inline tables, dotted keys), the file is rewritten from the data
-instead, which drops its comments (the plan says so).
+The merge edits the file with tomlkit: only our root keys and our provider
+table change; the user's comments, order, quoting and other tables stay as
+they were, inline tables and dotted keys included.
 """
 
 from __future__ import annotations
 
-import copy
 import os
-import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-import tomli_w
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.toml_document import TOMLDocument
 
 from lmbridge.integrations import files
 from lmbridge.integrations.base import (
+    Configured,
     Endpoint,
     Integration,
     IntegrationError,
@@ -46,8 +45,6 @@ ID = "codex"
 PROVIDER_ID = "lmbridge"
 # Keys of our provider table that LM Bridge manages (set, or removed).
 MANAGED_KEYS = ("name", "base_url", "wire_api", "env_key")
-
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(#.*)?$")
 
 
 def config_path(home: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
@@ -118,121 +115,69 @@ def describe(
     )
 
 
-def _is_key_line(line: str, key: str) -> bool:
-    return (
-        re.match(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\")\s*=", line)
-        is not None
-    )
+def _parse(text: str | None, path: Path) -> TOMLDocument:
+    try:
+        return tomlkit.parse(text or "")
+    except TOMLKitError as exc:
+        raise IntegrationError(f"{path} is not valid TOML ({exc})") from exc
 
 
-def _table_name(line: str) -> str | None:
-    match = _HEADER.match(line)
-    if not match or line.lstrip().startswith("#"):
-        return None
-    return re.sub(r"\s*\.\s*", ".", match.group(1)).replace('"', "")
-
-
-def _text_merge(
-    text: str, root: Mapping[str, str | int], table: Mapping[str, str | None]
-) -> str:
-    lines = text.splitlines()
-    headers = [i for i, line in enumerate(lines) if _table_name(line) is not None]
-    first_header = headers[0] if headers else len(lines)
-
-    # Root keys: replace in place, else add after the last root setting (its
-    # value may span lines, so: after the last line of content before the
-    # first table).
-    content = [
-        i
-        for i in range(first_header)
-        if lines[i].strip() and not lines[i].lstrip().startswith("#")
-    ]
-    last_root_key = content[-1] if content else -1
-    added: list[str] = []
-    for key, value in root.items():
-        line = f"{key} = {_value(value)}"
-        for i in range(first_header):
-            if _is_key_line(lines[i], key):
-                lines[i] = line
-                break
-        else:
-            added.append(line)
-    if added:
-        at = last_root_key + 1 if last_root_key >= 0 else 0
-        if last_root_key < 0 and at < len(lines):
-            added.append("")
-        lines[at:at] = added
-
-    # Our table: edit its managed keys, else append the table.
-    want = f"model_providers.{PROVIDER_ID}"
-    start = next((i for i, line in enumerate(lines) if _table_name(line) == want), None)
-    if start is None:
-        block = [f"[{want}]"]
-        block += [f"{k} = {json_str(v)}" for k, v in table.items() if v is not None]
-        while lines and not lines[-1].strip():
-            lines.pop()
-        if lines:
-            lines.append("")
-        lines += block
-        return "\n".join(lines) + "\n"
-    end = next(
-        (i for i in range(start + 1, len(lines)) if _table_name(lines[i]) is not None),
-        len(lines),
-    )
-    body = lines[start + 1 : end]
-    for key, wanted in table.items():
-        index = next(
-            (i for i, line in enumerate(body) if _is_key_line(line, key)), None
-        )
-        if wanted is None:
-            if index is not None:
-                del body[index]
-            continue
-        setting = f"{key} = {json_str(wanted)}"
-        if index is not None:
-            body[index] = setting
-        else:
-            last = max((i for i, b in enumerate(body) if b.strip()), default=-1)
-            body.insert(last + 1, setting)
-    lines[start + 1 : end] = body
-    return "\n".join(lines) + "\n"
+def _provider(document: TOMLDocument, path: Path) -> Any:
+    """Our `[model_providers.lmbridge]` table, created if missing."""
+    providers: Any = document.get("model_providers")
+    if providers is None:
+        providers = tomlkit.table(is_super_table=True)
+        document["model_providers"] = providers
+    if not isinstance(providers, MutableMapping):
+        raise IntegrationError(f"{path}: model_providers must be a table")
+    ours = providers.get(PROVIDER_ID)
+    if ours is None:
+        ours = tomlkit.table()
+        providers[PROVIDER_ID] = ours
+    if not isinstance(ours, Mapping):
+        raise IntegrationError(f"{path}: model_providers.{PROVIDER_ID} must be a table")
+    return ours
 
 
 def merge(
     text: str | None, endpoint: Endpoint, choice: ModelChoice, path: Path
 ) -> tuple[str, tuple[str, ...]]:
     """The merged config.toml and notes for the user."""
+    document = _parse(text, path)
+    for key, value in root_keys(choice).items():
+        if document.get(key) != value:
+            document[key] = value
+    ours = _provider(document, path)
+    for key, wanted in provider_table(endpoint).items():
+        if wanted is None:
+            if key in ours:
+                del ours[key]
+        elif ours.get(key) != wanted:
+            ours[key] = wanted
+    return document.as_string(), ()
+
+
+def current(home: Path | None = None) -> Configured | None:
+    """What Codex's config.toml points at now: the selected provider's
+    base_url ("" for a built-in one) and model; None without a file."""
+    path = config_path(home)
     try:
+        text = files.read_text(path)
         data = tomllib.loads(text or "")
-    except tomllib.TOMLDecodeError as exc:
-        raise IntegrationError(f"{path} is not valid TOML ({exc})") from exc
-    root = root_keys(choice)
-    table = provider_table(endpoint)
-    expected = copy.deepcopy(data)
-    expected.update(root)
-    providers = expected.setdefault("model_providers", {})
-    if not isinstance(providers, dict):
-        raise IntegrationError(f"{path}: model_providers must be a table")
-    ours: Any = providers.setdefault(PROVIDER_ID, {})
-    if not isinstance(ours, dict):
-        raise IntegrationError(f"{path}: model_providers.{PROVIDER_ID} must be a table")
-    for key, value in table.items():
-        if value is None:
-            ours.pop(key, None)
-        else:
-            ours[key] = value
-    if not text or not text.strip():
-        return _text_merge("", root, table), ()
-    merged = _text_merge(text, root, table)
-    try:
-        if tomllib.loads(merged) == expected:
-            return merged, ()
-    except tomllib.TOMLDecodeError:
-        pass
-    return tomli_w.dumps(expected), (
-        f"{path} is laid out in a way LM Bridge cannot edit line by line; "
-        "it is rewritten from its parsed content, without its comments",
+    except (tomllib.TOMLDecodeError, IntegrationError):
+        return None
+    if text is None:
+        return None
+    providers = data.get("model_providers", {})
+    selected = data.get("model_provider", "openai")
+    provider = providers.get(selected) if isinstance(providers, dict) else None
+    base_url = provider.get("base_url", "") if isinstance(provider, dict) else ""
+    window = data.get("model_context_window", 0)
+    choice = ModelChoice(
+        model=str(data.get("model", "")),
+        context_window=window if isinstance(window, int) else 0,
     )
+    return Configured(tool=ID, path=path, base_url=str(base_url), choice=choice)
 
 
 def plan(

@@ -5,14 +5,16 @@ Continue reaches OpenAI-compatible servers through `provider: openai` with
 /v1/models and offer each. The entry is found again by its name, so running
 the merge twice changes nothing and another model adds another entry.
 
-The YAML is edited as text (LM Bridge has no YAML library): only the
-`models:` block changes, every other line stays as it was. The old
-config.json format, if that is the file Continue uses here, is merged as
-JSON.
+The YAML is edited round-trip with ruamel.yaml: only our entry of the
+`models:` list changes, the user's comments, key order, quoting and
+indentation stay. The old config.json format, if that is the file Continue
+uses here, is edited in place as JSON (json_edit).
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import os
 import re
@@ -20,22 +22,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lmbridge.integrations import files
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from lmbridge.integrations import files, json_edit
 from lmbridge.integrations.base import (
+    Configured,
     Endpoint,
     Integration,
     IntegrationError,
     ModelChoice,
     Snippet,
     WritePlan,
-    json_str,
 )
 
 ID = "continue"
 AUTODETECT = "AUTODETECT"
 ROLES = ("chat", "edit", "apply")
-
-_TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:(.*)$")
 
 
 def config_dir(home: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
@@ -69,46 +73,25 @@ def entry(endpoint: Endpoint, choice: ModelChoice) -> dict[str, Any]:
     }
 
 
-_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./:@+-]*")
-_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
-
-
-def yaml_str(value: str) -> str:
-    """`value` as a YAML scalar: plain where that reads back as the same
-    string, else double-quoted."""
-    if (
-        _PLAIN.fullmatch(value)
-        and value.lower() not in _RESERVED
-        and not value.endswith(":")
-    ):
-        return value
-    return json_str(value)
-
-
-def entry_lines(item: Mapping[str, Any], indent: str) -> list[str]:
-    """`item` as one block-sequence entry at `indent`."""
-    lines: list[str] = []
-    for key, value in item.items():
-        lead = f"{indent}- " if not lines else f"{indent}  "
-        if isinstance(value, list):
-            lines.append(f"{lead}{key}:")
-            lines += [f"{indent}    - {yaml_str(str(v))}" for v in value]
-        else:
-            lines.append(f"{lead}{key}: {yaml_str(str(value))}")
-    return lines
+def fragment(item: Mapping[str, Any]) -> str:
+    """The `models:` block holding `item`, as YAML to copy."""
+    out = io.StringIO()
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.dump({"models": [dict(item)]}, out)
+    return out.getvalue()
 
 
 def describe(
     endpoint: Endpoint, choice: ModelChoice, home: Path | None = None
 ) -> Integration:
     path = config_path(home)
-    fragment = "models:\n" + "\n".join(entry_lines(entry(endpoint, choice), "  "))
     return Integration(
         id=ID,
         name="Continue",
         protocols=("openai",),
         base_url=endpoint.v1,
-        snippets=(Snippet(str(path), "yaml", fragment + "\n"),),
+        snippets=(Snippet(str(path), "yaml", fragment(entry(endpoint, choice))),),
         steps=(
             f"Add the entry to {path} (`lmbridge integrate {ID} --write`).",
             "Continue reloads the file on save; pick the LM Bridge model in "
@@ -118,94 +101,77 @@ def describe(
     )
 
 
-def _scalar(text: str) -> str:
-    """The string value of a plain or quoted YAML scalar on one line."""
-    text = re.sub(r"\s+#.*$", "", text.strip())
-    if text.startswith('"'):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            return text.strip('"')
-        return str(value)
-    if text.startswith("'") and text.endswith("'") and len(text) >= 2:
-        return text[1:-1].replace("''", "'")
-    return text
-
-
-def _is_top_level(line: str) -> bool:
-    return bool(line) and not line[0].isspace() and not line.startswith("#")
+def _yaml(text: str) -> YAML:
+    """A round-trip YAML that writes sequences indented as `text` does."""
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a user's long line
+    mapping, sequence, offset = 2, 4, 2
+    lines = [
+        ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    dash_found = mapping_found = False
+    for parent, child in itertools.pairwise(lines):
+        if not re.match(r"^\s*[^\s#-][^:]*:\s*(#.*)?$", parent):
+            continue
+        depth = len(parent) - len(parent.lstrip())
+        dash = re.match(r"^(\s*)-(\s+)", child)
+        if dash and not dash_found:
+            offset = len(dash.group(1)) - depth
+            sequence = offset + 1 + len(dash.group(2))
+            dash_found = True
+        elif not dash and not mapping_found:
+            step = len(child) - len(child.lstrip()) - depth
+            if step > 0:
+                mapping, mapping_found = step, True
+        if dash_found and mapping_found:
+            break
+    yaml.indent(mapping=mapping, sequence=max(sequence, offset + 2), offset=offset)
+    return yaml
 
 
 def merge_yaml(text: str | None, item: Mapping[str, Any], path: Path) -> str:
     """`text` with `item` in its top-level `models:` list (replacing by name)."""
     if text is None or not text.strip():
         head = ["name: Local Config", "version: 1.0.0", "schema: v1", "models:"]
-        return "\n".join(head + entry_lines(item, "  ")) + "\n"
-    lines = text.splitlines()
-    start = None
-    for i, line in enumerate(lines):
-        match = _TOP_KEY.match(line)
-        if match and match.group(1) == "models":
-            start = i
-            rest = re.sub(r"\s+#.*$", "", match.group(2)).strip()
-            if rest == "[]":
-                lines[i] = "models:"
-            elif rest:
-                raise IntegrationError(
-                    f"{path}: `models:` is written inline; make it a block list "
-                    "(one `- name: ...` entry per model) or add the entry by hand"
-                )
+        text = "\n".join(head) + "\n"
+    yaml = _yaml(text)
+    try:
+        data = yaml.load(text)
+    except YAMLError as exc:
+        raise IntegrationError(f"{path} is not valid YAML ({exc})") from exc
+    if not isinstance(data, CommentedMap):
+        raise IntegrationError(f"{path} must hold a YAML mapping")
+    models = data.get("models")
+    if models is None:
+        models = data["models"] = CommentedSeq()
+    if not isinstance(models, CommentedSeq):
+        raise IntegrationError(f"{path}: `models` must be a list")
+    if models.fa.flow_style() and not models:  # Continue's `models: []`
+        models.fa.set_block_style()
+    for existing in models:
+        if isinstance(existing, CommentedMap) and existing.get("name") == item["name"]:
+            for key in [k for k in existing if k not in item]:
+                del existing[key]
+            for key, value in item.items():
+                if existing.get(key) != value:
+                    existing[key] = value
             break
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        return "\n".join([*lines, "models:", *entry_lines(item, "  ")]) + "\n"
-
-    end = start + 1
-    while end < len(lines) and not (
-        _is_top_level(lines[end]) and not lines[end].startswith("-")
-    ):
-        end += 1
-    block = lines[start + 1 : end]
-    starts = [i for i, line in enumerate(block) if re.match(r"^\s*-(\s|$)", line)]
-    indent = (
-        block[starts[0]][: len(block[starts[0]]) - len(block[starts[0]].lstrip())]
-        if starts
-        else "  "
-    )
-    starts = [i for i in starts if re.match(rf"^{indent}-(\s|$)", block[i])]
-    new_lines = entry_lines(item, indent)
-    name_line = re.compile(rf"^{indent}(?:- |  )name\s*:(.*)$")
-    for n, first in enumerate(starts):
-        last = starts[n + 1] if n + 1 < len(starts) else len(block)
-        for line in block[first:last]:
-            match = name_line.match(line)
-            if match and _scalar(match.group(1)) == item["name"]:
-                while last > first + 1 and not _is_content(block[last - 1]):
-                    last -= 1
-                block[first:last] = new_lines
-                lines[start + 1 : end] = block
-                return "\n".join(lines) + "\n"
-    tail = max((i for i, line in enumerate(block) if _is_content(line)), default=-1)
-    block[tail + 1 : tail + 1] = new_lines
-    lines[start + 1 : end] = block
-    return "\n".join(lines) + "\n"
-
-
-def _is_content(line: str) -> bool:
-    """Not blank and not a comment."""
-    return bool(line.strip()) and not line.lstrip().startswith("#")
+    else:
+        models.append(CommentedMap(item))
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
 
 
 def merge_json(text: str | None, item: Mapping[str, Any], path: Path) -> str:
-    """config.json (the deprecated format): the entry in its `models` list."""
+    """config.json (the deprecated format): the entry in its `models` list,
+    edited in place (json_edit) so the rest keeps its formatting."""
     try:
         data = json.loads(text or "{}")
     except json.JSONDecodeError as exc:
         raise IntegrationError(f"{path} is not valid JSON ({exc.msg})") from exc
-    if not isinstance(data, dict) or not isinstance(
-        data.setdefault("models", []), list
-    ):
+    if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
         raise IntegrationError(f"{path}: expected an object with a models list")
     legacy = {
         "title": item["name"],
@@ -214,14 +180,54 @@ def merge_json(text: str | None, item: Mapping[str, Any], path: Path) -> str:
         "apiBase": item["apiBase"],
         "apiKey": item["apiKey"],
     }
-    models: list[Any] = data["models"]
-    for i, existing in enumerate(models):
-        if isinstance(existing, dict) and existing.get("title") == legacy["title"]:
-            models[i] = legacy
-            break
+    text = text if text and text.strip() else "{}\n"
+    if "models" not in data:
+        text = json_edit.set_member(text, (), "models", [legacy])
     else:
-        models.append(legacy)
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        models: list[Any] = data["models"]
+        found = next(
+            (
+                i
+                for i, existing in enumerate(models)
+                if isinstance(existing, dict)
+                and existing.get("title") == legacy["title"]
+            ),
+            None,
+        )
+        if found is None:
+            text = json_edit.append_item(text, ("models",), legacy)
+        else:
+            text = json_edit.replace_item(text, ("models",), found, legacy)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def current(home: Path | None = None) -> Configured | None:
+    """The LM Bridge entry in Continue's config now (the first one, by its
+    name), or None: no file, no entry, unreadable."""
+    path = config_path(home)
+    try:
+        text = files.read_text(path)
+        if text is None:
+            return None
+        data = (
+            json.loads(text) if path.suffix == ".json" else YAML(typ="safe").load(text)
+        )
+    except (IntegrationError, YAMLError, json.JSONDecodeError):
+        return None
+    models = data.get("models") if isinstance(data, dict) else None
+    for entry in models if isinstance(models, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        name = str(entry.get("name") or entry.get("title") or "")
+        if name == "LM Bridge" or name.startswith("LM Bridge: "):
+            model = str(entry.get("model", ""))
+            return Configured(
+                tool=ID,
+                path=path,
+                base_url=str(entry.get("apiBase", "")),
+                choice=ModelChoice(model="" if model == AUTODETECT else model),
+            )
+    return None
 
 
 def plan(

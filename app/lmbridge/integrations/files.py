@@ -2,17 +2,18 @@
 
 A merge is computed first (`WritePlan`: the old and the new text) and only
 written by `write`, which copies the old file to a timestamped backup beside
-it, writes the new text to a temporary file and renames it over the old one,
-keeping the old file's permissions (these files can hold keys).
+it and replaces the file atomically (`private_files.atomic_write`): a file
+we create is 0600 (these files can hold the proxy's token), an existing
+file keeps its mode, the temporary file is created exclusively and never
+through a link. Backups are created the same way, at most 0600.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
+from lmbridge import private_files
 from lmbridge.integrations.base import IntegrationError, WritePlan, WriteResult
 
 BACKUP_MARK = ".lmbridge-backup-"
@@ -40,15 +41,20 @@ def detect_newline(path: Path) -> str:
     return "\r\n" if b"\r\n" in head else "\n"
 
 
-def backup_path(path: Path, now: float | None = None) -> Path:
-    """A free name beside `path`: settings.json.lmbridge-backup-20250101-120000."""
+def backup_names(path: Path, now: float | None = None) -> list[Path]:
+    """Free-name candidates beside `path`: for settings.json,
+    settings.json.lmbridge-backup-20250101-120000, then -1, -2, ... when
+    several writes come within one second."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    candidate = path.with_name(f"{path.name}{BACKUP_MARK}{stamp}")
-    n = 1
-    while candidate.exists():
-        candidate = path.with_name(f"{path.name}{BACKUP_MARK}{stamp}-{n}")
-        n += 1
-    return candidate
+    first = path.with_name(f"{path.name}{BACKUP_MARK}{stamp}")
+    return [first] + [
+        path.with_name(f"{path.name}{BACKUP_MARK}{stamp}-{n}") for n in range(1, 100)
+    ]
+
+
+def backup_path(path: Path, now: float | None = None) -> Path:
+    """The first free backup name beside `path` (see `backup_names`)."""
+    return next(p for p in backup_names(path, now) if not p.exists())
 
 
 def write(plan: WritePlan) -> WriteResult:
@@ -65,17 +71,12 @@ def write(plan: WritePlan) -> WriteResult:
     if not plan.changed:
         return WriteResult(plan.path, None, changed=False)
     backup: Path | None = None
+    data = plan.new_text.replace("\n", plan.newline).encode("utf-8")
     try:
-        plan.path.parent.mkdir(parents=True, exist_ok=True)
         if plan.old_text is not None:
-            backup = backup_path(plan.path)
-            shutil.copy2(plan.path, backup)
-        tmp = plan.path.with_name(f".{plan.path.name}.lmbridge-tmp")
-        with tmp.open("w", encoding="utf-8", newline=plan.newline) as fp:
-            fp.write(plan.new_text)
-        if plan.old_text is not None:
-            shutil.copymode(plan.path, tmp)
-        os.replace(tmp, plan.path)
+            source = private_files.real_target(plan.path)
+            backup = private_files.copy_private(source, backup_names(plan.path))
+        private_files.atomic_write(plan.path, data)
     except OSError as exc:
         raise IntegrationError(
             f"cannot write {plan.path}: {exc.strerror or exc}"
