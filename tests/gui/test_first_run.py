@@ -22,6 +22,7 @@ from lmbridge import config
 from lmbridge.gui import message
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.overview.view import OverviewPanel
+from lmbridge.gui.setup.manager import written_lines
 from lmbridge.gui.setup.wizard import SetupWizard
 from lmbridge.lmstudio import install
 
@@ -268,10 +269,14 @@ async def test_a_rerun_starts_from_the_current_configuration(
     fake_lm: FakeLMStudio, home: Path, tmp_path: Path
 ) -> None:
     """Not from defaults: the routes in config.toml and the models the tools'
-    files name now are preselected, with the configured load context."""
-    settings = config.parse(
+    files name now are preselected, with the configured load context. What
+    it writes changes only its keys: the user's comments and the Codex
+    provider they chose stay, with a note, and backups."""
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(
+        "# my own notes about this file\n"
         f"{FRESH.format(url=fake_lm.base_url)}\n"
-        '[[route]]\nmodel = "claude-*opus*"\nupstream = "local"\n'
+        '[[route]]\nmodel = "claude-*opus*"  # the big one\nupstream = "local"\n'
         f'target = "{GEMMA}"\n\n'
         "[lmstudio]\nload_context_length = 12288\nmin_context = 8192\n"
     )
@@ -280,8 +285,8 @@ async def test_a_rerun_starts_from_the_current_configuration(
     claude.write_text(json.dumps({"env": {"ANTHROPIC_DEFAULT_SONNET_MODEL": GEMMA}}))
     codex = home / ".codex" / "config.toml"
     codex.parent.mkdir()
-    codex.write_text(f'model = "{GEMMA}"\nmodel_provider = "lmbridge"\n')
-    app = await make_app(settings, tmp_path)
+    codex.write_text(f'# codex notes\nmodel = "{GEMMA}"\nmodel_provider = "openai"\n')
+    app = await make_app(config.load(config_file), tmp_path)
     try:
         wizard = await next_to_models(app, home)
         page = wizard.models_page
@@ -297,6 +302,25 @@ async def test_a_rerun_starts_from_the_current_configuration(
         }
         assert page.context.value() == 12288
         assert page.starting.isVisibleTo(page)
+
+        # Review: Codex's note; Next writes through the settings store.
+        wizard.next()
+        labels = [w.text() for w in wizard.review_page.findChildren(QLabel)]
+        assert any("model_provider changes from 'openai'" in t for t in labels)
+        assert not any("`" in t for t in labels)
+        wizard.next()
+        assert wizard.currentPage() is wizard.azure_page
+        text = config_file.read_text()
+        assert text.startswith("# my own notes about this file\n")
+        assert '"claude-*opus*"  # the big one' in text
+        assert text.count("[[route]]") == len(config.load(config_file).route) > 1
+        assert "route = [" not in text and "[server]\n\n[" not in text
+        backups = app.controller.settings_service.store.backups()
+        assert len(backups) == 1
+        assert f"(backup: {backups[0].path})" in " ".join(
+            written_lines(wizard.manager.written)
+        )
+        assert codex.read_text().startswith("# codex notes\n")
     finally:
         await close_app(app)
 

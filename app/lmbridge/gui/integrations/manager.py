@@ -12,9 +12,6 @@ page itself), so the page shows what the files say now.
 
 from __future__ import annotations
 
-import json
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -24,6 +21,7 @@ from lmbridge import config, integrations
 from lmbridge.apiclient import ProxyClient, Reply
 from lmbridge.gui.controller import ProxyController
 from lmbridge.integrations import (
+    Configured,
     Integration,
     LoadedContext,
     ModelChoice,
@@ -31,20 +29,6 @@ from lmbridge.integrations import (
     WritePlan,
     WriteResult,
 )
-
-
-@dataclass(frozen=True)
-class ToolNow:
-    """What a tool's own file points at now."""
-
-    path: Path
-    base_url: str  # "" when the file names none (the tool's own default)
-    choice: ModelChoice
-
-    @property
-    def model(self) -> str:
-        """The model the tool asks for by default ("" when the file names none)."""
-        return self.choice.model or self.choice.sonnet
 
 
 class IntegrationsManager(QObject):
@@ -105,46 +89,16 @@ class IntegrationsManager(QObject):
         self.watch()
         self.changed.emit()
 
-    def now(self, tool: str) -> ToolNow | None:
-        """What `tool`'s file points at now (None: no file of ours, or none
-        yet, or unreadable)."""
-        info = integrations.describe(tool, self.client_settings(), home=self.home)
-        path = info.config_path
-        if path is None or tool not in ("claude-code", "codex"):
-            return None
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
-        try:
-            if tool == "claude-code":
-                env = json.loads(text).get("env", {})
-                return ToolNow(
-                    path,
-                    str(env.get("ANTHROPIC_BASE_URL", "")),
-                    ModelChoice(
-                        model=str(env.get("ANTHROPIC_MODEL", "")),
-                        opus=str(env.get("ANTHROPIC_DEFAULT_OPUS_MODEL", "")),
-                        sonnet=str(env.get("ANTHROPIC_DEFAULT_SONNET_MODEL", "")),
-                        haiku=str(env.get("ANTHROPIC_DEFAULT_HAIKU_MODEL", "")),
-                    ),
-                )
-            data = tomllib.loads(text)
-            provider = data.get("model_providers", {}).get(
-                data.get("model_provider", "openai"), {}
-            )
-            return ToolNow(
-                path,
-                str(provider.get("base_url", "")),
-                ModelChoice(model=str(data.get("model", ""))),
-            )
-        except (ValueError, AttributeError):
-            return None
+    def now(self, tool: str) -> Configured | None:
+        """What `tool`'s own files point at now (None: no file of ours, none
+        yet, or unreadable), read by the integrations layer."""
+        return integrations.current(tool, home=self.home)
 
-    def points_here(self, now: ToolNow) -> bool:
+    def points_here(self, now: Configured) -> bool:
         """Whether the file sends the tool to this proxy."""
-        endpoint = integrations.Endpoint.from_settings(self.client_settings())
-        return now.base_url.rstrip("/") in (endpoint.root, endpoint.v1)
+        return now.points_at(
+            integrations.Endpoint.from_settings(self.client_settings())
+        )
 
     def now_line(self, info: Integration) -> tuple[str, str] | None:
         """(status, text): what `info`'s file points the tool at now; None

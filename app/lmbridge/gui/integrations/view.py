@@ -47,6 +47,11 @@ from lmbridge.integrations import Integration, ModelChoice, WritePlan
 TESTING = "Testing the integration"
 
 
+def configured_model(choice: ModelChoice) -> str:
+    """The model a tool asks for by default, as its file names it."""
+    return choice.model or choice.sonnet
+
+
 class IntegrationsPanel(QWidget):
     """The Integrations page."""
 
@@ -152,7 +157,7 @@ class IntegrationsPanel(QWidget):
     def choice(self) -> ModelChoice:
         model = self.model.currentText().strip()
         now = self.manager.now(self.tool())
-        if now is not None and model and model == now.model:
+        if now is not None and model and model == configured_model(now.choice):
             return now.choice  # all of Claude Code's tiers as the file has them
         if self.tool() == "claude-code":
             return ModelChoice(sonnet=model, haiku=model) if model else ModelChoice()
@@ -186,7 +191,7 @@ class IntegrationsPanel(QWidget):
         choosing a tool; after a change on disk only if the user did not
         type another one meanwhile."""
         now = self.manager.now(self.tool()) if self.tool() else None
-        model = now.model if now is not None else ""
+        model = configured_model(now.choice) if now is not None else ""
         typed = self.model.currentText().strip()
         if force or typed in ("", self._prefilled):
             self._prefilled = model

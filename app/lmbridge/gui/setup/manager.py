@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +23,14 @@ from lmbridge.apiclient import ProxyClient
 from lmbridge.core.errors import LMBridgeError
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.formats import duration
-from lmbridge.gui.setup.plan import SetupChoice, ToolPlan, current_choice, tool_name
+from lmbridge.gui.setup.plan import (
+    SetupChoice,
+    ToolPlan,
+    current_choice,
+    planned_changes,
+    planned_settings,
+    tool_name,
+)
 from lmbridge.gui.setup.sources import DownloadedModels
 from lmbridge.integrations import IntegrationError, ModelChoice
 from lmbridge.lmstudio import ConnectionState, DownloadedModel, ModelKind
@@ -41,6 +46,15 @@ class WrittenFile:
     path: Path
     backup: Path | None  # None: a new file, or nothing changed
     changed: bool = True
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """Setup's change to config.toml: key paths, and the text before/after."""
+
+    changes: dict[tuple[str, ...], object]
+    old_text: str
+    new_text: str
 
 
 @dataclass(frozen=True)
@@ -118,10 +132,10 @@ class SetupManager(QObject):
         """The models each tool's own file names now (tools without one left
         out)."""
         found: dict[str, ModelChoice] = {}
-        for tool in ("claude-code", "codex"):
-            current = read_configured(tool, self.home)
+        for tool in ("claude-code", "codex", "continue"):
+            current = integrations.current(tool, home=self.home)
             if current is not None:
-                found[tool] = current
+                found[tool] = current.choice
         return found
 
     def starting_choice(self) -> SetupChoice | None:
@@ -131,12 +145,33 @@ class SetupManager(QObject):
 
     # -- writing -----------------------------------------------------------
 
-    def save_settings(self, settings: config.Settings) -> WrittenFile:
-        """Write setup's settings and use them; OSError or ConfigError if not."""
-        service = self.controller.settings_service
-        saved = service.save(settings)
-        self.controller.use_settings(saved.settings)
-        written = WrittenFile("LM Bridge's settings", saved.path, saved.backup)
+    def settings_change(self, choice: SetupChoice) -> SettingsChange:
+        """Setup's change to the settings file as it is on disk now, and the
+        file's text before and after it (for the review's diff)."""
+        store = self.controller.settings_service.store
+        on_disk = store.read()
+        changes = planned_changes(on_disk, choice, str(store.path))
+        old, new = store.preview(changes)
+        return SettingsChange(changes, old, new)
+
+    def save_settings(self, choice: SetupChoice) -> WrittenFile:
+        """Apply setup's change to the settings file as it is on disk now (the
+        store keeps the user's comments and a dated backup) and use it;
+        SettingsInvalid, ConfigError or OSError if not."""
+        store = self.controller.settings_service.store
+        changes = planned_changes(store.read(), choice, str(store.path))
+        saved = store.apply(changes)
+        # The settings in use keep their command-line and environment
+        # overrides; only setup's keys change.
+        self.controller.use_settings(
+            planned_settings(self.controller.settings, choice, str(store.path))
+        )
+        written = WrittenFile(
+            "LM Bridge's settings",
+            saved.path,
+            saved.backup,
+            changed=bool(saved.changed) or saved.backup is not None,
+        )
         self.written = [written]
         return written
 
@@ -219,28 +254,6 @@ class SetupManager(QObject):
             f"{name} failed ({model}): {reply.status or 'no answer'}",
             reply.text[:500],
         )
-
-
-def read_configured(tool: str, home: Path | None) -> ModelChoice | None:
-    """The models `tool`'s file names now (None: no file, or unreadable)."""
-    try:
-        plan = integrations.plan_write(tool, config.Settings(), home=home)
-    except IntegrationError:
-        return None
-    if not plan.old_text:
-        return None
-    try:
-        if tool == "claude-code":
-            env = json.loads(plan.old_text).get("env", {})
-            return ModelChoice(
-                opus=str(env.get("ANTHROPIC_DEFAULT_OPUS_MODEL", "")),
-                sonnet=str(env.get("ANTHROPIC_DEFAULT_SONNET_MODEL", "")),
-                haiku=str(env.get("ANTHROPIC_DEFAULT_HAIKU_MODEL", "")),
-                model=str(env.get("ANTHROPIC_MODEL", "")),
-            )
-        return ModelChoice(model=str(tomllib.loads(plan.old_text).get("model", "")))
-    except (ValueError, AttributeError):
-        return None
 
 
 def written_lines(files: list[WrittenFile]) -> list[str]:

@@ -91,16 +91,21 @@ class ReviewPage(QWizardPage):
             self.settings = None
             self.banner.show_message("error", str(exc))
             return
-        old, new = service.preview(self.settings)
-        where = f"LM Bridge's settings ({service.path})"
-        if not old:  # no file yet: show the change against what runs now
-            old = config.dump(self.setup.controller.settings).decode()
-            where += ", a new file; the changes to the settings in use"
+        try:
+            change = self.setup.manager.settings_change(choice)
+        except config.ConfigError as exc:
+            self.settings = None
+            self.banner.show_message("error", str(exc))
+            return
+        old, new = change.old_text, change.new_text
+        where = f"LM Bridge's settings ({service.path}" + (
+            ")" if old else ", a new file)"
+        )
         diff = "".join(
             difflib.unified_diff(
                 old.splitlines(keepends=True),
                 new.splitlines(keepends=True),
-                fromfile=str(service.path),
+                fromfile=str(service.path) if old else "/dev/null",
                 tofile=str(service.path),
             )
         )
@@ -128,7 +133,7 @@ class ReviewPage(QWizardPage):
             return False
         manager = self.setup.manager
         try:
-            manager.save_settings(self.settings)
+            manager.save_settings(self.setup.choice())
         except (OSError, config.ConfigError) as exc:
             self.banner.show_message("error", f"Not saved: {exc}")
             return False
