@@ -13,6 +13,7 @@ from lmbridge.gui.setup.manager import WrittenFile, written_lines
 from lmbridge.gui.setup.plan import (
     SetupChoice,
     current_choice,
+    planned_changes,
     planned_settings,
     tool_to_test,
 )
@@ -60,6 +61,17 @@ def test_routes_for_the_chosen_models_come_first() -> None:
     ]
     assert planned.lmstudio.load_context_length == 65536
     assert planned.lmstudio.min_context == 32768  # never above the load context
+
+
+def test_only_what_differs_is_written() -> None:
+    """Values that already hold (LM Studio managed, the default load
+    context) are not written into the user's file again."""
+    changes = planned_changes(BASE, SetupChoice(sonnet=QWEN))
+    assert list(changes) == [("route",)]
+    changes = planned_changes(BASE, SetupChoice(sonnet=QWEN, context_length=8192))
+    assert changes[("lmstudio", "load_context_length")] == 8192
+    assert changes[("lmstudio", "min_context")] == 8192
+    assert ("lmstudio", "manage") not in changes
 
 
 def test_claude_tiers_fill_in_from_each_other() -> None:

@@ -128,19 +128,31 @@ def planned_changes(
 ) -> dict[tuple[str, ...], Any]:
     """Setup's change to the settings file, as key paths (the settings
     store's form): the routes, then the load context, with the minimum
-    context no higher than it. ConfigError without an LM Studio upstream."""
+    context no higher than it (only the values that differ from
+    `settings`). ConfigError without an LM Studio upstream."""
     upstream = lmstudio_upstream(settings)
     if upstream is None:
         raise config.ConfigError(
             f"{source}: no LM Studio upstream is configured — add one in Settings"
         )
     lm = settings.lmstudio
-    return {
-        ("route",): planned_routes(settings, upstream, choice),
-        ("lmstudio", "manage"): True,
-        ("lmstudio", "load_context_length"): choice.context_length,
-        ("lmstudio", "min_context"): min(lm.min_context, choice.context_length),
+    wanted = {
+        "manage": True,
+        "load_context_length": choice.context_length,
+        "min_context": min(lm.min_context, choice.context_length),
     }
+    changes: dict[tuple[str, ...], Any] = {
+        ("route",): planned_routes(settings, upstream, choice)
+    }
+    # Only what differs: a value that already holds is not written again.
+    changes.update(
+        {
+            ("lmstudio", key): value
+            for key, value in wanted.items()
+            if getattr(lm, key) != value
+        }
+    )
+    return changes
 
 
 def planned_settings(
