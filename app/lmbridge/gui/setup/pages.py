@@ -219,6 +219,7 @@ class ModelsPage(QWizardPage):
         form = QFormLayout()
         for slot, label in self.SLOTS:
             combo = self.combos[slot] = QComboBox()
+            combo.setObjectName(f"setup-model-{slot}")
             combo.currentIndexChanged.connect(self._on_pick)
             form.addRow(label, combo)
         self.context = QSpinBox()
