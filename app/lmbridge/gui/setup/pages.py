@@ -197,6 +197,7 @@ class ModelsPage(QWizardPage):
         )
         self.models: list[DownloadedModel] = []
         self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setObjectName("setup-models")
         self.table.setHorizontalHeaderLabels(list(self.COLUMNS.values()))
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -220,6 +221,7 @@ class ModelsPage(QWizardPage):
         for slot, label in self.SLOTS:
             combo = self.combos[slot] = QComboBox()
             combo.setObjectName(f"setup-model-{slot}")
+            combo.view().setObjectName(f"setup-model-{slot}-list")
             combo.currentIndexChanged.connect(self._on_pick)
             form.addRow(label, combo)
         self.context = QSpinBox()
