@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # llama-cpp-python builds from source; two jobs on a 2-core machine.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
-export QT_QPA_PLATFORM ?= offscreen
+# No QT_QPA_PLATFORM here: `make run` shows the app on the desktop. The
+# in-process GUI tests choose Qt's offscreen platform themselves
+# (tests/conftest.py); the desktop tier runs the app on its own Xvfb.
 
 .PHONY: sysdeps run test lint format bench e2e clean venv bundle
 
@@ -52,6 +54,9 @@ $(VENV)/.packaging: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.dev
 
+# The desktop app where there is a display; without one (Linux: neither
+# DISPLAY nor WAYLAND_DISPLAY) `lmbridge` itself says so in one line and
+# runs the proxy headless, as `lmbridge serve`.
 run: $(VENV)/.base
 	$(BIN)/lmbridge
 
@@ -66,10 +71,29 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format app tests bench
 	$(BIN)/ruff check --fix app tests bench
 
-# System packages the tests use: Debian's headless Chromium for the browser
-# test (skipped, with a message, where it cannot be installed).
-# Also Debian's nodejs and npm where there is no npm, for `make clients`.
+# System packages, on Debian/Ubuntu (apt-get, as root); elsewhere one line
+# each and the tests that need them are skipped:
+# - the libraries Qt's X11 platform plugin links against (what `readelf -d`
+#   shows for PySide6 6.x's libqxcb.so and libQt6XcbQpa.so.6; the README
+#   names them for Fedora and Arch), so `make run` can show the app;
+# - the desktop tier's X server, window manager, system tray (tint2 embeds
+#   icons over XEmbed), X tools and screenshots;
+# - Debian's headless Chromium for the browser test;
+# - Debian's nodejs and npm where there is no npm, for `make clients`.
+QT_XCB_PACKAGES := libxcb1 libx11-6 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 \
+  libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render0 libxcb-render-util0 \
+  libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1 \
+  libxkbcommon0 libxkbcommon-x11-0 libgl1 libegl1 libfontconfig1 libfreetype6 \
+  libglib2.0-0 libdbus-1-3
+DESKTOP_TIER_PACKAGES := xvfb openbox tint2 xdotool x11-utils imagemagick
+SYSDEPS_PACKAGES := $(QT_XCB_PACKAGES) $(DESKTOP_TIER_PACKAGES)
 sysdeps:
+	@dpkg-query -W -f='$${Status}\n' $(SYSDEPS_PACKAGES) 2>/dev/null | \
+	  grep -c "install ok installed" | grep -qx "$(words $(SYSDEPS_PACKAGES))" || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      $(SYSDEPS_PACKAGES) >/dev/null; then :; \
+	  else echo "sysdeps: cannot install Qt's X11 libraries and the desktop tier's tools here (needs apt-get as root); the desktop tier will be skipped (packages for other systems: README, Install)"; fi; }
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
@@ -99,6 +123,14 @@ clients:
 
 test: lint sysdeps clients
 	$(BIN)/pytest -q
+
+# The desktop tier alone, saving its screenshots for the README.
+.PHONY: desktop-test desktop-screenshots
+desktop-test: $(VENV)/.dev sysdeps
+	$(BIN)/pytest -q -m desktop tests/desktop
+
+desktop-screenshots: $(VENV)/.dev sysdeps
+	LMBRIDGE_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q -m desktop tests/desktop
 
 # The one-folder app for this platform: dist/lmbridge/ (macOS: dist/LM Bridge.app).
 bundle: $(VENV)/.packaging

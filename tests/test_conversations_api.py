@@ -535,7 +535,7 @@ async def test_a_database_that_cannot_open_fails_the_store_not_the_proxy(
     running = await start_proxy(settings_for(fake_upstream.url))
     try:
         async with http.get(base(running) + "/chats") as r:
-            await expect_error(r, 500, "update LM Bridge")
+            await expect_error(r, 503, "update LM Bridge")
         async with http.get(running.url + "/health") as r:
             assert r.status == 200
     finally:

@@ -81,13 +81,18 @@ async def make_app(
     *,
     tray: bool = False,
     setup: bool | None = False,
+    on_screen: bool = True,
 ) -> LMBridgeApp:
+    """The whole app against `settings`. `on_screen`: the test stands in for
+    a person looking at the screen, so notices count as seen (offscreen, the
+    app itself would not record them)."""
     app = LMBridgeApp(
         settings,
         tmp_path / "config.toml",
         tray_available=tray,
         prefs=Prefs(tmp_path / "gui.ini"),
         setup=setup,
+        on_screen=on_screen,
     )
     await app.startup()
     return app

@@ -26,7 +26,9 @@ QWEN = "qwen/qwen3-coder-30b"
 GEMMA = "google/gemma-3-4b"
 
 
-async def start_then_close(settings: config.Settings, tmp_path: Path) -> None:
+async def start_then_close(
+    settings: config.Settings, tmp_path: Path, *, on_screen: bool | None = True
+) -> None:
     """Run the app as `run()` does, then close its window."""
     app = LMBridgeApp(
         settings,
@@ -34,6 +36,7 @@ async def start_then_close(settings: config.Settings, tmp_path: Path) -> None:
         tray_available=False,
         prefs=Prefs(tmp_path / "gui.ini"),
         setup=False,
+        on_screen=on_screen,
     )
     assert app.tray is None
     running = asyncio.ensure_future(app.run())
@@ -61,6 +64,56 @@ async def test_without_a_tray_closing_the_window_quits(
     await start_then_close(settings, tmp_path)
     # Said once: not again on the second start.
     assert [t for _l, t in messages if t == NO_TRAY_NOTICE] == [NO_TRAY_NOTICE]
+
+
+async def test_offscreen_notices_are_not_recorded_as_seen(
+    fake_lm: FakeLMStudio,
+    fake_upstream: FakeOpenAIUpstream,
+    tmp_path: Path,
+    messages: list[Any],
+) -> None:
+    """Offscreen (as here, and as `make run` once did) nobody saw the notice,
+    so the next start on a real desktop shows it again."""
+    settings = app_settings(fake_lm, fake_upstream)
+    await start_then_close(settings, tmp_path, on_screen=None)
+    await start_then_close(settings, tmp_path, on_screen=None)
+    assert [t for _l, t in messages if t == NO_TRAY_NOTICE] == [NO_TRAY_NOTICE] * 2
+    assert not Prefs(tmp_path / "gui.ini").seen("no-tray")
+
+
+async def test_setup_is_seen_once_dismissed_not_when_quitting_over_it(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    settings = app_settings(fake_lm, fake_upstream)
+    prefs = Prefs(tmp_path / "gui.ini")
+    # Quitting while setup is open: setup was not finished, so not seen.
+    app = await make_app(settings, tmp_path, setup=None)
+    assert app.setup is not None and app.setup.isVisible()
+    await close_app(app)
+    assert not prefs.seen("setup")
+    # Offscreen, dismissing it does not count either.
+    app = await make_app(settings, tmp_path, setup=None, on_screen=False)
+    try:
+        assert app.setup is not None
+        app.setup.reject()
+        await eventually(lambda: app.setup is None, what="setup to close")
+        assert not prefs.seen("setup")
+    finally:
+        await close_app(app)
+    # On a screen, dismissed by the user: seen, not opened at the next start.
+    app = await make_app(settings, tmp_path, setup=None)
+    try:
+        assert app.setup is not None
+        app.setup.reject()
+        await eventually(lambda: app.setup is None, what="setup to close")
+        assert prefs.seen("setup")
+    finally:
+        await close_app(app)
+    app = await make_app(settings, tmp_path, setup=None)
+    try:
+        assert app.setup is None
+    finally:
+        await close_app(app)
 
 
 async def tray_app(
@@ -276,7 +329,7 @@ async def test_every_page_renders_in_light_and_dark(gui_app: LMBridgeApp) -> Non
     try:
         for palette in (light, dark):
             qt.setPalette(palette)
-            for key in gui_app.window.pages:
+            for key in gui_app.window.page_keys:
                 gui_app.window.show_page(key)
                 await asyncio.sleep(0.02)
                 assert not gui_app.window.grab().toImage().isNull(), key

@@ -113,7 +113,8 @@ async def test_api_key_goes_to_the_keyring_masked(
     row.save.click()
     await eventually(lambda: memory_keyring.passwords.get(("lmbridge", "cloud")))
     assert memory_keyring.passwords[("lmbridge", "cloud")] == "sk-test-0123456789abcd"
-    assert row.state.text() == "••••••••abcd"
+    # The keyring is written in a thread; the row redraws when that returns.
+    await eventually(lambda: row.state.text() == "••••••••abcd")
     assert row.entry.text() == ""
     assert "sk-test" not in str(messages)
     assert not config.default_config_path().exists() or "sk-test" not in (

@@ -4,6 +4,7 @@ showing requests from before a restart (the history in the database)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -12,6 +13,7 @@ from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.requests.view import RequestsPanel
+from lmbridge.gui.usage.charts import SERIES_COLORS, DayChart, nice_ticks
 from lmbridge.gui.usage.view import UsagePanel
 
 
@@ -97,3 +99,37 @@ async def test_requests_from_before_a_restart_are_shown(
         assert second.log.rows[0].request_body == ""  # bodies are not kept
     finally:
         await close_app(second)
+
+
+def test_value_axis_steps_are_round_and_whole_for_counts() -> None:
+    assert nice_ticks(60, whole=True) == [0, 20, 40, 60]
+    assert nice_ticks(3, whole=True) == [0, 1, 2, 3]  # errors: never 0.5 errors
+    assert nice_ticks(0.15, whole=False) == [0, 0.05, 0.1, 0.15]
+    assert nice_ticks(1_700_000, whole=True)[-1] == 2_000_000
+    assert nice_ticks(0, whole=True) == [0, 1]
+
+
+def colours_in(chart: DayChart) -> set[str]:
+    image = chart.plot.grab().toImage()
+    return {
+        image.pixelColor(x, y).name()
+        for x in range(0, image.width(), 2)
+        for y in range(0, image.height(), 2)
+    }
+
+
+def test_charts_paint_stacked_bars_and_lines_with_gaps(qtbot: Any) -> None:
+    days = [f"2026-12-0{d}" for d in range(1, 8)]
+    bars = DayChart("Tokens per day by model")
+    qtbot.addWidget(bars)
+    bars.resize(500, 300)
+    bars.bars(days, {"a": [0, 0, 0, 0, 0, 10, 30], "b": [0, 0, 0, 0, 0, 5, 0]})
+    assert bars.top == 30 and bars.whole
+    assert {SERIES_COLORS[0].lower(), SERIES_COLORS[1].lower()} <= colours_in(bars)
+    lines = DayChart("Time to first token", "s")
+    qtbot.addWidget(lines)
+    lines.resize(500, 300)
+    lines.lines(days, {"median": [None, 0.1, 0.2, None, None, 0.15, 0.12]})
+    assert lines.top == 0.2 and not lines.whole
+    assert SERIES_COLORS[0].lower() in colours_in(lines)
+    assert "median" in lines.legend.text()

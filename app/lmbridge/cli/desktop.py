@@ -4,14 +4,25 @@
   entry and icon for the current user (`$XDG_DATA_HOME`, Linux and BSDs).
 - `lmbridge autostart on|off|status`: start at login (see `autostart`).
 - `lmbridge logs`: the path of the log file.
+
+And the check `lmbridge` makes before it starts Qt (`qt_platform_problem`):
+Qt's xcb platform plugin (PySide6 6.x: `plugins/platforms/libqxcb.so` and
+`lib/libQt6XcbQpa.so.6`, with `libQt6Gui`) links against the system
+libraries in `XCB_LIBRARIES`; where one is missing Qt would abort with a
+long message about platform plugins, so the app says in one line which
+Debian/Ubuntu packages to install (`make sysdeps` installs them; the
+README names them for Fedora and Arch). The list is what `readelf -d`
+shows for those libraries.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +159,78 @@ def run_autostart(args: argparse.Namespace, settings: config.Settings) -> int:
 def run_logs(args: argparse.Namespace, settings: config.Settings) -> int:
     print(logs.log_dir() if args.dir else logs.log_file())
     return 0
+
+
+# soname -> the Debian/Ubuntu package that ships it.
+XCB_LIBRARIES: dict[str, str] = {
+    "libxcb.so.1": "libxcb1",
+    "libX11.so.6": "libx11-6",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libGL.so.1": "libgl1",
+    "libEGL.so.1": "libegl1",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6",
+    "libglib-2.0.so.0": "libglib2.0-0",
+    "libgthread-2.0.so.0": "libglib2.0-0",
+    "libdbus-1.so.3": "libdbus-1-3",
+}
+
+
+def uses_xcb(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether Qt will use its xcb (X11) plugin: on Linux and the BSDs,
+    with QT_QPA_PLATFORM=xcb, or unset with an X display and no Wayland."""
+    env = os.environ if environ is None else environ
+    if sys.platform in ("darwin", "win32"):
+        return False
+    platform = env.get("QT_QPA_PLATFORM", "")
+    if platform:
+        return platform.split(":")[0] == "xcb"
+    return bool(env.get("DISPLAY")) and not env.get("WAYLAND_DISPLAY")
+
+
+def missing_packages(libraries: Mapping[str, str] | None = None) -> list[str]:
+    """The packages of the libraries in `libraries` that cannot be loaded."""
+    missing: list[str] = []
+    for soname, package in (XCB_LIBRARIES if libraries is None else libraries).items():
+        try:
+            ctypes.CDLL(soname)
+        except OSError:
+            if package not in missing:
+                missing.append(package)
+    return missing
+
+
+def qt_platform_problem(
+    environ: Mapping[str, str] | None = None,
+    libraries: Mapping[str, str] | None = None,
+) -> str | None:
+    """One line naming the missing packages, or None if Qt can start."""
+    if not uses_xcb(environ):
+        return None
+    missing = missing_packages(libraries)
+    if not missing:
+        return None
+    names = " ".join(missing)
+    return (
+        f"Qt's X11 support needs system libraries that are missing: {names} "
+        f"(Debian/Ubuntu: `make sysdeps` or `sudo apt-get install {names}`; "
+        "other systems: see the README's Install section)"
+    )
 
 
 def register(sub: Any) -> None:

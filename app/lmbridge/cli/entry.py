@@ -112,6 +112,8 @@ async def serve(settings: config.Settings) -> int:
     print(f"LM Bridge {__version__} listening on {server.url}", flush=True)
     for up in settings.upstream:
         print(f"  upstream {up.name}: {up.kind} {up.base_url}", flush=True)
+    if server.services is not None:  # the file, or what is wrong and the fix
+        print(f"  {server.services.database_state.summary()}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -126,14 +128,22 @@ async def serve(settings: config.Settings) -> int:
 
 
 def run_desktop_app(settings: config.Settings, args: argparse.Namespace) -> int:
-    """The tray app and its window; the headless proxy if Qt cannot load."""
-    try:
-        from lmbridge.gui.app import run
-    except ImportError as exc:
+    """The tray app and its window; the headless proxy, said in one line,
+    if Qt cannot start here (a system library or PySide6 missing)."""
+    from lmbridge.cli.desktop import qt_platform_problem
+
+    problem = qt_platform_problem()
+    if problem is None:
+        try:
+            from lmbridge.gui.app import run
+        except ImportError as exc:
+            problem = str(exc)
+    if problem is not None:
         print(
-            f"lmbridge: the desktop app cannot start ({exc}); running the proxy "
-            "headless (as `lmbridge serve`)",
+            f"lmbridge: the desktop app cannot start: {problem}; running the "
+            "proxy headless (as `lmbridge serve`)",
             file=sys.stderr,
+            flush=True,
         )
         return asyncio.run(serve(settings))
     path = getattr(args, "serve_config", None) or args.config
@@ -158,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         if has_display():
             return run_desktop_app(settings, args)
         print(
-            "lmbridge: no display found; running the proxy headless",
+            "lmbridge: no display found; running the proxy headless (as "
+            "`lmbridge serve`): neither DISPLAY nor WAYLAND_DISPLAY is set",
             file=sys.stderr,
+            flush=True,
         )
         command = "serve"
     if command == "serve":

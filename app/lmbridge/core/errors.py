@@ -22,7 +22,8 @@ subsystem that meets them (one place per subsystem), never deeper.
         ├── ConfigError               the configuration cannot be used
         ├── PortInUse                 the proxy's port is taken
         ├── AutostartError            start-at-login could not be changed
-        └── IntegrationError          a client tool's config could not be written
+        ├── IntegrationError          a client tool's config could not be written
+        └── StorageUnavailable   503  our database is locked, damaged, read-only or full
 
 `DECODE_ERRORS` is what msgspec (and the codecs beneath it) raise for bytes
 that are not the JSON or TOML expected: catch it, never a longer list.
@@ -281,6 +282,15 @@ class AutostartError(LocalError):
 
 class IntegrationError(LocalError):
     """A client tool's config could not be read or written safely."""
+
+
+class StorageUnavailable(LocalError):
+    """LM Bridge's own database cannot be used now (locked by another
+    program, damaged, read-only or on a full disk); the message names the
+    file and the fix. Model calls never fail with it: only the APIs whose
+    answer is stored state (`/store`) do."""
+
+    status = 503
 
 
 _BY_STATUS: dict[int, type[LMBridgeError]] = {

@@ -124,3 +124,5 @@ class EventBus:
 REQUEST_STARTED = "request.started"
 REQUEST_UPDATED = "request.updated"
 REQUEST_FINISHED = "request.finished"
+# The database's state changed (payload: store.dbstate.DatabaseState).
+DATABASE_STATE = "database.state"

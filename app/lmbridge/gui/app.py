@@ -8,7 +8,10 @@ tasks, stop the proxy (stop accepting, end streams, close upstreams and the
 database), close LM Studio's service, hide the tray, close the window.
 
 On the first start (no settings file yet) it opens first-run setup
-(`SetupWizard`); the tray and the Overview open it again.
+(`SetupWizard`); the tray and the Overview open it again. Setup and the
+one-time notices are recorded as seen (`Prefs`) only when they were on a
+real screen (not Qt's offscreen platform) and, for setup, when the user
+finished or dismissed it; quitting with setup open does not count.
 
 Where a system tray exists, closing the window keeps the app in the tray;
 where none exists, the window is the app and closing it quits (said once).
@@ -23,34 +26,31 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from lmbridge import config
-from lmbridge.gui import message, qtfix
+from lmbridge.gui import automation, message, qtfix
 from lmbridge.gui.azure.manager import AzureAccounts
-from lmbridge.gui.azure.view import AzurePanel
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.conversations.view import ConversationsPanel
 from lmbridge.gui.health import UpstreamHealth
 from lmbridge.gui.icons import app_icon
-from lmbridge.gui.integrations.view import IntegrationsPanel
 from lmbridge.gui.models.manager import ModelsManager
-from lmbridge.gui.models.view import ModelsPanel
 from lmbridge.gui.notifications import Notifier
 from lmbridge.gui.overview.view import OverviewPanel
 from lmbridge.gui.prefs import Prefs
+from lmbridge.gui.prefs import on_screen as prefs_on_screen
 from lmbridge.gui.requests.manager import RequestLog
 from lmbridge.gui.requests.view import RequestsPanel
-from lmbridge.gui.sessions.view import SessionsPanel
-from lmbridge.gui.settings.view import SettingsPanel
-from lmbridge.gui.setup.wizard import SetupWizard
 from lmbridge.gui.single_instance import SingleInstance
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.tray import TrayIcon
-from lmbridge.gui.usage.view import UsagePanel
 from lmbridge.gui.window import MainWindow, Page
+
+if TYPE_CHECKING:
+    from lmbridge.gui.setup.wizard import SetupWizard
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,17 @@ class LMBridgeApp(QObject):
         tray_available: bool | None = None,
         prefs: Prefs | None = None,
         setup: bool | None = None,
+        on_screen: bool | None = None,
     ) -> None:
         """`setup`: open first-run setup at start (None: if no settings
-        file exists yet and setup was never shown)."""
+        file exists yet and setup was never shown). `on_screen`: whether
+        what the app shows reaches a person (None: not Qt's offscreen
+        platform); only then are notices recorded as seen."""
         super().__init__()
         # Quitting is this object's decision (see `_on_close_requested`).
         QApplication.setQuitOnLastWindowClosed(False)
         self.prefs = prefs or Prefs()
+        self.on_screen = on_screen if on_screen is not None else prefs_on_screen()
         self.controller = ProxyController(settings, config_path, self)
         self.log = RequestLog(self.controller, parent=self)
         self.health = UpstreamHealth(self.controller, self)
@@ -94,7 +98,7 @@ class LMBridgeApp(QObject):
         self.setup: SetupWizard | None = None
         if setup is None:
             path = self.controller.config_path
-            setup = not path.exists() and self.prefs.first_time("setup")
+            setup = not path.exists() and not self.prefs.seen("setup")
         self._setup_at_start = setup
         self.pages = self._build_pages()
         self.window = MainWindow(self.controller, self.pages)
@@ -117,33 +121,65 @@ class LMBridgeApp(QObject):
         self.notifications: list[tuple[str, str, str]] = []
 
     def _build_pages(self) -> list[Page]:
+        """The Overview and Requests now; every other page (and its modules)
+        when it is first opened. Requests is built at start because its
+        table model moves new requests into the request log, which the
+        Sessions page and the tests read."""
         c = self.controller
         overview = OverviewPanel(c, self.log, self.health, self.azure)
         overview.setupRequested.connect(lambda: self.open_setup())
+        requests = RequestsPanel(c, self.log)
+
+        def models() -> QWidget:
+            from lmbridge.gui.models.view import ModelsPanel
+
+            return ModelsPanel(c, self.models)
+
+        def usage() -> QWidget:
+            from lmbridge.gui.usage.view import UsagePanel
+
+            return UsagePanel(c)
+
+        def sessions() -> QWidget:
+            from lmbridge.gui.sessions.view import SessionsPanel
+
+            return SessionsPanel(c, self.log)
+
+        def conversations() -> QWidget:
+            from lmbridge.gui.conversations.view import ConversationsPanel
+
+            return ConversationsPanel(c)
+
+        def azure() -> QWidget:
+            from lmbridge.gui.azure.view import AzurePanel
+
+            return AzurePanel(self.azure)
+
+        def settings() -> QWidget:
+            from lmbridge.gui.settings.view import SettingsPanel
+
+            return SettingsPanel(c, self.prefs)
+
+        def integrations() -> QWidget:
+            from lmbridge.gui.integrations.view import IntegrationsPanel
+
+            return IntegrationsPanel(c)
+
         return [
             ("overview", "Overview", "overview", overview),
-            ("models", "Models", "models", ModelsPanel(c, self.models)),
-            ("requests", "Requests", "requests", RequestsPanel(c, self.log)),
-            ("usage", "Usage", "usage", UsagePanel(c)),
-            ("sessions", "Sessions", "sessions", SessionsPanel(c, self.log)),
-            (
-                "conversations",
-                "Conversations",
-                "conversations",
-                ConversationsPanel(c),
-            ),
-            ("azure", "Azure", "azure", AzurePanel(self.azure)),
-            ("settings", "Settings", "settings", SettingsPanel(c, self.prefs)),
-            (
-                "integrations",
-                "Integrations",
-                "integrations",
-                IntegrationsPanel(c),
-            ),
+            ("models", "Models", "models", models),
+            ("requests", "Requests", "requests", requests),
+            ("usage", "Usage", "usage", usage),
+            ("sessions", "Sessions", "sessions", sessions),
+            ("conversations", "Conversations", "conversations", conversations),
+            ("azure", "Azure", "azure", azure),
+            ("settings", "Settings", "settings", settings),
+            ("integrations", "Integrations", "integrations", integrations),
         ]
 
     def page(self, key: str) -> object:
-        return self.window.pages[key]
+        """The page `key` (built now if it was not opened yet)."""
+        return self.window.page(key)
 
     def open_setup(self, home: Path | None = None) -> SetupWizard:
         """Open first-run setup (or bring the open one forward).
@@ -151,6 +187,8 @@ class LMBridgeApp(QObject):
         `home`: the user's home for LM Studio and the tools' files (tests).
         """
         if self.setup is None:
+            from lmbridge.gui.setup.wizard import SetupWizard
+
             self.setup = SetupWizard(
                 self.controller, self.models, self.azure, self.window, home=home
             )
@@ -162,6 +200,8 @@ class LMBridgeApp(QObject):
 
     def _on_setup_finished(self, _result: int) -> None:
         wizard, self.setup = self.setup, None
+        if not self._shut_down:  # the user finished or dismissed it
+            self._mark_seen("setup")
         if wizard is not None:
             wizard.deleteLater()
             if wizard.review_page.written:
@@ -180,8 +220,9 @@ class LMBridgeApp(QObject):
         self.window.show()
         if self.tray is not None:
             self.tray.show()
-        elif self.prefs.first_time("no-tray"):
+        elif not self.prefs.seen("no-tray"):
             message.info(NO_TRAY_NOTICE)
+            self._mark_seen("no-tray")
         await self.controller.open()
         await self.controller.start()
         if self._setup_at_start:
@@ -206,7 +247,7 @@ class LMBridgeApp(QObject):
             self.health.tasks,
             self.log.tasks,
         ]
-        owners += [getattr(page, "tasks", None) for _k, _t, _i, page in self.pages]
+        owners += [getattr(page, "tasks", None) for page in self.window.pages.values()]
         if self.tray is not None:
             owners.append(self.tray.tasks)
         for owner in owners:
@@ -226,8 +267,16 @@ class LMBridgeApp(QObject):
             self.request_quit()
             return
         self.window.hide()
-        if self.prefs.first_time("tray"):
+        if not self.prefs.seen("tray"):
             self.notify("LM Bridge is still running", TRAY_NOTICE, "info")
+            self._mark_seen("tray")
+
+    def _mark_seen(self, notice: str) -> None:
+        """Record a notice as seen, if it was shown where a person sees it."""
+        if self.on_screen:
+            self.prefs.mark_seen(notice)
+        else:
+            log.info("%s shown offscreen; not recorded as seen", notice)
 
     def notify(self, title: str, text: str, level: str = "info") -> None:
         """A desktop notification (the tray) while the app is in the
@@ -286,6 +335,7 @@ def run(settings: config.Settings, config_path: Path | None = None) -> int:
     asyncio.set_event_loop(loop)
     collector = MainThreadGC()
     shell = LMBridgeApp(settings, config_path)
+    hook = automation.start_if_asked(shell)
     instance.activated.connect(shell.window.bring_to_front)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -294,4 +344,6 @@ def run(settings: config.Settings, config_path: Path | None = None) -> int:
         code: int = loop.run_until_complete(shell.run())
     collector.stop()
     instance.release()
+    if hook is not None:
+        hook.close()
     return code

@@ -3,13 +3,21 @@
 Closing the window does not decide anything itself: it emits
 `closeRequested` and the app applies its policy (hide to the tray, or
 quit where there is no tray).
+
+A page is given as a widget or as a function that builds it: such a page
+is built when it is first shown (or asked for with `page()`), so a page and
+the modules only it uses take no
+memory in an app that idles in the tray.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -27,7 +35,9 @@ from lmbridge.gui.icons import app_icon, icon
 from lmbridge.gui.overview.manager import proxy_line
 from lmbridge.gui.widgets import Banner
 
-Page = tuple[str, str, str, QWidget]  # key, title, icon name, widget
+PageFactory = Callable[[], QWidget]
+# key, title, icon name, the widget or what builds it when first shown
+Page = tuple[str, str, str, QWidget | PageFactory]
 
 
 class MainWindow(QMainWindow):
@@ -46,24 +56,34 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("LM Bridge")
         self.setWindowIcon(app_icon())
         self.resize(1100, 720)
+        self.setObjectName("main-window")
         self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
         self.sidebar.setIconSize(QSize(20, 20))
         self.sidebar.setFixedWidth(180)
         self.sidebar.setFrameShape(QListWidget.Shape.NoFrame)
         self.stack = QStackedWidget()
-        self.pages: dict[str, QWidget] = {}
+        self.pages: dict[str, QWidget] = {}  # the pages built so far
+        self.page_keys: list[str] = []
+        self._factories: dict[str, PageFactory] = {}
+        self._scrolls: dict[str, QScrollArea] = {}
         for key, title, icon_name, widget in pages:
             item = QListWidgetItem(icon(icon_name), title)
             item.setData(Qt.ItemDataRole.UserRole, key)
             item.setSizeHint(QSize(160, 36))
             self.sidebar.addItem(item)
             scroll = QScrollArea()
-            scroll.setWidget(widget)
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QScrollArea.Shape.NoFrame)
             self.stack.addWidget(scroll)
-            self.pages[key] = widget
-        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+            self.page_keys.append(key)
+            self._scrolls[key] = scroll
+            if isinstance(widget, QWidget):
+                scroll.setWidget(widget)
+                self.pages[key] = widget
+            else:
+                self._factories[key] = widget
+        self.sidebar.currentRowChanged.connect(self._on_row)
         self.sidebar.setCurrentRow(0)
 
         self.banner = Banner()
@@ -86,6 +106,25 @@ class MainWindow(QMainWindow):
         message.global_bridge.shown.connect(self.show_message)
         self._on_phase()
         self._closing = False
+
+    def page(self, key: str) -> QWidget:
+        """The page `key`, built now if it was not yet."""
+        if key not in self.pages:
+            # Building the Usage page imports its chart library (a second or
+            # two on a slow machine): say that something is happening.
+            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+            try:
+                widget = self._factories.pop(key)()
+            finally:
+                QApplication.restoreOverrideCursor()
+            self._scrolls[key].setWidget(widget)
+            self.pages[key] = widget
+        return self.pages[key]
+
+    def _on_row(self, row: int) -> None:
+        if 0 <= row < len(self.page_keys):
+            self.page(self.page_keys[row])
+        self.stack.setCurrentIndex(row)
 
     def show_page(self, key: str) -> None:
         for row in range(self.sidebar.count()):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -47,12 +48,28 @@ from lmbridge.server.services import Services
 from lmbridge.server.translate import Batches, assemble, clamp, observe, open_batches
 from lmbridge.upstreams.router import Resolved
 
+log = logging.getLogger(__name__)
+
 # Session keys, first found: this header, the body's own key (Anthropic
 # metadata.user_id's session_id, OpenAI prompt_cache_key or user), X-Session-Id.
 SESSION_HEADER = "X-Claude-Code-Session-Id"
 SESSION_FALLBACK_HEADER = "X-Session-Id"
 # Claude Code's subagents share the session id; each has its own chain.
 AGENT_HEADER = "X-Claude-Code-Agent-Id"
+
+
+class _NamedModel(msgspec.Struct):
+    model: str | None = None
+    model_key: str | None = None  # the chat service's name for it
+
+
+def model_named(body: bytes) -> str:
+    """The model a request body names, if it can be read at all ("" if not)."""
+    try:
+        named = msgspec.json.decode(body, type=_NamedModel)
+    except errors.DECODE_ERRORS:
+        return ""
+    return (named.model or named.model_key or "")[:200]
 
 
 def new_response_id() -> str:
@@ -163,6 +180,10 @@ class _Call:
         self.exchange = exchange
         self.record = record
         self.secrets = secrets
+        # Whether the streamed answer's last event has been written, and
+        # whether its outcome has been handed to the exchange.
+        self._ended = False
+        self._kept = False
 
     async def run(self, parse: Callable[[bytes], ir.Request]) -> web.StreamResponse:
         request, record, services = self.request, self.record, self.services
@@ -170,7 +191,12 @@ class _Call:
         record.bytes_in = len(body)
         if self.capture:
             capture_request(record, request, body)
-        req = parse(body)
+        try:
+            req = parse(body)
+        except errors.LMBridgeError:
+            # Refused before routing: still kept under the model it was for.
+            record.model = model_named(body)
+            raise
         session_key = (
             request.headers.get(SESSION_HEADER)
             or req.client.session_key
@@ -325,6 +351,40 @@ class _Call:
         assembler = Assembler(model=req.model) if keeps else None
         out = web.StreamResponse(status=200, headers=sse_headers(encoder.content_type))
         await out.prepare(self.request)
+        try:
+            await self._relay_events(out, encoder, batches, req, assembler)
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            # The headers are out: whatever failed becomes the stream's
+            # error event in the client's protocol, never a second response.
+            if isinstance(exc, errors.LMBridgeError):
+                err = exc
+            else:
+                log.exception("a streamed answer failed after its headers")
+                err = errors.LMBridgeError(
+                    "LM Bridge failed mid-answer; see its log for details"
+                )
+            if not self._ended:
+                failure = ir.StreamError(
+                    err.kind, scrub(err.message, self.secrets), answer_status(err)
+                )
+                self.record.error = failure.message
+                end: ir.Finish | ir.StreamError = failure
+                if assembler is not None and not self._kept:
+                    end = await self._keep(req, encoder, assembler, failure)
+                await self._write(out, encoder, [end])
+        await out.write_eof()
+        return out
+
+    async def _relay_events(
+        self,
+        out: web.StreamResponse,
+        encoder: StreamEncoder,
+        batches: Batches,
+        req: ir.Request,
+        assembler: Assembler | None,
+    ) -> None:
         ended = False
         try:
             async with contextlib.aclosing(batches):
@@ -354,8 +414,6 @@ class _Call:
             failure = "the upstream ended its answer early"
             end = await self._keep(req, encoder, assembler, None, failure)
             await self._write(out, encoder, [end])
-        await out.write_eof()
-        return out
 
     async def _keep(
         self,
@@ -366,6 +424,7 @@ class _Call:
         failure: str | None = None,
     ) -> ir.Finish | ir.StreamError:
         """Hand the outcome to the exchange; the event that ends the stream."""
+        self._kept = True
         if isinstance(end, ir.StreamError):
             failure = end.message
         answer = assembler.partial()
@@ -374,6 +433,7 @@ class _Call:
         try:
             await self.exchange.finished(req, answer, failure)
         except errors.LMBridgeError as err:
+            self.record.error = err.message
             return ir.StreamError(err.kind, err.message, err.status)
         if end is None:
             return ir.StreamError(errors.ErrorKind.UPSTREAM_ERROR, failure or "")
@@ -387,6 +447,8 @@ class _Call:
     async def _write(
         self, out: web.StreamResponse, encoder: StreamEncoder, batch: list[ir.Event]
     ) -> None:
+        if batch and isinstance(batch[-1], ir.Finish | ir.StreamError):
+            self._ended = True
         data = b"".join([encoder.encode(event) for event in batch])
         if data:
             self.record.bytes_out += len(data)

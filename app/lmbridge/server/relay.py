@@ -10,6 +10,8 @@ whole answer must be JSON.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 
 import aiohttp
@@ -26,6 +28,8 @@ from lmbridge.protocols.relaywatch import RelayWatch
 from lmbridge.server.capture import capture_response, scrub
 from lmbridge.upstreams.http import HttpUpstream, Refusal
 from lmbridge.upstreams.router import Resolved
+
+log = logging.getLogger(__name__)
 
 _json = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
@@ -195,6 +199,17 @@ class Relay:
         except errors.LMBridgeError as err:
             if not watch.ended:
                 failure = ir.StreamError(err.kind, err.message, err.status)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            # The headers are out: an error event, never a second response.
+            log.exception("a relayed stream failed after its headers")
+            if not watch.ended:
+                failure = ir.StreamError(
+                    errors.ErrorKind.INTERNAL,
+                    "LM Bridge failed mid-answer; see its log for details",
+                    500,
+                )
         if watch.problem is not None:
             failure = ir.StreamError(
                 errors.ErrorKind.UPSTREAM_ERROR, watch.problem, 502

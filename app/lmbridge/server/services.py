@@ -10,18 +10,25 @@ The desktop app keeps its LM Studio service and its database for its whole
 life, so models can be managed and the history and stored chats read while
 the proxy is stopped: it passes them in (`lmstudio=`, `db=`), and a
 `Services` never opens or closes what it was given.
+
+The database may be unusable (locked by another program, damaged,
+read-only, on a full disk): model calls go on regardless, and
+`database_state` says what is wrong and how to fix it (see its docstring
+for the API the GUI uses).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from lmbridge import config
 from lmbridge.config import Settings
 from lmbridge.core import errors
-from lmbridge.core.events import EventBus
+from lmbridge.core.events import DATABASE_STATE, EventBus
+from lmbridge.core.writer import BackgroundWriter
 from lmbridge.lmstudio import (
     ConnectionState,
     ContextPolicy,
@@ -35,6 +42,8 @@ from lmbridge.server.origins import ReasoningOrigins
 from lmbridge.server.responses_memory import ResponsesMemory
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
+from lmbridge.store.dbjobs import background_jobs
+from lmbridge.store.dbstate import DatabaseState
 from lmbridge.store.sessions import SqliteSessionStore
 from lmbridge.store.usage import UsageStore
 from lmbridge.store.usage_recorder import UsageRecorder
@@ -112,7 +121,9 @@ class Services:
         for upstream in self.upstreams.values():
             upstream.ping_interval = settings.server.ping_interval
         self.router = Router(settings, self.upstreams)
-        self.sessions = SessionManager()
+        self.sessions = SessionManager(
+            writer=BackgroundWriter("session chains", context=background_jobs)
+        )
         self.responses = ResponsesMemory()
         self.max_tokens = MaxTokensMemory()
         self.origins = ReasoningOrigins()
@@ -135,16 +146,19 @@ class Services:
         if self._running:
             return
         self._running = True
+        self.db.on_state = self._database_state_changed
         if self._owns_db:
             try:
                 await self.db.open()
             except errors.LMBridgeError as err:
-                log.error("the database is unavailable: %s", err.message)
+                # Said once; model calls go on. `database_state` has it.
+                log.warning("the database is unavailable: %s", err.message)
         if self.db.is_open:
             self.sessions.store = SqliteSessionStore(self.db)
         await self.sessions.start()
-        if self.db.is_open:
-            self.recorder.start()
+        # Started either way: it retries, and the database is tried again
+        # on use (a lock released, space freed).
+        self.recorder.start()
         for upstream in self.upstreams.values():
             await upstream.start()
         if self.lmstudio is not None and self._owns_lmstudio:
@@ -159,9 +173,46 @@ class Services:
             await self.lmstudio.aclose()
         for upstream in self.upstreams.values():
             await upstream.close()
+        await self.sessions.close()
         await self.recorder.close()
         if self._owns_db:
             await self.db.close()
+
+    @property
+    def database_state(self) -> DatabaseState:
+        """What state LM Bridge's database is in, for the Overview page and
+        `lmbridge serve`.
+
+        A `DatabaseState` (store/dbstate.py): `condition` is one of ok,
+        locked, corrupt, read-only, full (or unavailable, for anything
+        else); `path` is the file; `message` is a sentence for the user that
+        names the file and the fix; `detail` is SQLite's own words; `since`
+        when it began. `ok` is true when it works. It changes as the
+        database is used (a lock held by another program shows on the next
+        write, and clears on the next write that succeeds); each change is
+        also published on the bus as `DATABASE_STATE` with the new state.
+        Whatever it says, model calls are served; only the `/store` API
+        answers 503 while the database cannot be used.
+        """
+        return self.db.state
+
+    async def reset_database(self) -> Path:
+        """Move the database file aside and start a fresh, empty one.
+
+        For a damaged (`corrupt`) database: the old file is kept next to
+        the new one, renamed with the date and time
+        (`lmbridge-broken-YYYYMMDD-HHMMSS.db`, with its write-ahead log), and
+        its path returned, to show the user. Stored chats, session chains
+        and history start empty; nothing of the old file is deleted. Raises
+        `StorageUnavailable` when the file cannot be moved or the fresh one
+        created (a read-only or full disk); `database_state` then says why.
+        """
+        kept = await self.db.move_aside()
+        self.sessions.store = SqliteSessionStore(self.db)
+        return kept
+
+    def _database_state_changed(self, state: DatabaseState) -> None:
+        self.bus.publish(DATABASE_STATE, state)
 
     @property
     def upstream_secrets(self) -> tuple[str, ...]:

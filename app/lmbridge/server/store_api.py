@@ -22,6 +22,13 @@ changes nothing. If the process dies mid-reply, nothing of that exchange is
 stored. PUTs to one chat are served one at a time, in arrival order. Replies
 go through the one pipeline (routing with fallback, LM Studio preparation,
 the request record); `StoreExchange` stores them.
+
+A database that cannot be used (locked by another program, damaged,
+read-only, on a full disk) answers 503 in the store's envelope within 2 s,
+with a message naming the file and the fix (`store/dbstate.py`); reads
+still work while another program holds the write lock. A PUT checks that
+the reply could be stored before it asks the model; if storing it fails
+anyway, the stream ends with an error event saying so.
 """
 
 from __future__ import annotations
@@ -180,6 +187,8 @@ async def put_chat(request: web.Request) -> web.StreamResponse:
     user = StoredMessage(role="user", content=body.message.content)
     async with service.locks.hold(body.name):
         chat = await service.store.get_chat(body.name)
+        # No model call whose reply could not be kept.
+        await service.store.db.check_writable()
         exchange = StoreExchange(service, chat, user)
         return await request.app[PIPELINE].serve_parsed(
             request, STORE, chat_request(chat, user), exchange=exchange

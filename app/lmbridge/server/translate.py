@@ -55,7 +55,7 @@ async def open_batches(
     )
     turn = None
     if sessions is not None and upstream.api == "responses":
-        turn = await sessions.begin(up_req, upstream.name)
+        turn = await sessions.begin(up_req, upstream.name, record)
     if turn is None:
         batches = await upstream.open_batches(up_req, record)
     else:
@@ -86,13 +86,14 @@ async def _open_turn(turn: Turn, resolved: Resolved, record: RequestRecord) -> B
 
 
 async def _tracked(batches: Batches, turn: Turn, sent: int, full: int) -> Batches:
-    """Pass events on; a completed answer extends the session's chain."""
+    """Pass events on; a completed answer extends the session's chain (saved
+    off the answer path: nothing here waits on the database)."""
     async with contextlib.aclosing(batches):
         async for batch in batches:
             for event in batch:
                 turn.observe(event)
                 if isinstance(event, ir.Finish):
-                    await turn.commit(sent, full)
+                    turn.commit(sent, full)
             yield batch
 
 

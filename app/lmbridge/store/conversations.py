@@ -220,7 +220,7 @@ class ConversationStore:
 
     async def get_chat(self, name: str) -> Chat:
         """The chat called `name` with its messages; NotFound if none."""
-        return await self.db.transaction(lambda conn: _load(conn, name))
+        return await self.db.read(lambda conn: _load(conn, name))
 
     async def create_chat(
         self,

@@ -27,7 +27,16 @@ module in `store/` (see `store/db.py`).
 
 from __future__ import annotations
 
+import datetime
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
+
+from lmbridge.core import errors
+
+log = logging.getLogger(__name__)
 
 
 class Migration(NamedTuple):
@@ -126,3 +135,67 @@ MIGRATIONS: list[Migration] = [
         ),
     ),
 ]
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 with milliseconds, e.g. ...T12:00:00.000Z."""
+    now = datetime.datetime.now(datetime.UTC)
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The highest schema step applied to the database of `conn`."""
+    row = conn.execute(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+    ).fetchone()
+    return int(row[0])
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if any."""
+    # SQLite rolls some failures back by itself; a second ROLLBACK would
+    # raise and hide the original error.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def apply_pending(
+    conn: sqlite3.Connection, path: Path, migrations: Sequence[Migration]
+) -> None:
+    """Apply the steps of `migrations` that the database at `path` lacks,
+    each in its own transaction with its row in `schema_version`."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS schema_version (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        )"""
+    )
+    known = len(migrations)
+    if schema_version(conn) > known:
+        raise errors.LMBridgeError(
+            f"the database {path} has schema version {schema_version(conn)},"
+            f" newer than this LM Bridge knows ({known}) — update LM Bridge"
+        )
+    for version, step in enumerate(migrations, start=1):
+        # Checked without a lock first: an up-to-date database opens (and is
+        # read) while another process holds the write lock.
+        if schema_version(conn) >= version:
+            continue
+        # Re-checked inside the write lock: another process (a CLI command
+        # next to the running server) may have applied the step meanwhile.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if schema_version(conn) < version:
+                for statement in step.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (version, name, applied_at)"
+                    " VALUES (?, ?, ?)",
+                    (version, step.name, now_iso()),
+                )
+                log.debug("%s: applied schema step %d (%s)", path, version, step.name)
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            raise

@@ -4,9 +4,11 @@ The proxy's latency is a product feature, so the event-bus callback only
 appends the record to a list. One background task, owned by the
 `UsageRecorder`, writes the list in batches (every `flush_interval` seconds,
 sooner once `batch_size` records wait) and prunes the history past its
-retention at start and then daily. A database that is closed or failing
-costs the records of that moment, logged once, and never an exception in
-the bus or the request.
+retention at start and then daily. A batch that cannot be written (the
+database locked by another program, read-only, full) is tried again at the
+next flushes, up to `attempts` times; then it is dropped, each of its
+records noting why, and the failure is logged once until writing works
+again. Never an exception in the bus or the request, never a wait in it.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from typing import Any, Protocol
 
 from lmbridge.core import errors
 from lmbridge.core.events import REQUEST_FINISHED, EventBus, RequestRecord
+from lmbridge.store.dbjobs import background_jobs
 from lmbridge.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
 DAY = 86400.0
+# The note on a record the history could not keep, before the reason.
+NOT_KEPT = "not kept in the request history: "
 
 
 class UsagePolicy(Protocol):
@@ -57,6 +62,7 @@ class UsageRecorder:
         batch_size: int = 200,
         max_pending: int = 10_000,
         prune_interval: float = DAY,
+        attempts: int = 3,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -65,6 +71,8 @@ class UsageRecorder:
         self.batch_size = batch_size
         self.max_pending = max_pending
         self.prune_interval = prune_interval
+        self.attempts = attempts
+        self._failed_flushes = 0
         self._pending: list[RequestRecord] = []
         self._dropped = 0
         self._wake = asyncio.Event()
@@ -83,9 +91,10 @@ class UsageRecorder:
         if self._task is not None or self._closing:
             return
         self._unsubscribe = self.bus.subscribe(REQUEST_FINISHED, self._on_finished)
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name="lmbridge-usage-recorder"
-        )
+        with background_jobs():  # its jobs never hold the database's thread
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="lmbridge-usage-recorder"
+            )
 
     async def close(self) -> None:
         """Stop taking records, write the queued ones and end the task."""
@@ -104,6 +113,7 @@ class UsageRecorder:
         if isinstance(payload, RequestRecord) and self.settings.record:
             if len(self._pending) >= self.max_pending:
                 self._dropped += 1
+                payload.notes.append(NOT_KEPT + "the history queue was full")
                 return
             self._pending.append(payload)
             if len(self._pending) >= self.batch_size:
@@ -125,8 +135,9 @@ class UsageRecorder:
     async def flush(self) -> int:
         """Write the queued records now; how many were written.
 
-        On failure the batch is dropped (a stuck database must not hold
-        memory) and the failure logged, once until writing works again.
+        A failed batch waits for the next flush, `attempts` times at most
+        (a stuck database must not hold memory), then is dropped with a
+        note on each record; the failure is logged once until writing works.
         """
         batch, self._pending = self._pending, []
         dropped, self._dropped = self._dropped, 0
@@ -137,15 +148,33 @@ class UsageRecorder:
         try:
             written = await self.store.add(batch)
         except errors.LMBridgeError as err:
-            self._fail(f"{len(batch)} requests not kept: {err.message}")
+            self._retry_later(batch, err.message)
             return 0
-        except Exception:
+        except Exception as exc:
             if not self._failing:
                 log.exception("request history: %d requests not kept", len(batch))
             self._failing = True
+            self._retry_later(batch, f"{type(exc).__name__}: {exc}", log_it=False)
             return 0
+        self._failed_flushes = 0
         self._recovered()
         return written
+
+    def _retry_later(
+        self, batch: list[RequestRecord], reason: str, *, log_it: bool = True
+    ) -> None:
+        self._failed_flushes += 1
+        if self._failed_flushes < self.attempts and not self._closing:
+            # Ahead of what came meanwhile, so the history keeps its order.
+            self._pending = (batch + self._pending)[: self.max_pending]
+            if log_it:
+                self._fail(f"{len(batch)} requests not written yet: {reason}")
+            return
+        self._failed_flushes = 0
+        for record in batch:
+            record.notes.append(NOT_KEPT + reason)
+        if log_it:
+            self._fail(f"{len(batch)} requests not kept: {reason}")
 
     async def prune(self) -> int:
         """Delete history older than the retention; how many requests."""

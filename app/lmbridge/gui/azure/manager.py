@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from lmbridge import config
 from lmbridge.auth.azure_cli import AzureCli
-from lmbridge.auth.browser import BrowserSignIn
 from lmbridge.auth.secrets import SECRETS
 from lmbridge.auth.tokens import AccountInfo
 from lmbridge.core import errors
 from lmbridge.gui.controller import ProxyController
 from lmbridge.upstreams.azure import AzureFoundryUpstream, browser_sign_in
 from lmbridge.upstreams.factory import make_upstream
+
+if TYPE_CHECKING:  # azure-identity (24 MB) is imported at the first sign-in
+    from lmbridge.auth.browser import BrowserSignIn
 
 CLI_ONLY = ""  # the name of the account line when no upstream is configured
 

@@ -93,6 +93,8 @@ class RequestTableModel(ColumnsTableModel):
         self._timer.timeout.connect(self.flush)
         log.changed.connect(self._schedule)
         log.historyLoaded.connect(self._take_history)
+        if log.history:  # read before this model existed (a page built late)
+            self._take_history(len(log.history))
         self.flush()
 
     def _take_history(self, _count: int) -> None:

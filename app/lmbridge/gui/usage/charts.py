@@ -1,23 +1,27 @@
-"""Day charts for the Usage page, drawn with pyqtgraph in the palette's colours.
+"""Day charts for the Usage page, painted with QPainter in the palette's colours.
 
 `DayChart` is one titled plot over a fixed run of days (x = day index, the
 axis ticks labelled "MM-DD"): stacked bars per key (`bars`) or lines per key
-(`lines`, None for a day without a value). Colours come from one qualitative
-palette that reads on light and dark backgrounds; the plot's background,
-axes and legend follow the Qt palette, and follow it again when it changes.
+(`lines`, None for a day without a value: a gap). Colours come from one
+qualitative palette that reads on light and dark backgrounds; the plot's
+background, axes and legend follow the Qt palette, also when it changes.
+
+Qt alone draws them: a plotting library (pyqtgraph with numpy) added 56 MB
+to the app's memory for six small charts. The value axis has round steps
+(1, 2 or 5 times a power of ten; whole steps for counts) labelled 700k and
+1.5M, and the unit above it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
-import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
-
-pg.setConfigOptions(antialias=True)
 
 # Okabe-Ito and Tableau hues: distinguishable, legible on white and on black.
 SERIES_COLORS = (
@@ -33,6 +37,8 @@ SERIES_COLORS = (
     "#BAB0AC",
 )
 MAX_SERIES = 8  # more keys are summed as "other"
+
+_YOf = Callable[[float], float]  # a value -> its height on the plot
 
 
 def top_keys(
@@ -58,13 +64,146 @@ def compact(value: float) -> str:
     return f"{value:.3g}"
 
 
-class CompactAxis(pg.AxisItem):  # type: ignore[misc]
-    """A value axis whose labels read 700k and 1.5M, not 700000."""
+def nice_ticks(top: float, whole: bool, count: int = 4) -> list[float]:
+    """Round tick values from 0 to at least `top`: steps of 1, 2 or 5 times a
+    power of ten, whole numbers when the values are counts."""
+    if top <= 0:
+        return [0.0, 1.0]
+    raw = top / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    if whole:
+        step = max(1.0, round(step))
+    ticks = [0.0]
+    while ticks[-1] < top - step * 1e-9:
+        ticks.append(round(ticks[-1] + step, 12))
+    return ticks
 
-    def tickStrings(
-        self, values: list[float], scale: float, spacing: float
-    ) -> list[str]:
-        return [compact(v * scale) for v in values]
+
+class Plot(QWidget):
+    """The drawing area of a `DayChart`: title, axes, grid, bars or lines."""
+
+    MARGIN = 8
+
+    def __init__(self, chart: DayChart) -> None:
+        super().__init__(chart)
+        self.chart = chart
+        self.setMinimumHeight(220)
+
+    def backgroundBrush(self) -> QBrush:
+        """The plot's background: the palette's Base colour."""
+        return QBrush(self.palette().color(QPalette.ColorRole.Base))
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            self._paint(painter)
+        finally:
+            painter.end()
+
+    def _paint(self, painter: QPainter) -> None:
+        chart, palette = self.chart, self.palette()
+        text = palette.color(QPalette.ColorRole.WindowText)
+        painter.fillRect(self.rect(), self.backgroundBrush())
+        metrics = painter.fontMetrics()
+        line = metrics.height()
+        title_font = QFont(painter.font())
+        title_font.setBold(True)
+        painter.setFont(title_font)
+        painter.setPen(text)
+        painter.drawText(
+            QRectF(0, self.MARGIN / 2, self.width(), line),
+            Qt.AlignmentFlag.AlignHCenter,
+            chart.title,
+        )
+        painter.setFont(self.font())
+        ticks = nice_ticks(chart.top, chart.whole)
+        labels = [compact(t) for t in ticks]
+        left = self.MARGIN + max(metrics.horizontalAdvance(x) for x in labels) + 6
+        top = self.MARGIN / 2 + line * (2.4 if chart.unit else 1.6)
+        area = QRectF(
+            left,
+            top,
+            self.width() - left - self.MARGIN,
+            self.height() - top - line * 1.6,
+        )
+        if area.width() < 20 or area.height() < 20:
+            return
+        if chart.unit:
+            painter.drawText(QPointF(self.MARGIN, top - line * 0.6), chart.unit)
+        span = ticks[-1] or 1.0
+
+        def y_of(value: float) -> float:
+            return area.bottom() - value / span * area.height()
+
+        grid = QColor(text)
+        grid.setAlpha(50)
+        for value, label in zip(ticks, labels, strict=True):
+            y = y_of(value)
+            painter.setPen(grid)
+            painter.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
+            painter.setPen(text)
+            painter.drawText(
+                QRectF(self.MARGIN, y - line / 2, left - self.MARGIN - 6, line),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                label,
+            )
+        painter.drawLine(area.bottomLeft(), area.bottomRight())
+        days = chart.days
+        slot = area.width() / max(len(days), 1)
+        step = max(1, math.ceil(len(days) / 10))
+        for i in range(0, len(days), step):
+            painter.drawText(
+                QRectF(
+                    area.left() + i * slot - slot, area.bottom() + 2, slot * 3, line
+                ),
+                Qt.AlignmentFlag.AlignHCenter,
+                days[i][5:],
+            )
+        if chart.kind == "bars":
+            self._paint_bars(painter, area, slot, y_of)
+        else:
+            self._paint_lines(painter, area, slot, y_of)
+
+    def _paint_bars(
+        self, painter: QPainter, area: QRectF, slot: float, y_of: _YOf
+    ) -> None:
+        base = [0.0] * len(self.chart.days)
+        painter.setPen(Qt.PenStyle.NoPen)
+        for i, values in enumerate(self.chart.values.values()):
+            painter.setBrush(QColor(SERIES_COLORS[i % len(SERIES_COLORS)]))
+            for day, value in enumerate(values):
+                if not value:
+                    continue
+                x = area.left() + (day + 0.15) * slot
+                low, high = y_of(base[day]), y_of(base[day] + value)
+                painter.drawRect(QRectF(x, high, slot * 0.7, low - high))
+                base[day] += value
+
+    def _paint_lines(
+        self, painter: QPainter, area: QRectF, slot: float, y_of: _YOf
+    ) -> None:
+        for i, (key, values) in enumerate(self.chart.values.items()):
+            color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
+            pen = QPen(color, 2)
+            if key in self.chart.dashed:
+                pen.setStyle(Qt.PenStyle.DashLine)
+            points = [
+                QPointF(area.left() + (day + 0.5) * slot, y_of(v))
+                if v is not None
+                else None
+                for day, v in enumerate(values)
+            ]
+            painter.setPen(pen)
+            for a, b in itertools.pairwise(points):
+                if a is not None and b is not None:
+                    painter.drawLine(a, b)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(color)
+            for point in points:
+                if point is not None:
+                    painter.drawEllipse(point, 3, 3)
 
 
 class DayChart(QWidget):
@@ -73,57 +212,45 @@ class DayChart(QWidget):
     def __init__(self, title: str, unit: str = "", parent: QWidget | None = None):
         super().__init__(parent)
         self.title = title
-        self.axis = pg.AxisItem(orientation="bottom")
-        self.plot = pg.PlotWidget(
-            axisItems={"bottom": self.axis, "left": CompactAxis(orientation="left")}
-        )
-        self.plot.setMinimumHeight(220)
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.plot.showGrid(x=False, y=True, alpha=0.25)
         self.unit = unit
+        self.kind = "bars"
+        self.series_keys: list[str] = []
+        self.values: dict[str, list[float | None]] = {}
+        self.days: list[str] = []
+        self.dashed: tuple[str, ...] = ()
+        self.top = 0.0  # the largest value (bars: the largest day's sum)
+        self.whole = True  # every value a whole number
+        self.plot = Plot(self)
         # The legend is a line of text under the plot: it never hides a bar
         # and takes the palette's text colour by itself.
         self.legend = QLabel()
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self.series_keys: list[str] = []
-        self.values: dict[str, list[float | None]] = {}
-        self.days: list[str] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         layout.addWidget(self.legend)
-        self._apply_palette()
 
-    # -- drawing -----------------------------------------------------------
-
-    def _reset(self, days: list[str]) -> None:
-        self.plot.clear()
+    def _show(
+        self, kind: str, days: list[str], values: dict[str, list[float | None]]
+    ) -> None:
+        self.kind = kind
         self.days = days
-        step = max(1, len(days) // 10)
-        self.axis.setTicks([[(i, days[i][5:]) for i in range(0, len(days), step)]])
-        self.plot.setXRange(-0.6, max(len(days) - 0.4, 0.6), padding=0)
+        self.series_keys = list(values)
+        self.values = values
+        numbers = [v for vs in values.values() for v in vs if v is not None]
+        self.whole = all(float(v).is_integer() for v in numbers)
+        self.plot.update()
 
     def bars(self, days: list[str], series: Mapping[str, Sequence[float]]) -> None:
         """Stacked bars: one colour per key, summed per day."""
-        self._reset(days)
         shown = top_keys(series)
-        self.series_keys = list(shown)
-        self.values = {k: list(v) for k, v in shown.items()}
-        base = [0.0] * len(days)
-        xs = list(range(len(days)))
-        for i, values in enumerate(shown.values()):
-            color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
-            item = pg.BarGraphItem(
-                x=xs, height=values, y0=list(base), width=0.7, brush=color, pen=color
-            )
-            self.plot.addItem(item)
-            base = [b + v for b, v in zip(base, values, strict=True)]
+        sums = [sum(day) for day in zip(*shown.values(), strict=True)] if shown else []
+        self.top = max(sums, default=0.0)
+        self.dashed = ()
+        values: dict[str, list[float | None]] = {k: list(v) for k, v in shown.items()}
+        self._show("bars", days, values)
         self._show_legend(list(shown), ())
-        top = max(base, default=0.0)
-        self.plot.setYRange(0, top * 1.1 if top else 1, padding=0)
 
     def lines(
         self,
@@ -132,28 +259,13 @@ class DayChart(QWidget):
         dashed: Sequence[str] = (),
     ) -> None:
         """One line per key with a dot per day; None leaves a gap."""
-        self._reset(days)
-        self.series_keys = list(series)
-        self.values = {k: list(v) for k, v in series.items()}
-        top = 0.0
-        for i, (key, values) in enumerate(series.items()):
-            color = QColor(SERIES_COLORS[i % len(SERIES_COLORS)])
-            style = Qt.PenStyle.DashLine if key in dashed else Qt.PenStyle.SolidLine
-            xs = [x for x, v in enumerate(values) if v is not None]
-            ys = [float(v) for v in values if v is not None]
-            item = self.plot.plot(
-                xs,
-                ys,
-                pen=pg.mkPen(color, width=2, style=style),
-                symbol="o",
-                symbolSize=6,
-                symbolBrush=color,
-                symbolPen=color,
-            )
-            del item
-            top = max([top, *ys])
+        values = {k: list(v) for k, v in series.items()}
+        self.top = max(
+            (v for vs in values.values() for v in vs if v is not None), default=0.0
+        )
+        self.dashed = tuple(dashed)
+        self._show("lines", days, values)
         self._show_legend(list(series), dashed)
-        self.plot.setYRange(0, top * 1.15 if top else 1, padding=0)
 
     def _show_legend(self, keys: list[str], dashed: Sequence[str]) -> None:
         parts = []
@@ -165,23 +277,7 @@ class DayChart(QWidget):
             )
         self.legend.setText("&nbsp;&nbsp;&nbsp;".join(parts))
 
-    # -- theme --------------------------------------------------------------
-
-    def _apply_palette(self) -> None:
-        palette = self.palette()
-        background = palette.color(QPalette.ColorRole.Base)
-        text = palette.color(QPalette.ColorRole.WindowText)
-        self.plot.setBackground(background)
-        item = self.plot.getPlotItem()
-        item.setTitle(self.title, color=text.name(), size="10pt")
-        for name in ("left", "bottom"):
-            axis = item.getAxis(name)
-            axis.setPen(pg.mkPen(text))
-            axis.setTextPen(pg.mkPen(text))
-        if self.unit:
-            item.getAxis("left").setLabel(self.unit, color=text.name())
-
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.PaletteChange:
-            self._apply_palette()
+            self.plot.update()
         super().changeEvent(event)
