@@ -33,9 +33,9 @@ def test_a_configured_az_path_that_does_not_exist_says_so(fake_az: FakeAz) -> No
 
 async def test_token_comes_from_az_with_scope_and_tenant(fake_az: FakeAz) -> None:
     cli = AzureCli()
-    token = await cli.tokens(SCOPE, "contoso-tenant").token()
+    token = await cli.tokens(SCOPE, "contoso.onmicrosoft.com").token()
     assert token.token == "fake-az|https://ai.azure.com|1"
-    assert token.tenant == "contoso-tenant"
+    assert token.tenant == "contoso.onmicrosoft.com"
     assert token.expires_on == pytest.approx(time.time() + 3600, abs=5)
     assert fake_az.calls("account", "get-access-token") == [
         [
@@ -46,7 +46,7 @@ async def test_token_comes_from_az_with_scope_and_tenant(fake_az: FakeAz) -> Non
             "--output",
             "json",
             "--tenant",
-            "contoso-tenant",
+            "contoso.onmicrosoft.com",
         ]
     ]
     assert "fake-az" not in repr(token)
@@ -57,7 +57,7 @@ async def test_tokens_are_cached_per_tenant_and_scope(fake_az: FakeAz) -> None:
     first = await cli.tokens(SCOPE).token()
     assert await cli.tokens(SCOPE).token() is first
     other = await cli.tokens("https://cognitiveservices.azure.com/.default").token()
-    await cli.tokens(SCOPE, "another-tenant").token()
+    await cli.tokens(SCOPE, "fabrikam.onmicrosoft.com").token()
     assert other.token.startswith("fake-az|https://cognitiveservices.azure.com|")
     assert fake_az.token_calls() == 3
 
@@ -161,10 +161,14 @@ async def test_device_code_login_reports_the_code_and_the_account(
 async def test_login_forgets_cached_tokens(fake_az: FakeAz) -> None:
     cli = AzureCli()
     before = await cli.tokens(SCOPE).token()
-    await cli.login(tenant="other-tenant")
-    assert ["login", "--output", "json", "--tenant", "other-tenant"] in fake_az.calls(
-        "login"
-    )
+    await cli.login(tenant="0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")
+    assert [
+        "login",
+        "--output",
+        "json",
+        "--tenant",
+        "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d",
+    ] in fake_az.calls("login")
     after = await cli.tokens(SCOPE).token()
     assert after.token != before.token
 

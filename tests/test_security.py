@@ -172,8 +172,14 @@ async def test_simple_cors_content_types_are_refused(
 def test_public_bind_needs_a_token() -> None:
     with pytest.raises(config.ConfigError, match="access_token"):
         config.parse(b'[server]\nhost = "0.0.0.0"\n')
-    settings = config.parse(b'[server]\nhost = "0.0.0.0"\naccess_token = "t"\n')
-    assert settings.server.token() == "t"
+    for weak in ("t", " " * 20, "sixteen chars ok"):
+        with pytest.raises(config.ConfigError, match="at least 16"):
+            config.parse(f'[server]\nhost = "0.0.0.0"\naccess_token = "{weak}"\n')
+    strong = "Zq3-Vx9_Lm2-Pk7_Rt"
+    settings = config.parse(f'[server]\nhost = "0.0.0.0"\naccess_token = "{strong}"\n')
+    assert settings.server.token() == strong
+    # On loopback, any token will do (the machine's own users only).
+    assert config.parse(b'[server]\naccess_token = "t"\n').server.token() == "t"
 
 
 async def test_access_token_is_required_when_set(

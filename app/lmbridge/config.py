@@ -51,6 +51,16 @@ class ServerSettings(
     # access_token_env, which names an environment variable holding it.
     access_token: str = ""
     access_token_env: str = ""
+    # Slow or idle clients (README "Security"): seconds a request head may
+    # take (from the connection's start, or from its first byte after an
+    # idle keep-alive); the lowest rate, in bytes per second, at which a
+    # body must arrive once client_header_timeout has passed; seconds an
+    # idle keep-alive connection is kept; and the most client connections
+    # open at once (more are closed as they come).
+    client_header_timeout: float = 10.0
+    client_body_min_rate: int = 1024
+    client_idle_timeout: float = 60.0
+    max_connections: int = 256
 
     def token(self) -> str:
         """The access token clients must present ("" for none)."""
@@ -295,6 +305,15 @@ def _validate(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: usage.retention_days must be at least 1")
     if not 0 <= settings.server.port <= 65535:
         raise ConfigError(f"{source}: server.port must be 0-65535")
+    server = settings.server
+    for key, value in (
+        ("client_header_timeout", server.client_header_timeout),
+        ("client_idle_timeout", server.client_idle_timeout),
+        ("client_body_min_rate", server.client_body_min_rate),
+        ("max_connections", server.max_connections),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{source}: server.{key} must be above 0")
     check_exposure(settings.server, source)
 
 
@@ -308,8 +327,25 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+# Off loopback, the access token is all that stands between the network and
+# the user's models and keys: a guessable one is refused.
+MIN_EXPOSED_TOKEN = 16
+
+
 def check_exposure(server: ServerSettings, source: str) -> None:
-    if is_loopback_host(server.host) or server.token():
+    """Refuse binding a non-loopback address without a token of at least
+    `MIN_EXPOSED_TOKEN` characters and no spaces."""
+    if is_loopback_host(server.host):
+        return
+    token = server.token()
+    if token and (len(token) < MIN_EXPOSED_TOKEN or any(c.isspace() for c in token)):
+        raise ConfigError(
+            f"{source}: server.host {server.host!r} is reachable from other"
+            f" machines, so the access token must be at least {MIN_EXPOSED_TOKEN}"
+            " characters without spaces (for instance the output of"
+            " `python -c 'import secrets; print(secrets.token_urlsafe(24))'`)"
+        )
+    if token:
         return
     raise ConfigError(
         f"{source}: server.host {server.host!r} is reachable from other machines;"

@@ -1,75 +1,39 @@
 """The log file: rotating, in the platform log directory, secrets redacted.
 
 `lmbridge logs` prints its path; `[logging] level` sets what goes in it.
-Everything that reaches a handler set up here first passes `SecretRedactor`,
-so a bearer token, an API key or an Azure access token that ends up in a
-message, its arguments or a traceback is written as `[REDACTED]`.
+Everything that reaches a handler set up here (the file and stderr) first
+passes `SecretRedactor`, so a bearer token, an API key or an Azure access
+token that ends up in a message, its arguments or a traceback is written
+as `[REDACTED]`: every secret LM Bridge holds, matched literally, and
+whatever looks like one (`core/redact.py`). Control characters in a
+message (a model name carrying a terminal escape, a forged line break) are
+written as escapes. The log directory is 0700 and its files 0600.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
-import re
 from pathlib import Path
 
 import platformdirs
 
 from lmbridge import config
+from lmbridge.core.private import append_fd, private_dir
+from lmbridge.core.redact import REDACTED as REDACTED
+from lmbridge.core.redact import printable, scrub
 
 LOG_FILE_NAME = "lmbridge.log"
 MAX_BYTES = 5 * 1024 * 1024
 BACKUP_COUNT = 5
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-REDACTED = "[REDACTED]"
-
-_KEY_NAMES = (
-    r"x-api-key|api[-_]?key|apikey|access[-_]?token|refresh[-_]?token|id[-_]?token"
-    r"|client[-_]?secret|password|secret|token"
-)
-# (pattern, replacement); applied in order to the fully formatted text.
-_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # JSON Web Tokens (Azure / Entra access and id tokens): header.payload.sig
-    (
-        re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
-        REDACTED,
-    ),
-    # Bearer <token>, wherever it appears; Authorization: Basic <credentials>
-    (re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1\2{REDACTED}"),
-    (
-        re.compile(r"(?i)\b(authorization[\"']?\s*[:=,]\s*[\"']?basic)(\s+)[^\s\"']+"),
-        rf"\1\2{REDACTED}",
-    ),
-    # OpenAI / Anthropic style keys: sk-..., sk-proj-..., sk-ant-api03-...
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), REDACTED),
-    # key: value, key=value, "key": "value", 'key': 'value' for secret names
-    (
-        re.compile(
-            rf"""(?ix)
-            (["']?\b(?:{_KEY_NAMES})\b["']?)   # the name, maybe quoted
-            (\s*[:=]\s*)                       # separator
-            (["']?)                            # opening quote of the value
-            (?!\[REDACTED\])
-            [^\s"',;}}\]]+                     # the value
-            """
-        ),
-        rf"\1\2\3{REDACTED}",
-    ),
-    # ("x-api-key", "value") header tuples
-    (
-        re.compile(
-            rf"""(?i)(["'](?:{_KEY_NAMES})["']\s*,\s*["'])(?!\[REDACTED\])[^"']+"""
-        ),
-        rf"\1{REDACTED}",
-    ),
-)
 
 
 def redact(text: str) -> str:
-    """`text` with every secret this module recognises replaced."""
-    for pattern, replacement in _RULES:
-        text = pattern.sub(replacement, text)
-    return text
+    """`text` with every secret LM Bridge holds, and everything that looks
+    like a key or token, replaced (`core/redact.py`)."""
+    return scrub(text)
 
 
 class SecretRedactor(logging.Filter):
@@ -85,7 +49,7 @@ class SecretRedactor(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: keep what there is
             message = f"{record.msg!s} {record.args!r}"
-        record.msg = redact(message)
+        record.msg = printable(redact(message))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -114,7 +78,23 @@ def _level(name: str) -> int:
 
 
 class LogFileHandler(logging.handlers.RotatingFileHandler):
-    """The rotating log file handler; its own class so a second setup finds it."""
+    """The rotating log file handler; its own class so a second setup finds
+    it. Its files are created 0600, rotated ones included."""
+
+    def _open(self) -> io.TextIOWrapper:  # type: ignore[type-arg,unused-ignore]
+        fd = append_fd(Path(self.baseFilename))
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def redact_stderr(target: logging.Logger | None = None) -> None:
+    """Put the redactor on the plain stderr handlers of `target` (default:
+    the root logger), so what the terminal shows is scrubbed too."""
+    target = target or logging.getLogger()
+    for stderr in target.handlers:
+        if type(stderr) is not logging.StreamHandler:
+            continue
+        if not any(isinstance(f, SecretRedactor) for f in stderr.filters):
+            stderr.addFilter(SecretRedactor())
 
 
 def setup_file_logging(
@@ -134,7 +114,7 @@ def setup_file_logging(
     """
     target = logger or logging.getLogger()
     path = path or log_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     level = _level(settings.level)
     for old in [h for h in target.handlers if isinstance(h, LogFileHandler)]:
         target.removeHandler(old)
@@ -150,12 +130,9 @@ def setup_file_logging(
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(SecretRedactor())
     for stderr in target.handlers:
-        if type(stderr) is not logging.StreamHandler:
-            continue
-        if stderr.level == logging.NOTSET:
+        if type(stderr) is logging.StreamHandler and stderr.level == logging.NOTSET:
             stderr.setLevel(target.getEffectiveLevel())
-        if not any(isinstance(f, SecretRedactor) for f in stderr.filters):
-            stderr.addFilter(SecretRedactor())
+    redact_stderr(target)
     target.addHandler(handler)
     if target.getEffectiveLevel() > level:
         target.setLevel(level)
@@ -166,8 +143,9 @@ def setup_for_command(settings: config.Settings) -> None:
     """`setup_file_logging` as the command line wants it: never fatal.
 
     A log directory that cannot be created is reported on stderr, and the
-    command runs on without a log file.
+    command runs on without a log file (stderr is redacted all the same).
     """
+    redact_stderr()
     try:
         setup_file_logging(settings.logging)
     except OSError as exc:

@@ -82,6 +82,7 @@ class FakeOpenAIUpstream:
         self.requests: list[Seen] = []
         self.cancelled = 0
         self.active = 0
+        self.model_lists = 0  # GET /v1/models answered
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.app = web.Application()
@@ -112,6 +113,7 @@ class FakeOpenAIUpstream:
             await self._runner.cleanup()
 
     async def _models(self, request: web.Request) -> web.Response:
+        self.model_lists += 1
         data = [
             {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
             for m in self.script.models

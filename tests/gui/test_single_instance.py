@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
@@ -26,4 +27,6 @@ def test_second_instance_activates_the_first(qtbot: QtBot) -> None:
 
 
 def test_name_is_per_home(lmbridge_home: object) -> None:
-    assert instance_name().startswith("lmbridge-")
+    # A socket in a private directory, not a bare name in /tmp (issue 25;
+    # tests/security/test_single_instance.py).
+    assert Path(instance_name()).name.startswith("lmbridge-")

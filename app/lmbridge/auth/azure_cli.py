@@ -9,6 +9,15 @@ and `az logout` back the sign-in action of the tray and `lmbridge azure`.
 installers put it (Homebrew, /usr/bin, the MSI's `az.cmd` on Windows):
 a tray app started from a desktop launcher often has a shorter PATH than a
 terminal. Subprocess failures become `core.errors` in `AzureCli._run`.
+
+No shell: az runs as an argument list. The tenant and the scope come from
+the config (which may be shared), so they must have their known shapes (a
+tenant ID or domain; an `https://` or `api://` scope ending `/.default`)
+before they reach a command line. On Windows, az is `az.cmd`, a batch file
+that only `cmd.exe` can run: LM Bridge runs the Python that `az.cmd`
+would run (`python.exe -IBm azure.cli`, one folder up) instead, and goes through
+`cmd.exe /c` only when that is missing, with every argument checked to
+hold nothing `cmd.exe` would interpret.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import contextlib
 import datetime
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -54,6 +64,57 @@ _NOT_SIGNED_IN = (
     "does not exist in msal token cache",
     "no accounts were found",
 )
+
+
+# A tenant: its ID (a GUID) or one of its domains (contoso.onmicrosoft.com).
+TENANT = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+# A scope: https://host[/path]/.default or api://name[/path]/.default.
+SCOPE = re.compile(
+    r"(?:https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|api://[A-Za-z0-9.-]+)"
+    r"(?:/[A-Za-z0-9._~-]+)*/\.default"
+)
+# What an argument may hold when it must go through cmd.exe.
+_CMD_SAFE = re.compile(r"[A-Za-z0-9._:/=@-]+")
+
+
+def check_tenant(tenant: str) -> str:
+    """`tenant` if it is a tenant ID or domain; AuthenticationFailed if not."""
+    if tenant and not TENANT.fullmatch(tenant):
+        raise errors.AuthenticationFailed(
+            f"tenant {tenant[:80]!r} is neither a tenant ID (a GUID) nor a"
+            " domain such as contoso.onmicrosoft.com — fix the upstream's tenant"
+        )
+    return tenant
+
+
+def check_scope(scope: str) -> str:
+    """`scope` if it has a scope's shape; AuthenticationFailed if not."""
+    if not SCOPE.fullmatch(scope):
+        raise errors.AuthenticationFailed(
+            f"scope {scope[:80]!r} is not a token scope such as"
+            " https://ai.azure.com/.default — fix the upstream's scope"
+        )
+    return scope
+
+
+def az_command(exe: str, args: Sequence[str]) -> list[str]:
+    """The argument list that runs az `exe` with `args`, without a shell
+    where possible (see the module docstring)."""
+    if not exe.lower().endswith((".cmd", ".bat")):
+        return [exe, *args]
+    python = Path(exe).parent.parent / "python.exe"
+    if python.is_file():
+        return [str(python), "-IBm", "azure.cli", *args]
+    for arg in args:
+        if not _CMD_SAFE.fullmatch(arg):
+            raise errors.AuthenticationFailed(
+                f"cannot pass {arg[:80]!r} to {exe} safely through cmd.exe — set"
+                " az_path to the Azure CLI's az.cmd next to its python.exe"
+            )
+    return ["cmd.exe", "/c", exe, *args]
 
 
 class _TokenJson(msgspec.Struct):
@@ -156,9 +217,16 @@ class AzureCli:
 
     async def get_access_token(self, scope: str, tenant: str = "") -> AccessToken:
         """A new token from `az account get-access-token` (no caching here)."""
-        args = ["account", "get-access-token", "--scope", scope, "--output", "json"]
+        args = [
+            "account",
+            "get-access-token",
+            "--scope",
+            check_scope(scope),
+            "--output",
+            "json",
+        ]
         if tenant:
-            args += ["--tenant", tenant]
+            args += ["--tenant", check_tenant(tenant)]
         result = await self._run(args, seconds=TOKEN_TIMEOUT)
         if result.returncode != 0:
             raise self._failure(result, "account get-access-token")
@@ -203,7 +271,7 @@ class AzureCli:
         if device_code:
             args.append("--use-device-code")
         if tenant:
-            args += ["--tenant", tenant]
+            args += ["--tenant", check_tenant(tenant)]
         result = await self._run(args, on_stderr_line=on_message)
         if result.returncode != 0:
             raise errors.AuthenticationFailed(
@@ -265,9 +333,7 @@ class AzureCli:
     ) -> AzResult:
         """Run az with `args`; the one place subprocess failures are converted."""
         exe = self.executable()
-        command = [exe, *args]
-        if sys.platform == "win32" and exe.lower().endswith((".cmd", ".bat")):
-            command = ["cmd.exe", "/c", *command]
+        command = az_command(exe, args) if sys.platform == "win32" else [exe, *args]
         env = {
             **os.environ,
             "AZURE_CORE_NO_COLOR": "1",

@@ -33,6 +33,7 @@ from azure.identity import (
 
 from lmbridge.auth.tokens import AccessToken, AccountInfo, CachedTokens
 from lmbridge.core import errors
+from lmbridge.core.private import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ class BrowserSignIn:
     async def sign_in(self) -> AccountInfo:
         """Open the browser, wait for the user, save the record."""
         record = await self._call(lambda c: c.authenticate(scopes=[self.scope]), None)
-        self.record_path.parent.mkdir(parents=True, exist_ok=True)
+        # In the data directory, private like the rest of it.
+        private_file(private_dir(self.record_path.parent) / self.record_path.name)
         self.record_path.write_text(record.serialize(), encoding="utf-8")
         # The credential that signed in holds the account in its cache.
         self._credential_record = record.serialize()

@@ -1,6 +1,8 @@
 """API keys in the OS keyring: service `lmbridge`, user = the upstream name.
 
-The keyring is the only place a key is written. When the system has no
+The keyring is the only place a key is written. Every value read or
+written here is registered with the scrubber (`core/redact.py`), so it
+never leaves LM Bridge in an answer, a record or a log line. When the system has no
 secure keyring backend (headless Linux has none; keyrings.alt's plaintext
 files do not count), a key given to LM Bridge is kept in this process's
 memory for this session only, and `KeyringStatus.reason` says why in plain
@@ -24,6 +26,7 @@ import keyring.errors
 import msgspec
 
 from lmbridge.core import errors
+from lmbridge.core.redact import SECRETS as SCRUBBED
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +107,13 @@ class SecretStore:
             return self._session[name]
         if not self.status().secure:
             return None
-        return await self._keyring_call(keyring.get_password, name)
+        value = await self._keyring_call(keyring.get_password, name)
+        SCRUBBED.add(value)
+        return value
 
     async def set(self, name: str, value: str) -> Stored:
         """Keep `value` as the key of upstream `name`; says where it went."""
+        SCRUBBED.add(value)
         status = self.status()
         reason = status.reason
         if status.secure:

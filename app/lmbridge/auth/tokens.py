@@ -16,16 +16,22 @@ from typing import Protocol
 
 import msgspec
 
+from lmbridge.core.redact import SECRETS
+
 # Seconds before expiry at which a cached token is replaced.
 REFRESH_MARGIN = 300.0
 
 
 class AccessToken(msgspec.Struct, frozen=True):
-    """A bearer token and its expiry (POSIX seconds). Its repr hides the token."""
+    """A bearer token and its expiry (POSIX seconds). Its repr hides the
+    token, and the scrubber knows it from its creation on."""
 
     token: str
     expires_on: float
     tenant: str = ""
+
+    def __post_init__(self) -> None:
+        SECRETS.add(self.token)  # never shown anywhere once it exists
 
     def __repr__(self) -> str:
         return f"AccessToken(expires_on={self.expires_on:.0f}, tenant={self.tenant!r})"

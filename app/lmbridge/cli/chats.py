@@ -1,7 +1,8 @@
 """`lmbridge chats ...`: list, import and export stored conversations.
 
 Works on the database directly, so the proxy need not run (and may: SQLite
-in WAL mode lets both use the file at once).
+in WAL mode lets both use the file at once). Names and models are printed
+terminal-safe (control characters escaped), errors scrubbed of secrets.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from lmbridge import config
 from lmbridge.core import errors
+from lmbridge.core.redact import printable, scrub
 from lmbridge.store.conversations import (
     ConversationStore,
     decode_chat_file,
@@ -51,7 +53,7 @@ async def _with_store(work: Callable[[ConversationStore], Awaitable[int]]) -> in
         await db.open()
         return await work(ConversationStore(db))
     except errors.LMBridgeError as err:
-        print(f"lmbridge: {err.message}", file=sys.stderr)
+        print(f"lmbridge: {printable(scrub(err.message))}", file=sys.stderr)
         return 1
     finally:
         await db.close()
@@ -62,7 +64,7 @@ def run_list(args: argparse.Namespace, settings: config.Settings) -> int:
 
     async def work(store: ConversationStore) -> int:
         for chat in await store.list_chats():
-            print(f"{chat.name}\t{chat.model}")
+            print(f"{printable(chat.name)}\t{printable(chat.model)}")
         return 0
 
     return asyncio.run(_with_store(work))
@@ -87,14 +89,22 @@ def run_import(args: argparse.Namespace, settings: config.Settings) -> int:
                 stored = await store.import_chat(chat, replace=args.replace)
             except errors.LMBridgeError as err:
                 failed += 1
-                print(f"{path.name}: not imported: {err.message}", file=sys.stderr)
+                print(
+                    printable(f"{path.name}: not imported: {scrub(err.message)}"),
+                    file=sys.stderr,
+                )
                 continue
             except OSError as exc:
                 failed += 1
-                print(f"{path.name}: cannot read: {exc.strerror}", file=sys.stderr)
+                print(
+                    printable(f"{path.name}: cannot read: {exc.strerror}"),
+                    file=sys.stderr,
+                )
                 continue
             count = len(stored.messages)
-            print(f"{path.name}: imported {stored.name!r} ({count} messages)")
+            print(
+                printable(f"{path.name}: imported {stored.name!r} ({count} messages)")
+            )
         print(f"{len(files) - failed} of {len(files)} chats imported")
         return 1 if failed else 0
 

@@ -95,7 +95,8 @@ async def _with_saved_token(settings: config.Settings) -> config.Settings:
 
 async def serve(settings: config.Settings) -> int:
     """Run the proxy until SIGINT/SIGTERM."""
-    from lmbridge.core.errors import PortInUse
+    from lmbridge.core.errors import LocalError
+    from lmbridge.core.urls import Url
     from lmbridge.server.requestlog import RequestLogPrinter
     from lmbridge.server.runner import ProxyServer
 
@@ -106,12 +107,21 @@ async def serve(settings: config.Settings) -> int:
     server = ProxyServer(settings, bus)
     try:
         await server.start()
-    except PortInUse as exc:
+    except LocalError as exc:  # the port is taken, or the token too weak
         print(f"lmbridge: {exc}", file=sys.stderr)
         return 2
     print(f"LM Bridge {__version__} listening on {server.url}", flush=True)
     for up in settings.upstream:
-        print(f"  upstream {up.name}: {up.kind} {up.base_url}", flush=True)
+        url = Url(up.base_url)  # shown as user:***@host
+        print(f"  upstream {up.name}: {up.kind} {url}", flush=True)
+        if url.has_credentials:
+            log.warning(
+                "upstream %s: base_url holds a password, which config.toml keeps"
+                " in plain text (it is never shown) — remove it from base_url"
+                " and save the key in the app's Settings, which keeps it in the"
+                " keyring",
+                up.name,
+            )
     if server.services is not None:  # the file, or what is wrong and the fix
         print(f"  {server.services.database_state.summary()}", flush=True)
     stop = asyncio.Event()

@@ -2,6 +2,7 @@
 
 Reads the request history in the database directly (store/usage.py), so
 the proxy need not run. The figures are those of the GUI Usage page.
+Names are printed terminal-safe (control characters escaped).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from lmbridge import config
 from lmbridge.core import errors
+from lmbridge.core.redact import printable, scrub
 from lmbridge.store.db import Database
 from lmbridge.store.usage import UsageStore
 from lmbridge.store.usage_types import RequestStats, start_of_days
@@ -59,6 +61,7 @@ def _ttft(seconds: float | None) -> str:
 
 
 def _row(label: str, stats: RequestStats) -> list[str]:
+    label = printable(label)  # a model or client name may hold escapes
     if len(label) > MAX_KEY:
         label = label[: MAX_KEY - 1] + "…"
     return [
@@ -104,7 +107,7 @@ def run_usage(args: argparse.Namespace, settings: config.Settings) -> int:
             rows = await store.stats(since, by=args.by, bucket="all")
             totals = await store.stats(since, by=None, bucket="all")
         except errors.LMBridgeError as err:
-            print(f"lmbridge: {err.message}", file=sys.stderr)
+            print(f"lmbridge: {printable(scrub(err.message))}", file=sys.stderr)
             return 1
         finally:
             await db.close()

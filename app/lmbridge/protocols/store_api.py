@@ -4,6 +4,10 @@
 Completions chunk shape (`data: {chat.completion.chunk}` frames, then
 `data: [DONE]`); an error mid-reply is `data: {"status": "error", ...}`
 before `[DONE]`. Every other answer and error is in the envelope.
+
+Names and models are shown in terminals (`lmbridge chats list`) and logs:
+one holding a control character (a terminal escape such as OSC 52, which
+writes the clipboard, or a bidirectional override) is refused with a 400.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import msgspec
 
 from lmbridge.core import errors, ir
+from lmbridge.core.redact import has_control
 from lmbridge.protocols import envelope, jsonutil
 from lmbridge.protocols.openai_chat.encode import ChatStreamEncoder
 
@@ -41,9 +46,29 @@ class NameBody(msgspec.Struct):
     name: str
 
 
+def check_printable(value: str, param: str) -> None:
+    """InvalidRequest when `value` holds a control character."""
+    if has_control(value):
+        char = next(c for c in value if has_control(c))
+        raise errors.InvalidRequest(
+            f"{param} contains the control character U+{ord(char):04X}; names"
+            " and models are shown in terminals and logs, so they may hold none",
+            param=param,
+        )
+
+
+def parse_create(body: bytes) -> CreateChatBody:
+    """A `POST /store/chat` body: a chat's name and model, printable."""
+    create = jsonutil.decode_as(body, CreateChatBody)
+    check_printable(create.name, "name")
+    check_printable(create.model, "model")
+    return create
+
+
 def parse_put(body: bytes) -> PutChatBody:
     """A `PUT /store/chat` body: a user message with text."""
     put = jsonutil.decode_as(body, PutChatBody)
+    check_printable(put.name, "name")
     if put.message.role != "user":
         raise errors.InvalidRequest(
             f"message.role must be 'user', not {put.message.role!r}",

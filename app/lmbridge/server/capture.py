@@ -2,9 +2,10 @@
 
 Bodies are kept only when the app asks (ProxyServer(capture_bodies=True)),
 size-capped, with secret header values masked. Whatever a record or an
-error message carries is scrubbed of the request's own credentials (the
-exact values of its auth headers) and of anything that looks like a key or
-token (`logs.redact`), since upstreams echo keys back in their errors.
+error message carries is scrubbed (`core/redact.py`) of every secret LM
+Bridge holds, of the request's own credentials (the exact values of its
+auth headers) and of anything that looks like a key or token, since
+upstreams echo keys back in their errors.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from lmbridge.core.events import RequestRecord
-from lmbridge.logs import redact
+from lmbridge.core.redact import SECRETS
 
 BODY_CAP = 256 * 1024
 SECRET_HEADERS = frozenset(
@@ -51,17 +52,15 @@ def request_secrets(request: web.Request) -> tuple[str, ...]:
         if value[:7].lower() == "bearer ":
             value = value[7:]
         value = value.strip()
-        if len(value) >= 6:
+        if value:
             found.append(value)
     return tuple(found)
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """`text` without the given secrets and without anything key-like."""
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, "[REDACTED]")
-    return redact(text)
+    """`text` without LM Bridge's secrets, the given ones, and anything
+    key-like."""
+    return SECRETS.scrub(text, secrets)
 
 
 def scrub_record(record: RequestRecord, secrets: tuple[str, ...]) -> None:
@@ -75,6 +74,5 @@ def scrub_record(record: RequestRecord, secrets: tuple[str, ...]) -> None:
     if record.notes:
         record.notes = [scrub(note, secrets) for note in record.notes]
     if record.capture:
-        for secret in secrets:
-            record.request_body = record.request_body.replace(secret, "[REDACTED]")
-            record.response_body = record.response_body.replace(secret, "[REDACTED]")
+        record.request_body = SECRETS.scrub_literal(record.request_body, secrets)
+        record.response_body = SECRETS.scrub_literal(record.response_body, secrets)

@@ -9,6 +9,10 @@ The model front doors, the chat service (`/chat`) and the conversation store
 model call that expand the conversation before it and keep the answer after
 it. Every request becomes a `RequestRecord` on the event bus as it
 progresses; secrets are scrubbed from it before it is published finished.
+
+No secret leaves by an answer either (`core/redact.py`): an error answer
+is scrubbed in full (`error_response`), an error event in a stream too,
+and every byte written to the client gets the cheap literal check.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from aiohttp import web
 from lmbridge.core import errors, events, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.redact import SECRETS, encoded
 from lmbridge.protocols import tokens
 from lmbridge.protocols.anthropic import billing
 from lmbridge.protocols.base import AnswerCodec, FrontDoor, StreamEncoder
@@ -87,7 +92,8 @@ def answer_status(err: errors.LMBridgeError) -> int:
 
 
 def error_response(door: AnswerCodec, err: errors.LMBridgeError) -> web.Response:
-    """`err` as an HTTP answer in `door`'s protocol."""
+    """`err` as an HTTP answer in `door`'s protocol, its message scrubbed."""
+    err.message = SECRETS.scrub(err.message)
     status = answer_status(err)
     headers = {}
     if err.retry_after is not None:
@@ -140,7 +146,7 @@ class Pipeline:
             path=request.path,
         )
         services.bus.publish(events.REQUEST_STARTED, record)
-        secrets = request_secrets(request) + services.upstream_secrets
+        secrets = request_secrets(request)
         if exchange is None:
             exchange = MemoryExchange(services.responses) if door.remembers else None
         call = _Call(self, request, door, exchange or Exchange(), record, secrets)
@@ -184,6 +190,7 @@ class _Call:
         # whether its outcome has been handed to the exchange.
         self._ended = False
         self._kept = False
+        self.secret_bytes = encoded(secrets)
 
     async def run(self, parse: Callable[[bytes], ir.Request]) -> web.StreamResponse:
         request, record, services = self.request, self.record, self.services
@@ -340,7 +347,9 @@ class _Call:
             response.id = new_response_id()
         if self.exchange.keeps_answers:
             await self.exchange.finished(req, response, None)
-        payload = self.door.encode_response(response, req)
+        payload = SECRETS.scrub_bytes(
+            self.door.encode_response(response, req), self.secret_bytes
+        )
         record.bytes_out = len(payload)
         capture_response(record, payload)
         return web.Response(body=payload, content_type="application/json")
@@ -449,7 +458,13 @@ class _Call:
     ) -> None:
         if batch and isinstance(batch[-1], ir.Finish | ir.StreamError):
             self._ended = True
-        data = b"".join([encoder.encode(event) for event in batch])
+        end = batch[-1] if batch else None
+        if isinstance(end, ir.StreamError):
+            message = SECRETS.scrub(end.message, self.secrets)
+            batch = [*batch[:-1], msgspec.structs.replace(end, message=message)]
+        data = SECRETS.scrub_bytes(
+            b"".join([encoder.encode(event) for event in batch]), self.secret_bytes
+        )
         if data:
             self.record.bytes_out += len(data)
             capture_response(self.record, data)

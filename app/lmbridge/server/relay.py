@@ -5,7 +5,9 @@ The client's JSON goes upstream with only the edits its protocol's
 by session settings), and the upstream's answer comes back as it arrives.
 Streams are forwarded frame by frame and checked (protocols/relaywatch.py),
 so garbage from the upstream still ends in a well-formed error event; a
-whole answer must be JSON.
+whole answer must be JSON. What is relayed gets the scrubber's literal
+check (whole frames, so a key cannot hide across two reads), and an error
+that LM Bridge writes is scrubbed in full.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aiohttp import web
 from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.redact import SECRETS, encoded
 from lmbridge.protocols.anthropic import billing
 from lmbridge.protocols.base import BodyEdit, Passthrough
 from lmbridge.protocols.registry import upstream_codec
@@ -67,6 +70,7 @@ class Relay:
         self.req = req
         self.record = record
         self.secrets = secrets
+        self.secret_bytes = encoded(secrets)
         # Upstream refusals to raise rather than relay (the pipeline retries).
         self.raises: Callable[[errors.LMBridgeError], bool] = lambda _err: False
         # Told what opaque reasoning a relayed answer carried, and from where.
@@ -164,6 +168,7 @@ class Relay:
             ) from None
         if usage is not None:
             _set_usage(record, usage)
+        payload = SECRETS.scrub_bytes(payload, self.secret_bytes)
         record.bytes_out = len(payload)
         capture_response(record, payload)
         return web.Response(
@@ -215,7 +220,9 @@ class Relay:
                 errors.ErrorKind.UPSTREAM_ERROR, watch.problem, 502
             )
         if failure is not None:
-            record.error = failure.message
+            message = scrub(failure.message, self.secrets)
+            failure = ir.StreamError(failure.kind, message, failure.status)
+            record.error = message
             await out.write(rules.fail(failure))
         elif rules.error is not None:
             record.error = rules.error
@@ -228,6 +235,7 @@ class Relay:
 
     async def _send(self, out: web.StreamResponse, data: bytes) -> None:
         record = self.record
+        data = SECRETS.scrub_bytes(data, self.secret_bytes)
         if record.first_token is None:
             record.mark_first_token()
         record.bytes_out += len(data)

@@ -1,4 +1,8 @@
-"""One line per finished request, for `lmbridge serve --log-requests`."""
+"""One line per finished request, for `lmbridge serve --log-requests`.
+
+The line is terminal-safe: a model or client name holding a control
+character (a terminal escape) is printed escaped, and the record it comes
+from was scrubbed of secrets before it was published."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import time
 from typing import Any, TextIO
 
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.redact import printable
 
 
 def _ms(seconds: float | None) -> str:
@@ -29,7 +34,7 @@ def format_record(record: RequestRecord) -> str:
         line += " [" + "; ".join(record.notes) + "]"
     if record.error:
         line += f" error={record.error[:200]!r}"
-    return line
+    return printable(line)
 
 
 class RequestLogPrinter:

@@ -1,7 +1,9 @@
 """Routes: the model front doors, /v1/models and /health.
 
 Every front door in the protocol registry is served on its paths through
-the one pipeline; adding a protocol adds its routes.
+the one pipeline; adding a protocol adds its routes. `/health` tells
+anyone that LM Bridge runs; its details need the access token, and its
+upstream probes are cached (`upstreams/health.py`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from lmbridge.protocols import jsonutil, tokens
 from lmbridge.protocols.anthropic import ANTHROPIC
 from lmbridge.protocols.base import FrontDoor
 from lmbridge.protocols.registry import FRONT_DOORS
-from lmbridge.server.keys import PIPELINE, SERVICES
+from lmbridge.server.keys import HEALTH, PIPELINE, SERVICES
+from lmbridge.server.security import AUTHORIZED
 from lmbridge.server.simple import Handler
+from lmbridge.upstreams.health import HealthProbes
 from lmbridge.upstreams.router import picker_id
 
 log = logging.getLogger(__name__)
@@ -111,9 +115,13 @@ async def models(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Whether LM Bridge runs, and whether each upstream answers."""
+    """Whether LM Bridge runs; with the access token (or none set), also
+    its version and whether each upstream answers (probes cached)."""
+    if not request.get(AUTHORIZED, False):
+        return web.json_response({"status": "ok"})
     services = request.app[SERVICES]
-    checks = await asyncio.gather(*(u.check() for u in services.upstreams.values()))
+    probes = [u.check for u in services.upstreams.values()]
+    checks = await request.app[HEALTH].checks(probes)
     upstreams = [msgspec.to_builtins(check) for check in checks]
     return web.json_response(
         {
@@ -132,4 +140,5 @@ def add_routes(app: web.Application) -> None:
             app.router.add_post(path, handler)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", models)
+    app[HEALTH] = HealthProbes()
     app.router.add_get("/health", health)

@@ -1,20 +1,38 @@
-"""Runs the proxy app on an existing event loop (headless or inside Qt)."""
+"""Runs the proxy app on an existing event loop (headless or inside Qt),
+with limits on slow, idle and too many clients (`server/clients.py`)."""
 
 from __future__ import annotations
 
 import errno
 import logging
+from typing import Any
 
 from aiohttp import web
 
+from lmbridge import config
 from lmbridge.config import Settings
 from lmbridge.core.errors import PortInUse
 from lmbridge.core.events import EventBus
 from lmbridge.server.app import create_app
+from lmbridge.server.clients import CLIENT_LIMITS, HTTP_LOG, ClientLimits
 from lmbridge.server.keys import SERVICES
 from lmbridge.server.services import Services
 
 log = logging.getLogger(__name__)
+
+
+class _LimitedRunner(web.AppRunner):
+    """An AppRunner whose sites listen with `limits` on every connection."""
+
+    def __init__(self, app: web.Application, limits: ClientLimits, **kwargs: Any):
+        super().__init__(app, **kwargs)
+        self.limits = limits
+
+    @property
+    def server(self) -> Any:
+        # Sites call this as the protocol factory of loop.create_server.
+        inner = super().server
+        return None if inner is None else self.limits.factory(inner)
 
 
 class ProxyServer:
@@ -35,6 +53,7 @@ class ProxyServer:
         self._services = services
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
+        self.limits: ClientLimits | None = None
         self.host = settings.server.host
         self.port = settings.server.port
 
@@ -53,15 +72,25 @@ class ProxyServer:
         return self._runner is not None
 
     async def start(self) -> None:
-        """Bind and serve. Raises PortInUse with a one-line explanation."""
+        """Bind and serve. Raises PortInUse with a one-line explanation, and
+        ConfigError for an address off loopback without a strong token."""
+        config.check_exposure(self.settings.server, "server")
         self.app = create_app(
             self.settings,
             self.bus,
             services=self._services,
             capture_bodies=self.capture_bodies,
         )
-        runner = web.AppRunner(
-            self.app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+        self.limits = limits = ClientLimits(self.settings.server)
+        self.app[CLIENT_LIMITS] = limits
+        runner = _LimitedRunner(
+            self.app,
+            limits,
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=2.0,
+            keepalive_timeout=limits.idle_timeout,
+            logger=HTTP_LOG,
         )
         await runner.setup()
         port = self.settings.server.port

@@ -15,14 +15,22 @@ any route runs:
 - Requests with a body must say `Content-Type: application/json`, so no
   CORS-simple `text/plain` or form POST reaches a route.
 - With an access token configured (required when binding a non-loopback
-  address), clients send it as `Authorization: Bearer` or `x-api-key`;
-  compared in constant time.
+  address, and then at least 16 characters without spaces), clients send it
+  as `Authorization: Bearer` or `x-api-key`; compared in constant time,
+  whatever bytes the headers hold (anything but the token is a 401 in the
+  client's protocol). Repeated failures from one address are answered
+  more and more slowly (`FailedLogins`).
+- `/health` answers everyone, but only with `{"status": "ok"}`; its
+  details (upstreams, their addresses and errors) need the token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -30,6 +38,10 @@ from aiohttp.typedefs import Middleware
 
 from lmbridge.config import ServerSettings
 from lmbridge.core import errors
+from lmbridge.core.redact import SECRETS
+from lmbridge.server.clients import CLIENT_LIMITS, connection_of, watch_body
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,7 +64,10 @@ class Guard:
     def __init__(self, server: ServerSettings) -> None:
         self.origins = frozenset(o.rstrip("/") for o in server.allowed_origins)
         self.hosts = set(_LOCAL_NAMES) | {server.host, f"[{server.host}]"}
-        self.token = server.token().encode()
+        token = server.token()
+        SECRETS.add(token)
+        self.token = token.encode()
+        self.failures = FailedLogins()
 
     def check_host(self, request: web.Request) -> None:
         host = request.headers.get("Host", "")
@@ -83,18 +98,83 @@ class Guard:
                 status=415,
             )
 
-    def check_token(self, request: web.Request) -> None:
+    def authorized(self, request: web.Request) -> bool:
+        """Whether `request` carries the access token (True when none is
+        set). Header bytes that are not UTF-8 are compared as they came."""
         if not self.token:
-            return
+            return True
         given = request.headers.get("x-api-key", "")
         auth = request.headers.get("Authorization", "")
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip()
-        if not hmac.compare_digest(given.encode(), self.token):
-            raise errors.AuthenticationFailed(
-                "this proxy requires its access token: send it as"
-                " Authorization: Bearer <token> or x-api-key"
+        try:
+            presented = given.encode("utf-8", "surrogateescape")
+        except UnicodeError:  # lone surrogates that no byte made
+            presented = b""
+        return hmac.compare_digest(presented, self.token)
+
+    async def check_token(self, request: web.Request) -> None:
+        """Raise `AuthenticationFailed` (after a growing delay, when this
+        address keeps failing) unless `request` carries the token."""
+        if self.authorized(request):
+            return
+        peer = request.remote or ""
+        delay = self.failures.failed(peer)
+        if delay:
+            await asyncio.sleep(delay)
+        raise errors.AuthenticationFailed(
+            "this proxy requires its access token: send it as"
+            " Authorization: Bearer <token> or x-api-key"
+        )
+
+
+class FailedLogins:
+    """Wrong tokens per client address: after `free` failures within
+    `window` seconds, each 401 waits longer (doubling up to `longest`
+    seconds), so guessing the token gets slow. Any address, loopback too."""
+
+    def __init__(
+        self,
+        free: int = 5,
+        window: float = 60.0,
+        longest: float = 4.0,
+        first: float = 0.25,
+        capacity: int = 4096,
+    ) -> None:
+        self.free = free
+        self.window = window
+        self.longest = longest
+        self.first = first
+        self.capacity = capacity
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def failed(self, peer: str) -> float:
+        """Count a failure from `peer`; the seconds to wait before answering."""
+        now = time.monotonic()
+        count, since = self._seen.get(peer, (0, now))
+        if now - since > self.window:
+            count, since = 0, now
+        count += 1
+        self._seen[peer] = (count, since)
+        if len(self._seen) > self.capacity:
+            self._prune(now)
+        if count <= self.free:
+            return 0.0
+        if count == self.free + 1:
+            log.warning(
+                "%d wrong access tokens from %s within %.0f s; answering it slowly",
+                count,
+                peer or "an unknown address",
+                self.window,
             )
+        return min(self.longest, self.first * 2.0 ** (count - self.free - 1))
+
+    def _prune(self, now: float) -> None:
+        for peer, (_count, since) in list(self._seen.items()):
+            if now - since > self.window:
+                del self._seen[peer]
+        while len(self._seen) > self.capacity:
+            del self._seen[next(iter(self._seen))]
 
 
 def host_allowed(host: str, names: set[str]) -> bool:
@@ -124,13 +204,32 @@ def guard_middleware(guard: Guard) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        connection = connection_of(request)
+        if connection is not None:
+            connection.head_received()
+        limits = request.app.get(CLIENT_LIMITS)
+        watching = None
+        # A small body came with its head: nothing to watch.
+        if limits is not None and request.body_exists and not request.content.is_eof():
+            watching = watch_body(request, limits)
+        try:
+            return await guarded(request, handler)
+        finally:
+            if watching is not None:
+                watching()
+            if connection is not None:
+                connection.request_done()
+
+    async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         guard.check_host(request)
         origin = guard.check_origin(request)
         if request.method == "OPTIONS" and origin is not None:
             return web.Response(status=204, headers=cors_headers(origin))
         guard.check_content_type(request)
-        if request.path != "/health":
-            guard.check_token(request)
+        if request.path == "/health":
+            request[AUTHORIZED] = guard.authorized(request)
+        else:
+            await guard.check_token(request)
         if origin is not None:
             request[CORS_ORIGIN] = origin
         return await handler(request)
@@ -139,6 +238,8 @@ def guard_middleware(guard: Guard) -> Middleware:
 
 
 CORS_ORIGIN = web.RequestKey("cors_origin", str)
+# Set on /health: whether the caller showed the access token (or none is set).
+AUTHORIZED = web.RequestKey("authorized", bool)
 
 
 async def add_cors(request: web.Request, response: web.StreamResponse) -> None:

@@ -46,9 +46,9 @@ from lmbridge.protocols import jsonutil
 from lmbridge.protocols.envelope import Envelope
 from lmbridge.protocols.store_api import (
     STORE,
-    CreateChatBody,
     DeleteMessageBody,
     NameBody,
+    parse_create,
     parse_put,
 )
 from lmbridge.server.exchange import CLIENT_GONE, Exchange
@@ -150,7 +150,7 @@ async def get_chat(request: web.Request) -> web.Response:
 
 async def create_chat(request: web.Request) -> web.Response:
     """Create an empty chat {name, model, temperature?, max_tokens?}."""
-    body = jsonutil.decode_as(await request.read(), CreateChatBody)
+    body = parse_create(await request.read())
     validate_name(body.name)
     validate_settings(body.model, body.temperature, body.max_tokens)
     chat = await _service(request).store.create_chat(

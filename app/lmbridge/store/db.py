@@ -1,6 +1,7 @@
 """The one SQLite database that every durable feature shares.
 
-The file is `lmbridge.db` in the data directory (`Database.in_dir`), kept in
+The file is `lmbridge.db` in the data directory (`Database.in_dir`), which
+only the user can read (directory 0700, files 0600, `core/private.py`), kept in
 WAL mode with `synchronous=NORMAL` (a committed transaction survives a crash
 of the process; only a power loss may take the last few back) and foreign
 keys on.
@@ -61,6 +62,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lmbridge.core import errors
+from lmbridge.core.private import private_dir, private_file
 from lmbridge.store import dbstate
 from lmbridge.store.dbjobs import BUSY_TIMEOUT_MS, JobQueue
 from lmbridge.store.dbjobs import background_jobs as background_jobs
@@ -231,7 +233,12 @@ class Database(JobQueue):
         return kept
 
     def _open_in_worker(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Chats and the request history: the user's alone. The directory is
+        # 0700 and the file 0600 from its creation; SQLite gives the -wal
+        # and -shm files the database file's mode. An OSError here (a
+        # read-only or full file system) is classified like SQLite's own.
+        private_dir(self.path.parent)
+        private_file(self.path)
         conn = sqlite3.connect(
             self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
         )

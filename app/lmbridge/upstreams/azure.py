@@ -32,7 +32,7 @@ import logging
 import os
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
@@ -45,6 +45,8 @@ from lmbridge.config import UpstreamSettings
 from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.redact import SECRETS as SCRUBBED
+from lmbridge.core.urls import Url
 from lmbridge.protocols.base import UpstreamCodec
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.upstreams import azure_errors
@@ -126,7 +128,7 @@ class AzureFoundryUpstream(HttpUpstream):
         super().__init__(msgspec.structs.replace(settings, base_url=self.route.origin))
         self.auth = settings.auth
         self.scope = self.route.scope
-        self.host = urlsplit(self.route.origin).netloc
+        self.host = Url(self.route.origin).netloc
         self._secrets = secrets
         self._key: str | None = None
         self.cli: azure_cli.AzureCli | None = None
@@ -173,6 +175,7 @@ class AzureFoundryUpstream(HttpUpstream):
             self._key = await self._secrets.get(self.name)
         if self._key is None and self.settings.api_key_env:
             self._key = os.environ.get(self.settings.api_key_env) or None
+        SCRUBBED.add(self._key)
         if self._key is None:
             status = self._secrets.status()
             where = "" if status.secure else f" ({status.reason})"
@@ -327,7 +330,7 @@ class AzureFoundryUpstream(HttpUpstream):
         health = Health(
             name=self.name,
             kind=self.kind,
-            url=self.url(upstream_codec(self.api).path),
+            url=str(Url(self.url(upstream_codec(self.api).path))),
             reachable=False,
             auth=self.auth,
         )

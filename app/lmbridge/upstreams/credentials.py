@@ -1,5 +1,6 @@
 """The key an upstream is sent: from its environment variable, else from
-the OS keyring (a key saved in the app's Settings). Never logged."""
+the OS keyring (a key saved in the app's Settings). Never logged: every
+key read here is registered with the scrubber (`core/redact.py`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 
 from lmbridge.config import UpstreamApi, UpstreamSettings
 from lmbridge.core import errors
+from lmbridge.core.redact import SECRETS
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,9 @@ class KeyCredentials:
 
     def key(self) -> str:
         env = self.settings.api_key_env
-        return os.environ.get(env, "") if env else self._stored
+        key = os.environ.get(env, "") if env else self._stored
+        SECRETS.add(key)
+        return key
 
     def headers(self, api: UpstreamApi) -> dict[str, str]:
         key = self.key()

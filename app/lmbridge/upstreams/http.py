@@ -21,6 +21,8 @@ from lmbridge.config import FOUNDRY_BETAS, UpstreamApi, UpstreamSettings
 from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.redact import SECRETS
+from lmbridge.core.urls import Url
 from lmbridge.protocols.base import UpstreamCodec
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.upstreams.credentials import KeyCredentials
@@ -85,8 +87,12 @@ class HttpUpstream:
         self.api: UpstreamApi = settings.api or DEFAULT_API[settings.kind]
         base = settings.base_url.rstrip("/")
         self.base_url = base.removesuffix("/v1")
+        # Credentials in base_url are sent (aiohttp makes them Basic auth)
+        # but never shown: `shown_url` and `address` mask the password.
+        SECRETS.add_url(self.base_url)
+        self.shown_url = Url(self.base_url)
         self.loopback = is_loopback(self.base_url)
-        self.address = urlsplit(self.base_url).netloc or self.base_url
+        self.address = self.shown_url.netloc or str(self.shown_url)
         self.transport = Transport(settings, self.loopback, self.unavailable)
         self.credentials = KeyCredentials(settings)
         self._models_cache: tuple[float, list[str]] | None = None
@@ -300,7 +306,7 @@ class HttpUpstream:
     async def check(self) -> Health:
         """Health: reachable or not, and why."""
         health = Health(
-            name=self.name, kind=self.kind, url=self.base_url, reachable=False
+            name=self.name, kind=self.kind, url=str(self.shown_url), reachable=False
         )
         try:
             status, _body = await self.transport.get(

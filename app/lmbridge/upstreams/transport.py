@@ -5,24 +5,47 @@ The transport knows nothing of protocols but what a codec gives it: how to
 read an error answer (`UpstreamCodec.parse_error`). Every read and write of
 an upstream goes through here, so a refused connection, a timeout or a
 connection that breaks mid-answer reads the same whatever the caller.
+
+Redirects: aiohttp would follow them and drop only `Authorization` when
+the origin changes, so an `x-api-key` or Azure's `api-key` would go
+wherever a 307 points. The transport follows a redirect itself, and only
+within the upstream's origin (scheme, host and port), with the same
+headers; a redirect elsewhere is an upstream error that names it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 
 import aiohttp
+from yarl import URL
 
 from lmbridge.config import UpstreamSettings
 from lmbridge.core import errors
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.urls import masked
 from lmbridge.protocols.base import UpstreamCodec
+
+log = logging.getLogger(__name__)
 
 # Builds the "not reachable" error for a reason ("Connection refused").
 Unreachable = Callable[[str], errors.UpstreamUnavailable]
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+
+
+def redirect_target(url: URL, location: str) -> URL:
+    """Where a redirect from `url` to `location` leads, keeping `url`'s
+    credentials when the target is on the same origin."""
+    target = url.join(URL(location))
+    if target.origin() == url.origin() and url.user and not target.user:
+        target = target.with_user(url.user).with_password(url.password)
+    return target
 
 
 def converted(
@@ -57,6 +80,7 @@ class Transport:
         limit = settings.max_concurrent
         self._slots = asyncio.Semaphore(limit) if limit else None
         self._leases: set[aiohttp.ClientResponse] = set()
+        self._warned_credentials = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -115,7 +139,7 @@ class Transport:
         timeout = self.settings.first_byte_timeout
         try:
             async with asyncio.timeout(timeout):
-                resp = await self.session.post(url, data=body, headers=headers)
+                resp = await self._request("POST", url, headers, body)
         except TimeoutError:
             raise errors.Timeout(
                 f"upstream {self.name!r} sent nothing for {timeout:g} s"
@@ -151,10 +175,71 @@ class Transport:
         """GET `url` within `within` seconds: its status and body."""
         try:
             async with asyncio.timeout(within):
-                async with self.session.get(url, headers=headers) as resp:
+                resp = await self._request("GET", url, headers)
+                try:
                     return resp.status, await resp.read()
+                finally:
+                    resp.release()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise converted(exc, self.name, self.unreachable) from None
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+    ) -> aiohttp.ClientResponse:
+        """One request; redirects followed only within the upstream's origin,
+        with the same method, body and headers (see the module docstring)."""
+        target = URL(url)
+        if target.user is not None and any(
+            name.lower() == "authorization" for name in headers
+        ):
+            # A key and base_url credentials both want Authorization: the
+            # key wins (aiohttp would refuse the request).
+            target = target.with_user(None)
+            if not self._warned_credentials:
+                self._warned_credentials = True
+                log.warning(
+                    "upstream %s has a key and credentials in its base_url; only"
+                    " the key is sent — remove one of them",
+                    self.name,
+                )
+        for _hop in range(MAX_REDIRECTS + 1):
+            resp = await self.session.request(
+                method, target, data=body, headers=headers, allow_redirects=False
+            )
+            if resp.status not in REDIRECTS:
+                return resp
+            location = resp.headers.get("Location", "")
+            resp.release()
+            try:
+                following = redirect_target(target, location)
+            except ValueError:
+                following = None
+            if following is None or following.origin() != target.origin():
+                where = masked(str(following)) if following else repr(location)
+                raise errors.UpstreamError(
+                    f"upstream {self.name!r} redirected {method} {masked(str(target))}"
+                    f" to {where} ({resp.status}); LM Bridge follows no redirect to"
+                    " another address, which would take the upstream's key along"
+                    f" — set base_url of upstream {self.name!r} to the address"
+                    " that answers"
+                )
+            if method != "GET" and resp.status in (301, 302, 303):
+                raise errors.UpstreamError(
+                    f"upstream {self.name!r} redirected {method}"
+                    f" {masked(str(target))} to {masked(str(following))}"
+                    f" ({resp.status}, which turns it into a GET) — set base_url"
+                    f" of upstream {self.name!r} to the address that answers"
+                )
+            target = following
+        raise errors.UpstreamError(
+            f"upstream {self.name!r} redirected more than {MAX_REDIRECTS} times"
+            f" from {masked(url)} — set base_url of upstream {self.name!r} to"
+            " the address that answers"
+        )
 
     async def _acquire(self, record: RequestRecord | None) -> None:
         """Wait for a free slot when max_concurrent is set (a FIFO queue)."""
