@@ -12,6 +12,7 @@ import pytest
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, eventually, make_app
+from lmbridge.gui import message
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.integrations.view import IntegrationsPanel
 
@@ -54,7 +55,7 @@ async def test_test_button_goes_through_the_proxy(
     reply = panel.last_reply
     assert reply is not None and reply.ok, reply
     assert reply.text == "Hello from the fake upstream."
-    assert panel.answer.text().startswith("✓")
+    await eventually(lambda: panel.answer.text().startswith("✓"), what="the ✓")
     await eventually(lambda: gui_app.log.stats.requests == 1)
     record = gui_app.log.rows[-1] if gui_app.log.rows else gui_app.log.pending[-1]
     assert record.path == path
@@ -137,3 +138,94 @@ async def test_codex_gets_the_context_lm_studio_loaded(
         assert "model_context_window = 24576" in text, text
     finally:
         await close_app(app)
+
+
+async def test_statuses_belong_to_their_tool_and_model(
+    gui_app: LMBridgeApp,
+    fake_upstream: FakeOpenAIUpstream,
+    tmp_path: Path,
+    messages: list[tuple[message.Level, str]],
+) -> None:
+    """'choose a model' shows only while no model is chosen, a ✓ only beside
+    the tool and model it was obtained with; no banner outlives them."""
+    panel = integrations_page(gui_app, tmp_path)
+    messages.clear()
+    panel.select("codex")
+    panel.model.setCurrentText("")
+    assert not panel.test_button.isEnabled()
+    assert panel.answer.text() == "choose a model to test Codex CLI with"
+    assert panel.test_button.toolTip() == panel.answer.text()
+    panel.model.setCurrentText("gpt-5")
+    assert panel.test_button.isEnabled() and panel.answer.text() == ""
+    panel.test_button.click()
+    await eventually(lambda: panel.answer.text().startswith("✓ Codex CLI works"))
+    panel.model.setCurrentText("")
+    assert panel.answer.text() == "choose a model to test Codex CLI with"
+    panel.model.setCurrentText("gpt-5")
+    assert panel.answer.text().startswith("✓ Codex CLI works")
+    panel.select("openai-sdk")
+    assert not panel.answer.text().startswith("✓")
+    assert messages == []
+
+
+async def test_steps_render_code_not_backticks(
+    gui_app: LMBridgeApp, tmp_path: Path
+) -> None:
+    panel = integrations_page(gui_app, tmp_path)
+    for tool in ("claude-code", "codex"):
+        panel.select(tool)
+        assert "`" not in panel.steps.text()
+        assert f"<code>lmbridge integrate {tool} --write</code>" in panel.steps.text()
+
+
+async def test_codex_lists_real_models_before_claude_aliases(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    fake_lm.preload("qwen/qwen3-coder-30b", context_length=24576)
+    extra = '\n[[route]]\nmodel = "my-coder"\nupstream = "local"\n'
+    settings = app_settings(fake_lm, fake_upstream, extra=extra)
+    app = await make_app(settings, tmp_path)
+    try:
+        await eventually(lambda: len(app.controller.loaded) == 1, what="the load")
+        panel = integrations_page(app, tmp_path)
+        panel.select("codex")
+        names = [panel.model.itemText(i) for i in range(panel.model.count())]
+        assert names == ["qwen/qwen3-coder-30b", "my-coder"]
+        panel.select("claude-code")
+        names = [panel.model.itemText(i) for i in range(panel.model.count())]
+        assert names[:2] == ["qwen/qwen3-coder-30b", "my-coder"]
+        assert len(names) > 2 and all(n.startswith("claude") for n in names[2:])
+    finally:
+        await close_app(app)
+
+
+async def test_the_page_shows_what_the_files_point_at_now(
+    gui_app: LMBridgeApp, tmp_path: Path
+) -> None:
+    """Whoever writes a tool's file (the wizard, an editor), the page shows
+    what it says now, without a refresh."""
+    panel = integrations_page(gui_app, tmp_path)
+    panel.select("codex")
+    codex = tmp_path / ".codex" / "config.toml"
+    assert panel.now.plain == f"{codex} does not exist yet"
+    assert panel.model.currentText() == ""
+    codex.parent.mkdir()
+    url = gui_app.controller.url
+    codex.write_text(
+        'model = "gpt-5"\nmodel_provider = "lmbridge"\n\n'
+        f'[model_providers.lmbridge]\nbase_url = "{url}/v1"\n'
+    )
+    await eventually(lambda: panel.now.kind == "ok", what="the file to be read")
+    assert panel.now.plain == (
+        f"{codex} points Codex CLI at LM Bridge ({url}/v1); model gpt-5"
+    )
+    assert panel.model.currentText() == "gpt-5"  # tests what the file says
+
+    codex.write_text('model = "o3"\n')  # an editor points it elsewhere
+    await eventually(lambda: panel.now.kind == "warning", what="the edit")
+    assert "at its own default service, not at this LM Bridge" in panel.now.plain
+    assert panel.model.currentText() == "o3"
+    panel.model.setCurrentText("my-pick")  # what the user typed stays
+    codex.write_text('model = "o4"\n')
+    await eventually(lambda: "model o4" in panel.now.plain, what="the 2nd edit")
+    assert panel.model.currentText() == "my-pick"

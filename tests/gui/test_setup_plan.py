@@ -9,14 +9,22 @@ from pathlib import Path
 import pytest
 
 from lmbridge import config
-from lmbridge.gui.setup.plan import SetupChoice, planned_settings, tool_to_test
+from lmbridge.gui.setup.manager import WrittenFile, written_lines
+from lmbridge.gui.setup.plan import (
+    SetupChoice,
+    current_choice,
+    planned_changes,
+    planned_settings,
+    tool_to_test,
+)
 from lmbridge.gui.usage.charts import compact, top_keys
 from lmbridge.gui.usage.data import day_labels
+from lmbridge.integrations import ModelChoice
 from lmbridge.settings_service import SettingsService, with_access_token
 
 QWEN = "qwen/qwen3-coder-30b"
 
-BASE = config.parse("""
+BASE_TEXT = """
 [[upstream]]
 name = "local"
 kind = "lmstudio"
@@ -37,7 +45,8 @@ upstream = "cloud"
 
 [lmstudio]
 min_context = 32768
-""")
+"""
+BASE = config.parse(BASE_TEXT)
 
 
 def test_routes_for_the_chosen_models_come_first() -> None:
@@ -54,6 +63,17 @@ def test_routes_for_the_chosen_models_come_first() -> None:
     assert planned.lmstudio.min_context == 32768  # never above the load context
 
 
+def test_only_what_differs_is_written() -> None:
+    """Values that already hold (LM Studio managed, the default load
+    context) are not written into the user's file again."""
+    changes = planned_changes(BASE, SetupChoice(sonnet=QWEN))
+    assert list(changes) == [("route",)]
+    changes = planned_changes(BASE, SetupChoice(sonnet=QWEN, context_length=8192))
+    assert changes[("lmstudio", "load_context_length")] == 8192
+    assert changes[("lmstudio", "min_context")] == 8192
+    assert ("lmstudio", "manage") not in changes
+
+
 def test_claude_tiers_fill_in_from_each_other() -> None:
     choice = SetupChoice(haiku="small")
     tiers = choice.tool_choice("claude-code")
@@ -62,6 +82,42 @@ def test_claude_tiers_fill_in_from_each_other() -> None:
     assert choice.tools() == ["claude-code"]
     assert tool_to_test(SetupChoice(ide="m")) == "continue"
     assert tool_to_test(SetupChoice()) is None
+
+
+def test_a_rerun_starts_from_the_files_then_the_routes() -> None:
+    """The tools' files win over the routes (they name what the tool sends);
+    a route of a Claude tier fills a tier the file leaves out."""
+    settings = config.parse(
+        BASE_TEXT + '\n[[route]]\nmodel = "claude-*haiku*"\nupstream = "local"\n'
+        'target = "small"\n'
+    )
+    assert current_choice(settings, {}) == SetupChoice(
+        haiku="small", context_length=32768
+    )
+    configured = {
+        "claude-code": ModelChoice(sonnet=QWEN),
+        "codex": ModelChoice(model="gemma"),
+        "continue": ModelChoice(model="ide-model"),
+    }
+    assert current_choice(settings, configured) == SetupChoice(
+        sonnet=QWEN, haiku="small", codex="gemma", ide="ide-model"
+    )
+    assert current_choice(BASE, {}) is None  # a first run: nothing configured
+
+
+def test_the_files_written_are_listed_with_their_backups(tmp_path: Path) -> None:
+    lines = written_lines(
+        [
+            WrittenFile("LM Bridge's settings", tmp_path / "c.toml", tmp_path / "b"),
+            WrittenFile("Codex CLI", tmp_path / "x.toml", None),
+            WrittenFile("Claude Code", tmp_path / "s.json", None, changed=False),
+        ]
+    )
+    assert lines == [
+        f"LM Bridge's settings: {tmp_path / 'c.toml'} (backup: {tmp_path / 'b'})",
+        f"Codex CLI: {tmp_path / 'x.toml'} (new file)",
+        f"Claude Code: {tmp_path / 's.json'} (already set up, not changed)",
+    ]
 
 
 def test_setup_needs_an_lmstudio_upstream() -> None:

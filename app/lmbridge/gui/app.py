@@ -290,9 +290,13 @@ class LMBridgeApp(QObject):
             log.info("%s shown offscreen; not recorded as seen", notice)
 
     def notify(self, title: str, text: str, level: str = "info") -> None:
-        """A desktop notification (the tray), or the banner without a tray."""
+        """A desktop notification (the tray) while the app is in the
+        background; the window's banner while one of its windows has the
+        focus, or without a tray. (Where the desktop has no notification
+        service, Qt draws the tray's message as a balloon that stays on top
+        of every window, over the setup wizard's Finish button.)"""
         self.notifications.append((title, text, level))
-        if self.tray is not None:
+        if self.tray is not None and QApplication.activeWindow() is None:
             self.tray.notify(title, text, level)
             return
         shown = f"{title}: {text}"

@@ -20,13 +20,14 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
 import msgspec
 
 from .discovery import discover, lmstudio_homes, normalize_address, user_home
+from .structs import DEFAULT_ADDRESS
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +108,25 @@ async def check(
     home: Path | None = None,
     env: Mapping[str, str] | None = None,
     address: str | None = None,
+    sdk_ports: Sequence[int] | None = None,
+    fallback: str = DEFAULT_ADDRESS,
 ) -> LMStudioSetup:
-    """Look for LM Studio: installed, running, its server on at `server_url`."""
+    """Look for LM Studio: installed, running, its server on at `server_url`.
+    `sdk_ports` and `fallback` are the addresses discovery probes besides the
+    configured one (tests pass closed ones, to be independent of this
+    machine's LM Studio)."""
     home = home or user_home()
     lms = find_lms(home, env)
     configured = address or normalize_address(server_url)
     found, server_on = await asyncio.gather(
-        discover(configured, home=home, search=True), server_answers(server_url)
+        discover(
+            configured,
+            home=home,
+            search=True,
+            sdk_ports=sdk_ports,
+            fallback=fallback,
+        ),
+        server_answers(server_url),
     )
     installed = bool(lmstudio_homes(home)) or lms is not None
     running = found is not None or server_on

@@ -9,7 +9,6 @@ renders it and calls it.
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -32,9 +31,11 @@ from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.formats import duration
 from lmbridge.gui.integrations.manager import IntegrationsManager
+from lmbridge.gui.integrations.texts import code_view, plain, rich
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import (
     Banner,
+    StatusDot,
     button,
     copy_text,
     hint_label,
@@ -46,15 +47,9 @@ from lmbridge.integrations import Integration, ModelChoice, WritePlan
 TESTING = "Testing the integration"
 
 
-def code_view(text: str) -> QPlainTextEdit:
-    view = QPlainTextEdit(text)
-    view.setReadOnly(True)
-    view.setFont(mono_font())
-    view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-    lines = max(1, text.count("\n") + 1)
-    height = view.fontMetrics().lineSpacing() * min(lines, 14) + 16
-    view.setFixedHeight(height)
-    return view
+def configured_model(choice: ModelChoice) -> str:
+    """The model a tool asks for by default, as its file names it."""
+    return choice.model or choice.sonnet
 
 
 class IntegrationsPanel(QWidget):
@@ -63,11 +58,8 @@ class IntegrationsPanel(QWidget):
     def __init__(self, controller: ProxyController, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
-        self.manager = IntegrationsManager(controller)
+        self.manager = IntegrationsManager(controller, self)
         self.tasks = Tasks("integrations")
-        # The home directory whose tool configs are shown and written (tests
-        # point it at a temporary directory).
-        self.home: Path | None = None
         self.plan: WritePlan | None = None
         self.last_reply: Reply | None = None
         self.tools = QListWidget()
@@ -83,10 +75,13 @@ class IntegrationsPanel(QWidget):
         editor = self.model.lineEdit()
         if editor is not None:
             editor.setPlaceholderText("the model the tool asks for")
-        self.model.currentTextChanged.connect(self.refresh)
+        self.model.currentTextChanged.connect(self._on_model)
 
         self.heading = title_label("")
         self.summary = hint_label()
+        self.now = StatusDot()
+        # The model the tool's file named when the field was filled from it.
+        self._prefilled = ""
         self.snippet_box = QVBoxLayout()
         self.steps = QLabel()
         self.steps.setWordWrap(True)
@@ -98,6 +93,9 @@ class IntegrationsPanel(QWidget):
         self.test_button.clicked.connect(self.test)
         self.write_button.clicked.connect(self.prepare_write)
         self.answer = hint_label()
+        # Test results by (tool, model): a result shows only beside the tool
+        # and model it was obtained with.
+        self.answers: dict[tuple[str, str], str] = {}
         self.review = Banner(closable=False)
         self.diff = QPlainTextEdit()
         self.diff.setReadOnly(True)
@@ -114,6 +112,7 @@ class IntegrationsPanel(QWidget):
         detail = QVBoxLayout()
         detail.addWidget(self.heading)
         detail.addWidget(self.summary)
+        detail.addWidget(self.now)
         detail.addLayout(options)
         detail.addLayout(self.snippet_box)
         steps_box = QGroupBox("Steps")
@@ -135,6 +134,7 @@ class IntegrationsPanel(QWidget):
         controller.phaseChanged.connect(self.refresh)
         controller.settingsChanged.connect(self.refresh)
         controller.loadedChanged.connect(self._fill_models)
+        self.manager.changed.connect(self._on_files)
         self._labels_done = False
         self.tools.setCurrentRow(0)
 
@@ -144,8 +144,21 @@ class IntegrationsPanel(QWidget):
         item = self.tools.currentItem()
         return str(item.data(Qt.ItemDataRole.UserRole)) if item else ""
 
+    @property
+    def home(self) -> Path | None:
+        """The home directory whose tool configs are shown and written
+        (tests point it at a temporary directory)."""
+        return self.manager.home
+
+    @home.setter
+    def home(self, home: Path | None) -> None:
+        self.manager.set_home(home)
+
     def choice(self) -> ModelChoice:
         model = self.model.currentText().strip()
+        now = self.manager.now(self.tool())
+        if now is not None and model and model == configured_model(now.choice):
+            return now.choice  # all of Claude Code's tiers as the file has them
         if self.tool() == "claude-code":
             return ModelChoice(sonnet=model, haiku=model) if model else ModelChoice()
         return ModelChoice(model=model)
@@ -155,7 +168,7 @@ class IntegrationsPanel(QWidget):
         return self.manager.client_settings()
 
     def integration(self) -> Integration:
-        return self.manager.describe(self.tool(), self.choice(), self.home)
+        return self.manager.describe(self.tool(), self.choice())
 
     def select(self, tool: str) -> None:
         self.tools.setCurrentRow(list(integrations.TOOL_IDS).index(tool))
@@ -163,17 +176,61 @@ class IntegrationsPanel(QWidget):
     # -- view -------------------------------------------------------------------
 
     def _on_tool(self) -> None:
-        self.answer.setText("")
+        self.cancel_write()
+        self._fill_models()
+        self._prefill(force=True)
+        self.refresh()
+
+    def _on_files(self) -> None:
+        """A tool's file changed on disk: show what it says now."""
+        self._prefill(force=False)
+        self.refresh()
+
+    def _prefill(self, *, force: bool) -> None:
+        """Put the model the tool's file names into the field: always on
+        choosing a tool; after a change on disk only if the user did not
+        type another one meanwhile."""
+        now = self.manager.now(self.tool()) if self.tool() else None
+        model = configured_model(now.choice) if now is not None else ""
+        typed = self.model.currentText().strip()
+        if force or typed in ("", self._prefilled):
+            self._prefilled = model
+            self.model.blockSignals(True)
+            self.model.setCurrentText(model)
+            self.model.blockSignals(False)
+
+    def _on_model(self) -> None:
         self.cancel_write()
         self.refresh()
 
     def _fill_models(self) -> None:
+        if not self.tool():
+            return
         current = self.model.currentText()
         self.model.blockSignals(True)
         self.model.clear()
-        self.model.addItems(self.manager.model_names())
+        self.model.addItems(self.manager.model_names(self.tool()))
         self.model.setCurrentText(current)
         self.model.blockSignals(False)
+
+    def test_problem(self) -> str:
+        """Why Test cannot run now ("" when it can)."""
+        if not self.controller.running:
+            return "Start the proxy first (Overview ▸ Start)"
+        try:
+            self.manager.test_request(self.tool(), self.choice())
+        except integrations.IntegrationError as exc:
+            return str(exc)
+        return ""
+
+    def _show_answer(self) -> None:
+        """The line beside Test: under way, why it cannot run, or the result
+        for this tool and model; never one left from another condition."""
+        if self.tasks.running(TESTING):
+            self.answer.setText("Sending…")
+            return
+        key = (self.tool(), self.model.currentText().strip())
+        self.answer.setText(self.answers.get(key) or self.test_problem())
 
     def refresh(self) -> None:
         if not self._labels_done:
@@ -186,6 +243,7 @@ class IntegrationsPanel(QWidget):
         self.summary.setText(
             f"Speaks {info.protocol_name}; base URL {info.base_url}{where}."
         )
+        self._show_now(info)
         while self.snippet_box.count():
             item = self.snippet_box.takeAt(0)
             widget = item.widget() if item is not None else None
@@ -200,24 +258,29 @@ class IntegrationsPanel(QWidget):
             inner.addWidget(copy, 0, Qt.AlignmentFlag.AlignTop)
             self.snippet_box.addWidget(box)
         self.steps.setText(
-            "<ol>" + "".join(f"<li>{escape(s)}</li>" for s in info.steps) + "</ol>"
+            "<ol>" + "".join(f"<li>{rich(s)}</li>" for s in info.steps) + "</ol>"
         )
         self.steps_box.setVisible(bool(info.steps))
         self.write_button.setVisible(info.writable)
         testing = self.tasks.running(TESTING)
+        problem = self.test_problem()
         self.test_button.setText("Cancel test" if testing else "Test")
-        self.test_button.setEnabled(self.controller.running or testing)
-        self.test_button.setToolTip(
-            "Send a real request through LM Bridge"
-            if self.controller.running
-            else "Start the proxy first (Overview ▸ Start)"
-        )
+        self.test_button.setEnabled(testing or not problem)
+        self.test_button.setToolTip(problem or "Send a real request through LM Bridge")
+        self._show_answer()
+
+    def _show_now(self, info: Integration) -> None:
+        """What the tool's file points at now, beside what it should."""
+        line = self.manager.now_line(info)
+        self.now.setVisible(line is not None)
+        if line is not None:
+            self.now.set_status(*line)
 
     def _label_tools(self) -> None:
         for row in range(self.tools.count()):
             item = self.tools.item(row)
             tool = str(item.data(Qt.ItemDataRole.UserRole))
-            info = self.manager.describe(tool, None, self.home)
+            info = self.manager.describe(tool, None)
             item.setText(f"{info.name}\n{info.protocol_name}")
         self._labels_done = True
 
@@ -229,39 +292,46 @@ class IntegrationsPanel(QWidget):
 
     def test(self) -> None:
         """Send the tool's test request; while that runs the button cancels."""
+        key = (self.tool(), self.model.currentText().strip())
         if self.tasks.running(TESTING):
             self.tasks.cancel(TESTING)
-            self.answer.setText("Test cancelled")
+            self.answers[key] = "Test cancelled"
             return
         try:
             request = self.manager.test_request(self.tool(), self.choice())
-        except integrations.IntegrationError as exc:
-            self.answer.setText(str(exc))
-            message.warning(f"Test: {exc}")
+        except integrations.IntegrationError:
+            self.refresh()  # the line beside Test says why
             return
-        self.answer.setText("Sending…")
+        self.answers.pop(key, None)
         info = self.integration()
-        task = self.tasks.start(self._test(info, request), what=TESTING)
+        task = self.tasks.start(self._test(key, info, request), what=TESTING)
         task.add_done_callback(lambda _task: self.refresh())
         self.refresh()
 
-    async def _test(self, info: Integration, request: integrations.TestRequest) -> None:
+    async def _test(
+        self,
+        key: tuple[str, str],
+        info: Integration,
+        request: integrations.TestRequest,
+    ) -> None:
         reply = await self.manager.send_test(info, request)
         self.last_reply = reply
         if reply.ok:
-            self.answer.setText(
+            self.answers[key] = (
                 f"✓ {info.name} works: {reply.status} in {duration(reply.elapsed)} — "
                 f"“{reply.text.strip()[:200]}”"
             )
         else:
-            self.answer.setText(f"✗ {reply.status or 'no answer'}: {reply.text[:300]}")
-            message.error(f"Test of {info.name} failed: {reply.text}")
+            self.answers[key] = (
+                f"✗ {info.name} failed: {reply.status or 'no answer'}: "
+                f"{reply.text[:300]}"
+            )
 
     # -- Write -----------------------------------------------------------------
 
     def prepare_write(self) -> None:
         try:
-            plan = self.manager.plan_write(self.tool(), self.choice(), self.home)
+            plan = self.manager.plan_write(self.tool(), self.choice())
         except integrations.IntegrationError as exc:
             message.error(f"Cannot write the configuration: {exc}")
             return
@@ -269,7 +339,7 @@ class IntegrationsPanel(QWidget):
             message.info(f"{plan.path} already points at LM Bridge")
             return
         self.plan = plan
-        notes = "".join(f"\n• {note}" for note in plan.notes)
+        notes = "".join(f"\n• {plain(note)}" for note in plan.notes)
         what = "create" if plan.old_text is None else "change"
         backup = (
             "" if plan.old_text is None else " A backup of the current file is kept."

@@ -8,8 +8,10 @@ badges) and takes a model per tool and the context to load it with.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, ClassVar
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -27,7 +29,7 @@ from lmbridge.gui.formats import size_text, tokens_text
 from lmbridge.gui.icons import icon
 from lmbridge.gui.setup.plan import DEFAULT_CONTEXT, SetupChoice
 from lmbridge.gui.widgets import StatusDot, button, hint_label
-from lmbridge.lmstudio import DownloadedModel, ModelKind, install
+from lmbridge.lmstudio import DownloadedModel, install
 
 if TYPE_CHECKING:
     from lmbridge.gui.setup.wizard import SetupWizard
@@ -35,10 +37,12 @@ if TYPE_CHECKING:
 CHECKING = "Looking for LM Studio"
 STARTING = "Starting LM Studio's server"
 UNSET = "— leave unset —"
+LISTING = "Listing LM Studio's models"
 
 
 class LMStudioPage(QWizardPage):
-    """Is LM Studio installed, running, serving? Start its server."""
+    """Is LM Studio installed, running, serving? Start its server. Next is
+    enabled once its server answers; until then the page says why."""
 
     def __init__(self, wizard: SetupWizard) -> None:
         super().__init__()
@@ -54,10 +58,11 @@ class LMStudioPage(QWizardPage):
         self.server = StatusDot("checking…")
         self.next_step = hint_label()
         self.start_button = button("Start LM Studio's server", "play")
-        self.start_button.setToolTip("Runs `lms server start`")
+        self.start_button.setToolTip("Runs “lms server start”")
         self.start_button.clicked.connect(self.start_server)
         self.check_button = button("Check again", "refresh")
         self.check_button.clicked.connect(self.check)
+        self.why = StatusDot()
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.check_button)
@@ -67,9 +72,32 @@ class LMStudioPage(QWizardPage):
             layout.addWidget(widget)
         layout.addLayout(buttons)
         layout.addStretch(1)
+        layout.addWidget(self.why)
 
     def initializePage(self) -> None:
         self.check()
+
+    def isComplete(self) -> bool:
+        return self.found is not None and self.found.server_on
+
+    def blocked(self) -> str:
+        """Why Next is disabled ("" when it is not)."""
+        if self.found is None:
+            return "Next is available once LM Bridge has looked for LM Studio."
+        if not self.found.server_on:
+            return (
+                "Next is available once LM Studio's server answers at "
+                f"{self.found.server_url}: do the step above, then Check again. "
+                "(LM Studio's server at another address? Set it in Settings ▸ "
+                "Upstreams.)"
+            )
+        return ""
+
+    def _changed(self) -> None:
+        reason = self.blocked()
+        self.why.set_status("warning", reason)
+        self.why.setVisible(bool(reason))
+        self.completeChanged.emit()
 
     def check(self) -> None:
         if not self.setup.tasks.running(CHECKING):
@@ -77,6 +105,7 @@ class LMStudioPage(QWizardPage):
 
     async def _check(self) -> None:
         self.check_button.setEnabled(False)
+        self._changed()
         try:
             self.found = await install.check(
                 self.setup.server_url(),
@@ -104,10 +133,11 @@ class LMStudioPage(QWizardPage):
             if found.server_on
             else f"Its server is off (expected at {found.server_url})",
         )
-        self.next_step.setText(found.next_step() or "LM Studio is ready.")
+        self.next_step.setText(
+            plain(found.next_step()) or "LM Studio is ready: click Next."
+        )
         self.start_button.setVisible(bool(found.lms) and not found.server_on)
-        if found.server_on:
-            self.setup.controller_models().refresh()
+        self._changed()
 
     def start_server(self) -> None:
         found = self.found
@@ -117,7 +147,7 @@ class LMStudioPage(QWizardPage):
 
     async def _start(self, lms: str) -> None:
         self.start_button.setEnabled(False)
-        self.next_step.setText("Running `lms server start`…")
+        self.next_step.setText("Running “lms server start”…")
         try:
             port = self.setup.server_port()
             result = await install.start_server(lms, port)
@@ -128,9 +158,14 @@ class LMStudioPage(QWizardPage):
         if found is not None and not found.server_on:
             said = result.output.splitlines()[-1] if result.output else ""
             self.next_step.setText(
-                f"`lms server start` said “{said}”, but no server answers at "
+                f"“lms server start” said “{said}”, but no server answers at "
                 f"{found.server_url}. {install.CLICK_TO_START}"
             )
+
+
+def plain(text: str) -> str:
+    """`text` without Markdown's code backticks: `lms` -> “lms”."""
+    return re.sub(r"`([^`]+)`", r"“\1”", text)
 
 
 class ModelsPage(QWizardPage):
@@ -162,6 +197,7 @@ class ModelsPage(QWizardPage):
         )
         self.models: list[DownloadedModel] = []
         self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setObjectName("setup-models")
         self.table.setHorizontalHeaderLabels(list(self.COLUMNS.values()))
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -174,11 +210,18 @@ class ModelsPage(QWizardPage):
                 if key == "model"
                 else QHeaderView.ResizeMode.ResizeToContents,
             )
-        self.empty = hint_label()
+        self.empty = StatusDot()
+        self.retry = button("List again", "refresh")
+        self.retry.clicked.connect(self.list_models)
+        empty_row = QHBoxLayout()
+        empty_row.addWidget(self.empty, 1)
+        empty_row.addWidget(self.retry, 0, Qt.AlignmentFlag.AlignTop)
         self.combos: dict[str, QComboBox] = {}
         form = QFormLayout()
         for slot, label in self.SLOTS:
             combo = self.combos[slot] = QComboBox()
+            combo.setObjectName(f"setup-model-{slot}")
+            combo.view().setObjectName(f"setup-model-{slot}-list")
             combo.currentIndexChanged.connect(self._on_pick)
             form.addRow(label, combo)
         self.context = QSpinBox()
@@ -195,22 +238,68 @@ class ModelsPage(QWizardPage):
                 "is a good start. More context needs more memory."
             ),
         )
+        self.starting = hint_label()
+        self.why = StatusDot()
         layout = QVBoxLayout(self)
+        layout.addWidget(self.starting)
         layout.addWidget(self.table, 1)
-        layout.addWidget(self.empty)
+        layout.addLayout(empty_row)
         layout.addLayout(form)
-        wizard.controller_models().changed.connect(self.show_models)
+        layout.addWidget(self.why)
+        self._applied_start = False
+        wizard.manager.modelsChanged.connect(self.show_models)
 
     def initializePage(self) -> None:
-        self.setup.controller_models().refresh()
+        start = self.setup.start
+        self.starting.setVisible(start is not None)
+        self.starting.setText(
+            "Starting from your current setup (the routes in LM Bridge's settings "
+            "and what the tools' files name now)."
+        )
+        if start is not None and not self._applied_start:
+            self.context.setValue(start.context_length)
+        self.list_models()
         self.show_models()
 
+    def list_models(self) -> None:
+        if not self.setup.tasks.running(LISTING):
+            self.setup.tasks.start(self.setup.manager.list_models(), what=LISTING)
+
+    def empty_reason(self) -> str:
+        """Why the table is empty ("" when it is not)."""
+        manager = self.setup.manager
+        if self.models:
+            return ""
+        if manager.list_error:
+            return (
+                f"LM Studio's models could not be listed: {manager.list_error}. "
+                "Go Back to check LM Studio, or list again."
+            )
+        if manager.listing or not manager.listed:
+            return "Listing LM Studio's models…"
+        return (
+            "LM Studio has no language model yet: download one on the Models "
+            "page (or in LM Studio), then list again."
+        )
+
     def show_models(self) -> None:
-        downloaded = self.setup.controller_models().downloaded
-        models = [m for m in downloaded if m.kind is ModelKind.LLM]
-        if [m.key for m in models] == [m.key for m in self.models]:
-            return
-        self.models = models
+        manager = self.setup.manager
+        models = manager.language_models()
+        if [m.key for m in models] != [m.key for m in self.models]:
+            before = self.choice()
+            self.models = models
+            self._fill(models, before)
+        reason = self.empty_reason()
+        settled = manager.listed and not manager.listing
+        self.empty.set_status(
+            "warning" if manager.list_error or settled else "off", reason
+        )
+        self.empty.setVisible(bool(reason))
+        self.retry.setVisible(bool(reason) and not manager.listing)
+        self.table.setVisible(bool(models))
+        self._on_pick()
+
+    def _fill(self, models: list[DownloadedModel], before: SetupChoice) -> None:
         self.table.setRowCount(len(models))
         for row, model in enumerate(models):
             cells = {
@@ -229,23 +318,25 @@ class ModelsPage(QWizardPage):
                 cells["vision"].setIcon(icon("vision"))
             for key, item in cells.items():
                 self.table.setItem(row, list(self.COLUMNS).index(key), item)
-        self.empty.setText(
-            ""
-            if models
-            else "LM Studio has no language model yet: download one on the Models "
-            "page (or in LM Studio), then come back."
-        )
-        best = self._suggested()
+        start = self.setup.start
+        if start is not None and not self._applied_start:
+            before, self._applied_start = start, True
+        picked = {slot: str(getattr(before, slot)) for slot in self.combos}
+        if not before.models():
+            best = self._suggested()
+            if best is not None:
+                picked = {
+                    slot: best.key if slot in ("sonnet", "opus", "haiku") else ""
+                    for slot in self.combos
+                }
         for slot, combo in self.combos.items():
             combo.blockSignals(True)
             combo.clear()
             combo.addItem(UNSET, "")
             for model in models:
                 combo.addItem(f"{model.display_name}  ({model.key})", model.key)
-            if best is not None and slot in ("sonnet", "opus", "haiku"):
-                combo.setCurrentIndex(combo.findData(best.key))
+            combo.setCurrentIndex(max(0, combo.findData(picked.get(slot, ""))))
             combo.blockSignals(False)
-        self._on_pick()
 
     def _suggested(self) -> DownloadedModel | None:
         """The largest model trained for tool use (agents need tools)."""
@@ -261,7 +352,18 @@ class ModelsPage(QWizardPage):
         limits = [m.max_context_length for m in self.models if m.key in chosen]
         if limits:
             self.context.setMaximum(max(2048, min(limits)))
+        reason = self.blocked()
+        self.why.set_status("warning", reason)
+        self.why.setVisible(bool(reason) and bool(self.models))
         self.completeChanged.emit()
+
+    def blocked(self) -> str:
+        """Why Next is disabled ("" when it is not)."""
+        if not self.models:
+            return "Next is available once LM Studio lists a language model."
+        if not self.choice().models():
+            return "Choose a model for at least one tool to go on."
+        return ""
 
     def choice(self) -> SetupChoice:
         picked = {slot: str(c.currentData() or "") for slot, c in self.combos.items()}

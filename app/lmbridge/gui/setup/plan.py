@@ -9,11 +9,14 @@ haiku, Codex, the IDE plugins) and the context to load it with. From that:
   than it (or LM Bridge would reload the model right away);
 - `tool_plans`: the merge into each chosen tool's own config file, by the
   integration writers (shown as a diff, written only when confirmed);
-- `tool_to_test`: the tool whose test request ends the setup.
+- `tool_to_test`: the tool whose test request ends the setup;
+- `current_choice`: what the settings and the tools' files hold now, where
+  a re-run of setup starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,33 @@ class SetupChoice:
         return [tool for tool, _name in TOOLS if self.tool_choice(tool) is not None]
 
 
+def tool_name(tool: str) -> str:
+    """What the pages call `tool`."""
+    return dict(TOOLS).get(tool, tool)
+
+
+def current_choice(
+    settings: config.Settings, configured: Mapping[str, ModelChoice]
+) -> SetupChoice | None:
+    """The choice that the settings and the tools' files hold now: Claude
+    Code's tiers from its file, else from the routes of its tier names; Codex's
+    and the IDE plugins' model from their files; the load context from the
+    settings. None when no tool is configured (a first run)."""
+    claude = configured.get("claude-code", ModelChoice())
+    routes = {r.model: r.target or "" for r in settings.route}
+    tiers = {
+        tier: getattr(claude, tier) or claude.model or routes.get(pattern, "")
+        for tier, pattern in CLAUDE_TIERS
+    }
+    choice = SetupChoice(
+        codex=configured.get("codex", ModelChoice()).model,
+        ide=configured.get("continue", ModelChoice()).model,
+        context_length=settings.lmstudio.load_context_length or DEFAULT_CONTEXT,
+        **tiers,
+    )
+    return choice if choice.models() else None
+
+
 def lmstudio_upstream(settings: config.Settings) -> str | None:
     """The name of the first LM Studio upstream, if any."""
     return next((u.name for u in settings.upstream if u.kind == "lmstudio"), None)
@@ -93,25 +123,49 @@ def planned_routes(
     return new + kept
 
 
-def planned_settings(
+def planned_changes(
     settings: config.Settings, choice: SetupChoice, source: str = "<setup>"
-) -> config.Settings:
-    """`settings` with setup's routes and load context; ConfigError if bad."""
+) -> dict[tuple[str, ...], Any]:
+    """Setup's change to the settings file, as key paths (the settings
+    store's form): the routes, then the load context, with the minimum
+    context no higher than it (only the values that differ from
+    `settings`). ConfigError without an LM Studio upstream."""
     upstream = lmstudio_upstream(settings)
     if upstream is None:
         raise config.ConfigError(
             f"{source}: no LM Studio upstream is configured — add one in Settings"
         )
     lm = settings.lmstudio
-    changes: dict[str, Any] = {
-        "route": planned_routes(settings, upstream, choice),
-        "lmstudio": {
-            "manage": True,
-            "load_context_length": choice.context_length,
-            "min_context": min(lm.min_context, choice.context_length),
-        },
+    wanted = {
+        "manage": True,
+        "load_context_length": choice.context_length,
+        "min_context": min(lm.min_context, choice.context_length),
     }
-    return merged(settings, changes, source)
+    changes: dict[tuple[str, ...], Any] = {
+        ("route",): planned_routes(settings, upstream, choice)
+    }
+    # Only what differs: a value that already holds is not written again.
+    changes.update(
+        {
+            ("lmstudio", key): value
+            for key, value in wanted.items()
+            if getattr(lm, key) != value
+        }
+    )
+    return changes
+
+
+def planned_settings(
+    settings: config.Settings, choice: SetupChoice, source: str = "<setup>"
+) -> config.Settings:
+    """`settings` with setup's routes and load context; ConfigError if bad."""
+    nested: dict[str, Any] = {}
+    for path, value in planned_changes(settings, choice, source).items():
+        if len(path) == 1:
+            nested[path[0]] = value
+        else:
+            nested.setdefault(path[0], {})[path[1]] = value
+    return merged(settings, nested, source)
 
 
 @dataclass(frozen=True)

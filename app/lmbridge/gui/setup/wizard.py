@@ -4,23 +4,21 @@ Pages: LM Studio (found? running? server on? start it), Models (a model per
 tool and the context), Review (the routes and each tool's config file as
 diffs; Next writes them: the settings through `SettingsService`, the tools'
 files through the integration writers, each with a backup), Azure (an
-optional sign-in), Test (a real request through the proxy, in the first
-chosen tool's protocol). Shown on first start; the tray and the Overview
-open it again.
+optional sign-in), Test (the files written and their backups; a real
+request through the proxy per configured tool, in its protocol). Shown on
+first start; the tray and the Overview open it again, starting from the
+current configuration. Next says why it is disabled, on the page and in its
+tool tip.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import difflib
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import msgspec
 from PySide6.QtWidgets import (
     QCheckBox,
-    QHBoxLayout,
     QPlainTextEdit,
     QVBoxLayout,
     QWidget,
@@ -29,26 +27,20 @@ from PySide6.QtWidgets import (
 )
 
 from lmbridge import config, integrations
-from lmbridge.apiclient import ProxyClient
-from lmbridge.core.errors import LMBridgeError
 from lmbridge.gui.controller import ProxyController
-from lmbridge.gui.formats import duration
-from lmbridge.gui.setup.pages import LMStudioPage, ModelsPage
+from lmbridge.gui.setup.manager import SetupManager
+from lmbridge.gui.setup.pages import LMStudioPage, ModelsPage, plain
 from lmbridge.gui.setup.plan import (
     SetupChoice,
     ToolPlan,
     lmstudio_upstream,
     planned_settings,
     tool_plans,
-    tool_to_test,
 )
 from lmbridge.gui.setup.sources import AzureSignIn, DownloadedModels
+from lmbridge.gui.setup.test_page import TestPage
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import Banner, StatusDot, button, hint_label, mono_font
-from lmbridge.lmstudio import ConnectionState
-
-TESTING = "Testing LM Bridge"
-CONNECT_WAIT = 10.0  # seconds the test waits for LM Studio's link
 
 
 def diff_view(text: str) -> QPlainTextEdit:
@@ -99,16 +91,21 @@ class ReviewPage(QWizardPage):
             self.settings = None
             self.banner.show_message("error", str(exc))
             return
-        old, new = service.preview(self.settings)
-        where = f"LM Bridge's settings ({service.path})"
-        if not old:  # no file yet: show the change against what runs now
-            old = config.dump(self.setup.controller.settings).decode()
-            where += ", a new file; the changes to the settings in use"
+        try:
+            change = self.setup.manager.settings_change(choice)
+        except config.ConfigError as exc:
+            self.settings = None
+            self.banner.show_message("error", str(exc))
+            return
+        old, new = change.old_text, change.new_text
+        where = f"LM Bridge's settings ({service.path}" + (
+            ")" if old else ", a new file)"
+        )
         diff = "".join(
             difflib.unified_diff(
                 old.splitlines(keepends=True),
                 new.splitlines(keepends=True),
-                fromfile=str(service.path),
+                fromfile=str(service.path) if old else "/dev/null",
                 tofile=str(service.path),
             )
         )
@@ -118,13 +115,15 @@ class ReviewPage(QWizardPage):
         self.plans = tool_plans(clients, choice, self.setup.home)
         for plan in self.plans:
             if plan.plan is None:
-                self.body.addWidget(hint_label(f"{plan.name}: {plan.problem}"))
+                self.body.addWidget(hint_label(f"{plan.name}: {plain(plan.problem)}"))
                 continue
             box = QCheckBox(f"Write {plan.plan.path} ({plan.name})")
             box.setChecked(plan.plan.changed)
             box.setEnabled(plan.plan.changed)
             self.writes[plan.tool] = box
             self.body.addWidget(box)
+            for note in plan.plan.notes:
+                self.body.addWidget(hint_label(f"• {plain(note)}"))
             text = plan.plan.diff() if plan.plan.changed else "(already set up)"
             self.body.addWidget(diff_view(text))
 
@@ -132,24 +131,26 @@ class ReviewPage(QWizardPage):
         """Write the settings and the checked tool files; stay on an error."""
         if self.settings is None:
             return False
-        controller = self.setup.controller
+        manager = self.setup.manager
         try:
-            saved = controller.settings_service.save(self.settings)
+            manager.save_settings(self.setup.choice())
         except (OSError, config.ConfigError) as exc:
             self.banner.show_message("error", f"Not saved: {exc}")
             return False
-        controller.use_settings(saved.settings)
-        self.written = [str(saved.path)]
         for plan in self.plans:
             box = self.writes.get(plan.tool)
+            if plan.plan is not None and not plan.plan.changed:
+                manager.already_set_up(plan)
             if plan.plan is None or box is None or not box.isChecked():
                 continue
             try:
-                result = integrations.write(plan.plan)
+                manager.write_tool(plan)
             except integrations.IntegrationError as exc:
-                self.banner.show_message("error", f"{plan.name}: not written: {exc}")
+                self.banner.show_message(
+                    "error", f"{plan.name}: not written: {plain(str(exc))}"
+                )
                 return False
-            self.written.append(str(result.path))
+        self.written = [str(f.path) for f in manager.written]
         return True
 
 
@@ -201,102 +202,8 @@ class AzurePage(QWizardPage):
         self.initializePage()
 
 
-class TestPage(QWizardPage):
-    """A real request through the proxy, as the first chosen tool sends it."""
-
-    def __init__(self, wizard: SetupWizard) -> None:
-        super().__init__()
-        self.setup = wizard
-        self.setTitle("Test")
-        self.setSubTitle(
-            "A real request goes through LM Bridge to LM Studio, which loads the "
-            "model first if needed (that can take a while)."
-        )
-        self.result = StatusDot("")
-        self.detail = hint_label()
-        self.again = button("Test again", "send")
-        self.again.clicked.connect(self.test)
-        self.ok = False
-        row = QHBoxLayout()
-        row.addWidget(self.again)
-        row.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.result)
-        layout.addWidget(self.detail)
-        layout.addLayout(row)
-        layout.addStretch(1)
-
-    def initializePage(self) -> None:
-        self.test()
-
-    def test(self) -> None:
-        if not self.setup.tasks.running(TESTING):
-            self.setup.tasks.start(self._test(), what=TESTING)
-
-    async def _test(self) -> None:
-        self.ok = False
-        self.again.setEnabled(False)
-        try:
-            await self._run()
-        finally:
-            self.again.setEnabled(True)
-
-    async def _run(self) -> None:
-        controller = self.setup.controller
-        choice = self.setup.choice()
-        tool = tool_to_test(choice)
-        if tool is None:
-            self.result.set_status("warning", "No tool was set up, nothing to test.")
-            return
-        self.result.set_status("warning", "Starting the proxy…")
-        started = (
-            await controller.restart()
-            if controller.restart_needed or not controller.running
-            else True
-        )
-        if not started:
-            self.result.set_status(
-                "error", f"The proxy did not start: {controller.error}"
-            )
-            return
-        svc = controller.lmstudio
-        if svc is not None and svc.status.state is not ConnectionState.CONNECTED:
-            self.result.set_status("warning", "Connecting to LM Studio…")
-            with contextlib.suppress(LMBridgeError, TimeoutError):
-                async with asyncio.timeout(CONNECT_WAIT):
-                    await svc.connect()
-        settings = self.setup.client_settings(controller.runtime_settings())
-        tool_choice = choice.tool_choice(tool)
-        request = integrations.build_test_request(tool, settings, tool_choice)
-        info = integrations.describe(tool, settings, tool_choice)
-        self.result.set_status("warning", f"Asking {request.body['model']}…")
-        client = ProxyClient(controller.url, token=settings.server.token())
-        reply = await client.send(
-            info.protocol,
-            request.path,
-            msgspec.json.encode(request.body),
-            request.headers,
-        )
-        if reply.ok:
-            self.ok = True
-            self.result.set_status(
-                "ok",
-                f"{info.name} works through LM Bridge: {reply.status} in "
-                f"{duration(reply.elapsed)}",
-            )
-            self.detail.setText(
-                f"The model answered “{reply.text.strip()[:200]}”. Start {info.name} "
-                "as usual; its requests show on the Requests page."
-            )
-        else:
-            self.result.set_status(
-                "error", f"The test failed ({reply.status or 'no answer'})"
-            )
-            self.detail.setText(reply.text[:500])
-
-
 class SetupWizard(QWizard):
-    """First-run setup."""
+    """First-run setup. A re-run starts from the current configuration."""
 
     def __init__(
         self,
@@ -309,11 +216,13 @@ class SetupWizard(QWizard):
     ) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.models = models
         self.azure = azure
         # The home directory whose LM Studio and tool configs setup uses
         # (tests point it at a temporary one).
         self.home = home
+        self.manager = SetupManager(controller, models, home, self)
+        # What the settings and the tools' files hold now (None: first run).
+        self.start: SetupChoice | None = self.manager.starting_choice()
         self.tasks = Tasks("setup")
         self.setWindowTitle("Set up LM Bridge")
         self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
@@ -332,11 +241,18 @@ class SetupWizard(QWizard):
             self.test_page,
         ):
             self.addPage(page)
+        for page in (self.lmstudio_page, self.models_page):
+            page.completeChanged.connect(self._explain_next)
+        self.currentIdChanged.connect(self._explain_next)
+
+    def _explain_next(self) -> None:
+        """The Next button's tool tip says why it is disabled."""
+        page = self.currentPage()
+        reason = page.blocked() if isinstance(page, LMStudioPage | ModelsPage) else ""
+        next_button = self.button(QWizard.WizardButton.NextButton)
+        next_button.setToolTip(reason)
 
     # -- what the pages share ----------------------------------------------
-
-    def controller_models(self) -> DownloadedModels:
-        return self.models
 
     def choice(self) -> SetupChoice:
         return self.models_page.choice()
@@ -356,12 +272,7 @@ class SetupWizard(QWizard):
 
     def client_settings(self, settings: config.Settings) -> config.Settings:
         """`settings` as clients reach the proxy: the port it listens on now."""
-        server = self.controller.server
-        if server is None or not server.running:
-            return settings
-        return msgspec.structs.replace(
-            settings, server=msgspec.structs.replace(settings.server, port=server.port)
-        )
+        return self.manager.client_settings(settings)
 
     async def aclose(self) -> None:
         await self.tasks.aclose()
