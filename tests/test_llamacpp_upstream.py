@@ -136,9 +136,11 @@ async def test_cached_prompt_tokens_reach_claude_code(
 async def test_health_comes_from_the_servers_own_health(
     bridge: RunningProxy, server: FakeLlamaCppServer
 ) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(bridge.url + "/health") as resp:
-            ready = await resp.json()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(bridge.url + "/health") as resp,
+    ):
+        ready = await resp.json()
     (up,) = ready["upstreams"]
     assert up["kind"] == "llamacpp"
     assert up["reachable"] and up["status"] == 200 and "error" not in up
