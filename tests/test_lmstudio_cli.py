@@ -153,3 +153,15 @@ async def test_bad_load_flags_are_usage_errors(
     )
     assert code == 2
     assert fake_lmstudio.load_count == 0
+
+
+async def test_a_model_name_with_terminal_escapes_is_printed_as_text(
+    fake_lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    # OSC 52 writes the clipboard in many terminals; a name from LM Studio
+    # (or its catalog) must reach the terminal as text.
+    fake_lmstudio.downloaded[0]["modelKey"] = "evil\x1b]52;c;SGVsbG8=\x07/model"
+    code, out, err = await run_cli(fake_lmstudio, tmp_path, "list")
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "evil\\x1b]52;c;SGVsbG8=\\x07/model" in out

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lmbridge import __version__, config, logs
+from lmbridge.cli.terminal import make_output_terminal_safe
 from lmbridge.core.events import REQUEST_FINISHED, EventBus
 
 log = logging.getLogger("lmbridge")
@@ -192,6 +193,7 @@ def run_desktop_app(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    make_output_terminal_safe()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -225,7 +225,8 @@ _CONTROL_WITH_LINES = re.compile(
 )
 
 
-def _escape(found: re.Match[str]) -> str:
+def escape_control(found: re.Match[str]) -> str:
+    """The escape that stands for one matched control character."""
     char = found.group()
     code = ord(char)
     if code <= 0xFF:
@@ -240,7 +241,7 @@ def printable(text: str, *, lines: bool = False) -> str:
     pattern = _CONTROL if lines else _CONTROL_WITH_LINES
     if pattern.search(text) is None:
         return text
-    return pattern.sub(_escape, text)
+    return pattern.sub(escape_control, text)
 
 
 def has_control(text: str) -> bool:
