@@ -46,6 +46,12 @@ class Script:
     interleave_tool_calls: bool = False
     prompt_tokens: int = 11
     completion_tokens: int = 7
+    cached_tokens: int = 0
+    # llama.cpp's server: Chat cache figures in `timings` (`cache_n`,
+    # `prompt_n`), not in the usage; with `include_usage` off, none there.
+    llama_timings: bool = False
+    # Sent verbatim where the cached count goes, in every API (nonsense tests).
+    cached_figure: Any = None
     # Faults
     status: int = 0  # answer this HTTP status with an OpenAI error body
     error_message: str = "fake upstream failure"
@@ -260,12 +266,32 @@ class FakeOpenAIUpstream:
     def _finish_reason(s: Script) -> str:
         return s.finish_reason or ("tool_calls" if s.tool_calls else "stop")
 
-    def _usage(self) -> dict[str, int]:
+    def _usage(self) -> dict[str, Any]:
         s = self.script
-        return {
+        usage: dict[str, Any] = {
             "prompt_tokens": s.prompt_tokens,
             "completion_tokens": s.completion_tokens,
             "total_tokens": s.prompt_tokens + s.completion_tokens,
+        }
+        if (s.cached_tokens or s.cached_figure is not None) and not s.llama_timings:
+            cached = wire_formats.cached_figure(s)
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
+        return usage
+
+    @staticmethod
+    def _timings(s: Script) -> dict[str, Any]:
+        """llama.cpp's `timings` object, when the script asks for it."""
+        if not s.llama_timings:
+            return {}
+        cached = wire_formats.cached_figure(s)
+        return {
+            "timings": {
+                "cache_n": cached,
+                "prompt_n": s.prompt_tokens - s.cached_tokens,
+                "prompt_ms": 12.5,
+                "predicted_n": s.completion_tokens,
+                "predicted_ms": 30.0,
+            }
         }
 
     def _completion(self, s: Script, body: dict[str, Any]) -> dict[str, Any]:
@@ -294,6 +320,7 @@ class FakeOpenAIUpstream:
                 }
             ],
             "usage": self._usage(),
+            **self._timings(s),
         }
 
     def _chat_frames(self, s: Script, body: dict[str, Any]) -> list[bytes]:
@@ -345,6 +372,7 @@ class FakeOpenAIUpstream:
                 "choices": [
                     {"index": 0, "delta": {}, "finish_reason": self._finish_reason(s)}
                 ],
+                **self._timings(s),
             }
         )
         include_usage = (body.get("stream_options") or {}).get("include_usage")

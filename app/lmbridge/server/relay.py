@@ -238,3 +238,4 @@ class Relay:
 def _set_usage(record: RequestRecord, usage: ir.Usage) -> None:
     record.tokens_in = usage.input_tokens or record.tokens_in
     record.tokens_out = usage.output_tokens
+    record.cached_tokens = ir.cached_count(usage.cached_tokens, record.tokens_in)
