@@ -4,7 +4,6 @@ record, the client's own usage fields, the history, the log line and
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from typing import Any
 import aiohttp
 import anthropic
 import msgspec
-import openai
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -132,7 +130,9 @@ async def ask_responses(
     usage = response.usage
     assert usage is not None
     return Told(
-        response.output_text, usage.input_tokens, usage.input_tokens_details.cached_tokens
+        response.output_text,
+        usage.input_tokens,
+        usage.input_tokens_details.cached_tokens,
     )
 
 
@@ -293,8 +293,10 @@ JSON = st.recursive(
     | st.integers(-(2**40), 2**40)
     | st.floats(allow_nan=False)
     | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 

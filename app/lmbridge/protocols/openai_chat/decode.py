@@ -36,7 +36,9 @@ def usage_from_wire(usage: wire.UsageWire | None, timings: object = None) -> ir.
     if usage is None:
         return usage_from_timings(timings) or ir.Usage()
     prompt = usage.prompt_tokens or 0
-    cached = ir.cached_count(_field(usage.prompt_tokens_details, "cached_tokens"), prompt)
+    cached = ir.cached_count(
+        _field(usage.prompt_tokens_details, "cached_tokens"), prompt
+    )
     if cached is None:
         cached = ir.cached_count(_field(timings, "cache_n"), prompt)
     return ir.Usage(
