@@ -67,6 +67,7 @@ async def ask_anthropic(
     async with anthropic.AsyncAnthropic(
         base_url=proxy.url, api_key="x", max_retries=0
     ) as client:
+        message: anthropic.types.Message
         if stream:
             async with client.messages.stream(
                 model="claude-haiku", max_tokens=100, messages=messages
