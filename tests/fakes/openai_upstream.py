@@ -46,12 +46,9 @@ class Script:
     interleave_tool_calls: bool = False
     prompt_tokens: int = 11
     completion_tokens: int = 7
+    # Of prompt_tokens, how many the server reused from its cache
+    # (`prompt_tokens_details.cached_tokens`, as llama.cpp and OpenAI say).
     cached_tokens: int = 0
-    # llama.cpp's server: Chat cache figures in `timings` (`cache_n`,
-    # `prompt_n`), not in the usage; with `include_usage` off, none there.
-    llama_timings: bool = False
-    # Sent verbatim where the cached count goes, in every API (nonsense tests).
-    cached_figure: Any = None
     # Faults
     status: int = 0  # answer this HTTP status with an OpenAI error body
     error_message: str = "fake upstream failure"
@@ -70,6 +67,11 @@ class Script:
     # Refuse prompt (its `prompt_tokens`) + max_tokens above this window,
     # in vLLM's words.
     context_window: int | None = None
+    # llama.cpp's server: Chat cache figures in `timings` (`cache_n`,
+    # `prompt_n`), not in the usage; with `include_usage` off, none there.
+    llama_timings: bool = False
+    # Sent verbatim where the cached count goes, in every API (nonsense tests).
+    cached_figure: Any = None
 
 
 @dataclass
@@ -273,9 +275,18 @@ class FakeOpenAIUpstream:
             "completion_tokens": s.completion_tokens,
             "total_tokens": s.prompt_tokens + s.completion_tokens,
         }
-        if (s.cached_tokens or s.cached_figure is not None) and not s.llama_timings:
-            cached = wire_formats.cached_figure(s)
-            usage["prompt_tokens_details"] = {"cached_tokens": cached}
+        if s.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": s.cached_tokens}
+        return usage
+
+    def _chat_usage(self) -> dict[str, Any]:
+        """`_usage`, with the cache figure where the script's server puts it."""
+        s = self.script
+        usage = self._usage()
+        if s.llama_timings:
+            usage.pop("prompt_tokens_details", None)
+        elif s.cached_figure is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": s.cached_figure}
         return usage
 
     @staticmethod
@@ -319,7 +330,7 @@ class FakeOpenAIUpstream:
                     "finish_reason": self._finish_reason(s),
                 }
             ],
-            "usage": self._usage(),
+            "usage": self._chat_usage(),
             **self._timings(s),
         }
 
@@ -377,7 +388,7 @@ class FakeOpenAIUpstream:
         )
         include_usage = (body.get("stream_options") or {}).get("include_usage")
         if include_usage:
-            chunks.append({**base, "choices": [], "usage": self._usage()})
+            chunks.append({**base, "choices": [], "usage": self._chat_usage()})
         frames = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
         return [*frames, b"data: [DONE]\n\n"]
 
