@@ -279,32 +279,6 @@ class FakeOpenAIUpstream:
             usage["prompt_tokens_details"] = {"cached_tokens": s.cached_tokens}
         return usage
 
-    def _chat_usage(self) -> dict[str, Any]:
-        """`_usage`, with the cache figure where the script's server puts it."""
-        s = self.script
-        usage = self._usage()
-        if s.llama_timings:
-            usage.pop("prompt_tokens_details", None)
-        elif s.cached_figure is not None:
-            usage["prompt_tokens_details"] = {"cached_tokens": s.cached_figure}
-        return usage
-
-    @staticmethod
-    def _timings(s: Script) -> dict[str, Any]:
-        """llama.cpp's `timings` object, when the script asks for it."""
-        if not s.llama_timings:
-            return {}
-        cached = wire_formats.cached_figure(s)
-        return {
-            "timings": {
-                "cache_n": cached,
-                "prompt_n": s.prompt_tokens - s.cached_tokens,
-                "prompt_ms": 12.5,
-                "predicted_n": s.completion_tokens,
-                "predicted_ms": 30.0,
-            }
-        }
-
     def _completion(self, s: Script, body: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": s.text or None}
         if s.reasoning:
@@ -332,6 +306,32 @@ class FakeOpenAIUpstream:
             ],
             "usage": self._chat_usage(),
             **self._timings(s),
+        }
+
+    def _chat_usage(self) -> dict[str, Any]:
+        """`_usage`, with the cache figure where the script's server puts it."""
+        s = self.script
+        usage = self._usage()
+        if s.llama_timings:
+            usage.pop("prompt_tokens_details", None)
+        elif s.cached_figure is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": s.cached_figure}
+        return usage
+
+    @staticmethod
+    def _timings(s: Script) -> dict[str, Any]:
+        """llama.cpp's `timings` object, when the script asks for it."""
+        if not s.llama_timings:
+            return {}
+        cached = wire_formats.cached_figure(s)
+        return {
+            "timings": {
+                "cache_n": cached,
+                "prompt_n": s.prompt_tokens - s.cached_tokens,
+                "prompt_ms": 12.5,
+                "predicted_n": s.completion_tokens,
+                "predicted_ms": 30.0,
+            }
         }
 
     def _chat_frames(self, s: Script, body: dict[str, Any]) -> list[bytes]:
