@@ -1313,7 +1313,15 @@ def test_encoder_output_decodes_to_the_same_response() -> None:
         ir.ToolCall("call_9", "read", '{"p":"a"}'),
     ]
     assert again.stop_reason is original.stop_reason
-    assert again.usage == original.usage
+    # Responses usage has no "unknown" cached count: it is sent as 0.
+    assert original.usage.cached_tokens is None
+    unknown_as_zero = ir.Usage(
+        original.usage.input_tokens,
+        original.usage.output_tokens,
+        0,
+        original.usage.reasoning_tokens,
+    )
+    assert again.usage == unknown_as_zero
     assert decoder.response_id.startswith("resp_")
 
 
@@ -1596,7 +1604,8 @@ def ir_streams(draw: st.DrawFn) -> list[ir.Event]:
     cut = draw(st.integers(0, len(events)))
     if draw(st.booleans()):
         return [*events[:cut], ir.StreamError("upstream_error", "cut")]
-    usage = ir.Usage(draw(st.integers(0, 9)), draw(st.integers(0, 9)))
+    # Responses usage always carries a cached count (an unknown one is 0).
+    usage = ir.Usage(draw(st.integers(0, 9)), draw(st.integers(0, 9)), cached_tokens=0)
     return [*events, ir.Finish(draw(st.sampled_from(list(ir.StopReason))), usage)]
 
 
@@ -1611,7 +1620,12 @@ ANY_EVENT = st.one_of(
     st.just(ir.MessageStart("x", "m")),
 )
 TERMINAL_EVENT = st.one_of(
-    st.builds(ir.Finish, st.sampled_from(list(ir.StopReason)), st.just(ir.Usage())),
+    # Responses usage always has a cached count: an unknown one reads back as 0.
+    st.builds(
+        ir.Finish,
+        st.sampled_from(list(ir.StopReason)),
+        st.just(ir.Usage(cached_tokens=0)),
+    ),
     st.builds(
         ir.StreamError, st.sampled_from([k.value for k in errors.ErrorKind]), st.text()
     ),

@@ -80,7 +80,7 @@ def store(db: Database) -> UsageStore:
 
 
 async def test_the_migration_adds_the_table_and_time_indexes(db: Database) -> None:
-    assert MIGRATIONS[-1].name == "request history"
+    assert "request history" in [m.name for m in MIGRATIONS]
     assert await db.schema_version() == len(MIGRATIONS)
     indexes = {
         r[0]

@@ -67,6 +67,11 @@ class Script:
     # Refuse prompt (its `prompt_tokens`) + max_tokens above this window,
     # in vLLM's words.
     context_window: int | None = None
+    # llama.cpp's server: Chat cache figures in `timings` (`cache_n`,
+    # `prompt_n`), not in the usage; with `include_usage` off, none there.
+    llama_timings: bool = False
+    # Sent verbatim where the cached count goes, in every API (nonsense tests).
+    cached_figure: Any = None
 
 
 @dataclass
@@ -301,7 +306,34 @@ class FakeOpenAIUpstream:
                     "finish_reason": self._finish_reason(s),
                 }
             ],
-            "usage": self._usage(),
+            "usage": self._chat_usage(),
+            **self._timings(s),
+        }
+
+    def _chat_usage(self) -> dict[str, Any]:
+        """`_usage`, with the cache figure where the script's server puts it."""
+        s = self.script
+        usage = self._usage()
+        if s.llama_timings:
+            usage.pop("prompt_tokens_details", None)
+        elif s.cached_figure is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": s.cached_figure}
+        return usage
+
+    @staticmethod
+    def _timings(s: Script) -> dict[str, Any]:
+        """llama.cpp's `timings` object, when the script asks for it."""
+        if not s.llama_timings:
+            return {}
+        cached = wire_formats.cached_figure(s)
+        return {
+            "timings": {
+                "cache_n": cached,
+                "prompt_n": s.prompt_tokens - s.cached_tokens,
+                "prompt_ms": 12.5,
+                "predicted_n": s.completion_tokens,
+                "predicted_ms": 30.0,
+            }
         }
 
     def _chat_frames(self, s: Script, body: dict[str, Any]) -> list[bytes]:
@@ -353,11 +385,12 @@ class FakeOpenAIUpstream:
                 "choices": [
                     {"index": 0, "delta": {}, "finish_reason": self._finish_reason(s)}
                 ],
+                **self._timings(s),
             }
         )
         include_usage = (body.get("stream_options") or {}).get("include_usage")
         if include_usage:
-            chunks.append({**base, "choices": [], "usage": self._usage()})
+            chunks.append({**base, "choices": [], "usage": self._chat_usage()})
         frames = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
         return [*frames, b"data: [DONE]\n\n"]
 

@@ -16,6 +16,21 @@ if TYPE_CHECKING:
     from fakes.openai_upstream import Script
 
 
+def cached_figure(s: Script) -> Any:
+    """What the script's upstream reports as its cached prompt tokens."""
+    return s.cached_figure if s.cached_figure is not None else s.cached_tokens
+
+
+def messages_input(s: Script) -> dict[str, Any]:
+    """Anthropic's input figures: the uncached part, and the cache reads."""
+    if not s.cached_tokens and s.cached_figure is None:
+        return {"input_tokens": s.prompt_tokens}
+    return {
+        "input_tokens": s.prompt_tokens - s.cached_tokens,
+        "cache_read_input_tokens": cached_figure(s),
+    }
+
+
 def sse(data: dict[str, Any], event: str | None = None) -> bytes:
     head = f"event: {event}\n".encode() if event else b""
     return head + b"data: " + json.dumps(data).encode() + b"\n\n"
@@ -104,7 +119,7 @@ def responses_object(
             "input_tokens": s.prompt_tokens,
             "output_tokens": s.completion_tokens,
             "total_tokens": s.prompt_tokens + s.completion_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": cached_figure(s)},
             "output_tokens_details": {"reasoning_tokens": 0},
         },
         "error": None,
@@ -295,10 +310,7 @@ def messages_object(
         "content": messages_content(s),
         "stop_reason": _STOP.get(finish, "end_turn"),
         "stop_sequence": stop_sequence,
-        "usage": {
-            "input_tokens": s.prompt_tokens,
-            "output_tokens": s.completion_tokens,
-        },
+        "usage": {**messages_input(s), "output_tokens": s.completion_tokens},
     }
 
 
@@ -307,7 +319,7 @@ def messages_frames(
 ) -> list[bytes]:
     start = messages_object(s, body, finish)
     start.update(content=[], stop_reason=None)
-    start["usage"] = {"input_tokens": s.prompt_tokens, "output_tokens": 1}
+    start["usage"] = {**messages_input(s), "output_tokens": 1}
     frames = [sse({"type": "message_start", "message": start}, "message_start")]
     for index, block in enumerate(messages_content(s)):
         kind = block["type"]

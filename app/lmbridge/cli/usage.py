@@ -19,7 +19,15 @@ from lmbridge.store.db import Database
 from lmbridge.store.usage import UsageStore
 from lmbridge.store.usage_types import RequestStats, start_of_days
 
-HEADERS = ("requests", "tokens in", "tokens out", "errors", "median TTFT", "tok/s")
+HEADERS = (
+    "requests",
+    "tokens in",
+    "cached",
+    "tokens out",
+    "errors",
+    "median TTFT",
+    "tok/s",
+)
 MAX_KEY = 40
 
 
@@ -68,6 +76,7 @@ def _row(label: str, stats: RequestStats) -> list[str]:
         label or "-",
         f"{stats.requests:,}",
         f"{stats.tokens_in:,}",
+        "-" if stats.cache_share is None else f"{stats.cache_share:.0%}",
         f"{stats.tokens_out:,}",
         f"{stats.errors:,}",
         _ttft(stats.ttft_p50),

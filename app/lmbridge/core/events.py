@@ -51,6 +51,9 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     done: float | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    # Of `tokens_in`, the prompt tokens the upstream served from its cache
+    # (the rest it evaluated anew); None when it did not say.
+    cached_tokens: int | None = None
     bytes_in: int = 0
     bytes_out: int = 0
     upstream_bytes: int = 0

@@ -257,10 +257,31 @@ class StopReason(enum.StrEnum):
 
 
 class Usage(msgspec.Struct):
+    """Token counts of one answer.
+
+    `input_tokens` counts every prompt token; `cached_tokens` the part of
+    them the upstream served from its prompt cache, None when the upstream
+    did not say (never guessed: see `cached_count`).
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int | None = None
     reasoning_tokens: int = 0
+
+
+def cached_count(cached: object, prompt: object = None) -> int | None:
+    """`cached` as a cached-prompt-token count, or None when it is not one.
+
+    Upstreams report nonsense now and then (a string, a negative number,
+    more cached tokens than the prompt had): that leaves the count unknown
+    rather than failing the answer. `prompt`, when it is a count, bounds it.
+    """
+    if not isinstance(cached, int) or isinstance(cached, bool) or cached < 0:
+        return None
+    if isinstance(prompt, int) and not isinstance(prompt, bool) and cached > prompt:
+        return None
+    return cached
 
 
 class Response(msgspec.Struct):

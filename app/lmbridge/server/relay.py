@@ -265,3 +265,4 @@ def _failure(problem: str) -> ir.StreamError:
 def _set_usage(record: RequestRecord, usage: ir.Usage) -> None:
     record.tokens_in = usage.input_tokens or record.tokens_in
     record.tokens_out = usage.output_tokens
+    record.cached_tokens = ir.cached_count(usage.cached_tokens, record.tokens_in)

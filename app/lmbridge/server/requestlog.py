@@ -18,7 +18,8 @@ def _ms(seconds: float | None) -> str:
 
 
 def format_record(record: RequestRecord) -> str:
-    """time client protocol model -> upstream/target status ttfb duration in/out."""
+    """time client protocol model -> upstream/target status ttfb duration in/out
+    and, where the upstream said, the prompt's share served from cache."""
     stamp = time.strftime("%H:%M:%S", time.localtime(record.received))
     client = (record.client or "-").split(" ")[0][:32]
     target = f"{record.upstream}/{record.target}" if record.upstream else "-"
@@ -30,6 +31,9 @@ def format_record(record: RequestRecord) -> str:
         f" {status} ttfb={_ms(record.first_token)} dur={_ms(record.done)}"
         f" tokens={record.tokens_in}/{record.tokens_out}"
     )
+    if record.cached_tokens is not None and record.tokens_in > 0:
+        # The share of the prompt the upstream served from its cache.
+        line += f" cache={record.cached_tokens * 100 // record.tokens_in}%"
     if record.notes:
         line += " [" + "; ".join(record.notes) + "]"
     if record.error:

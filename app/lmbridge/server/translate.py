@@ -140,6 +140,9 @@ def observe(record: RequestRecord, event: ir.Event) -> None:
         if event.usage.input_tokens:
             record.tokens_in = event.usage.input_tokens
         record.tokens_out = event.usage.output_tokens
+        record.cached_tokens = ir.cached_count(
+            event.usage.cached_tokens, record.tokens_in
+        )
     elif isinstance(event, ir.StreamError):
         record.error = event.message
         record.error_kind = event.kind

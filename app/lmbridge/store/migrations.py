@@ -134,6 +134,14 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX sessions_last_seen ON sessions(last_seen)",
         ),
     ),
+    Migration(
+        "request cache figures",
+        (
+            # Of tokens_in, the prompt tokens the upstream served from its
+            # cache; NULL when it did not say.
+            "ALTER TABLE request_history ADD COLUMN cached_tokens INTEGER",
+        ),
+    ),
 ]
 
 

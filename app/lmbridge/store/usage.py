@@ -47,8 +47,9 @@ _COLUMNS = (
     "received, client, client_name, protocol, path, model, route, upstream,"
     " target, upstream_api, stream, status, error, client_gone,"
     " upstream_connected, first_token, done, tokens_in, tokens_out, bytes_in,"
-    " bytes_out, upstream_bytes, session_key, notes"
+    " bytes_out, upstream_bytes, session_key, notes, cached_tokens"
 )
+_NAMES = ("id", *(name.strip() for name in _COLUMNS.split(",")))
 _INSERT = (
     f"INSERT INTO request_history ({_COLUMNS})"
     f" VALUES ({', '.join('?' * len(_COLUMNS.split(',')))})"
@@ -106,6 +107,7 @@ def _row(record: RequestRecord) -> tuple[Any, ...]:
         record.upstream_bytes,
         None if record.session_key is None else _cap(record.session_key),
         msgspec.json.encode(notes).decode(),
+        record.cached_tokens,
     )
 
 
@@ -114,32 +116,13 @@ def _insert(conn: sqlite3.Connection, chunk: list[tuple[Any, ...]]) -> None:
 
 
 def _stored(row: tuple[Any, ...]) -> StoredRequest:
-    return StoredRequest(
-        id=row[0],
-        received=row[1],
-        client=row[2],
-        protocol=row[4],
-        path=row[5],
-        model=row[6],
-        route=row[7],
-        upstream=row[8],
-        target=row[9],
-        upstream_api=row[10],
-        stream=bool(row[11]),
-        status=row[12],
-        error=row[13],
-        client_gone=bool(row[14]),
-        upstream_connected=row[15],
-        first_token=row[16],
-        done=row[17],
-        tokens_in=row[18],
-        tokens_out=row[19],
-        bytes_in=row[20],
-        bytes_out=row[21],
-        upstream_bytes=row[22],
-        session_key=row[23],
-        notes=_notes_decoder.decode(row[24]),
-    )
+    """The request of a `SELECT id, {_COLUMNS}` row, read by column name."""
+    fields = dict(zip(_NAMES, row, strict=True))
+    del fields["client_name"]
+    fields["stream"] = bool(fields["stream"])
+    fields["client_gone"] = bool(fields["client_gone"])
+    fields["notes"] = _notes_decoder.decode(fields["notes"])
+    return StoredRequest(**fields)
 
 
 def _range(since: float, until: float | None) -> tuple[float, float]:
@@ -152,10 +135,10 @@ def _stats_sql(bucket: Bucket, by: GroupBy | None) -> str:
     return f"""
 WITH s AS (
     SELECT {b} AS b, {k} AS k, tokens_in, tokens_out, stream, first_token,
-           done, {_OUTCOME} AS outcome
+           done, {_OUTCOME} AS outcome, cached_tokens
     FROM request_history WHERE received >= ? AND received < ?
 ), v AS (
-    SELECT b, k, tokens_in, tokens_out, outcome,
+    SELECT b, k, tokens_in, tokens_out, outcome, cached_tokens,
         CASE WHEN stream AND outcome = 'ok' THEN first_token END AS ttft,
         CASE WHEN stream AND outcome = 'ok' AND tokens_out > 1
                   AND done > first_token
@@ -176,7 +159,9 @@ SELECT b, k, COUNT(*), SUM(tokens_in), SUM(tokens_out),
     MIN(CASE WHEN ttft_rank >= 0.9 * ttft_n THEN ttft END),
     MAX(tps_n), AVG(tps),
     MIN(CASE WHEN tps_rank >= 0.5 * tps_n THEN tps END),
-    MIN(CASE WHEN tps_rank >= 0.9 * tps_n THEN tps END)
+    MIN(CASE WHEN tps_rank >= 0.9 * tps_n THEN tps END),
+    SUM(cached_tokens),
+    SUM(CASE WHEN cached_tokens IS NOT NULL THEN tokens_in END)
 FROM r GROUP BY b, k ORDER BY b, COUNT(*) DESC, k"""
 
 
@@ -197,6 +182,8 @@ def _stats(row: tuple[Any, ...]) -> RequestStats:
         tps_avg=row[12],
         tps_p50=row[13],
         tps_p90=row[14],
+        cached_tokens=row[15],
+        cache_reported_in=row[16],
     )
 
 

@@ -70,6 +70,7 @@ class StoredRequest(msgspec.Struct, frozen=True, kw_only=True):
     done: float | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    cached_tokens: int | None = None
     bytes_in: int = 0
     bytes_out: int = 0
     upstream_bytes: int = 0
@@ -100,6 +101,7 @@ class StoredRequest(msgspec.Struct, frozen=True, kw_only=True):
             done=self.done,
             tokens_in=self.tokens_in,
             tokens_out=self.tokens_out,
+            cached_tokens=self.cached_tokens,
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
             upstream_bytes=self.upstream_bytes,
@@ -144,6 +146,17 @@ class RequestStats(msgspec.Struct, frozen=True, kw_only=True):
     tps_avg: float | None
     tps_p50: float | None
     tps_p90: float | None
+    # Prompt tokens served from the upstreams' caches, and the prompt tokens
+    # of the requests whose upstream said (None when none did).
+    cached_tokens: int | None = None
+    cache_reported_in: int | None = None
+
+    @property
+    def cache_share(self) -> float | None:
+        """The share (0..1) of prompt tokens served from cache, where known."""
+        if self.cached_tokens is None or not self.cache_reported_in:
+            return None
+        return self.cached_tokens / self.cache_reported_in
 
 
 class CountPoint(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,7 +16,7 @@ import msgspec
 from lmbridge.core import ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.protocols.anthropic import billing, wire
-from lmbridge.protocols.anthropic.stream import AnthropicStreamEncoder
+from lmbridge.protocols.anthropic.stream import AnthropicStreamEncoder, add_usage
 from lmbridge.protocols.base import BodyEdit
 from lmbridge.protocols.bodyedit import edit_body, named
 from lmbridge.protocols.relaywatch import unreadable
@@ -36,19 +36,6 @@ class _Probe(msgspec.Struct):
 
 
 _PROBE = msgspec.json.Decoder(_Probe)
-
-
-def add_usage(total: ir.Usage, usage: wire.UpstreamUsage | None) -> None:
-    """Fold Anthropic usage into `total` (input counts every prompt token)."""
-    if usage is None:
-        return
-    if usage.input_tokens is not None:
-        cached = usage.cache_read_input_tokens or 0
-        created = usage.cache_creation_input_tokens or 0
-        total.input_tokens = usage.input_tokens + cached + created
-        total.cached_tokens = cached
-    if usage.output_tokens is not None:
-        total.output_tokens = usage.output_tokens
 
 
 class AnthropicRelayRules:

@@ -63,7 +63,7 @@ def encode_error(error: errors.LMBridgeError) -> bytes:
 def wire_usage(usage: ir.Usage, input_tokens: int = 0) -> wire.Usage:
     """Anthropic usage; `input_tokens` stands in when `usage` has none."""
     total = usage.input_tokens or input_tokens
-    cached = min(usage.cached_tokens, total)
+    cached = min(usage.cached_tokens or 0, total)
     return wire.Usage(
         input_tokens=total - cached,
         output_tokens=usage.output_tokens,

@@ -73,6 +73,21 @@ def _delta(
     return wire.InputJsonDelta(event.partial_json)
 
 
+def add_usage(total: ir.Usage, usage: wire.UpstreamUsage | None) -> None:
+    """Fold Anthropic usage into `total`: input counts every prompt token
+    (new, cache reads and cache writes), `cached_tokens` the cache reads —
+    None when the upstream gave no (sane) figure for them."""
+    if usage is None:
+        return
+    if usage.input_tokens is not None:
+        cached = ir.cached_count(usage.cache_read_input_tokens)
+        created = ir.cached_count(usage.cache_creation_input_tokens) or 0
+        total.input_tokens = usage.input_tokens + (cached or 0) + created
+        total.cached_tokens = cached
+    if usage.output_tokens is not None:
+        total.output_tokens = usage.output_tokens
+
+
 class AnthropicStreamEncoder:
     """Renders IR events as an Anthropic Messages event stream.
 
@@ -310,15 +325,7 @@ class AnthropicStreamDecoder:
         out.append(ir.MessageStart(message.id, message.model, self._usage.input_tokens))
 
     def _add_usage(self, usage: wire.UpstreamUsage | None) -> None:
-        if usage is None:
-            return
-        if usage.input_tokens is not None:
-            cached = usage.cache_read_input_tokens or 0
-            created = usage.cache_creation_input_tokens or 0
-            self._usage.input_tokens = usage.input_tokens + cached + created
-            self._usage.cached_tokens = cached
-        if usage.output_tokens is not None:
-            self._usage.output_tokens = usage.output_tokens
+        add_usage(self._usage, usage)
 
     def _block_start(self, event: wire.UpstreamEvent, out: list[ir.Event]) -> None:
         block = event.content_block

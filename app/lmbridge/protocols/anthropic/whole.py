@@ -12,10 +12,10 @@ import msgspec
 from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.protocols.anthropic import wire
-from lmbridge.protocols.anthropic.passthrough import add_usage
 from lmbridge.protocols.anthropic.stream import (
     BLOCK_KINDS,
     STOP_REASONS,
+    add_usage,
     stream_error,
 )
 

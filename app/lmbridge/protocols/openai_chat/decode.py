@@ -26,21 +26,55 @@ FINISH_REASONS = {
 }
 
 
-def usage_from_wire(usage: wire.UsageWire | None) -> ir.Usage:
+def _field(obj: object, name: str) -> object:
+    return obj.get(name) if isinstance(obj, dict) else None
+
+
+def usage_from_wire(usage: wire.UsageWire | None, timings: object = None) -> ir.Usage:
+    """IR usage of Chat usage; the cached count from `prompt_tokens_details`,
+    else from llama.cpp's `timings` (`cache_n`), else unknown (None)."""
     if usage is None:
-        return ir.Usage()
+        return usage_from_timings(timings) or ir.Usage()
+    prompt = usage.prompt_tokens or 0
+    cached = ir.cached_count(
+        _field(usage.prompt_tokens_details, "cached_tokens"), prompt
+    )
+    if cached is None:
+        cached = ir.cached_count(_field(timings, "cache_n"), prompt)
     return ir.Usage(
-        input_tokens=usage.prompt_tokens or 0,
+        input_tokens=prompt,
         output_tokens=usage.completion_tokens or 0,
-        cached_tokens=(
-            usage.prompt_tokens_details or wire.PromptDetails()
-        ).cached_tokens
-        or 0,
+        cached_tokens=cached,
         reasoning_tokens=(
             usage.completion_tokens_details or wire.CompletionDetails()
         ).reasoning_tokens
         or 0,
     )
+
+
+def usage_from_timings(timings: object) -> ir.Usage | None:
+    """IR usage of llama.cpp's `timings` alone (a stream without `usage`):
+    the prompt is `cache_n` reused plus `prompt_n` evaluated tokens. None
+    when they are not counts."""
+    cached = ir.cached_count(_field(timings, "cache_n"))
+    evaluated = ir.cached_count(_field(timings, "prompt_n"))
+    if cached is None or evaluated is None:
+        return None
+    output = ir.cached_count(_field(timings, "predicted_n")) or 0
+    return ir.Usage(
+        input_tokens=cached + evaluated, output_tokens=output, cached_tokens=cached
+    )
+
+
+def with_timings(usage: ir.Usage | None, timings: object) -> ir.Usage | None:
+    """`usage` with its unknown cached count taken from `timings`."""
+    if usage is None:
+        return usage_from_timings(timings)
+    if usage.cached_tokens is None:
+        usage.cached_tokens = ir.cached_count(
+            _field(timings, "cache_n"), usage.input_tokens or None
+        )
+    return usage
 
 
 class ChatStreamDecoder:
@@ -53,6 +87,7 @@ class ChatStreamDecoder:
         self._blocks = Blocks()
         self._finish_reason: str | None = None
         self._usage: ir.Usage | None = None
+        self._timings: object = None
 
     def feed(self, data: bytes) -> list[ir.Event]:
         out: list[ir.Event] = []
@@ -123,8 +158,11 @@ class ChatStreamDecoder:
             out.append(
                 ir.MessageStart(chunk.id or f"chatcmpl-{uuid.uuid4().hex}", chunk.model)
             )
+        if chunk.timings is not None:
+            self._timings = chunk.timings
+            self._usage = with_timings(self._usage, chunk.timings)
         if chunk.usage is not None:
-            self._usage = usage_from_wire(chunk.usage)
+            self._usage = usage_from_wire(chunk.usage, self._timings)
         for choice in chunk.choices[:1]:
             delta = choice.delta or choice.message
             if delta is not None:

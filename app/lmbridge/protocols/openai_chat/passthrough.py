@@ -19,7 +19,11 @@ from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.protocols.base import BodyEdit
 from lmbridge.protocols.bodyedit import edit_body
 from lmbridge.protocols.openai_chat import wire
-from lmbridge.protocols.openai_chat.decode import usage_from_wire
+from lmbridge.protocols.openai_chat.decode import (
+    usage_from_timings,
+    usage_from_wire,
+    with_timings,
+)
 from lmbridge.protocols.openai_chat.encode import ChatStreamEncoder
 from lmbridge.protocols.relaywatch import unreadable
 from lmbridge.protocols.sse import SSEEvent
@@ -29,6 +33,7 @@ MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
 
 class _WithUsage(msgspec.Struct):
     usage: wire.UsageWire | None = None
+    timings: Any = None
 
 
 _USAGE = msgspec.json.Decoder(_WithUsage)
@@ -46,12 +51,13 @@ def tool_name(tool: Any) -> str | None:
 class ChatRelayRules:
     """A relayed Chat stream: JSON chunks, then `data: [DONE]`."""
 
-    __slots__ = ("_model", "ended", "error", "usage")
+    __slots__ = ("_model", "_timings", "ended", "error", "usage")
 
     def __init__(self, request: ir.Request) -> None:
         self._model = request.model
         self.ended = False
         self.usage: ir.Usage | None = None
+        self._timings: object = None
         self.error: str | None = None
 
     def check(self, event: SSEEvent) -> str | None:
@@ -65,8 +71,11 @@ class ChatRelayRules:
             chunk = _USAGE.decode(data)
         except DECODE_ERRORS:
             return unreadable(data)
+        if chunk.timings is not None:
+            self._timings = chunk.timings
+            self.usage = with_timings(self.usage, chunk.timings)
         if chunk.usage is not None:
-            self.usage = usage_from_wire(chunk.usage)
+            self.usage = usage_from_wire(chunk.usage, self._timings)
         return None
 
     @property
@@ -122,8 +131,10 @@ class ChatPassthrough:
         return True
 
     def whole_usage(self, body: bytes) -> ir.Usage | None:
-        usage = _USAGE.decode(body).usage
-        return usage_from_wire(usage) if usage is not None else None
+        answer = _USAGE.decode(body)
+        if answer.usage is None:
+            return usage_from_timings(answer.timings)
+        return usage_from_wire(answer.usage, answer.timings)
 
     def whole_produced(self, body: bytes) -> list[str]:
         return []  # Chat Completions carries no opaque reasoning

@@ -148,10 +148,6 @@ class ChunkChoice(msgspec.Struct):
     index: int = 0
 
 
-class PromptDetails(msgspec.Struct):
-    cached_tokens: int | None = None
-
-
 class CompletionDetails(msgspec.Struct):
     reasoning_tokens: int | None = None
 
@@ -159,7 +155,9 @@ class CompletionDetails(msgspec.Struct):
 class UsageWire(msgspec.Struct):
     prompt_tokens: int | None = 0
     completion_tokens: int | None = 0
-    prompt_tokens_details: PromptDetails | None = None
+    # Read by hand (decode.usage_from_wire): a server's nonsense here leaves
+    # the cached count unknown instead of failing the answer.
+    prompt_tokens_details: Any = None
     completion_tokens_details: CompletionDetails | None = None
 
 
@@ -175,6 +173,9 @@ class Chunk(msgspec.Struct):
     choices: list[ChunkChoice] = []
     usage: UsageWire | None = None
     error: ErrorBody | str | None = None
+    # llama.cpp's server: `cache_n` (prompt tokens reused), `prompt_n`
+    # (evaluated), ... in its last chunk or whole answer.
+    timings: Any = None
 
 
 class ErrorEnvelope(msgspec.Struct):

@@ -356,7 +356,7 @@ def _part_texts(item: ev.SeenItem, kind: ir.BlockKind) -> list[str]:
 
 
 def usage_from_wire(usage: ev.SeenUsage | None) -> ir.Usage:
-    """Responses usage as IR usage (zeros when absent)."""
+    """Responses usage as IR usage (zeros when absent, the cached count None)."""
     if usage is None:
         return ir.Usage()
     input_details = usage.input_tokens_details
@@ -364,7 +364,9 @@ def usage_from_wire(usage: ev.SeenUsage | None) -> ir.Usage:
     return ir.Usage(
         input_tokens=usage.input_tokens or 0,
         output_tokens=usage.output_tokens or 0,
-        cached_tokens=(input_details.cached_tokens or 0) if input_details else 0,
+        cached_tokens=ir.cached_count(input_details.cached_tokens, usage.input_tokens)
+        if input_details
+        else None,
         reasoning_tokens=(output_details.reasoning_tokens or 0)
         if output_details
         else 0,

@@ -209,9 +209,10 @@ class SeenHead(msgspec.Struct):
 
 
 class SeenInputDetails(msgspec.Struct):
-    """Cached-token figure of upstream usage."""
+    """Cached-token figure of upstream usage (checked by hand: nonsense
+    leaves it unknown)."""
 
-    cached_tokens: int | None = None
+    cached_tokens: Any = None
 
 
 class SeenOutputDetails(msgspec.Struct):

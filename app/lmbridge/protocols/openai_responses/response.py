@@ -74,7 +74,7 @@ def usage_wire(usage: ir.Usage) -> answer.ResponseUsage:
         output_tokens=usage.output_tokens,
         total_tokens=usage.input_tokens + usage.output_tokens,
         input_tokens_details=answer.InputTokensDetails(
-            cached_tokens=usage.cached_tokens
+            cached_tokens=usage.cached_tokens or 0
         ),
         output_tokens_details=answer.OutputTokensDetails(
             reasoning_tokens=usage.reasoning_tokens
