@@ -150,7 +150,10 @@ class SetupManager(QObject):
         file's text before and after it (for the review's diff)."""
         store = self.controller.settings_service.store
         on_disk = store.read()
-        changes = planned_changes(on_disk, choice, str(store.path))
+        # Without a file yet, it also gets the settings the app runs with.
+        changes = self.controller.file_changes(
+            planned_changes(on_disk, choice, str(store.path))
+        )
         old, new = store.preview(changes)
         return SettingsChange(changes, old, new)
 
@@ -159,7 +162,9 @@ class SetupManager(QObject):
         store keeps the user's comments and a dated backup) and use it;
         SettingsInvalid, ConfigError or OSError if not."""
         store = self.controller.settings_service.store
-        changes = planned_changes(store.read(), choice, str(store.path))
+        changes = self.controller.file_changes(
+            planned_changes(store.read(), choice, str(store.path))
+        )
         saved = store.apply(changes)
         # The settings in use keep their command-line and environment
         # overrides; only setup's keys change.
