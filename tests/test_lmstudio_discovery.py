@@ -120,6 +120,9 @@ async def test_a_configured_address_is_the_only_candidate(
         sdk_ports=(),
         fallback=dead_address(),
         search=True,
+        # A live probe can outlast the default 0.5 s on a loaded 2-core CI
+        # machine; the dead addresses are refused at once either way.
+        probe_timeout=10.0,
     )
     assert found == Discovery(fake_lmstudio.address, DiscoverySource.SERVER_FILE)
 
