@@ -112,6 +112,7 @@ def test_a_database_on_a_read_only_or_full_disk_is_said_and_calls_go_on(
 ) -> None:
     data = tmp_path / "app0" / "lmbridge-home" / "data"
     _stored_row(data / "lmbridge.db")
+    allowed: tuple[str, ...]
     with small_disk(data):
         if fault == "read-only":
             read_only(data)
