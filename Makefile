@@ -92,6 +92,13 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 	$(BIN)/mypy --config-file tests/mypy.ini tests bench
 	$(BIN)/lint-imports
+	$(BIN)/python -m lmbridge.config_docs --check
+
+# docs/configuration.md, generated from the settings' declarations
+# (app/lmbridge/config_tables.py); `make lint` fails while it is stale.
+.PHONY: docs
+docs: $(VENV)/.base
+	$(BIN)/python -m lmbridge.config_docs
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format app tests bench

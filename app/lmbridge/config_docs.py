@@ -163,10 +163,10 @@ def _environment() -> list[str]:
     return lines
 
 
-def render() -> str:
-    """The whole page, from the declarations."""
+def render(settings: type[msgspec.Struct] = config.Settings) -> str:
+    """The whole page, from the declarations of `settings`' tables."""
     lines = [INTRO]
-    for table in tables():
+    for table in tables(settings):
         lines += _table(table)
     lines += _environment()
     return "\n".join(lines).rstrip("\n") + "\n"

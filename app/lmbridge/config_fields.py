@@ -35,6 +35,7 @@ class Declared:
     doc: str
     label: str
     choices: tuple[Any, ...] = ()  # kind "choice" (and "mixed": the words)
+    choice_labels: tuple[tuple[str, str], ...] = ()  # value -> words, for the page
     ge: float | None = None
     gt: float | None = None
     le: float | None = None
@@ -184,6 +185,7 @@ def _declared(table: str, field: mi.Field, hint: Any) -> Declared:
         doc=doc,
         label=str(extra.get("label") or _words(field.encode_name)),
         choices=choices,
+        choice_labels=tuple((extra.get("choices") or {}).items()),
         ge=getattr(number, "ge", None),
         gt=getattr(number, "gt", None),
         le=getattr(number, "le", None),
@@ -198,9 +200,10 @@ def _declared(table: str, field: mi.Field, hint: Any) -> Declared:
 
 
 @functools.cache
-def tables() -> tuple[Table, ...]:
-    """Every table of config.toml, in `config.Settings`' order."""
-    root = mi.type_info(config.Settings)
+def tables(settings: type[msgspec.Struct] = config.Settings) -> tuple[Table, ...]:
+    """Every table of config.toml, in `config.Settings`' order (`settings`:
+    another root struct, such as a test's own)."""
+    root = mi.type_info(settings)
     assert isinstance(root, mi.StructType)
     found = []
     for field in root.fields:

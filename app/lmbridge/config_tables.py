@@ -40,6 +40,7 @@ def setting(
     unset: str = "",
     secret: bool = False,
     on_page: bool = True,
+    choices: dict[str, str] | None = None,
     ge: float | None = None,
     gt: float | None = None,
     le: float | None = None,
@@ -50,7 +51,8 @@ def setting(
     inner type: `Annotated[int, Meta(ge=1)] | None`), and how the page shows
     it: `unit` and `scale` (bytes shown as MB: `unit="MB", scale=MIB`),
     `step`, `unset` (what an empty or None value means, shown in the field),
-    `secret` (never shown; the page has its own keyring row) and `on_page`."""
+    `secret` (never shown; the page has its own keyring row), `on_page`,
+    and `choices` (a Literal's values in words, for the page's list)."""
     extra: dict[str, Any] = {
         key: value
         for key, value in (
@@ -61,6 +63,7 @@ def setting(
             ("unset", unset),
             ("secret", secret),
             ("hidden", not on_page),
+            ("choices", choices),
         )
         if value
     }
@@ -417,6 +420,11 @@ class LMStudioSettings(_Table):
             "What happens to a loaded model below `min_context`: reload it with"
             " the minimum (auto), only warn (warn), or nothing (off).",
             label="Below the minimum",
+            choices={
+                "auto": "reload the model with the minimum",
+                "warn": "only warn",
+                "off": "do not check",
+            },
         ),
     ] = "auto"
     load_context_length: Annotated[
