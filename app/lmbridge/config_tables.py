@@ -107,12 +107,16 @@ class ServerSettings(_Table):
     ] = DEFAULT_PORT
     port_fallback: Annotated[
         bool,
-        setting("Take the next free port when `port` is busy, instead of failing."),
+        setting(
+            "Take the next free port when `port` is busy, instead of failing.",
+            label="Take the next free port when it is taken",
+        ),
     ] = False
     log_requests: Annotated[
         bool,
         setting(
-            "Print one line per finished request on the terminal (`--log-requests`)."
+            "Print one line per finished request on the terminal (`--log-requests`).",
+            label="Print each finished request on the terminal",
         ),
     ] = False
     ping_interval: Annotated[
@@ -462,6 +466,7 @@ class LMStudioSettings(_Table):
         bool | None,
         setting(
             "Flash attention for loads; unset: LM Studio's own.",
+            label="Flash attention",
             unset="LM Studio's default",
         ),
     ] = None
@@ -549,5 +554,9 @@ class UsageSettings(_Table):
     ] = True
     retention_days: Annotated[
         Count,
-        setting("Days of history kept; older entries are deleted.", unit="days"),
+        setting(
+            "Days of history kept; older entries are deleted.",
+            label="Keep the history for",
+            unit="days",
+        ),
     ] = 30

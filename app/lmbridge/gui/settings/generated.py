@@ -22,7 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -37,6 +40,26 @@ from lmbridge.config_fields import Declared, Table
 
 INT_MAX = 2**31 - 1
 FLOAT_MAX = 1e9
+
+
+class _WheelScrollsThePage(QObject):
+    """The wheel over a spin box or list scrolls the page, unless the field
+    has the focus: scrolling down a long form changes no value by accident."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            event.type() != QEvent.Type.Wheel
+            or not isinstance(watched, QWidget)
+            or watched.hasFocus()
+        ):
+            return False
+        parent = watched.parentWidget()
+        if parent is not None:  # on its way up to the scroll area
+            QApplication.sendEvent(parent, event)
+        return True
+
+
+_WHEEL_GUARD = _WheelScrollsThePage()
 
 
 @dataclass(frozen=True)
@@ -225,6 +248,9 @@ def field_for(key: Declared) -> Field:
     widget, get, show = made
     widget.setObjectName(f"field:{key.name}")
     widget.setToolTip(key.doc)
+    if isinstance(widget, (QAbstractSpinBox, QComboBox)):
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        widget.installEventFilter(_WHEEL_GUARD)
     return Field(key.table, key.key, widget, get, show, key)
 
 
