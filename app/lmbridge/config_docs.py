@@ -39,17 +39,32 @@ at `http://127.0.0.1:1234` and routes every model there unchanged.
 
 ```toml
 [server]
-port = 4680
+host = "127.0.0.1"       # loopback by default
+port = 4680              # LM Studio itself uses 1234
+port_fallback = false    # take the next free port when busy
+log_requests = false
+ping_interval = 10.0     # seconds of upstream silence before a keep-alive ping
 
 [[upstream]]
 name = "local"
-kind = "lmstudio"
+kind = "lmstudio"        # lmstudio | llamacpp | openai | anthropic | azure-foundry
 base_url = "http://127.0.0.1:1234"
+# api = "chat"           # chat | responses | messages (default: the kind's own)
+# api_key_env = "NAME"   # environment variable holding the upstream's key
+# max_tokens_limit = 32768   # clamp max_tokens (Claude Code asks for 128000)
+# connect_timeout = 2.0      # default 2 s on loopback, 10 s elsewhere
+# first_byte_timeout = 600   # default: wait as long as the model needs
+# idle_timeout = 120         # silence between chunks; default: no limit
+# keep_billing_header = false  # send Claude Code's billing block
+# anthropic_betas = ["*"]      # anthropic-beta values forwarded
 
 [[route]]
-model = "claude-*"                # glob on the model name the client sends
+model = "claude-*"       # glob on the model name the client sends
 upstream = "local"
-target = "qwen/qwen3-coder-30b"   # the name sent upstream
+target = "qwen/qwen3-coder-30b"   # optional rename sent upstream
+# max_tokens_limit = 16384        # per-route clamp
+# context_window = 32768          # the model's context window, which
+#                                 # `lmbridge integrate` tells Claude Code and Codex
 ```
 
 Routes are tried in order; the first whose glob matches wins. A model that
