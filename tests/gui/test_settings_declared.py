@@ -105,3 +105,26 @@ async def test_every_declared_key_has_its_widget(gui_app: LMBridgeApp) -> None:
     panel.save_button.click()
     saved = config.load(gui_app.controller.config_path)
     assert saved.usage.retention_days == 12
+
+
+async def test_a_value_out_of_the_declared_bounds_is_refused_under_its_field(
+    gui_app: LMBridgeApp,
+) -> None:
+    panel = gui_app.page("settings")
+    assert isinstance(panel, SettingsPanel)
+    path = gui_app.controller.config_path
+    offload = settings_field(panel, "lmstudio.load_gpu_offload", QComboBox)
+    assert [offload.itemText(i) for i in range(offload.count())] == ["", "max", "off"]
+    offload.setCurrentText("1.5")  # a ratio is 0.0 to 1.0
+    panel.save_button.click()
+    error = panel.form.errors["lmstudio.load_gpu_offload"]
+    assert not error.isHidden()
+    assert error.text() == "Must be at most 1.0"
+    assert not path.exists()  # nothing written
+    offload.setCurrentText("0.5")
+    panel.save_button.click()
+    assert error.isHidden()
+    assert config.load(path).lmstudio.load_gpu_offload == 0.5
+    offload.setCurrentText("max")
+    panel.save_button.click()
+    assert config.load(path).lmstudio.load_gpu_offload == "max"
