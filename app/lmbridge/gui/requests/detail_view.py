@@ -61,7 +61,7 @@ def timings_text(record: RequestRecord) -> str:
         ("Client", record.client or "—"),
         ("Session", record.session_key or "—"),
     ]
-    rows += [("Note", note) for note in record.notes]
+    rows += [(f"Note ({note.kind.value})", note.text) for note in record.notes]
     if record.error:
         rows.insert(0, ("Error", record.error))
     width = max(len(label) for label, _v in rows)
