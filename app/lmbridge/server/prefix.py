@@ -23,7 +23,9 @@ and writes on the request's record:
 It is cheap: a prompt is fingerprinted once per request as one short hash
 per message (of its canonical bytes), of the system prompt, of the tools
 and of the settings, never diffed as text, and only for requests that
-belong to a chain. State is bounded: the last prompt of at most
+belong to a chain; and that happens when the answer is over, so it adds
+nothing ahead of the answer (about 0.2 ms of CPU for a 50 KB prompt).
+State is bounded: the last prompt of at most
 `MAX_CHAINS` chains (least recently used first out), `MAX_MODELS` models
 each.
 
@@ -34,13 +36,13 @@ record gets a note that says so and what to do. A broken prefix that cost
 most of the prompt gets a note naming the cause too.
 
 The pipeline calls `observe` before each try at an upstream (only the
-first counts) and `finish` when the request is over, before its record is
-published finished.
+first counts: it numbers the turn and keeps a reference to the prompt) and
+`finish` when the request is over, before its record is published
+finished (it fingerprints and compares).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 
 import msgspec
@@ -61,19 +63,21 @@ of what the turn kept from the previous one."""
 _encode = msgspec.json.Encoder().encode
 
 
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=8).digest()
+def _digest(data: bytes) -> int:
+    # Python's own (SipHash) hash: several times faster than hashlib's, and
+    # enough here, where prints never leave this process.
+    return hash(data)
 
 
 class PromptPrint(msgspec.Struct, frozen=True):
     """A prompt's fingerprint: what a server's cache keys on, hashed in parts."""
 
     settings: tuple[tuple[str, str], ...]
-    system: bytes
-    tools: bytes
+    system: int
+    tools: int
     tool_names: tuple[str, ...]
     head_size: int  # bytes of the system prompt and tools
-    messages: tuple[bytes, ...]  # one hash per message
+    messages: tuple[int, ...]  # one hash per message
     sizes: tuple[int, ...]  # each message's canonical bytes
     roles: tuple[str, ...]
 
@@ -195,7 +199,11 @@ class _Chain(msgspec.Struct):
 class _Pending(msgspec.Struct):
     chain: str
     model: str
+    target: str
     req: ir.Request
+
+
+class _Compared(msgspec.Struct):
     print: PromptPrint
     comparison: Comparison
     previous: _Turn | None
@@ -215,10 +223,11 @@ class PrefixTracker:
     def observe(
         self, record: RequestRecord, req: ir.Request, resolved: Resolved
     ) -> None:
-        """Compare `req`, about to go to `resolved`, with its chain's last
-        prompt there; the first try of a request counts, not its retries."""
+        """Note `req`, about to go to `resolved`, as its chain's next turn;
+        the first try of a request counts, not its retries. The comparison
+        waits for `finish`: nothing is added ahead of the answer."""
         key = req.client.chain_key
-        if key is None or record.id in self._pending or record.chain_turn is not None:
+        if key is None or record.chain_turn is not None:
             return
         chain = self._chains.pop(key, None) or _Chain()
         self._chains[key] = chain
@@ -226,63 +235,67 @@ class PrefixTracker:
             self._chains.popitem(last=False)
         chain.turns += 1
         record.chain_turn = chain.turns
-        upstream = resolved.upstream
-        if not upstream.keeps_billing_header:
-            req = billing.without_billing(req)  # it does not go upstream
-        model = f"{upstream.name}/{resolved.target}"
         if "previous_response_id" in req.extras:
             # The upstream (or LM Bridge's memory) holds the earlier turns;
             # only new input is here, after all of them.
             record.prefix_change = PrefixChange.APPENDED
             record.prefix_detail = "continues a stored response"
             return
-        new = fingerprint(req, resolved.target)
-        previous = chain.models.get(model)
-        comparison = compare(previous.print if previous else None, new)
-        if previous is None and chain.last_target and chain.last_target != model:
-            comparison = Comparison(
-                PrefixChange.FIRST,
-                detail=f"first on {model}; the chain ran on {chain.last_target}",
-            )
-        chain.last_target = model
-        record.prefix_change = comparison.change
-        record.prefix_at = comparison.at
-        record.prefix_detail = comparison.detail
-        self._pending[record.id] = _Pending(key, model, req, new, comparison, previous)
+        upstream = resolved.upstream
+        if not upstream.keeps_billing_header:
+            req = billing.without_billing(req)  # it does not go upstream
+        model = f"{upstream.name}/{resolved.target}"
+        self._pending[record.id] = _Pending(key, model, resolved.target, req)
 
     def finish(self, record: RequestRecord) -> None:
-        """The request is over: its kept tokens, its notes, and (when it
-        succeeded) its prompt as the chain's last."""
+        """The request is over: compare its prompt with its chain's last,
+        write what changed, the kept tokens and any note on the record, and
+        (when it succeeded) keep its prompt as the chain's last."""
         pending = self._pending.pop(record.id, None)
         if pending is None:
             return
-        record.kept_tokens = _kept_tokens(record, pending)
-        _note(record, pending)
-        if record.error or not 200 <= record.status < 300:
-            return
         chain = self._chains.get(pending.chain)
-        if chain is None:
+        if chain is None:  # forgotten meanwhile (the LRU was full)
+            return
+        new = fingerprint(pending.req, pending.target)
+        previous = chain.models.get(pending.model)
+        comparison = compare(previous.print if previous else None, new)
+        if previous is None and chain.last_target not in ("", pending.model):
+            comparison = Comparison(
+                PrefixChange.FIRST,
+                detail=(
+                    f"first on {pending.model}; the chain ran on {chain.last_target}"
+                ),
+            )
+        chain.last_target = pending.model
+        record.prefix_change = comparison.change
+        record.prefix_at = comparison.at
+        record.prefix_detail = comparison.detail
+        compared = _Compared(new, comparison, previous)
+        record.kept_tokens = _kept_tokens(record, pending, compared)
+        _note(record, compared)
+        if record.error or not 200 <= record.status < 300:
             return
         models = chain.models
         models.pop(pending.model, None)
-        models[pending.model] = _Turn(
-            pending.print, record.chain_turn or 0, record.tokens_in
-        )
+        models[pending.model] = _Turn(new, record.chain_turn or 0, record.tokens_in)
         while len(models) > MAX_MODELS:
             models.popitem(last=False)
 
 
-def _kept_tokens(record: RequestRecord, pending: _Pending) -> int | None:
+def _kept_tokens(
+    record: RequestRecord, pending: _Pending, compared: _Compared
+) -> int | None:
     """The prompt tokens unchanged since the previous turn (an estimate)."""
-    kept = pending.comparison.kept_bytes
-    previous = pending.previous
+    kept = compared.comparison.kept_bytes
+    previous = compared.previous
     if previous is None or kept == 0:
         return 0 if previous is not None else None
     if previous.prompt_tokens > 0:
         estimate = previous.prompt_tokens * kept / max(previous.print.size, 1)
     else:
         prompt = record.tokens_in or tokens.count_request(pending.req)
-        estimate = prompt * kept / max(pending.print.size, 1)
+        estimate = prompt * kept / max(compared.print.size, 1)
     if record.tokens_in > 0:
         estimate = min(estimate, record.tokens_in)
     return round(estimate)
@@ -306,13 +319,13 @@ _CAUSES: dict[PrefixChange, str] = {
 }
 
 
-def _note(record: RequestRecord, pending: _Pending) -> None:
-    previous, change = pending.previous, pending.comparison.change
+def _note(record: RequestRecord, compared: _Compared) -> None:
+    previous, change = compared.previous, compared.comparison.change
     if previous is None or record.tokens_in <= 0:
         return
     cause = _CAUSES.get(change)
     if cause is not None and previous.prompt_tokens >= record.tokens_in * COLLAPSED:
-        text = cause.format(detail=pending.comparison.detail)
+        text = cause.format(detail=compared.comparison.detail)
         record.note(NoteKind.CACHE, f"prompt cache: {text}")
         return
     kept, cached = record.kept_tokens, record.cached_tokens

@@ -72,10 +72,10 @@ def _stats_sql(bucket: Bucket, by: GroupBy | None) -> str:
     return f"""
 WITH s AS (
     SELECT {b} AS b, {k} AS k, tokens_in, tokens_out, stream, first_token,
-           done, {_OUTCOME} AS outcome, cached_tokens
+           done, {_OUTCOME} AS outcome, cached_tokens, kept_tokens
     FROM request_history WHERE received >= ? AND received < ?
 ), v AS (
-    SELECT b, k, tokens_in, tokens_out, outcome, cached_tokens,
+    SELECT b, k, tokens_in, tokens_out, outcome, cached_tokens, kept_tokens,
         CASE WHEN stream AND outcome = 'ok' THEN first_token END AS ttft,
         CASE WHEN stream AND outcome = 'ok' AND tokens_out > 1
                   AND done > first_token
@@ -98,7 +98,9 @@ SELECT b, k, COUNT(*), SUM(tokens_in), SUM(tokens_out),
     MIN(CASE WHEN tps_rank >= 0.5 * tps_n THEN tps END),
     MIN(CASE WHEN tps_rank >= 0.9 * tps_n THEN tps END),
     SUM(cached_tokens),
-    SUM(CASE WHEN cached_tokens IS NOT NULL THEN tokens_in END)
+    SUM(CASE WHEN cached_tokens IS NOT NULL THEN tokens_in END),
+    SUM(kept_tokens),
+    SUM(CASE WHEN kept_tokens IS NOT NULL THEN tokens_in END)
 FROM r GROUP BY b, k ORDER BY b, COUNT(*) DESC, k"""
 
 
@@ -121,6 +123,8 @@ def _stats(row: tuple[Any, ...]) -> RequestStats:
         tps_p90=row[14],
         cached_tokens=row[15],
         cache_reported_in=row[16],
+        kept_tokens=row[17],
+        kept_reported_in=row[18],
     )
 
 

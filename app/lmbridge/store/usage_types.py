@@ -81,6 +81,10 @@ class RequestStats(msgspec.Struct, frozen=True, kw_only=True):
     # of the requests whose upstream said (None when none did).
     cached_tokens: int | None = None
     cache_reported_in: int | None = None
+    # Prompt tokens unchanged since their chain's previous request
+    # (server/prefix.py), and the prompt tokens of the requests in a chain.
+    kept_tokens: int | None = None
+    kept_reported_in: int | None = None
 
     @property
     def cache_share(self) -> float | None:
@@ -88,6 +92,13 @@ class RequestStats(msgspec.Struct, frozen=True, kw_only=True):
         if self.cached_tokens is None or not self.cache_reported_in:
             return None
         return self.cached_tokens / self.cache_reported_in
+
+    @property
+    def kept_share(self) -> float | None:
+        """The share (0..1) of chained requests' prompts kept from the turn before."""
+        if self.kept_tokens is None or not self.kept_reported_in:
+            return None
+        return self.kept_tokens / self.kept_reported_in
 
 
 class CountPoint(msgspec.Struct, frozen=True, kw_only=True):
