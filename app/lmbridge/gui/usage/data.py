@@ -195,7 +195,8 @@ async def update_today(
         line[-1] = today.cache_share.get(key, [None])[0]
     for key, (value,) in today.cache_share.items():
         if key not in data.cache_share:
-            data.cache_share[key] = [None] * (n - 1) + [value]
+            before: list[float | None] = [None] * (n - 1)
+            data.cache_share[key] = [*before, value]
     data.requests_per_day[-1] = today.requests_per_day[0]
     data.tokens_per_day[-1] = today.tokens_per_day[0]
     data.errors_per_day[-1] = today.errors_per_day[0]
