@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import Qt, QUrl
 
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
@@ -269,11 +269,12 @@ async def test_a_chain_shows_its_turns(
     await main_turn("Go on.", 340, 300)
     history[0] = {"role": "user", "content": "Plan the change, differently."}
     await main_turn("And now?", 360, 10)
+    await main_turn("Once more.", 380, 5)  # only appended, the cache lost
 
     await eventually(lambda: panel.model.rowCount() == 2, what="two chains")
     panel.select_key(KEY)
     turns = panel.turns_model
-    await eventually(lambda: turns.rowCount() == 3, what="the main chain's turns")
+    await eventually(lambda: turns.rowCount() == 4, what="the main chain's turns")
     qtmodeltester.check(turns)
 
     def column(key: str) -> list[str]:
@@ -282,6 +283,9 @@ async def test_a_chain_shows_its_turns(
 
     assert column("turn") == ["1", "2", "3"]
     assert column("prompt") == ["300", "340", "360"]
+    last = turns.index(3, turns.column_position("changed"))
+    assert last.data() == "appended — but the server's cache was lost"
+    assert "prompt cache lost" in str(last.data(Qt.ItemDataRole.ToolTipRole))
     # This upstream (Responses) says 0 cached where it reused nothing.
     assert column("cached") == ["0 (0%)", "300 (88%)", "10 (3%)"]
     assert column("new") == ["300", "40", "350"]
@@ -290,7 +294,7 @@ async def test_a_chain_shows_its_turns(
     kept = column("kept")
     assert kept[0] == "—" and kept[1] == "88%"
     assert int(kept[2].rstrip("%")) < 5  # only the start before message 1
-    assert "3 turn(s) in the request log" in panel.turns_hint.text()
+    assert "4 turn(s) in the request log" in panel.turns_hint.text()
 
     panel.select_key(f"{KEY}/agent/a1")
     await eventually(lambda: turns.rowCount() == 1, what="the subagent's turn")

@@ -83,6 +83,7 @@ async def test_usage_charts_from_the_history(
     assert chart.series_keys == ["fake-model"]
     cache = panel.charts["cache"]
     assert cache.series_keys == ["fake-model"] and cache.kind == "lines"
+    assert cache.top == 100.0  # a percentage
     assert data.cache_share["fake-model"][-1] == pytest.approx(400 / 11)
     assert data.cache_share["fake-model"][:-1] == [None] * 6
     assert chart.days == data.days

@@ -8,7 +8,7 @@ import time
 from PySide6.QtCore import QObject
 
 from lmbridge.core.events import RequestRecord
-from lmbridge.core.record import PrefixChange
+from lmbridge.core.record import NoteKind, PrefixChange
 from lmbridge.gui.formats import cached_text, client_name, duration, share_text
 from lmbridge.gui.sessions.manager import SessionRow, ago, bytes_text
 from lmbridge.gui.tablemodel import Column, Columns, ColumnsTableModel
@@ -72,10 +72,20 @@ def _change(record: RequestRecord) -> str:
     change = record.prefix_change
     if change is None:
         return "—"
-    return {
+    text = {
         PrefixChange.FIRST: "first",
         PrefixChange.APPENDED: "appended",
     }.get(change, record.change_text())
+    if change is PrefixChange.APPENDED and any(
+        note.kind is NoteKind.CACHE for note in record.notes
+    ):
+        text += " — but the server's cache was lost"
+    return text
+
+
+def _change_tip(record: RequestRecord) -> str | None:
+    lines = [record.change_text(), *record.note_texts]
+    return "\n".join(line for line in lines if line) or None
 
 
 TURN_COLUMNS: Columns[RequestRecord] = Columns(
@@ -129,7 +139,7 @@ TURN_COLUMNS: Columns[RequestRecord] = Columns(
         "changed",
         "What changed",
         _change,
-        tooltip=lambda r: "\n".join(r.note_texts) or None,
+        tooltip=_change_tip,
     ),
 )
 

@@ -135,4 +135,4 @@ class UsagePanel(QWidget):
         c["speed"].lines(data.days, data.speed, dashed=("p90",))
         c["errors"].bars(data.days, data.errors)
         c["saved"].bars(data.days, data.saved)
-        c["cache"].lines(data.days, data.cache_share)
+        c["cache"].lines(data.days, data.cache_share, top=100.0)
