@@ -18,7 +18,7 @@ from fakes.openai_upstream import FakeOpenAIUpstream
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.record import NoteKind, PrefixChange
 from lmbridge.server.requestlog import format_record
-from support import RunningProxy, settings_for, start_proxy
+from support import RunningProxy, oai, settings_for, start_proxy
 
 SYSTEM = "You are a careful coding agent. Work in small steps."
 READ = {
@@ -291,3 +291,24 @@ async def test_the_chains_kept_are_bounded(
     # The oldest chain was forgotten: its next turn starts afresh.
     assert (await chats[0].turn("again")).chain_turn == 1
     assert (await chats[3].turn("again")).prefix_change is PrefixChange.APPENDED
+
+
+async def test_a_responses_chain_by_previous_response_id(
+    bridge: RunningProxy, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """Codex-shaped with stored responses: the second request carries only
+    its new input and names the first answer; it continues the chain."""
+    async with oai(bridge) as client:
+        first = await client.responses.create(
+            model="claude-x", input="Plan it.", prompt_cache_key="codex-7"
+        )
+        await client.responses.create(
+            model="claude-x",
+            input="Go on.",
+            previous_response_id=first.id,
+            prompt_cache_key="codex-7",
+        )
+    one, two = bridge.records[-2:]
+    assert (one.chain_turn, one.prefix_change) == (1, PrefixChange.FIRST)
+    assert (two.chain_turn, two.prefix_change) == (2, PrefixChange.APPENDED)
+    assert two.prefix_detail == "continues a stored response"
