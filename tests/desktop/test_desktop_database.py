@@ -84,7 +84,9 @@ def test_a_damaged_database_is_said_and_a_fresh_one_started_keeping_the_old(
         what="the fresh database in use",
     )
     kept = [
-        p for p in _database(home).parent.iterdir() if p.name.startswith("lmbridge-broken-")
+        p
+        for p in _database(home).parent.iterdir()
+        if p.name.startswith("lmbridge-broken-")
     ]
     assert [p.read_bytes() for p in kept if p.read_bytes() == damaged], (
         "the old file is kept"
