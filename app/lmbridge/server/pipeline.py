@@ -116,10 +116,16 @@ class Pipeline:
         self.capture_bodies = capture_bodies
 
     async def serve(
-        self, request: web.Request, door: FrontDoor, *, exchange: Exchange | None = None
+        self,
+        request: web.Request,
+        door: FrontDoor,
+        *,
+        exchange: Exchange | None = None,
+        parse: Callable[[bytes], ir.Request] | None = None,
     ) -> web.StreamResponse:
-        """Serve one model call arriving through `door`, which parses it."""
-        return await self._serve(request, door, door.parse_request, exchange)
+        """Serve one model call arriving through `door`, which parses it
+        (with `parse`, when the route hands the door more than the body)."""
+        return await self._serve(request, door, parse or door.parse_request, exchange)
 
     async def serve_parsed(
         self,
