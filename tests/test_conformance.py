@@ -683,8 +683,9 @@ class GeminiDoor(Door):
     def read(chunks: list[genai_types.GenerateContentResponse]) -> Answer:
         answer = Answer()
         for chunk in chunks:
-            (candidate,) = chunk.candidates or [None]
-            assert candidate is not None and candidate.content is not None, chunk
+            assert chunk.candidates is not None and len(chunk.candidates) == 1
+            candidate = chunk.candidates[0]
+            assert candidate.content is not None, chunk
             for part in candidate.content.parts or ():
                 if part.function_call is not None:
                     call = part.function_call
