@@ -90,7 +90,7 @@ def encode_response(response: ir.Response, model: str, show_thoughts: bool) -> b
             parts.append({"text": part.text})
         elif isinstance(part, ir.Thinking) and part.text and show_thoughts:
             parts.append({"text": part.text, "thought": True})
-        elif isinstance(part, ir.ToolCall):
+        elif isinstance(part, ir.ToolCall) and part.name:
             parts.append(call_part(part.id, part.name, part.arguments))
     candidate: dict[str, Any] = {
         "content": {"role": "model", "parts": parts},

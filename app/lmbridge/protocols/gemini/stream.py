@@ -2,7 +2,8 @@
 
 Each frame is `data: <GenerateContentResponse>` with the parts the event
 completes: text and thought deltas as they come, a function call whole
-once its arguments are (Gemini streams a call in one part). The last
+once its arguments are (Gemini streams a call in one part; a call
+without a name, which only a broken upstream stream gives, is left out). The last
 frame holds the finish reason and `usageMetadata`. A failure after the
 headers is one `data: {"error": {...}}` frame in Google's shape, which
 the SDKs raise as the API error it is. No SSE comments: the google-genai
@@ -56,7 +57,7 @@ class GeminiStreamEncoder:
         return b"data: " + _encode.encode(body) + b"\r\n\r\n"
 
     def _close_calls(self) -> list[dict[str, Any]]:
-        parts = [call_part(*call) for call in self._calls.values()]
+        parts = [call_part(*call) for call in self._calls.values() if call[1]]
         self._calls.clear()
         return parts
 
@@ -79,6 +80,8 @@ class GeminiStreamEncoder:
                 return b""
             case ir.BlockStop() if event.index in self._calls:
                 id_, name, arguments = self._calls.pop(event.index)
+                if not name:  # a broken upstream's: no client can run it
+                    return b""
                 return self._chunk([call_part(id_, name, arguments)])
             case ir.Finish():
                 self._done = True
