@@ -591,3 +591,21 @@ async def test_an_upstream_failing_mid_stream_is_an_error_event(
     assert all("candidates" in f for f in frames[:-1])
     assert set(frames[-1]) == {"error"}
     assert set(frames[-1]["error"]) == {"code", "message", "status"}
+
+
+async def test_shared_v1_model_path_is_left_to_other_clients(
+    proxy: RunningProxy,
+) -> None:
+    """`GET /v1/models/{model}` is Gemini's only for Gemini's clients; an
+    OpenAI client gets the 404 in its own shape it always got."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(proxy.url + "/v1/models/fake-model") as r:
+            assert r.status == 404
+            error = (await r.json())["error"]
+            assert error["type"] == "not_found_error"
+        url = proxy.url + "/v1/models/fake-model"
+        async with http.get(url, headers={"x-goog-api-key": "k"}) as r:
+            assert (await r.json())["name"] == "models/fake-model"
+        async with http.get(proxy.url + "/v1beta/files") as r:
+            assert r.status == 404
+            assert (await r.json())["error"]["status"] == "NOT_FOUND"

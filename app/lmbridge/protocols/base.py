@@ -186,11 +186,14 @@ class Action(enum.StrEnum):
 
 class Endpoint(msgspec.Struct, frozen=True):
     """A route of an `AddressedDoor`: an HTTP method, an aiohttp route
-    pattern (`/v1beta/models/{model:.+}:generateContent`) and its action."""
+    pattern (`/v1beta/models/{model:.+}:generateContent`) and its action.
+    `shared`: the path is another protocol's too (`/v1/models/{model}`),
+    served only to requests the door `claims`; others get a 404."""
 
     method: str
     path: str
     action: Action
+    shared: bool = False
 
 
 class Address(msgspec.Struct, frozen=True):

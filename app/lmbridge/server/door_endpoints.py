@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from lmbridge.core import errors
 from lmbridge.protocols.base import (
     Action,
     Address,
@@ -72,8 +73,21 @@ def endpoint_handler(
         Action.GET_MODEL: get_model,
     }
     handler = handlers[endpoint.action]
+    if endpoint.shared:
+        handler = _claimed(door, handler)
     handler.__doc__ = f"{endpoint.action} in the {door.name} protocol."
     return handler
+
+
+def _claimed(door: AddressedDoor, handler: Handler) -> Handler:
+    """`handler`, for the requests `door` claims; a 404 for the others."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        if not door.claims(request.headers, request.query):
+            raise errors.NotFound(f"{request.method} {request.path} is not served")
+        return await handler(request)
+
+    return serve
 
 
 def add_routes(app: web.Application, lister: Lister) -> None:

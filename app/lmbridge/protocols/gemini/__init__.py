@@ -43,7 +43,8 @@ def _endpoints() -> tuple[Endpoint, ...]:
         out += [
             Endpoint("POST", generate, Action.GENERATE),
             Endpoint("POST", f"{model}:countTokens", Action.COUNT),
-            Endpoint("GET", model, Action.GET_MODEL),
+            # OpenAI's clients may ask GET /v1/models/{model} too.
+            Endpoint("GET", model, Action.GET_MODEL, shared=version == "v1"),
         ]
     # GET /v1/models is shared with OpenAI's list: Gemini's clients are
     # told apart there by `claims`.
@@ -61,8 +62,11 @@ class GeminiCodec:
     remembers = False
 
     def serves(self, path: str) -> bool:
-        """Gemini's paths: all of /v1beta, and models by name under /v1."""
-        return path.startswith(("/v1beta/", "/v1/models/")) or path == "/v1beta"
+        """Gemini's paths: all of /v1beta, and the model calls under /v1
+        (`/v1/models/{model}` alone is OpenAI's as much as Gemini's)."""
+        if path.startswith("/v1/models/"):
+            return ":" in path.rpartition("/")[2]
+        return path.startswith("/v1beta/") or path == "/v1beta"
 
     def claims(self, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
         """A Gemini client: its key header or parameter, or its SDK's header."""
