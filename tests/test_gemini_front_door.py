@@ -527,6 +527,8 @@ async def test_bad_bodies_get_a_clear_400_in_googles_shape(
             assert r.status == 400
             assert "alt=sse" in (await r.json())["error"]["message"]
     assert fake_upstream.requests == []
+    # Refused before routing, each is still recorded under its model.
+    assert {r.model for r in proxy.records} == {MODEL}
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])

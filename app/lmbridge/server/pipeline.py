@@ -212,8 +212,9 @@ class _Call:
         try:
             req = parse(body)
         except errors.LMBridgeError:
-            # Refused before routing: still kept under the model it was for.
-            record.model = model_named(body)
+            # Refused before routing: still kept under the model it was for
+            # (named in the body, or in the URL: Gemini's /models/{model}).
+            record.model = model_named(body) or request.match_info.get("model", "")
             raise
         session_key = (
             request.headers.get(SESSION_HEADER)
