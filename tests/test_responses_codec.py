@@ -260,10 +260,9 @@ def test_parse_codex_like_request() -> None:
     assert request.output_format == ir.OutputFormat(
         "json_schema", {"type": "object"}, "out"
     )
-    assert request.dropped == (
-        "tools[2]: type 'web_search_preview' is not carried",
-        "tools[4]: type 'local_shell' is not carried",
-    )
+    # Web search is the pipeline's to offer or drop (server/websearch.py).
+    assert request.dropped == ("tools[4]: type 'local_shell' is not carried",)
+    assert request.web_search == ir.WebSearchTool("web_search_preview")
 
 
 def test_string_input_and_user_as_session_key() -> None:

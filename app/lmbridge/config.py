@@ -211,6 +211,35 @@ class UsageSettings(
     retention_days: int = 30
 
 
+class WebSearchSettings(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
+    """The `[web_search]` table: web search for models that cannot search
+    (docs/web-search.md). Off until `provider` is set; the Brave and
+    Tavily key lives in the OS keyring (`lmbridge keys set web-search`)
+    or in the environment variable `api_key_env` names."""
+
+    # "searxng" (a SearXNG instance's JSON API, no key), "brave" (Brave
+    # Search API) or "tavily"; empty: clients' web search tools are dropped.
+    provider: Literal["", "searxng", "brave", "tavily"] = ""
+    # The service's address: required for searxng (e.g.
+    # "http://127.0.0.1:8888"); Brave's and Tavily's own API when empty.
+    url: str = ""
+    api_key_env: str = ""
+    # Searches LM Bridge runs for one answer, at most (a client's own
+    # max_uses may lower it).
+    max_searches: int = 5
+    # Results the model reads per search.
+    max_results: int = 5
+    # Seconds a search may take; then the model reads that it failed.
+    timeout: float = 10.0
+
+
+WEB_SEARCH_SECRET = "@web-search"
+"""The keyring entry of the web search provider's key (no upstream name
+has "@")."""
+
+
 class Settings(
     msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
 ):
@@ -223,6 +252,7 @@ class Settings(
     lmstudio: LMStudioSettings = msgspec.field(default_factory=LMStudioSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
+    web_search: WebSearchSettings = msgspec.field(default_factory=WebSearchSettings)
 
     def __post_init__(self) -> None:
         if not self.upstream:
@@ -314,7 +344,27 @@ def _validate(settings: Settings, source: str) -> None:
     ):
         if value <= 0:
             raise ConfigError(f"{source}: server.{key} must be above 0")
+    _validate_web_search(settings.web_search, source)
     check_exposure(settings.server, source)
+
+
+def _validate_web_search(search: WebSearchSettings, source: str) -> None:
+    if search.provider == "searxng" and not search.url:
+        raise ConfigError(
+            f"{source}: web_search.url is required for searxng: the address"
+            " of its instance, such as 'http://127.0.0.1:8888'"
+        )
+    if search.url and not search.url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{source}: web_search.url must start with http:// or https://,"
+            f" got {search.url!r}"
+        )
+    if not 1 <= search.max_searches <= 50:
+        raise ConfigError(f"{source}: web_search.max_searches must be 1-50")
+    if not 1 <= search.max_results <= 20:
+        raise ConfigError(f"{source}: web_search.max_results must be 1-20")
+    if not 0 < search.timeout <= 120:
+        raise ConfigError(f"{source}: web_search.timeout must be above 0, at most 120")
 
 
 def is_loopback_host(host: str) -> bool:

@@ -40,6 +40,7 @@ from lmbridge.lmstudio import (
 from lmbridge.server.maxtokens import MaxTokensMemory
 from lmbridge.server.origins import ReasoningOrigins, anthropic_platform
 from lmbridge.server.responses_memory import ResponsesMemory
+from lmbridge.server.websearch import WebSearch
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
 from lmbridge.store.dbjobs import background_jobs
@@ -145,6 +146,8 @@ class Services:
             writer=BackgroundWriter("session chains", context=background_jobs)
         )
         self.responses = ResponsesMemory()
+        # Web search for models that cannot search (server/websearch.py).
+        self.web_search = WebSearch(settings.web_search)
         self.max_tokens = MaxTokensMemory()
         self.origins = ReasoningOrigins(
             platform=anthropic_platform(
@@ -197,6 +200,7 @@ class Services:
         self.recorder.start()
         for upstream in self.upstreams.values():
             await upstream.start()
+        await self.web_search.start()
         for service in self._own_services:
             service.start()
 
@@ -209,6 +213,7 @@ class Services:
             await service.aclose()
         for upstream in self.upstreams.values():
             await upstream.close()
+        await self.web_search.close()
         await self.sessions.close()
         await self.recorder.close()
         if self._owns_db:
