@@ -58,7 +58,7 @@ class _SearxResult(msgspec.Struct):
     url: str = ""
     title: str = ""
     content: str = ""
-    publishedDate: str | None = None  # noqa: N815 - SearXNG's name
+    publishedDate: str | None = None  # SearXNG spells it so
 
 
 class _SearxAnswer(msgspec.Struct):

@@ -1,0 +1,552 @@
+"""Web search for models that cannot search (server/websearch.py): the
+client's server tool offered as a function, the search run with a fake
+SearXNG / Brave / Tavily on loopback, the same answer continued and shown
+as the client's protocol shows a search; whole and streamed, both doors,
+every upstream API; sessions whose history carries the searches back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
+from fakes.search_services import FakeSearch
+from lmbridge import config
+from support import RunningProxy, oai, running, settings_for
+
+SEARCH = ToolCallScript("web_search", '{"query": "lm bridge release"}', "call_s1")
+
+
+@pytest.fixture
+async def fake_search() -> AsyncIterator[FakeSearch]:
+    fake = FakeSearch()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def searching(
+    upstream: FakeOpenAIUpstream,
+    search: FakeSearch | None,
+    api: str = "chat",
+    extra: str = "",
+    provider: str = "searxng",
+) -> config.Settings:
+    table = ""
+    if search is not None:
+        table = (
+            f'\n[web_search]\nprovider = "{provider}"\nurl = "{search.url}"\n{extra}'
+        )
+    return settings_for(
+        upstream.url, upstream_extra=f'api = "{api}"', routes=f"{table}\n"
+    )
+
+
+def claude(proxy: RunningProxy) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=proxy.url, api_key="x", max_retries=0)
+
+
+WEB_SEARCH_TOOL: Any = {"type": "web_search_20250305", "name": "web_search"}
+
+
+def model_searches_then_answers(
+    upstream: FakeOpenAIUpstream, text: str = "LM Bridge 2 is out."
+) -> None:
+    upstream.scripts = [Script(text="", tool_calls=[SEARCH]), Script(text=text)]
+
+
+def tool_result_text(body: dict[str, Any], path: str) -> str:
+    """The search result the model was sent (in any upstream API)."""
+    if path.endswith("/chat/completions"):
+        return str([m for m in body["messages"] if m["role"] == "tool"][-1]["content"])
+    if path.endswith("/responses"):
+        outputs = [i for i in body["input"] if i.get("type") == "function_call_output"]
+        return str(outputs[-1]["output"])
+    blocks = [
+        b
+        for m in body["messages"]
+        if isinstance(m["content"], list)
+        for b in m["content"]
+        if b.get("type") == "tool_result"
+    ]
+    content = blocks[-1]["content"]
+    return content if isinstance(content, str) else content[0]["text"]
+
+
+def offered(body: dict[str, Any]) -> list[str]:
+    names = []
+    for tool in body.get("tools") or []:
+        names.append(tool.get("name") or tool.get("function", {}).get("name"))
+    return names
+
+
+# ------------------------------------------------------------ Anthropic door
+
+
+@pytest.mark.parametrize("api", ["chat", "responses", "messages"])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_claude_search_runs_and_the_answer_goes_on(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch, api: str, stream: bool
+) -> None:
+    model_searches_then_answers(fake_upstream)
+    async with running(searching(fake_upstream, fake_search, api)) as proxy:
+        async with claude(proxy) as client:
+            create: Any = {
+                "model": "claude-x",
+                "max_tokens": 1000,
+                "tools": [WEB_SEARCH_TOOL],
+                "messages": [{"role": "user", "content": "what is new?"}],
+            }
+            if stream:
+                async with client.messages.stream(**create) as events:
+                    answer = await events.get_final_message()
+            else:
+                answer = await client.messages.create(**create)
+        record = await proxy.record()
+    kinds = [block.type for block in answer.content]
+    assert kinds == ["server_tool_use", "web_search_tool_result", "text"]
+    call, result, text = answer.content
+    assert isinstance(call, anthropic.types.ServerToolUseBlock)
+    assert call.name == "web_search" and call.input == {"query": "lm bridge release"}
+    assert call.id.startswith("srvtoolu_")
+    assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
+    assert result.tool_use_id == call.id
+    assert isinstance(result.content, list)
+    assert [hit.url for hit in result.content][:2] == [
+        "https://lmbridge.example/docs",
+        "https://news.example.org/a",
+    ]
+    assert result.content[0].page_age == "2 days ago"
+    assert isinstance(text, anthropic.types.TextBlock)
+    assert text.text == "LM Bridge 2 is out."
+    assert answer.stop_reason == "end_turn"
+    assert answer.usage.server_tool_use is not None
+    assert answer.usage.server_tool_use.web_search_requests == 1
+    # Both upstream calls' tokens are counted.
+    assert answer.usage.output_tokens == 14
+    assert fake_search.queries() == ["lm bridge release"]
+    first, second = fake_upstream.requests
+    assert "web_search" in offered(first.body)
+    assert "One local endpoint." in tool_result_text(second.body, second.path)
+    assert any("web search 'lm bridge release': 3 results" in n for n in record.notes)
+    assert record.status == 200
+
+
+async def test_allowed_and_blocked_domains_filter_the_hits(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    model_searches_then_answers(fake_upstream)
+    tool = {**WEB_SEARCH_TOOL, "blocked_domains": ["blocked.example.net"]}
+    async with running(searching(fake_upstream, fake_search)) as proxy:
+        async with claude(proxy) as client:
+            answer = await client.messages.create(
+                model="claude-x",
+                max_tokens=100,
+                tools=[tool],
+                messages=[{"role": "user", "content": "q"}],
+            )
+    result = answer.content[1]
+    assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
+    assert isinstance(result.content, list)
+    assert "https://blocked.example.net/x" not in [h.url for h in result.content]
+    fake_upstream.scripts = [Script(text="", tool_calls=[SEARCH]), Script(text="ok")]
+    tool = {**WEB_SEARCH_TOOL, "allowed_domains": ["example.org"]}
+    async with running(searching(fake_upstream, fake_search)) as proxy:
+        async with claude(proxy) as client:
+            answer = await client.messages.create(
+                model="claude-x",
+                max_tokens=100,
+                tools=[tool],
+                messages=[{"role": "user", "content": "q"}],
+            )
+    result = answer.content[1]
+    assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
+    assert isinstance(result.content, list)
+    assert [h.url for h in result.content] == ["https://news.example.org/a"]
+    assert fake_search.queries()[-1] == "lm bridge release (site:example.org)"
+
+
+@pytest.mark.parametrize("fault", ["status", "delay", "garbage"])
+async def test_a_failed_search_is_a_result_the_model_reads(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch, fault: str
+) -> None:
+    if fault == "status":
+        fake_search.status = 500
+    elif fault == "delay":
+        fake_search.delay = 2.0
+    else:
+        fake_search.garbage = True
+    model_searches_then_answers(fake_upstream, "I could not search.")
+    settings = searching(fake_upstream, fake_search, extra="timeout = 0.3")
+    async with running(settings) as proxy:
+        async with claude(proxy) as client:
+            async with client.messages.stream(
+                model="claude-x",
+                max_tokens=100,
+                tools=[WEB_SEARCH_TOOL],
+                messages=[{"role": "user", "content": "q"}],
+            ) as events:
+                answer = await events.get_final_message()
+        record = await proxy.record()
+    result = answer.content[1]
+    assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
+    assert isinstance(result.content, anthropic.types.WebSearchToolResultError)
+    assert result.content.error_code == "unavailable"
+    assert answer.content[2].type == "text"
+    second = fake_upstream.requests[1]
+    assert "The web search failed" in tool_result_text(second.body, second.path)
+    assert record.status == 200
+    assert any("failed" in note for note in record.notes)
+
+
+async def test_searches_past_the_limit_are_refused_to_the_model(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    again = ToolCallScript("web_search", '{"query": "more"}', "call_s2")
+    fake_upstream.scripts = [
+        Script(text="", tool_calls=[SEARCH]),
+        Script(text="", tool_calls=[again]),
+        Script(text="done"),
+    ]
+    settings = searching(fake_upstream, fake_search, extra="max_searches = 3")
+    tool = {**WEB_SEARCH_TOOL, "max_uses": 1}  # the client's limit is lower
+    async with running(settings) as proxy:
+        async with claude(proxy) as client:
+            answer = await client.messages.create(
+                model="claude-x",
+                max_tokens=100,
+                tools=[tool],
+                messages=[{"role": "user", "content": "q"}],
+            )
+    kinds = [block.type for block in answer.content]
+    assert kinds == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
+    refused = answer.content[3]
+    assert isinstance(refused, anthropic.types.WebSearchToolResultBlock)
+    assert isinstance(refused.content, anthropic.types.WebSearchToolResultError)
+    assert refused.content.error_code == "max_uses_exceeded"
+    assert fake_search.queries() == ["lm bridge release"]
+    third = fake_upstream.requests[2]
+    assert "No more web searches" in tool_result_text(third.body, third.path)
+    assert answer.usage.server_tool_use is not None
+    assert answer.usage.server_tool_use.web_search_requests == 1
+
+
+async def test_without_a_provider_the_tool_is_dropped_with_a_note(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    async with running(searching(fake_upstream, None)) as proxy:
+        async with claude(proxy) as client:
+            answer = await client.messages.create(
+                model="claude-x",
+                max_tokens=100,
+                tools=[WEB_SEARCH_TOOL],
+                messages=[{"role": "user", "content": "q"}],
+            )
+        record = await proxy.record()
+    assert answer.content[0].type == "text"
+    assert offered(fake_upstream.requests[0].body) == []
+    assert any(
+        "dropped: tool web_search" in n and "no [web_search] provider" in n
+        for n in record.notes
+    )
+
+
+async def test_client_tool_calls_beside_a_search_are_left_out(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    read = ToolCallScript("read", '{"path": "a"}', "call_r")
+    fake_upstream.scripts = [
+        Script(text="", tool_calls=[SEARCH, read]),
+        Script(text="", tool_calls=[read]),
+    ]
+    async with running(searching(fake_upstream, fake_search)) as proxy:
+        async with claude(proxy) as client:
+            answer = await client.messages.create(
+                model="claude-x",
+                max_tokens=100,
+                tools=[
+                    WEB_SEARCH_TOOL,
+                    {"name": "read", "input_schema": {"type": "object"}},
+                ],
+                messages=[{"role": "user", "content": "q"}],
+            )
+        record = await proxy.record()
+    kinds = [block.type for block in answer.content]
+    assert kinds == ["server_tool_use", "web_search_tool_result", "tool_use"]
+    assert answer.stop_reason == "tool_use"
+    assert any("1 tool calls beside a search left out" in n for n in record.notes)
+
+
+# ------------------------------------------------------------ Responses door
+
+
+@pytest.mark.parametrize("api", ["chat", "messages"])
+@pytest.mark.parametrize("stream", [True, False])
+async def test_responses_search_shows_as_web_search_call(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch, api: str, stream: bool
+) -> None:
+    model_searches_then_answers(fake_upstream)
+    async with running(searching(fake_upstream, fake_search, api)) as proxy:
+        async with oai(proxy) as client:
+            if stream:
+                types = []
+                async with client.responses.stream(
+                    model="claude-x",
+                    input="what is new?",
+                    tools=[{"type": "web_search"}],
+                ) as events:
+                    async for event in events:
+                        types.append(event.type)
+                    response = await events.get_final_response()
+                assert types.index("response.web_search_call.searching") < types.index(
+                    "response.web_search_call.completed"
+                )
+            else:
+                response = await client.responses.create(
+                    model="claude-x",
+                    input="what is new?",
+                    tools=[{"type": "web_search_preview"}],
+                )
+    kinds = [item.type for item in response.output]
+    assert kinds == ["web_search_call", "message"]
+    call = response.output[0]
+    assert call.type == "web_search_call"
+    assert call.status == "completed"
+    assert call.action.type == "search"
+    assert call.action.query == "lm bridge release"
+    assert response.output_text == "LM Bridge 2 is out."
+    assert fake_search.queries() == ["lm bridge release"]
+
+
+async def test_responses_upstream_gets_the_search_as_a_function(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    """A Responses client to a (local) Responses server: not relayed, so
+    the server never sees a hosted tool it cannot run."""
+    model_searches_then_answers(fake_upstream)
+    async with running(searching(fake_upstream, fake_search, "responses")) as proxy:
+        async with oai(proxy) as client:
+            response = await client.responses.create(
+                model="claude-x", input="q", tools=[{"type": "web_search"}]
+            )
+    assert [item.type for item in response.output] == ["web_search_call", "message"]
+    first, second = fake_upstream.requests
+    assert [t["type"] for t in first.body["tools"]] == ["function"]
+    assert "One local endpoint." in tool_result_text(second.body, second.path)
+
+
+# ------------------------------------------------------------ sessions
+
+
+async def test_claude_three_turns_carry_the_search_back_unchanged(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    """Turn 2 sends turn 1's search blocks back: the upstream reads the same
+    call and result it read in turn 1, byte for byte, before the new turn."""
+    fake_upstream.scripts = [
+        Script(text="Let me look.", tool_calls=[SEARCH]),
+        Script(text="It is out."),
+        Script(text="Turn two."),
+        Script(text="Turn three."),
+    ]
+    history: list[Any] = []
+    async with running(searching(fake_upstream, fake_search)) as proxy:
+        async with claude(proxy) as client:
+            for turn in range(3):
+                history.append({"role": "user", "content": f"question {turn}"})
+                async with client.messages.stream(
+                    model="claude-x",
+                    max_tokens=100,
+                    tools=[WEB_SEARCH_TOOL],
+                    messages=history,
+                ) as events:
+                    answer = await events.get_final_message()
+                history.append(
+                    {
+                        "role": "assistant",
+                        "content": [
+                            b.model_dump(exclude_none=True) for b in answer.content
+                        ],
+                    }
+                )
+    assert [b["type"] for b in history[1]["content"]] == [
+        "text",
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
+    bodies = [seen.body["messages"] for seen in fake_upstream.requests]
+    assert len(bodies) == 4
+    # Turn 1's follow-up (its search appended), then turns 2 and 3.
+    for before, after in zip(bodies[1:], bodies[2:], strict=False):
+        assert json.dumps(after).startswith(json.dumps(before)[:-1])
+    assert "One local endpoint." in tool_result_text(
+        fake_upstream.requests[2].body, "/v1/chat/completions"
+    )
+    assert fake_search.queries() == ["lm bridge release"]
+
+
+async def test_codex_three_turns_carry_the_search_back_unchanged(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    """Codex sends a search back without its id or results: the upstream
+    still reads the same call and result every turn."""
+    fake_upstream.scripts = [
+        Script(text="", tool_calls=[SEARCH]),
+        Script(text="It is out."),
+        Script(text="Turn two."),
+        Script(text="Turn three."),
+    ]
+    items: list[Any] = []
+    async with running(searching(fake_upstream, fake_search)) as proxy:
+        async with oai(proxy) as client:
+            for turn in range(3):
+                items.append(
+                    {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": f"q{turn}"}],
+                    }
+                )
+                response = await client.responses.create(
+                    model="claude-x",
+                    input=items,
+                    tools=[{"type": "web_search"}],
+                    store=False,
+                )
+                for item in response.output:
+                    kept = item.model_dump(exclude_none=True)
+                    if kept["type"] == "web_search_call":
+                        kept.pop("id")  # as Codex sends it back
+                    items.append(kept)
+    bodies = [seen.body["messages"] for seen in fake_upstream.requests]
+    assert len(bodies) == 4
+    for before, after in zip(bodies[1:], bodies[2:], strict=False):
+        assert json.dumps(after).startswith(json.dumps(before)[:-1])
+    assert "One local endpoint." in tool_result_text(
+        fake_upstream.requests[3].body, "/v1/chat/completions"
+    )
+
+
+async def test_an_old_search_without_a_provider_is_left_out(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    history: Any = [
+        {"role": "user", "content": "q"},
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "server_tool_use",
+                    "id": "srvtoolu_1",
+                    "name": "web_search",
+                    "input": {"query": "x"},
+                },
+                {
+                    "type": "web_search_tool_result",
+                    "tool_use_id": "srvtoolu_1",
+                    "content": [
+                        {
+                            "type": "web_search_result",
+                            "url": "https://a.example",
+                            "title": "A",
+                            "encrypted_content": "opaque",
+                        }
+                    ],
+                },
+                {"type": "text", "text": "found"},
+            ],
+        },
+        {"role": "user", "content": "next"},
+    ]
+    async with running(searching(fake_upstream, None)) as proxy:
+        async with claude(proxy) as client:
+            await client.messages.create(
+                model="claude-x", max_tokens=100, messages=history
+            )
+        record = await proxy.record()
+    sent = fake_upstream.requests[0].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert "tool_calls" not in sent[1]
+    assert any("1 earlier web searches" in n for n in record.notes)
+
+
+# ------------------------------------------------------------ providers
+
+
+@pytest.mark.parametrize("provider", ["brave", "tavily"])
+async def test_keyed_providers_send_their_key(
+    fake_upstream: FakeOpenAIUpstream,
+    fake_search: FakeSearch,
+    provider: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEST_SEARCH_KEY", "sk-search-123")
+    model_searches_then_answers(fake_upstream)
+    settings = searching(
+        fake_upstream,
+        fake_search,
+        extra='api_key_env = "TEST_SEARCH_KEY"',
+        provider=provider,
+    )
+    async with running(settings) as proxy:
+        async with claude(proxy) as client:
+            answer = await client.messages.create(
+                model="claude-x",
+                max_tokens=100,
+                tools=[WEB_SEARCH_TOOL],
+                messages=[{"role": "user", "content": "q"}],
+            )
+    result = answer.content[1]
+    assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
+    assert isinstance(result.content, list) and len(result.content) == 3
+    seen = fake_search.requests[0]
+    if provider == "brave":
+        assert seen.headers["X-Subscription-Token"] == "sk-search-123"
+        assert seen.query["q"] == "lm bridge release"
+    else:
+        assert seen.headers["Authorization"] == "Bearer sk-search-123"
+        assert seen.body["query"] == "lm bridge release"
+
+
+async def test_a_keyed_provider_without_a_key_fails_the_search_not_the_answer(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    model_searches_then_answers(fake_upstream)
+    settings = searching(fake_upstream, fake_search, provider="brave")
+    async with running(settings) as proxy:
+        async with claude(proxy) as client:
+            answer = await client.messages.create(
+                model="claude-x",
+                max_tokens=100,
+                tools=[WEB_SEARCH_TOOL],
+                messages=[{"role": "user", "content": "q"}],
+            )
+        record = await proxy.record()
+    assert answer.content[-1].type == "text"
+    assert fake_search.requests == []
+    assert any("lmbridge keys set web-search" in n for n in record.notes)
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ('provider = "searxng"', "web_search.url is required"),
+        ('provider = "brave"\nurl = "ftp://x"', "must start with http"),
+        ('provider = "tavily"\nmax_searches = 0', "max_searches"),
+        ('provider = "bing"', "web_search.provider"),
+    ],
+)
+def test_bad_web_search_settings_name_the_key(table: str, needle: str) -> None:
+    with pytest.raises(config.ConfigError, match=needle):
+        config.parse(f"[web_search]\n{table}\n")
