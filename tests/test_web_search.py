@@ -6,8 +6,13 @@ every upstream API; sessions whose history carries the searches back."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import itertools
 import json
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -15,7 +20,7 @@ import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
 from fakes.search_services import FakeSearch
-from lmbridge import config
+from lmbridge import cli, config
 from support import RunningProxy, oai, running, settings_for
 
 SEARCH = ToolCallScript("web_search", '{"query": "lm bridge release"}', "call_s1")
@@ -93,19 +98,21 @@ async def test_claude_search_runs_and_the_answer_goes_on(
     fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch, api: str, stream: bool
 ) -> None:
     model_searches_then_answers(fake_upstream)
-    async with running(searching(fake_upstream, fake_search, api)) as proxy:
-        async with claude(proxy) as client:
-            create: Any = {
-                "model": "claude-x",
-                "max_tokens": 1000,
-                "tools": [WEB_SEARCH_TOOL],
-                "messages": [{"role": "user", "content": "what is new?"}],
-            }
-            if stream:
-                async with client.messages.stream(**create) as events:
-                    answer = await events.get_final_message()
-            else:
-                answer = await client.messages.create(**create)
+    async with (
+        running(searching(fake_upstream, fake_search, api)) as proxy,
+        claude(proxy) as client,
+    ):
+        create: Any = {
+            "model": "claude-x",
+            "max_tokens": 1000,
+            "tools": [WEB_SEARCH_TOOL],
+            "messages": [{"role": "user", "content": "what is new?"}],
+        }
+        if stream:
+            async with client.messages.stream(**create) as events:
+                answer = await events.get_final_message()
+        else:
+            answer = await client.messages.create(**create)
         record = await proxy.record()
     kinds = [block.type for block in answer.content]
     assert kinds == ["server_tool_use", "web_search_tool_result", "text"]
@@ -141,28 +148,32 @@ async def test_allowed_and_blocked_domains_filter_the_hits(
 ) -> None:
     model_searches_then_answers(fake_upstream)
     tool = {**WEB_SEARCH_TOOL, "blocked_domains": ["blocked.example.net"]}
-    async with running(searching(fake_upstream, fake_search)) as proxy:
-        async with claude(proxy) as client:
-            answer = await client.messages.create(
-                model="claude-x",
-                max_tokens=100,
-                tools=[tool],
-                messages=[{"role": "user", "content": "q"}],
-            )
+    async with (
+        running(searching(fake_upstream, fake_search)) as proxy,
+        claude(proxy) as client,
+    ):
+        answer = await client.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[tool],
+            messages=[{"role": "user", "content": "q"}],
+        )
     result = answer.content[1]
     assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
     assert isinstance(result.content, list)
     assert "https://blocked.example.net/x" not in [h.url for h in result.content]
     fake_upstream.scripts = [Script(text="", tool_calls=[SEARCH]), Script(text="ok")]
     tool = {**WEB_SEARCH_TOOL, "allowed_domains": ["example.org"]}
-    async with running(searching(fake_upstream, fake_search)) as proxy:
-        async with claude(proxy) as client:
-            answer = await client.messages.create(
-                model="claude-x",
-                max_tokens=100,
-                tools=[tool],
-                messages=[{"role": "user", "content": "q"}],
-            )
+    async with (
+        running(searching(fake_upstream, fake_search)) as proxy,
+        claude(proxy) as client,
+    ):
+        answer = await client.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[tool],
+            messages=[{"role": "user", "content": "q"}],
+        )
     result = answer.content[1]
     assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
     assert isinstance(result.content, list)
@@ -182,15 +193,14 @@ async def test_a_failed_search_is_a_result_the_model_reads(
         fake_search.garbage = True
     model_searches_then_answers(fake_upstream, "I could not search.")
     settings = searching(fake_upstream, fake_search, extra="timeout = 0.3")
-    async with running(settings) as proxy:
-        async with claude(proxy) as client:
-            async with client.messages.stream(
-                model="claude-x",
-                max_tokens=100,
-                tools=[WEB_SEARCH_TOOL],
-                messages=[{"role": "user", "content": "q"}],
-            ) as events:
-                answer = await events.get_final_message()
+    async with running(settings) as proxy, claude(proxy) as client:
+        async with client.messages.stream(
+            model="claude-x",
+            max_tokens=100,
+            tools=[WEB_SEARCH_TOOL],
+            messages=[{"role": "user", "content": "q"}],
+        ) as events:
+            answer = await events.get_final_message()
         record = await proxy.record()
     result = answer.content[1]
     assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
@@ -214,14 +224,13 @@ async def test_searches_past_the_limit_are_refused_to_the_model(
     ]
     settings = searching(fake_upstream, fake_search, extra="max_searches = 3")
     tool = {**WEB_SEARCH_TOOL, "max_uses": 1}  # the client's limit is lower
-    async with running(settings) as proxy:
-        async with claude(proxy) as client:
-            answer = await client.messages.create(
-                model="claude-x",
-                max_tokens=100,
-                tools=[tool],
-                messages=[{"role": "user", "content": "q"}],
-            )
+    async with running(settings) as proxy, claude(proxy) as client:
+        answer = await client.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[tool],
+            messages=[{"role": "user", "content": "q"}],
+        )
     kinds = [block.type for block in answer.content]
     assert kinds == [
         "server_tool_use",
@@ -244,14 +253,16 @@ async def test_searches_past_the_limit_are_refused_to_the_model(
 async def test_without_a_provider_the_tool_is_dropped_with_a_note(
     fake_upstream: FakeOpenAIUpstream,
 ) -> None:
-    async with running(searching(fake_upstream, None)) as proxy:
-        async with claude(proxy) as client:
-            answer = await client.messages.create(
-                model="claude-x",
-                max_tokens=100,
-                tools=[WEB_SEARCH_TOOL],
-                messages=[{"role": "user", "content": "q"}],
-            )
+    async with (
+        running(searching(fake_upstream, None)) as proxy,
+        claude(proxy) as client,
+    ):
+        answer = await client.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[WEB_SEARCH_TOOL],
+            messages=[{"role": "user", "content": "q"}],
+        )
         record = await proxy.record()
     assert answer.content[0].type == "text"
     assert offered(fake_upstream.requests[0].body) == []
@@ -269,17 +280,19 @@ async def test_client_tool_calls_beside_a_search_are_left_out(
         Script(text="", tool_calls=[SEARCH, read]),
         Script(text="", tool_calls=[read]),
     ]
-    async with running(searching(fake_upstream, fake_search)) as proxy:
-        async with claude(proxy) as client:
-            answer = await client.messages.create(
-                model="claude-x",
-                max_tokens=100,
-                tools=[
-                    WEB_SEARCH_TOOL,
-                    {"name": "read", "input_schema": {"type": "object"}},
-                ],
-                messages=[{"role": "user", "content": "q"}],
-            )
+    async with (
+        running(searching(fake_upstream, fake_search)) as proxy,
+        claude(proxy) as client,
+    ):
+        answer = await client.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[
+                WEB_SEARCH_TOOL,
+                {"name": "read", "input_schema": {"type": "object"}},
+            ],
+            messages=[{"role": "user", "content": "q"}],
+        )
         record = await proxy.record()
     kinds = [block.type for block in answer.content]
     assert kinds == ["server_tool_use", "web_search_tool_result", "tool_use"]
@@ -296,27 +309,29 @@ async def test_responses_search_shows_as_web_search_call(
     fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch, api: str, stream: bool
 ) -> None:
     model_searches_then_answers(fake_upstream)
-    async with running(searching(fake_upstream, fake_search, api)) as proxy:
-        async with oai(proxy) as client:
-            if stream:
-                types = []
-                async with client.responses.stream(
-                    model="claude-x",
-                    input="what is new?",
-                    tools=[{"type": "web_search"}],
-                ) as events:
-                    async for event in events:
-                        types.append(event.type)
-                    response = await events.get_final_response()
-                assert types.index("response.web_search_call.searching") < types.index(
-                    "response.web_search_call.completed"
-                )
-            else:
-                response = await client.responses.create(
-                    model="claude-x",
-                    input="what is new?",
-                    tools=[{"type": "web_search_preview"}],
-                )
+    async with (
+        running(searching(fake_upstream, fake_search, api)) as proxy,
+        oai(proxy) as client,
+    ):
+        if stream:
+            types = []
+            async with client.responses.stream(
+                model="claude-x",
+                input="what is new?",
+                tools=[{"type": "web_search"}],
+            ) as events:
+                async for event in events:
+                    types.append(event.type)
+                response = await events.get_final_response()
+            assert types.index("response.web_search_call.searching") < types.index(
+                "response.web_search_call.completed"
+            )
+        else:
+            response = await client.responses.create(
+                model="claude-x",
+                input="what is new?",
+                tools=[{"type": "web_search_preview"}],
+            )
     kinds = [item.type for item in response.output]
     assert kinds == ["web_search_call", "message"]
     call = response.output[0]
@@ -334,11 +349,13 @@ async def test_responses_upstream_gets_the_search_as_a_function(
     """A Responses client to a (local) Responses server: not relayed, so
     the server never sees a hosted tool it cannot run."""
     model_searches_then_answers(fake_upstream)
-    async with running(searching(fake_upstream, fake_search, "responses")) as proxy:
-        async with oai(proxy) as client:
-            response = await client.responses.create(
-                model="claude-x", input="q", tools=[{"type": "web_search"}]
-            )
+    async with (
+        running(searching(fake_upstream, fake_search, "responses")) as proxy,
+        oai(proxy) as client,
+    ):
+        response = await client.responses.create(
+            model="claude-x", input="q", tools=[{"type": "web_search"}]
+        )
     assert [item.type for item in response.output] == ["web_search_call", "message"]
     first, second = fake_upstream.requests
     assert [t["type"] for t in first.body["tools"]] == ["function"]
@@ -360,25 +377,27 @@ async def test_claude_three_turns_carry_the_search_back_unchanged(
         Script(text="Turn three."),
     ]
     history: list[Any] = []
-    async with running(searching(fake_upstream, fake_search)) as proxy:
-        async with claude(proxy) as client:
-            for turn in range(3):
-                history.append({"role": "user", "content": f"question {turn}"})
-                async with client.messages.stream(
-                    model="claude-x",
-                    max_tokens=100,
-                    tools=[WEB_SEARCH_TOOL],
-                    messages=history,
-                ) as events:
-                    answer = await events.get_final_message()
-                history.append(
-                    {
-                        "role": "assistant",
-                        "content": [
-                            b.model_dump(exclude_none=True) for b in answer.content
-                        ],
-                    }
-                )
+    async with (
+        running(searching(fake_upstream, fake_search)) as proxy,
+        claude(proxy) as client,
+    ):
+        for turn in range(3):
+            history.append({"role": "user", "content": f"question {turn}"})
+            async with client.messages.stream(
+                model="claude-x",
+                max_tokens=100,
+                tools=[WEB_SEARCH_TOOL],
+                messages=history,
+            ) as events:
+                answer = await events.get_final_message()
+            history.append(
+                {
+                    "role": "assistant",
+                    "content": [
+                        b.model_dump(exclude_none=True) for b in answer.content
+                    ],
+                }
+            )
     assert [b["type"] for b in history[1]["content"]] == [
         "text",
         "server_tool_use",
@@ -388,7 +407,7 @@ async def test_claude_three_turns_carry_the_search_back_unchanged(
     bodies = [seen.body["messages"] for seen in fake_upstream.requests]
     assert len(bodies) == 4
     # Turn 1's follow-up (its search appended), then turns 2 and 3.
-    for before, after in zip(bodies[1:], bodies[2:], strict=False):
+    for before, after in itertools.pairwise(bodies[1:]):
         assert json.dumps(after).startswith(json.dumps(before)[:-1])
     assert "One local endpoint." in tool_result_text(
         fake_upstream.requests[2].body, "/v1/chat/completions"
@@ -408,30 +427,32 @@ async def test_codex_three_turns_carry_the_search_back_unchanged(
         Script(text="Turn three."),
     ]
     items: list[Any] = []
-    async with running(searching(fake_upstream, fake_search)) as proxy:
-        async with oai(proxy) as client:
-            for turn in range(3):
-                items.append(
-                    {
-                        "type": "message",
-                        "role": "user",
-                        "content": [{"type": "input_text", "text": f"q{turn}"}],
-                    }
-                )
-                response = await client.responses.create(
-                    model="claude-x",
-                    input=items,
-                    tools=[{"type": "web_search"}],
-                    store=False,
-                )
-                for item in response.output:
-                    kept = item.model_dump(exclude_none=True)
-                    if kept["type"] == "web_search_call":
-                        kept.pop("id")  # as Codex sends it back
-                    items.append(kept)
+    async with (
+        running(searching(fake_upstream, fake_search)) as proxy,
+        oai(proxy) as client,
+    ):
+        for turn in range(3):
+            items.append(
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": f"q{turn}"}],
+                }
+            )
+            response = await client.responses.create(
+                model="claude-x",
+                input=items,
+                tools=[{"type": "web_search"}],
+                store=False,
+            )
+            for item in response.output:
+                kept = item.model_dump(exclude_none=True)
+                if kept["type"] == "web_search_call":
+                    kept.pop("id")  # as Codex sends it back
+                items.append(kept)
     bodies = [seen.body["messages"] for seen in fake_upstream.requests]
     assert len(bodies) == 4
-    for before, after in zip(bodies[1:], bodies[2:], strict=False):
+    for before, after in itertools.pairwise(bodies[1:]):
         assert json.dumps(after).startswith(json.dumps(before)[:-1])
     assert "One local endpoint." in tool_result_text(
         fake_upstream.requests[3].body, "/v1/chat/completions"
@@ -469,11 +490,11 @@ async def test_an_old_search_without_a_provider_is_left_out(
         },
         {"role": "user", "content": "next"},
     ]
-    async with running(searching(fake_upstream, None)) as proxy:
-        async with claude(proxy) as client:
-            await client.messages.create(
-                model="claude-x", max_tokens=100, messages=history
-            )
+    async with (
+        running(searching(fake_upstream, None)) as proxy,
+        claude(proxy) as client,
+    ):
+        await client.messages.create(model="claude-x", max_tokens=100, messages=history)
         record = await proxy.record()
     sent = fake_upstream.requests[0].body["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
@@ -499,14 +520,13 @@ async def test_keyed_providers_send_their_key(
         extra='api_key_env = "TEST_SEARCH_KEY"',
         provider=provider,
     )
-    async with running(settings) as proxy:
-        async with claude(proxy) as client:
-            answer = await client.messages.create(
-                model="claude-x",
-                max_tokens=100,
-                tools=[WEB_SEARCH_TOOL],
-                messages=[{"role": "user", "content": "q"}],
-            )
+    async with running(settings) as proxy, claude(proxy) as client:
+        answer = await client.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[WEB_SEARCH_TOOL],
+            messages=[{"role": "user", "content": "q"}],
+        )
     result = answer.content[1]
     assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
     assert isinstance(result.content, list) and len(result.content) == 3
@@ -524,14 +544,13 @@ async def test_a_keyed_provider_without_a_key_fails_the_search_not_the_answer(
 ) -> None:
     model_searches_then_answers(fake_upstream)
     settings = searching(fake_upstream, fake_search, provider="brave")
-    async with running(settings) as proxy:
-        async with claude(proxy) as client:
-            answer = await client.messages.create(
-                model="claude-x",
-                max_tokens=100,
-                tools=[WEB_SEARCH_TOOL],
-                messages=[{"role": "user", "content": "q"}],
-            )
+    async with running(settings) as proxy, claude(proxy) as client:
+        answer = await client.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[WEB_SEARCH_TOOL],
+            messages=[{"role": "user", "content": "q"}],
+        )
         record = await proxy.record()
     assert answer.content[-1].type == "text"
     assert fake_search.requests == []
@@ -550,3 +569,59 @@ async def test_a_keyed_provider_without_a_key_fails_the_search_not_the_answer(
 def test_bad_web_search_settings_name_the_key(table: str, needle: str) -> None:
     with pytest.raises(config.ConfigError, match=needle):
         config.parse(f"[web_search]\n{table}\n")
+
+
+async def test_the_cli_sets_up_web_search(
+    fake_upstream: FakeOpenAIUpstream,
+    fake_search: FakeSearch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`lmbridge config set web_search.*` and `lmbridge keys set web-search`
+    (the keyring): then a proxy searches with that key."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "# my settings\n" + config.dump(settings_for(fake_upstream.url)).decode()
+    )
+    base = ["--config", str(path)]
+    assert (
+        await asyncio.to_thread(
+            cli.main, [*base, "config", "set", "web_search.provider", "brave"]
+        )
+        == 0
+    )
+    assert (
+        await asyncio.to_thread(
+            cli.main, [*base, "config", "set", "web_search.url", fake_search.url]
+        )
+        == 0
+    )
+    assert (
+        await asyncio.to_thread(
+            cli.main, [*base, "config", "set", "web_search.max_searches", "0"]
+        )
+        == 1
+    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO("sk-brave-secret\n"))
+    assert await asyncio.to_thread(cli.main, [*base, "keys", "set", "web-search"]) == 0
+    out = capsys.readouterr()
+    assert "the web search provider is in the keyring" in out.out
+    assert "web_search.max_searches" in out.err
+    text = path.read_text()
+    assert text.startswith("# my settings") and "sk-brave-secret" not in text
+    settings = config.load(path)
+    assert settings.web_search.provider == "brave"
+
+    model_searches_then_answers(fake_upstream)
+    async with running(settings) as proxy, claude(proxy) as client:
+        await client.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[WEB_SEARCH_TOOL],
+            messages=[{"role": "user", "content": "q"}],
+        )
+    assert fake_search.requests[0].headers["X-Subscription-Token"] == "sk-brave-secret"
+    assert (
+        await asyncio.to_thread(cli.main, [*base, "keys", "delete", "web-search"]) == 0
+    )
