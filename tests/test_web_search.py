@@ -625,3 +625,154 @@ async def test_the_cli_sets_up_web_search(
     assert (
         await asyncio.to_thread(cli.main, [*base, "keys", "delete", "web-search"]) == 0
     )
+
+
+# ------------------------------------------------------------ codecs
+
+
+def test_an_anthropic_history_search_is_the_call_and_result_the_model_read() -> None:
+    from lmbridge.core import ir
+    from lmbridge.protocols import websearch
+    from lmbridge.protocols.anthropic import parse_request
+
+    hit = {
+        "type": "web_search_result",
+        "url": "https://a.example/x",
+        "title": "A",
+        "encrypted_content": websearch.sealed("the text read"),
+        "page_age": "1 day",
+    }
+    search = [
+        {
+            "type": "server_tool_use",
+            "id": "srvtoolu_1",
+            "name": "web_search",
+            "input": {"query": "q1"},
+        },
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": "srvtoolu_1",
+            "content": [hit],
+        },
+    ]
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": "ask"},
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "looking"}, *search]
+                + [{"type": "text", "text": "found"}],
+            },
+            {"role": "user", "content": "more"},
+            {"role": "assistant", "content": search},  # ends the turn
+            {"role": "user", "content": "next"},
+            # a call whose result never came: the model never read it
+            {
+                "role": "assistant",
+                "content": [search[0], {"type": "text", "text": "x"}],
+            },
+            {"role": "user", "content": "last"},
+        ],
+    }
+    req = parse_request(json.dumps(body).encode())
+    expected = ir.WebSearch(
+        "srvtoolu_1",
+        "q1",
+        (ir.SearchHit("https://a.example/x", "A", "the text read", "1 day"),),
+    )
+    call, result = websearch.as_call_and_result(expected)
+    assert call.arguments == '{"query":"q1"}'
+    assert "the text read" in result.text() and "Age: 1 day" in result.text()
+    assert [(m.role, m.parts) for m in req.messages] == [
+        (ir.Role.USER, (ir.Text("ask"),)),
+        (ir.Role.ASSISTANT, (ir.Text("looking"), call)),
+        (ir.Role.USER, (result,)),
+        (ir.Role.ASSISTANT, (ir.Text("found"),)),
+        (ir.Role.USER, (ir.Text("more"),)),
+        (ir.Role.ASSISTANT, (call,)),
+        (ir.Role.USER, (result, ir.Text("next"))),
+        (ir.Role.ASSISTANT, (ir.Text("x"),)),
+        (ir.Role.USER, (ir.Text("last"),)),
+    ]
+    assert req.searches == ("srvtoolu_1", "srvtoolu_1")
+    assert any("without its result" in line for line in req.dropped)
+
+
+def test_a_responses_history_search_gets_an_id_from_its_query() -> None:
+    from lmbridge.core import ir
+    from lmbridge.protocols import websearch
+    from lmbridge.protocols.openai_responses import RESPONSES
+
+    body = {
+        "model": "m",
+        "tools": [
+            {"type": "web_search", "filters": {"allowed_domains": ["a.example"]}}
+        ],
+        "input": [
+            {"role": "user", "content": "ask"},
+            {
+                "type": "web_search_call",
+                "status": "completed",
+                "action": {"type": "search", "query": "q1"},
+            },
+            {"type": "web_search_call", "action": {"type": "open_page", "url": "u"}},
+            {"role": "assistant", "content": "found"},
+        ],
+    }
+    req = RESPONSES.parse_request(json.dumps(body).encode())
+    call_id = websearch.search_id("q1")
+    assert req.web_search == ir.WebSearchTool("web_search", ("a.example",))
+    assert req.searches == (call_id,)
+    assert [(m.role, m.parts) for m in req.messages] == [
+        (ir.Role.USER, (ir.Text("ask"),)),
+        (ir.Role.ASSISTANT, (ir.ToolCall(call_id, "web_search", '{"query":"q1"}'),)),
+        (ir.Role.USER, (ir.ToolResult(call_id),)),
+        (ir.Role.ASSISTANT, (ir.Text("found"),)),
+    ]
+
+
+async def test_a_vendor_upstream_runs_the_tool_itself(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    """Anthropic's API (kind anthropic) gets the client's body as it is, the
+    server tool in it; LM Bridge searches nothing."""
+    table = f'\n[web_search]\nprovider = "searxng"\nurl = "{fake_search.url}"\n'
+    settings = settings_for(
+        fake_upstream.url, kind="anthropic", upstream_extra="", routes=table
+    )
+    async with running(settings) as proxy, claude(proxy) as client:
+        await client.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[WEB_SEARCH_TOOL],
+            messages=[{"role": "user", "content": "q"}],
+        )
+    assert fake_upstream.requests[0].body["tools"] == [WEB_SEARCH_TOOL]
+    assert fake_search.requests == []
+
+
+async def test_previous_response_id_carries_the_search(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    fake_upstream.scripts = [
+        Script(text="", tool_calls=[SEARCH]),
+        Script(text="It is out."),
+        Script(text="Turn two."),
+    ]
+    async with running(searching(fake_upstream, fake_search)) as proxy, oai(proxy) as c:
+        first = await c.responses.create(
+            model="claude-x", input="q0", tools=[{"type": "web_search"}]
+        )
+        second = await c.responses.create(
+            model="claude-x",
+            input="q1",
+            tools=[{"type": "web_search"}],
+            previous_response_id=first.id,
+        )
+    assert second.output_text == "Turn two."
+    turn2 = fake_upstream.requests[2]
+    assert "One local endpoint." in tool_result_text(turn2.body, turn2.path)
+    before = fake_upstream.requests[1].body["messages"]
+    assert turn2.body["messages"][: len(before)] == before

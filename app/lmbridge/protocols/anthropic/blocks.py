@@ -116,6 +116,13 @@ def content(
             kind = decode(_HEAD, raw, where).type
             skipped.append(f"{where[2:]}: a {kind!r} block is not carried")
         parts.extend(found or ())
+    if queries:  # searches without a result: the model never read them
+        parts = [
+            p for p in parts if not (isinstance(p, ir.ToolCall) and p.id in queries)
+        ]
+        skipped.extend(
+            f"{path[2:]}: web search {i!r} without its result" for i in queries
+        )
     return parts
 
 
