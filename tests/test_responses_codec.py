@@ -1646,7 +1646,7 @@ def test_encoder_well_formed_streams_round_trip(stream: list[ir.Event]) -> None:
         assert isinstance(decoded[-1], ir.StreamError)
         return
     original, again = assemble(stream), assemble(decoded)
-    expected: list[ir.Text | ir.ToolCall | ir.Thinking] = []
+    expected: list[ir.Text | ir.ToolCall | ir.Thinking | ir.WebSearch] = []
     for part in original.parts:
         if isinstance(part, ir.Thinking):
             if part.text:

@@ -147,7 +147,7 @@ async def test_allowed_and_blocked_domains_filter_the_hits(
     fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
 ) -> None:
     model_searches_then_answers(fake_upstream)
-    tool = {**WEB_SEARCH_TOOL, "blocked_domains": ["blocked.example.net"]}
+    tool: Any = {**WEB_SEARCH_TOOL, "blocked_domains": ["blocked.example.net"]}
     async with (
         running(searching(fake_upstream, fake_search)) as proxy,
         claude(proxy) as client,
@@ -223,7 +223,7 @@ async def test_searches_past_the_limit_are_refused_to_the_model(
         Script(text="done"),
     ]
     settings = searching(fake_upstream, fake_search, extra="max_searches = 3")
-    tool = {**WEB_SEARCH_TOOL, "max_uses": 1}  # the client's limit is lower
+    tool: Any = {**WEB_SEARCH_TOOL, "max_uses": 1}  # the client's limit is lower
     async with running(settings) as proxy, claude(proxy) as client:
         answer = await client.messages.create(
             model="claude-x",
@@ -313,6 +313,7 @@ async def test_responses_search_shows_as_web_search_call(
         running(searching(fake_upstream, fake_search, api)) as proxy,
         oai(proxy) as client,
     ):
+        response: Any
         if stream:
             types = []
             async with client.responses.stream(
@@ -662,8 +663,11 @@ def test_an_anthropic_history_search_is_the_call_and_result_the_model_read() -> 
             {"role": "user", "content": "ask"},
             {
                 "role": "assistant",
-                "content": [{"type": "text", "text": "looking"}, *search]
-                + [{"type": "text", "text": "found"}],
+                "content": [
+                    {"type": "text", "text": "looking"},
+                    *search,
+                    {"type": "text", "text": "found"},
+                ],
             },
             {"role": "user", "content": "more"},
             {"role": "assistant", "content": search},  # ends the turn
