@@ -119,7 +119,7 @@ async def test_claude_search_runs_and_the_answer_goes_on(
     call, result, text = answer.content
     assert isinstance(call, anthropic.types.ServerToolUseBlock)
     assert call.name == "web_search" and call.input == {"query": "lm bridge release"}
-    assert call.id.startswith("srvtoolu_")
+    assert call.id == "call_s1"  # the model's: a chained upstream knows it
     assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
     assert result.tool_use_id == call.id
     assert isinstance(result.content, list)
@@ -780,3 +780,49 @@ async def test_previous_response_id_carries_the_search(
     assert "One local endpoint." in tool_result_text(turn2.body, turn2.path)
     before = fake_upstream.requests[1].body["messages"]
     assert turn2.body["messages"][: len(before)] == before
+
+
+async def test_a_chained_session_to_a_responses_upstream_keeps_its_chain(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    """A keyed Claude Code session to a Responses upstream: the search's
+    follow-up call and the next turns each continue the chain."""
+    fake_upstream.scripts = [
+        Script(text="", tool_calls=[SEARCH]),
+        Script(text="It is out."),
+        Script(text="Turn two."),
+    ]
+    history: list[Any] = []
+    settings = searching(fake_upstream, fake_search, "responses")
+    async with running(settings) as proxy, claude(proxy) as client:
+        for turn in range(2):
+            history.append({"role": "user", "content": f"question {turn}"})
+            answer = await client.messages.create(
+                model="claude-x",
+                max_tokens=100,
+                tools=[WEB_SEARCH_TOOL],
+                messages=history,
+                extra_headers={"X-Claude-Code-Session-Id": "sess-ws"},
+            )
+            history.append(
+                {
+                    "role": "assistant",
+                    "content": [
+                        b.model_dump(exclude_none=True) for b in answer.content
+                    ],
+                }
+            )
+        records = [await proxy.record(2)]
+    bodies = [seen.body for seen in fake_upstream.requests]
+    assert len(bodies) == 3
+    assert "previous_response_id" not in bodies[0]
+    # The follow-up and turn 2 send only what is new after the chain.
+    assert bodies[1].get("previous_response_id")
+    assert bodies[2].get("previous_response_id")
+    # The server has the model's call: only its output, under the model's id.
+    assert [(i.get("type"), i.get("call_id")) for i in bodies[1]["input"]] == [
+        ("function_call_output", "call_s1")
+    ]
+    assert not any("diverged" in n for r in proxy.records for n in r.notes), [
+        r.notes for r in records
+    ]

@@ -133,6 +133,9 @@ class WebSearch(msgspec.Struct, frozen=True, tag="web_search"):
     query: str
     hits: tuple[SearchHit, ...] = ()
     error: str | None = None
+    # The id the model gave its call, where the client knows the search by
+    # another (`call_id`: Responses clients' is made from the query).
+    model_call_id: str = ""
 
 
 class WebSearchTool(msgspec.Struct, frozen=True):

@@ -137,9 +137,11 @@ def result_text(search: ir.WebSearch) -> str:
 
 
 def as_call_and_result(search: ir.WebSearch) -> tuple[ir.ToolCall, ir.ToolResult]:
-    """The search as the model sees it: its call, and the call's result."""
-    call = ir.ToolCall(search.call_id, TOOL_NAME, call_arguments(search.query))
-    result = ir.ToolResult(search.call_id, (ir.Text(result_text(search)),))
+    """The search as the model sees it: its call (with the id the model
+    gave it), and the call's result."""
+    call_id = search.model_call_id or search.call_id
+    call = ir.ToolCall(call_id, TOOL_NAME, call_arguments(search.query))
+    result = ir.ToolResult(call_id, (ir.Text(result_text(search)),))
     return call, result
 
 

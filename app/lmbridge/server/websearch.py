@@ -73,6 +73,7 @@ class WebSearch:
         self.settings = settings
         self.enabled = bool(settings.provider)
         self.searcher = Searcher(settings) if self.enabled else None
+        # Searches by the id the client knows them by.
         self._memory: OrderedDict[str, ir.WebSearch] = OrderedDict()
 
     async def start(self) -> None:
@@ -99,7 +100,17 @@ class WebSearch:
             return self._dropped(req)
         messages = req.messages
         if req.searches:
-            messages = tuple(self._restored(m, set(req.searches)) for m in messages)
+            # Sent back without their results (Codex): put back what the
+            # model read. Anthropic clients carry theirs in the blocks.
+            ids = set(req.searches)
+            bare = {
+                p.call_id
+                for m in messages
+                for p in m.parts
+                if isinstance(p, ir.ToolResult) and p.call_id in ids and not p.content
+            }
+            if bare:
+                messages = tuple(self._restored(m, bare) for m in messages)
         tools = req.tools
         spec = req.web_search
         if spec is not None:
@@ -145,36 +156,38 @@ class WebSearch:
         )
 
     def _restored(self, message: ir.Message, ids: set[str]) -> ir.Message:
-        """A message whose searches sent back without results (Responses)
-        get the results the model read, when they are remembered."""
+        """A message's searches `ids`, sent back without results, as the
+        model read them: a search this proxy remembers gets the id the
+        model's call had and its result; another gets a note instead."""
         if not any(
-            isinstance(p, ir.ToolResult) and p.call_id in ids and not p.content
+            isinstance(p, ir.ToolCall | ir.ToolResult)
+            and (p.id if isinstance(p, ir.ToolCall) else p.call_id) in ids
             for p in message.parts
         ):
             return message
         parts: list[ir.Part] = []
         for part in message.parts:
-            if (
-                isinstance(part, ir.ToolResult)
-                and part.call_id in ids
-                and not part.content
-            ):
-                parts.append(self._result_for(part))
-            else:
-                parts.append(part)
+            if isinstance(part, ir.ToolCall) and part.id in ids:
+                known = self._memory.get(part.id)
+                if known is not None:
+                    part = websearch.as_call_and_result(known)[0]
+            elif isinstance(part, ir.ToolResult) and part.call_id in ids:
+                part = self._result_for(part)
+            parts.append(part)
         return ir.Message(message.role, tuple(parts))
 
     def _result_for(self, result: ir.ToolResult) -> ir.ToolResult:
-        for search in reversed(self._memory.values()):
-            if search.call_id == result.call_id:
-                return websearch.as_call_and_result(search)[1]
+        known = self._memory.get(result.call_id)
+        if known is not None:
+            return websearch.as_call_and_result(known)[1]
         return ir.ToolResult(
             result.call_id,
             (ir.Text("The results of this earlier search are no longer available."),),
         )
 
     def remember(self, search: ir.WebSearch) -> None:
-        """Keep a search's results for a history sent back without them."""
+        """Keep a search, by the id the client knows it by, for a history
+        sent back without it."""
         self._memory[search.call_id] = search
         self._memory.move_to_end(search.call_id)
         while len(self._memory) > MEMORY_LIMIT:

@@ -107,11 +107,13 @@ class SearchingAnswer:
             results: list[ir.Part] = []
             for call in calls:
                 search = None
-                async for event in self._search(call):
+                model_id = call.id or "srvtoolu_" + secrets.token_hex(12)
+                async for event in self._search(call, model_id):
                     yield [event]
                     if isinstance(event, ir.WebSearchDone):
                         search = event.search
                 assert search is not None
+                # The id the model gave its call: a chained upstream knows it.
                 tool_call, result = websearch.as_call_and_result(search)
                 said.append(tool_call)
                 results.append(result)
@@ -123,14 +125,16 @@ class SearchingAnswer:
         req = msgspec.structs.replace(self.req, messages=messages)
         return await open_batches(req, self.resolved, self.record, self.sessions)
 
-    async def _search(self, call: ir.ToolCall) -> AsyncGenerator[ir.Event, None]:
+    async def _search(
+        self, call: ir.ToolCall, model_id: str
+    ) -> AsyncGenerator[ir.Event, None]:
+        """Run one search: its start and its end as events. The client
+        knows it by the model's call id (Anthropic clients send it back),
+        or by one made from the query (Codex sends none back)."""
         index = self.next_index
         self.next_index += 1
         query = websearch.query_of(call.arguments)
-        if self.anthropic:
-            call_id = "srvtoolu_" + secrets.token_hex(12)
-        else:
-            call_id = websearch.search_id(query or "")
+        call_id = model_id if self.anthropic else websearch.search_id(query or "")
         yield ir.WebSearchStarted(index, call_id, query or "")
         error = None
         hits: tuple[ir.SearchHit, ...] = ()
@@ -155,7 +159,8 @@ class SearchingAnswer:
                 self.record.notes.append(f"web search {query!r}: {len(hits)} results")
         else:
             self.record.notes.append(f"web search refused: {error}")
-        search = ir.WebSearch(call_id, query or "", hits, error)
+        own = "" if call_id == model_id else model_id
+        search = ir.WebSearch(call_id, query or "", hits, error, own)
         self.service.remember(search)
         yield ir.WebSearchDone(index, search)
 
