@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
 from fakes.search_services import FakeSearch
 from lmbridge import cli, config
+from lmbridge.core import ir
+from lmbridge.protocols import websearch
+from lmbridge.protocols.anthropic import parse_request
+from lmbridge.protocols.anthropic.response import search_call, search_result
 from support import RunningProxy, oai, running, settings_for
 
 SEARCH = ToolCallScript("web_search", '{"query": "lm bridge release"}', "call_s1")
@@ -632,10 +639,6 @@ async def test_the_cli_sets_up_web_search(
 
 
 def test_an_anthropic_history_search_is_the_call_and_result_the_model_read() -> None:
-    from lmbridge.core import ir
-    from lmbridge.protocols import websearch
-    from lmbridge.protocols.anthropic import parse_request
-
     hit = {
         "type": "web_search_result",
         "url": "https://a.example/x",
@@ -705,8 +708,6 @@ def test_an_anthropic_history_search_is_the_call_and_result_the_model_read() -> 
 
 
 def test_a_responses_history_search_gets_an_id_from_its_query() -> None:
-    from lmbridge.core import ir
-    from lmbridge.protocols import websearch
     from lmbridge.protocols.openai_responses import RESPONSES
 
     body = {
@@ -826,3 +827,50 @@ async def test_a_chained_session_to_a_responses_upstream_keeps_its_chain(
     assert not any("diverged" in n for r in proxy.records for n in r.notes), [
         r.notes for r in records
     ]
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_hit = st.builds(
+    ir.SearchHit,
+    st.from_regex(r"https://[a-z]{1,8}\.example/[a-z0-9]{0,6}", fullmatch=True),
+    _text,
+    _text,
+    st.none() | _text.filter(bool),
+)
+_search = st.builds(
+    ir.WebSearch,
+    st.from_regex(r"srvtoolu_[0-9a-f]{6}", fullmatch=True),
+    _text,
+    st.tuples() | st.lists(_hit, max_size=4).map(tuple),
+    st.none() | st.sampled_from(sorted(websearch.ERROR_TEXTS)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(search=_search, before=_text, after=_text)
+def test_a_search_sent_back_reads_as_the_model_read_it(
+    search: ir.WebSearch, before: str, after: str
+) -> None:
+    """Whatever a search found (or how it failed), the blocks a client got
+    for it, sent back, are the call and result the model read: the
+    upstream prefix of the next turn is the same."""
+    blocks = [
+        {"type": "text", "text": before},
+        json.loads(msgspec.json.encode(search_call(search))),
+        json.loads(msgspec.json.encode(search_result(search))),
+        {"type": "text", "text": after},
+    ]
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": blocks},
+            {"role": "user", "content": "next"},
+        ],
+    }
+    req = parse_request(json.dumps(body).encode())
+    call, result = websearch.as_call_and_result(search)
+    said = [m.parts for m in req.messages]
+    assert call in said[1] and said[2][0] == result
+    assert req.searches == (search.call_id,)
