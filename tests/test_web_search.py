@@ -310,7 +310,7 @@ async def test_client_tool_calls_beside_a_search_are_left_out(
 # ------------------------------------------------------------ Responses door
 
 
-@pytest.mark.parametrize("api", ["chat", "messages"])
+@pytest.mark.parametrize("api", ["chat", "responses", "messages"])
 @pytest.mark.parametrize("stream", [True, False])
 async def test_responses_search_shows_as_web_search_call(
     fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch, api: str, stream: bool
@@ -874,3 +874,24 @@ def test_a_search_sent_back_reads_as_the_model_read_it(
     said = [m.parts for m in req.messages]
     assert call in said[1] and said[2][0] == result
     assert req.searches == (search.call_id,)
+
+
+async def test_a_model_that_keeps_searching_is_stopped(
+    fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
+) -> None:
+    fake_upstream.script = Script(text="", tool_calls=[SEARCH])  # every call
+    settings = searching(fake_upstream, fake_search, extra="max_searches = 1")
+    async with running(settings) as proxy, claude(proxy) as client:
+        answer = await client.messages.create(
+            model="claude-x",
+            max_tokens=100,
+            tools=[WEB_SEARCH_TOOL],
+            messages=[{"role": "user", "content": "q"}],
+        )
+        record = await proxy.record()
+    kinds = [block.type for block in answer.content]
+    assert kinds == ["server_tool_use", "web_search_tool_result"] * 3
+    assert answer.stop_reason == "end_turn"
+    assert len(fake_upstream.requests) == 4
+    assert fake_search.queries() == ["lm bridge release"]
+    assert "web search: the model kept searching" in record.notes

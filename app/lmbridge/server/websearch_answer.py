@@ -91,8 +91,19 @@ class SearchingAnswer:
                 if isinstance(p, ir.ToolCall) and p.name == websearch.TOOL_NAME
             ]
             rounds += 1
-            if not calls or rounds > self.limit + EXTRA_ROUNDS:
+            if not calls:
                 yield [*turn.held_events(), self._finish(turn.finish)]
+                return
+            if rounds > self.limit + EXTRA_ROUNDS:
+                # The model will not stop searching: end the answer here,
+                # with the client's own calls, if it made any.
+                self.record.notes.append("web search: the model kept searching")
+                finish = turn.finish
+                if not turn.other_calls:
+                    finish = msgspec.structs.replace(
+                        finish, stop_reason=ir.StopReason.END_TURN
+                    )
+                yield [*turn.held_events(searches=False), self._finish(finish)]
                 return
             if turn.other_calls:
                 self.record.notes.append(
@@ -240,9 +251,14 @@ class _Round:
             self.answer.next_index += 1
         return index
 
-    def held_events(self) -> list[ir.Event]:
-        """The held tool calls, for an answer that ends with them."""
-        return [event for _, event in self.held]
+    def held_events(self, searches: bool = True) -> list[ir.Event]:
+        """The held tool calls, for an answer that ends with them (without
+        the calls of web_search: `searches` False)."""
+        return [
+            event
+            for index, event in self.held
+            if searches or self.calls.get(index) != websearch.TOOL_NAME
+        ]
 
 
 def _moved(event: Any, index: int) -> ir.Event:
