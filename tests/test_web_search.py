@@ -895,3 +895,24 @@ async def test_a_model_that_keeps_searching_is_stopped(
     assert len(fake_upstream.requests) == 4
     assert fake_search.queries() == ["lm bridge release"]
     assert "web search: the model kept searching" in record.notes
+
+
+def test_a_tool_result_in_an_assistant_message_is_no_search() -> None:
+    """Found by the fuzzer: a client's own `tool_result` block where it
+    does not belong is not taken for a search's result."""
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t", "content": "x"}
+                ],
+            },
+            {"role": "user", "content": "q"},
+        ],
+    }
+    req = parse_request(json.dumps(body).encode())
+    assert req.searches == ()
+    assert [m.role for m in req.messages] == [ir.Role.ASSISTANT, ir.Role.USER]

@@ -154,10 +154,15 @@ def _add(
 ) -> None:
     """Append a message; an assistant's web search results (blocks.py)
     go into user messages between its other parts, as the model saw them."""
-    if role is not ir.Role.ASSISTANT or not any(
-        isinstance(p, ir.ToolResult) for p in parts
-    ):
-        if messages and role is ir.Role.USER and _is_results(messages[-1]):
+    calls = set()
+    if role is ir.Role.ASSISTANT:
+        calls = {
+            p.id
+            for p in parts
+            if isinstance(p, ir.ToolCall) and p.name == websearch.TOOL_NAME
+        }
+    if not any(isinstance(p, ir.ToolResult) and p.call_id in calls for p in parts):
+        if role is ir.Role.USER and _searched(messages, searches):
             # After a search that ended the assistant's turn: one user turn.
             messages[-1] = ir.Message(role, messages[-1].parts + tuple(parts))
         else:
@@ -165,24 +170,28 @@ def _add(
         return
     run: list[ir.Part] = []
     for part in parts:
-        if isinstance(part, ir.ToolResult):
-            searches.append(part.call_id)
+        if isinstance(part, ir.ToolResult) and part.call_id in calls:
             if run:
                 messages.append(ir.Message(ir.Role.ASSISTANT, tuple(run)))
                 run = []
-            if _is_results(messages[-1]):
+            if _searched(messages, searches):
                 messages[-1] = ir.Message(ir.Role.USER, (*messages[-1].parts, part))
             else:
                 messages.append(ir.Message(ir.Role.USER, (part,)))
+            searches.append(part.call_id)
         else:
             run.append(part)
     if run:
         messages.append(ir.Message(ir.Role.ASSISTANT, tuple(run)))
 
 
-def _is_results(message: ir.Message) -> bool:
-    return message.role is ir.Role.USER and all(
-        isinstance(p, ir.ToolResult) for p in message.parts
+def _searched(messages: list[ir.Message], searches: list[str]) -> bool:
+    """Whether the last message holds only web search results."""
+    if not messages or messages[-1].role is not ir.Role.USER:
+        return False
+    return all(
+        isinstance(p, ir.ToolResult) and p.call_id in searches
+        for p in messages[-1].parts
     )
 
 
