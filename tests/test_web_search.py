@@ -829,7 +829,7 @@ async def test_a_chained_session_to_a_responses_upstream_keeps_its_chain(
     ]
 
 
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 _hit = st.builds(
     ir.SearchHit,
     st.from_regex(r"https://[a-z]{1,8}\.example/[a-z0-9]{0,6}", fullmatch=True),
