@@ -125,6 +125,9 @@ def cline_providers(base_v1: str, model: str, key: str) -> dict[str, object]:
                     "model": model,
                     "baseUrl": base_v1,
                 },
+                # Without it Cline takes the entry for unset and falls back
+                # to its own provider (api.cline.bot).
+                "updatedAt": "2026-01-01T00:00:00.000Z",
                 "tokenSource": "manual",
             }
         },
@@ -142,6 +145,10 @@ def _cline_setup(root: Path, base: str, proxy: str, model: str) -> dict[str, str
     (folder / "global-settings.json").write_text(json.dumps(settings))
     return env
 
+
+# Even with the opt-out, Cline 3.0.65 connects to data.cline.bot once at
+# start (refused by the trap; the run goes on).
+CLINE_BACKGROUND = "CONNECT data.cline.bot:443 HTTP/1.1"
 
 CLINE_CLI = Cli(
     name="cline",

@@ -143,7 +143,14 @@ class Conversation:
         calls = tool_calls(api, after[0])
         assert [(i, n) for i, n, _ in calls] == [(CALL_ID, self.tool)], calls
         assert calls[0][2] == self.args
-        last = mine[-1]
+        # The last turn's request: it ends with the last prompt (a CLI may
+        # ask more after the answer, e.g. Qwen Code's follow-up checks).
+        last = next(
+            b
+            for b in reversed(mine)
+            if turns(api, b)[-1][0] == "user"
+            and self.prompts[runs - 1] in turns(api, b)[-1][1]
+        )
         expected = []
         for k in range(1, runs):
             expected += [("user", self.prompts[k - 1]), ("assistant", self.answer(k))]

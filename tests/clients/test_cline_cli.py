@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clients import drive, harness
-from clients.clis import CLINE, CLINE_CLI, missing
+from clients.clis import CLINE, CLINE_BACKGROUND, CLINE_CLI, missing
 from clients.fake_model import ScriptedModel
 
 MISSING = missing(CLINE)
@@ -26,10 +26,14 @@ MISSING = missing(CLINE)
 async def test_tool_round_trip(
     tmp_path: Path, work: Path, fake: ScriptedModel, trap: harness.ProxyTrap
 ) -> None:
-    await drive.session(CLINE_CLI, tmp_path, work, fake, trap, runs=1)
+    await drive.session(
+        CLINE_CLI, tmp_path, work, fake, trap, runs=1, allowed=[CLINE_BACKGROUND]
+    )
 
 
 async def test_tool_round_trip_on_claude_in_foundry(
     tmp_path: Path, work: Path, fake: ScriptedModel, trap: harness.ProxyTrap
 ) -> None:
-    await drive.on_foundry(CLINE_CLI, tmp_path, work, fake, trap)
+    await drive.on_foundry(
+        CLINE_CLI, tmp_path, work, fake, trap, allowed=[CLINE_BACKGROUND]
+    )
