@@ -118,14 +118,16 @@ async def capture(cli: clis.Cli, out: Path, trap: harness.ProxyTrap) -> None:
     try:
         env = cli.setup(root, fake.url, trap.url, "fake-model")
         result = await harness.run(cli.argv(PROMPT, False), env, work, timeout=120)
+        try:
+            turn = first_turn(fake)
+        except AssertionError:
+            print(result.explain(), flush=True)
+            raise
         record = {
             "client": cli.name,
             "version": pinned(VERSIONS[cli.name]),
-            "first_turn": first_turn(fake),
+            "first_turn": turn,
         }
-    except AssertionError:
-        print(result.explain(), flush=True)
-        raise
     finally:
         await fake.stop()
     (out / f"{cli.name}.json").write_text(json.dumps(record, indent=1) + "\n")
