@@ -88,7 +88,9 @@ def shape(body: dict[str, Any]) -> dict[str, Any]:
         elif key in ("system", "systemInstruction"):
             out[key] = "<text>"
         elif isinstance(value, dict):
-            out[key] = {k: v for k, v in value.items() if not isinstance(v, (dict, list))}
+            out[key] = {
+                k: v for k, v in value.items() if not isinstance(v, (dict, list))
+            }
         else:
             out[key] = value
     return out
@@ -123,7 +125,7 @@ async def capture(cli: clis.Cli, out: Path, trap: harness.ProxyTrap) -> None:
         except AssertionError:
             print(result.explain(), flush=True)
             raise
-        record = {
+        record: dict[str, Any] = {
             "client": cli.name,
             "version": pinned(VERSIONS[cli.name]),
             "first_turn": turn,

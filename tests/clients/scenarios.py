@@ -35,9 +35,7 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            str(p.get("text", "")) for p in content if isinstance(p, dict)
-        )
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""
 
 

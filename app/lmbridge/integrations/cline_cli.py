@@ -1,7 +1,8 @@
-"""The Cline CLI: its OpenAI Compatible provider in ~/.cline/data/settings/providers.json.
+"""The Cline CLI: its OpenAI Compatible provider in providers.json.
 
-`cline auth -p openai -b URL -k KEY -m MODEL` writes the same entry:
-`providers["openai-compatible"].settings` (provider, apiKey, model,
+~/.cline/data/settings/providers.json holds what `cline auth -p openai
+-b URL -k KEY -m MODEL` writes: `providers["openai-compatible"].settings`
+(provider, apiKey, model,
 baseUrl with /v1), an `updatedAt` stamp (without one Cline takes the entry
 for unset and falls back to its own provider) and `lastUsedProvider`,
 which makes it the default. Edited in place (json_edit): other providers
@@ -90,13 +91,13 @@ def _load(text: str, path: Path) -> dict[str, Any]:
     return data
 
 
-def merge(
+def _merge(
     text: str | None, endpoint: Endpoint, choice: ModelChoice, path: Path, now: str
 ) -> str:
     """`text` with our provider's settings and the default set to it."""
     values = settings(endpoint, choice)
     if text is None or not text.strip():
-        data = {
+        data: dict[str, Any] = {
             "version": 1,
             "lastUsedProvider": PROVIDER,
             "providers": {
@@ -109,14 +110,26 @@ def merge(
         }
         return json.dumps(data, indent=2) + "\n"
     data = _load(text, path)
-    before = ((data.get("providers") or {}).get(PROVIDER) or {}).get("settings")
+    entry = data.get("providers", {}).get(PROVIDER, {})
+    if not isinstance(entry, dict):
+        raise IntegrationError(f"{path}: providers.{PROVIDER} must be an object")
     where = ("providers", PROVIDER)
     for key, value in values.items():
         text = json_edit.set_member(text, (*where, "settings"), key, value)
-    if before != values or "updatedAt" not in data["providers"].get(PROVIDER, {}):
+    if entry.get("settings") != values or "updatedAt" not in entry:
         text = json_edit.set_member(text, where, "updatedAt", now)
     text = json_edit.set_member(text, (), "lastUsedProvider", PROVIDER)
     return text if text.endswith("\n") else text + "\n"
+
+
+def merge(
+    text: str | None, endpoint: Endpoint, choice: ModelChoice, path: Path, now: str
+) -> str:
+    """`text` with our provider's settings and the default set to it."""
+    try:
+        return _merge(text, endpoint, choice, path, now)
+    except ValueError as exc:  # json_edit: a value of ours has the wrong kind
+        raise IntegrationError(f"{path}: {exc}") from exc
 
 
 def current(home: Path | None = None) -> Configured | None:

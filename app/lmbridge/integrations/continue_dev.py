@@ -99,7 +99,7 @@ def describe(
             f"Add the entry to {path} (`lmbridge integrate {ID} --write`).",
             "Continue reloads the file on save; pick the LM Bridge model in "
             "its model menu. AUTODETECT lists every model LM Bridge offers.",
-            "The Continue CLI reads the same file: run `cn` (or `cn -p \"...\"`).",
+            'The Continue CLI reads the same file: run `cn` (or `cn -p "..."`).',
         ),
         config_path=path,
     )

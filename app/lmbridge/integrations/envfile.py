@@ -17,6 +17,7 @@ from lmbridge.integrations.base import (
     Configured,
     Endpoint,
     Integration,
+    IntegrationError,
     ModelChoice,
     Snippet,
     WritePlan,
@@ -78,7 +79,7 @@ class EnvFileTool:
         path = self.path(home)
         try:
             values = dotenv.read(files.read_text(path))
-        except Exception:  # noqa: BLE001 - unreadable is "not configured"
+        except IntegrationError:  # unreadable: not configured by us
             return None
         if self.url_variable not in values:
             return None

@@ -38,7 +38,7 @@ TOOL = EnvFileTool(
     url_variable="GOOGLE_GEMINI_BASE_URL",
     model_variable="GEMINI_MODEL",
     steps=(
-        "Run `gemini`; choose \"Use Gemini API key\" if it asks how to sign "
+        'Run `gemini`; choose "Use Gemini API key" if it asks how to sign '
         "in. Without GEMINI_MODEL it asks for Google's model names "
         '(gemini-…): route them with a `[[route]] model = "gemini-*"`.',
     ),

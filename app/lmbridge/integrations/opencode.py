@@ -72,7 +72,7 @@ def describe(
         snippets=(Snippet(str(path), "json", json.dumps(block, indent=2) + "\n"),),
         steps=(
             f"Add the provider to {path} (`lmbridge integrate {ID} --write`).",
-            f"Run `opencode`, or `opencode run -m {PROVIDER_ID}/MODEL \"...\"`; "
+            f'Run `opencode`, or `opencode run -m {PROVIDER_ID}/MODEL "..."`; '
             "`/models` lists the LM Bridge models named in the file.",
         ),
         config_path=path,
@@ -92,7 +92,9 @@ def _load(text: str, path: Path) -> dict[str, Any]:
     return data
 
 
-def merge(text: str | None, endpoint: Endpoint, choice: ModelChoice, path: Path) -> str:
+def _merge(
+    text: str | None, endpoint: Endpoint, choice: ModelChoice, path: Path
+) -> str:
     """`text` with our provider (and the default model, if chosen) set."""
     ours = provider(endpoint, choice)
     if text is None or not text.strip():
@@ -118,6 +120,14 @@ def merge(text: str | None, endpoint: Endpoint, choice: ModelChoice, path: Path)
     return text if text.endswith("\n") else text + "\n"
 
 
+def merge(text: str | None, endpoint: Endpoint, choice: ModelChoice, path: Path) -> str:
+    """`text` with our provider (and the default model, if chosen) set."""
+    try:
+        return _merge(text, endpoint, choice, path)
+    except ValueError as exc:  # json_edit: a value of ours has the wrong kind
+        raise IntegrationError(f"{path}: {exc}") from exc
+
+
 def current(home: Path | None = None) -> Configured | None:
     """Our provider's base URL and the default model when it is ours; None
     without a file or without our provider."""
@@ -132,9 +142,11 @@ def current(home: Path | None = None) -> Configured | None:
         return None
     options = entry.get("options") or {}
     default = str((data or {}).get("model", ""))
-    model = default.removeprefix(f"{PROVIDER_ID}/") if default.startswith(
-        f"{PROVIDER_ID}/"
-    ) else ""
+    model = (
+        default.removeprefix(f"{PROVIDER_ID}/")
+        if default.startswith(f"{PROVIDER_ID}/")
+        else ""
+    )
     return Configured(
         tool=ID,
         path=path,

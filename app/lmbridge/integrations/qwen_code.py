@@ -38,6 +38,6 @@ TOOL = EnvFileTool(
     model_variable="OPENAI_MODEL",
     steps=(
         "Run `qwen`; if it asks how to authenticate, choose OpenAI (the "
-        "variables are filled in). `qwen -p \"...\"` runs one prompt.",
+        'variables are filled in). `qwen -p "..."` runs one prompt.',
     ),
 )
