@@ -9,6 +9,7 @@ None); the Claude Code and Codex modules go by `harness.missing()`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -49,11 +50,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """One line per reason, even without `-rs`."""
-    for reason, count in _skipped.items():
-        terminalreporter.write_line(
-            f"tests/clients: {count} real-CLI tests skipped: {reason}"
-        )
+    """One line saying why, even without `-rs` (the CLIs that are not
+    installed named together)."""
+    if not _skipped:
+        return
+    absent = [re.match(r"(\S+) is not installed in (.*)$", r) for r in _skipped]
+    if all(absent):
+        names = ", ".join(sorted(m.group(1) for m in absent if m))
+        why = f"{names} not installed in {absent[0].group(2) if absent[0] else ''}"
+    else:
+        why = "; ".join(_skipped)
+    terminalreporter.write_line(
+        f"tests/clients: {sum(_skipped.values())} real-CLI tests skipped: {why}"
+    )
 
 
 def _unset(api: str, body: object) -> Reply:
