@@ -133,9 +133,10 @@ sysdeps:
 # pinned (newer: `npm view <package> version`; a new pin also needs
 # `python tests/clients/capture.py --first-turns tests/clients/captures`),
 # in .cache/clients/: Claude Code, Codex, OpenCode, the Cline CLI, Qwen Code,
-# the Continue CLI (`cn`) and Gemini CLI. About 1.3 GB and 4 minutes on a
-# first install (OpenCode and Cline ship native binaries). Without npm or the
-# registry: one line, and those tests are skipped.
+# the Continue CLI (`cn`) and Gemini CLI: 1.9 GB (the five newer ones 1.1 GB)
+# and about 4.5 minutes on a first install on 2 busy cores (OpenCode and
+# Cline ship native binaries). Without npm or the registry: one line, and
+# those tests are skipped.
 CLAUDE_CODE_VERSION := 2.1.332
 CODEX_VERSION := 0.171.0
 OPENCODE_VERSION := 1.18.33
