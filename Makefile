@@ -131,7 +131,7 @@ sysdeps:
 
 # The real coding CLIs that tests/clients drives through `lmbridge serve`,
 # pinned (newer: `npm view <package> version`; a new pin also needs
-# `python tests/clients/capture.py --first-turns tests/clients/captures`),
+# `python tests/clients/first_turns.py tests/clients/captures`),
 # in .cache/clients/: Claude Code, Codex, OpenCode, the Cline CLI, Qwen Code,
 # the Continue CLI (`cn`) and Gemini CLI: 1.9 GB (the five newer ones 1.1 GB)
 # and about 4.5 minutes on a first install on 2 busy cores (OpenCode and
