@@ -1,0 +1,155 @@
+"""`lmbridge launch <client> [--model M] [-- client args]`: a coding CLI on
+LM Bridge, for one run.
+
+Uses the LM Bridge running at the configured address (the tray app's or
+`lmbridge serve`), else runs one in this process on a free port for the
+session; makes sure the model is there (loaded in LM Studio with the
+context the client needs); runs the client with the environment and
+flags of this run (`lmbridge.launch.clients`), writing none of the user's
+files; and exits with the client's status. `--list` shows the clients and
+whether each is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from lmbridge import config
+from lmbridge.core.errors import LaunchError
+from lmbridge.launch import bridge as bridges
+from lmbridge.launch import clients, models
+from lmbridge.launch.runner import client_env, run_client
+
+# Exit statuses of launch itself (the client's own status otherwise).
+SETUP_FAILED = 2
+NOT_INSTALLED = 127
+
+
+def register(subparsers: Any) -> None:
+    """Add `launch`."""
+    parser = subparsers.add_parser(
+        "launch",
+        help="run a coding CLI (claude, codex, ...) on LM Bridge",
+        description="Run a coding CLI on LM Bridge for this run only: its "
+        "base URL, key, models and context window are set in its environment "
+        "and flags, none of its files are written. Arguments after -- go to "
+        "the client.",
+    )
+    parser.add_argument(
+        "client", nargs="?", choices=clients.CLIENT_IDS, help="the client to run"
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="list the clients and where they are"
+    )
+    parser.add_argument("--model", default="", help="the model the client uses")
+    parser.add_argument(
+        "--small-model",
+        default="",
+        help="the model for background work (titles, summaries; default --model)",
+    )
+    parser.set_defaults(run=run, client_args=[])
+
+
+def split_client_args(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """`argv` before the first `--` and the client's arguments after it
+    (None: no `--`)."""
+    if "--" not in argv:
+        return argv, None
+    at = argv.index("--")
+    return argv[:at], argv[at + 1 :]
+
+
+def list_clients() -> str:
+    """What `lmbridge launch --list` prints."""
+    lines = []
+    for client in clients.CLIENTS.values():
+        where = client.find()
+        state = (
+            f"installed: {where}"
+            if where
+            else f"not installed (npm install -g {client.package})"
+        )
+        lines.append(f"{client.id:9} {client.name:13} {state}")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace, settings: config.Settings) -> int:
+    if args.list or args.client is None:
+        sys.stdout.write(list_clients())
+        return 0
+    client = clients.CLIENTS[args.client]
+    executable = client.find()
+    if executable is None:
+        print(
+            f"lmbridge: {client.name} is not installed: `{client.binary}` is not "
+            f"on PATH — npm install -g {client.package}",
+            file=sys.stderr,
+        )
+        return NOT_INSTALLED
+    try:
+        return asyncio.run(_launch(args, settings, client, executable))
+    except LaunchError as exc:
+        print(f"lmbridge: {exc.message}", file=sys.stderr)
+        return SETUP_FAILED
+
+
+@contextlib.asynccontextmanager
+async def session_bridge(settings: config.Settings) -> AsyncIterator[bridges.Bridge]:
+    """The running LM Bridge, else one of ours for the session."""
+    found = await bridges.running_bridge(settings)
+    if found is not None:
+        yield found
+        return
+    async with bridges.headless_bridge(settings) as ours:
+        yield ours
+
+
+async def _launch(
+    args: argparse.Namespace,
+    settings: config.Settings,
+    client: clients.LaunchClient,
+    executable: str,
+) -> int:
+    from lmbridge.cli.entry import with_saved_token
+
+    settings = await with_saved_token(settings)
+    chosen = await models.prepare(settings, client, args.model, args.small_model)
+    async with session_bridge(settings) as bridge:
+        if not models.uses_lmstudio(settings, chosen.model):
+            await _check_offered(settings, bridge, chosen.model)
+        how = "started for this session" if bridge.ours else "running"
+        window = f", context {chosen.window:,}" if chosen.window else ""
+        print(
+            f"lmbridge: {client.name} on LM Bridge {bridge.version} at "
+            f"{bridge.endpoint.root} ({how}), model {chosen.model}{window}",
+            file=sys.stderr,
+            flush=True,
+        )
+        with tempfile.TemporaryDirectory(prefix="lmbridge-launch-") as scratch:
+            plan = client.build(bridge.endpoint, chosen, Path(scratch))
+            argv = [executable, *plan.args, *args.client_args]
+            return await run_client(argv, client_env(plan))
+
+
+async def _check_offered(
+    settings: config.Settings, bridge: bridges.Bridge, model: str
+) -> None:
+    """A model outside LM Studio must be one the bridge serves: routed by
+    name, or listed by its /v1/models."""
+    if any(route.matches(model) for route in settings.route):
+        return
+    offered = await bridges.offered_models(bridge)
+    if not offered or model in offered:
+        return
+    shown = ", ".join(offered[:8]) + (", …" if len(offered) > 8 else "")
+    raise LaunchError(
+        f"LM Bridge does not offer the model {model!r} (it offers {shown}) — "
+        "choose one with --model, or add a [[route]] for it"
+    )
