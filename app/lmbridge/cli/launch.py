@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,12 @@ from lmbridge.core.errors import LaunchError
 from lmbridge.launch import bridge as bridges
 from lmbridge.launch import clients, models
 from lmbridge.launch.runner import client_env, run_client
+from lmbridge.lmstudio import LMStudioService
 
 # Exit statuses of launch itself (the client's own status otherwise).
 SETUP_FAILED = 2
 NOT_INSTALLED = 127
+DEFAULT_LOG_LEVEL = "WARNING"  # entry.py's default for --log-level
 
 
 def register(subparsers: Any) -> None:
@@ -94,20 +97,48 @@ def run(args: argparse.Namespace, settings: config.Settings) -> int:
         )
         return NOT_INSTALLED
     try:
-        return asyncio.run(_launch(args, settings, client, executable))
+        with _log_to_file_only(args.log_level):
+            return asyncio.run(_launch(args, settings, client, executable))
     except LaunchError as exc:
         print(f"lmbridge: {exc.message}", file=sys.stderr)
         return SETUP_FAILED
 
 
+@contextlib.contextmanager
+def _log_to_file_only(level: str) -> Iterator[None]:
+    """Keep log lines off the terminal the client draws on (they still go
+    to the log file), unless --log-level asked for them; launch says what
+    matters in its own lines."""
+    if level.upper() != DEFAULT_LOG_LEVEL:
+        yield
+        return
+    root = logging.getLogger()
+    terminal = [
+        h
+        for h in root.handlers
+        if isinstance(h, logging.StreamHandler)
+        and not isinstance(h, logging.FileHandler)
+    ]
+    levels = [h.level for h in terminal]
+    for handler in terminal:
+        handler.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for handler, old in zip(terminal, levels, strict=True):
+            handler.setLevel(old)
+
+
 @contextlib.asynccontextmanager
-async def session_bridge(settings: config.Settings) -> AsyncIterator[bridges.Bridge]:
+async def session_bridge(
+    settings: config.Settings, lmstudio: LMStudioService | None
+) -> AsyncIterator[bridges.Bridge]:
     """The running LM Bridge, else one of ours for the session."""
     found = await bridges.running_bridge(settings)
     if found is not None:
         yield found
         return
-    async with bridges.headless_bridge(settings) as ours:
+    async with bridges.headless_bridge(settings, lmstudio) as ours:
         yield ours
 
 
@@ -120,22 +151,38 @@ async def _launch(
     from lmbridge.cli.entry import with_saved_token
 
     settings = await with_saved_token(settings)
-    chosen = await models.prepare(settings, client, args.model, args.small_model)
-    async with session_bridge(settings) as bridge:
-        if not models.uses_lmstudio(settings, chosen.model):
-            await _check_offered(settings, bridge, chosen.model)
-        how = "started for this session" if bridge.ours else "running"
-        window = f", context {chosen.window:,}" if chosen.window else ""
-        print(
-            f"lmbridge: {client.name} on LM Bridge {bridge.version} at "
-            f"{bridge.endpoint.root} ({how}), model {chosen.model}{window}",
-            file=sys.stderr,
-            flush=True,
+    async with models.lmstudio_session(settings, args.model) as lmstudio:
+        chosen = await models.prepare(
+            settings, client, lmstudio, args.model, args.small_model
         )
-        with tempfile.TemporaryDirectory(prefix="lmbridge-launch-") as scratch:
-            plan = client.build(bridge.endpoint, chosen, Path(scratch))
-            argv = [executable, *plan.args, *args.client_args]
-            return await run_client(argv, client_env(plan))
+        async with session_bridge(settings, lmstudio) as bridge:
+            return await _run(args, settings, client, executable, chosen, bridge)
+
+
+async def _run(
+    args: argparse.Namespace,
+    settings: config.Settings,
+    client: clients.LaunchClient,
+    executable: str,
+    chosen: clients.LaunchModels,
+    bridge: bridges.Bridge,
+) -> int:
+    """Run the client on `bridge`, with the run's files in a private
+    temporary directory removed afterwards."""
+    if not models.uses_lmstudio(settings, chosen.model):
+        await _check_offered(settings, bridge, chosen.model)
+    how = "started for this session" if bridge.ours else "running"
+    window = f", context {chosen.window:,}" if chosen.window else ""
+    print(
+        f"lmbridge: {client.name} on LM Bridge {bridge.version} at "
+        f"{bridge.endpoint.root} ({how}), model {chosen.model}{window}",
+        file=sys.stderr,
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="lmbridge-launch-") as scratch:
+        plan = client.build(bridge.endpoint, chosen, Path(scratch))
+        argv = [executable, *plan.args, *args.client_args]
+        return await run_client(argv, client_env(plan))
 
 
 async def _check_offered(

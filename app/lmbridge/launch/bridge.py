@@ -22,6 +22,7 @@ from lmbridge import config
 from lmbridge.core.errors import LaunchError, LocalError
 from lmbridge.core.events import EventBus
 from lmbridge.integrations.base import Endpoint, connect_host
+from lmbridge.lmstudio import LMStudioService
 
 PROBE_TIMEOUT = 2.0
 
@@ -102,25 +103,37 @@ async def offered_models(bridge: Bridge) -> list[str] | None:
 
 
 @contextlib.asynccontextmanager
-async def headless_bridge(settings: config.Settings) -> AsyncIterator[Bridge]:
-    """LM Bridge in this process on a free loopback port, for the session."""
+async def headless_bridge(
+    settings: config.Settings, lmstudio: LMStudioService | None = None
+) -> AsyncIterator[Bridge]:
+    """LM Bridge in this process on a free loopback port, for the session
+    (with `lmstudio`, the session's connected LM Studio service, if any)."""
     from lmbridge import __version__
     from lmbridge.server.runner import ProxyServer
+    from lmbridge.server.services import Services
 
     server_settings = msgspec.structs.replace(
         settings.server, host="127.0.0.1", port=0, port_fallback=False
     )
     session_settings = msgspec.structs.replace(settings, server=server_settings)
-    server = ProxyServer(session_settings, EventBus())
+    bus = EventBus()
+    services = Services(session_settings, bus, lmstudio=lmstudio)
+    await services.start()
     try:
-        await server.start()
-    except LocalError as exc:
-        raise LaunchError(f"cannot start LM Bridge for this session: {exc}") from exc
-    try:
-        yield Bridge(
-            endpoint_of(session_settings, server.host, server.port),
-            __version__,
-            ours=True,
-        )
+        server = ProxyServer(session_settings, bus, services=services)
+        try:
+            await server.start()
+        except LocalError as exc:
+            raise LaunchError(
+                f"cannot start LM Bridge for this session: {exc.message}"
+            ) from exc
+        try:
+            yield Bridge(
+                endpoint_of(session_settings, server.host, server.port),
+                __version__,
+                ours=True,
+            )
+        finally:
+            await server.stop()
     finally:
-        await server.stop()
+        await services.close()

@@ -17,6 +17,8 @@ same way):
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from lmbridge import config
@@ -71,26 +73,16 @@ def uses_lmstudio(settings: config.Settings, model: str) -> bool:
     return _managed(settings, place(settings, model))
 
 
-async def prepare(
-    settings: config.Settings,
-    client: LaunchClient,
-    model: str,
-    small: str = "",
-) -> LaunchModels:
-    """The models of this run, loaded where LM Bridge manages them.
-
-    Raises LaunchError (one line, with the fix) when no model is chosen and
-    none can be told, or LM Studio cannot give the context the client needs.
-    """
+@contextlib.asynccontextmanager
+async def lmstudio_session(
+    settings: config.Settings, model: str
+) -> AsyncIterator[LMStudioService | None]:
+    """A connected model service for the LM Studio `model` goes to (None
+    when LM Bridge does not manage it), open for the whole session: the
+    session's own LM Bridge uses it too."""
     if not uses_lmstudio(settings, model):
-        if not model:
-            raise LaunchError(
-                f"choose the model {client.name} should use: "
-                f"lmbridge launch {client.id} --model NAME"
-            )
-        placement = place(settings, model)
-        window = placement.route.context_window if placement.route else None
-        return LaunchModels(model, small, window or 0)
+        yield None
+        return
     from lmbridge.server.services import lmstudio_service
 
     upstream = place(settings, model).upstream if model else settings.upstream[0]
@@ -101,11 +93,41 @@ async def prepare(
             status = await service.connect()
             if status.state is not ConnectionState.CONNECTED:
                 raise LaunchError(status.error or "LM Studio is not reachable")
-            if not model:
-                model = await _the_loaded_model(service, client)
-            window = await _ensure(settings, client, service, model)
-            if small and small != model and uses_lmstudio(settings, small):
-                await _ensure(settings, client, service, small)
+            yield service
+    except LaunchError:
+        raise
+    except LMBridgeError as exc:
+        raise LaunchError(exc.message) from exc
+
+
+async def prepare(
+    settings: config.Settings,
+    client: LaunchClient,
+    service: LMStudioService | None,
+    model: str,
+    small: str = "",
+) -> LaunchModels:
+    """The models of this run, loaded where LM Bridge manages them
+    (`service`, from `lmstudio_session`).
+
+    Raises LaunchError (one line, with the fix) when no model is chosen and
+    none can be told, or LM Studio cannot give the context the client needs.
+    """
+    if service is None:
+        if not model:
+            raise LaunchError(
+                f"choose the model {client.name} should use: "
+                f"lmbridge launch {client.id} --model NAME"
+            )
+        placement = place(settings, model)
+        window = placement.route.context_window if placement.route else None
+        return LaunchModels(model, small, window or 0)
+    try:
+        if not model:
+            model = await _the_loaded_model(service, client)
+        window = await _ensure(settings, client, service, model)
+        if small and small != model and uses_lmstudio(settings, small):
+            await _ensure(settings, client, service, small)
     except LaunchError:
         raise
     except LMBridgeError as exc:
@@ -137,6 +159,7 @@ async def _ensure(
     need = needed_context(settings, client)
     wanted = max(need, settings.lmstudio.load_context_length)
     loaded = service.loaded_model(placement.target)
+    fresh = loaded is None
     if loaded is None:
         if not settings.lmstudio.load_on_demand:
             raise LaunchError(
@@ -146,7 +169,7 @@ async def _ensure(
             )
         loaded = await service.ensure_loaded(placement.target, wanted)
     context = loaded.context_length
-    if context < need:
+    if context < need and not fresh:  # a fresh load already asked for it
         result = await service.ensure_context(
             placement.target, minimum=need, policy=ContextPolicy.AUTO
         )
