@@ -42,6 +42,7 @@ COMMANDS: dict[str, list[str]] = {
     "autostart": ["autostart", "status"],
     "logs": ["logs"],
     "usage": ["usage", "--days", "3"],
+    "launch": ["launch", "claude"],
 }
 
 

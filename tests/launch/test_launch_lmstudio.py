@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes.lmstudio_fixtures import fake_lmstudio  # noqa: F401 - the fixture
+from fakes.lmstudio_fixtures import *  # noqa: F403 - the pytest fixtures
 from fakes.lmstudio_server import FakeLMStudio
 from launch.support import free_port, install_fakes, launch
 

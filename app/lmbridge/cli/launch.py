@@ -57,6 +57,12 @@ def register(subparsers: Any) -> None:
         default="",
         help="the model for background work (titles, summaries; default --model)",
     )
+    parser.add_argument(
+        "--hold",
+        action="store_true",
+        help="when the client or launch fails, wait for Enter before exiting "
+        "(for a terminal window opened just for this run)",
+    )
     parser.set_defaults(run=run, client_args=[])
 
 
@@ -84,6 +90,21 @@ def list_clients() -> str:
 
 
 def run(args: argparse.Namespace, settings: config.Settings) -> int:
+    status = _run_launch(args, settings)
+    if args.hold and status != 0:
+        _wait_for_enter(status)
+    return status
+
+
+def _wait_for_enter(status: int) -> None:
+    """Keep a terminal window opened for this run until the user read why
+    it failed."""
+    print(f"\n[exit status {status}] Press Enter to close.", file=sys.stderr)
+    with contextlib.suppress(EOFError, KeyboardInterrupt, OSError):
+        input()
+
+
+def _run_launch(args: argparse.Namespace, settings: config.Settings) -> int:
     if args.list or args.client is None:
         sys.stdout.write(list_clients())
         return 0

@@ -94,6 +94,7 @@ class LaunchClient:
     package: str  # where it comes from (npm)
     protocol: ClientProtocol | str  # "gemini" for Gemini CLI
     build: Builder
+    integration: str  # its id on the Integrations page (`lmbridge integrate`)
     min_context: int = 0  # the least context it works with (0: LM Bridge's)
 
     def find(self, path: str | None = None) -> str | None:
@@ -281,17 +282,48 @@ CLIENTS: dict[str, LaunchClient] = {
             "@anthropic-ai/claude-code",
             "anthropic",
             claude,
+            "claude-code",
             min_context=CLAUDE_MIN_CONTEXT,
         ),
-        LaunchClient("codex", "Codex CLI", "codex", "@openai/codex", "responses", codex),
         LaunchClient(
-            "gemini", "Gemini CLI", "gemini", "@google/gemini-cli", "gemini", gemini
+            "codex", "Codex CLI", "codex", "@openai/codex", "responses", codex, "codex"
         ),
-        LaunchClient("opencode", "OpenCode", "opencode", "opencode-ai", "openai", opencode),
-        LaunchClient("cline", "Cline CLI", "cline", "cline", "openai", cline),
-        LaunchClient("qwen", "Qwen Code", "qwen", "@qwen-code/qwen-code", "openai", qwen),
         LaunchClient(
-            "continue", "Continue CLI", "cn", "@continuedev/cli", "openai", continue_cli
+            "gemini",
+            "Gemini CLI",
+            "gemini",
+            "@google/gemini-cli",
+            "gemini",
+            gemini,
+            "gemini-cli",
+        ),
+        LaunchClient(
+            "opencode",
+            "OpenCode",
+            "opencode",
+            "opencode-ai",
+            "openai",
+            opencode,
+            "opencode",
+        ),
+        LaunchClient("cline", "Cline CLI", "cline", "cline", "openai", cline, "cline"),
+        LaunchClient(
+            "qwen",
+            "Qwen Code",
+            "qwen",
+            "@qwen-code/qwen-code",
+            "openai",
+            qwen,
+            "qwen-code",
+        ),
+        LaunchClient(
+            "continue",
+            "Continue CLI",
+            "cn",
+            "@continuedev/cli",
+            "openai",
+            continue_cli,
+            "continue",
         ),
     )
 }

@@ -82,9 +82,16 @@ def terminal_command(
     if platform == "darwin":
         # `open -a Terminal` only opens files; Terminal's `do script` runs a
         # command line in a new window.
-        script = f"tell application \"Terminal\" to do script {_applescript(shlex.join(command))}"
+        line = _applescript(shlex.join(command))
+        script = f'tell application "Terminal" to do script {line}'
         return TerminalCommand(
-            ("osascript", "-e", script, "-e", 'tell application "Terminal" to activate'),
+            (
+                "osascript",
+                "-e",
+                script,
+                "-e",
+                'tell application "Terminal" to activate',
+            ),
             "Terminal",
         )
     if platform == "win32":
