@@ -21,9 +21,9 @@ from lmbridge.gui import message
 from lmbridge.gui.integrations.view import IntegrationsPanel
 
 RECORDER = """
-import json, sys
+import json, os, sys
 with open({out!r}, "w") as f:
-    json.dump(sys.argv[1:], f)
+    json.dump({{"argv": sys.argv[1:], "cwd": os.getcwd()}}, f)
 """
 
 
@@ -45,8 +45,15 @@ def terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def launched(out: Path) -> list[str]:
     import json
 
-    argv: list[str] = json.loads(out.read_text())
+    argv: list[str] = json.loads(out.read_text())["argv"]
     return argv
+
+
+def started_in(out: Path) -> str:
+    import json
+
+    cwd: str = json.loads(out.read_text())["cwd"]
+    return cwd
 
 
 def lmbridge() -> list[str]:
@@ -80,6 +87,7 @@ async def test_the_tray_lists_installed_clients_and_opens_one(
             config_path,
             "--hold",
         ]
+        assert started_in(terminal) == str(Path.home())  # not the app's folder
     finally:
         await close_app(app)
 

@@ -46,7 +46,9 @@ def open_client(client: str, config: Path | None, model: str = "") -> bool:
     except NoTerminal as exc:
         message.error(f"Cannot open {name}: {exc}")
         return False
-    started, _pid = QProcess.startDetached(argv[0], argv[1:])
+    # In the home folder, not wherever the app was started from: the client
+    # asks whether to trust its working folder.
+    started, _pid = QProcess.startDetached(argv[0], argv[1:], str(Path.home()))
     if not started:
         message.error(f"Cannot open {name}: {argv[0]} did not start")
         return False
