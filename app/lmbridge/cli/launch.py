@@ -40,6 +40,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "launch",
         help="run a coding CLI (claude, codex, ...) on LM Bridge",
+        usage="lmbridge launch [options] CLIENT [-- CLIENT ARGS]\n"
+        "       lmbridge launch --list",
         description="Run a coding CLI on LM Bridge for this run only: its "
         "base URL, key, models and context window are set in its environment "
         "and flags, none of its files are written. Arguments after -- go to "
