@@ -392,3 +392,41 @@ base_url = "{fake_upstream.url}"
         tmp_path, config_text, ["codex", "--model", "fake-model"], path=_path(fake_bin)
     )
     assert listed.code == 0, listed.err
+
+
+async def test_the_access_token_reaches_the_client_and_only_it(
+    tmp_path: Path, fake_bin: Path, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """With an access token, the running LM Bridge is used with it and the
+    client gets it as its key; it is printed nowhere. A configuration with
+    another token is told so in one line."""
+    token = "launch-secret-token-4417"
+    settings = settings_for(fake_upstream.url)
+    settings.server.access_token = token
+    running = await start_proxy(settings)
+    try:
+        port = running.server.port
+        extra = f'\n[server]\nport = {port}\naccess_token = "{token}"\n'
+        text = bridge_config(fake_upstream.url, port).replace(
+            f"[server]\nport = {port}\n", ""
+        )
+        done = await launch(
+            tmp_path, extra + text, ["qwen", "--model", MODEL], path=_path(fake_bin)
+        )
+        assert done.code == 0, done.err
+        record = done.record()
+        assert record["env"]["OPENAI_API_KEY"] == token
+        assert record["env"]["OPENAI_BASE_URL"] == f"http://127.0.0.1:{port}/v1"
+        assert token not in done.err + done.out
+        wrong = (extra + text).replace(token, "another-token-0000000000")
+        refused = await launch(
+            tmp_path, wrong, ["qwen", "--model", MODEL], path=_path(fake_bin)
+        )
+        assert refused.code == 2
+        assert refused.err.strip().splitlines() == [
+            f"lmbridge: the LM Bridge at http://127.0.0.1:{port} does not accept "
+            "the access token of this configuration — use the same config "
+            "(--config) or token"
+        ]
+    finally:
+        await running.server.stop()
