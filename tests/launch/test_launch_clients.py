@@ -250,6 +250,8 @@ async def test_sigint_goes_to_the_client_and_launch_waits_for_it(
     done = await finish(proc, probe)
     assert done.code == 130, done.err
     assert (probe.parent / "sigints").read_text() == "1"
+    # In launch's process group: a Ctrl-C typed in a terminal reaches it.
+    assert done.record()["pgrp_same"] is True
     assert "Traceback" not in done.err and "KeyboardInterrupt" not in done.err
     port = _port_in(done.record())
     assert not await _listening(port)
@@ -430,3 +432,27 @@ async def test_the_access_token_reaches_the_client_and_only_it(
         ]
     finally:
         await running.server.stop()
+
+
+async def test_hold_keeps_a_failed_run_on_screen(
+    tmp_path: Path, fake_bin: Path, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """--hold (what the app's terminal runs): after a failure launch asks
+    for Enter before it exits, with the client's status."""
+    done = await launch(
+        tmp_path,
+        bridge_config(fake_upstream.url, free_port()),
+        ["cline", "--model", MODEL, "--hold"],
+        path=_path(fake_bin),
+        env={"FAKE_CLIENT_EXIT": "3"},
+    )
+    assert done.code == 3
+    assert done.err.rstrip().endswith("[exit status 3] Press Enter to close.")
+    ok = await launch(
+        tmp_path,
+        bridge_config(fake_upstream.url, free_port()),
+        ["cline", "--model", MODEL, "--hold"],
+        path=_path(fake_bin),
+    )
+    assert ok.code == 0
+    assert "Press Enter" not in ok.err
