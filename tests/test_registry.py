@@ -137,4 +137,4 @@ async def test_a_registered_protocol_gets_route_fallback(
             assert await r.json() == {"text": "from the second"}
         record = await proxy.record()
     assert record.upstream == "second"
-    assert any(note.startswith("fallback fake -> second") for note in record.notes)
+    assert any(note.startswith("fallback fake -> second") for note in record.note_texts)

@@ -60,6 +60,9 @@ class Script:
     garbage_after_chunks: int | None = None  # send unparsable SSE
     stall_after_chunks: int | None = None  # stop sending, keep open
     error_in_stream: str | None = None  # a 200 stream carrying an error event
+    # Raw SSE frames sent instead of the rest of a 200 stream after its
+    # first event (a Messages or Responses server's own error events).
+    frames_in_stream: list[bytes] | None = None
     garbage_body: bytes | None = None  # a 200 answer that is not JSON nor SSE
     models: list[str] = field(default_factory=lambda: ["fake-model", "other-model"])
     # Refuse a larger max_tokens with OpenAI's (or Anthropic's) 400 wording.
@@ -409,6 +412,10 @@ class FakeOpenAIUpstream:
                     return resp
                 if s.garbage_after_chunks is not None and n >= s.garbage_after_chunks:
                     await resp.write(b"data: {this is not json\n\n")
+                    return resp
+                if s.frames_in_stream is not None and n >= 1:
+                    for raw in s.frames_in_stream:
+                        await resp.write(raw)
                     return resp
                 if s.error_in_stream is not None and n >= 1:
                     err = {"error": {"message": s.error_in_stream, **s.error_fields}}

@@ -229,3 +229,38 @@ async def test_the_page_shows_what_the_files_point_at_now(
     codex.write_text('model = "o4"\n')
     await eventually(lambda: "model o4" in panel.now.plain, what="the 2nd edit")
     assert panel.model.currentText() == "my-pick"
+
+
+async def test_codex_gets_one_slots_window_from_llama_server(tmp_path: Path) -> None:
+    """For a llama.cpp upstream the window written is one slot's context, as
+    the server's `/props` reports it (kept known by the health checks)."""
+    from fakes.llamacpp_server import FakeLlamaCppServer
+    from lmbridge import config
+
+    server = FakeLlamaCppServer(n_ctx=6144, total_slots=2)
+    await server.start()
+    settings = config.parse(f"""
+[server]
+port = 0
+
+[[upstream]]
+name = "llama"
+kind = "llamacpp"
+base_url = "{server.url}"
+
+[[route]]
+model = "coder"
+upstream = "llama"
+""")
+    app = await make_app(settings, tmp_path)
+    try:
+        panel = integrations_page(app, tmp_path)
+        panel.select("codex")
+        panel.model.setCurrentText("coder")
+        await eventually(
+            lambda: "model_context_window = 6144" in snippets(panel),
+            what="the window from /props",
+        )
+    finally:
+        await close_app(app)
+        await server.stop()

@@ -49,7 +49,7 @@ from lmbridge.integrations.base import (
     WritePlan,
     WriteResult,
 )
-from lmbridge.integrations.context import LoadedContext, smallest_window
+from lmbridge.integrations.context import LoadedContext, ServedWindow, smallest_window
 from lmbridge.integrations.testrequest import TestRequest, build
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "IntegrationError",
     "LoadedContext",
     "ModelChoice",
+    "ServedWindow",
     "Snippet",
     "TestRequest",
     "WritePlan",
@@ -116,6 +117,7 @@ def with_context_window(
     settings: config.Settings,
     choice: ModelChoice,
     loaded: LoadedContext | None = None,
+    served: ServedWindow | None = None,
 ) -> ModelChoice:
     """`choice` with the context window of the models `tool` uses, when
     `choice` names none and the routes know it (0 otherwise)."""
@@ -129,7 +131,7 @@ def with_context_window(
         models = [choice.model]
     else:
         return choice
-    window = smallest_window(settings, models, loaded)
+    window = smallest_window(settings, models, loaded, served)
     return dataclasses.replace(choice, context_window=window)
 
 
@@ -140,11 +142,14 @@ def describe(
     *,
     home: Path | None = None,
     loaded: LoadedContext | None = None,
+    served: ServedWindow | None = None,
 ) -> Integration:
     """How `tool` is pointed at the proxy that `settings` describe."""
     _check(tool)
     endpoint = Endpoint.from_settings(settings)
-    choice = with_context_window(tool, settings, choice or ModelChoice(), loaded)
+    choice = with_context_window(
+        tool, settings, choice or ModelChoice(), loaded, served
+    )
     return _DESCRIBE[tool](endpoint, choice, home)
 
 
@@ -154,10 +159,12 @@ def describe_all(
     *,
     home: Path | None = None,
     loaded: LoadedContext | None = None,
+    served: ServedWindow | None = None,
 ) -> list[Integration]:
     """Every tool, in the order the panel lists them."""
     return [
-        describe(tool, settings, choice, home=home, loaded=loaded) for tool in TOOL_IDS
+        describe(tool, settings, choice, home=home, loaded=loaded, served=served)
+        for tool in TOOL_IDS
     ]
 
 
@@ -168,6 +175,7 @@ def plan_write(
     *,
     home: Path | None = None,
     loaded: LoadedContext | None = None,
+    served: ServedWindow | None = None,
 ) -> WritePlan:
     """The merge of LM Bridge's settings into `tool`'s config file; nothing
     is written. Raises IntegrationError for tools without a file, or a file
@@ -179,7 +187,9 @@ def plan_write(
             f"`lmbridge integrate {tool}` shows what to enter"
         )
     endpoint = Endpoint.from_settings(settings)
-    choice = with_context_window(tool, settings, choice or ModelChoice(), loaded)
+    choice = with_context_window(
+        tool, settings, choice or ModelChoice(), loaded, served
+    )
     return _PLAN[tool](endpoint, choice, home)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import Note
 from lmbridge.core.redact import SECRETS
 
 BODY_CAP = 256 * 1024
@@ -72,7 +73,9 @@ def scrub_record(record: RequestRecord, secrets: tuple[str, ...]) -> None:
     if record.error:
         record.error = scrub(record.error, secrets)
     if record.notes:
-        record.notes = [scrub(note, secrets) for note in record.notes]
+        record.notes = tuple(
+            Note(note.kind, scrub(note.text, secrets)) for note in record.notes
+        )
     if record.capture:
         record.request_body = SECRETS.scrub_literal(record.request_body, secrets)
         record.response_body = SECRETS.scrub_literal(record.response_body, secrets)

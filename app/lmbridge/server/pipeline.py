@@ -29,6 +29,7 @@ from aiohttp import web
 from lmbridge.core import errors, events, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import NoteKind
 from lmbridge.core.redact import SECRETS, encoded
 from lmbridge.protocols import tokens
 from lmbridge.protocols.anthropic import billing
@@ -169,6 +170,7 @@ class Pipeline:
         finally:
             scrub_record(record, secrets)
             record.mark_done()
+            services.prefixes.finish(record)  # kept tokens, cache notes
             services.bus.publish(events.REQUEST_FINISHED, record)
 
 
@@ -225,7 +227,7 @@ class _Call:
         record.model = req.model
         overridden = services.sessions.apply_settings(req)
         if overridden.model != req.model:
-            record.notes.append(f"session override: model {overridden.model}")
+            record.note(NoteKind.SESSION, f"session override: model {overridden.model}")
         req = overridden
         record.stream = req.stream
         record.session_key = req.client.chain_key
@@ -240,8 +242,9 @@ class _Call:
                 if last or not should_fall_back(err):
                     raise
                 nxt = candidates[attempt + 1].upstream.name
-                record.notes.append(
-                    f"fallback {resolved.upstream.name} -> {nxt} ({err.status})"
+                record.note(
+                    NoteKind.FALLBACK,
+                    f"fallback {resolved.upstream.name} -> {nxt} ({err.status})",
                 )
         raise AssertionError("unreachable: the router returns at least one candidate")
 
@@ -273,9 +276,10 @@ class _Call:
                 raise
             limit = lower.max_tokens
             memory.learn(name, resolved.target, lower)
-            self.record.notes.append(
+            self.record.note(
+                NoteKind.LIMIT,
                 f"max_tokens lowered from {sent} to {limit}: {name} refused"
-                f" {sent} ({err.message[:80]})"
+                f" {sent} ({err.message[:80]})",
             )
         return await self._send(
             body, req, resolved._replace(max_tokens_limit=limit), last, retry=False
@@ -287,6 +291,7 @@ class _Call:
         """One try at the upstream; `retry`: an error that a lower
         `max_tokens` would cure is raised (not answered) so it can be."""
         overflow_known.tell(self.services, req, resolved)
+        self.services.prefixes.observe(self.record, req, resolved)
         passthrough = self.door.passthrough
         origins, name = self.services.origins, resolved.upstream.name
         api = resolved.upstream.api
@@ -309,21 +314,18 @@ class _Call:
         req = await self.exchange.begin(req)
         if foreign:
             for note in origins.notes(req, name, api):
-                if note not in self.record.notes:
-                    self.record.notes.append(note)
+                self.record.note(NoteKind.DROPPED, note)
             req = origins.without_foreign(req, name, api)
         if not resolved.upstream.keeps_billing_header:
             stripped = billing.without_billing(req)
             if stripped is not req:
-                self.record.notes.append(f"dropped: {billing.NOTE}")
+                self.record.note(NoteKind.DROPPED, f"dropped: {billing.NOTE}")
                 req = stripped
         # A relayed body keeps all of this; only translation drops it.
-        notes = self.record.notes
         for note in [f"dropped: {line}" for line in req.dropped] + [
             f"dropped for {api}: {line}" for line in upstream_codec(api).omitted(req)
         ]:
-            if note not in notes:  # once, when a retry sends it again
-                notes.append(note)
+            self.record.note(NoteKind.DROPPED, note)  # once, however many tries
         batches = await open_batches(req, resolved, self.record, self.services.sessions)
         if not req.stream:
             return await self._whole(batches, req)
@@ -344,8 +346,9 @@ class _Call:
             sent = self._sent(req, resolved)
             cap = fit(sent, resolved.target, window, fix=SERVER_WINDOW_FIX)
             if cap is not None:
-                self.record.notes.append(
-                    f"max_tokens lowered to {cap} to fit context {window}"
+                self.record.note(
+                    NoteKind.LIMIT,
+                    f"max_tokens lowered to {cap} to fit context {window}",
                 )
         if cap is None:
             return resolved

@@ -39,6 +39,7 @@ from lmbridge.lmstudio import (
 )
 from lmbridge.server.maxtokens import MaxTokensMemory
 from lmbridge.server.origins import ReasoningOrigins, anthropic_platform
+from lmbridge.server.prefix import PrefixTracker
 from lmbridge.server.responses_memory import ResponsesMemory
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
@@ -146,6 +147,7 @@ class Services:
         )
         self.responses = ResponsesMemory()
         self.max_tokens = MaxTokensMemory()
+        self.prefixes = PrefixTracker()
         self.origins = ReasoningOrigins(
             platform=anthropic_platform(
                 [(u.name, u.kind, u.base_url) for u in settings.upstream]

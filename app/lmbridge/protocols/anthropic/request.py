@@ -1,6 +1,6 @@
 """Anthropic Messages request body -> `ir.Request`.
 
-Policies (quoted by the README):
+Policies (quoted by docs/translation.md):
 
 - **System messages inside `messages`.** Claude Code 2.1 sends messages
   with role `system` among the turns. Those before the first user or
