@@ -112,3 +112,41 @@ async def test_lm_studio_not_running_is_one_line(
     assert done.code == 2
     (line,) = done.err.strip().splitlines()
     assert line.startswith("lmbridge: ") and "LM Studio" in line
+
+
+async def test_a_llama_cpp_servers_slot_is_the_window(
+    tmp_path: Path, path: str
+) -> None:
+    """A llama.cpp upstream: the client is told one slot's context, as the
+    server's /props says; Claude Code is refused a slot under 32768."""
+    from fakes.llamacpp_server import FakeLlamaCppServer
+
+    server = FakeLlamaCppServer(n_ctx=65536)
+    await server.start()
+    try:
+        text = f"""
+[server]
+port = {free_port()}
+
+[[upstream]]
+name = "llama"
+kind = "llamacpp"
+base_url = "{server.url}/v1"
+"""
+        done = await launch(
+            tmp_path, text, ["codex", "--model", "fake-model"], path=path
+        )
+        assert done.code == 0, done.err
+        assert "model_context_window=65536" in done.record()["argv"]
+        server.n_ctx = 16384
+        refused = await launch(
+            tmp_path, text, ["claude", "--model", "fake-model"], path=path
+        )
+        assert refused.code == 2
+        assert refused.err.strip().splitlines() == [
+            "lmbridge: fake-model has a context of 16384 tokens on llama; Claude "
+            "Code needs at least 32768 — start the server with a larger context "
+            "(llama-server -c, per slot)"
+        ]
+    finally:
+        await server.stop()

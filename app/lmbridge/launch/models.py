@@ -12,11 +12,13 @@ same way):
   `context_window`);
 - elsewhere: the name must be one the bridge serves (a route matches it,
   or `/v1/models` lists it); the window is the route's `context_window`,
-  unknown otherwise.
+  else, for a llama.cpp server, one slot's context as its `/props` says
+  (Claude Code refused below 32768), unknown otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,6 +33,9 @@ from lmbridge.lmstudio import (
     LMStudioService,
     ModelKind,
 )
+
+# How long a server may take to say its context window.
+SERVER_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,15 @@ async def prepare(
             )
         placement = place(settings, model)
         window = placement.route.context_window if placement.route else None
+        if not window and placement.upstream is not None:
+            window = await served_window(placement.upstream)
+        if window and window < client.min_context:
+            raise LaunchError(
+                f"{model} has a context of {window} tokens on "
+                f"{placement.upstream.name if placement.upstream else 'its server'};"
+                f" {client.name} needs at least {client.min_context} — start the "
+                "server with a larger context (llama-server -c, per slot)"
+            )
         return LaunchModels(model, small, window or 0)
     try:
         if not model:
@@ -133,6 +147,24 @@ async def prepare(
     except LMBridgeError as exc:
         raise LaunchError(exc.message) from exc
     return LaunchModels(model, small, window)
+
+
+async def served_window(upstream: config.UpstreamSettings) -> int | None:
+    """What a llama.cpp server gives one request (its `/props`), None for
+    other upstreams or when it does not say (integrations/context.py reads
+    the same for `lmbridge integrate`)."""
+    if upstream.kind != "llamacpp":
+        return None
+    from lmbridge.upstreams.llamacpp import LlamaCppUpstream
+
+    server = LlamaCppUpstream(upstream)
+    try:
+        await server.start()
+        return await asyncio.wait_for(server.context_window(""), SERVER_WAIT)
+    except TimeoutError:
+        return None
+    finally:
+        await server.close()
 
 
 async def _the_loaded_model(service: LMStudioService, client: LaunchClient) -> str:
