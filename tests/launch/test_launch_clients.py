@@ -456,3 +456,64 @@ async def test_hold_keeps_a_failed_run_on_screen(
     )
     assert ok.code == 0
     assert "Press Enter" not in ok.err
+
+
+async def test_ctrl_c_in_a_terminal_reaches_the_client_once(
+    tmp_path: Path, fake_bin: Path, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    """launch on a real terminal (a pty that is its controlling terminal):
+    Ctrl-C typed there reaches the client once (launch does not pass it on
+    a second time, which Claude Code would read as "exit") and launch
+    exits with the client's status."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    cfg = tmp_path / "lmbridge.toml"
+    cfg.write_text(bridge_config(fake_upstream.url, free_port()))
+    probe = tmp_path / "probe" / "record.json"
+    probe.parent.mkdir()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lmbridge",
+        "launch",
+        "claude",
+        "--model",
+        MODEL,
+        "--config",
+        str(cfg),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={
+            **os.environ,
+            "PATH": _path(fake_bin),
+            "LAUNCH_PROBE": str(probe),
+            "FAKE_CLIENT_WAIT": "1",
+        },
+        preexec_fn=controlling_terminal,
+    )
+    os.close(slave)
+    try:
+        ready = probe.parent / "ready"
+        for _ in range(600):
+            if ready.exists() or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert ready.exists(), "the client did not start"
+        os.write(master, b"\x03")  # Ctrl-C, as typed
+        code = await asyncio.wait_for(proc.wait(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        os.close(master)
+    assert code == 130
+    assert (probe.parent / "sigints").read_text() == "1"
