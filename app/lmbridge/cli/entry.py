@@ -106,7 +106,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
     from lmbridge.cli.launch import split_client_args
 
     head, tail = split_client_args(argv)
-    if tail is not None:
+    if tail is not None and "launch" in head:
         args = parser.parse_args(head)
         if args.command == "launch":
             args.client_args = tail
