@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from lmbridge.core.errors import InvalidRequest
 from lmbridge.protocols.anthropic import ANTHROPIC
-from lmbridge.protocols.base import FrontDoor, UpstreamCodec
+from lmbridge.protocols.base import AddressedDoor, FrontDoor, UpstreamCodec
+from lmbridge.protocols.gemini import GEMINI
 from lmbridge.protocols.openai_chat import OPENAI_CHAT
 from lmbridge.protocols.openai_responses import RESPONSES
 
@@ -19,6 +20,7 @@ FRONT_DOORS: dict[str, FrontDoor] = {
     "openai": OPENAI_CHAT,
     "anthropic": ANTHROPIC,
     "responses": RESPONSES,
+    "gemini": GEMINI,
 }
 """Inbound protocols by name, as `RequestRecord.protocol` names them."""
 
@@ -53,7 +55,14 @@ def door_for_path(path: str) -> FrontDoor | None:
     for door in FRONT_DOORS.values():
         if any(path == p or path.startswith(p + "/") for p in door.paths):
             return door
+        if isinstance(door, AddressedDoor) and door.serves(path):
+            return door
     return None
+
+
+def addressed_doors() -> list[AddressedDoor]:
+    """The front doors with endpoints of their own (`AddressedDoor`)."""
+    return [d for d in FRONT_DOORS.values() if isinstance(d, AddressedDoor)]
 
 
 def relayed_as(door: FrontDoor) -> str | None:

@@ -117,10 +117,16 @@ class Pipeline:
         self.capture_bodies = capture_bodies
 
     async def serve(
-        self, request: web.Request, door: FrontDoor, *, exchange: Exchange | None = None
+        self,
+        request: web.Request,
+        door: FrontDoor,
+        *,
+        exchange: Exchange | None = None,
+        parse: Callable[[bytes], ir.Request] | None = None,
     ) -> web.StreamResponse:
-        """Serve one model call arriving through `door`, which parses it."""
-        return await self._serve(request, door, door.parse_request, exchange)
+        """Serve one model call arriving through `door`, which parses it
+        (with `parse`, when the route hands the door more than the body)."""
+        return await self._serve(request, door, parse or door.parse_request, exchange)
 
     async def serve_parsed(
         self,
@@ -208,8 +214,9 @@ class _Call:
         try:
             req = parse(body)
         except errors.LMBridgeError:
-            # Refused before routing: still kept under the model it was for.
-            record.model = model_named(body)
+            # Refused before routing: still kept under the model it was for
+            # (named in the body, or in the URL: Gemini's /models/{model}).
+            record.model = model_named(body) or request.match_info.get("model", "")
             raise
         session_key = (
             request.headers.get(SESSION_HEADER)
