@@ -205,7 +205,11 @@ async def test_each_client_gets_this_runs_settings_from_a_session_bridge(
 def _left_behind(tmp_path: Path, record: dict[str, Any]) -> list[str]:
     """The run's files, and launch's temporary directories, still there."""
     files = [path for path in record["files"] if Path(path).exists()]
-    return files + [str(p) for p in tmp_path.glob("lmbridge-launch-*")]
+    # In LM Bridge's own data folder, not /tmp (Gemini CLI skips settings
+    # files below a folder others can write to).
+    scratch = Path(os.environ["LMBRIDGE_HOME"]) / "data" / "launch"
+    assert all(Path(path).is_relative_to(scratch) for path in record["files"])
+    return files + [str(p) for p in tmp_path.rglob("lmbridge-launch-*")]
 
 
 async def _listening(port: int) -> bool:

@@ -202,10 +202,21 @@ async def _run(
         file=sys.stderr,
         flush=True,
     )
-    with tempfile.TemporaryDirectory(prefix="lmbridge-launch-") as scratch:
+    with tempfile.TemporaryDirectory(
+        prefix="lmbridge-launch-", dir=scratch_root()
+    ) as scratch:
         plan = client.build(bridge.endpoint, chosen, Path(scratch))
         argv = [executable, *plan.args, *args.client_args]
         return await run_client(argv, client_env(plan))
+
+
+def scratch_root() -> Path:
+    """Where the runs' private temporary directories go: LM Bridge's data
+    folder, not /tmp — Gemini CLI skips a settings file below a folder
+    others can write to (/tmp is one)."""
+    root = config.data_dir() / "launch"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return root
 
 
 async def _check_offered(
