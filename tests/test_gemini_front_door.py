@@ -285,7 +285,7 @@ async def test_three_turn_session_with_parallel_function_calls(
     assert [c[0] for c in _calls(turn3, api)] == ids
     assert _results(turn3, api) == _results(turn2, api)
     record = await proxy.record(3)
-    assert any(n.startswith("dropped: safetySettings") for n in record.notes)
+    assert any(n.startswith("dropped: safetySettings") for n in record.note_texts)
 
 
 async def test_call_ids_from_the_answer_come_back(
@@ -486,7 +486,7 @@ async def test_the_key_is_checked_like_every_door_key(
             async with http.get(proxy.url + "/v1beta/models?key=nope") as r:
                 assert r.status == 401
     assert error["status"] == "UNAUTHENTICATED" and error["code"] == 401
-    assert "s3cret" not in json.dumps([r.notes for r in proxy.records])
+    assert "s3cret" not in json.dumps([r.note_texts for r in proxy.records])
 
 
 async def test_bad_bodies_get_a_clear_400_in_googles_shape(

@@ -32,6 +32,7 @@ from lmbridge.config_tables import (
     DEFAULT_PORT,
     FOUNDRY_BETAS,
     MIB,
+    WEB_SEARCH_SECRET,
     ChatSettings,
     Count,
     LMStudioSettings,
@@ -43,6 +44,7 @@ from lmbridge.config_tables import (
     UpstreamKind,
     UpstreamSettings,
     UsageSettings,
+    WebSearchSettings,
     setting,
 )
 from lmbridge.core.errors import DECODE_ERRORS
@@ -54,6 +56,7 @@ __all__ = [
     "DEFAULT_PORT",
     "FOUNDRY_BETAS",
     "MIB",
+    "WEB_SEARCH_SECRET",
     "ChatSettings",
     "Count",
     "LMStudioSettings",
@@ -65,6 +68,7 @@ __all__ = [
     "UpstreamKind",
     "UpstreamSettings",
     "UsageSettings",
+    "WebSearchSettings",
     "setting",
 ]
 
@@ -81,6 +85,7 @@ class Settings(
     lmstudio: LMStudioSettings = msgspec.field(default_factory=LMStudioSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     usage: UsageSettings = msgspec.field(default_factory=UsageSettings)
+    web_search: WebSearchSettings = msgspec.field(default_factory=WebSearchSettings)
 
     def __post_init__(self) -> None:
         if not self.upstream:
@@ -163,7 +168,22 @@ def _validate(settings: Settings, source: str) -> None:
                 raise ConfigError(
                     f"{source}: route[{i}].fallback names no upstream {name!r}"
                 )
+    _validate_web_search(settings.web_search, source)
     check_exposure(settings.server, source)
+
+
+def _validate_web_search(search: WebSearchSettings, source: str) -> None:
+    """What the declarations cannot say: searxng needs its address."""
+    if search.provider == "searxng" and not search.url:
+        raise ConfigError(
+            f"{source}: web_search.url is required for searxng: the address"
+            " of its instance, such as 'http://127.0.0.1:8888'"
+        )
+    if search.url and not search.url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{source}: web_search.url must start with http:// or https://,"
+            f" got {search.url!r}"
+        )
 
 
 def is_loopback_host(host: str) -> bool:

@@ -560,3 +560,76 @@ class UsageSettings(_Table):
             unit="days",
         ),
     ] = 30
+
+
+class WebSearchSettings(_Table):
+    """The `[web_search]` table: web search for models that cannot search
+    (docs/web-search.md). Off until `provider` is set; the Brave and
+    Tavily key lives in the OS keyring (`lmbridge keys set web-search`)
+    or in the environment variable `api_key_env` names."""
+
+    title: ClassVar[str] = "Web search"
+
+    provider: Annotated[
+        Literal["", "searxng", "brave", "tavily"],
+        setting(
+            "Who runs the searches that clients' web search tools ask for, when"
+            " the model cannot search itself; empty: those tools are dropped.",
+            label="Search provider",
+            choices={
+                "": "none (web search tools are dropped)",
+                "searxng": "SearXNG (self-hosted, no key)",
+                "brave": "Brave Search API",
+                "tavily": "Tavily",
+            },
+        ),
+    ] = ""
+    url: Annotated[
+        str,
+        setting(
+            "The provider's address: required for searxng (e.g."
+            " http://127.0.0.1:8888); Brave's and Tavily's own API when empty.",
+            label="Provider address",
+        ),
+    ] = ""
+    api_key_env: Annotated[
+        str,
+        setting(
+            "An environment variable holding the Brave or Tavily key (else the"
+            " keyring's, set with `lmbridge keys set web-search`).",
+            label="Key from environment variable",
+        ),
+    ] = ""
+    max_searches: Annotated[
+        int,
+        setting(
+            "Searches LM Bridge runs for one answer, at most (a client's own"
+            " max_uses may lower it).",
+            label="Searches per answer",
+            ge=1,
+            le=50,
+        ),
+    ] = 5
+    max_results: Annotated[
+        int,
+        setting(
+            "Results the model reads per search.",
+            label="Results per search",
+            ge=1,
+            le=20,
+        ),
+    ] = 5
+    timeout: Annotated[
+        float,
+        setting(
+            "Seconds a search may take; then the model reads that it failed.",
+            unit="s",
+            gt=0,
+            le=120,
+        ),
+    ] = 10.0
+
+
+WEB_SEARCH_SECRET = "@web-search"
+"""The keyring entry of the web search provider's key (no upstream name
+has "@")."""

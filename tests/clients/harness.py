@@ -243,8 +243,9 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def lmbridge_config(upstream_url: str) -> str:
-    """LM Bridge with one OpenAI-compatible upstream taking every model."""
+def lmbridge_config(upstream_url: str, extra: str = "") -> str:
+    """LM Bridge with one OpenAI-compatible upstream taking every model
+    (`extra`: more tables, such as `[web_search]`)."""
     return f"""
 [server]
 port = 0
@@ -258,6 +259,7 @@ base_url = "{upstream_url}/v1"
 model = "*"
 upstream = "fake"
 target = "fake-model"
+{extra}
 """
 
 
@@ -268,12 +270,14 @@ class Bridge:
 
 
 @contextlib.asynccontextmanager
-async def lmbridge_serve(root: Path, upstream_url: str) -> AsyncIterator[Bridge]:
+async def lmbridge_serve(
+    root: Path, upstream_url: str, extra: str = ""
+) -> AsyncIterator[Bridge]:
     """`lmbridge serve --config FILE` in a subprocess, LMBRIDGE_HOME in `root`."""
     home = root / "lmbridge-home"
     home.mkdir(parents=True, exist_ok=True)
     config = root / "lmbridge.toml"
-    config.write_text(lmbridge_config(upstream_url))
+    config.write_text(lmbridge_config(upstream_url, extra))
     env = {**os.environ, "LMBRIDGE_HOME": str(home)}
     for name in ("LMBRIDGE_HOST", "LMBRIDGE_PORT", "LMBRIDGE_LOG_REQUESTS"):
         env.pop(name, None)

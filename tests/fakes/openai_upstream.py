@@ -90,6 +90,9 @@ class FakeOpenAIUpstream:
 
     def __init__(self) -> None:
         self.script = Script()
+        # Answers for the next requests, in turn (then `script` stays the
+        # last one): a model that calls a tool, then reads its result.
+        self.scripts: list[Script] = []
         self.requests: list[Seen] = []
         self.cancelled = 0
         self.active = 0
@@ -137,6 +140,8 @@ class FakeOpenAIUpstream:
         raw = await request.read()
         body = json.loads(raw)
         self.requests.append(Seen(request.path, body, dict(request.headers), raw))
+        if self.scripts:
+            self.script = self.scripts.pop(0)
         s = self.script
         if s.first_byte_delay:
             await asyncio.sleep(s.first_byte_delay)

@@ -38,6 +38,7 @@ class NoteKind(enum.StrEnum):
     UPSTREAM = "upstream"  # what the upstream did: refused, token refreshed, ...
     STORAGE = "storage"  # the request's history row could not be written
     CACHE = "cache"  # the server's prompt cache: why a prefix broke
+    SEARCH = "search"  # web searches LM Bridge ran for the model
     OTHER = "other"
 
 

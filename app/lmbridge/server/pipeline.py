@@ -303,11 +303,13 @@ class _Call:
         origins, name = self.services.origins, resolved.upstream.name
         api = resolved.upstream.api
         foreign = origins.foreign(req, name, api)
+        search = self.services.web_search
         if (
             passthrough is not None
             and resolved.upstream.speaks(passthrough.api)
             and passthrough.relayable(req)
             and not foreign
+            and not search.emulates(req, resolved.upstream, passthrough.api)
         ):
             settings = self.services.sessions.settings_for(req.client.session_key)
             allowed = settings.allowed_tools if settings is not None else None
@@ -318,7 +320,7 @@ class _Call:
                 relay.raises = lambda err: maxtokens.lowered(err, sent) is not None
             relay.produced = origins.remember
             return await relay.send(body, resolved, tools, last)
-        req = await self.exchange.begin(req)
+        req = search.prepare(await self.exchange.begin(req))
         if foreign:
             for note in origins.notes(req, name, api):
                 self.record.note(NoteKind.DROPPED, note)
@@ -333,7 +335,10 @@ class _Call:
             f"dropped for {api}: {line}" for line in upstream_codec(api).omitted(req)
         ]:
             self.record.note(NoteKind.DROPPED, note)  # once, however many tries
-        batches = await open_batches(req, resolved, self.record, self.services.sessions)
+        sessions = self.services.sessions
+        batches = await open_batches(req, resolved, self.record, sessions)
+        if req.web_search is not None:
+            batches = search.continued(batches, req, resolved, self.record, sessions)
         if not req.stream:
             return await self._whole(batches, req)
         return await self._stream(batches, req)
