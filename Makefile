@@ -136,23 +136,34 @@ sysdeps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; then :; \
 	  else echo "sysdeps: cannot install nodejs and npm here; tests/clients will be skipped"; fi; }
 
-# The real Claude Code and Codex CLIs that tests/clients drives through
-# `lmbridge serve`, pinned (newer: `npm view @openai/codex version`), in
-# .cache/clients/. Without npm or the registry: one line, and those tests
-# are skipped.
+# The real coding CLIs that tests/clients drives through `lmbridge serve`,
+# pinned (newer: `npm view <package> version`; a new pin also needs
+# `python tests/clients/first_turns.py tests/clients/captures`),
+# in .cache/clients/: Claude Code, Codex, OpenCode, the Cline CLI, Qwen Code,
+# the Continue CLI (`cn`) and Gemini CLI: 1.9 GB (the five newer ones 1.1 GB)
+# and about 4.5 minutes on a first install on 2 busy cores (OpenCode and
+# Cline ship native binaries). Without npm or the registry: one line, and
+# those tests are skipped.
 CLAUDE_CODE_VERSION := 2.1.332
 CODEX_VERSION := 0.171.0
+OPENCODE_VERSION := 1.18.33
+CLINE_VERSION := 3.0.65
+QWEN_CODE_VERSION := 0.24.4
+CONTINUE_CLI_VERSION := 1.5.47
+GEMINI_CLI_VERSION := 0.61.0
+CLIENT_PACKAGES := @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION) \
+  opencode-ai@$(OPENCODE_VERSION) cline@$(CLINE_VERSION) @qwen-code/qwen-code@$(QWEN_CODE_VERSION) \
+  @continuedev/cli@$(CONTINUE_CLI_VERSION) @google/gemini-cli@$(GEMINI_CLI_VERSION)
 CLIENTS := .cache/clients
-CLIENTS_STAMP := $(CLIENTS)/.installed-claude-code-$(CLAUDE_CODE_VERSION)-codex-$(CODEX_VERSION)
+CLIENTS_STAMP := $(CLIENTS)/.installed-$(shell echo $(CLIENT_PACKAGES) | cksum | cut -d' ' -f1)
 
 .PHONY: clients
 clients:
 	@[ -f $(CLIENTS_STAMP) ] || { rm -rf $(CLIENTS) && mkdir -p $(CLIENTS) && \
 	  if command -v npm >/dev/null 2>&1 && npm install --prefix $(CLIENTS) --no-save \
-	      --no-package-lock --no-audit --no-fund --loglevel=error \
-	      @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION); then \
+	      --no-package-lock --no-audit --no-fund --loglevel=error $(CLIENT_PACKAGES); then \
 	    touch $(CLIENTS_STAMP); \
-	  else rm -rf $(CLIENTS); echo "clients: cannot install Claude Code and Codex with npm; tests/clients will be skipped"; fi; }
+	  else rm -rf $(CLIENTS); echo "clients: cannot install the coding CLIs with npm; tests/clients will be skipped"; fi; }
 
 test: lint sysdeps clients llama-server
 	LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q

@@ -244,8 +244,9 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
 
 
 def lmbridge_config(upstream_url: str, extra: str = "") -> str:
-    """LM Bridge with one OpenAI-compatible upstream taking every model
-    (`extra`: more tables, such as `[web_search]`)."""
+    """LM Bridge with one OpenAI-compatible upstream taking every model that
+    the upstreams and routes of `extra` (matched first) do not take (`extra`
+    may add other tables too, such as `[web_search]`)."""
     return f"""
 [server]
 port = 0
@@ -254,12 +255,11 @@ port = 0
 name = "fake"
 kind = "openai"
 base_url = "{upstream_url}/v1"
-
+{extra}
 [[route]]
 model = "*"
 upstream = "fake"
 target = "fake-model"
-{extra}
 """
 
 
@@ -271,14 +271,17 @@ class Bridge:
 
 @contextlib.asynccontextmanager
 async def lmbridge_serve(
-    root: Path, upstream_url: str, extra: str = ""
+    root: Path,
+    upstream_url: str,
+    extra_config: str = "",
+    extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Bridge]:
     """`lmbridge serve --config FILE` in a subprocess, LMBRIDGE_HOME in `root`."""
     home = root / "lmbridge-home"
     home.mkdir(parents=True, exist_ok=True)
     config = root / "lmbridge.toml"
-    config.write_text(lmbridge_config(upstream_url, extra))
-    env = {**os.environ, "LMBRIDGE_HOME": str(home)}
+    config.write_text(lmbridge_config(upstream_url, extra_config))
+    env = {**os.environ, **(extra_env or {}), "LMBRIDGE_HOME": str(home)}
     for name in ("LMBRIDGE_HOST", "LMBRIDGE_PORT", "LMBRIDGE_LOG_REQUESTS"):
         env.pop(name, None)
     proc = await asyncio.create_subprocess_exec(

@@ -69,7 +69,10 @@ async def test_tools_are_listed_with_their_protocol(
     panel = integrations_page(gui_app, tmp_path)
     names = [panel.tools.item(i).text().split("\n") for i in range(panel.tools.count())]
     assert ["Claude Code", "Anthropic Messages"] in names
-    assert len(names) == 7
+    assert ["Gemini CLI", "Gemini API"] in names
+    for name in ("OpenCode", "Cline CLI", "Qwen Code"):
+        assert [name, "OpenAI Chat Completions"] in names
+    assert len(names) == 11
     panel.select("cline")
     assert not panel.write_button.isVisibleTo(panel)
     assert "Base URL: " + gui_app.controller.url + "/v1" in snippets(panel)
@@ -197,6 +200,41 @@ async def test_codex_lists_real_models_before_claude_aliases(
         assert len(names) > 2 and all(n.startswith("claude") for n in names[2:])
     finally:
         await close_app(app)
+
+
+@pytest.mark.parametrize(
+    ("tool", "relative"),
+    [
+        ("opencode", ".config/opencode/opencode.json"),
+        ("cline-cli", ".cline/data/settings/providers.json"),
+        ("qwen-code", ".qwen/.env"),
+        ("gemini-cli", ".gemini/.env"),
+    ],
+)
+async def test_the_newer_clis_are_written_from_the_page(
+    gui_app: LMBridgeApp, tmp_path: Path, tool: str, relative: str
+) -> None:
+    """Write from the page into a file the user already has: the review
+    comes first, the user's line stays, and the page then shows the file
+    pointing at this LM Bridge."""
+    panel = integrations_page(gui_app, tmp_path)
+    panel.select(tool)
+    assert panel.write_button.isVisibleTo(panel)
+    path = tmp_path / relative
+    path.parent.mkdir(parents=True)
+    mine = '{"theme": "mine"}\n' if path.suffix == ".json" else "# mine\nA=1\n"
+    path.write_text(mine)
+    panel.model.setCurrentText("my-model")
+    panel.write_button.click()
+    assert not panel.review.isHidden()
+    assert path.read_text() == mine  # not before Write
+    panel.review.action_buttons()[0].click()
+    text = path.read_text()
+    assert gui_app.controller.url in text
+    assert ("mine" in text) and "my-model" in text
+    assert list(path.parent.glob(path.name + ".lmbridge-backup-*"))
+    await eventually(lambda: panel.now.kind == "ok", what="the file to be read")
+    assert "at LM Bridge" in panel.now.plain
 
 
 async def test_the_page_shows_what_the_files_point_at_now(

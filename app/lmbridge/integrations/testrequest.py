@@ -57,6 +57,15 @@ def build(
             "messages": [{"role": "user", "content": PROMPT}],
         }
         path = "/v1/messages"
+    elif protocol == "gemini":
+        if key:
+            headers["x-goog-api-key"] = key
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
+            "generationConfig": {"maxOutputTokens": MAX_TOKENS},
+        }
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return TestRequest("POST", f"/v1beta/models/{model}:{method}", headers, body)
     elif protocol == "responses":
         if key:
             headers["Authorization"] = f"Bearer {key}"
