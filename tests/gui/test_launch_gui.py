@@ -203,3 +203,14 @@ def test_terminal_command_lines_per_platform(tmp_path: Path) -> None:
     env["TERMINAL"] = "xterm -fa Mono"
     chosen = terminal_command(command, env=env, platform="linux").argv
     assert chosen == (str(bin_dir / "xterm"), "-fa", "Mono", "-e", *command)
+
+
+def test_every_launch_client_has_its_integrations_page() -> None:
+    """Each client `lmbridge launch` runs is a tool of the Integrations
+    page (its button is there), and no page tool maps to two clients."""
+    from lmbridge import integrations
+    from lmbridge.launch.clients import CLIENTS
+
+    pages = [client.integration for client in CLIENTS.values()]
+    assert set(pages) <= set(integrations.TOOL_IDS)
+    assert len(set(pages)) == len(pages)

@@ -306,7 +306,9 @@ CLIENTS: dict[str, LaunchClient] = {
             opencode,
             "opencode",
         ),
-        LaunchClient("cline", "Cline CLI", "cline", "cline", "openai", cline, "cline"),
+        LaunchClient(
+            "cline", "Cline CLI", "cline", "cline", "openai", cline, "cline-cli"
+        ),
         LaunchClient(
             "qwen",
             "Qwen Code",
