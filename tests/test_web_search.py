@@ -146,7 +146,9 @@ async def test_claude_search_runs_and_the_answer_goes_on(
     first, second = fake_upstream.requests
     assert "web_search" in offered(first.body)
     assert "One local endpoint." in tool_result_text(second.body, second.path)
-    assert any("web search 'lm bridge release': 3 results" in n for n in record.note_texts)
+    assert any(
+        "web search 'lm bridge release': 3 results" in n for n in record.note_texts
+    )
     assert record.status == 200
 
 
