@@ -187,10 +187,10 @@ async def test_environment_overrides_outlive_a_save_and_stay_out_of_the_file(
     try:
         controller = app.controller
         assert not controller.config_path.exists()
-        controller.save_changes({("lmstudio", "min_context"): 16384})
+        controller.save_changes({"lmstudio": {"min_context": 16384}})
         assert controller.settings.server.port == 28555
         assert "28555" not in controller.config_path.read_text()
-        controller.save_changes({("lmstudio", "min_context"): 8192})
+        controller.save_changes({"lmstudio": {"min_context": 8192}})
         assert controller.settings.server.port == 28555
         assert controller.settings.lmstudio.min_context == 8192
         assert "28555" not in controller.config_path.read_text()
