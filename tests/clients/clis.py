@@ -45,6 +45,9 @@ class Cli:
     tool_args: Callable[[str], dict[str, object]]
     setup: Callable[[Path, str, str, str], dict[str, str]]  # root, base, proxy, model
     argv: Callable[[str, bool], list[str]]
+    # Only the switches that keep it offline (root, proxy), nothing naming
+    # LM Bridge or a model: what `lmbridge launch` adds the rest to.
+    offline: Callable[[Path, str], dict[str, str]]
 
 
 def _home(env: dict[str, str]) -> Path:
@@ -72,14 +75,9 @@ def opencode_config(base_v1: str, model: str) -> dict[str, object]:
     }
 
 
-def _opencode_setup(root: Path, base: str, proxy: str, model: str) -> dict[str, str]:
-    env = harness.base_env(root, proxy)
-    folder = _home(env) / ".config" / "opencode"
-    folder.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(opencode_config(base + "/v1", model), indent=2)
-    (folder / "opencode.json").write_text(text)
+def _opencode_offline(root: Path, proxy: str) -> dict[str, str]:
     return {
-        **env,
+        **harness.base_env(root, proxy),
         "OPENCODE_DISABLE_MODELS_FETCH": "1",
         "OPENCODE_DISABLE_AUTOUPDATE": "1",
         "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
@@ -88,11 +86,21 @@ def _opencode_setup(root: Path, base: str, proxy: str, model: str) -> dict[str, 
     }
 
 
+def _opencode_setup(root: Path, base: str, proxy: str, model: str) -> dict[str, str]:
+    env = _opencode_offline(root, proxy)
+    folder = _home(env) / ".config" / "opencode"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(opencode_config(base + "/v1", model), indent=2)
+    (folder / "opencode.json").write_text(text)
+    return env
+
+
 OPENCODE_CLI = Cli(
     name="opencode",
     tool="bash",
     tool_args=lambda cmd: {"command": cmd, "description": "Run the command"},
     setup=_opencode_setup,
+    offline=_opencode_offline,
     argv=lambda prompt, resume: [
         str(OPENCODE),
         "run",
@@ -134,15 +142,26 @@ def cline_providers(base_v1: str, model: str, key: str) -> dict[str, object]:
     }
 
 
-def _cline_setup(root: Path, base: str, proxy: str, model: str) -> dict[str, str]:
-    env = harness.base_env(root, proxy)
+def _cline_settings(env: dict[str, str]) -> Path:
     folder = _home(env) / ".cline" / "data" / "settings"
     folder.mkdir(parents=True, exist_ok=True)
-    providers = cline_providers(base + "/v1", model, harness.FAKE_KEY)
-    (folder / "providers.json").write_text(json.dumps(providers, indent=2))
+    return folder
+
+
+def _cline_offline(root: Path, proxy: str) -> dict[str, str]:
+    env = harness.base_env(root, proxy)
     # Without the opt-out Cline sends telemetry to otel.cline.bot and data.cline.bot.
     settings = {"version": 1, "telemetryOptOut": True, "autoUpdateEnabled": False}
-    (folder / "global-settings.json").write_text(json.dumps(settings))
+    (_cline_settings(env) / "global-settings.json").write_text(json.dumps(settings))
+    return env
+
+
+def _cline_setup(root: Path, base: str, proxy: str, model: str) -> dict[str, str]:
+    env = _cline_offline(root, proxy)
+    providers = cline_providers(base + "/v1", model, harness.FAKE_KEY)
+    (_cline_settings(env) / "providers.json").write_text(
+        json.dumps(providers, indent=2)
+    )
     return env
 
 
@@ -155,6 +174,7 @@ CLINE_CLI = Cli(
     tool="run_commands",
     tool_args=lambda cmd: {"commands": [cmd]},
     setup=_cline_setup,
+    offline=_cline_offline,
     # `cline --id SESSION` resumes only interactively (it needs a TTY).
     argv=lambda prompt, resume: [str(CLINE), prompt],
 )
@@ -162,25 +182,30 @@ CLINE_CLI = Cli(
 
 # ------------------------------------------------------------------ Qwen Code
 
+# In the form Qwen Code 0.x keeps it (it adds `$version` to an older file).
 QWEN_SETTINGS = {
     "security": {"auth": {"selectedType": "openai"}},
     "privacy": {"usageStatisticsEnabled": False},
     "telemetry": {"enabled": False},
     "general": {"disableAutoUpdate": True, "disableUpdateNag": True},
+    "$version": 4,
 }
 
 
-def _qwen_setup(root: Path, base: str, proxy: str, model: str) -> dict[str, str]:
+def _qwen_offline(root: Path, proxy: str) -> dict[str, str]:
     env = harness.base_env(root, proxy)
     folder = _home(env) / ".qwen"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "settings.json").write_text(json.dumps(QWEN_SETTINGS, indent=2))
+    return {**env, "QWEN_CODE_SUPPRESS_YOLO_WARNING": "1"}
+
+
+def _qwen_setup(root: Path, base: str, proxy: str, model: str) -> dict[str, str]:
     return {
-        **env,
+        **_qwen_offline(root, proxy),
         "OPENAI_BASE_URL": base + "/v1",
         "OPENAI_API_KEY": harness.FAKE_KEY,
         "OPENAI_MODEL": model,
-        "QWEN_CODE_SUPPRESS_YOLO_WARNING": "1",
     }
 
 
@@ -189,6 +214,7 @@ QWEN_CLI = Cli(
     tool="run_shell_command",
     tool_args=lambda cmd: {"command": cmd},
     setup=_qwen_setup,
+    offline=_qwen_offline,
     argv=lambda prompt, resume: [
         str(QWEN),
         "--yolo",
@@ -224,6 +250,8 @@ CONTINUE_CLI = Cli(
     tool="Bash",
     tool_args=lambda cmd: {"command": cmd},
     setup=_continue_setup,
+    # cn contacts nothing beyond its model (the trap stays empty).
+    offline=harness.base_env,
     argv=lambda prompt, resume: [
         str(CONTINUE),
         "-p",
@@ -236,26 +264,31 @@ CONTINUE_CLI = Cli(
 
 # ------------------------------------------------------------------ Gemini
 
+# In the form the pinned Gemini CLI keeps it (it rewrites the older
+# `disableAutoUpdate` / `disableUpdateNag` into these).
 GEMINI_SETTINGS = {
     "security": {"auth": {"selectedType": "gemini-api-key"}},
     "privacy": {"usageStatisticsEnabled": False},
     "telemetry": {"enabled": False},
-    "general": {"disableAutoUpdate": True, "disableUpdateNag": True},
+    "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
 }
 
 
-def _gemini_setup(root: Path, base: str, proxy: str, model: str) -> dict[str, str]:
+def _gemini_offline(root: Path, proxy: str) -> dict[str, str]:
     env = harness.base_env(root, proxy)
     folder = _home(env) / ".gemini"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "settings.json").write_text(json.dumps(GEMINI_SETTINGS, indent=2))
+    # Headless runs refuse an untrusted folder otherwise.
+    return {**env, "GEMINI_CLI_TRUST_WORKSPACE": "true"}
+
+
+def _gemini_setup(root: Path, base: str, proxy: str, model: str) -> dict[str, str]:
     return {
-        **env,
+        **_gemini_offline(root, proxy),
         "GOOGLE_GEMINI_BASE_URL": base,  # no /v1beta: the SDK adds it
         "GEMINI_API_KEY": harness.FAKE_KEY,
         "GEMINI_MODEL": model,
-        # Headless runs refuse an untrusted folder otherwise.
-        "GEMINI_CLI_TRUST_WORKSPACE": "true",
     }
 
 
@@ -264,6 +297,7 @@ GEMINI_CLI = Cli(
     tool="run_shell_command",
     tool_args=lambda cmd: {"command": cmd},
     setup=_gemini_setup,
+    offline=_gemini_offline,
     argv=lambda prompt, resume: [
         str(GEMINI),
         "--yolo",

@@ -53,7 +53,7 @@ async def _absent(url: str) -> bool:
         return answer.status == 404
 
 
-def _check_trap(trap: harness.ProxyTrap, allowed: Sequence[str]) -> None:
+def check_trap(trap: harness.ProxyTrap, allowed: Sequence[str]) -> None:
     """Nothing but LM Bridge was contacted (but for `allowed` lines)."""
     left = [line for line in trap.lines if line not in allowed]
     assert left == [], trap.lines
@@ -85,7 +85,7 @@ async def session(
             result = await _run(cli, env, work, bridge, talk.prompts[n], n > 0)
             assert talk.answer(n + 1) in result.stdout, result.explain()
             results.append(result)
-    _check_trap(trap, allowed)
+    check_trap(trap, allowed)
     bodies = fake.bodies("/v1/chat/completions")
     assert all(b["model"] == "fake-model" for b in bodies)
     talk.check("chat", bodies, runs)
@@ -118,7 +118,7 @@ async def on_foundry(
     finally:
         await foundry.stop()
     assert talk.answer(1) in result.stdout, result.explain()
-    _check_trap(trap, allowed)
+    check_trap(trap, allowed)
     bodies = foundry.claude_bodies()
     assert all(b["model"] == CLAUDE_DEPLOYMENT for b in bodies)
     talk.check("messages", bodies, 1)
