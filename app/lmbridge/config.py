@@ -23,12 +23,15 @@ import platformdirs
 
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.errors import ConfigError as ConfigError  # re-exported
+from lmbridge.protocols import registry
 
 DEFAULT_PORT = 4680
 APP_NAME = "lmbridge"
 
 UpstreamKind = Literal["lmstudio", "llamacpp", "openai", "anthropic", "azure-foundry"]
-UpstreamApi = Literal["chat", "responses", "messages"]
+# The name of an upstream API: a codec in protocols/registry.py ("chat",
+# "messages", "responses", or any registered since), checked by _validate.
+UpstreamApi = str
 
 
 class ServerSettings(
@@ -84,8 +87,9 @@ class UpstreamSettings(
     name: str
     kind: UpstreamKind = "openai"
     base_url: str = ""
-    # API of the upstream; empty means the kind's default.
-    api: UpstreamApi | Literal[""] = ""
+    # API of the upstream (protocols/registry.py `api_names`: chat,
+    # responses, messages); empty means the kind's default.
+    api: UpstreamApi = ""
     api_key_env: str | None = None
     # Cap on max_tokens sent upstream (Claude Code asks for 128000).
     max_tokens_limit: int | None = None
@@ -264,6 +268,11 @@ def _validate(settings: Settings, source: str) -> None:
         if up.name in names:
             raise ConfigError(f"{source}: upstream[{i}].name {up.name!r} is used twice")
         names.add(up.name)
+        if up.api and up.api not in registry.api_names():
+            raise ConfigError(
+                f"{source}: upstream[{i}].api must be one of "
+                f"{', '.join(registry.api_names())}, not {up.api!r}"
+            )
         if up.kind != "azure-foundry" and not up.base_url:
             raise ConfigError(f"{source}: upstream[{i}].base_url is required")
         if up.base_url and not up.base_url.startswith(("http://", "https://")):

@@ -32,8 +32,7 @@ from lmbridge.core.events import RequestRecord
 from lmbridge.core.redact import SECRETS, encoded
 from lmbridge.protocols import tokens
 from lmbridge.protocols.anthropic import billing
-from lmbridge.protocols.base import AnswerCodec, FrontDoor, StreamEncoder
-from lmbridge.protocols.registry import upstream_codec
+from lmbridge.protocols.base import AnswerCodec, RequestCodec, StreamEncoder
 from lmbridge.server import maxtokens, overflow_known
 from lmbridge.server.capture import (
     capture_request,
@@ -116,7 +115,11 @@ class Pipeline:
         self.capture_bodies = capture_bodies
 
     async def serve(
-        self, request: web.Request, door: FrontDoor, *, exchange: Exchange | None = None
+        self,
+        request: web.Request,
+        door: RequestCodec,
+        *,
+        exchange: Exchange | None = None,
     ) -> web.StreamResponse:
         """Serve one model call arriving through `door`, which parses it."""
         return await self._serve(request, door, door.parse_request, exchange)
@@ -289,8 +292,9 @@ class _Call:
         overflow_known.tell(self.services, req, resolved)
         passthrough = self.door.passthrough
         origins, name = self.services.origins, resolved.upstream.name
-        api = resolved.upstream.api
-        foreign = origins.foreign(req, name, api)
+        codec = resolved.upstream.codec
+        signs = codec.wire.signs_thinking
+        foreign = origins.foreign(req, name, signs)
         if (
             passthrough is not None
             and resolved.upstream.speaks(passthrough.api)
@@ -308,10 +312,10 @@ class _Call:
             return await relay.send(body, resolved, tools, last)
         req = await self.exchange.begin(req)
         if foreign:
-            for note in origins.notes(req, name, api):
+            for note in origins.notes(req, name, signs):
                 if note not in self.record.notes:
                     self.record.notes.append(note)
-            req = origins.without_foreign(req, name, api)
+            req = origins.without_foreign(req, name, signs)
         if not resolved.upstream.keeps_billing_header:
             stripped = billing.without_billing(req)
             if stripped is not req:
@@ -320,7 +324,7 @@ class _Call:
         # A relayed body keeps all of this; only translation drops it.
         notes = self.record.notes
         for note in [f"dropped: {line}" for line in req.dropped] + [
-            f"dropped for {api}: {line}" for line in upstream_codec(api).omitted(req)
+            f"dropped for {codec.name}: {line}" for line in codec.omitted(req)
         ]:
             if note not in notes:  # once, when a retry sends it again
                 notes.append(note)

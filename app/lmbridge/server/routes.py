@@ -79,7 +79,7 @@ async def models(request: web.Request) -> web.Response:
             continue
         for model_id in ids:
             owners.setdefault(model_id, upstream.name)
-    if "anthropic-version" in request.headers:
+    if any(name in request.headers for name in ANTHROPIC.wire.headers):
         # Claude Code's picker keeps only ids naming claude or anthropic:
         # the others are offered as `claude/<id>` (upstreams/router.py).
         names: dict[str, str] = {}
