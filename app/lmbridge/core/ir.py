@@ -373,5 +373,3 @@ Event: TypeAlias = (
     | StreamError
     | Ping
 )
-
-ContentKind = Literal["text", "thinking", "tool_call"]

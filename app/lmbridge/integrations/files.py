@@ -52,11 +52,6 @@ def backup_names(path: Path, now: float | None = None) -> list[Path]:
     ]
 
 
-def backup_path(path: Path, now: float | None = None) -> Path:
-    """The first free backup name beside `path` (see `backup_names`)."""
-    return next(p for p in backup_names(path, now) if not p.exists())
-
-
 def write(plan: WritePlan) -> WriteResult:
     """Write `plan` if it changes anything, keeping a backup of the old file.
 

@@ -39,9 +39,6 @@ Bucket = Literal["day", "hour", "all"]
 GroupBy = Literal["model", "client"]
 """What an aggregate's `key` is; None where accepted means one key, ""."""
 
-Outcome = Literal["ok", "4xx", "5xx", "broken", "gone"]
-ERROR_OUTCOMES: tuple[Outcome, ...] = ("4xx", "5xx", "broken")
-
 
 class StoredRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One finished request as kept in the history: metadata only.

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from lmbridge.apiclient import Reply, is_stream
 from lmbridge.core.events import Phase, RequestRecord
 from lmbridge.gui import message
-from lmbridge.gui.formats import duration
+from lmbridge.gui.formats import duration, size_text
 from lmbridge.gui.icons import ERROR_COLOR
 from lmbridge.gui.requests import bodies
 from lmbridge.gui.requests.bodies import redact_value
@@ -36,10 +36,6 @@ from lmbridge.server.capture import BODY_CAP
 
 REPLAYABLE = ("openai", "anthropic", "responses")
 REPLAYING = "Replaying the request"
-
-
-def size(n: int) -> str:
-    return f"{n:,} B" if n < 1024 else f"{n / 1024:,.1f} KB"
 
 
 def timings_text(record: RequestRecord) -> str:
@@ -53,8 +49,8 @@ def timings_text(record: RequestRecord) -> str:
         ("Tokens", f"in {record.tokens_in:,} · out {record.tokens_out:,}"),
         (
             "Bytes",
-            f"in {size(record.bytes_in)} · out {size(record.bytes_out)} · "
-            f"upstream {size(record.upstream_bytes)}",
+            f"in {size_text(record.bytes_in)} · out {size_text(record.bytes_out)} · "
+            f"upstream {size_text(record.upstream_bytes)}",
         ),
         ("Route", f"{record.route or '—'} → {route_text(record)}"),
         ("Upstream API", record.upstream_api or "—"),
