@@ -67,11 +67,19 @@ llama-server: | $(BIN)/python
 	  rm -rf $(LLAMA_SERVER_DIR).build; } || \
 	  { rm -rf $(LLAMA_SERVER_DIR).build; echo "llama-server: cannot build llama.cpp's server here; its tier will be skipped"; }
 
-# Everything the test suite needs, including the real-model tier and the
-# packaging tools (the suite builds and runs the bundle and the wheel).
+# Everything the test suite needs, including the real-model tier, the
+# packaging tools (the suite builds and runs the bundle and the wheel) and
+# coverage.
 $(VENV)/.dev: pyproject.toml $(VENV)/.llama | $(BIN)/python
-	$(PIP) install -e ".[test,dev,e2e,packaging]"
-	@touch $@ $(VENV)/.base $(VENV)/.packaging
+	$(PIP) install -e ".[test,lint,coverage,e2e,packaging]"
+	@touch $@ $(VENV)/.base $(VENV)/.packaging $(VENV)/.lint
+
+# What `make lint` needs and nothing that compiles: the app with its runtime
+# dependencies and the test dependencies (mypy reads their types), and the
+# lint tools. No llama.cpp, no PyInstaller.
+$(VENV)/.lint: pyproject.toml | $(BIN)/python
+	$(PIP) install -e ".[test,lint]"
+	@touch $@ $(VENV)/.base
 
 # PyInstaller and build, for `make bundle`.
 $(VENV)/.packaging: pyproject.toml | $(BIN)/python
@@ -86,14 +94,15 @@ venv: $(VENV)/.dev
 run: $(VENV)/.base
 	$(BIN)/lmbridge
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.lint
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
 	$(BIN)/mypy --config-file tests/mypy.ini tests bench
 	$(BIN)/lint-imports
+	$(BIN)/vulture
 
-format: $(VENV)/.dev
+format: $(VENV)/.lint
 	$(BIN)/ruff format app tests bench
 	$(BIN)/ruff check --fix app tests bench
 
