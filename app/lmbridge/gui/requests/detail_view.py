@@ -32,9 +32,9 @@ from lmbridge.gui.requests.bodies import redact_value
 from lmbridge.gui.requests.manager import RequestLog, route_text, status_text
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import button, copy_text, hint_label, mono_font
+from lmbridge.protocols.registry import FRONT_DOORS
 from lmbridge.server.capture import BODY_CAP
 
-REPLAYABLE = ("openai", "anthropic", "responses")
 REPLAYING = "Replaying the request"
 
 
@@ -258,7 +258,7 @@ class RequestDetail(QWidget):
         record = self.record
         return (
             record is not None
-            and record.protocol in REPLAYABLE
+            and record.protocol in FRONT_DOORS  # a model front door's request
             and bool(record.request_body)
             and not request_truncated(record)
         )
