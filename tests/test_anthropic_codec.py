@@ -348,12 +348,13 @@ def test_tools_server_tools_and_defer_loading() -> None:
     assert [t.name for t in req.tools] == ["read", "lazy", "typed"]
     assert req.tools[0] == ir.Tool("read", "Read a file", {"type": "object"})
     assert req.extras == {}
+    # Web search is the pipeline's to offer or drop (server/websearch.py).
     assert [line.split(":")[0] for line in req.dropped] == [
-        "tool web_search",
         "tool bash",
         "tool str_replace_based_edit_tool",
         "tool tool_search_tool_regex",
     ]
+    assert req.web_search == ir.WebSearchTool("web_search_20250305", max_uses=5)
     assert req.tool_choice == ir.ToolChoice(ir.ToolChoiceMode.AUTO)
 
 

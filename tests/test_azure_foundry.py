@@ -308,7 +308,7 @@ async def test_a_401_refreshes_the_token_once_and_retries(
     assert all(r.choices[0].message.content for r in replies)
     assert fake_az.token_calls() == 2
     assert [a.token_serial for a in fake_foundry.attempts] == [1, 1, 1, 2, 2]
-    assert "azure: token refreshed after a 401" in proxy.records[-1].notes
+    assert "azure: token refreshed after a 401" in proxy.records[-1].note_texts
 
 
 async def test_a_rejected_token_after_refresh_is_an_authentication_error(

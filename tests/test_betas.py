@@ -33,7 +33,7 @@ async def test_all_betas_by_default(fake_upstream: FakeOpenAIUpstream) -> None:
         await ask(proxy.url)
         record = await proxy.record()
     assert fake_upstream.requests[0].headers["anthropic-beta"] == BETAS
-    assert not any("anthropic-beta" in note for note in record.notes)
+    assert not any("anthropic-beta" in note for note in record.note_texts)
 
 
 async def test_only_listed_betas_and_the_record_says_which_went(
@@ -47,7 +47,7 @@ async def test_only_listed_betas_and_the_record_says_which_went(
     assert (
         "dropped for fake: anthropic-beta interleaved-thinking-2025-05-14,"
         " made-up-2099-01-01 (not in its anthropic_betas)"
-    ) in record.notes
+    ) in record.note_texts
 
 
 @pytest.mark.parametrize(

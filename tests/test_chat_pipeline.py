@@ -61,7 +61,7 @@ async def test_chat_and_store_fall_back_to_the_next_upstream(
         records = [r for r in proxy.records if r.protocol in ("chat-api", "store-api")]
     assert {r.upstream for r in records if r.status == 200} == {"second"}
     assert all(
-        any(n.startswith("fallback fake -> second") for n in r.notes)
+        any(n.startswith("fallback fake -> second") for n in r.note_texts)
         for r in records
         if r.status == 200
     )

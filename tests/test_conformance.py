@@ -1,11 +1,12 @@
 """Conformance: every front door x every upstream API, the same scenarios.
 
-Each scenario runs through all nine pairs of client protocol (front door)
-and upstream API: Chat Completions, Anthropic Messages and Responses on
-either side. The client is the official SDK of the front door (`openai`
-chat.completions, `anthropic` messages, `openai` responses); the fake
-upstream is configured with an explicit `api`. Same-API pairs go through
-the byte-for-byte relay, the other six through the IR.
+Each scenario runs through all twelve pairs of client protocol (front
+door: Chat Completions, Anthropic Messages, Responses, Gemini) and upstream
+API (Chat Completions, Anthropic Messages, Responses). The client is the
+official SDK of the front door (`openai` chat.completions, `anthropic`
+messages, `openai` responses, Google's `google-genai`); the fake upstream
+is configured with an explicit `api`. Same-API pairs go through the
+byte-for-byte relay, the other nine through the IR.
 
 The SDK clients run over a recording transport: every answer body the SDK
 receives is kept whole (the rest is read if the SDK stops early, at an
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,6 +29,9 @@ import anthropic
 import httpx2
 import openai
 import pytest
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
 from lmbridge.protocols.registry import upstream_codec
@@ -35,13 +40,15 @@ from validators import (
     parse_sse,
     validate_anthropic_stream,
     validate_chat_stream,
+    validate_gemini_stream,
     validate_responses_stream,
 )
 
 MODEL = "claude-sonnet-4-6"  # routed by settings_for's claude-* rule
 TARGET = "fake-model"
-# Front doors are named by the upstream API that speaks their protocol.
-DOORS = ("chat", "messages", "responses")
+# Front doors are named by the upstream API that speaks their protocol
+# (Gemini's: none does).
+DOORS = ("chat", "messages", "responses", "gemini")
 UPSTREAM_APIS = ("chat", "messages", "responses")
 UPSTREAM_PATHS = {
     "chat": "/v1/chat/completions",
@@ -141,22 +148,26 @@ class _RecordingStream(httpx2.AsyncByteStream):
 
     def __init__(self, inner: httpx2.AsyncByteStream, capture: Capture) -> None:
         self._inner = inner
-        self._capture = capture
+        self.capture = capture
         self._chunks = inner.__aiter__()
+        self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
             try:
                 chunk = await self._chunks.__anext__()
             except StopAsyncIteration:
-                self._capture.complete = True
+                self.capture.complete = True
                 return
-            self._capture.body += chunk
+            self.capture.body += chunk
             yield chunk
 
     async def aclose(self) -> None:
         # An SDK stops reading at an error event or [DONE]; read what is
         # left so the whole body is validated, not just what the SDK used.
+        if self._closed:  # closed by `drain` before the SDK got to it
+            return
+        self._closed = True
         try:
             async with asyncio.timeout(5):
                 async for _ in self:
@@ -171,21 +182,32 @@ class RecordingTransport(httpx2.AsyncBaseTransport):
     def __init__(self) -> None:
         self._inner = httpx2.AsyncHTTPTransport(verify=False)  # plain http; fast
         self.captures: list[Capture] = []
+        self.streams: list[_RecordingStream] = []
+
+    async def drain(self) -> None:
+        """Read the rest of every body an SDK left open (google-genai
+        raises at an error frame and leaves the response to the GC)."""
+        for stream in self.streams:
+            if not stream.capture.complete:
+                await stream.aclose()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         sent = json.loads(request.content or b"{}")
         response = await self._inner.handle_async_request(request)
+        sse = request.url.params.get("alt") == "sse"  # Gemini's stream
         capture = Capture(
-            stream_requested=bool(sent.get("stream")),
+            stream_requested=bool(sent.get("stream")) or sse,
             status=response.status_code,
             content_type=response.headers.get("content-type", ""),
         )
         self.captures.append(capture)
         assert isinstance(response.stream, httpx2.AsyncByteStream)
+        recording = _RecordingStream(response.stream, capture)
+        self.streams.append(recording)
         return httpx2.Response(
             status_code=response.status_code,
             headers=response.headers,
-            stream=_RecordingStream(response.stream, capture),
+            stream=recording,
             extensions=response.extensions,
             request=request,
         )
@@ -574,10 +596,138 @@ class ResponsesDoor(Door):
         assert body["status"] in ("completed", "incomplete"), body
 
 
+class GeminiDoor(Door):
+    """/v1beta/models/{model}:generateContent through `google-genai`."""
+
+    name = "gemini"
+    END, TOOL, LENGTH, STOP = "STOP", "STOP", "MAX_TOKENS", "STOP"
+    errors = (genai_errors.APIError,)
+
+    def __init__(self, url: str, transport: RecordingTransport) -> None:
+        super().__init__(url, transport)
+        self.transport = transport
+        self.client = genai.Client(
+            api_key="gemini-test",
+            vertexai=False,
+            http_options=genai_types.HttpOptions(
+                base_url=url,
+                retry_options=genai_types.HttpRetryOptions(attempts=1),
+                httpx_async_client=self.http,
+            ),
+        ).aio
+
+    def request(
+        self, ask: Ask
+    ) -> tuple[list[genai_types.Content], genai_types.GenerateContentConfig]:
+        contents: list[genai_types.Content] = []
+        names: dict[str, str] = {}
+        for turn in ask.turns:
+            parts: list[genai_types.Part] = []
+            for call_id, output in turn.results:
+                response = genai_types.FunctionResponse(
+                    id=call_id, name=names[call_id], response={"result": output}
+                )
+                parts.append(genai_types.Part(function_response=response))
+            if turn.text:
+                parts.append(genai_types.Part(text=turn.text))
+            if turn.image:
+                data = base64.b64decode(turn.image)
+                parts.append(
+                    genai_types.Part.from_bytes(data=data, mime_type="image/png")
+                )
+            for c in turn.calls:
+                names[c.id] = c.name
+                call = genai_types.FunctionCall(
+                    id=c.id, name=c.name, args=json.loads(c.arguments)
+                )
+                parts.append(genai_types.Part(function_call=call))
+            role = "model" if turn.role == "assistant" else "user"
+            contents.append(genai_types.Content(role=role, parts=parts))
+        config = genai_types.GenerateContentConfig(
+            max_output_tokens=ask.max_tokens,
+            system_instruction=ask.system,
+            stop_sequences=ask.stop,
+        )
+        if ask.tools:
+            weather = genai_types.FunctionDeclaration(
+                name="get_weather",
+                description="The weather in a city",
+                parameters_json_schema=WEATHER_SCHEMA,
+            )
+            config.tools = [genai_types.Tool(function_declarations=[weather])]
+        if ask.reasoning:
+            config.thinking_config = genai_types.ThinkingConfig(
+                include_thoughts=True, thinking_budget=1024
+            )
+        return contents, config
+
+    async def ask(self, ask: Ask) -> Answer:
+        contents, config = self.request(ask)
+        models = self.client.models
+        if not ask.stream:
+            reply = await models.generate_content(
+                model=MODEL, contents=contents, config=config
+            )
+            return self.read([reply])
+        chunks: list[genai_types.GenerateContentResponse] = []
+        try:
+            async for chunk in await models.generate_content_stream(
+                model=MODEL, contents=contents, config=config
+            ):
+                chunks.append(chunk)
+        except genai_errors.APIError:
+            await self.transport.drain()
+            raise
+        return self.read(chunks)
+
+    @staticmethod
+    def read(chunks: list[genai_types.GenerateContentResponse]) -> Answer:
+        answer = Answer()
+        for chunk in chunks:
+            assert chunk.candidates is not None and len(chunk.candidates) == 1
+            candidate = chunk.candidates[0]
+            assert candidate.content is not None, chunk
+            for part in candidate.content.parts or ():
+                if part.function_call is not None:
+                    call = part.function_call
+                    assert call.id and call.name, call
+                    arguments = json.dumps(call.args or {})
+                    answer.calls.append(Call(call.id, call.name, arguments))
+                elif part.thought:
+                    answer.reasoning += part.text or ""
+                else:
+                    answer.text += part.text or ""
+            if candidate.finish_reason is not None:
+                answer.finish = candidate.finish_reason.value
+            usage = chunk.usage_metadata
+            if usage is not None and usage.prompt_token_count is not None:
+                output = (usage.candidates_token_count or 0) + (
+                    usage.thoughts_token_count or 0
+                )
+                answer.usage = (usage.prompt_token_count, output)
+        return answer
+
+    def validate_stream(self, raw: bytes) -> None:
+        validate_gemini_stream(raw)
+
+    def validate_error(self, body: dict[str, Any]) -> None:
+        error = body["error"]
+        assert set(error) == {"code", "message", "status"}, body
+        assert isinstance(error["message"], str) and error["message"], body
+        assert isinstance(error["code"], int) and error["status"].isupper(), body
+
+    def validate_object(self, body: dict[str, Any]) -> None:
+        (candidate,) = body["candidates"]
+        assert candidate["content"]["role"] == "model", body
+        assert candidate["finishReason"], body
+        assert body["usageMetadata"]["promptTokenCount"] >= 0, body
+
+
 DOOR_TYPES: dict[str, type[Door]] = {
     "chat": ChatDoor,
     "messages": MessagesDoor,
     "responses": ResponsesDoor,
+    "gemini": GeminiDoor,
 }
 
 
@@ -627,11 +777,11 @@ class Bridge:
         assert validated == streams, f"{validated} streams validated, not {streams}"
 
 
-@pytest.fixture(params=PAIRS, ids=[f"{door}-via-{api}" for door, api in PAIRS])
-async def bridge(
-    request: pytest.FixtureRequest, fake_upstream: FakeOpenAIUpstream
+@contextlib.asynccontextmanager
+async def open_bridge(
+    door_name: str, api: str, fake_upstream: FakeOpenAIUpstream
 ) -> AsyncIterator[Bridge]:
-    door_name, api = request.param
+    """One pair running; every answer body it got must have been checked."""
     proxy = await start_proxy(
         settings_for(fake_upstream.url, upstream_extra=f'api = "{api}"')
     )
@@ -645,6 +795,15 @@ async def bridge(
         await proxy.server.stop()
     unchecked = [c for c in transport.captures if not c.checked]
     assert not unchecked, "the test did not validate every answer body"
+
+
+@pytest.fixture(params=PAIRS, ids=[f"{door}-via-{api}" for door, api in PAIRS])
+async def bridge(
+    request: pytest.FixtureRequest, fake_upstream: FakeOpenAIUpstream
+) -> AsyncIterator[Bridge]:
+    door_name, api = request.param
+    async with open_bridge(door_name, api, fake_upstream) as running:
+        yield running
 
 
 STREAMING = pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
@@ -935,13 +1094,16 @@ async def test_upstream_error_before_first_byte(bridge: Bridge, stream: bool) ->
     with pytest.raises(bridge.door.errors) as caught:
         await bridge.door.ask(Ask([user("Hi")], stream=stream))
     error = caught.value
-    assert isinstance(error, openai.APIStatusError | anthropic.APIStatusError)
-    assert error.status_code >= 500
-    body = error.response.json()
+    if isinstance(error, genai_errors.APIError):
+        status, body = error.code, error.details
+    else:
+        assert isinstance(error, openai.APIStatusError | anthropic.APIStatusError)
+        status, body = error.status_code, error.response.json()
+    assert status >= 500
     bridge.door.validate_error(body)
     assert "the GPU caught fire" in body["error"]["message"]
     bridge.check_bodies(streams=0)
-    assert (await bridge.proxy.record()).status == error.status_code
+    assert (await bridge.proxy.record()).status == status
 
 
 async def test_upstream_dropped_mid_stream(bridge: Bridge) -> None:

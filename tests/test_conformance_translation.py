@@ -1,7 +1,8 @@
 """Conformance, continued: what translation must not lose or let through.
 
-The same nine front door x upstream API pairs and harness as
-`test_conformance.py` (issues 13, 14 and 17): text parts joined without
+The nine Chat / Messages / Responses front door x upstream API pairs and
+the harness of `test_conformance.py` (issues 13, 14 and 17; the Gemini
+door's own cases are in `test_gemini_front_door.py`): text parts joined without
 losing a boundary, interleaved parallel tool-call deltas, system messages
 kept in place, structured output and effort, Chat-only fields refused
 rather than dropped, and invalid requests refused before anything is sent.
@@ -12,6 +13,7 @@ client sent.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -19,11 +21,12 @@ import anthropic
 import openai
 import pytest
 
-from fakes.openai_upstream import Script, ToolCallScript
+from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
 from test_conformance import (
     MODEL,
     PNG,
     STREAMING,
+    UPSTREAM_APIS,
     WEATHER_SCHEMA,
     Ask,
     Bridge,
@@ -31,11 +34,26 @@ from test_conformance import (
     ChatDoor,
     MessagesDoor,
     ResponsesDoor,
-    bridge,
+    open_bridge,
     user,
 )
 
-__all__ = ["bridge"]  # the fixture, imported for pytest
+OPENAI_ANTHROPIC_PAIRS = [
+    (door, api) for door in ("chat", "messages", "responses") for api in UPSTREAM_APIS
+]
+
+
+@pytest.fixture(
+    params=OPENAI_ANTHROPIC_PAIRS,
+    ids=[f"{door}-via-{api}" for door, api in OPENAI_ANTHROPIC_PAIRS],
+)
+async def bridge(
+    request: pytest.FixtureRequest, fake_upstream: FakeOpenAIUpstream
+) -> AsyncIterator[Bridge]:
+    door_name, api = request.param
+    async with open_bridge(door_name, api, fake_upstream) as running:
+        yield running
+
 
 SCHEMA: dict[str, Any] = {**WEATHER_SCHEMA, "additionalProperties": False}
 NOTE = "<system>\nReply in French.\n</system>"
@@ -649,8 +667,10 @@ async def test_reasoning_reaches_only_an_upstream_that_takes_it(bridge: Bridge) 
         assert "thinking" not in kinds
         record = await bridge.proxy.record(1)
         if bridge.door.name != "responses":
-            assert any("thinking without a signature" in n for n in record.notes)
+            assert any("thinking without a signature" in n for n in record.note_texts)
         if bridge.door.name == "messages":
-            assert any("thinking signed by another upstream" in n for n in record.notes)
+            assert any(
+                "thinking signed by another upstream" in n for n in record.note_texts
+            )
     else:
         assert b"SIG-ELSEWHERE" not in raw

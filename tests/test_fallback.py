@@ -93,7 +93,7 @@ async def test_error_status_falls_back(
     assert second_upstream.requests[-1].body["model"] == "small-model"
     record = proxy.records[-1]
     assert record.upstream == "backup"
-    assert record.notes == [f"fallback primary -> backup ({status})"]
+    assert record.note_texts == [f"fallback primary -> backup ({status})"]
 
 
 async def test_unreachable_falls_back(second_upstream: FakeOpenAIUpstream) -> None:
@@ -105,7 +105,7 @@ async def test_unreachable_falls_back(second_upstream: FakeOpenAIUpstream) -> No
         assert await _ask(proxy, False) == "from the second upstream"
     finally:
         await proxy.server.stop()
-    assert proxy.records[-1].notes == ["fallback primary -> backup (503)"]
+    assert proxy.records[-1].note_texts == ["fallback primary -> backup (503)"]
 
 
 async def test_client_errors_do_not_fall_back(

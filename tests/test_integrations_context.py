@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes.llamacpp_server import FakeLlamaCppServer
 from fakes.lmstudio_fixtures import *  # noqa: F403 - the pytest fixtures
 from fakes.lmstudio_server import FakeLMStudio
 from lmbridge import config, integrations
@@ -180,3 +181,43 @@ async def test_cli_context_window_flag_wins(tmp_path: Path) -> None:
         tmp_path, OPENAI_ROUTES, "codex", "--model", "coder", "--context-window", "4096"
     )
     assert "model_context_window = 4096" in out
+
+
+def llamacpp_settings(url: str) -> str:
+    return f"""
+[[upstream]]
+name = "llama"
+kind = "llamacpp"
+base_url = "{url}"
+
+[[route]]
+model = "coder"
+upstream = "llama"
+"""
+
+
+def test_a_llamacpp_route_takes_the_window_its_server_reports() -> None:
+    settings = config.parse(llamacpp_settings("http://127.0.0.1:9"))
+    assert context_window(settings, "coder") is None  # the server not asked
+    served = {"llama": 12288}.get
+    assert context_window(settings, "coder", served=served) == 12288
+    # A route's own context_window still wins.
+    pinned = config.parse(
+        llamacpp_settings("http://127.0.0.1:9") + "context_window = 4096\n"
+    )
+    assert context_window(pinned, "coder", served=served) == 4096
+
+
+async def test_cli_reads_one_slots_window_from_llama_server(tmp_path: Path) -> None:
+    """`lmbridge integrate` asks each llama.cpp server's `/props`: one slot's
+    context (not the whole --ctx-size of all slots) is what a request gets."""
+    server = FakeLlamaCppServer(n_ctx=6144, total_slots=2)
+    await server.start()
+    try:
+        toml = llamacpp_settings(server.url)
+        _, out = await run_integrate(tmp_path, toml, "codex", "--model", "coder")
+        assert "model_context_window = 6144" in out
+        _, out = await run_integrate(tmp_path, toml, "claude-code", "--sonnet", "coder")
+        assert "CLAUDE_CODE_AUTO_COMPACT_WINDOW=6144" in out
+    finally:
+        await server.stop()

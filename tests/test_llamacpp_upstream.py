@@ -102,7 +102,7 @@ async def test_max_tokens_over_the_window_are_lowered_to_fit(
     sent = server.requests[-1].body
     assert 512 <= sent["max_tokens"] < 2048
     record = await bridge.record()
-    assert any("to fit context 2048" in note for note in record.notes)
+    assert any("to fit context 2048" in note for note in record.note_texts)
 
 
 async def test_without_props_the_server_is_used_as_any_chat_server(

@@ -134,8 +134,8 @@ async def test_load_on_demand_loads_once_for_concurrent_requests(
         assert fake_lm.load_requests == [QWEN]
         assert fake_lm.loaded[QWEN].context_length == 8192
         record = await proxy.record(4)
-        assert any(n.startswith(f"loading {QWEN}") for n in record.notes) or any(
-            any(n.startswith("loaded") for n in r.notes) for r in proxy.records
+        assert any(n.startswith(f"loading {QWEN}") for n in record.note_texts) or any(
+            any(n.startswith("loaded") for n in r.note_texts) for r in proxy.records
         )
     finally:
         await proxy.server.stop()
@@ -173,7 +173,7 @@ async def test_small_context_is_raised_to_the_minimum(fake_lm: FakeLMStudio) -> 
     finally:
         await proxy.server.stop()
     assert fake_lm.loaded[QWEN].context_length == 8192
-    assert any("8192" in note for note in record.notes), record.notes
+    assert any("8192" in note for note in record.note_texts), record.note_texts
 
 
 async def test_warn_policy_only_reports(fake_lm: FakeLMStudio) -> None:
@@ -191,7 +191,7 @@ async def test_warn_policy_only_reports(fake_lm: FakeLMStudio) -> None:
         await proxy.server.stop()
     assert fake_lm.loaded[QWEN].context_length == 4096
     assert fake_lm.load_requests == []
-    assert any("4096" in note for note in record.notes), record.notes
+    assert any("4096" in note for note in record.note_texts), record.note_texts
 
 
 LONG = "The quick brown fox jumps over the lazy dog. " * 2000  # ~20K tokens
@@ -249,7 +249,7 @@ async def test_max_tokens_lowered_to_fit(fake_lm: FakeLMStudio) -> None:
     assert message.content
     sent = fake_lm.chat_requests[-1]
     assert 512 <= sent["max_tokens"] < 8192
-    assert any("max_tokens lowered" in n for n in record.notes)
+    assert any("max_tokens lowered" in n for n in record.note_texts)
 
 
 async def test_responses_api_missing_falls_back_to_chat(fake_lm: FakeLMStudio) -> None:
@@ -268,8 +268,8 @@ async def test_responses_api_missing_falls_back_to_chat(fake_lm: FakeLMStudio) -
         first, second = proxy.records[0], await proxy.record(2)
     finally:
         await proxy.server.stop()
-    assert any("no /v1/responses" in n for n in first.notes), first.notes
-    assert not any("no /v1/responses" in n for n in second.notes)
+    assert any("no /v1/responses" in n for n in first.note_texts), first.note_texts
+    assert not any("no /v1/responses" in n for n in second.note_texts)
     assert second.upstream_api == "openai"
 
 

@@ -135,7 +135,7 @@ upstream = "plain"
             assert await ask(proxy, "smollm2")
             record = await proxy.record(turn)
             assert record.status == 200
-            off = [n for n in record.notes if "model management is off" in n]
+            off = [n for n in record.note_texts if "model management is off" in n]
             if turn == 1:
                 assert len(off) == 1
                 assert "for plain" in off[0]

@@ -66,7 +66,7 @@ async def test_billing_block_never_reaches_a_local_upstream(
     for raw in bodies:
         assert b"x-anthropic-billing-header" not in raw
         assert SYSTEM_TEXT.encode() in raw
-    assert any("billing block" in note for note in record.notes)
+    assert any("billing block" in note for note in record.note_texts)
 
 
 async def test_billing_block_is_kept_where_configured(
@@ -116,7 +116,7 @@ async def test_refused_max_tokens_is_lowered_and_remembered(
     ]
     # Turn 1: refused, then lowered; turn 2 is lowered before it is sent.
     assert asked == [128000, 8192, 8192]
-    assert any("max_tokens lowered from 128000 to 8192" in n for n in first.notes)
+    assert any("max_tokens lowered from 128000 to 8192" in n for n in first.note_texts)
     assert record.status == 200
 
 
@@ -197,7 +197,7 @@ async def test_what_is_dropped_is_on_the_record(
             ],
         )
         record = await proxy.record()
-    notes = "\n".join(record.notes)
+    notes = "\n".join(record.note_texts)
     assert "dropped: tool web_search" in notes
     assert "dropped for openai: thinking of earlier turns (1 blocks)" in notes
     assert [t["function"]["name"] for t in fake_upstream.requests[0].body["tools"]] == [

@@ -302,3 +302,147 @@ async def test_mid_stream_to_the_chat_door(
     assert len(errors_seen) == 1, text
     assert errors_seen[0]["code"] == "context_length_exceeded"
     assert _said(errors_seen[0]["message"]) == (WINDOW + 1, WINDOW)
+
+
+# -- inside a relayed stream of the upstream's own API ------------------------
+
+
+def _relaying(fake_upstream: FakeOpenAIUpstream, api: str) -> Any:
+    settings = settings_for(
+        fake_upstream.url,
+        upstream_extra=f'api = "{api}"',
+        routes='\n[[route]]\nmodel = "gpt-*"\nupstream = "fake"\n',
+    )
+    for route in settings.route:
+        route.context_window = WINDOW
+    return running(settings)
+
+
+async def _sse(url: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body) as resp,
+    ):
+        assert resp.status == 200
+        text = (await resp.read()).decode()
+    assert "HTTP/1.1" not in text  # never a second response in the body
+    events: list[tuple[str, dict[str, Any]]] = []
+    name = ""
+    for line in text.splitlines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: {"):
+            events.append((name, json.loads(line[6:])))
+    return events
+
+
+WORDED = [(name, words) for name, words, fields in UNCOUNTED if not fields]
+"""The wordings that say it in words (a stream's error event has no code)."""
+
+
+@pytest.mark.parametrize(("_id", "words"), WORDED, ids=[w[0] for w in WORDED])
+async def test_relayed_messages_stream_restates_the_upstreams_error_event(
+    fake_upstream: FakeOpenAIUpstream, _id: str, words: str
+) -> None:
+    """A Messages upstream's own `error` event inside its stream (relayed to
+    the Messages door unchanged) is said with counts Claude Code can read."""
+    event = {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": words},
+    }
+    fake_upstream.script = Script(
+        text="one two three",
+        frames_in_stream=[
+            b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
+        ],
+    )
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": HELLO,
+    }
+    async with _relaying(fake_upstream, "messages") as proxy:
+        events = await _sse(proxy.url + "/v1/messages", body)
+        record = proxy.records[-1]
+    assert events[0][0] == "message_start"  # the upstream's own start, relayed
+    failures = [data for name, data in events if data.get("type") == "error"]
+    assert len(failures) == 1, events
+    assert failures[0]["error"]["type"] == "invalid_request_error"
+    assert _said(failures[0]["error"]["message"]) == (WINDOW + 1, WINDOW)
+    assert words in failures[0]["error"]["message"]
+    assert record.error_kind == errors.ErrorKind.CONTEXT_OVERFLOW
+
+
+@pytest.mark.parametrize("failed_only", [False, True])
+async def test_relayed_responses_stream_restates_the_upstreams_error(
+    fake_upstream: FakeOpenAIUpstream, failed_only: bool
+) -> None:
+    """A Responses upstream's `error` + `response.failed` (LM Studio's and
+    OpenAI's "Your input exceeds the context window") is restated with
+    counts and Codex's code, numbered after the relayed events."""
+    words = UNCOUNTED[2][1]
+    error = {
+        "type": "error",
+        "code": "context_length_exceeded",
+        "message": words,
+        "param": None,
+        "sequence_number": 1,
+    }
+    failed = {
+        "type": "response.failed",
+        "sequence_number": 2,
+        "response": {
+            "id": "resp_x",
+            "object": "response",
+            "status": "failed",
+            "output": [],
+            "error": {"code": "context_length_exceeded", "message": words},
+        },
+    }
+    frames = [b"event: response.failed\ndata: " + json.dumps(failed).encode() + b"\n\n"]
+    if not failed_only:
+        frames.insert(0, b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n")
+    fake_upstream.script = Script(text="one two three", frames_in_stream=frames)
+    body = {
+        "model": "gpt-4o",
+        "max_output_tokens": 100,
+        "stream": True,
+        "input": "Hello",
+    }
+    async with _relaying(fake_upstream, "responses") as proxy:
+        events = await _sse(proxy.url + "/v1/responses", body)
+    kinds = [data["type"] for _name, data in events]
+    assert kinds[0] == "response.created"
+    assert kinds[-2:] == ["error", "response.failed"], kinds
+    said = events[-2][1]
+    assert said["code"] == "context_length_exceeded"
+    assert _said(said["message"]) == (WINDOW + 1, WINDOW)
+    assert _said(events[-1][1]["response"]["error"]["message"]) == (WINDOW + 1, WINDOW)
+    numbers = [data["sequence_number"] for _name, data in events]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+
+
+async def test_relayed_streams_keep_other_errors_in_the_upstreams_words(
+    fake_upstream: FakeOpenAIUpstream,
+) -> None:
+    event = {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
+    }
+    fake_upstream.script = Script(
+        text="one two",
+        frames_in_stream=[
+            b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
+        ],
+    )
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": HELLO,
+    }
+    async with _relaying(fake_upstream, "messages") as proxy:
+        events = await _sse(proxy.url + "/v1/messages", body)
+    failures = [data for _name, data in events if data.get("type") == "error"]
+    assert failures == [event]

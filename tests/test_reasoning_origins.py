@@ -66,7 +66,8 @@ async def test_encrypted_reasoning_only_reaches_its_own_upstream(
         assert b"ENC-FROM-FAKE" not in other_upstream.requests[-1].raw
         record = await proxy.record(3)
     assert any(
-        "encrypted reasoning made by another upstream (1)" in n for n in record.notes
+        "encrypted reasoning made by another upstream (1)" in n
+        for n in record.note_texts
     )
 
 
@@ -171,7 +172,7 @@ async def test_signed_thinking_goes_back_only_to_its_signer(
         assert b"sig-fake" not in sent.raw and b"my plan" not in sent.raw
         record = await proxy.record(3)
     assert any(
-        "thinking signed by another upstream (1 blocks)" in n for n in record.notes
+        "thinking signed by another upstream (1 blocks)" in n for n in record.note_texts
     )
 
 

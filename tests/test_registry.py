@@ -11,12 +11,16 @@ The toy "lines" upstream API is written as an upstream API module would be
 once registered, `api = "lines"` in an upstream's settings sends requests
 from every front door to it, with its key in its own header, and nothing
 else in LM Bridge changes.
+
+The toy "ask" protocol is a door whose URLs carry the model and which has
+its own key header, token counts and model list (as Gemini's): an
+`AddressedDoor`, one line too.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -28,7 +32,17 @@ from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge import integrations
 from lmbridge.core import errors, ir
 from lmbridge.protocols import registry
-from lmbridge.protocols.base import FrontDoor, Passthrough, UpstreamCodec, Wire
+from lmbridge.protocols.base import (
+    Action,
+    Address,
+    AddressedDoor,
+    Endpoint,
+    FrontDoor,
+    ListedModel,
+    Passthrough,
+    UpstreamCodec,
+    Wire,
+)
 from support import running, settings_for
 
 # ---------------------------------------------------------------- the module
@@ -58,7 +72,7 @@ class TextLines:
 class PromptProtocol:
     name = "prompt"
     wire = Wire(path="/v1/prompt", key_header="x-prompt-key", key_scheme="")
-    paths = ("/v1/prompt",)
+    paths: tuple[str, ...] = ("/v1/prompt",)
     passthrough: Passthrough | None = None
     remembers = False
 
@@ -264,7 +278,7 @@ async def test_a_registered_protocol_gets_route_fallback(
             assert await r.json() == {"text": "from the second"}
         record = await proxy.record()
     assert record.upstream == "second"
-    assert any(note.startswith("fallback fake -> second") for note in record.notes)
+    assert any(note.startswith("fallback fake -> second") for note in record.note_texts)
 
 
 def test_the_test_button_builds_a_registered_doors_request(
@@ -348,3 +362,85 @@ async def test_a_registered_upstream_api_gets_requests_from_every_door(
     assert sent_headers["x-lines-key"] == "lines-secret"
     assert "Authorization" not in sent_headers
     assert lines_server.seen[1][1]["prompt"] == "helloyou said: hello again"
+
+
+# ------------------------------------------- a door that says things in its URL
+
+
+class AskProtocol(PromptProtocol):
+    """A door in Gemini's manner: the model in the URL, a key header and
+    query parameter of its own, token counts and a model list."""
+
+    name = "ask"
+    paths: tuple[str, ...] = ()
+    endpoints = (
+        Endpoint("POST", "/ask/{model:.+}:answer", Action.GENERATE),
+        Endpoint("POST", "/ask/{model:.+}:count", Action.COUNT),
+        Endpoint("GET", "/ask", Action.LIST_MODELS),
+        Endpoint("GET", "/ask/{model:.+}", Action.GET_MODEL),
+    )
+
+    def serves(self, path: str) -> bool:
+        return path.startswith("/ask")
+
+    def claims(self, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        return "x-ask-key" in headers
+
+    def presented_key(
+        self, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> str | None:
+        return headers.get("x-ask-key") or query.get("ask_key")
+
+    def parse_call(self, body: bytes, address: Address) -> ir.Request:
+        req = self.parse_request(body)
+        return msgspec.structs.replace(req, model=address.params["model"])
+
+    def count_tokens(self, body: bytes, address: Address) -> bytes:
+        return json.dumps({"words": len(self.parse_request(body).messages)}).encode()
+
+    def encode_models(self, models: Sequence[ListedModel]) -> bytes:
+        return json.dumps([m.id for m in models]).encode()
+
+    def encode_model(self, model: ListedModel) -> bytes:
+        return json.dumps({"id": model.id, "by": model.owner}).encode()
+
+
+@pytest.fixture
+def ask_door() -> Iterator[AddressedDoor]:
+    door: AddressedDoor = AskProtocol()
+    registry.register(door)
+    yield door
+    registry.unregister(door.name)
+
+
+async def test_a_door_with_urls_and_a_key_of_its_own_is_one_line(
+    ask_door: AddressedDoor,
+    fake_upstream: FakeOpenAIUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRIDGE_TOKEN", "t0ken-of-the-bridge")
+    settings = settings_for(fake_upstream.url)
+    settings.server.access_token_env = "BRIDGE_TOKEN"
+    fake_upstream.script = Script(text="hi there")
+    key = {"x-ask-key": "t0ken-of-the-bridge"}
+    async with running(settings) as proxy, aiohttp.ClientSession() as http:
+        url = proxy.url + "/ask/claude-x:answer"
+        body = {"model": "ignored", "prompt": "hello"}
+        async with http.post(url, json=body, headers=key) as r:
+            assert await r.json() == {"text": "hi there"}
+        async with http.post(url + "?ask_key=t0ken-of-the-bridge", json=body) as r:
+            assert r.status == 200
+        async with http.post(url, json=body, headers={"x-ask-key": "wrong"}) as r:
+            assert r.status == 401
+            assert "access token" in (await r.json())["failed"]
+        async with http.post(proxy.url + "/ask/m:count", json=body, headers=key) as r:
+            assert await r.json() == {"words": 1}
+        async with http.get(proxy.url + "/ask", headers=key) as r:
+            assert "fake-model" in await r.json()
+        async with http.get(proxy.url + "/v1/models", headers=key) as r:
+            assert "fake-model" in await r.json()  # claimed: the door's shape
+        async with http.get(proxy.url + "/ask/fake-model", headers=key) as r:
+            assert await r.json() == {"id": "fake-model", "by": "fake"}
+        record = await proxy.record(2)
+    assert fake_upstream.requests[0].body["model"] == "fake-model"
+    assert (record.protocol, record.model) == ("ask", "claude-x")

@@ -260,10 +260,9 @@ def test_parse_codex_like_request() -> None:
     assert request.output_format == ir.OutputFormat(
         "json_schema", {"type": "object"}, "out"
     )
-    assert request.dropped == (
-        "tools[2]: type 'web_search_preview' is not carried",
-        "tools[4]: type 'local_shell' is not carried",
-    )
+    # Web search is the pipeline's to offer or drop (server/websearch.py).
+    assert request.dropped == ("tools[4]: type 'local_shell' is not carried",)
+    assert request.web_search == ir.WebSearchTool("web_search_preview")
 
 
 def test_string_input_and_user_as_session_key() -> None:
@@ -1647,7 +1646,7 @@ def test_encoder_well_formed_streams_round_trip(stream: list[ir.Event]) -> None:
         assert isinstance(decoded[-1], ir.StreamError)
         return
     original, again = assemble(stream), assemble(decoded)
-    expected: list[ir.Text | ir.ToolCall | ir.Thinking] = []
+    expected: list[ir.Text | ir.ToolCall | ir.Thinking | ir.WebSearch] = []
     for part in original.parts:
         if isinstance(part, ir.Thinking):
             if part.text:

@@ -428,7 +428,7 @@ async def test_namespace_tool_round_trip(
     assert json.loads(item["arguments"]) == {"path": "a.txt"}
     record = await bridge.record()
     assert "dropped: tools[1].tools[2]: type 'web_search' is not carried" in (
-        record.notes
+        record.note_texts
     )
 
     fake_upstream.script.tool_calls = []

@@ -90,7 +90,7 @@ async def test_second_turn_sends_only_the_delta(
     # instructions and tools still go with every turn
     assert third["instructions"] == "You are an agent."
     assert [t["name"] for t in third["tools"]] == ["bash", "web"]
-    assert any("session: chained" in n for n in record.notes)
+    assert any("session: chained" in n for n in record.note_texts)
     assert (session.key, session.turns) == ("sess-1", 3)
     assert session.bytes_saved > 0
 
@@ -133,7 +133,7 @@ async def test_rewritten_history_starts_a_fresh_chain(
     assert "previous_response_id" not in rewritten
     assert "previous_response_id" not in rewound
     assert len(rewound["input"]) == 3
-    assert any("diverged" in n for n in record.notes)
+    assert any("diverged" in n for n in record.note_texts)
 
 
 async def test_lost_chain_is_retried_with_full_history(
@@ -155,7 +155,7 @@ async def test_lost_chain_is_retried_with_full_history(
     assert failed["previous_response_id"] == "resp_1"
     assert "previous_response_id" not in retried
     assert len(retried["input"]) == 3
-    assert any("lost the chain" in n for n in record.notes)
+    assert any("lost the chain" in n for n in record.note_texts)
 
 
 async def test_sessions_persist_across_restart(

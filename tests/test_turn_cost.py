@@ -421,7 +421,7 @@ async def test_the_history_keeps_the_cached_count(
         store = UsageStore(db)
         rows = await store.recent()
         assert [r.cached_tokens for r in rows] == [90, 30, None]
-        assert rows[0].to_record().cached_tokens == 90
+        assert RequestRecord.from_summary(rows[0]).cached_tokens == 90
         [stats] = await store.stats(0.0, bucket="all")
         assert (stats.cached_tokens, stats.cache_reported_in) == (120, 200)
         assert stats.cache_share == pytest.approx(0.6)

@@ -96,34 +96,35 @@ def test_the_table_by_model_and_by_client(capsys: pytest.CaptureFixture[str]) ->
         "requests",
         "tokens in",
         "cached",
+        "kept",
         "tokens out",
         "errors",
         "median TTFT",
         "tok/s",
     ]
     # median of 0.2, 0.4, 1.5 s; tokens/s over 2 s: 100, 300, 500
-    assert rows["qwen3-8b"] == ["3", "300", "-", "1,800", "0", "400 ms", "300.0"]
-    assert rows["gpt-4o"] == ["2", "100", "-", "80", "1", "300 ms", "40.0"]
-    assert rows["total"] == ["5", "400", "-", "1,880", "1", "300 ms", "100.0"]
+    assert rows["qwen3-8b"] == ["3", "300", "-", "-", "1,800", "0", "400 ms", "300.0"]
+    assert rows["gpt-4o"] == ["2", "100", "-", "-", "80", "1", "300 ms", "40.0"]
+    assert rows["total"] == ["5", "400", "-", "-", "1,880", "1", "300 ms", "100.0"]
     assert "old-model" not in out
 
     assert cli.main(["usage", "--days", "2", "--by", "client"]) == 0
     rows = table(capsys.readouterr().out)
-    assert rows["Codex"][:5] == ["3", "200", "-", "280", "1"]
+    assert rows["Codex"][:6] == ["3", "200", "-", "-", "280", "1"]
     # nearest rank: the lower of two middle values
-    assert rows["Codex"][5:] == ["300 ms", "40.0"]
-    assert rows["claude-cli"] == ["2", "200", "-", "1,600", "0", "200 ms", "300.0"]
+    assert rows["Codex"][6:] == ["300 ms", "40.0"]
+    assert rows["claude-cli"] == ["2", "200", "-", "-", "1,600", "0", "200 ms", "300.0"]
 
     assert cli.main(["usage", "--days", "5", "--by", "client"]) == 0
     rows = table(capsys.readouterr().out)
-    assert rows["curl"] == ["1", "100", "-", "5", "0", "1.50 s", "2.5"]
+    assert rows["curl"] == ["1", "100", "-", "-", "5", "0", "1.50 s", "2.5"]
 
 
 def test_a_single_row_has_no_total(capsys: pytest.CaptureFixture[str]) -> None:
     store_records([RequestRecord(target="m", status=200, tokens_out=3)])
     assert cli.main(["usage"]) == 0
     rows = table(capsys.readouterr().out)
-    assert rows["m"] == ["1", "0", "-", "3", "0", "-", "-"]
+    assert rows["m"] == ["1", "0", "-", "-", "3", "0", "-", "-"]
     assert "total" not in rows
 
 
@@ -144,6 +145,22 @@ def test_the_cached_column_is_the_share_where_upstreams_said(
     assert rows["qwen3-8b"][:3] == ["3", "300", "45%"]
     assert rows["gpt-4o"][:3] == ["1", "100", "-"]
     assert rows["total"][:3] == ["4", "400", "45%"]
+
+
+def test_the_kept_column_is_the_share_of_chained_prompts_kept(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Requests outside a chain (no kept figure) do not count."""
+    store_records(
+        [
+            streamed("qwen3-8b", "claude-cli/1", 0.2, 10, kept_tokens=0),
+            streamed("qwen3-8b", "claude-cli/1", 0.2, 10, kept_tokens=80),
+            streamed("qwen3-8b", "claude-cli/1", 0.2, 10),
+        ]
+    )
+    assert cli.main(["usage"]) == 0
+    rows = table(capsys.readouterr().out)
+    assert rows["qwen3-8b"][:4] == ["3", "300", "-", "40%"]
 
 
 def test_days_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:

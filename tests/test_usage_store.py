@@ -10,11 +10,13 @@ import pytest
 
 from lmbridge.core import errors
 from lmbridge.core.events import Phase, RequestRecord
+from lmbridge.core.record import Note, NoteKind
 from lmbridge.core.sessions import SessionState
 from lmbridge.store.db import FILENAME, Database
 from lmbridge.store.migrations import MIGRATIONS
+from lmbridge.store.record_columns import ERROR_CAP
 from lmbridge.store.sessions import SqliteSessionStore
-from lmbridge.store.usage import ERROR_CAP, UsageStore
+from lmbridge.store.usage import UsageStore
 from lmbridge.store.usage_types import (
     RequestStats,
     client_name,
@@ -118,7 +120,10 @@ async def test_records_round_trip_without_bodies_or_headers(
         bytes_out=780,
         upstream_bytes=590,
         session_key="sess-1",
-        notes=["fell back to azure", "x" * 1000],
+        notes=(
+            Note(NoteKind.FALLBACK, "fell back to azure"),
+            Note(NoteKind.OTHER, "x" * 1000),
+        ),
         error="E" * 2000,
         capture=True,
         request_headers={"Authorization": "Bearer SECRET-HEADER"},
@@ -152,16 +157,16 @@ async def test_records_round_trip_without_bodies_or_headers(
         590,
     )
     assert stored.session_key == "sess-1"
-    assert stored.notes[0] == "fell back to azure"
-    assert len(stored.notes[1]) == 200
+    assert stored.notes[0] == Note(NoteKind.FALLBACK, "fell back to azure")
+    assert len(stored.notes[1].text) == 200
     assert stored.error is not None and len(stored.error) == ERROR_CAP
 
     rows = await db.fetchall("SELECT * FROM request_history")
     assert "SECRET" not in repr(rows)
 
-    again = stored.to_record()
+    again = RequestRecord.from_summary(stored)
     assert again.phase is Phase.FINISHED
-    assert again.target == "gpt-4o-mini" and again.notes == list(stored.notes)
+    assert again.target == "gpt-4o-mini" and again.notes == stored.notes
     assert again.request_body == "" and again.request_headers == {}
     assert again.id != record.id
 

@@ -412,3 +412,53 @@ def _check_done_item(item: dict[str, Any], state: dict[str, Any]) -> None:
         assert [s["text"] for s in item["summary"]] == [
             parts[n]["text"] for n in sorted(parts)
         ]
+
+
+GEMINI_FINISH_REASONS = {"STOP", "MAX_TOKENS", "SAFETY", "RECITATION", "OTHER"}
+GEMINI_PART_KEYS = {"text", "thought", "functionCall"}
+
+
+def _check_gemini_error(data: dict[str, Any]) -> None:
+    assert set(data) == {"error"}, data
+    error = data["error"]
+    assert set(error) == {"code", "message", "status"}, error
+    assert isinstance(error["code"], int) and error["code"] >= 400, error
+    assert isinstance(error["message"], str) and error["message"], error
+    assert isinstance(error["status"], str) and error["status"].isupper(), error
+
+
+def validate_gemini_stream(raw: bytes) -> None:
+    """A `streamGenerateContent?alt=sse` body: `data:` lines only (Google's
+    SDK reads any other line as JSON), every frame a GenerateContentResponse
+    of one candidate, the last holding the finish reason and usage, or one
+    error frame in Google's shape last."""
+    text = raw.decode("utf-8")
+    lines = [line for line in text.replace("\r\n", "\n").split("\n") if line]
+    assert lines, "an empty stream"
+    assert all(line.startswith("data: ") for line in lines), lines
+    frames = [data for name, data in parse_sse(raw)]
+    for data in frames[:-1]:
+        assert "error" not in data, "an error frame must end the stream"
+        assert "finishReason" not in data["candidates"][0], "a frame after the end"
+    for data in frames:
+        if "error" in data:
+            continue
+        (candidate,) = data["candidates"]
+        assert candidate["index"] == 0, candidate
+        content = candidate["content"]
+        assert content["role"] == "model", content
+        for part in content["parts"]:
+            assert set(part) <= GEMINI_PART_KEYS and part, part
+            call = part.get("functionCall")
+            if call is not None:
+                assert isinstance(call["name"], str) and call["name"], call
+                assert isinstance(call["args"], dict), call
+    last = frames[-1]
+    if "error" in last:
+        _check_gemini_error(last)
+        return
+    assert last["candidates"][0]["finishReason"] in GEMINI_FINISH_REASONS, last
+    usage = last["usageMetadata"]
+    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage[
+        "candidatesTokenCount"
+    ] + usage.get("thoughtsTokenCount", 0), usage

@@ -56,6 +56,8 @@ def _plain(message: str) -> str:
     """msgspec's "Expected `int`, got `str`" the way a user reads it."""
     match = _EXPECTED.match(message)
     if not match:
+        if (bound := config.plain_bound(message)) != message:
+            return bound
         return message.replace("Object contains unknown field", "unknown key")
     wants = [_KINDS.get(w.strip(), w.strip()) for w in match["want"].split("|")]
     got = _KINDS.get(match["got"], match["got"])

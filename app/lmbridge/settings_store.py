@@ -73,7 +73,7 @@ from lmbridge.settings_edit import diff as settings_diff
 log = logging.getLogger(__name__)
 
 NEW_FILE_HEADER = (
-    '# LM Bridge settings (README "Configuration"). Comments and order are\n'
+    "# LM Bridge settings (docs/configuration.md). Comments and order are\n"
     "# kept when the app saves; each save keeps a copy in backups/.\n"
 )
 

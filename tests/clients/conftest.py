@@ -1,12 +1,15 @@
-"""The real-CLI tier: Claude Code and Codex, driven through `lmbridge serve`.
+"""The real-CLI tier: the coding CLIs driven through `lmbridge serve`.
 
-`make clients` installs the pinned CLIs into `.cache/clients/`. Where they
-are not there (no node, npm unreachable) every test here is skipped, and
-the run ends with one line saying why. `-m "not clients"` leaves this tier out.
+`make clients` installs the pinned CLIs into `.cache/clients/`. Where one is
+not there (no node, npm unreachable) its tests are skipped, and the run
+ends with one line saying why. `-m "not clients"` leaves this tier out.
+A test module names the CLI it needs in `MISSING` (why it cannot run, or
+None); the Claude Code and Codex modules go by `harness.missing()`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,28 +25,44 @@ _HERE = Path(__file__).parent
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "clients: runs the real Claude Code and Codex CLIs (installed by make clients)",
+        "clients: runs the real coding CLIs (installed by make clients)",
     )
 
 
-_skipped: list[pytest.Item] = []
+_skipped: dict[str, int] = {}
+
+
+def _missing(item: pytest.Item) -> str | None:
+    module = getattr(item, "module", None)
+    if module is not None and hasattr(module, "MISSING"):
+        reason: str | None = module.MISSING
+        return reason
+    return _MISSING
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(_HERE):
             item.add_marker(pytest.mark.clients)
-            if _MISSING is not None:
-                item.add_marker(pytest.mark.skip(reason=f"real-CLI tests: {_MISSING}"))
-                _skipped.append(item)
+            if (reason := _missing(item)) is not None:
+                item.add_marker(pytest.mark.skip(reason=f"real-CLI tests: {reason}"))
+                _skipped[reason] = _skipped.get(reason, 0) + 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The one line that says why, even without `-rs`."""
-    if _skipped:
-        terminalreporter.write_line(
-            f"tests/clients: {len(_skipped)} real-CLI tests skipped: {_MISSING}"
-        )
+    """One line saying why, even without `-rs` (the CLIs that are not
+    installed named together)."""
+    if not _skipped:
+        return
+    absent = [re.match(r"(\S+) is not installed in (.*)$", r) for r in _skipped]
+    if all(absent):
+        names = ", ".join(sorted(m.group(1) for m in absent if m))
+        why = f"{names} not installed in {absent[0].group(2) if absent[0] else ''}"
+    else:
+        why = "; ".join(_skipped)
+    terminalreporter.write_line(
+        f"tests/clients: {sum(_skipped.values())} real-CLI tests skipped: {why}"
+    )
 
 
 def _unset(api: str, body: object) -> Reply:

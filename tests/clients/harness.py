@@ -243,8 +243,10 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def lmbridge_config(upstream_url: str) -> str:
-    """LM Bridge with one OpenAI-compatible upstream taking every model."""
+def lmbridge_config(upstream_url: str, extra: str = "") -> str:
+    """LM Bridge with one OpenAI-compatible upstream taking every model that
+    the upstreams and routes of `extra` (matched first) do not take (`extra`
+    may add other tables too, such as `[web_search]`)."""
     return f"""
 [server]
 port = 0
@@ -253,7 +255,7 @@ port = 0
 name = "fake"
 kind = "openai"
 base_url = "{upstream_url}/v1"
-
+{extra}
 [[route]]
 model = "*"
 upstream = "fake"
@@ -268,13 +270,18 @@ class Bridge:
 
 
 @contextlib.asynccontextmanager
-async def lmbridge_serve(root: Path, upstream_url: str) -> AsyncIterator[Bridge]:
+async def lmbridge_serve(
+    root: Path,
+    upstream_url: str,
+    extra_config: str = "",
+    extra_env: dict[str, str] | None = None,
+) -> AsyncIterator[Bridge]:
     """`lmbridge serve --config FILE` in a subprocess, LMBRIDGE_HOME in `root`."""
     home = root / "lmbridge-home"
     home.mkdir(parents=True, exist_ok=True)
     config = root / "lmbridge.toml"
-    config.write_text(lmbridge_config(upstream_url))
-    env = {**os.environ, "LMBRIDGE_HOME": str(home)}
+    config.write_text(lmbridge_config(upstream_url, extra_config))
+    env = {**os.environ, **(extra_env or {}), "LMBRIDGE_HOME": str(home)}
     for name in ("LMBRIDGE_HOST", "LMBRIDGE_PORT", "LMBRIDGE_LOG_REQUESTS"):
         env.pop(name, None)
     proc = await asyncio.create_subprocess_exec(

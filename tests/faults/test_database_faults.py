@@ -193,7 +193,9 @@ async def test_a_lock_held_by_another_process(
                 for r in reversed(proxy.records)
                 if r.session_key == "s-anthropic-False"
             )
-            assert any("chain not saved" in n for n in record.notes), record.notes
+            assert any("chain not saved" in n for n in record.note_texts), (
+                record.note_texts
+            )
         # Said once by each part that met it, not once per request.
         said = collections.Counter(
             r.name for r in caplog.records if r.levelno >= logging.WARNING

@@ -53,14 +53,18 @@ async def test_an_unsaved_chain_sends_the_full_history_then_resumes(
                 history = await turn(http, proxy, [said("one")])
                 await services.sessions.writer.drain()
             first = proxy.records[-1]
-            assert any("chain not saved" in n for n in first.notes), first.notes
+            assert any("chain not saved" in n for n in first.note_texts), (
+                first.note_texts
+            )
 
             history = await turn(http, proxy, [*history, said("two")])
             sent = fake_upstream.requests[-1].body
             assert "previous_response_id" not in sent
             assert len(sent["input"]) == 3  # everything, again
             second = proxy.records[-1]
-            assert any("full history sent" in n for n in second.notes), second.notes
+            assert any("full history sent" in n for n in second.note_texts), (
+                second.note_texts
+            )
             await services.sessions.writer.drain()
 
             await turn(http, proxy, [*history, said("three")])
@@ -86,7 +90,9 @@ async def test_a_history_batch_that_cannot_be_written_is_noted_on_its_records(
                 with background_jobs():
                     for _ in range(recorder.attempts):
                         await recorder.flush()
-            assert any(n.startswith(NOT_KEPT) for n in record.notes), record.notes
+            assert any(n.startswith(NOT_KEPT) for n in record.note_texts), (
+                record.note_texts
+            )
             # Writing works again afterwards.
             await turn(http, proxy, [said("again")])
             await proxy.record(2)

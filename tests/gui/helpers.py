@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from PySide6.QtWidgets import QTableWidget
+from PySide6.QtWidgets import QTableWidget, QWidget
 
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
@@ -19,6 +19,15 @@ from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.prefs import Prefs
 
 T = TypeVar("T")
+W = TypeVar("W", bound=QWidget)
+
+
+def settings_field(panel: Any, name: str, kind: type[W]) -> W:
+    """The Settings page's widget for setting `name` ("chat.max_image_bytes"),
+    which the page builds from the setting's declaration."""
+    widget = panel.form.widget(name)
+    assert isinstance(widget, kind), (name, widget)
+    return widget
 
 
 async def eventually(

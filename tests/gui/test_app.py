@@ -371,3 +371,48 @@ async def test_a_damaged_database_is_shown_and_started_fresh(
         assert kept and kept[0].read_bytes().startswith(b"this is not a database")
     finally:
         await close_app(app)
+
+
+async def test_an_lmstudio_upstream_without_the_sdk_says_model_management_is_off(
+    fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    """An `lmstudio` upstream pointed at a server that answers REST but not
+    LM Studio's SDK: requests go by REST, and the Overview and Models pages
+    say that model management is off there (not that the server is down)."""
+    from lmbridge.gui.models.view import ModelsPanel
+
+    settings = config.parse(f"""
+[server]
+port = 0
+
+[[upstream]]
+name = "local"
+kind = "lmstudio"
+base_url = "{fake_upstream.url}"
+""")
+    app = await make_app(settings, tmp_path)
+    try:
+        overview = app.page("overview")
+        assert isinstance(overview, OverviewPanel)
+        await eventually(
+            lambda: (
+                "model management is off"
+                in getattr(overview.upstream_dots.get("local"), "plain", "")
+            ),
+            what="the Overview's line for the upstream",
+            timeout=20,
+        )
+        line = overview.upstream_dots["local"]
+        assert line.kind == "warning"
+        assert "answers requests" in line.plain
+        assert fake_upstream.url.split("//")[1].split("/")[0] in line.plain
+        models = app.page("models")
+        assert isinstance(models, ModelsPanel)
+        app.window.show_page("models")
+        await eventually(
+            lambda: "Model management is off" in models.status.plain,
+            what="the Models page's status",
+        )
+        assert "by REST" in models.status.plain
+    finally:
+        await close_app(app)

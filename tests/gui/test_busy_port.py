@@ -13,10 +13,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QCheckBox
 
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
-from gui.helpers import app_settings, close_app, eventually, make_app
+from gui.helpers import (
+    app_settings,
+    close_app,
+    eventually,
+    make_app,
+    settings_field,
+)
 from lmbridge import config
 from lmbridge.gui import message
 from lmbridge.gui.app import LMBridgeApp
@@ -233,7 +240,8 @@ async def test_a_save_while_stopped_offers_to_start(gui_app: LMBridgeApp) -> Non
     await gui_app.controller.stop()
     panel = gui_app.page("settings")
     assert isinstance(panel, SettingsPanel)
-    panel.port_fallback.setChecked(not panel.port_fallback.isChecked())
+    fallback = settings_field(panel, "server.port_fallback", QCheckBox)
+    fallback.setChecked(not fallback.isChecked())
     panel.save_button.click()
     assert "not running" in panel.banner.label.text()
     [start] = panel.banner.action_buttons()

@@ -69,7 +69,10 @@ async def test_tools_are_listed_with_their_protocol(
     panel = integrations_page(gui_app, tmp_path)
     names = [panel.tools.item(i).text().split("\n") for i in range(panel.tools.count())]
     assert ["Claude Code", "Anthropic Messages"] in names
-    assert len(names) == 7
+    assert ["Gemini CLI", "Gemini API"] in names
+    for name in ("OpenCode", "Cline CLI", "Qwen Code"):
+        assert [name, "OpenAI Chat Completions"] in names
+    assert len(names) == 11
     panel.select("cline")
     assert not panel.write_button.isVisibleTo(panel)
     assert "Base URL: " + gui_app.controller.url + "/v1" in snippets(panel)
@@ -199,6 +202,41 @@ async def test_codex_lists_real_models_before_claude_aliases(
         await close_app(app)
 
 
+@pytest.mark.parametrize(
+    ("tool", "relative"),
+    [
+        ("opencode", ".config/opencode/opencode.json"),
+        ("cline-cli", ".cline/data/settings/providers.json"),
+        ("qwen-code", ".qwen/.env"),
+        ("gemini-cli", ".gemini/.env"),
+    ],
+)
+async def test_the_newer_clis_are_written_from_the_page(
+    gui_app: LMBridgeApp, tmp_path: Path, tool: str, relative: str
+) -> None:
+    """Write from the page into a file the user already has: the review
+    comes first, the user's line stays, and the page then shows the file
+    pointing at this LM Bridge."""
+    panel = integrations_page(gui_app, tmp_path)
+    panel.select(tool)
+    assert panel.write_button.isVisibleTo(panel)
+    path = tmp_path / relative
+    path.parent.mkdir(parents=True)
+    mine = '{"theme": "mine"}\n' if path.suffix == ".json" else "# mine\nA=1\n"
+    path.write_text(mine)
+    panel.model.setCurrentText("my-model")
+    panel.write_button.click()
+    assert not panel.review.isHidden()
+    assert path.read_text() == mine  # not before Write
+    panel.review.action_buttons()[0].click()
+    text = path.read_text()
+    assert gui_app.controller.url in text
+    assert ("mine" in text) and "my-model" in text
+    assert list(path.parent.glob(path.name + ".lmbridge-backup-*"))
+    await eventually(lambda: panel.now.kind == "ok", what="the file to be read")
+    assert "at LM Bridge" in panel.now.plain
+
+
 async def test_the_page_shows_what_the_files_point_at_now(
     gui_app: LMBridgeApp, tmp_path: Path
 ) -> None:
@@ -229,3 +267,38 @@ async def test_the_page_shows_what_the_files_point_at_now(
     codex.write_text('model = "o4"\n')
     await eventually(lambda: "model o4" in panel.now.plain, what="the 2nd edit")
     assert panel.model.currentText() == "my-pick"
+
+
+async def test_codex_gets_one_slots_window_from_llama_server(tmp_path: Path) -> None:
+    """For a llama.cpp upstream the window written is one slot's context, as
+    the server's `/props` reports it (kept known by the health checks)."""
+    from fakes.llamacpp_server import FakeLlamaCppServer
+    from lmbridge import config
+
+    server = FakeLlamaCppServer(n_ctx=6144, total_slots=2)
+    await server.start()
+    settings = config.parse(f"""
+[server]
+port = 0
+
+[[upstream]]
+name = "llama"
+kind = "llamacpp"
+base_url = "{server.url}"
+
+[[route]]
+model = "coder"
+upstream = "llama"
+""")
+    app = await make_app(settings, tmp_path)
+    try:
+        panel = integrations_page(app, tmp_path)
+        panel.select("codex")
+        panel.model.setCurrentText("coder")
+        await eventually(
+            lambda: "model_context_window = 6144" in snippets(panel),
+            what="the window from /props",
+        )
+    finally:
+        await close_app(app)
+        await server.stop()

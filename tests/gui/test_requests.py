@@ -89,6 +89,7 @@ async def test_detail_pane_shows_bodies_redacted(gui_app: LMBridgeApp) -> None:
     assert "event: message_start" in raw and "data: " in raw
     timings = detail.timings.toPlainText()
     assert "First token" in timings and "in 11 · out 7" in timings
+    assert "Prompt        11 tokens\n" in timings and "Chain         —" in timings
     curl = detail.curl()
     assert curl.startswith(f"curl -sS {gui_app.controller.url}/v1/messages")
     assert "anthropic-version: " in curl
@@ -294,3 +295,39 @@ async def test_a_translated_failure_keeps_what_the_client_got(
     assert "out of memory" in text.splitlines()[1]
     received = text.split("what the client received ──\n")[1]
     assert json.loads(received) == sent
+
+
+async def test_detail_pane_shows_the_turn_in_its_chain(
+    gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    panel = requests_page(gui_app)
+    script = fake_upstream.script
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Hi"}]
+    headers = {"X-Claude-Code-Session-Id": "s-42"}
+    async with aiohttp.ClientSession() as http:
+        for prompt, cached in ((200, 0), (260, 190)):
+            script.prompt_tokens, script.cached_tokens = prompt, cached
+            body = {
+                "model": "claude-sonnet-4-6",
+                "max_tokens": 50,
+                "messages": messages,
+            }
+            async with http.post(
+                gui_app.controller.url + "/v1/messages", json=body, headers=headers
+            ) as resp:
+                assert resp.status == 200
+                answer = await resp.json()
+            messages += [
+                {"role": "assistant", "content": answer["content"]},
+                {"role": "user", "content": "more"},
+            ]
+    await eventually(lambda: panel.proxy.rowCount() == 2, what="two requests")
+    await eventually(lambda: row_texts(panel, 0)[4] == "200", what="the status")
+    for row in range(2):
+        panel.select_row(row)
+        record = panel.detail.record
+        if record is not None and record.chain_turn == 2:
+            break
+    timings = panel.detail.timings.toPlainText()
+    assert "260 tokens · 190 (73%) from cache · 70 new" in timings
+    assert "turn 2 · kept 200 tokens (77%) · appended" in timings

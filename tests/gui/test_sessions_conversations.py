@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import Qt, QUrl
 
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
@@ -243,3 +243,59 @@ async def test_a_chat_stored_through_the_store_api_appears(
         assert (
             panel.chat is None and panel.viewer.toPlainText() == ""
         )  # no chats: no hint
+
+
+async def test_a_chain_shows_its_turns(
+    chained_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream, qtmodeltester: Any
+) -> None:
+    """A session with a subagent interleaved: the main chain's turns are
+    its own, each with its prompt, cache figures, kept share and change."""
+    app = chained_app
+    panel = app.page("sessions")
+    assert isinstance(panel, SessionsPanel)
+    app.window.show_page("sessions")
+    script = fake_upstream.script
+    history: list[dict[str, Any]] = []
+
+    async def main_turn(text: str, prompt: int, cached: int) -> None:
+        script.prompt_tokens, script.cached_tokens = prompt, cached
+        history.append({"role": "user", "content": text})
+        answer = await chat_turn(app, history)
+        history.append({"role": "assistant", "content": answer})
+
+    await main_turn("Plan the change. " * 20, 300, 0)
+    script.prompt_tokens, script.cached_tokens = 50, 0
+    await chat_turn(app, [{"role": "user", "content": "look around"}], agent="a1")
+    await main_turn("Go on.", 340, 300)
+    history[0] = {"role": "user", "content": "Plan the change, differently."}
+    await main_turn("And now?", 360, 10)
+    await main_turn("Once more.", 380, 5)  # only appended, the cache lost
+
+    await eventually(lambda: panel.model.rowCount() == 2, what="two chains")
+    panel.select_key(KEY)
+    turns = panel.turns_model
+    await eventually(lambda: turns.rowCount() == 4, what="the main chain's turns")
+    qtmodeltester.check(turns)
+
+    def column(key: str) -> list[str]:
+        position = turns.column_position(key)
+        return [str(turns.index(row, position).data()) for row in range(3)]
+
+    assert column("turn") == ["1", "2", "3"]
+    assert column("prompt") == ["300", "340", "360"]
+    last = turns.index(3, turns.column_position("changed"))
+    assert last.data() == "appended — but the server's cache was lost"
+    assert "prompt cache lost" in str(last.data(Qt.ItemDataRole.ToolTipRole))
+    # This upstream (Responses) says 0 cached where it reused nothing.
+    assert column("cached") == ["0 (0%)", "300 (88%)", "10 (3%)"]
+    assert column("new") == ["300", "40", "350"]
+    assert column("changed")[:2] == ["first", "appended"]
+    assert column("changed")[2] == "edited: message 1 (user) rewritten"
+    kept = column("kept")
+    assert kept[0] == "—" and kept[1] == "88%"
+    assert int(kept[2].rstrip("%")) < 5  # only the start before message 1
+    assert "4 turn(s) in the request log" in panel.turns_hint.text()
+
+    panel.select_key(f"{KEY}/agent/a1")
+    await eventually(lambda: turns.rowCount() == 1, what="the subagent's turn")
+    assert column("changed")[:1] == ["first"]

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from PySide6.QtWidgets import QComboBox, QLineEdit, QSpinBox
 
 from fakes.azure_fixtures import memory_keyring
 from fakes.memory_keyring import MemoryKeyring
-from gui.helpers import eventually
+from gui.helpers import eventually, settings_field
 from lmbridge import config
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.settings.view import SettingsPanel
@@ -34,7 +35,7 @@ async def test_save_validates_backs_up_and_offers_restart(
         gui_app.controller.settings
     ).decode().replace("[lmstudio]", "[lmstudio]  # mine")
     path.write_text(users_file)
-    panel.min_context.setValue(16384)
+    settings_field(panel, "lmstudio.min_context", QSpinBox).setValue(16384)
     panel.routes.add(["qwen*", "local", "", ""])
     panel.save_button.click()
 
@@ -91,8 +92,8 @@ async def test_invalid_settings_are_not_saved(gui_app: LMBridgeApp) -> None:
     assert not path.exists()
 
     panel.load()
-    panel.max_image.setValue(5)
-    panel.log_level.setCurrentText("INFO")
+    settings_field(panel, "chat.max_image_bytes", QSpinBox).setValue(5)
+    settings_field(panel, "logging.level", QComboBox).setCurrentText("INFO")
     panel.host.setText("")  # a scalar field: its message is right under it
     panel.save_button.click()
     host_error = panel.form.errors["server.host"]
@@ -151,7 +152,7 @@ async def test_log_level_and_start_at_login(
     gui_app: LMBridgeApp, autostart_home: Path
 ) -> None:
     panel = settings_page(gui_app)
-    panel.log_level.setCurrentText("DEBUG")
+    settings_field(panel, "logging.level", QComboBox).setCurrentText("DEBUG")
     panel.save_button.click()
     path = gui_app.controller.config_path
     assert config.parse(path.read_bytes()).logging.level == "DEBUG"
@@ -170,10 +171,16 @@ async def test_timeouts_chat_defaults_and_origins(gui_app: LMBridgeApp) -> None:
     panel.upstreams.select("cloud")
     panel.upstreams.set_field("connect_timeout", "3")
     panel.upstreams.set_field("idle_timeout", "120.5")
-    panel.text_model.setText("qwen/qwen3-coder-30b")
-    panel.vision_model.setText("google/gemma-3-4b")
-    panel.max_image.setValue(5)
-    panel.origins.setText("http://localhost:3000, https://app.example")
+    settings_field(panel, "chat.default_text_model", QLineEdit).setText(
+        "qwen/qwen3-coder-30b"
+    )
+    settings_field(panel, "chat.default_vision_model", QLineEdit).setText(
+        "google/gemma-3-4b"
+    )
+    settings_field(panel, "chat.max_image_bytes", QSpinBox).setValue(5)
+    settings_field(panel, "server.allowed_origins", QLineEdit).setText(
+        "http://localhost:3000, https://app.example"
+    )
     panel.save_button.click()
     saved = config.parse(path.read_bytes(), str(path))
     cloud = saved.upstream_named("cloud")

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+from PySide6.QtWidgets import QLineEdit, QSpinBox
 
-from gui.helpers import eventually
+from gui.helpers import eventually, settings_field
 from lmbridge import config
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.settings.view import SettingsPanel
@@ -72,10 +73,17 @@ async def test_unsaved_edits_survive_a_change_made_elsewhere(
 ) -> None:
     panel = settings_page(gui_app)
     controller = gui_app.controller
-    panel.min_context.setValue(32768)  # the user's unsaved edit
+    settings_field(panel, "lmstudio.min_context", QSpinBox).setValue(
+        32768
+    )  # the user's unsaved edit
     controller.save_changes({"chat": {"default_text_model": "from-the-tray"}})
-    assert panel.text_model.text() == "from-the-tray"  # shown at once
-    assert panel.min_context.value() == 32768  # the edit is kept
+    assert (
+        settings_field(panel, "chat.default_text_model", QLineEdit).text()
+        == "from-the-tray"
+    )  # shown at once
+    assert (
+        settings_field(panel, "lmstudio.min_context", QSpinBox).value() == 32768
+    )  # the edit is kept
     assert "changed elsewhere" in panel.banner.label.text()
     panel.save_button.click()
     saved = config.load(controller.config_path)
@@ -133,13 +141,18 @@ async def test_an_edit_on_disk_shows_in_the_settings_form(
         lambda: CONFIG_CONDITION in message.global_bridge.conditions,
         what="the broken file to be reported",
     )
-    assert panel.text_model.text() == "before"
+    assert (
+        settings_field(panel, "chat.default_text_model", QLineEdit).text() == "before"
+    )
 
     edited = path.with_name("config.toml.edit")
     edited.write_text(text.replace('"before"', '"typed-in-an-editor"'))
     edited.replace(path)
     await eventually(
-        lambda: panel.text_model.text() == "typed-in-an-editor",
+        lambda: (
+            settings_field(panel, "chat.default_text_model", QLineEdit).text()
+            == "typed-in-an-editor"
+        ),
         what="the edit to show in Settings",
     )
     assert controller.settings.chat.default_text_model == "typed-in-an-editor"

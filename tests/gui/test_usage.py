@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
@@ -59,7 +60,10 @@ def usage_page(app: LMBridgeApp) -> UsagePanel:
     return panel
 
 
-async def test_usage_charts_from_the_history(gui_app: LMBridgeApp) -> None:
+async def test_usage_charts_from_the_history(
+    gui_app: LMBridgeApp, fake_upstream: FakeOpenAIUpstream
+) -> None:
+    fake_upstream.script.cached_tokens = 4  # of 11 prompt tokens
     await ask(gui_app, 3)
     await eventually(lambda: gui_app.log.stats.requests == 3, what="the requests")
     panel = usage_page(gui_app)
@@ -77,6 +81,11 @@ async def test_usage_charts_from_the_history(gui_app: LMBridgeApp) -> None:
     assert "3 requests" in panel.summary.text()
     chart = panel.charts["models"]
     assert chart.series_keys == ["fake-model"]
+    cache = panel.charts["cache"]
+    assert cache.series_keys == ["fake-model"] and cache.kind == "lines"
+    assert cache.top == 100.0  # a percentage
+    assert data.cache_share["fake-model"][-1] == pytest.approx(400 / 11)
+    assert data.cache_share["fake-model"][:-1] == [None] * 6
     assert chart.days == data.days
     panel.range.setCurrentIndex(2)  # 30 days
     await eventually(
@@ -222,13 +231,15 @@ async def test_updating_today_equals_reading_everything(tmp_path: Path) -> None:
     await db.open()
     try:
         store = UsageStore(db)
-        await store.add([finished(at(8), "qwen"), finished(at(10, 9), "gemma")])
+        await store.add(
+            [finished(at(8), "qwen", cached_tokens=50), finished(at(10, 9), "gemma")]
+        )
         now = at(10, 18)
         data = await load_usage(store, 7, now)
         await store.add(
             [
-                finished(at(10, 10), "gemma"),
-                finished(at(10, 11), "llama"),  # a model new today
+                finished(at(10, 10), "gemma", cached_tokens=25),
+                finished(at(10, 11), "llama", cached_tokens=100),  # new today
                 finished(at(10, 12), "gemma", status=502, error="upstream down"),
             ]
         )
@@ -237,6 +248,10 @@ async def test_updating_today_equals_reading_everything(tmp_path: Path) -> None:
         assert updated.requests == 5 and updated.error_count == 1
         assert updated.tokens_by_model["llama"] == [0.0] * 6 + [120.0]
         assert updated.ttft_ms["median"][-1] == 250.0
+        # The share of prompt tokens from cache, of the requests that said.
+        assert updated.cache_share["qwen"] == [None] * 4 + [50.0, None, None]
+        assert updated.cache_share["gemma"] == [None] * 6 + [25.0]
+        assert updated.cache_share["llama"] == [None] * 6 + [100.0]
         tomorrow = await update_today(store, updated, at(11, 9))
         assert tomorrow.days[-1] == "2025-01-11"
         assert tomorrow == await load_usage(store, 7, at(11, 9))

@@ -1,4 +1,5 @@
-"""`lmbridge azure login|status|logout` and `lmbridge keys set|delete`.
+"""`lmbridge azure login|status|logout` and `lmbridge keys set|delete`
+(an upstream's key, or `web-search`: the `[web_search]` provider's).
 
 Sign-in follows the upstream's `auth`: `azure-cli` runs `az login` (or
 `az login --use-device-code`), `browser` opens azure-identity's browser
@@ -49,7 +50,9 @@ def register(sub: Any) -> None:
     put = key_actions.add_parser(
         "set", help="store an upstream's key (read from stdin)"
     )
-    put.add_argument("upstream", help="the upstream's name")
+    put.add_argument(
+        "upstream", help="the upstream's name, or web-search (its provider's key)"
+    )
     put.set_defaults(run=_sync(_keys_set))
     delete = key_actions.add_parser("delete", help="remove an upstream's key")
     delete.add_argument("upstream", help="the upstream's name")
@@ -191,8 +194,21 @@ def _read_key(name: str) -> str:
     return sys.stdin.readline().strip()
 
 
+WEB_SEARCH = "web-search"
+"""`lmbridge keys set web-search`: the key of the `[web_search]` provider
+(unless an upstream has that name)."""
+
+
+def _entry(settings: config.Settings, name: str) -> tuple[str, str]:
+    """The keyring entry `name` means, and how to say it."""
+    if name == WEB_SEARCH and settings.upstream_named(name) is None:
+        return config.WEB_SEARCH_SECRET, "the web search provider"
+    return _upstream(settings, name).name, f"upstream {name!r}"
+
+
 async def _keys_set(args: argparse.Namespace, settings: config.Settings) -> int:
-    up = _upstream(settings, args.upstream)
+    entry, what = _entry(settings, args.upstream)
+    up = settings.upstream_named(entry)
     status = SECRETS.status()
     if not status.secure:
         _say(
@@ -201,28 +217,28 @@ async def _keys_set(args: argparse.Namespace, settings: config.Settings) -> int:
             "session only, or start a keyring (gnome-keyring, KWallet) and retry"
         )
         return 1
-    key = _read_key(up.name)
+    key = _read_key(what)
     if not key:
         _say("no key given (type it, or pipe it on stdin)")
         return 1
-    stored = await SECRETS.set(up.name, key)
+    stored = await SECRETS.set(entry, key)
     if stored.where != "keyring":
         SECRETS.forget_session()
         _say(f"the key was NOT saved: {stored.reason}")
         return 1
-    _say(
-        f"the key of upstream {up.name!r} is in the keyring ({status.backend})",
-        out=True,
-    )
-    if up.kind == "azure-foundry" and up.auth != "api-key":
+    _say(f"the key of {what} is in the keyring ({status.backend})", out=True)
+    if up is not None and up.kind == "azure-foundry" and up.auth != "api-key":
         _say(f'note: upstream {up.name!r} uses it only with auth = "api-key"')
     return 0
 
 
 async def _keys_delete(args: argparse.Namespace, settings: config.Settings) -> int:
     name = args.upstream
-    if await SECRETS.delete(name):
-        _say(f"removed the key of upstream {name!r}", out=True)
+    entry, what = name, f"upstream {name!r}"
+    if name == WEB_SEARCH and settings.upstream_named(name) is None:
+        entry, what = config.WEB_SEARCH_SECRET, "the web search provider"
+    if await SECRETS.delete(entry):
+        _say(f"removed the key of {what}", out=True)
         return 0
-    _say(f"no key stored for upstream {name!r}")
+    _say(f"no key stored for {what}")
     return 1

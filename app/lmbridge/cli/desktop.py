@@ -10,9 +10,9 @@ Qt's xcb platform plugin (PySide6 6.x: `plugins/platforms/libqxcb.so` and
 `lib/libQt6XcbQpa.so.6`, with `libQt6Gui`) links against the system
 libraries in `XCB_LIBRARIES`; where one is missing Qt would abort with a
 long message about platform plugins, so the app says in one line which
-Debian/Ubuntu packages to install (`make sysdeps` installs them; the
-README names them for Fedora and Arch). The list is what `readelf -d`
-shows for those libraries.
+Debian/Ubuntu packages to install (`make sysdeps` installs them;
+docs/install.md names them for Fedora and Arch). The list is what
+`readelf -d` shows for those libraries.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def qt_platform_problem(
     return (
         f"Qt's X11 support needs system libraries that are missing: {names} "
         f"(Debian/Ubuntu: `make sysdeps` or `sudo apt-get install {names}`; "
-        "other systems: see the README's Install section)"
+        "other systems: see docs/install.md)"
     )
 
 

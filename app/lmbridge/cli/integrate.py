@@ -111,6 +111,33 @@ def loaded_contexts(settings: config.Settings) -> dict[str, int]:
     return asyncio.run(bounded())
 
 
+def served_windows(settings: config.Settings) -> dict[str, int]:
+    """One slot's window of each `llamacpp` upstream, by name, as its
+    server's `/props` says (missing where the server does not answer)."""
+    from lmbridge.upstreams.llamacpp import LlamaCppUpstream
+
+    servers = [u for u in settings.upstream if u.kind == "llamacpp"]
+    if not servers:
+        return {}
+
+    async def ask(upstream: LlamaCppUpstream) -> int | None:
+        try:
+            await upstream.start()
+            return await asyncio.wait_for(upstream.context_window(""), LMSTUDIO_WAIT)
+        except TimeoutError:
+            return None
+        finally:
+            await upstream.close()
+
+    async def fetch() -> dict[str, int]:
+        windows = await asyncio.gather(*(ask(LlamaCppUpstream(u)) for u in servers))
+        return {
+            u.name: window for u, window in zip(servers, windows, strict=True) if window
+        }
+
+    return asyncio.run(fetch())
+
+
 def render(integration: Integration) -> str:
     """The text `lmbridge integrate TOOL` prints."""
     out = [
@@ -168,7 +195,11 @@ def run(args: argparse.Namespace, settings: config.Settings) -> int:
     choice = _choice(args)
     if args.tool in ("claude-code", "codex") and not choice.context_window:
         choice = integrations.with_context_window(
-            args.tool, settings, choice, loaded_contexts(settings).get
+            args.tool,
+            settings,
+            choice,
+            loaded_contexts(settings).get,
+            served_windows(settings).get,
         )
     try:
         integration = integrations.describe(args.tool, settings, choice, home=args.home)

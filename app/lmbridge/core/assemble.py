@@ -17,6 +17,7 @@ class Assembler:
         self._blocks: dict[int, list[str]] = {}
         self._starts: dict[int, ir.BlockStart] = {}
         self._signatures: dict[int, str] = {}
+        self._searches: dict[int, ir.WebSearch] = {}
         self._finish: ir.Finish | None = None
         self._error: ir.StreamError | None = None
         self.input_tokens = 0
@@ -38,6 +39,8 @@ class Assembler:
                 self._signatures[event.index] = (
                     self._signatures.get(event.index, "") + event.signature
                 )
+            case ir.WebSearchDone():
+                self._searches[event.index] = event.search
             case ir.Finish():
                 self._finish = event
             case ir.StreamError():
@@ -62,8 +65,11 @@ class Assembler:
 
     def partial(self) -> ir.Response:
         """What has arrived so far, as a response (never raises)."""
-        parts: list[ir.Text | ir.ToolCall | ir.Thinking] = []
-        for index in sorted(self._starts):
+        parts: list[ir.Text | ir.ToolCall | ir.Thinking | ir.WebSearch] = []
+        for index in sorted({*self._starts, *self._searches}):
+            if index in self._searches:
+                parts.append(self._searches[index])
+                continue
             start = self._starts[index]
             body = "".join(self._blocks.get(index, ()))
             if start.kind is ir.BlockKind.TEXT:

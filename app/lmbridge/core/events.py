@@ -1,4 +1,7 @@
-"""The event bus and the request record it carries.
+"""The event bus and the live request record it carries.
+
+`RequestRecord` is the request's `core.record.RequestSummary` (declared
+once there) as it progresses, plus what only the live app keeps.
 
 Routes publish; the request log, the GUI, the store and metrics subscribe.
 No route calls a subscriber directly. Subscribers are plain callables run
@@ -9,7 +12,6 @@ exception is logged and the subscriber stays subscribed).
 from __future__ import annotations
 
 import enum
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -17,9 +19,14 @@ from typing import Any
 
 import msgspec
 
-log = logging.getLogger(__name__)
+from lmbridge.core.record import (
+    SUMMARY_FIELDS,
+    Note,
+    NoteKind,
+    RequestSummary,
+)
 
-_ids = itertools.count(1)
+log = logging.getLogger(__name__)
 
 
 class Phase(enum.StrEnum):
@@ -29,40 +36,11 @@ class Phase(enum.StrEnum):
     FINISHED = "finished"
 
 
-class RequestRecord(msgspec.Struct, kw_only=True):
-    """Everything observable about one proxied request, filled in as it goes."""
+class RequestRecord(RequestSummary, frozen=False, kw_only=True):
+    """One request as it goes: its `RequestSummary`, filled in as it
+    progresses, plus what only the live app keeps (phase, bodies)."""
 
-    id: int = msgspec.field(default_factory=lambda: next(_ids))
-    client: str = ""
-    protocol: str = ""
-    path: str = ""
-    model: str = ""
-    route: str = ""
-    upstream: str = ""
-    target: str = ""
-    upstream_api: str = ""
-    stream: bool = False
-    status: int = 0
     phase: Phase = Phase.STARTED
-    received: float = msgspec.field(default_factory=time.time)
-    # Monotonic offsets in seconds from `received`.
-    upstream_connected: float | None = None
-    first_token: float | None = None
-    done: float | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    # Of `tokens_in`, the prompt tokens the upstream served from its cache
-    # (the rest it evaluated anew); None when it did not say.
-    cached_tokens: int | None = None
-    bytes_in: int = 0
-    bytes_out: int = 0
-    upstream_bytes: int = 0
-    session_key: str | None = None
-    notes: list[str] = msgspec.field(default_factory=list)
-    error: str | None = None
-    # What kind of error it was (a `core.errors.ErrorKind` value), if any.
-    error_kind: str = ""
-    client_gone: bool = False
     # Captured only when the app asks (ProxyServer(capture_bodies=True)):
     # size-capped; header values that carry secrets are redacted.
     capture: bool = False
@@ -73,6 +51,24 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     response_body: str = ""
     response_truncated: bool = False
     _t0: float = msgspec.field(default_factory=time.perf_counter)
+
+    @classmethod
+    def from_summary(cls, summary: RequestSummary) -> RequestRecord:
+        """A finished record of a kept summary (for the request log), with
+        a fresh id (live ids restart with each run) and no bodies."""
+        fields = {name: getattr(summary, name) for name in SUMMARY_FIELDS}
+        del fields["id"]
+        return cls(**fields, phase=Phase.FINISHED)
+
+    def summary(self) -> RequestSummary:
+        """The record as it stands, frozen."""
+        return RequestSummary(**{name: getattr(self, name) for name in SUMMARY_FIELDS})
+
+    def note(self, kind: NoteKind, text: str) -> None:
+        """Add a note, once: the same note added again changes nothing."""
+        note = Note(kind, text)
+        if note not in self.notes:
+            self.notes = (*self.notes, note)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0

@@ -115,6 +115,40 @@ def join_text(texts: Iterable[str]) -> str:
     return "".join(out)
 
 
+class SearchHit(msgspec.Struct, frozen=True):
+    """One result of a web search: the page, and the text the model read."""
+
+    url: str
+    title: str = ""
+    snippet: str = ""
+    page_age: str | None = None
+
+
+class WebSearch(msgspec.Struct, frozen=True, tag="web_search"):
+    """A web search LM Bridge ran for the model in place of a vendor's
+    server tool (server/websearch.py): the query, and its hits or the
+    `error` code (`unavailable`, `max_uses_exceeded`, ...) the model read."""
+
+    call_id: str
+    query: str
+    hits: tuple[SearchHit, ...] = ()
+    error: str | None = None
+    # The id the model gave its call, where the client knows the search by
+    # another (`call_id`: Responses clients' is made from the query).
+    model_call_id: str = ""
+
+
+class WebSearchTool(msgspec.Struct, frozen=True):
+    """A client's web search server tool (Anthropic `web_search_*`,
+    Responses `web_search*`): what it allows. LM Bridge offers it to a
+    model that cannot search as a function, when a provider is set up."""
+
+    type: str = "web_search"
+    allowed_domains: tuple[str, ...] = ()
+    blocked_domains: tuple[str, ...] = ()
+    max_uses: int | None = None
+
+
 class Role(enum.StrEnum):
     """Who wrote a message. `SYSTEM` is a system message in the middle of
     the conversation (Claude Code and Codex send them): it stays where it
@@ -242,6 +276,12 @@ class Request(msgspec.Struct, frozen=True):
     # asks for" line each. The other upstream codecs refuse the request
     # with a 400 naming them, rather than answer something else.
     unportable: tuple[str, ...] = ()
+    # The client's web search server tool, if it offered one (it is not in
+    # `tools`: server/websearch.py offers it or drops it).
+    web_search: WebSearchTool | None = None
+    # Ids of the `ToolCall`s in `messages` that are earlier web searches
+    # (a client's history of server tool blocks, as a call and its result).
+    searches: tuple[str, ...] = ()
 
     def system_text(self) -> str:
         return "\n\n".join(p.text for p in self.system)
@@ -268,6 +308,8 @@ class Usage(msgspec.Struct):
     output_tokens: int = 0
     cached_tokens: int | None = None
     reasoning_tokens: int = 0
+    # Web searches LM Bridge ran for the answer (server/websearch.py).
+    web_search_requests: int = 0
 
 
 def cached_count(cached: object, prompt: object = None) -> int | None:
@@ -289,7 +331,7 @@ class Response(msgspec.Struct):
 
     id: str
     model: str
-    parts: list[Text | ToolCall | Thinking]
+    parts: list[Text | ToolCall | Thinking | WebSearch]
     stop_reason: StopReason = StopReason.END_TURN
     stop_sequence: str | None = None
     usage: Usage = msgspec.field(default_factory=Usage)
@@ -361,6 +403,21 @@ class Ping(msgspec.Struct, frozen=True, tag="ping"):
     """Keep-alive during upstream silence."""
 
 
+class WebSearchStarted(msgspec.Struct, frozen=True, tag="web_search_started"):
+    """LM Bridge began a web search for the model (the block `index`)."""
+
+    index: int
+    call_id: str
+    query: str
+
+
+class WebSearchDone(msgspec.Struct, frozen=True, tag="web_search_done"):
+    """The web search of block `index` ended: its hits, or its error."""
+
+    index: int
+    search: WebSearch
+
+
 Event: TypeAlias = (
     MessageStart
     | BlockStart
@@ -372,4 +429,6 @@ Event: TypeAlias = (
     | Finish
     | StreamError
     | Ping
+    | WebSearchStarted
+    | WebSearchDone
 )

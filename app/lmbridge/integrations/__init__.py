@@ -16,10 +16,13 @@ and formatting stay, only our keys change. `current` reads the files back,
 so the Integrations page and the setup wizard start from what is
 configured instead of defaults.
 
-Tools: claude-code (Anthropic Messages), codex (Responses), continue,
-void, cline and openai-sdk (Chat Completions), anthropic-sdk. Claude Code,
-Codex and Continue have config files LM Bridge can merge into; Void and
-Cline are set up in their own settings UI. `home` relocates the user's home
+Tools: claude-code (Anthropic Messages), codex (Responses), continue
+(the IDE extension and the `cn` CLI share its file), opencode, cline-cli,
+qwen-code, void, cline and openai-sdk (Chat Completions), gemini-cli
+(Gemini API), anthropic-sdk. Claude Code, Codex, Continue, OpenCode and the
+Cline CLI have config files LM Bridge merges into, Qwen Code and Gemini
+CLI a .env file (envfile.py); Void and the Cline extension are set up in
+their own settings UI. `home` relocates the user's home
 directory (tests); by default the tools' own variables are honoured
 (CLAUDE_CONFIG_DIR, CODEX_HOME, CONTINUE_GLOBAL_DIR).
 
@@ -36,7 +39,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lmbridge import config
-from lmbridge.integrations import catalog, claude_code, codex, continue_dev, files
+from lmbridge.integrations import (
+    catalog,
+    claude_code,
+    cline_cli,
+    codex,
+    continue_dev,
+    files,
+    gemini_cli,
+    opencode,
+    qwen_code,
+)
 from lmbridge.integrations.base import (
     PROTOCOL_NAMES,
     ClientProtocol,
@@ -49,7 +62,7 @@ from lmbridge.integrations.base import (
     WritePlan,
     WriteResult,
 )
-from lmbridge.integrations.context import LoadedContext, smallest_window
+from lmbridge.integrations.context import LoadedContext, ServedWindow, smallest_window
 from lmbridge.integrations.testrequest import TestRequest, build
 
 __all__ = [
@@ -62,6 +75,7 @@ __all__ = [
     "IntegrationError",
     "LoadedContext",
     "ModelChoice",
+    "ServedWindow",
     "Snippet",
     "TestRequest",
     "WritePlan",
@@ -82,6 +96,10 @@ _DESCRIBE: dict[str, _Describe] = {
     claude_code.ID: claude_code.describe,
     codex.ID: codex.describe,
     continue_dev.ID: continue_dev.describe,
+    opencode.ID: opencode.describe,
+    cline_cli.ID: cline_cli.describe,
+    qwen_code.ID: qwen_code.TOOL.describe,
+    gemini_cli.ID: gemini_cli.TOOL.describe,
     "void": lambda e, c, h: catalog.void(e, c),
     "cline": lambda e, c, h: catalog.cline(e, c),
     "openai-sdk": lambda e, c, h: catalog.openai_sdk(e, c),
@@ -91,11 +109,19 @@ _CURRENT: dict[str, Callable[[Path | None], Configured | None]] = {
     claude_code.ID: claude_code.current,
     codex.ID: codex.current,
     continue_dev.ID: continue_dev.current,
+    opencode.ID: opencode.current,
+    cline_cli.ID: cline_cli.current,
+    qwen_code.ID: qwen_code.TOOL.current,
+    gemini_cli.ID: gemini_cli.TOOL.current,
 }
 _PLAN: dict[str, _Plan] = {
     claude_code.ID: claude_code.plan,
     codex.ID: codex.plan,
     continue_dev.ID: continue_dev.plan,
+    opencode.ID: opencode.plan,
+    cline_cli.ID: cline_cli.plan,
+    qwen_code.ID: qwen_code.TOOL.plan,
+    gemini_cli.ID: gemini_cli.TOOL.plan,
 }
 # The model each tool asks for when none is chosen (what it sends by itself).
 _DEFAULT_TEST_MODEL = {
@@ -116,6 +142,7 @@ def with_context_window(
     settings: config.Settings,
     choice: ModelChoice,
     loaded: LoadedContext | None = None,
+    served: ServedWindow | None = None,
 ) -> ModelChoice:
     """`choice` with the context window of the models `tool` uses, when
     `choice` names none and the routes know it (0 otherwise)."""
@@ -129,7 +156,7 @@ def with_context_window(
         models = [choice.model]
     else:
         return choice
-    window = smallest_window(settings, models, loaded)
+    window = smallest_window(settings, models, loaded, served)
     return dataclasses.replace(choice, context_window=window)
 
 
@@ -140,11 +167,14 @@ def describe(
     *,
     home: Path | None = None,
     loaded: LoadedContext | None = None,
+    served: ServedWindow | None = None,
 ) -> Integration:
     """How `tool` is pointed at the proxy that `settings` describe."""
     _check(tool)
     endpoint = Endpoint.from_settings(settings)
-    choice = with_context_window(tool, settings, choice or ModelChoice(), loaded)
+    choice = with_context_window(
+        tool, settings, choice or ModelChoice(), loaded, served
+    )
     return _DESCRIBE[tool](endpoint, choice, home)
 
 
@@ -154,10 +184,12 @@ def describe_all(
     *,
     home: Path | None = None,
     loaded: LoadedContext | None = None,
+    served: ServedWindow | None = None,
 ) -> list[Integration]:
     """Every tool, in the order the panel lists them."""
     return [
-        describe(tool, settings, choice, home=home, loaded=loaded) for tool in TOOL_IDS
+        describe(tool, settings, choice, home=home, loaded=loaded, served=served)
+        for tool in TOOL_IDS
     ]
 
 
@@ -168,6 +200,7 @@ def plan_write(
     *,
     home: Path | None = None,
     loaded: LoadedContext | None = None,
+    served: ServedWindow | None = None,
 ) -> WritePlan:
     """The merge of LM Bridge's settings into `tool`'s config file; nothing
     is written. Raises IntegrationError for tools without a file, or a file
@@ -179,7 +212,9 @@ def plan_write(
             f"`lmbridge integrate {tool}` shows what to enter"
         )
     endpoint = Endpoint.from_settings(settings)
-    choice = with_context_window(tool, settings, choice or ModelChoice(), loaded)
+    choice = with_context_window(
+        tool, settings, choice or ModelChoice(), loaded, served
+    )
     return _PLAN[tool](endpoint, choice, home)
 
 

@@ -19,12 +19,13 @@ from lmbridge import config
 from lmbridge.core.errors import IntegrationError as IntegrationError  # re-exported
 
 # The inbound protocol a tool speaks (the names of protocols.registry).
-ClientProtocol = Literal["anthropic", "openai", "responses"]
+ClientProtocol = Literal["anthropic", "openai", "responses", "gemini"]
 
 PROTOCOL_NAMES: dict[ClientProtocol, str] = {
     "anthropic": "Anthropic Messages",
     "openai": "OpenAI Chat Completions",
     "responses": "OpenAI Responses",
+    "gemini": "Gemini API",
 }
 
 # What tools send as their key when the proxy checks none: any value works,

@@ -12,7 +12,10 @@ integrate` therefore writes the real window, found here, first match:
    Studio reports, `loaded`), raised to `lmstudio.min_context` when LM
    Bridge reloads short contexts (`context_policy = "auto"`);
 3. there, for a model not loaded: `lmstudio.load_context_length`, the
-   context LM Bridge loads it with on demand.
+   context LM Bridge loads it with on demand;
+4. when the route goes to a `llamacpp` upstream: one slot's context as
+   the server's `/props` reports it (the caller passes what the servers
+   report by upstream name, `served`).
 
 Otherwise the window is unknown and nothing is written.
 """
@@ -26,9 +29,16 @@ from lmbridge import config
 LoadedContext = Callable[[str], int | None]
 """The context a model is loaded with in LM Studio, None if not loaded."""
 
+ServedWindow = Callable[[str], int | None]
+"""The window an upstream's server reports for one request (by upstream
+name; llama.cpp's one slot), None if it does not say."""
+
 
 def context_window(
-    settings: config.Settings, model: str, loaded: LoadedContext | None = None
+    settings: config.Settings,
+    model: str,
+    loaded: LoadedContext | None = None,
+    served: ServedWindow | None = None,
 ) -> int | None:
     """The context window of `model` as LM Bridge routes it, if known."""
     route = next((r for r in settings.route if r.matches(model)), None)
@@ -38,6 +48,8 @@ def context_window(
         upstream = settings.upstream_named(route.upstream)
     else:
         upstream = settings.upstream[0] if settings.upstream else None
+    if upstream is not None and upstream.kind == "llamacpp":
+        return served(upstream.name) if served is not None else None
     lmstudio = settings.lmstudio
     if upstream is None or upstream.kind != "lmstudio" or not lmstudio.manage:
         return None
@@ -54,12 +66,13 @@ def smallest_window(
     settings: config.Settings,
     models: Iterable[str],
     loaded: LoadedContext | None = None,
+    served: ServedWindow | None = None,
 ) -> int:
     """The smallest known window of `models` (0: none known)."""
     windows = [
         window
         for model in dict.fromkeys(m for m in models if m)
-        if (window := context_window(settings, model, loaded))
+        if (window := context_window(settings, model, loaded, served))
     ]
     return min(windows, default=0)
 

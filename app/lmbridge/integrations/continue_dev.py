@@ -1,5 +1,8 @@
 """Continue: a model entry in ~/.continue/config.yaml.
 
+The IDE extension and the Continue CLI (`cn`, npm `@continuedev/cli`) read
+the same file: `cn` without `--config` uses its models too.
+
 Continue reaches OpenAI-compatible servers through `provider: openai` with
 `apiBase` (the /v1 URL). `model: AUTODETECT` makes it list the proxy's
 /v1/models and offer each. The entry is found again by its name, so running
@@ -96,6 +99,7 @@ def describe(
             f"Add the entry to {path} (`lmbridge integrate {ID} --write`).",
             "Continue reloads the file on save; pick the LM Bridge model in "
             "its model menu. AUTODETECT lists every model LM Bridge offers.",
+            'The Continue CLI reads the same file: run `cn` (or `cn -p "..."`).',
         ),
         config_path=path,
     )

@@ -53,4 +53,5 @@ def build(
         f" ({tool})" if tool else ""
     )
     body = door.example_request(model, PROMPT, max_tokens=MAX_TOKENS, stream=stream)
-    return TestRequest("POST", door.wire.path, headers, body)
+    path = door.wire.request_path(model, stream=stream)
+    return TestRequest("POST", path, headers, body)

@@ -16,7 +16,8 @@ instead of testing a protocol's name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -37,7 +38,12 @@ class Wire:
 
     path: str
     """Where it is served: the front door's canonical path, and the path
-    below an upstream's base URL."""
+    below an upstream's base URL. `{model}` stands for the model where the
+    URL names it (Gemini's `/v1beta/models/{model}:generateContent`)."""
+
+    stream_path: str = ""
+    """Where a streamed request goes when that is not `path` (Gemini's
+    `:streamGenerateContent?alt=sse`); "" for the same path."""
 
     key_header: str = "Authorization"
     """The header that carries an API key."""
@@ -73,6 +79,11 @@ class Wire:
     billing_block: bool = False
     """Requests may carry Claude Code's billing block, which only the
     protocol's own platform reads (protocols/anthropic/billing.py)."""
+
+    def request_path(self, model: str, *, stream: bool = False) -> str:
+        """The path a request asking `model` goes to (whole or streamed)."""
+        path = self.stream_path if stream and self.stream_path else self.path
+        return path.replace("{model}", model)
 
     def key_headers(self, key: str) -> dict[str, str]:
         """The header that presents `key` ({} for no key)."""
@@ -256,6 +267,91 @@ class FrontDoor(RequestCodec, Protocol):
         """The smallest real request body asking `model` for `prompt` (the
         Test buttons send it, with `wire.request_headers`)."""
         ...
+
+
+class Action(enum.StrEnum):
+    """What an `Endpoint` of an `AddressedDoor` does."""
+
+    GENERATE = "generate"
+    """A model call, through the one pipeline (`AddressedDoor.parse_call`)."""
+    COUNT = "count"
+    """Count a prompt's tokens, answered locally (`count_tokens`)."""
+    LIST_MODELS = "list_models"
+    """The models LM Bridge serves (`encode_models`)."""
+    GET_MODEL = "get_model"
+    """One model, named by the route's `{model}` (`encode_model`)."""
+
+
+class Endpoint(msgspec.Struct, frozen=True):
+    """A route of an `AddressedDoor`: an HTTP method, an aiohttp route
+    pattern (`/v1beta/models/{model:.+}:generateContent`) and its action.
+    `shared`: the path is another protocol's too (`/v1/models/{model}`),
+    served only to requests the door `claims`; others get a 404."""
+
+    method: str
+    path: str
+    action: Action
+    shared: bool = False
+
+
+class Address(msgspec.Struct, frozen=True):
+    """What a request's URL says besides its body: the route pattern's
+    parameters (`{model}`) and the query string."""
+
+    params: dict[str, str] = msgspec.field(default_factory=dict)
+    query: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class ListedModel(msgspec.Struct, frozen=True):
+    """A model LM Bridge serves: its id and who serves it (an upstream's
+    name, or "lmbridge" for a route alias)."""
+
+    id: str
+    owner: str
+
+
+@runtime_checkable
+class AddressedDoor(FrontDoor, Protocol):
+    """A front door whose URLs carry part of the request (the model,
+    whether to stream) and which serves more than model calls, and whose
+    clients present their key their own way (Gemini's
+    `models/{model}:streamGenerateContent`, `x-goog-api-key`, `?key=`).
+
+    The server serves its `endpoints` with no branch on its name: model
+    calls through the one pipeline, the rest answered from what the door
+    renders. `paths` may be empty.
+    """
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]: ...
+
+    def serves(self, path: str) -> bool:
+        """Whether `path` is one of the door's (its errors take its shape)."""
+        ...
+
+    def claims(self, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        """Whether a request on a path the doors share (`GET /v1/models`)
+        comes from a client of this protocol."""
+        ...
+
+    def presented_key(
+        self, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> str | None:
+        """The API key the request carries in this protocol's own way, if
+        any (checked against the access token like `x-api-key`)."""
+        ...
+
+    def parse_call(self, body: bytes, address: Address) -> ir.Request:
+        """A `GENERATE` request as IR; raises `InvalidRequest`."""
+        ...
+
+    def count_tokens(self, body: bytes, address: Address) -> bytes:
+        """The answer to a `COUNT` request; raises `InvalidRequest`."""
+        ...
+
+    def encode_models(self, models: Sequence[ListedModel]) -> bytes: ...
+
+    def encode_model(self, model: ListedModel) -> bytes: ...
 
 
 @runtime_checkable

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from lmbridge.core.errors import InvalidRequest
 from lmbridge.protocols.anthropic import ANTHROPIC
-from lmbridge.protocols.base import FrontDoor, UpstreamCodec
+from lmbridge.protocols.base import AddressedDoor, FrontDoor, UpstreamCodec
+from lmbridge.protocols.gemini import GEMINI
 from lmbridge.protocols.openai_chat import OPENAI_CHAT
 from lmbridge.protocols.openai_responses import RESPONSES
 
@@ -77,9 +78,17 @@ def door_for_path(path: str) -> FrontDoor | None:
     for door in FRONT_DOORS.values():
         if any(path == p or path.startswith(p + "/") for p in door.paths):
             return door
+        if isinstance(door, AddressedDoor) and door.serves(path):
+            return door
     return None
+
+
+def addressed_doors() -> list[AddressedDoor]:
+    """The front doors with endpoints of their own (`AddressedDoor`)."""
+    return [d for d in FRONT_DOORS.values() if isinstance(d, AddressedDoor)]
 
 
 register(OPENAI_CHAT)
 register(ANTHROPIC)
 register(RESPONSES)
+register(GEMINI)

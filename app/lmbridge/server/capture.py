@@ -13,7 +13,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import Note
 from lmbridge.core.redact import SECRETS
+from lmbridge.protocols.registry import addressed_doors
 
 BODY_CAP = 256 * 1024
 SECRET_HEADERS = frozenset(
@@ -24,8 +26,9 @@ SECRET_HEADERS = frozenset(
 def capture_request(record: RequestRecord, request: web.Request, body: bytes) -> None:
     """Keep the request: headers with secrets masked, capped body."""
     record.capture = True
+    secrets = request_secrets(request)
     record.request_headers = {
-        k: ("***" if k.lower() in SECRET_HEADERS else v)
+        k: ("***" if k.lower() in SECRET_HEADERS or v in secrets else v)
         for k, v in request.headers.items()
     }
     record.method = request.method
@@ -54,6 +57,10 @@ def request_secrets(request: web.Request) -> tuple[str, ...]:
         value = value.strip()
         if value:
             found.append(value)
+    for door in addressed_doors():  # a protocol's own key (x-goog-api-key, ?key=)
+        key = door.presented_key(request.headers, request.query)
+        if key:
+            found.append(key)
     return tuple(found)
 
 
@@ -72,7 +79,9 @@ def scrub_record(record: RequestRecord, secrets: tuple[str, ...]) -> None:
     if record.error:
         record.error = scrub(record.error, secrets)
     if record.notes:
-        record.notes = [scrub(note, secrets) for note in record.notes]
+        record.notes = tuple(
+            Note(note.kind, scrub(note.text, secrets)) for note in record.notes
+        )
     if record.capture:
         record.request_body = SECRETS.scrub_literal(record.request_body, secrets)
         record.response_body = SECRETS.scrub_literal(record.response_body, secrets)

@@ -5,7 +5,7 @@ aiohttp alone would keep a connection that sends nothing, or never ends
 its request head, for about an hour, and one that never ends its body for
 ever; the access token is checked only once the head is in, so anyone who
 can reach the port could hold all of LM Bridge's file descriptors. So
-(`[server]` settings, README "Security"):
+(`[server]` settings, docs/security.md):
 
 - a request head must arrive within `client_header_timeout` seconds of the
   connection's start, or of its first byte after an idle keep-alive;

@@ -80,7 +80,9 @@ class ReasoningOrigins:
         while len(self._origin) > self.limit:
             self._origin.popitem(last=False)
 
-    def remember_answer(self, parts: Sequence[ir.Part], upstream: str) -> None:
+    def remember_answer(
+        self, parts: Sequence[ir.Part | ir.WebSearch], upstream: str
+    ) -> None:
         """A translated whole answer: remember what its reasoning carried."""
         made = [
             value

@@ -29,6 +29,7 @@ from aiohttp import web
 from lmbridge.core import errors, events, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import NoteKind
 from lmbridge.core.redact import SECRETS, encoded
 from lmbridge.protocols import tokens
 from lmbridge.protocols.anthropic import billing
@@ -120,9 +121,11 @@ class Pipeline:
         door: RequestCodec,
         *,
         exchange: Exchange | None = None,
+        parse: Callable[[bytes], ir.Request] | None = None,
     ) -> web.StreamResponse:
-        """Serve one model call arriving through `door`, which parses it."""
-        return await self._serve(request, door, door.parse_request, exchange)
+        """Serve one model call arriving through `door`, which parses it
+        (with `parse`, when the route hands the door more than the body)."""
+        return await self._serve(request, door, parse or door.parse_request, exchange)
 
     async def serve_parsed(
         self,
@@ -172,6 +175,7 @@ class Pipeline:
         finally:
             scrub_record(record, secrets)
             record.mark_done()
+            services.prefixes.finish(record)  # kept tokens, cache notes
             services.bus.publish(events.REQUEST_FINISHED, record)
 
 
@@ -209,8 +213,9 @@ class _Call:
         try:
             req = parse(body)
         except errors.LMBridgeError:
-            # Refused before routing: still kept under the model it was for.
-            record.model = model_named(body)
+            # Refused before routing: still kept under the model it was for
+            # (named in the body, or in the URL: Gemini's /models/{model}).
+            record.model = model_named(body) or request.match_info.get("model", "")
             raise
         session_key = (
             request.headers.get(SESSION_HEADER)
@@ -228,7 +233,7 @@ class _Call:
         record.model = req.model
         overridden = services.sessions.apply_settings(req)
         if overridden.model != req.model:
-            record.notes.append(f"session override: model {overridden.model}")
+            record.note(NoteKind.SESSION, f"session override: model {overridden.model}")
         req = overridden
         record.stream = req.stream
         record.session_key = req.client.chain_key
@@ -243,8 +248,9 @@ class _Call:
                 if last or not should_fall_back(err):
                     raise
                 nxt = candidates[attempt + 1].upstream.name
-                record.notes.append(
-                    f"fallback {resolved.upstream.name} -> {nxt} ({err.status})"
+                record.note(
+                    NoteKind.FALLBACK,
+                    f"fallback {resolved.upstream.name} -> {nxt} ({err.status})",
                 )
         raise AssertionError("unreachable: the router returns at least one candidate")
 
@@ -276,9 +282,10 @@ class _Call:
                 raise
             limit = lower.max_tokens
             memory.learn(name, resolved.target, lower)
-            self.record.notes.append(
+            self.record.note(
+                NoteKind.LIMIT,
                 f"max_tokens lowered from {sent} to {limit}: {name} refused"
-                f" {sent} ({err.message[:80]})"
+                f" {sent} ({err.message[:80]})",
             )
         return await self._send(
             body, req, resolved._replace(max_tokens_limit=limit), last, retry=False
@@ -290,16 +297,19 @@ class _Call:
         """One try at the upstream; `retry`: an error that a lower
         `max_tokens` would cure is raised (not answered) so it can be."""
         overflow_known.tell(self.services, req, resolved)
+        self.services.prefixes.observe(self.record, req, resolved)
         passthrough = self.door.passthrough
         origins, name = self.services.origins, resolved.upstream.name
         codec = resolved.upstream.codec
         signs = codec.wire.signs_thinking
         foreign = origins.foreign(req, name, signs)
+        search = self.services.web_search
         if (
             passthrough is not None
             and resolved.upstream.speaks(passthrough.api)
             and passthrough.relayable(req)
             and not foreign
+            and not search.emulates(req, resolved.upstream, passthrough.api)
         ):
             settings = self.services.sessions.settings_for(req.client.session_key)
             allowed = settings.allowed_tools if settings is not None else None
@@ -310,25 +320,25 @@ class _Call:
                 relay.raises = lambda err: maxtokens.lowered(err, sent) is not None
             relay.produced = origins.remember
             return await relay.send(body, resolved, tools, last)
-        req = await self.exchange.begin(req)
+        req = search.prepare(await self.exchange.begin(req))
         if foreign:
             for note in origins.notes(req, name, signs):
-                if note not in self.record.notes:
-                    self.record.notes.append(note)
+                self.record.note(NoteKind.DROPPED, note)
             req = origins.without_foreign(req, name, signs)
         if not resolved.upstream.keeps_billing_header:
             stripped = billing.without_billing(req)
             if stripped is not req:
-                self.record.notes.append(f"dropped: {billing.NOTE}")
+                self.record.note(NoteKind.DROPPED, f"dropped: {billing.NOTE}")
                 req = stripped
         # A relayed body keeps all of this; only translation drops it.
-        notes = self.record.notes
         for note in [f"dropped: {line}" for line in req.dropped] + [
             f"dropped for {codec.name}: {line}" for line in codec.omitted(req)
         ]:
-            if note not in notes:  # once, when a retry sends it again
-                notes.append(note)
-        batches = await open_batches(req, resolved, self.record, self.services.sessions)
+            self.record.note(NoteKind.DROPPED, note)  # once, however many tries
+        sessions = self.services.sessions
+        batches = await open_batches(req, resolved, self.record, sessions)
+        if req.web_search is not None:
+            batches = search.continued(batches, req, resolved, self.record, sessions)
         if not req.stream:
             return await self._whole(batches, req)
         return await self._stream(batches, req)
@@ -348,8 +358,9 @@ class _Call:
             sent = self._sent(req, resolved)
             cap = fit(sent, resolved.target, window, fix=SERVER_WINDOW_FIX)
             if cap is not None:
-                self.record.notes.append(
-                    f"max_tokens lowered to {cap} to fit context {window}"
+                self.record.note(
+                    NoteKind.LIMIT,
+                    f"max_tokens lowered to {cap} to fit context {window}",
                 )
         if cap is None:
             return resolved

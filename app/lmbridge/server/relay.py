@@ -23,6 +23,7 @@ from aiohttp import web
 from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import NoteKind
 from lmbridge.core.redact import SECRETS, encoded
 from lmbridge.protocols import overflow
 from lmbridge.protocols.anthropic import billing
@@ -87,7 +88,7 @@ class Relay:
         drop = not upstream.keeps_billing_header and billing.PREFIX_BYTES in body
         edit = BodyEdit(resolved.target, resolved.max_tokens_limit, allowed_tools, drop)
         if drop:
-            self.record.notes.append(f"dropped: {billing.NOTE}")
+            self.record.note(NoteKind.DROPPED, f"dropped: {billing.NOTE}")
         body = self._edited(body, edit)
         codec = upstream_codec(self.passthrough.api)
         wire = codec.wire
@@ -102,9 +103,10 @@ class Relay:
             if kept:
                 headers[features] = kept
             if removed:
-                self.record.notes.append(
+                self.record.note(
+                    NoteKind.DROPPED,
                     f"dropped for {upstream.name}: {features} {', '.join(removed)}"
-                    " (not in its anthropic_betas)"
+                    " (not in its anthropic_betas)",
                 )
         try:
             resp = await upstream.relay(
@@ -132,7 +134,9 @@ class Relay:
             )
         if isinstance(resp, Refusal):
             self.record.status = 200
-            self.record.notes.append(f"{upstream.name}: refused ({resp.message})")
+            self.record.note(
+                NoteKind.UPSTREAM, f"{upstream.name}: refused ({resp.message})"
+            )
             self.record.bytes_out = len(resp.body)
             return web.Response(body=resp.body, content_type=resp.content_type)
         try:

@@ -10,6 +10,7 @@ import time
 from typing import Any, TextIO
 
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import PrefixChange
 from lmbridge.core.redact import printable
 
 
@@ -19,7 +20,9 @@ def _ms(seconds: float | None) -> str:
 
 def format_record(record: RequestRecord) -> str:
     """time client protocol model -> upstream/target status ttfb duration in/out
-    and, where the upstream said, the prompt's share served from cache."""
+    and, where the upstream said, the prompt's share served from cache; in
+    a chain, the turn, the share of the prompt kept from the turn before and
+    what changed."""
     stamp = time.strftime("%H:%M:%S", time.localtime(record.received))
     client = (record.client or "-").split(" ")[0][:32]
     target = f"{record.upstream}/{record.target}" if record.upstream else "-"
@@ -34,8 +37,17 @@ def format_record(record: RequestRecord) -> str:
     if record.cached_tokens is not None and record.tokens_in > 0:
         # The share of the prompt the upstream served from its cache.
         line += f" cache={record.cached_tokens * 100 // record.tokens_in}%"
+    if record.chain_turn is not None:
+        # The request's turn in its chain, how much of its prompt is as
+        # the turn before had it, and what changed if not only appended.
+        line += f" turn={record.chain_turn}"
+        if (kept := record.kept_share) is not None:
+            line += f" kept={kept:.0%}"
+        change = record.prefix_change
+        if change is not None and change is not PrefixChange.APPENDED:
+            line += f" {change.value}"
     if record.notes:
-        line += " [" + "; ".join(record.notes) + "]"
+        line += " [" + "; ".join(record.note_texts) + "]"
     if record.error:
         line += f" error={record.error[:200]!r}"
     return printable(line)

@@ -15,6 +15,7 @@ from collections import OrderedDict
 import msgspec
 
 from lmbridge.core import errors, ir
+from lmbridge.protocols import websearch
 
 DEFAULT_LIMIT = 2000
 
@@ -51,10 +52,7 @@ class ResponsesMemory:
         """Keep the history ending in `resp` under `response_id`."""
         if req.extras.get("store") is False or not response_id:
             return
-        parts: list[ir.Part] = list(resp.parts)
-        history = req.messages
-        if parts:
-            history = (*history, ir.Message(ir.Role.ASSISTANT, tuple(parts)))
+        history = (*req.messages, *websearch.answer_messages(resp.parts))
         self._histories[response_id] = history
         self._histories.move_to_end(response_id)
         while len(self._histories) > self.limit:

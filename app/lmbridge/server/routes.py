@@ -19,10 +19,12 @@ from lmbridge import __version__
 from lmbridge.core import errors
 from lmbridge.protocols import jsonutil, tokens
 from lmbridge.protocols.anthropic import ANTHROPIC
-from lmbridge.protocols.base import FrontDoor
-from lmbridge.protocols.registry import FRONT_DOORS
+from lmbridge.protocols.base import FrontDoor, ListedModel
+from lmbridge.protocols.registry import FRONT_DOORS, addressed_doors
+from lmbridge.server import door_endpoints
 from lmbridge.server.keys import HEALTH, PIPELINE, SERVICES
 from lmbridge.server.security import AUTHORIZED
+from lmbridge.server.services import Services
 from lmbridge.server.simple import Handler
 from lmbridge.upstreams.health import HealthProbes
 from lmbridge.upstreams.router import picker_id
@@ -55,14 +57,8 @@ async def count_tokens(request: web.Request) -> web.Response:
     return web.json_response({"input_tokens": tokens.count_request(req)})
 
 
-async def models(request: web.Request) -> web.Response:
-    """Every upstream's models plus route aliases, each listed once.
-
-    Answers in Anthropic's list shape when the client sends
-    `anthropic-version` (model ids as Claude Code's picker keeps them),
-    else in OpenAI's.
-    """
-    services = request.app[SERVICES]
+async def listed_models(services: Services) -> dict[str, str]:
+    """Every upstream's models plus route aliases, each once: id -> owner."""
     upstreams = list(services.upstreams.values())
     listed = await asyncio.gather(
         *(u.list_models() for u in upstreams), return_exceptions=True
@@ -79,6 +75,23 @@ async def models(request: web.Request) -> web.Response:
             continue
         for model_id in ids:
             owners.setdefault(model_id, upstream.name)
+    return owners
+
+
+async def models(request: web.Request) -> web.Response:
+    """Every upstream's models plus route aliases, each listed once.
+
+    Answers in the shape of a door that claims the request
+    (`AddressedDoor.claims`: Gemini's SDK by its headers), in Anthropic's
+    list shape when the client sends `anthropic-version` (model ids as
+    Claude Code's picker keeps them), else in OpenAI's.
+    """
+    owners = await listed_models(request.app[SERVICES])
+    for door in addressed_doors():
+        if door.claims(request.headers, request.query):
+            listed = [ListedModel(i, owner) for i, owner in owners.items()]
+            body = door.encode_models(listed)
+            return web.Response(body=body, content_type="application/json")
     if any(name in request.headers for name in ANTHROPIC.wire.headers):
         # Claude Code's picker keeps only ids naming claude or anthropic:
         # the others are offered as `claude/<id>` (upstreams/router.py).
@@ -142,3 +155,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", models)
     app[HEALTH] = HealthProbes()
     app.router.add_get("/health", health)
+    door_endpoints.add_routes(app, listed_models)

@@ -39,7 +39,7 @@ from aiohttp.typedefs import Middleware
 from lmbridge.config import ServerSettings
 from lmbridge.core import errors
 from lmbridge.core.redact import SECRETS
-from lmbridge.protocols.registry import FRONT_DOORS
+from lmbridge.protocols.registry import FRONT_DOORS, addressed_doors
 from lmbridge.server.clients import CLIENT_LIMITS, connection_of, watch_body
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ class Guard:
         auth = request.headers.get("Authorization", "")
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip()
+        for door in addressed_doors():  # a protocol's own way (x-goog-api-key)
+            given = door.presented_key(request.headers, request.query) or given
         try:
             presented = given.encode("utf-8", "surrogateescape")
         except UnicodeError:  # lone surrogates that no byte made
@@ -134,7 +136,8 @@ class Guard:
             await asyncio.sleep(delay)
         raise errors.AuthenticationFailed(
             "this proxy requires its access token: send it as"
-            " Authorization: Bearer <token> or x-api-key"
+            " Authorization: Bearer <token> or x-api-key (or as the API key"
+            " of the client's own protocol)"
         )
 
 

@@ -39,7 +39,9 @@ from lmbridge.lmstudio import (
 )
 from lmbridge.server.maxtokens import MaxTokensMemory
 from lmbridge.server.origins import ReasoningOrigins, anthropic_platform
+from lmbridge.server.prefix import PrefixTracker
 from lmbridge.server.responses_memory import ResponsesMemory
+from lmbridge.server.websearch import WebSearch
 from lmbridge.store.conversations import ConversationStore
 from lmbridge.store.db import Database
 from lmbridge.store.dbjobs import background_jobs
@@ -145,7 +147,10 @@ class Services:
             writer=BackgroundWriter("session chains", context=background_jobs)
         )
         self.responses = ResponsesMemory()
+        # Web search for models that cannot search (server/websearch.py).
+        self.web_search = WebSearch(settings.web_search)
         self.max_tokens = MaxTokensMemory()
+        self.prefixes = PrefixTracker()
         self.origins = ReasoningOrigins(
             platform=anthropic_platform(
                 [(u.name, u.kind, u.base_url) for u in settings.upstream]
@@ -197,6 +202,7 @@ class Services:
         self.recorder.start()
         for upstream in self.upstreams.values():
             await upstream.start()
+        await self.web_search.start()
         for service in self._own_services:
             service.start()
 
@@ -209,6 +215,7 @@ class Services:
             await service.aclose()
         for upstream in self.upstreams.values():
             await upstream.close()
+        await self.web_search.close()
         await self.sessions.close()
         await self.recorder.close()
         if self._owns_db:

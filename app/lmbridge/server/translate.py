@@ -17,6 +17,7 @@ import msgspec
 from lmbridge.core import errors, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import NoteKind
 from lmbridge.protocols.base import EventFilter
 from lmbridge.protocols.stops import StopSequenceFilter
 from lmbridge.protocols.toolrepair import ToolCallRepair
@@ -70,15 +71,19 @@ async def _open_turn(turn: Turn, resolved: Resolved, record: RequestRecord) -> B
     before = record.upstream_bytes
     if turn.chained:
         sent = len(turn.full.messages) - len(turn.request().messages)
-        record.notes.append(f"session: chained, {sent} earlier messages not resent")
+        record.note(
+            NoteKind.SESSION, f"session: chained, {sent} earlier messages not resent"
+        )
     elif turn.state.last_response_id:
-        record.notes.append("session: history diverged, full history sent")
+        record.note(NoteKind.SESSION, "session: history diverged, full history sent")
     try:
         batches = await upstream.open_batches(turn.request(), record)
     except errors.LMBridgeError as err:
         if not (turn.chained and 400 <= err.status < 500):
             raise
-        record.notes.append("session: upstream lost the chain, full history resent")
+        record.note(
+            NoteKind.SESSION, "session: upstream lost the chain, full history resent"
+        )
         before = record.upstream_bytes
         batches = await upstream.open_batches(turn.fall_back_to_full(), record)
     sent = record.upstream_bytes - before

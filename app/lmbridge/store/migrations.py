@@ -46,6 +46,19 @@ class Migration(NamedTuple):
     statements: tuple[str, ...]
 
 
+# The kind (core.record.NoteKind) of a note stored as a plain string, from
+# its words, for the "request record" step.
+_OLD_NOTE_KIND = """CASE
+    WHEN value LIKE 'session%' THEN 'session'
+    WHEN value LIKE 'fallback%' THEN 'fallback'
+    WHEN value LIKE 'dropped%' OR value LIKE '%signed by another upstream%'
+        OR value LIKE '%made by another upstream%' THEN 'dropped'
+    WHEN value LIKE 'max_tokens%' THEN 'limit'
+    WHEN value LIKE 'load%' OR value LIKE 'reloaded%' THEN 'load'
+    WHEN value LIKE 'queued%' THEN 'queue'
+    WHEN value LIKE 'not kept in the request history%' THEN 'storage'
+    ELSE 'other' END"""
+
 MIGRATIONS: list[Migration] = [
     Migration(
         "conversations",
@@ -140,6 +153,28 @@ MIGRATIONS: list[Migration] = [
             # Of tokens_in, the prompt tokens the upstream served from its
             # cache; NULL when it did not say.
             "ALTER TABLE request_history ADD COLUMN cached_tokens INTEGER",
+        ),
+    ),
+    Migration(
+        "request record",
+        (
+            # The columns of core.record.RequestSummary the history lacked:
+            # the error's kind and prefix reuse within the chain.
+            "ALTER TABLE request_history ADD COLUMN error_kind TEXT NOT NULL"
+            " DEFAULT ''",
+            "ALTER TABLE request_history ADD COLUMN chain_turn INTEGER",
+            "ALTER TABLE request_history ADD COLUMN prefix_change TEXT",
+            "ALTER TABLE request_history ADD COLUMN prefix_at INTEGER",
+            "ALTER TABLE request_history ADD COLUMN prefix_detail TEXT NOT NULL"
+            " DEFAULT ''",
+            "ALTER TABLE request_history ADD COLUMN kept_tokens INTEGER",
+            # Notes become typed ({"kind", "text"}); earlier ones, plain
+            # strings, get the kind their words say.
+            f"""UPDATE request_history SET notes = (
+                SELECT json_group_array(json_object('kind', {_OLD_NOTE_KIND},
+                    'text', value))
+                FROM json_each(request_history.notes)
+            ) WHERE notes != '[]'""",
         ),
     ),
 ]

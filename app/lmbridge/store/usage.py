@@ -1,8 +1,9 @@
 """The request history in SQLite: what was asked, of which model, how fast.
 
-`UsageStore` keeps one row per finished request (`request_history`, see the
-"request history" step in store/migrations.py): metadata only, never a body or a
-header other than the user agent. It answers the Requests page (`recent`),
+`UsageStore` keeps one row per finished request (`request_history`): the
+request's `core.record.RequestSummary`, one column per field
+(store/record_columns.py), metadata only, never a body or a header other
+than the user agent. It answers the Requests page (`recent`),
 and the Usage page and `lmbridge usage` with aggregates computed in SQL.
 The points it returns and the definitions they share (model, client,
 outcome, TTFT, tokens/s) are in store/usage_types.py.
@@ -21,39 +22,22 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
-
-from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import RequestSummary
 from lmbridge.store.db import Database
+from lmbridge.store.record_columns import HISTORY
 from lmbridge.store.usage_types import (
     Bucket,
     CountPoint,
     GroupBy,
     RequestStats,
     SavedPoint,
-    StoredRequest,
     TokenPoint,
-    client_name,
 )
 
-TEXT_CAP = 300
-ERROR_CAP = 500
-NOTES_CAP = 10
-NOTE_CAP = 200
 # Rows per write transaction, so that other database work interleaves.
 INSERT_CHUNK = 500
 
-_COLUMNS = (
-    "received, client, client_name, protocol, path, model, route, upstream,"
-    " target, upstream_api, stream, status, error, client_gone,"
-    " upstream_connected, first_token, done, tokens_in, tokens_out, bytes_in,"
-    " bytes_out, upstream_bytes, session_key, notes, cached_tokens"
-)
-_NAMES = ("id", *(name.strip() for name in _COLUMNS.split(",")))
-_INSERT = (
-    f"INSERT INTO request_history ({_COLUMNS})"
-    f" VALUES ({', '.join('?' * len(_COLUMNS.split(',')))})"
-)
+_INSERT = HISTORY.insert_sql("request_history")
 
 _OUTCOME = """CASE
     WHEN client_gone THEN 'gone'
@@ -73,56 +57,9 @@ _KEYS: dict[GroupBy | None, str] = {
     None: "''",
 }
 
-_notes_decoder = msgspec.json.Decoder(tuple[str, ...])
-
-
-def _cap(text: str, limit: int = TEXT_CAP) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _row(record: RequestRecord) -> tuple[Any, ...]:
-    notes = [_cap(n, NOTE_CAP) for n in record.notes[:NOTES_CAP]]
-    return (
-        record.received,
-        _cap(record.client),
-        client_name(record.client),
-        _cap(record.protocol),
-        _cap(record.path),
-        _cap(record.model),
-        _cap(record.route),
-        _cap(record.upstream),
-        _cap(record.target),
-        _cap(record.upstream_api),
-        int(record.stream),
-        record.status,
-        None if record.error is None else _cap(record.error, ERROR_CAP),
-        int(record.client_gone),
-        record.upstream_connected,
-        record.first_token,
-        record.done,
-        record.tokens_in,
-        record.tokens_out,
-        record.bytes_in,
-        record.bytes_out,
-        record.upstream_bytes,
-        None if record.session_key is None else _cap(record.session_key),
-        msgspec.json.encode(notes).decode(),
-        record.cached_tokens,
-    )
-
 
 def _insert(conn: sqlite3.Connection, chunk: list[tuple[Any, ...]]) -> None:
     conn.executemany(_INSERT, chunk)
-
-
-def _stored(row: tuple[Any, ...]) -> StoredRequest:
-    """The request of a `SELECT id, {_COLUMNS}` row, read by column name."""
-    fields = dict(zip(_NAMES, row, strict=True))
-    del fields["client_name"]
-    fields["stream"] = bool(fields["stream"])
-    fields["client_gone"] = bool(fields["client_gone"])
-    fields["notes"] = _notes_decoder.decode(fields["notes"])
-    return StoredRequest(**fields)
 
 
 def _range(since: float, until: float | None) -> tuple[float, float]:
@@ -135,10 +72,10 @@ def _stats_sql(bucket: Bucket, by: GroupBy | None) -> str:
     return f"""
 WITH s AS (
     SELECT {b} AS b, {k} AS k, tokens_in, tokens_out, stream, first_token,
-           done, {_OUTCOME} AS outcome, cached_tokens
+           done, {_OUTCOME} AS outcome, cached_tokens, kept_tokens
     FROM request_history WHERE received >= ? AND received < ?
 ), v AS (
-    SELECT b, k, tokens_in, tokens_out, outcome, cached_tokens,
+    SELECT b, k, tokens_in, tokens_out, outcome, cached_tokens, kept_tokens,
         CASE WHEN stream AND outcome = 'ok' THEN first_token END AS ttft,
         CASE WHEN stream AND outcome = 'ok' AND tokens_out > 1
                   AND done > first_token
@@ -161,7 +98,9 @@ SELECT b, k, COUNT(*), SUM(tokens_in), SUM(tokens_out),
     MIN(CASE WHEN tps_rank >= 0.5 * tps_n THEN tps END),
     MIN(CASE WHEN tps_rank >= 0.9 * tps_n THEN tps END),
     SUM(cached_tokens),
-    SUM(CASE WHEN cached_tokens IS NOT NULL THEN tokens_in END)
+    SUM(CASE WHEN cached_tokens IS NOT NULL THEN tokens_in END),
+    SUM(kept_tokens),
+    SUM(CASE WHEN kept_tokens IS NOT NULL THEN tokens_in END)
 FROM r GROUP BY b, k ORDER BY b, COUNT(*) DESC, k"""
 
 
@@ -184,6 +123,8 @@ def _stats(row: tuple[Any, ...]) -> RequestStats:
         tps_p90=row[14],
         cached_tokens=row[15],
         cache_reported_in=row[16],
+        kept_tokens=row[17],
+        kept_reported_in=row[18],
     )
 
 
@@ -199,9 +140,9 @@ class UsageStore:
 
     # ------------------------------------------------------------ writes
 
-    async def add(self, records: Sequence[RequestRecord]) -> int:
+    async def add(self, records: Sequence[RequestSummary]) -> int:
         """Keep the metadata of finished `records`; the number of rows added."""
-        rows = [_row(r) for r in records]
+        rows = [HISTORY.row(r) for r in records]
 
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start : start + INSERT_CHUNK]
@@ -222,7 +163,7 @@ class UsageStore:
         before: int | None = None,
         *,
         received_before: float | None = None,
-    ) -> list[StoredRequest]:
+    ) -> list[RequestSummary]:
         """The last `limit` requests stored, newest first.
 
         Page back with `before=` the `id` of the oldest one shown. With
@@ -239,11 +180,11 @@ class UsageStore:
             params.append(received_before)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = await self.db.fetchall(
-            f"SELECT id, {_COLUMNS} FROM request_history{clause}"
+            f"SELECT {HISTORY.select} FROM request_history{clause}"
             " ORDER BY id DESC LIMIT ?",
             (*params, max(limit, 0)),
         )
-        return [_stored(r) for r in rows]
+        return [HISTORY.read(r) for r in rows]
 
     async def count(self, since: float = 0.0, until: float | None = None) -> int:
         """How many requests were received in the range."""

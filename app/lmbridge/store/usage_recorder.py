@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from lmbridge.core import errors
 from lmbridge.core.events import REQUEST_FINISHED, EventBus, RequestRecord
+from lmbridge.core.record import NoteKind
 from lmbridge.store.dbjobs import background_jobs
 from lmbridge.store.usage import UsageStore
 
@@ -113,7 +114,7 @@ class UsageRecorder:
         if isinstance(payload, RequestRecord) and self.settings.record:
             if len(self._pending) >= self.max_pending:
                 self._dropped += 1
-                payload.notes.append(NOT_KEPT + "the history queue was full")
+                payload.note(NoteKind.STORAGE, NOT_KEPT + "the history queue was full")
                 return
             self._pending.append(payload)
             if len(self._pending) >= self.batch_size:
@@ -172,7 +173,7 @@ class UsageRecorder:
             return
         self._failed_flushes = 0
         for record in batch:
-            record.notes.append(NOT_KEPT + reason)
+            record.note(NoteKind.STORAGE, NOT_KEPT + reason)
         if log_it:
             self._fail(f"{len(batch)} requests not kept: {reason}")
 

@@ -1,4 +1,6 @@
-"""The shapes of the request history: a stored request and the chart points.
+"""The shapes of the request history's aggregates: the chart points.
+
+A stored request is a `core.record.RequestSummary`.
 
 Every aggregate is a list of points with a `bucket` (a local-time day
 "2025-01-31", an hour "2025-01-31 14:00", or "" for the whole range), a
@@ -31,82 +33,11 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from lmbridge.core.events import Phase, RequestRecord
-
 Bucket = Literal["day", "hour", "all"]
 """Time bucket of an aggregate: a local day, a local hour, or the whole range."""
 
 GroupBy = Literal["model", "client"]
 """What an aggregate's `key` is; None where accepted means one key, ""."""
-
-
-class StoredRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """One finished request as kept in the history: metadata only.
-
-    No bodies and no headers other than the user agent; strings are capped
-    (the error at 500 characters). Timings are seconds after `received`, as
-    on `RequestRecord`.
-    """
-
-    id: int
-    received: float
-    client: str = ""
-    protocol: str = ""
-    path: str = ""
-    model: str = ""
-    route: str = ""
-    upstream: str = ""
-    target: str = ""
-    upstream_api: str = ""
-    stream: bool = False
-    status: int = 0
-    error: str | None = None
-    client_gone: bool = False
-    upstream_connected: float | None = None
-    first_token: float | None = None
-    done: float | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cached_tokens: int | None = None
-    bytes_in: int = 0
-    bytes_out: int = 0
-    upstream_bytes: int = 0
-    session_key: str | None = None
-    notes: tuple[str, ...] = ()
-
-    def to_record(self) -> RequestRecord:
-        """A finished `RequestRecord` with these fields, for the request log.
-
-        It gets a fresh record id (live ids restart with each run) and has
-        no bodies.
-        """
-        return RequestRecord(
-            client=self.client,
-            protocol=self.protocol,
-            path=self.path,
-            model=self.model,
-            route=self.route,
-            upstream=self.upstream,
-            target=self.target,
-            upstream_api=self.upstream_api,
-            stream=self.stream,
-            status=self.status,
-            phase=Phase.FINISHED,
-            received=self.received,
-            upstream_connected=self.upstream_connected,
-            first_token=self.first_token,
-            done=self.done,
-            tokens_in=self.tokens_in,
-            tokens_out=self.tokens_out,
-            cached_tokens=self.cached_tokens,
-            bytes_in=self.bytes_in,
-            bytes_out=self.bytes_out,
-            upstream_bytes=self.upstream_bytes,
-            session_key=self.session_key,
-            notes=list(self.notes),
-            error=self.error,
-            client_gone=self.client_gone,
-        )
 
 
 class TokenPoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,6 +78,10 @@ class RequestStats(msgspec.Struct, frozen=True, kw_only=True):
     # of the requests whose upstream said (None when none did).
     cached_tokens: int | None = None
     cache_reported_in: int | None = None
+    # Prompt tokens unchanged since their chain's previous request
+    # (server/prefix.py), and the prompt tokens of the requests in a chain.
+    kept_tokens: int | None = None
+    kept_reported_in: int | None = None
 
     @property
     def cache_share(self) -> float | None:
@@ -154,6 +89,13 @@ class RequestStats(msgspec.Struct, frozen=True, kw_only=True):
         if self.cached_tokens is None or not self.cache_reported_in:
             return None
         return self.cached_tokens / self.cache_reported_in
+
+    @property
+    def kept_share(self) -> float | None:
+        """The share (0..1) of chained requests' prompts kept from the turn before."""
+        if self.kept_tokens is None or not self.kept_reported_in:
+            return None
+        return self.kept_tokens / self.kept_reported_in
 
 
 class CountPoint(msgspec.Struct, frozen=True, kw_only=True):

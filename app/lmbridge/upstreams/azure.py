@@ -46,6 +46,7 @@ from lmbridge.config import UpstreamSettings
 from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import NoteKind
 from lmbridge.core.redact import SECRETS as SCRUBBED
 from lmbridge.core.urls import Url
 from lmbridge.protocols.base import UpstreamCodec
@@ -237,7 +238,7 @@ class AzureFoundryUpstream(HttpUpstream):
         if isinstance(used, AccessToken) and self.tokens is not None:
             fresh = await self.tokens.refresh(used)
             if record is not None:
-                record.notes.append("azure: token refreshed after a 401")
+                record.note(NoteKind.UPSTREAM, "azure: token refreshed after a 401")
             return fresh
         self._key = None
         key = await self.credential()
@@ -345,7 +346,7 @@ class AzureFoundryUpstream(HttpUpstream):
             )
         except ContentFiltered as err:
             # A refusal is an answer: refusal events, not an error.
-            record.notes.append("azure: refused by the content filter")
+            record.note(NoteKind.UPSTREAM, "azure: refused by the content filter")
             return azure_errors.refusal_batches(req, err.message)
         return self._batches(resp, codec, req)
 

@@ -126,4 +126,8 @@ class LlamaCppUpstream(HttpUpstream):
             health.error = "llama-server is loading its model"
         elif status >= 400:
             health.error = f"GET /health answered HTTP {status}"
+        else:
+            # Keeps the slot's window known between requests (the
+            # Integrations page writes it into the tools' settings).
+            await self.context_window("")
         return health

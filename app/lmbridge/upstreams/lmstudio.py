@@ -16,6 +16,7 @@ import aiohttp
 
 from lmbridge.core import errors, ir
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import NoteKind
 from lmbridge.protocols.base import UpstreamCodec
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.upstreams.http import HttpUpstream
@@ -51,8 +52,9 @@ class LMStudioUpstream(HttpUpstream):
         # An LM Studio before 0.3.29: remember, and use Chat Completions.
         self.codec = upstream_codec(NATIVE_API)
         record.upstream_api = self.api
-        record.notes.append(
-            f"{self.name} has no /v1/responses; using chat completions from now on"
+        record.note(
+            NoteKind.UPSTREAM,
+            f"{self.name} has no /v1/responses; using chat completions from now on",
         )
         log.info("upstream %s has no Responses API; using chat", self.name)
         return await super()._send_request(req, record)

@@ -28,6 +28,7 @@ import time
 from lmbridge.config import LMStudioSettings
 from lmbridge.core import errors, ir
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import NoteKind
 from lmbridge.lmstudio import (
     ConnectionState,
     ContextPolicy,
@@ -87,17 +88,18 @@ class ModelPreparer:
         if not self.connected:
             if (note := self.off_note()) is not None:
                 log.info("%s", note)
-                record.notes.append(note)
+                record.note(NoteKind.LOAD, note)
             return None
         svc = self.service
         loaded = svc.loaded_model(target)
         if loaded is None and self.settings.load_on_demand:
             started = time.monotonic()
-            record.notes.append(f"loading {target}")
+            record.note(NoteKind.LOAD, f"loading {target}")
             loaded = await svc.ensure_loaded(target, self.settings.load_context_length)
-            record.notes.append(
+            record.note(
+                NoteKind.LOAD,
                 f"loaded {target} with context {loaded.context_length}"
-                f" in {time.monotonic() - started:.1f}s"
+                f" in {time.monotonic() - started:.1f}s",
             )
         if loaded is None:
             return None
@@ -105,15 +107,17 @@ class ModelPreparer:
         if policy is not ContextPolicy.OFF:
             result = await svc.ensure_context(target, self.settings.min_context, policy)
             if result.action is EnsureAction.RELOADED:
-                record.notes.append(result.message or f"reloaded {target}")
+                record.note(NoteKind.LOAD, result.message or f"reloaded {target}")
             elif result.action is EnsureAction.BELOW_MINIMUM:
-                record.notes.append(result.message)
+                record.note(NoteKind.LOAD, result.message)
         context = svc.loaded_context(target)
         if not context:
             return None
         cap = fit(req, target, context)
         if cap is not None:
-            record.notes.append(f"max_tokens lowered to {cap} to fit context {context}")
+            record.note(
+                NoteKind.LIMIT, f"max_tokens lowered to {cap} to fit context {context}"
+            )
         return cap
 
 

@@ -25,6 +25,7 @@ CLAUDE_MODEL_IDS = (
 )
 
 _GLOB_CHARS = frozenset("*?[")
+_CACHED_MODELS = 256  # model names whose routes the router keeps
 
 # Claude Code's /model picker keeps only the ids of a gateway's /v1/models
 # that contain "claude" or "anthropic". In Anthropic's list shape every
@@ -65,6 +66,9 @@ class Router:
         self.settings = settings
         self.upstreams = upstreams
         self.default = upstreams[settings.upstream[0].name]
+        # Every request resolves its model: the glob matching is done once
+        # per model name (bounded: clients choose the names).
+        self._routes: dict[str, tuple[Resolved, ...]] = {}
 
     def resolve(self, model: str) -> Resolved:
         if not model:
@@ -83,12 +87,21 @@ class Router:
             self.default, model, "default", self.default.settings.max_tokens_limit
         )
 
-    def candidates(self, model: str) -> list[Resolved]:
+    def candidates(self, model: str) -> tuple[Resolved, ...]:
         """The resolved route, then one entry per upstream in its `fallback`.
 
         A fallback upstream gets the target of the first route for `model`
         that names that upstream, or the client's model name unchanged.
         """
+        found = self._routes.get(model)
+        if found is None:
+            found = tuple(self._candidates(model))
+            if len(self._routes) >= _CACHED_MODELS:
+                self._routes.clear()
+            self._routes[model] = found
+        return found
+
+    def _candidates(self, model: str) -> list[Resolved]:
         first = self.resolve(model)
         model = unalias(model)
         out = [first]

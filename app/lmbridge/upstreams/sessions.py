@@ -45,6 +45,7 @@ import msgspec
 from lmbridge.core import errors, ir
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.ir import AGENT_SEPARATOR
+from lmbridge.core.record import NoteKind
 from lmbridge.core.sessions import (
     MemorySessionStore,
     SessionSettings,
@@ -187,9 +188,10 @@ class SessionManager:
                 del self._recent[chain]
                 self._unsaved.add(chain)
             if record is not None:
-                record.notes.append(
+                record.note(
+                    NoteKind.SESSION,
                     f"session: chain not saved ({reason}); its next turn sends"
-                    " the full history"
+                    " the full history",
                 )
 
         self.writer.submit(chain, write, failed)
@@ -288,4 +290,4 @@ class SessionManager:
 
 def _note(record: RequestRecord | None, note: str) -> None:
     if record is not None:
-        record.notes.append(note)
+        record.note(NoteKind.SESSION, note)

@@ -27,6 +27,7 @@ from yarl import URL
 from lmbridge.config import UpstreamSettings
 from lmbridge.core import errors
 from lmbridge.core.events import RequestRecord
+from lmbridge.core.record import NoteKind
 from lmbridge.core.urls import masked
 from lmbridge.protocols.base import UpstreamCodec
 
@@ -248,9 +249,10 @@ class Transport:
         if self._slots.locked() and record is not None:
             started = time.monotonic()
             await self._slots.acquire()
-            record.notes.append(
+            record.note(
+                NoteKind.QUEUE,
                 f"queued {time.monotonic() - started:.2f}s for {self.name}"
-                f" (max_concurrent = {self.settings.max_concurrent})"
+                f" (max_concurrent = {self.settings.max_concurrent})",
             )
             return
         await self._slots.acquire()

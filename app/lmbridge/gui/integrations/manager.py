@@ -144,6 +144,13 @@ class IntegrationsManager(QObject):
         service = self.controller.lmstudio
         return service.loaded_context if service is not None else None
 
+    def served_window(self, upstream: str) -> int | None:
+        """The window an upstream's server last reported (llama.cpp's
+        `/props`, refreshed by the health checks), None if unknown."""
+        services = self.controller.services
+        found = services.upstreams.get(upstream) if services is not None else None
+        return found.reported_window("") if found is not None else None
+
     def model_names(self, tool: str) -> list[str]:
         """The names `tool` may ask for: the models LM Studio has loaded and
         the routes' exact names first; Claude's own names (which the routes'
@@ -163,7 +170,12 @@ class IntegrationsManager(QObject):
         if choice is None:
             return integrations.describe(tool, settings, home=self.home)
         return integrations.describe(
-            tool, settings, choice, home=self.home, loaded=self.loaded_context()
+            tool,
+            settings,
+            choice,
+            home=self.home,
+            loaded=self.loaded_context(),
+            served=self.served_window,
         )
 
     def test_request(self, tool: str, choice: ModelChoice) -> TestRequest:
@@ -184,6 +196,7 @@ class IntegrationsManager(QObject):
             choice,
             home=self.home,
             loaded=self.loaded_context(),
+            served=self.served_window,
         )
 
     def write(self, plan: WritePlan) -> WriteResult:

@@ -233,10 +233,13 @@ class ModelsPanel(QWidget):
         elif status.state is ConnectionState.CONNECTING:
             self.status.set_status("warning", "Connecting to LM Studio…")
         else:
+            where = f" at {status.address}" if status.address else ""
             self.status.set_status(
                 "error",
-                "LM Studio is not reachable — start LM Studio and its server "
-                "(Developer ▸ Start Server)",
+                f"Model management is off: no LM Studio SDK answers{where}. Requests"
+                " still go to the server by REST, without loads or context checks."
+                " Start LM Studio and its server (Developer ▸ Start Server), or point"
+                " the upstream at LM Studio in Settings.",
             )
         low = self.manager.below_minimum()
         if low:

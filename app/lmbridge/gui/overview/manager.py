@@ -89,10 +89,11 @@ def upstream_lines(
             lines.append((up.name, dot, f"{label} — {text}"))
             continue
         managed = managed_name == up.name and controller.lmstudio is not None
-        if managed and controller.lmstudio_status is not None:
-            lines.append((up.name, *_lmstudio_line(controller, label)))
-            continue
         check = health.checks.get(up.name)
+        if managed and controller.lmstudio_status is not None:
+            rest = check is not None and check.reachable and controller.running
+            lines.append((up.name, *_lmstudio_line(controller, label, rest=rest)))
+            continue
         if not controller.running:
             lines.append((up.name, "off", f"{label} — {up.base_url}"))
         elif check is None:
@@ -107,7 +108,12 @@ def upstream_lines(
     return lines
 
 
-def _lmstudio_line(controller: ProxyController, label: str) -> tuple[str, str]:
+def _lmstudio_line(
+    controller: ProxyController, label: str, *, rest: bool = False
+) -> tuple[str, str]:
+    """An LM Studio upstream's line. `rest`: its server answers requests (the
+    health check), so an SDK that does not answer means model management is
+    off there, not that the server is down."""
     status = controller.lmstudio_status
     assert status is not None
     if status.state is ConnectionState.CONNECTED:
@@ -118,6 +124,13 @@ def _lmstudio_line(controller: ProxyController, label: str) -> tuple[str, str]:
         return "ok", f"{label} — connected at {status.address}; {loaded}"
     if status.state is ConnectionState.CONNECTING:
         return "warning", f"{label} — connecting…"
+    if rest:
+        why = status.error or "it does not answer"
+        return "warning", (
+            f"{label} — answers requests, but model management is off: no LM"
+            f" Studio SDK at {status.address or 'its address'} ({why}); requests"
+            " go by REST without loads or context checks"
+        )
     advice = "start LM Studio and its server (Developer ▸ Start Server)"
     why = status.error or f"not reachable at {status.address or 'its address'}"
     if "start" in why.lower():  # the error already names the fix: say it once

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from lmbridge.apiclient import Reply, is_stream
 from lmbridge.core.events import Phase, RequestRecord
 from lmbridge.gui import message
-from lmbridge.gui.formats import duration, size_text
+from lmbridge.gui.formats import chain_text, duration, prompt_text, size_text
 from lmbridge.gui.icons import ERROR_COLOR
 from lmbridge.gui.requests import bodies
 from lmbridge.gui.requests.bodies import redact_value
@@ -47,6 +47,8 @@ def timings_text(record: RequestRecord) -> str:
         ("First token", _offset(record.first_token)),
         ("Done", _offset(record.done)),
         ("Tokens", f"in {record.tokens_in:,} · out {record.tokens_out:,}"),
+        ("Prompt", prompt_text(record)),
+        ("Chain", chain_text(record)),
         (
             "Bytes",
             f"in {size_text(record.bytes_in)} · out {size_text(record.bytes_out)} · "
@@ -57,7 +59,7 @@ def timings_text(record: RequestRecord) -> str:
         ("Client", record.client or "—"),
         ("Session", record.session_key or "—"),
     ]
-    rows += [("Note", note) for note in record.notes]
+    rows += [(f"Note ({note.kind.value})", note.text) for note in record.notes]
     if record.error:
         rows.insert(0, ("Error", record.error))
     width = max(len(label) for label, _v in rows)

@@ -101,7 +101,7 @@ class RequestLog(QObject):
         if room <= 0:
             return
         stored = await store.recent(room, received_before=self.controller.started_at)
-        older = [s.to_record() for s in reversed(stored)]
+        older = [RequestRecord.from_summary(s) for s in reversed(stored)]
         for record in older:
             self.stats.add(record)
         self.history = older

@@ -1,8 +1,9 @@
 """Sessions: what the Sessions page shows and changes, from the proxy's
 `SessionManager` (chains on Responses upstreams: turns, upstream bytes saved
 by sending only what is new) plus session keys seen in the request log that
-have no chain. `SessionsManager` is the page's one way to the proxy: it owns
-the rows and keeps them current."""
+have no chain, and for one chain its turns (the log's records of it: prompt
+tokens, cached, kept, what changed). `SessionsManager` is the page's one
+way to the proxy: it owns the rows and keeps them current."""
 
 from __future__ import annotations
 
@@ -193,6 +194,12 @@ class SessionsManager(QObject):
         self.rows = await session_rows(self.service(), self.log.session_records())
         self.loaded = True
         self.changed.emit()
+
+    def turns(self, key: str) -> list[RequestRecord]:
+        """The requests of chain `key` the request log holds, oldest first:
+        one per turn, with its prompt, cache and prefix figures."""
+        turns = [r for r in self.log.session_records() if r.session_key == key]
+        return sorted(turns, key=lambda r: r.received)
 
     def configure(self, settings: SessionSettings) -> None:
         self.tasks.start(

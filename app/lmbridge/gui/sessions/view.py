@@ -1,5 +1,7 @@
-"""Sessions: the page. The table of sessions, and for a selected session
-a model override and the tools it may use, or a reset of its chain."""
+"""Sessions: the page. The table of sessions; for a selected chain its
+turns (prompt tokens, cached, new, time to first token, the share kept
+from the turn before and what changed), a model override and the tools it
+may use, or a reset of its chain."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from lmbridge.gui.sessions.manager import (
     SessionRow,
     SessionsManager,
 )
-from lmbridge.gui.sessions.model import SessionTableModel
+from lmbridge.gui.sessions.model import SessionTableModel, TurnTableModel
 from lmbridge.gui.widgets import ConfirmBar, button, hint_label, title_label
 
 
@@ -56,6 +58,28 @@ class SessionsPanel(QWidget):
             self.model.column_position("key"), QHeaderView.ResizeMode.Stretch
         )
         self.status = hint_label()
+
+        self.turns_box = QGroupBox("Turns of the selected chain")
+        self.turns_model = TurnTableModel(self)
+        self.turns = QTableView()
+        self.turns.setObjectName("session-turns")
+        self.turns.setModel(self.turns_model)
+        self.turns.verticalHeader().hide()
+        self.turns.setAlternatingRowColors(True)
+        self.turns.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        turns_header = self.turns.horizontalHeader()
+        turns_header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        turns_header.setSectionResizeMode(
+            self.turns_model.column_position("changed"), QHeaderView.ResizeMode.Stretch
+        )
+        self.turns_hint = hint_label(
+            "Select a session to see its turns: how much of each prompt the server"
+            " reused from its cache, and what changed when it could not."
+        )
+        self.turns_hint.setWordWrap(True)
+        turns_layout = QVBoxLayout(self.turns_box)
+        turns_layout.addWidget(self.turns_hint)
+        turns_layout.addWidget(self.turns, 1)
 
         self.editor = QGroupBox("Selected session")
         self.key_label = QLabel("—")
@@ -90,6 +114,7 @@ class SessionsPanel(QWidget):
         layout.addWidget(title_label("Sessions"))
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.turns_box, 1)
         layout.addWidget(self.editor)
 
         self.sessions.changed.connect(self._show_rows)
@@ -141,6 +166,7 @@ class SessionsPanel(QWidget):
         enabled = row is not None and self.sessions.available
         for widget in (self.override, self.tools, self.save_button, self.reset_button):
             widget.setEnabled(enabled)
+        self._show_turns(row)
         if row is None:
             self.key_label.setText("—")
             return
@@ -153,6 +179,26 @@ class SessionsPanel(QWidget):
             self.override.setCompleter(
                 QCompleter(self.sessions.model_aliases(), self.override)
             )
+
+    def _show_turns(self, row: SessionRow | None) -> None:
+        turns = self.sessions.turns(row.key) if row is not None else []
+        self.turns_model.set_turns(turns)
+        if row is None:
+            return
+        if not turns:
+            self.turns_hint.setText(
+                "The request log holds no request of this chain (it keeps the"
+                " last 1,000)."
+            )
+            return
+        kept = [t.kept_share for t in turns if t.kept_share is not None]
+        cached = [t.cache_share for t in turns if t.cache_share is not None]
+        parts = [f"{len(turns)} turn(s) in the request log"]
+        if cached:
+            parts.append(f"{sum(cached) / len(cached):.0%} of the prompt from cache")
+        if kept:
+            parts.append(f"{sum(kept) / len(kept):.0%} kept from the turn before")
+        self.turns_hint.setText(" · ".join(parts) + " (on average).")
 
     def save(self) -> None:
         row = self.selected()

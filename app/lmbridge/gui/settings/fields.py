@@ -14,22 +14,18 @@ only the port (issue 20, point 3). When the settings change elsewhere,
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
-from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
 from lmbridge import config, settings_edit
 from lmbridge.gui.icons import ERROR_COLOR
 from lmbridge.gui.settings.form import RoutesEditor, UpstreamEditor
-from lmbridge.settings_edit import REMOVE, KeyPath, key_name
+from lmbridge.gui.settings.generated import Field, Section
+from lmbridge.settings_edit import REMOVE, KeyPath
 
-if TYPE_CHECKING:
-    from lmbridge.gui.settings.view import SettingsPanel
-
-POLICIES = ("auto", "warn", "off")
+__all__ = ["Field", "FormFields", "bind_fields"]
 
 Changes = dict[str, Any]  # table -> {key: value}, or table -> a whole list
 
@@ -58,21 +54,6 @@ def field_error() -> QLabel:
     return label
 
 
-@dataclass(frozen=True)
-class Field:
-    """One scalar setting: its widget, how to read it and show a value."""
-
-    table: str
-    key: str
-    widget: QWidget
-    get: Callable[[], Any]
-    set: Callable[[Any], object]
-
-    @property
-    def name(self) -> str:
-        return key_name((self.table, self.key))
-
-
 def _under(widget: QWidget, label: QLabel) -> None:
     """Put `label` in the form row below `widget`'s."""
     parent = widget.parentWidget()
@@ -96,6 +77,7 @@ class FormFields:
         routes: RoutesEditor,
     ) -> None:
         self.fields = fields
+        self.by_name = {field.name: field for field in fields}
         self.upstreams = upstreams
         self.routes = routes
         self.baseline: Changes = {}
@@ -113,6 +95,11 @@ class FormFields:
             box = editor.layout()
             if box is not None:
                 box.addWidget(label)
+
+    def widget(self, name: str) -> QWidget:
+        """The widget of setting `name` ("server.port"); KeyError if the
+        page does not show it."""
+        return self.by_name[name].widget
 
     def values(self) -> Changes:
         """Everything the form holds, as settings data."""
@@ -215,102 +202,10 @@ class FormFields:
                     by_key[(table, key)].set(item)
 
 
-def bind_fields(self: SettingsPanel) -> FormFields:
-    """The Settings page's fields, each bound to its settings key."""
-
-    def text(edit: QLineEdit) -> Callable[[], str]:
-        return lambda: edit.text().strip()
-
-    def origins() -> list[str]:
-        return [o.strip() for o in self.origins.text().split(",") if o.strip()]
-
-    mb = 1024**2
-    fields = [
-        Field("server", "host", self.host, text(self.host), self.host.setText),
-        Field("server", "port", self.port, self.port.value, self.port.setValue),
-        Field(
-            "server",
-            "port_fallback",
-            self.port_fallback,
-            self.port_fallback.isChecked,
-            self.port_fallback.setChecked,
-        ),
-        Field(
-            "server",
-            "allowed_origins",
-            self.origins,
-            origins,
-            lambda v: self.origins.setText(", ".join(v)),
-        ),
-        Field(
-            "lmstudio",
-            "manage",
-            self.manage,
-            self.manage.isChecked,
-            self.manage.setChecked,
-        ),
-        Field(
-            "lmstudio",
-            "min_context",
-            self.min_context,
-            self.min_context.value,
-            self.min_context.setValue,
-        ),
-        Field(
-            "lmstudio",
-            "context_policy",
-            self.policy,
-            self.policy.currentData,
-            lambda v: self.policy.setCurrentIndex(POLICIES.index(v)),
-        ),
-        Field(
-            "lmstudio",
-            "load_context_length",
-            self.load_context,
-            self.load_context.value,
-            self.load_context.setValue,
-        ),
-        Field(
-            "lmstudio",
-            "load_ttl_seconds",
-            self.load_ttl,
-            lambda: self.load_ttl.value() or None,
-            lambda v: self.load_ttl.setValue(v or 0),
-        ),
-        Field(
-            "lmstudio",
-            "load_on_demand",
-            self.load_on_demand,
-            self.load_on_demand.isChecked,
-            self.load_on_demand.setChecked,
-        ),
-        Field(
-            "chat",
-            "default_text_model",
-            self.text_model,
-            text(self.text_model),
-            self.text_model.setText,
-        ),
-        Field(
-            "chat",
-            "default_vision_model",
-            self.vision_model,
-            text(self.vision_model),
-            self.vision_model.setText,
-        ),
-        Field(
-            "chat",
-            "max_image_bytes",
-            self.max_image,
-            lambda: self.max_image.value() * mb,
-            lambda v: self.max_image.setValue(max(1, round(v / mb))),
-        ),
-        Field(
-            "logging",
-            "level",
-            self.log_level,
-            self.log_level.currentText,
-            self.log_level.setCurrentText,
-        ),
-    ]
-    return FormFields(fields, self.upstreams, self.routes)
+def bind_fields(
+    sections: dict[str, Section], upstreams: UpstreamEditor, routes: RoutesEditor
+) -> FormFields:
+    """The form of the Settings page: every declared field of `sections`
+    (gui/settings/generated.py) and the two list editors."""
+    fields = [field for section in sections.values() for field in section.fields]
+    return FormFields(fields, upstreams, routes)

@@ -24,14 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge import config
+from lmbridge import config, config_fields
 from lmbridge.gui.widgets import button, hint_label
 
-KINDS = ("lmstudio", "openai", "anthropic", "azure-foundry")
-APIS = ("", "chat", "responses", "messages")
-AUTHS = ("azure-cli", "browser", "api-key")
 AZURE_ONLY = ("resource", "project", "auth", "tenant")
-# Seconds; empty means the built-in default (see README "Timeouts").
+# Seconds; empty means the built-in default.
 TIMEOUTS = ("connect_timeout", "first_byte_timeout", "idle_timeout")
 OPTIONAL = ("api", "api_key_env", *TIMEOUTS)
 
@@ -61,46 +58,38 @@ class UpstreamEditor(QGroupBox):
         self.remove_button = button("Remove", tip="Remove the selected upstream")
         self.add_button.clicked.connect(self.add)
         self.remove_button.clicked.connect(self.remove)
-        self.fields: dict[str, QLineEdit | QComboBox] = {
-            "name": QLineEdit(),
-            "kind": self._combo(KINDS),
-            "base_url": QLineEdit(),
-            "api": self._combo(APIS),
-            "api_key_env": QLineEdit(),
-            "resource": QLineEdit(),
-            "project": QLineEdit(),
-            "auth": self._combo(AUTHS),
-            "tenant": QLineEdit(),
-            "connect_timeout": QLineEdit(),
-            "first_byte_timeout": QLineEdit(),
-            "idle_timeout": QLineEdit(),
-        }
-        labels = {
-            "name": "Name",
-            "kind": "Kind",
-            "base_url": "Base URL",
-            "api": "API",
-            "api_key_env": "Key from env var",
-            "resource": "Azure resource",
-            "project": "Foundry project",
-            "auth": "Azure sign-in",
-            "tenant": "Tenant",
-            "connect_timeout": "Connect timeout (s)",
-            "first_byte_timeout": "First byte timeout (s)",
-            "idle_timeout": "Idle timeout (s)",
-        }
+        # The fields shown, in this order; labels, tool tips and choices
+        # come from the declarations (config_tables.UpstreamSettings).
+        declared = {key.key: key for key in config_fields.table("upstream").keys}
+        shown = (
+            "name",
+            "kind",
+            "base_url",
+            "api",
+            "api_key_env",
+            *AZURE_ONLY,
+            *TIMEOUTS,
+        )
+        self.fields: dict[str, QLineEdit | QComboBox] = {}
+        labels: dict[str, str] = {}
+        for key in shown:
+            spec = declared[key]
+            widget: QLineEdit | QComboBox
+            if spec.kind == "choice":
+                blank = ("",) if spec.default == "" else ()
+                widget = self._combo((*blank, *map(str, spec.choices)))
+            else:
+                widget = QLineEdit()
+            widget.setToolTip(spec.doc)
+            self.fields[key] = widget
+            labels[key] = spec.label
         self._api_field = self.fields["api"]
         assert isinstance(self._api_field, QComboBox)
-        self._api_field.setItemText(0, "the kind's default")
+        self._api_field.setItemText(0, declared["api"].unset)
         for key in TIMEOUTS:
             field = self.fields[key]
             assert isinstance(field, QLineEdit)
-            field.setPlaceholderText("default")
-            field.setToolTip(
-                "Seconds. Connect: reaching the upstream; first byte: waiting "
-                "for its answer to begin (a model loading counts); idle: "
-                "silence in the middle of a stream."
-            )
+            field.setPlaceholderText(declared[key].unset)
         self.form = QFormLayout()
         for key, widget in self.fields.items():
             self.form.addRow(labels[key], widget)
@@ -200,6 +189,8 @@ class UpstreamEditor(QGroupBox):
                     value = "azure-cli"
                 if key == "kind" and not value:
                     value = "openai"
+                if value and widget.findData(value) < 0:  # an API registered since
+                    widget.addItem(value, value)
                 widget.setCurrentIndex(max(0, widget.findData(value)))
             widget.setEnabled(up is not None)
             widget.blockSignals(False)

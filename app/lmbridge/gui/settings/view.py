@@ -1,7 +1,8 @@
-"""Settings: server (with allowed origins and the access token), upstreams
-(with their timeouts) and routes, the minimum-context policy, the chat API's
-defaults, API keys (to the keyring, shown masked), start at login and the
-log level.
+"""Settings: a group per table of config.toml, built from the settings'
+declarations (`generated.py`: a widget per declared key, labels and tool
+tips from its doc, ranges from its bounds), with what is not a key of the
+file added: the access token and API keys (to the keyring, shown masked),
+the upstreams' and routes' editors, start at login.
 
 Nothing is saved until it validates as a whole (the same check the proxy
 makes at start); the controller's `SettingsService` writes the file and
@@ -11,13 +12,10 @@ page offers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLineEdit,
     QSpinBox,
@@ -25,30 +23,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lmbridge import autostart, config, logs
+from lmbridge import autostart, config, config_fields, logs
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.portfix import upstream_port_reason
 from lmbridge.gui.prefs import Prefs
 from lmbridge.gui.settings.fields import bind_fields
 from lmbridge.gui.settings.form import RoutesEditor, UpstreamEditor
+from lmbridge.gui.settings.generated import sections_for
 from lmbridge.gui.settings.manager import SettingsManager
 from lmbridge.gui.settings.secrets_box import AccessTokenRow, KeysBox, masked
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import Banner, button, hint_label, title_label
 from lmbridge.settings_store import SettingsInvalid
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 __all__ = ["SettingsPanel", "masked"]
-
-
-def spin(low: int, high: int, step: int = 1, suffix: str = "") -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(low, high)
-    box.setSingleStep(step)
-    box.setGroupSeparatorShown(True)
-    box.setSuffix(suffix)
-    return box
+W = TypeVar("W", bound=QWidget)
 
 
 class SettingsPanel(QWidget):
@@ -75,29 +65,16 @@ class SettingsPanel(QWidget):
         top.addWidget(self.revert_button)
         top.addWidget(self.save_button)
 
-        self.host = QLineEdit()
-        self.port = spin(0, 65535)
-        self.port.setGroupSeparatorShown(False)
+        # Every table of keys gets a group built from its declarations
+        # (config_tables); the page adds what is not a key of the file.
+        self.sections = sections_for(config_fields.tables())
+        server = self.sections["server"]
+        self.host = self._widget("server.host", QLineEdit)
+        self.port = self._widget("server.port", QSpinBox)
         self.port.valueChanged.connect(self.check_port)
-        self.port_fallback = QCheckBox("Take the next free port when it is taken")
-        self.origins = QLineEdit()
-        self.origins.setPlaceholderText("none: every web page is refused")
         self.token = AccessTokenRow(self.manager, self.tasks, self._needs_restart)
-        server = QGroupBox("Server")
-        form = QFormLayout(server)
-        form.addRow("Listen on", self.host)
-        form.addRow("Port", self.port)
-        form.addRow("", self.port_fallback)
-        form.addRow("Allowed web origins", self.origins)
-        form.addRow(
-            "",
-            hint_label(
-                "Web pages allowed to call the proxy from a browser, comma-"
-                "separated (e.g. http://localhost:3000)."
-            ),
-        )
-        form.addRow("Access token", self.token)
-        form.addRow(
+        server.form.addRow("Access token", self.token)
+        server.form.addRow(
             "",
             hint_label(
                 "When set, clients must send it (Authorization: Bearer or "
@@ -108,82 +85,44 @@ class SettingsPanel(QWidget):
         self.upstreams = UpstreamEditor()
         self.routes = RoutesEditor()
         self.upstreams.changed.connect(self._refresh_keys_later)
-
-        self.manage = QCheckBox(
-            "Manage LM Studio's models (load on demand, check context)"
-        )
-        self.min_context = spin(512, 1_048_576, 1024, " tokens")
-        self.policy = QComboBox()
-        for value, label in (
-            ("auto", "reload the model with the minimum"),
-            ("warn", "only warn"),
-            ("off", "do not check"),
-        ):
-            self.policy.addItem(label, value)
-        self.load_context = spin(512, 1_048_576, 1024, " tokens")
-        self.load_ttl = spin(0, 7 * 86400, 60, " s")
-        self.load_ttl.setSpecialValueText("stay loaded")
-        self.load_on_demand = QCheckBox("Load a requested model that is not loaded")
-        lm = QGroupBox("LM Studio: minimum context")
-        form = QFormLayout(lm)
-        form.addRow("", self.manage)
-        form.addRow("Minimum context", self.min_context)
-        form.addRow("Below the minimum", self.policy)
-        form.addRow("Context for loads on demand", self.load_context)
-        form.addRow("Unload when idle for", self.load_ttl)
-        form.addRow("", self.load_on_demand)
-
-        self.text_model = QLineEdit()
-        self.vision_model = QLineEdit()
-        self.max_image = spin(1, 100, 1, " MB")
-        chat = QGroupBox("Chat API defaults")
-        form = QFormLayout(chat)
-        form.addRow("Text model", self.text_model)
-        form.addRow("Vision model", self.vision_model)
-        form.addRow("Largest image", self.max_image)
-        form.addRow(
-            "",
-            hint_label(
-                "Models /chat and /chat/vision use when a request names none "
-                "(empty: the request must name one)."
-            ),
-        )
-
         self.keys_box = KeysBox(self.manager, self.tasks, self._needs_restart)
 
+        # The [logging] group is the app's: start at login and the log file.
         self.start_at_login = QCheckBox("Start LM Bridge when I log in")
         self.autostart_where = hint_label()
-        self.log_level = QComboBox()
-        self.log_level.addItems(list(LOG_LEVELS))
-        app_box = QGroupBox("App")
-        form = QFormLayout(app_box)
-        form.addRow("", self.start_at_login)
-        form.addRow("", self.autostart_where)
-        form.addRow("Log file level", self.log_level)
-        form.addRow("", hint_label(f"The log file is {logs.log_file()}"))
+        app_form = self.sections["logging"].form
+        app_form.insertRow(0, "", self.start_at_login)
+        app_form.insertRow(1, "", self.autostart_where)
+        app_form.addRow("", hint_label(f"The log file is {logs.log_file()}"))
         self.start_at_login.toggled.connect(self._set_autostart)
 
         self.where = hint_label()
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.banner)
-        for widget in (
-            server,
-            self.upstreams,
-            self.routes,
-            lm,
-            chat,
-            self.keys_box,
-            app_box,
-        ):
-            layout.addWidget(widget)
+        layout.addWidget(server.box)
+        layout.addWidget(self.upstreams)
+        layout.addWidget(self.routes)
+        for name, section in self.sections.items():
+            if name not in ("server", "logging"):
+                layout.addWidget(section.box)
+        layout.addWidget(self.keys_box)
+        layout.addWidget(self.sections["logging"].box)
         layout.addWidget(self.where)
         layout.addStretch(1)
-        self.form = bind_fields(self)
+        self.form = bind_fields(self.sections, self.upstreams, self.routes)
         self.port_error = self.form.errors["server.port"]
         self._saving = False
         self.load()
         controller.settingsChanged.connect(self._on_settings_changed)
+
+    def _widget(self, name: str, kind: type[W]) -> W:
+        """The declared field `name`'s widget, which the page's own logic uses."""
+        for section in self.sections.values():
+            for field in section.fields:
+                if field.name == name and isinstance(field.widget, kind):
+                    return field.widget
+        raise LookupError(f"the Settings page shows no {kind.__name__} for {name}")
 
     # -- form <-> settings -----------------------------------------------------
 

@@ -257,10 +257,12 @@ class DayChart(QWidget):
         days: list[str],
         series: Mapping[str, Sequence[float | None]],
         dashed: Sequence[str] = (),
+        top: float | None = None,
     ) -> None:
-        """One line per key with a dot per day; None leaves a gap."""
+        """One line per key with a dot per day; None leaves a gap. `top`
+        fixes the top of the value axis (100 for a percentage)."""
         values = {k: list(v) for k, v in series.items()}
-        self.top = max(
+        self.top = top or max(
             (v for vs in values.values() for v in vs if v is not None), default=0.0
         )
         self.dashed = tuple(dashed)

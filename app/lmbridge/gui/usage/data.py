@@ -4,7 +4,8 @@
 days and returns plain lists, one value per day (every day present, zero
 or None where nothing happened): tokens by model and by client, time to
 first token in milliseconds and output tokens/s (median and p90), errors
-by kind, and the kilobytes that sessions saved. `update_today(store, data)`
+by kind, the kilobytes that sessions saved, and per model the share of
+prompt tokens served from the upstream's cache. `update_today(store, data)`
 re-reads only today (finished requests change nothing before it) and puts
 it in place of the last day: what the page does as requests finish. No Qt.
 """
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lmbridge.store.usage import UsageStore
-from lmbridge.store.usage_types import TokenPoint, start_of_days
+from lmbridge.store.usage_types import RequestStats, TokenPoint, start_of_days
 
 
 def day_labels(days: int, now: float | None = None) -> list[str]:
@@ -44,6 +45,9 @@ class UsageData:
     speed: Gaps = field(default_factory=dict)
     errors: Series = field(default_factory=dict)
     saved: Series = field(default_factory=dict)
+    # Per model, the percentage of prompt tokens served from the upstream's
+    # cache each day (None: no request whose upstream said).
+    cache_share: Gaps = field(default_factory=dict)
     requests_per_day: list[int] = field(default_factory=list)
     tokens_per_day: list[int] = field(default_factory=list)
     errors_per_day: list[int] = field(default_factory=list)
@@ -122,7 +126,22 @@ async def _requests(store: UsageStore, labels: list[str], since: float) -> Usage
     data.errors = _per_day(
         labels, ((p.bucket, p.key, float(p.value)) for p in outcomes)
     )
+    data.cache_share = _cache_share(
+        labels, await store.stats(since, by="model", bucket="day")
+    )
     return data
+
+
+def _cache_share(days: list[str], points: list[RequestStats]) -> Gaps:
+    """Per model, the share (%) of prompt tokens served from cache each day."""
+    index = {day: i for i, day in enumerate(days)}
+    lines: Gaps = {}
+    for point in points:
+        share, i = point.cache_share, index.get(point.bucket)
+        if share is None or i is None:
+            continue
+        lines.setdefault(point.key, [None] * len(days))[i] = share * 100
+    return lines
 
 
 async def _saved(store: UsageStore, data: UsageData) -> None:
@@ -172,6 +191,12 @@ async def update_today(
     for gaps, new_gaps in ((data.ttft_ms, today.ttft_ms), (data.speed, today.speed)):
         for key, line in gaps.items():
             line[-1] = new_gaps[key][0]
+    for key, line in data.cache_share.items():
+        line[-1] = today.cache_share.get(key, [None])[0]
+    for key, (value,) in today.cache_share.items():
+        if key not in data.cache_share:
+            before: list[float | None] = [None] * (n - 1)
+            data.cache_share[key] = [*before, value]
     data.requests_per_day[-1] = today.requests_per_day[0]
     data.tokens_per_day[-1] = today.tokens_per_day[0]
     data.errors_per_day[-1] = today.errors_per_day[0]

@@ -2,7 +2,8 @@
 
 Tokens per day by model and by client, time to first token and output
 tokens/s (median, with p90 dashed), errors per day by kind, and the
-kilobytes that sessions saved (prompts not re-sent upstream). Read from the
+kilobytes that sessions saved (prompts not re-sent upstream), and per model
+the share of prompt tokens the upstream served from its cache. Read from the
 history in the database (`[usage] record`, kept `retention_days`); bodies
 are never stored. `lmbridge usage` prints the same as a table.
 """
@@ -64,6 +65,7 @@ class UsagePanel(QWidget):
             "speed": DayChart("Output tokens/s (median; p90 dashed)", "tokens/s"),
             "errors": DayChart("Errors per day"),
             "saved": DayChart("What sessions saved", "KB"),
+            "cache": DayChart("Prompt tokens served from cache, by model", "%"),
         }
         top = QHBoxLayout()
         top.addWidget(title_label("Usage"), 1)
@@ -125,3 +127,4 @@ class UsagePanel(QWidget):
         c["speed"].lines(data.days, data.speed, dashed=("p90",))
         c["errors"].bars(data.days, data.errors)
         c["saved"].bars(data.days, data.saved)
+        c["cache"].lines(data.days, data.cache_share, top=100.0)

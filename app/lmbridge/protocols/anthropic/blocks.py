@@ -14,6 +14,7 @@ import msgspec
 
 from lmbridge.core import ir
 from lmbridge.core.errors import InvalidRequest
+from lmbridge.protocols import websearch
 from lmbridge.protocols.anthropic import wire
 
 T = TypeVar("T")
@@ -28,6 +29,8 @@ _REDACTED = msgspec.json.Decoder(wire.RedactedThinkingBlock)
 _DOCUMENT = msgspec.json.Decoder(wire.WireDocument)
 _SEARCH_RESULT = msgspec.json.Decoder(wire.WireSearchResult)
 _LOOSE_TEXT = msgspec.json.Decoder(wire.LooseTextBlock)
+_SERVER_TOOL_USE = msgspec.json.Decoder(wire.WireServerToolUse)
+_WEB_SEARCH_RESULT = msgspec.json.Decoder(wire.WireWebSearchResult)
 _MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
 
 # ------------------------------------------------------------------ errors
@@ -92,20 +95,85 @@ def system_parts(system: str | list[wire.SystemBlock] | None) -> list[ir.Text]:
 
 
 def content(
-    given: str | list[msgspec.Raw], path: str, skipped: list[str]
+    given: str | list[msgspec.Raw],
+    path: str,
+    skipped: list[str],
+    *,
+    assistant: bool = False,
 ) -> list[ir.Part]:
-    """The blocks as IR parts; a line in `skipped` for each block dropped."""
+    """The blocks as IR parts; a line in `skipped` for each block dropped.
+    An `assistant`'s web searches become calls and results (`_web_search`)."""
     if isinstance(given, str):
         return [ir.Text(given)] if given else []
     parts: list[ir.Part] = []
+    queries: dict[str, str] = {}  # web searches' call ids -> queries
     for j, raw in enumerate(given):
         where = f"{path}.content[{j}]"
-        found = _block(raw, where, skipped)
+        found = _web_search(raw, where, queries) if assistant else None
+        if found is None:
+            found = _block(raw, where, skipped)
         if found is None:
             kind = decode(_HEAD, raw, where).type
             skipped.append(f"{where[2:]}: a {kind!r} block is not carried")
         parts.extend(found or ())
+    if queries:  # searches without a result: the model never read them
+        parts = [
+            p for p in parts if not (isinstance(p, ir.ToolCall) and p.id in queries)
+        ]
+        skipped.extend(
+            f"{path[2:]}: web search {i!r} without its result" for i in queries
+        )
     return parts
+
+
+def _web_search(
+    raw: msgspec.Raw, path: str, queries: dict[str, str]
+) -> list[ir.Part] | None:
+    """A web search of an earlier turn (a `server_tool_use` named
+    web_search, and its `web_search_tool_result`) as the call and result
+    the model was shown (protocols/websearch.py); None for other blocks.
+    The result stays in the assistant's parts here; `request.py` moves it
+    into a user message."""
+    kind = decode(_HEAD, raw, path).type
+    if kind == "server_tool_use":
+        use = _lenient(_SERVER_TOOL_USE, raw)
+        if use is None or use.name != websearch.TOOL_NAME:
+            return None
+        query = (use.input or {}).get("query")
+        queries[use.id] = query if isinstance(query, str) else ""
+        return [
+            ir.ToolCall(
+                use.id, websearch.TOOL_NAME, websearch.call_arguments(queries[use.id])
+            )
+        ]
+    if kind != "web_search_tool_result":
+        return None
+    result = _lenient(_WEB_SEARCH_RESULT, raw)
+    if result is None or result.tool_use_id not in queries:
+        return None
+    query = queries.pop(result.tool_use_id)
+    if isinstance(result.content, list):
+        hits = tuple(
+            ir.SearchHit(
+                hit.url,
+                hit.title or "",
+                websearch.unsealed(hit.encrypted_content),
+                hit.page_age,
+            )
+            for hit in result.content
+            if hit.url
+        )
+        search = ir.WebSearch(result.tool_use_id, query, hits)
+    else:
+        code = (result.content or {}).get("error_code")
+        error = code if isinstance(code, str) and code else "unavailable"
+        search = ir.WebSearch(result.tool_use_id, query, error=error)
+    return [as_result(search)]
+
+
+def as_result(search: ir.WebSearch) -> ir.ToolResult:
+    """The result the model was shown for `search`."""
+    return websearch.as_call_and_result(search)[1]
 
 
 def _block(raw: msgspec.Raw, path: str, skipped: list[str]) -> list[ir.Part] | None:

@@ -15,6 +15,7 @@ import msgspec
 
 from lmbridge.core import ir
 from lmbridge.core.errors import DECODE_ERRORS
+from lmbridge.protocols import overflow
 from lmbridge.protocols.anthropic import billing, wire
 from lmbridge.protocols.anthropic.stream import AnthropicStreamEncoder, add_usage
 from lmbridge.protocols.base import BodyEdit
@@ -67,8 +68,13 @@ class AnthropicRelayRules:
         elif probe.type == "message_stop":
             self.ended = True
         elif probe.type == "error":
+            message = (probe.error or wire.ErrorBody()).message or "upstream error"
+            if overflow.error(message) is not None:
+                # Restated with its counts (the relay ends the stream with
+                # ours), so Claude Code knows how much to compact.
+                return message
             self.ended = True
-            self.error = (probe.error or wire.ErrorBody()).message or "upstream error"
+            self.error = message
         elif probe.delta is not None and probe.delta.signature:
             self._signatures.append(probe.delta.signature)
         elif probe.content_block is not None and probe.content_block.signature:

@@ -1,6 +1,6 @@
 """Anthropic Messages request body -> `ir.Request`.
 
-Policies (quoted by the README):
+Policies (quoted by docs/translation.md):
 
 - **System messages inside `messages`.** Claude Code 2.1 sends messages
   with role `system` among the turns. Those before the first user or
@@ -8,7 +8,15 @@ Policies (quoted by the README):
   are, as IR `SYSTEM` messages (each upstream encoder writes them in place
   in a form its API takes), so the start of the prompt does not change
   from turn to turn and servers' prompt caches hold.
-- **Server tools are dropped.** Anthropic server tools (tools with a
+- **Web search is LM Bridge's to run.** A `web_search_*` server tool is
+  kept apart as `Request.web_search` (with its domains and `max_uses`):
+  the pipeline offers it to the model as a function when a search
+  provider is set up, else drops it with a note (server/websearch.py).
+  An earlier turn's `server_tool_use` named `web_search` and its
+  `web_search_tool_result` become the call and result the model was shown
+  then (protocols/websearch.py), the result in a user message between the
+  assistant's; their call ids are listed in `Request.searches`.
+- **Other server tools are dropped.** Anthropic server tools (tools with a
   versioned `type` such as `web_search_20250305`, `bash_20250124`,
   `text_editor_*`, `code_execution_*`, `computer_*`, `web_fetch_*`,
   `memory_*`, `tool_search_tool_*`) run on Anthropic's servers; a local
@@ -50,6 +58,7 @@ import msgspec
 
 from lmbridge.core import ir
 from lmbridge.core.errors import DECODE_ERRORS
+from lmbridge.protocols import websearch
 from lmbridge.protocols.anthropic import wire
 from lmbridge.protocols.anthropic.blocks import content, decode, invalid, system_parts
 
@@ -69,6 +78,7 @@ def parse_request(body: bytes) -> ir.Request:
     system = system_parts(req.system)
     messages: list[ir.Message] = []
     skipped: list[str] = []
+    searches: list[str] = []
     last = len(req.messages) - 1
     for i, message in enumerate(req.messages):
         path = f"$.messages[{i}]"
@@ -86,7 +96,9 @@ def parse_request(body: bytes) -> ir.Request:
                 f"{path}.content",
             )
         before = len(skipped)
-        parts = content(message.content, path, skipped)
+        parts = content(
+            message.content, path, skipped, assistant=role is ir.Role.ASSISTANT
+        )
         if role is None:
             texts = [part for part in parts if isinstance(part, ir.Text)]
             if messages:
@@ -95,7 +107,7 @@ def parse_request(body: bytes) -> ir.Request:
             else:
                 system.extend(texts)
         elif parts:
-            messages.append(ir.Message(role, tuple(parts)))
+            _add(messages, role, parts, searches)
         elif role is ir.Role.USER and message.content:
             why = "; ".join(skipped[before:]) or "only empty text"
             raise invalid(
@@ -105,10 +117,12 @@ def parse_request(body: bytes) -> ir.Request:
     if not any(m.role is not ir.Role.SYSTEM for m in messages):
         raise invalid("holds no user or assistant message", "$.messages")
 
-    tools, dropped = _tools(req.tools)
+    tools, dropped, web_search, search_at = _tools(req.tools)
     tool_choice, parallel = _tool_choice(req.tool_choice, dropped)
     server_tools = [
-        f"tool {name}: a server tool LM Bridge cannot run" for name in dropped
+        f"tool {name}: a server tool LM Bridge cannot run"
+        for i, name in enumerate(dropped)
+        if i != search_at
     ]
     return ir.Request(
         model=req.model,
@@ -127,17 +141,83 @@ def parse_request(body: bytes) -> ir.Request:
         client=ir.ClientInfo(session_key=_session_key(req.metadata)),
         dropped=(*server_tools, *skipped),
         output_format=_output_format(req),
+        web_search=web_search,
+        searches=tuple(searches),
+    )
+
+
+def _add(
+    messages: list[ir.Message],
+    role: ir.Role,
+    parts: list[ir.Part],
+    searches: list[str],
+) -> None:
+    """Append a message; an assistant's web search results (blocks.py)
+    go into user messages between its other parts, as the model saw them."""
+    calls = set()
+    if role is ir.Role.ASSISTANT:
+        calls = {
+            p.id
+            for p in parts
+            if isinstance(p, ir.ToolCall) and p.name == websearch.TOOL_NAME
+        }
+    if not any(isinstance(p, ir.ToolResult) and p.call_id in calls for p in parts):
+        if role is ir.Role.USER and _searched(messages, searches):
+            # After a search that ended the assistant's turn: one user turn.
+            messages[-1] = ir.Message(role, messages[-1].parts + tuple(parts))
+        else:
+            messages.append(ir.Message(role, tuple(parts)))
+        return
+    run: list[ir.Part] = []
+    for part in parts:
+        if isinstance(part, ir.ToolResult) and part.call_id in calls:
+            if run:
+                messages.append(ir.Message(ir.Role.ASSISTANT, tuple(run)))
+                run = []
+            if _searched(messages, searches):
+                messages[-1] = ir.Message(ir.Role.USER, (*messages[-1].parts, part))
+            else:
+                messages.append(ir.Message(ir.Role.USER, (part,)))
+            searches.append(part.call_id)
+        else:
+            run.append(part)
+    if run:
+        messages.append(ir.Message(ir.Role.ASSISTANT, tuple(run)))
+
+
+def _searched(messages: list[ir.Message], searches: list[str]) -> bool:
+    """Whether the last message holds only web search results."""
+    if not messages or messages[-1].role is not ir.Role.USER:
+        return False
+    return all(
+        isinstance(p, ir.ToolResult) and p.call_id in searches
+        for p in messages[-1].parts
     )
 
 
 # ------------------------------------------------------- tools and settings
 
 
-def _tools(tools: list[wire.WireTool] | None) -> tuple[list[ir.Tool], list[str]]:
-    """Custom tools as IR tools, and the names of dropped server tools."""
+def _tools(
+    tools: list[wire.WireTool] | None,
+) -> tuple[list[ir.Tool], list[str], ir.WebSearchTool | None, int]:
+    """Custom tools as IR tools, the names of the server tools left out,
+    the web search tool and its place among those (-1: none)."""
     kept: list[ir.Tool] = []
     dropped: list[str] = []
+    web_search = None
+    search_at = -1
     for i, tool in enumerate(tools or ()):
+        if websearch.is_anthropic_tool(tool.type) and web_search is None:
+            web_search = ir.WebSearchTool(
+                type=tool.type or "",
+                allowed_domains=tuple(tool.allowed_domains or ()),
+                blocked_domains=tuple(tool.blocked_domains or ()),
+                max_uses=tool.max_uses,
+            )
+            search_at = len(dropped)
+            dropped.append(tool.name or websearch.TOOL_NAME)
+            continue
         if tool.type not in _CUSTOM_TOOL_TYPES:
             dropped.append(tool.name or tool.type or "")
             continue
@@ -149,7 +229,7 @@ def _tools(tools: list[wire.WireTool] | None) -> tuple[list[ir.Tool], list[str]]
                 "a custom tool needs an `input_schema`", f"{path}.input_schema"
             )
         kept.append(ir.Tool(tool.name, tool.description or "", tool.input_schema))
-    return kept, dropped
+    return kept, dropped, web_search, search_at
 
 
 def _tool_choice(

@@ -13,6 +13,7 @@ import secrets
 import msgspec
 
 from lmbridge.core import errors, ir
+from lmbridge.protocols import websearch
 from lmbridge.protocols.anthropic import wire
 from lmbridge.protocols.jsonutil import parse_json_object
 
@@ -64,10 +65,12 @@ def wire_usage(usage: ir.Usage, input_tokens: int = 0) -> wire.Usage:
     """Anthropic usage; `input_tokens` stands in when `usage` has none."""
     total = usage.input_tokens or input_tokens
     cached = min(usage.cached_tokens or 0, total)
+    searches = usage.web_search_requests
     return wire.Usage(
         input_tokens=total - cached,
         output_tokens=usage.output_tokens,
         cache_read_input_tokens=cached or None,
+        server_tool_use=wire.ServerToolUsage(searches) if searches else None,
     )
 
 
@@ -98,12 +101,49 @@ def output_block(part: ir.Text | ir.ToolCall | ir.Thinking) -> wire.OutputBlock:
     return wire.ThinkingBlock(part.text, part.signature or "")
 
 
+def search_call(search: ir.WebSearch, whole: bool = True) -> wire.ServerToolUseBlock:
+    """The `server_tool_use` block of a web search LM Bridge ran (its
+    input empty when `whole` is False: a stream sends it as a delta)."""
+    query = websearch.call_arguments(search.query) if whole else "{}"
+    return wire.ServerToolUseBlock(
+        search.call_id, websearch.TOOL_NAME, msgspec.Raw(query.encode())
+    )
+
+
+def search_result(search: ir.WebSearch) -> wire.WebSearchToolResultBlock:
+    """The `web_search_tool_result` block of a web search LM Bridge ran."""
+    if search.error is not None:
+        return wire.WebSearchToolResultBlock(
+            search.call_id, wire.WebSearchErrorBlock(search.error)
+        )
+    hits = [
+        wire.WebSearchResultBlock(
+            hit.url, hit.title or hit.url, websearch.sealed(hit.snippet), hit.page_age
+        )
+        for hit in search.hits
+    ]
+    return wire.WebSearchToolResultBlock(search.call_id, hits)
+
+
+def output_blocks(
+    parts: list[ir.Text | ir.ToolCall | ir.Thinking | ir.WebSearch],
+) -> list[wire.OutputBlock]:
+    """An answer's content blocks (a web search is two)."""
+    blocks: list[wire.OutputBlock] = []
+    for part in parts:
+        if isinstance(part, ir.WebSearch):
+            blocks.extend((search_call(part), search_result(part)))
+        else:
+            blocks.append(output_block(part))
+    return blocks
+
+
 def encode_response(response: ir.Response) -> bytes:
     """A complete `/v1/messages` answer (the `"type": "message"` body)."""
     body = wire.MessageBody(
         id=response.id or new_message_id(),
         model=response.model,
-        content=[output_block(part) for part in response.parts],
+        content=output_blocks(response.parts),
         stop_reason=response.stop_reason.value,
         stop_sequence=response.stop_sequence,
         usage=wire_usage(response.usage),

@@ -18,11 +18,13 @@ import msgspec
 
 from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
-from lmbridge.protocols import overflow
+from lmbridge.protocols import overflow, websearch
 from lmbridge.protocols.anthropic import wire
 from lmbridge.protocols.anthropic.response import (
     error_type,
     new_message_id,
+    search_call,
+    search_result,
     status_for,
     wire_usage,
 )
@@ -142,6 +144,9 @@ class AnthropicStreamEncoder:
             case ir.BlockStop():
                 if self._open is not None and self._open == event.index:
                     self._close_block(out)
+            case ir.WebSearchStarted() | ir.WebSearchDone():
+                self._ensure_started(out)
+                self._web_search(out, event)
             case ir.Finish():
                 self._ensure_started(out)
                 self._close_block(out)
@@ -197,6 +202,26 @@ class AnthropicStreamEncoder:
             return
         delta = wire.BlockDeltaEvent(self._indexes[event.index], _delta(event))
         out.append(_frame(delta))
+
+    def _web_search(
+        self, out: list[bytes], event: ir.WebSearchStarted | ir.WebSearchDone
+    ) -> None:
+        """A search LM Bridge runs: its `server_tool_use` block when it
+        starts (the query as the input's one delta), its
+        `web_search_tool_result` block when it ends."""
+        self._close_block(out)
+        index = len(self._indexes)
+        self._indexes[-1 - index] = index  # a wire index no IR block has
+        if isinstance(event, ir.WebSearchStarted):
+            search = ir.WebSearch(event.call_id, event.query)
+            block: wire.OutputBlock = search_call(search, whole=False)
+            out.append(_frame(wire.BlockStartEvent(index, block)))
+            delta = wire.InputJsonDelta(websearch.call_arguments(event.query))
+            out.append(_frame(wire.BlockDeltaEvent(index, delta)))
+        else:
+            block = search_result(event.search)
+            out.append(_frame(wire.BlockStartEvent(index, block)))
+        out.append(_frame(wire.BlockStopEvent(index)))
 
     def _close_block(self, out: list[bytes]) -> None:
         if self._open is not None:

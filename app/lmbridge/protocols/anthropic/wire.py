@@ -64,6 +64,38 @@ class ToolResultBlock(
     is_error: bool = False
 
 
+class ServerToolUseBlock(msgspec.Struct, tag="server_tool_use", tag_field="type"):
+    """A server tool's call (web search that LM Bridge ran for the model)."""
+
+    id: str
+    name: str
+    input: msgspec.Raw
+
+
+class WebSearchResultBlock(
+    msgspec.Struct, tag="web_search_result", tag_field="type", omit_defaults=True
+):
+    """One hit; `encrypted_content` is opaque to the client (ours: the text)."""
+
+    url: str
+    title: str
+    encrypted_content: str
+    page_age: str | None = None
+
+
+class WebSearchErrorBlock(
+    msgspec.Struct, tag="web_search_tool_result_error", tag_field="type"
+):
+    error_code: str
+
+
+class WebSearchToolResultBlock(
+    msgspec.Struct, tag="web_search_tool_result", tag_field="type"
+):
+    tool_use_id: str
+    content: list[WebSearchResultBlock] | WebSearchErrorBlock
+
+
 ContentBlock: TypeAlias = (
     TextBlock
     | ImageBlock
@@ -73,7 +105,12 @@ ContentBlock: TypeAlias = (
     | ToolResultBlock
 )
 OutputBlock: TypeAlias = (
-    TextBlock | ToolUseBlock | ThinkingBlock | RedactedThinkingBlock
+    TextBlock
+    | ToolUseBlock
+    | ThinkingBlock
+    | RedactedThinkingBlock
+    | ServerToolUseBlock
+    | WebSearchToolResultBlock
 )
 
 
@@ -109,6 +146,31 @@ class WireSearchResult(msgspec.Struct):
     title: str = ""
 
 
+class WireServerToolUse(msgspec.Struct):
+    """A client's history: a server tool's call."""
+
+    id: str
+    name: str = ""
+    input: dict[str, Any] | None = None
+
+
+class WireWebSearchHit(msgspec.Struct):
+    """A client's history: one hit of a web search result (lenient)."""
+
+    type: str = ""
+    url: str = ""
+    title: str | None = None
+    encrypted_content: str | None = None
+    page_age: str | None = None
+
+
+class WireWebSearchResult(msgspec.Struct):
+    """A client's history: a web search's result, hits or an error object."""
+
+    tool_use_id: str
+    content: list[WireWebSearchHit] | dict[str, Any] | None = None
+
+
 class LooseTextBlock(msgspec.Struct):
     """Any block that may carry a `text` string (unknown block types)."""
 
@@ -133,6 +195,10 @@ class WireTool(msgspec.Struct, omit_defaults=True):
     type: str | None = None
     description: str | None = None
     input_schema: dict[str, Any] | None = None
+    # web_search_* server tools
+    allowed_domains: list[str] | None = None
+    blocked_domains: list[str] | None = None
+    max_uses: int | None = None
 
 
 class WireToolChoice(msgspec.Struct, omit_defaults=True):
@@ -223,10 +289,15 @@ class OutRequest(msgspec.Struct, omit_defaults=True):
 # ----------------------------------------------------------- responses, errors
 
 
+class ServerToolUsage(msgspec.Struct):
+    web_search_requests: int = 0
+
+
 class Usage(msgspec.Struct, omit_defaults=True):
     input_tokens: int
     output_tokens: int
     cache_read_input_tokens: int | None = None
+    server_tool_use: ServerToolUsage | None = None
 
 
 class MessageBody(msgspec.Struct):

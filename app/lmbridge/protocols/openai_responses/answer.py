@@ -68,7 +68,24 @@ class Reasoning(msgspec.Struct, tag="reasoning", tag_field="type"):
     encrypted_content: str | None = None
 
 
-OutputItem: TypeAlias = OutputMessage | FunctionCall | CustomToolCall | Reasoning
+class WebSearchAction(msgspec.Struct, tag="search", tag_field="type"):
+    """What a web search call did: searched for `query`."""
+
+    query: str
+
+
+class WebSearchCall(msgspec.Struct, tag="web_search_call", tag_field="type"):
+    """A web search LM Bridge ran for the model (status `in_progress`,
+    `searching`, `completed` or `failed`)."""
+
+    id: str
+    status: str
+    action: WebSearchAction
+
+
+OutputItem: TypeAlias = (
+    OutputMessage | FunctionCall | CustomToolCall | Reasoning | WebSearchCall
+)
 
 
 class InputTokensDetails(msgspec.Struct):

@@ -176,6 +176,25 @@ class ErrorEvent(_Emitted, tag="error"):
     param: str | None = None
 
 
+class _WebSearchEvent(_Emitted):
+    output_index: int
+    item_id: str
+
+
+class WebSearchCallInProgress(
+    _WebSearchEvent, tag="response.web_search_call.in_progress"
+):
+    """A web search call began."""
+
+
+class WebSearchCallSearching(_WebSearchEvent, tag="response.web_search_call.searching"):
+    """A web search call is searching."""
+
+
+class WebSearchCallCompleted(_WebSearchEvent, tag="response.web_search_call.completed"):
+    """A web search call ended."""
+
+
 EmittedEvent: TypeAlias = (
     ResponseCreated
     | ResponseInProgress
@@ -196,6 +215,9 @@ EmittedEvent: TypeAlias = (
     | ReasoningSummaryPartDone
     | ReasoningSummaryTextDelta
     | ReasoningSummaryTextDone
+    | WebSearchCallInProgress
+    | WebSearchCallSearching
+    | WebSearchCallCompleted
     | ErrorEvent
 )
 

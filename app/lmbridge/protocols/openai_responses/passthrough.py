@@ -17,7 +17,7 @@ import msgspec
 
 from lmbridge.core import ir
 from lmbridge.core.errors import DECODE_ERRORS
-from lmbridge.protocols import sse
+from lmbridge.protocols import overflow, sse
 from lmbridge.protocols.base import BodyEdit
 from lmbridge.protocols.bodyedit import edit_body, named
 from lmbridge.protocols.openai_responses import events as ev
@@ -36,6 +36,7 @@ class _Relayed(msgspec.Struct):
     output_index: int | None = None
     response: dict[str, Any] | None = None
     item: dict[str, Any] | None = None
+    message: str | None = None  # of an `error` event
 
 
 class _WithUsage(msgspec.Struct):
@@ -90,6 +91,8 @@ class ResponsesRelayRules:
         if relayed.sequence_number is not None:
             self._sequence = max(self._sequence, relayed.sequence_number)
         kind = relayed.type or event.event
+        if (restated := self._overflow(kind, relayed)) is not None:
+            return restated
         if kind in _TERMINAL:
             self.ended = True
             self._note_end(relayed.response, kind)
@@ -101,6 +104,21 @@ class ResponsesRelayRules:
             self._items[relayed.output_index] = relayed.item
             if kind == "response.output_item.done":
                 self._done_items.add(relayed.output_index)
+        return None
+
+    @staticmethod
+    def _overflow(kind: str, relayed: _Relayed) -> str | None:
+        """An overflow the upstream reported (its `error` event, or
+        `response.failed`), to be restated with its counts by the relay."""
+        if kind == "error":
+            message = relayed.message
+        elif kind == "response.failed" and relayed.response is not None:
+            error = relayed.response.get("error")
+            message = error.get("message") if isinstance(error, dict) else None
+        else:
+            return None
+        if isinstance(message, str) and overflow.error(message) is not None:
+            return message
         return None
 
     @property

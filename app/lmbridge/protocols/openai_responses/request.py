@@ -20,7 +20,13 @@ Mapping:
   Bridge has no file storage and resolves no item ids;
 - `function`, `custom` and `namespace` tools are carried (tools.py); hosted
   tools are dropped (see the package docstring), their types listed in
-  `Request.dropped`.
+  `Request.dropped`; but `web_search` and `web_search_preview`, which are
+  kept apart as `Request.web_search` (server/websearch.py offers them to
+  the model as a function, or drops them);
+- a `web_search_call` item (an earlier search) becomes the call the model
+  made and a result with no content yet: the pipeline puts back what the
+  model read then (server/websearch.py); its call id, the item's `id` or
+  one made from the query (Codex sends no `id`), is in `Request.searches`.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import msgspec
 
 from lmbridge.core import ir
 from lmbridge.core.errors import DECODE_ERRORS, InvalidRequest
+from lmbridge.protocols import websearch
 from lmbridge.protocols.openai_responses import freeform, wire
 from lmbridge.protocols.openai_responses.tools import (
     ClientTools,
@@ -53,6 +60,8 @@ _FUNCTION_TOOL = msgspec.json.Decoder(wire.FunctionToolParam)
 _CUSTOM_CALL = msgspec.json.Decoder(wire.CustomToolCallItem)
 _CUSTOM_TOOL = msgspec.json.Decoder(CustomToolParam)
 _NAMESPACE_TOOL = msgspec.json.Decoder(NamespaceToolParam)
+_WEB_SEARCH_TOOL = msgspec.json.Decoder(wire.WebSearchToolParam)
+_WEB_SEARCH_CALL = msgspec.json.Decoder(wire.WebSearchCallItem)
 _OUTPUT_ITEMS = ("function_call_output", "custom_tool_call_output")
 
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
@@ -107,7 +116,8 @@ def parse_request(body: bytes) -> ir.Request:
         raise _invalid("`model` must not be empty", "model")
 
     dropped: list[str] = []
-    tools = _tools(request.tools or [], dropped)
+    searching: list[ir.WebSearchTool] = []
+    tools = _tools(request.tools or [], dropped, searching)
     conversation = _Conversation(ClientTools(tools))
     if request.instructions:
         conversation.system.append(ir.Text(request.instructions))
@@ -151,6 +161,8 @@ def parse_request(body: bytes) -> ir.Request:
         extras=extras,
         dropped=tuple(dropped),
         output_format=output_format,
+        web_search=searching[0] if searching else None,
+        searches=tuple(conversation.searches),
     )
 
 
@@ -176,6 +188,7 @@ class _Conversation:
         self._messages: list[ir.Message] = []
         self._role: ir.Role | None = None
         self._parts: list[ir.Part] = []
+        self.searches: list[str] = []
 
     @property
     def started(self) -> bool:
@@ -253,6 +266,8 @@ def _add_item(conversation: _Conversation, raw: msgspec.Raw, path: str) -> None:
         if text or item.encrypted_content:
             thinking = ir.Thinking(text=text, data=item.encrypted_content)
             conversation.add(ir.Role.ASSISTANT, [thinking])
+    elif kind == "web_search_call":
+        _add_search(conversation, _decode(_WEB_SEARCH_CALL, raw, path))
     elif kind == "item_reference" or kind is None:
         raise _invalid(
             "item references are not supported: send the items themselves,"
@@ -263,6 +278,23 @@ def _add_item(conversation: _Conversation, raw: msgspec.Raw, path: str) -> None:
         raise _invalid(
             f"input items of type {kind!r} are not supported", f"{path}.type"
         )
+
+
+def _add_search(conversation: _Conversation, item: wire.WebSearchCallItem) -> None:
+    """An earlier web search: its call, and a result the pipeline fills."""
+    action = item.action
+    if action is None or action.type != "search":
+        return  # opening a page, finding in it: nothing the model can be shown
+    query = action.query or " ".join(action.queries or ())
+    call_id = item.id or websearch.search_id(query)
+    arguments = websearch.call_arguments(query)
+    conversation.add(
+        ir.Role.ASSISTANT, [ir.ToolCall(call_id, websearch.TOOL_NAME, arguments)]
+    )
+    conversation.add(
+        ir.Role.USER, [ir.ToolResult(call_id, is_error=item.status == "failed")]
+    )
+    conversation.searches.append(call_id)
 
 
 def _content(
@@ -337,14 +369,21 @@ def _image(part: wire.InputImage, path: str) -> ir.Image:
     raise _invalid("`image_url` must be an http(s) or data URL", f"{path}.image_url")
 
 
-def _tools(raws: list[msgspec.Raw], dropped: list[str]) -> tuple[ir.Tool, ...]:
+def _tools(
+    raws: list[msgspec.Raw], dropped: list[str], searching: list[ir.WebSearchTool]
+) -> tuple[ir.Tool, ...]:
     """The function, custom and namespace tools (see tools.py); a line in
-    `dropped` for each other tool."""
+    `dropped` for each other tool, but web search, which goes in
+    `searching`."""
     tools = ToolSet()
     for index, raw in enumerate(raws):
         path = f"tools[{index}]"
         kind = _decode(_TOOL_HEAD, raw, path).type
-        if kind == "function":
+        if websearch.is_responses_tool(kind) and not searching:
+            found = _decode(_WEB_SEARCH_TOOL, raw, path)
+            allowed = found.filters.allowed_domains if found.filters else None
+            searching.append(ir.WebSearchTool(kind, tuple(allowed or ())))
+        elif kind == "function":
             tool = _decode(_FUNCTION_TOOL, raw, path)
             _need_name(tool.name, kind, path)
             tools.function(tool.name, tool.description, tool.parameters)

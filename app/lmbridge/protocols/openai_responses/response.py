@@ -102,8 +102,15 @@ def reasoning_item(item_id: str, text: str, data: str | None) -> answer.Reasonin
     return answer.Reasoning(id=item_id, summary=summary, encrypted_content=data)
 
 
+def web_search_call(
+    item_id: str, query: str, status: str = "completed"
+) -> answer.WebSearchCall:
+    """A web search LM Bridge ran, as an output item."""
+    return answer.WebSearchCall(item_id, status, answer.WebSearchAction(query))
+
+
 def output_items(
-    parts: list[ir.Text | ir.ToolCall | ir.Thinking],
+    parts: list[ir.Text | ir.ToolCall | ir.Thinking | ir.WebSearch],
     tools: ClientTools | None = None,
 ) -> list[answer.OutputItem]:
     """IR response parts as Responses output items, in order; with the
@@ -131,6 +138,9 @@ def output_items(
                 data = part.data if is_openai_reasoning(part) else None
                 if part.text or data:
                     items.append(reasoning_item(new_id("rs"), part.text, data))
+            case ir.WebSearch():
+                status = "failed" if part.error is not None else "completed"
+                items.append(web_search_call(part.call_id, part.query, status))
     return items
 
 

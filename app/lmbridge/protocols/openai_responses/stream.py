@@ -40,6 +40,7 @@ from lmbridge.protocols.openai_responses.response import (
     status_for,
     stream_error_code,
     usage_wire,
+    web_search_call,
 )
 from lmbridge.protocols.openai_responses.tools import ClientTools
 from lmbridge.protocols.openai_responses.upstream import tool_choice_wire
@@ -103,6 +104,7 @@ class ResponsesStreamEncoder:
         self._output: list[answer.OutputItem] = []
         self._open: dict[int, _OpenItem] = {}
         self._closed: set[int] = set()
+        self._searches: dict[int, int] = {}  # IR index -> output index
         self._input_tokens = 0
         self.response: answer.ResponseObject | None = None
 
@@ -148,6 +150,8 @@ class ResponsesStreamEncoder:
                 self._finish(out, event)
             case ir.StreamError():
                 self._fail(out, event)
+            case ir.WebSearchStarted() | ir.WebSearchDone():
+                self._web_search(out, event)
             case _:  # MessageStart (handled above), SignatureDelta
                 pass
         return b"".join(out)
@@ -323,6 +327,32 @@ class ResponsesStreamEncoder:
         final = item.item("completed")
         self._output[output_index] = final
         self._emit(out, ev.OutputItemDone(self._next(), output_index, final))
+
+    def _web_search(
+        self, out: list[bytes], event: ir.WebSearchStarted | ir.WebSearchDone
+    ) -> None:
+        """A search LM Bridge runs: a `web_search_call` item, added with
+        `in_progress` and `searching` when it starts, `completed` (or
+        failed) when it ends."""
+        if isinstance(event, ir.WebSearchStarted):
+            index = len(self._output)
+            self._searches[event.index] = index
+            item = web_search_call(event.call_id, event.query, "in_progress")
+            self._output.append(item)
+            self._emit(out, ev.OutputItemAdded(self._next(), index, item))
+            for kind in (ev.WebSearchCallInProgress, ev.WebSearchCallSearching):
+                self._emit(out, kind(self._next(), index, event.call_id))
+            return
+        search = event.search
+        index = self._searches.pop(event.index, -1)
+        if index < 0:
+            return
+        done = ev.WebSearchCallCompleted(self._next(), index, search.call_id)
+        self._emit(out, done)
+        status = "failed" if search.error is not None else "completed"
+        item = web_search_call(search.call_id, search.query, status)
+        self._output[index] = item
+        self._emit(out, ev.OutputItemDone(self._next(), index, item))
 
     def _finish(self, out: list[bytes], finish: ir.Finish) -> None:
         for index in sorted(self._open):

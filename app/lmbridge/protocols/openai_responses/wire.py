@@ -125,6 +125,33 @@ class ReasoningItem(msgspec.Struct):
     encrypted_content: str | None = None
 
 
+class WebSearchActionParam(msgspec.Struct):
+    """`action` of a web search call item (`search`; others carry no query)."""
+
+    type: str = "search"
+    query: str | None = None
+    queries: list[str] | None = None
+
+
+class WebSearchCallItem(msgspec.Struct):
+    """A web search of an earlier turn (Codex sends it without its `id`)."""
+
+    id: str | None = None
+    status: str | None = None
+    action: WebSearchActionParam | None = None
+
+
+class WebSearchFilters(msgspec.Struct):
+    allowed_domains: list[str] | None = None
+
+
+class WebSearchToolParam(msgspec.Struct):
+    """A `web_search` / `web_search_preview` hosted tool."""
+
+    type: str
+    filters: WebSearchFilters | None = None
+
+
 class ToolHead(msgspec.Struct):
     """Just the `type` of a tool, to tell function tools from hosted ones."""
 
