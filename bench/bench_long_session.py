@@ -218,7 +218,9 @@ async def run(
     }
 
 
-async def run_llamacpp(plan: sessions.Plan, slots: int, app: Path) -> dict[str, Any]:
+async def run_llamacpp(
+    plan: sessions.Plan, slots: int, app: Path, n_ctx: int
+) -> dict[str, Any]:
     """Both phases on llama.cpp's server with `slots` slots, each phase on a
     fresh server (so neither finds the other's prompts in the cache)."""
     server = binary()
@@ -227,7 +229,9 @@ async def run_llamacpp(plan: sessions.Plan, slots: int, app: Path) -> dict[str, 
     started = time.monotonic()
     runs: dict[str, list[Run]] = {"direct": [], "lmbridge": []}
     for name in runs:
-        with running_llamacpp_server(server, slots=slots) as base_url:
+        with running_llamacpp_server(
+            server, slots=slots, n_ctx_per_slot=n_ctx
+        ) as base_url:
             recorder = Recorder(base_url, metrics=True)
             await recorder.start()
             try:
@@ -252,6 +256,7 @@ async def run_llamacpp(plan: sessions.Plan, slots: int, app: Path) -> dict[str, 
     return {
         "server": "llamacpp",
         "slots": slots,
+        "n_ctx_per_slot": n_ctx,
         "plan": vars(plan),
         "repeat": 1,
         "app": str(app),
@@ -432,7 +437,7 @@ def main() -> None:
     if args.server == "llamacpp":
         results = []
         for slots in (int(n) for n in args.slots.split(",") if n.strip()):
-            result = asyncio.run(run_llamacpp(plan, slots, args.app))
+            result = asyncio.run(run_llamacpp(plan, slots, args.app, args.n_ctx))
             result["summary"] = summarize(result)
             report(result)
             report_evaluated(result)

@@ -42,6 +42,7 @@ COMMANDS: dict[str, list[str]] = {
     "autostart": ["autostart", "status"],
     "logs": ["logs"],
     "usage": ["usage", "--days", "3"],
+    "launch": ["launch", "claude"],
 }
 
 
@@ -108,3 +109,16 @@ def test_usage_with_config_after_the_subcommand_runs(
     assert entry.main(["usage", "--config", str(path)]) == 0
     assert entry.main(["logs", "--config", str(path), "--log-level", "ERROR"]) == 0
     assert capsys.readouterr().out.strip()
+
+
+def test_only_launch_hands_what_follows_dashdash_to_its_client() -> None:
+    """`lmbridge launch C -- ARGS`: ARGS are the client's, options included;
+    `--` elsewhere keeps its usual meaning (what follows is positional)."""
+    parser = entry.build_parser()
+    args = entry.parse_args(
+        parser, ["launch", "codex", "--model", "m", "--", "exec", "--model", "x"]
+    )
+    assert (args.client, args.model) == ("codex", "m")
+    assert args.client_args == ["exec", "--model", "x"]
+    other = entry.parse_args(parser, ["chats", "export", "--", "-a-name"])
+    assert other.name == "-a-name"

@@ -251,6 +251,21 @@ def _env_overrides(settings: Settings) -> None:
         raise ConfigError(f"LMBRIDGE_PORT: not a port number: {settings.server.port}")
 
 
+def with_env(settings: Settings) -> Settings:
+    """`settings` (what a file says) with the `LMBRIDGE_*` overrides applied,
+    as `load` gives them: a copy, `settings` itself is left as it is. The
+    app runs with these; writers edit the file's own values."""
+    if not any(os.environ.get(name) for name in ENV_OVERRIDES):
+        return settings
+    tables = {table for table, _key in ENV_OVERRIDES.values()}
+    copy = msgspec.structs.replace(
+        settings,
+        **{t: msgspec.structs.replace(getattr(settings, t)) for t in tables},
+    )
+    _env_overrides(copy)
+    return copy
+
+
 def parse(text: bytes | str, source: str = "<config>") -> Settings:
     """Parse and validate TOML text; errors name the key and `source`."""
     try:

@@ -166,6 +166,7 @@ async def test_tray_menu_actions(
         assert menu()[1:] == [
             "Stop proxy",
             "Copy endpoint URL",
+            "Open in a terminal",
             f"Unload {QWEN} (17.3 GB, 8K context)",
             f"Unload {GEMMA} (3.1 GB, 16K context)",
             "Unload all models",

@@ -101,8 +101,12 @@ async def test_first_run_from_nothing_to_an_answer(
         assert any("claude-*sonnet*" in t for t in texts)
         assert any("ANTHROPIC_DEFAULT_SONNET_MODEL" in t for t in texts)
         assert set(review.writes) == {"claude-code", "codex", "continue"}
+        cancel = wizard.button(QWizard.WizardButton.CancelButton)
+        assert cancel.text() == "Cancel"  # nothing written yet
         wizard.next()
         assert wizard.currentPage() is wizard.azure_page
+        # Written: the button no longer promises to undo anything.
+        assert cancel.text() == "Close" and "written" in cancel.toolTip()
         saved = config.load(app.controller.config_path)
         assert [(r.model, r.target) for r in saved.route][:3] == [
             ("claude-*opus*", QWEN),

@@ -7,12 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+import pytest
 from PySide6.QtWidgets import QLineEdit, QSpinBox
 
-from gui.helpers import eventually, settings_field
+from fakes.lmstudio_server import FakeLMStudio
+from fakes.openai_upstream import FakeOpenAIUpstream
+from gui.helpers import app_settings, close_app, eventually, make_app, settings_field
 from lmbridge import config
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.settings.view import SettingsPanel
+from lmbridge.settings_edit import Changes
 
 WIZARD_ROUTES = [
     {"model": f"claude-{n}*", "upstream": "local", "target": f"qwen-{n}"}
@@ -167,3 +171,31 @@ async def test_an_edit_on_disk_shows_in_the_settings_form(
         what="the restart",
     )
     assert controller.running
+
+
+async def test_environment_overrides_outlive_a_save_and_stay_out_of_the_file(
+    fake_lm: FakeLMStudio,
+    fake_upstream: FakeOpenAIUpstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LMBRIDGE_PORT holds for the whole run: a save (the first one, with no
+    file yet, and a later one) neither drops it nor writes it to the file."""
+    monkeypatch.setenv("LMBRIDGE_PORT", "28555")
+    settings = config.with_env(app_settings(fake_lm, fake_upstream))
+    assert settings.server.port == 28555
+    app = await make_app(settings, tmp_path)
+    try:
+        controller = app.controller
+        assert not controller.config_path.exists()
+        first: Changes = {("lmstudio", "min_context"): 16384}
+        controller.save_changes(first)
+        assert controller.settings.server.port == 28555
+        assert "28555" not in controller.config_path.read_text()
+        second: Changes = {("lmstudio", "min_context"): 8192}
+        controller.save_changes(second)
+        assert controller.settings.server.port == 28555
+        assert controller.settings.lmstudio.min_context == 8192
+        assert "28555" not in controller.config_path.read_text()
+    finally:
+        await close_app(app)

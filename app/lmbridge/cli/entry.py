@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lmbridge.cli.config_cmd",
     "lmbridge.cli.desktop",
     "lmbridge.cli.usage",
+    "lmbridge.cli.launch",
 )
 
 
@@ -99,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """`argv` parsed; for `launch`, what follows `--` is the client's own
+    (argparse would read options there as ours)."""
+    from lmbridge.cli.launch import split_client_args
+
+    head, tail = split_client_args(argv)
+    if tail is not None and "launch" in head:
+        args = parser.parse_args(head)
+        if args.command == "launch":
+            args.client_args = tail
+            return args
+    return parser.parse_args(argv)
+
+
 def load_settings(args: argparse.Namespace) -> config.Settings:
     settings = config.load(args.config)
     if getattr(args, "host", None):
@@ -111,7 +126,7 @@ def load_settings(args: argparse.Namespace) -> config.Settings:
     return settings
 
 
-async def _with_saved_token(settings: config.Settings) -> config.Settings:
+async def with_saved_token(settings: config.Settings) -> config.Settings:
     """`settings` with the access token saved in the app's Settings (the
     keyring), unless the file or its environment variable sets one."""
     from lmbridge.auth.secrets import SECRETS
@@ -133,7 +148,7 @@ async def serve(settings: config.Settings) -> int:
     from lmbridge.server.requestlog import RequestLogPrinter
     from lmbridge.server.runner import ProxyServer
 
-    settings = await _with_saved_token(settings)
+    settings = await with_saved_token(settings)
     bus = EventBus()
     if settings.server.log_requests:
         bus.subscribe(REQUEST_FINISHED, RequestLogPrinter(sys.stdout))
@@ -195,7 +210,7 @@ def run_desktop_app(settings: config.Settings, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     make_output_terminal_safe()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

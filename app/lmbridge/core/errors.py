@@ -23,6 +23,7 @@ subsystem that meets them (one place per subsystem), never deeper.
         ├── PortInUse                 the proxy's port is taken
         ├── AutostartError            start-at-login could not be changed
         ├── IntegrationError          a client tool's config could not be written
+        ├── LaunchError               `lmbridge launch` cannot start its client
         └── StorageUnavailable   503  our database is locked, damaged, read-only or full
 
 `DECODE_ERRORS` is what msgspec (and the codecs beneath it) raise for bytes
@@ -272,6 +273,11 @@ class AutostartError(LocalError):
 
 class IntegrationError(LocalError):
     """A client tool's config could not be read or written safely."""
+
+
+class LaunchError(LocalError):
+    """`lmbridge launch` cannot start its client: no LM Bridge, the model
+    is not available, the client is not installed (one line, with the fix)."""
 
 
 class StorageUnavailable(LocalError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -354,7 +355,11 @@ class ProxyController(QObject):
         paths = key_paths(changes)
         if self.config_path.exists():
             return paths
-        return {**settings_diff(self.store.settings, self.settings), **paths}
+        running = settings_diff(self.store.settings, self.settings)
+        for name, key in config.ENV_OVERRIDES.items():
+            if os.environ.get(name):
+                running.pop(key, None)  # the environment's, not the file's
+        return {**running, **paths}
 
     def check_disk(self) -> bool:
         """Take the settings file as it is on disk now if someone else (a
@@ -397,6 +402,9 @@ class ProxyController(QObject):
         A changed LM Studio address or load policy gets a new LM Studio
         service: now if the proxy is stopped, else at its next start.
         """
+        # The environment's overrides (LMBRIDGE_PORT, ...) hold for the whole
+        # run, whatever a save or an edit on disk changed in the file.
+        settings = config.with_env(settings)
         old = self.settings
         if settings == old:
             return  # announced twice (a save, then its writer): nothing new

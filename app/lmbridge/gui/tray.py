@@ -2,7 +2,9 @@
 
 The icon shows stopped / running / busy (a model loading) / error; the
 tooltip the address, today's requests and the loaded model. The menu has a
-status line, Start / Stop, Copy endpoint URL, the loaded models (with size
+status line, Start / Stop, Copy endpoint URL, Open in a terminal (a
+submenu of the coding CLIs installed here, each opened on LM Bridge with
+`lmbridge launch`, gui/terminal.py), the loaded models (with size
 and context, proxy running or not) each with Unload, Unload all, Set up,
 Open LM Bridge and Quit. A left click opens the window. Every
 action calls a service; nothing here does the work itself. Menu items stay
@@ -22,6 +24,7 @@ from lmbridge.gui.icons import TrayState, icon, tray_icon
 from lmbridge.gui.models.manager import ModelsManager
 from lmbridge.gui.requests.manager import RequestLog
 from lmbridge.gui.tasks import Tasks
+from lmbridge.gui.terminal import installed_clients, open_client
 from lmbridge.gui.widgets import copy_text
 from lmbridge.lmstudio import LoadedModel
 
@@ -84,6 +87,12 @@ class TrayIcon(QObject):
         self.toggle_action.triggered.connect(self.toggle_proxy)
         self.copy_action = self.menu.addAction(icon("copy"), "Copy endpoint URL")
         self.copy_action.triggered.connect(lambda: copy_text(controller.url))
+        self.terminal_menu = QMenu("Open in a terminal", self.menu)
+        self.terminal_menu.setIcon(icon("terminal"))
+        self.terminal_menu.setToolTipsVisible(True)
+        self.terminal_menu.aboutToShow.connect(self.fill_terminal_menu)
+        self.menu.addMenu(self.terminal_menu)
+        self.fill_terminal_menu()
         self.menu.addSeparator()
         self.model_actions: list[QAction] = []
         self.unload_all_action = QAction(icon("trash"), "Unload all models", self.menu)
@@ -170,6 +179,24 @@ class TrayIcon(QObject):
             )
             self.menu.insertAction(self.unload_all_action, action)
             self.model_actions.append(action)
+
+    def fill_terminal_menu(self) -> None:
+        """One item per coding CLI installed now (looked up on each opening)."""
+        self.terminal_menu.clear()
+        found = installed_clients()
+        for client in found:
+            action = self.terminal_menu.addAction(client.name)
+            action.setToolTip(
+                f"Open {client.name} in a terminal, on LM Bridge "
+                f"(lmbridge launch {client.id})"
+            )
+            action.triggered.connect(
+                lambda _=False, c=client.id: open_client(c, self.controller.config_path)
+            )
+        if not found:
+            none = self.terminal_menu.addAction("No coding CLI found on PATH")
+            none.setEnabled(False)
+            none.setToolTip("lmbridge launch --list names them and how to install")
 
     def toggle_proxy(self) -> None:
         if self.controller.running:

@@ -1,7 +1,8 @@
 """Integrations: for each tool, the exact settings that point it at this
 proxy (environment, config snippets, steps) with Copy; Test sends a real
 request in the tool's protocol through the proxy; Write merges into the
-tool's config file after showing the diff, keeping a backup.
+tool's config file after showing the diff, keeping a backup; "Open <client>
+in a terminal" runs a coding CLI on LM Bridge (`lmbridge launch`).
 
 The knowledge of each tool lives in `lmbridge.integrations`; this page
 renders it and calls it.
@@ -33,6 +34,7 @@ from lmbridge.gui.formats import duration
 from lmbridge.gui.integrations.manager import IntegrationsManager
 from lmbridge.gui.integrations.texts import code_view, plain, rich
 from lmbridge.gui.tasks import Tasks
+from lmbridge.gui.terminal import client_for_tool, open_client
 from lmbridge.gui.widgets import (
     Banner,
     StatusDot,
@@ -90,8 +92,10 @@ class IntegrationsPanel(QWidget):
             "Test", "send", "Send a real request through LM Bridge"
         )
         self.write_button = button("Write to config file…", "check")
+        self.open_button = button("Open in a terminal", "terminal")
         self.test_button.clicked.connect(self.test)
         self.write_button.clicked.connect(self.prepare_write)
+        self.open_button.clicked.connect(self.open_terminal)
         self.answer = hint_label()
         # Test results by (tool, model): a result shows only beside the tool
         # and model it was obtained with.
@@ -108,6 +112,7 @@ class IntegrationsPanel(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.test_button)
         actions.addWidget(self.write_button)
+        actions.addWidget(self.open_button)
         actions.addWidget(self.answer, 1)
         detail = QVBoxLayout()
         detail.addWidget(self.heading)
@@ -262,12 +267,36 @@ class IntegrationsPanel(QWidget):
         )
         self.steps_box.setVisible(bool(info.steps))
         self.write_button.setVisible(info.writable)
+        self._show_open_button()
         testing = self.tasks.running(TESTING)
         problem = self.test_problem()
         self.test_button.setText("Cancel test" if testing else "Test")
         self.test_button.setEnabled(testing or not problem)
         self.test_button.setToolTip(problem or "Send a real request through LM Bridge")
         self._show_answer()
+
+    def _show_open_button(self) -> None:
+        """The button for a coding CLI `lmbridge launch` runs: enabled when
+        it is installed, else its tool tip says how to install it."""
+        client = client_for_tool(self.tool())
+        self.open_button.setVisible(client is not None)
+        if client is None:
+            return
+        self.open_button.setText(f"Open {client.name} in a terminal")
+        found = client.find() is not None
+        self.open_button.setEnabled(found)
+        self.open_button.setToolTip(
+            f"Run {client.name} on LM Bridge with the model above "
+            f"(lmbridge launch {client.id})"
+            if found
+            else f"`{client.binary}` is not on PATH — npm install -g {client.package}"
+        )
+
+    def open_terminal(self) -> None:
+        client = client_for_tool(self.tool())
+        if client is not None:
+            model = self.model.currentText().strip()
+            open_client(client.id, self.controller.config_path, model)
 
     def _show_now(self, info: Integration) -> None:
         """What the tool's file points at now, beside what it should."""

@@ -241,6 +241,7 @@ class SetupWizard(QWizard):
             self.test_page,
         ):
             self.addPage(page)
+        self._review_id = self.pageIds()[2]  # the page that writes
         for page in (self.lmstudio_page, self.models_page):
             page.completeChanged.connect(self._explain_next)
         self.currentIdChanged.connect(self._explain_next)
@@ -251,6 +252,15 @@ class SetupWizard(QWizard):
         reason = page.blocked() if isinstance(page, LMStudioPage | ModelsPage) else ""
         next_button = self.button(QWizard.WizardButton.NextButton)
         next_button.setToolTip(reason)
+        # Once the review page has written, Cancel would undo nothing: the
+        # button says what it does then.
+        written = self.currentId() > self._review_id
+        self.setButtonText(
+            QWizard.WizardButton.CancelButton, "Close" if written else "Cancel"
+        )
+        self.button(QWizard.WizardButton.CancelButton).setToolTip(
+            "The settings and files are written; close setup here" if written else ""
+        )
 
     # -- what the pages share ----------------------------------------------
 
