@@ -77,7 +77,7 @@ TARGET_IDLE_MB = 80.0
 
 def translated(body: bytes) -> bytes:
     """The Chat body LM Bridge sends upstream for Anthropic `body`."""
-    return upstream_codec("chat").encode_request(
+    return upstream_codec("openai").encode_request(
         front_door("anthropic").parse_request(body)
     )
 

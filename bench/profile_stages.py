@@ -38,7 +38,7 @@ def us(fn: Callable[[], object], number: int = 50) -> float:
 
 
 def events_of(req: ir.Request, stream: bytes) -> list[ir.Event]:
-    decoder = upstream_codec("chat").stream_decoder(req)
+    decoder = upstream_codec("openai").stream_decoder(req)
     return [*decoder.feed(stream), *decoder.close()]
 
 
@@ -88,7 +88,7 @@ _head = msgspec.json.Decoder(_Head)
 
 def main() -> None:
     anthropic, openai = front_door("anthropic"), front_door("openai")
-    chat = upstream_codec("chat")
+    chat = upstream_codec("openai")
     rows: list[tuple[str, float]] = []
 
     # ---- translation, 50 KB Claude Code-shaped request, non-streaming
@@ -150,7 +150,7 @@ def main() -> None:
         ("pass 1K: RequestRecord()", us(lambda: RequestRecord(), 2000)),
         (
             "pass 1K: upstream_codec() lookup (importlib)",
-            us(lambda: upstream_codec("chat"), 2000),
+            us(lambda: upstream_codec("openai"), 2000),
         ),
     ]
     # ---- streaming translation, per event

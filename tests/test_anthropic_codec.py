@@ -1398,7 +1398,7 @@ def test_parse_error(
 
 
 def test_codec_object() -> None:
-    assert (ANTHROPIC.name, ANTHROPIC.path) == ("anthropic", "/v1/messages")
+    assert (ANTHROPIC.name, ANTHROPIC.wire.path) == ("anthropic", "/v1/messages")
     req = ANTHROPIC.parse_request(body())
     assert json.loads(ANTHROPIC.encode_request(req))["stream"] is True
     assert ANTHROPIC.stream_encoder(req).content_type == "text/event-stream"

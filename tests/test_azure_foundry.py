@@ -90,10 +90,7 @@ def _settings(extra: str) -> config.UpstreamSettings:
 )
 def test_default_urls_and_scopes(extra: str, url: str, scope: str) -> None:
     upstream = AzureFoundryUpstream(_settings(extra))
-    codec_path = {"messages": "/v1/messages", "chat": "/v1/chat/completions"}.get(
-        upstream.api, "/v1/responses"
-    )
-    assert upstream.url(codec_path) == url
+    assert upstream.url(upstream.codec.wire.path) == url
     assert upstream.scope == scope == azure_route(upstream.settings).scope
 
 

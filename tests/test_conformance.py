@@ -34,6 +34,7 @@ from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
+from lmbridge.protocols.registry import upstream_codec
 from support import RunningProxy, settings_for, start_proxy
 from validators import (
     parse_sse,
@@ -964,7 +965,10 @@ async def test_plain_text(bridge: Bridge, stream: bool) -> None:
     assert sent["model"] == TARGET
     assert upstream_transcript(bridge.api, sent) == ("", [("user", "Hi")])
     record = await bridge.proxy.record()
-    assert (record.status, record.upstream_api) == (200, bridge.api)
+    assert (record.status, record.upstream_api) == (
+        200,
+        upstream_codec(bridge.api).name,
+    )
 
 
 async def test_multi_turn_with_system_prompt(bridge: Bridge) -> None:

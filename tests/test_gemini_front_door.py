@@ -23,6 +23,8 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
+from lmbridge.integrations import testrequest
+from lmbridge.integrations.base import Endpoint
 from support import RunningProxy, running, settings_for
 
 MODEL = "claude-gemini-test"  # routed by settings_for's claude-* rule
@@ -487,6 +489,41 @@ async def test_the_key_is_checked_like_every_door_key(
                 assert r.status == 401
     assert error["status"] == "UNAUTHENTICATED" and error["code"] == 401
     assert "s3cret" not in json.dumps([r.note_texts for r in proxy.records])
+
+
+async def test_the_test_buttons_gemini_request_is_served_whole_and_streamed(
+    fake_upstream: FakeOpenAIUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one test-request builder makes Gemini's request from the door's
+    `Wire` (the model and the method in the path, the key in
+    x-goog-api-key) and its example body; the proxy answers both."""
+    monkeypatch.setenv("BRIDGE_TOKEN", "t0ken-for-the-test-button")
+    settings = settings_for(fake_upstream.url)
+    settings.server.access_token_env = "BRIDGE_TOKEN"
+    async with running(settings) as proxy, aiohttp.ClientSession() as http:
+        endpoint = Endpoint(proxy.url, token="t0ken-for-the-test-button")
+        whole = testrequest.build("gemini", MODEL, endpoint)
+        streamed = testrequest.build("gemini", MODEL, endpoint, stream=True)
+        assert whole.path == f"/v1beta/models/{MODEL}:generateContent"
+        assert streamed.path == f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
+        assert whole.headers["x-goog-api-key"] == "t0ken-for-the-test-button"
+        assert "Authorization" not in whole.headers
+        async with http.post(
+            whole.url(proxy.url), json=whole.body, headers=whole.headers
+        ) as r:
+            assert r.status == 200, await r.text()
+            parts = (await r.json())["candidates"][0]["content"]["parts"]
+        assert "".join(p["text"] for p in parts) == "Hello from the fake upstream."
+        async with http.post(
+            streamed.url(proxy.url), json=streamed.body, headers=streamed.headers
+        ) as r:
+            assert r.status == 200
+            assert r.content_type == "text/event-stream"
+            text = await r.text()
+        assert "Hello" in text and text.startswith("data: ")
+        second = await proxy.record(2)
+    assert second.protocol == "gemini" and second.model == MODEL
+    assert fake_upstream.requests[0].body["max_tokens"] == testrequest.MAX_TOKENS
 
 
 async def test_bad_bodies_get_a_clear_400_in_googles_shape(

@@ -270,7 +270,7 @@ async def test_responses_api_missing_falls_back_to_chat(fake_lm: FakeLMStudio) -
         await proxy.server.stop()
     assert any("no /v1/responses" in n for n in first.note_texts), first.note_texts
     assert not any("no /v1/responses" in n for n in second.note_texts)
-    assert second.upstream_api == "chat"
+    assert second.upstream_api == "openai"
 
 
 async def run_cli(

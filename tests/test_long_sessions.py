@@ -199,7 +199,7 @@ async def test_what_is_dropped_is_on_the_record(
         record = await proxy.record()
     notes = "\n".join(record.note_texts)
     assert "dropped: tool web_search" in notes
-    assert "dropped for chat: thinking of earlier turns (1 blocks)" in notes
+    assert "dropped for openai: thinking of earlier turns (1 blocks)" in notes
     assert [t["function"]["name"] for t in fake_upstream.requests[0].body["tools"]] == [
         "read"
     ]

@@ -203,16 +203,16 @@ def test_anthropic_platform_shares_signatures() -> None:
             ),
         )
 
-    assert origins.foreign(signed("SIG-CLAUDE"), "foundry", "messages") == 0
-    assert origins.foreign(signed("SIG-CLAUDE"), "gateway", "messages") == 1
-    assert origins.foreign(signed("SIG-LOCAL"), "foundry", "messages") == 1
-    assert origins.foreign(signed("SIG-LOCAL"), "local", "messages") == 0
+    assert origins.foreign(signed("SIG-CLAUDE"), "foundry", True) == 0
+    assert origins.foreign(signed("SIG-CLAUDE"), "gateway", True) == 1
+    assert origins.foreign(signed("SIG-LOCAL"), "foundry", True) == 1
+    assert origins.foreign(signed("SIG-LOCAL"), "local", True) == 0
     # Of unknown origin (Claude Code's own, from before): the platform only.
-    assert origins.foreign(signed("SIG-NEVER-SEEN"), "foundry", "messages") == 0
-    assert origins.foreign(signed("SIG-NEVER-SEEN"), "local", "messages") == 1
+    assert origins.foreign(signed("SIG-NEVER-SEEN"), "foundry", True) == 0
+    assert origins.foreign(signed("SIG-NEVER-SEEN"), "local", True) == 1
     # Other APIs ignore signatures; unsigned thinking never goes to Messages.
-    assert origins.foreign(signed("SIG-LOCAL"), "gateway", "chat") == 0
-    assert origins.foreign(signed(""), "claude", "messages") == 1
-    kept = origins.without_foreign(signed("SIG-LOCAL"), "gateway", "messages")
+    assert origins.foreign(signed("SIG-LOCAL"), "gateway", False) == 0
+    assert origins.foreign(signed(""), "claude", True) == 1
+    kept = origins.without_foreign(signed("SIG-LOCAL"), "gateway", True)
     [thinking] = [p for p in kept.messages[1].parts if isinstance(p, ir.Thinking)]
     assert thinking.signature is None and thinking.text == "plan"

@@ -1,24 +1,35 @@
-"""A new protocol is one module plus one line: `registry.register(door)`.
+"""A new protocol is one module plus one line: `registry.register(codec)`.
 
 The toy "prompt" protocol below is written as a front door module would be
-(parse a body into IR, render answers, stream events and errors); once
-registered, the app serves its path through the one pipeline, with route
-fallback, session keys, records and errors in its own shape, and nothing
-else in LM Bridge changes. The toy "ask" protocol is one whose URLs carry
-the model and which has its own key header, token counts and model list
-(as Gemini's): an `AddressedDoor`, one line too.
+(its wire facts, parse a body into IR, render answers, stream events and
+errors, an example request); once registered, the app serves its path
+through the one pipeline, with route fallback, session keys, records and
+errors in its own shape, and the Test buttons' builder makes its request.
+
+The toy "lines" upstream API is written as an upstream API module would be
+(its wire facts, encode IR as its body, decode its answers and errors);
+once registered, `api = "lines"` in an upstream's settings sends requests
+from every front door to it, with its key in its own header, and nothing
+else in LM Bridge changes.
+
+The toy "ask" protocol is a door whose URLs carry the model and which has
+its own key header, token counts and model list (as Gemini's): an
+`AddressedDoor`, one line too.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
+from aiohttp import web
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
+from lmbridge import integrations
 from lmbridge.core import errors, ir
 from lmbridge.protocols import registry
 from lmbridge.protocols.base import (
@@ -29,6 +40,8 @@ from lmbridge.protocols.base import (
     FrontDoor,
     ListedModel,
     Passthrough,
+    UpstreamCodec,
+    Wire,
 )
 from support import running, settings_for
 
@@ -58,9 +71,15 @@ class TextLines:
 
 class PromptProtocol:
     name = "prompt"
+    wire = Wire(path="/v1/prompt", key_header="x-prompt-key", key_scheme="")
     paths: tuple[str, ...] = ("/v1/prompt",)
     passthrough: Passthrough | None = None
     remembers = False
+
+    def example_request(
+        self, model: str, prompt: str, *, max_tokens: int, stream: bool = False
+    ) -> dict[str, Any]:
+        return {"model": model, "prompt": prompt, "stream": stream}
 
     def parse_request(self, body: bytes) -> ir.Request:
         try:
@@ -86,7 +105,75 @@ class PromptProtocol:
         return json.dumps({"failed": error.message}).encode()
 
 
-# ------------------------------------------------------------------ the line
+class LinesOut(msgspec.Struct):
+    text: str = ""
+    done: bool = False
+    failed: str = ""
+
+
+class LinesDecoder:
+    """The "lines" API's answer: one JSON object a line, text then done."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._started = False
+        self._ended = False
+
+    def feed(self, data: bytes) -> list[ir.Event]:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        events: list[ir.Event] = []
+        for line in filter(None, lines):
+            out = msgspec.json.decode(line, type=LinesOut)
+            if not self._started:
+                self._started = True
+                events += [ir.MessageStart(id="lines-1", model="toy")]
+                events += [ir.BlockStart(0, ir.BlockKind.TEXT)]
+            if out.text:
+                events.append(ir.TextDelta(0, out.text))
+            if out.done:
+                self._ended = True
+                events += [
+                    ir.BlockStop(0),
+                    ir.Finish(ir.StopReason.END_TURN, ir.Usage()),
+                ]
+        return events
+
+    def close(self) -> list[ir.Event]:
+        if self._ended:
+            return []
+        return [ir.StreamError("upstream_error", "the lines stream broke off", 502)]
+
+
+class LinesApi:
+    name = "lines"
+    wire = Wire(path="/v1/lines", key_header="x-lines-key", key_scheme="")
+
+    def encode_request(self, request: ir.Request) -> bytes:
+        prompt = "".join(
+            part.text
+            for message in request.messages
+            for part in message.parts
+            if isinstance(part, ir.Text)
+        )
+        return json.dumps({"model": request.model, "prompt": prompt}).encode()
+
+    def omitted(self, request: ir.Request) -> list[str]:
+        return ["tools"] if request.tools else []
+
+    def stream_decoder(self, request: ir.Request) -> LinesDecoder:
+        return LinesDecoder()
+
+    def decode_whole(self, body: bytes) -> list[ir.Event]:
+        decoder = LinesDecoder()
+        return decoder.feed(body + b"\n") + decoder.close()
+
+    def parse_error(self, status: int, body: bytes) -> errors.LMBridgeError:
+        out = msgspec.json.decode(body, type=LinesOut)
+        return errors.UpstreamError(out.failed or f"lines API failed ({status})")
+
+
+# ----------------------------------------------------------------- the lines
 
 
 @pytest.fixture
@@ -94,7 +181,51 @@ def prompt_door() -> Iterator[FrontDoor]:
     door: FrontDoor = PromptProtocol()
     registry.register(door)
     yield door
-    registry.FRONT_DOORS.pop(door.name)
+    registry.unregister(door.name)
+
+
+@pytest.fixture
+def lines_api() -> Iterator[UpstreamCodec]:
+    codec: UpstreamCodec = LinesApi()
+    registry.register(codec)
+    yield codec
+    registry.unregister(codec.name)
+
+
+class LinesServer:
+    """A real server speaking the "lines" API on 127.0.0.1:0."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.url = ""
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append((dict(request.headers), await request.json()))
+        prompt = self.seen[-1][1]["prompt"]
+        if prompt == "fail":
+            return web.json_response({"failed": "no lines today"}, status=503)
+        lines = [{"text": "you said: "}, {"text": prompt}, {"done": True}]
+        return web.Response(
+            body=b"".join(json.dumps(x).encode() + b"\n" for x in lines),
+            content_type="application/x-ndjson",
+        )
+
+
+@pytest.fixture
+async def lines_server() -> AsyncIterator[LinesServer]:
+    server = LinesServer()
+    app = web.Application()
+    app.router.add_post("/v1/lines", server.answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server.url = f"http://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
 
 
 async def test_a_registered_protocol_is_served_through_the_pipeline(
@@ -150,6 +281,89 @@ async def test_a_registered_protocol_gets_route_fallback(
     assert any(note.startswith("fallback fake -> second") for note in record.note_texts)
 
 
+def test_the_test_button_builds_a_registered_doors_request(
+    prompt_door: FrontDoor,
+) -> None:
+    """One test-request builder: it asks the door for its path, its key
+    header and its example body."""
+    request = integrations.testrequest.build("prompt", "toy-model", stream=True)  # type: ignore[arg-type]
+    assert (request.method, request.path) == ("POST", "/v1/prompt")
+    assert request.body == {
+        "model": "toy-model",
+        "prompt": integrations.testrequest.PROMPT,
+        "stream": True,
+    }
+    assert request.headers["Content-Type"] == "application/json"
+
+
+def test_a_codec_that_is_neither_is_refused() -> None:
+    with pytest.raises(TypeError, match="neither a FrontDoor nor an UpstreamCodec"):
+        registry.register(object())  # type: ignore[arg-type]
+
+
+def test_an_unknown_api_is_a_config_error_naming_the_known_ones() -> None:
+    with pytest.raises(errors.ConfigError, match=r"api must be one of .*chat"):
+        settings_for("http://127.0.0.1:9", upstream_extra='api = "lines"')
+
+
+async def test_a_registered_upstream_api_gets_requests_from_every_door(
+    lines_api: UpstreamCodec,
+    lines_server: LinesServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`api = "lines"` sends requests of the built-in doors to the toy API,
+    turn after turn, whole and streamed; errors keep its message."""
+    monkeypatch.setenv("LINES_KEY", "lines-secret")
+    settings = settings_for(
+        lines_server.url, upstream_extra='api = "lines"\napi_key_env = "LINES_KEY"'
+    )
+    async with running(settings) as proxy, aiohttp.ClientSession() as http:
+        chat_url = proxy.url + "/v1/chat/completions"
+        history = [{"role": "user", "content": "hello"}]
+        async with http.post(
+            chat_url, json={"model": "claude-x", "messages": history}
+        ) as r:
+            assert r.status == 200, await r.text()
+            answer = (await r.json())["choices"][0]["message"]["content"]
+        assert answer == "you said: hello"
+        history += [
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": " again"},
+        ]
+        async with http.post(
+            chat_url, json={"model": "claude-x", "messages": history}
+        ) as r:
+            assert (await r.json())["choices"][0]["message"]["content"].startswith(
+                "you said: hello"
+            )
+        body = {
+            "model": "claude-x",
+            "max_tokens": 64,
+            "stream": True,
+            "messages": [{"role": "user", "content": "streamed"}],
+        }
+        headers = {"anthropic-version": "2023-06-01"}
+        async with http.post(
+            proxy.url + "/v1/messages", json=body, headers=headers
+        ) as r:
+            assert r.status == 200
+            text = await r.text()
+        assert "you said: " in text and "streamed" in text
+        assert text.rstrip().endswith('data: {"type":"message_stop"}')
+        body = {"model": "claude-x", "input": "fail"}
+        async with http.post(proxy.url + "/v1/responses", json=body) as r:
+            assert r.status == 502
+            assert (await r.json())["error"]["message"] == "no lines today"
+        await proxy.record(4)
+    assert [rec.upstream_api for rec in proxy.records] == ["lines"] * 4
+    assert [rec.status for rec in proxy.records] == [200, 200, 200, 502]
+    sent_headers, sent = lines_server.seen[0]
+    assert sent == {"model": "fake-model", "prompt": "hello"}
+    assert sent_headers["x-lines-key"] == "lines-secret"
+    assert "Authorization" not in sent_headers
+    assert lines_server.seen[1][1]["prompt"] == "helloyou said: hello again"
+
+
 # ------------------------------------------- a door that says things in its URL
 
 
@@ -196,7 +410,7 @@ def ask_door() -> Iterator[AddressedDoor]:
     door: AddressedDoor = AskProtocol()
     registry.register(door)
     yield door
-    registry.FRONT_DOORS.pop(door.name)
+    registry.unregister(door.name)
 
 
 async def test_a_door_with_urls_and_a_key_of_its_own_is_one_line(

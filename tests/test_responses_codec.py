@@ -127,7 +127,7 @@ def test_responses_satisfies_both_codec_protocols() -> None:
     front: FrontDoor = RESPONSES
     upstream: UpstreamCodec = RESPONSES
     assert front.name == upstream.name == "responses"
-    assert upstream.path == "/v1/responses"
+    assert upstream.wire.path == "/v1/responses"
     assert RESPONSES.stream_encoder(REQUEST).content_type == "text/event-stream"
 
 

@@ -8,7 +8,8 @@ import anthropic
 import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
-from lmbridge.core.sessions import SessionSettings
+from lmbridge.core.ir import AGENT_SEPARATOR
+from lmbridge.core.sessions import MemorySessionStore, SessionSettings, SessionState
 from support import RunningProxy, settings_for, start_proxy
 
 TOOLS: list[dict[str, Any]] = [
@@ -289,3 +290,21 @@ async def test_subagents_keep_their_own_chains(
         assert await services.sessions.sessions() == []
     finally:
         await proxy.server.stop()
+
+
+async def test_the_memory_store_keeps_chains_and_settings_for_one_run() -> None:
+    """The store a proxy without a database uses: a session's chains, its
+    subagents' included, go together; settings are kept per key."""
+    store = MemorySessionStore()
+    main = SessionState(key="s1", upstream="up", model="m", turns=2)
+    agent = SessionState(key=f"s1{AGENT_SEPARATOR}explore", upstream="up", model="m")
+    other = SessionState(key="s2", upstream="up", model="m")
+    for state in (main, agent, other):
+        await store.save(state)
+    assert await store.load("s1", "up", "m") is main
+    assert await store.load("s1", "up", "other-model") is None
+    assert (agent.session, agent.agent, main.agent) == ("s1", "explore", None)
+    await store.delete("s1")
+    assert await store.all() == [other]
+    await store.save_settings(SessionSettings(key="s2", allowed_tools=["Read"]))
+    assert [s.allowed_tools for s in await store.settings()] == [["Read"]]

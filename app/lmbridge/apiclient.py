@@ -1,4 +1,5 @@
-"""A small HTTP client for the running proxy: replays and test requests.
+"""A small HTTP client for the running proxy: replays and test requests
+(which `integrations/testrequest.py` builds).
 
 The GUI's Replay button and the Integrations panel's Test send real
 requests through the proxy, exactly as a client would, so the answer (and
@@ -11,28 +12,15 @@ protocols, whole JSON or SSE stream (with the protocol's own decoder).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
 
 import aiohttp
 import msgspec
 
 from lmbridge.core import errors, ir
-from lmbridge.protocols.registry import front_door, upstream_codec
-
-Protocol = Literal["openai", "anthropic", "responses"]
-
-# The upstream API whose answers each inbound protocol's answers look like.
-STREAM_API = {"openai": "chat", "anthropic": "messages", "responses": "responses"}
-PATHS: dict[str, str] = {
-    "openai": "/v1/chat/completions",
-    "anthropic": "/v1/messages",
-    "responses": "/v1/responses",
-}
-ANTHROPIC_VERSION = "2023-06-01"
-TEST_PROMPT = "Reply with one short sentence saying hello."
+from lmbridge.protocols.base import UpstreamCodec
+from lmbridge.protocols.registry import FRONT_DOORS, UPSTREAM_APIS, front_door
 
 
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,15 +49,22 @@ def _request_for(protocol: str, request_body: str) -> ir.Request:
         return ir.Request(model="", messages=())
 
 
+def answer_codec(protocol: str) -> UpstreamCodec | None:
+    """The codec that reads answers of front door `protocol`: the same
+    codec as an upstream API (a codec has one name); None for the chat and
+    store APIs."""
+    return UPSTREAM_APIS.get(protocol)
+
+
 def stream_text(protocol: str, request_body: str, response_body: str) -> str | None:
     """The text of an SSE answer as the client assembled it, or None.
 
     Thinking and tool calls are shown in brackets around the text.
     """
-    api = STREAM_API.get(protocol)
-    if api is None or not is_stream(response_body):
+    codec = answer_codec(protocol)
+    if codec is None or not is_stream(response_body):
         return None
-    decoder = upstream_codec(api).stream_decoder(_request_for(protocol, request_body))
+    decoder = codec.stream_decoder(_request_for(protocol, request_body))
     # Decoders never raise: what they cannot read ends in a StreamError.
     return events_text(decoder.feed(response_body.encode()) + decoder.close())
 
@@ -108,26 +103,15 @@ def answer_text(
     streamed = stream_text(protocol, request_body, response_body)
     if streamed is not None:
         return streamed
-    api = STREAM_API.get(protocol)
-    if api is None:  # the chat and store APIs: their JSON as it is
+    codec = answer_codec(protocol)
+    if codec is None:  # the chat and store APIs: their JSON as it is
         return response_body.strip()[:2000]
-    codec, body = upstream_codec(api), response_body.encode()
+    body = response_body.encode()
     if status is None or status < 400:
         events = codec.decode_whole(body)
         if not (events and isinstance(events[-1], ir.StreamError)):
             return events_text(events)
     return codec.parse_error(status or 400, body).message
-
-
-def request_body(protocol: Protocol, model: str, prompt: str = TEST_PROMPT) -> bytes:
-    """A minimal, non-streaming request in `protocol`."""
-    messages = [{"role": "user", "content": prompt}]
-    body: dict[str, Any]
-    if protocol in ("openai", "anthropic"):
-        body = {"model": model, "messages": messages, "max_tokens": 64}
-    else:
-        body = {"model": model, "input": prompt, "max_output_tokens": 64}
-    return json.dumps(body).encode()
 
 
 class ProxyClient:
@@ -155,8 +139,9 @@ class ProxyClient:
         if self.token:
             sent["authorization"] = f"Bearer {self.token}"
         sent.update({k.lower(): v for k, v in (headers or {}).items()})
-        if protocol == "anthropic":
-            sent.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        door = FRONT_DOORS.get(protocol)
+        for name, value in (door.wire.headers if door else {}).items():
+            sent.setdefault(name.lower(), value)
         started = time.perf_counter()
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
@@ -179,15 +164,4 @@ class ProxyClient:
             text=answer_text(protocol, body.decode("utf-8", "replace"), raw, status),
             body=raw,
             elapsed=time.perf_counter() - started,
-        )
-
-    async def test(
-        self, protocol: Protocol, model: str, *, user_agent: str = "lmbridge-test"
-    ) -> Reply:
-        """Ask `model` for one short sentence in `protocol`."""
-        return await self.send(
-            protocol,
-            PATHS[protocol],
-            request_body(protocol, model),
-            user_agent=user_agent,
         )

@@ -49,6 +49,7 @@ from lmbridge.config_tables import (
 )
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.errors import ConfigError as ConfigError  # re-exported
+from lmbridge.protocols import registry
 
 # The declarations live in config_tables; `config` is where the app takes them.
 __all__ = [
@@ -135,6 +136,11 @@ def _validate(settings: Settings, source: str) -> None:
         if up.name in names:
             raise ConfigError(f"{source}: upstream[{i}].name {up.name!r} is used twice")
         names.add(up.name)
+        if up.api and up.api not in registry.api_names():
+            raise ConfigError(
+                f"{source}: upstream[{i}].api must be one of "
+                f"{', '.join(registry.api_names())}, not {up.api!r}"
+            )
         if up.kind != "azure-foundry" and not up.base_url:
             raise ConfigError(f"{source}: upstream[{i}].base_url is required")
         if up.base_url and not up.base_url.startswith(("http://", "https://")):

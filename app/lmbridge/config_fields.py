@@ -170,6 +170,10 @@ def _declared(table: str, field: mi.Field, hint: Any) -> Declared:
     info, extra, doc = _unwrap(field.type)
     kind, optional, choices, number = _describe(info)
     choices = _literals(hint) or choices
+    if kind == "str" and extra.get("choices"):
+        # Text the page offers as a list (`api`: the registered APIs'
+        # setting names); the file may hold others, checked elsewhere.
+        kind, choices = "choice", tuple(extra["choices"])
     type_text = _type_text(kind, optional, choices, number)
     default: Any = field.default
     if field.default_factory is not msgspec.NODEFAULT:

@@ -22,7 +22,10 @@ DEFAULT_PORT = 4680
 APP_NAME = "lmbridge"
 
 UpstreamKind = Literal["lmstudio", "llamacpp", "openai", "anthropic", "azure-foundry"]
-UpstreamApi = Literal["chat", "responses", "messages"]
+# The name of an upstream API: a codec registered in protocols/registry.py
+# ("chat", "responses", "messages", or any registered since); config checks
+# it against `registry.api_names()` when the file is read.
+UpstreamApi = str
 
 # Bounded values the tables share (checked when the file is read).
 Seconds = Annotated[float, Meta(gt=0)]
@@ -52,7 +55,8 @@ def setting(
     it: `unit` and `scale` (bytes shown as MB: `unit="MB", scale=MIB`),
     `step`, `unset` (what an empty or None value means, shown in the field),
     `secret` (never shown; the page has its own keyring row), `on_page`,
-    and `choices` (a Literal's values in words, for the page's list)."""
+    and `choices` (a Literal's values in words, for the page's list; on a
+    `str`, the values the page lists, the file may hold others)."""
     extra: dict[str, Any] = {
         key: value
         for key, value in (
@@ -226,13 +230,19 @@ class UpstreamSettings(_Table):
         ),
     ] = ""
     api: Annotated[
-        UpstreamApi | Literal[""],
+        UpstreamApi,
         setting(
             "API spoken for translated traffic; empty: the kind's default"
             " (lmstudio: responses, azure-foundry: responses, anthropic:"
-            " messages, others: chat).",
+            " messages, others: chat). An API registered since"
+            " (protocols/registry.py) is named by its codec's name.",
             label="API",
             unset="the kind's default",
+            choices={
+                "chat": "OpenAI Chat Completions",
+                "responses": "OpenAI Responses",
+                "messages": "Anthropic Messages",
+            },
         ),
     ] = ""
     api_key_env: Annotated[

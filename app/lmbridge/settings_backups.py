@@ -28,8 +28,9 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from tomlkit.toml_document import TOMLDocument
 
-from lmbridge import config, private_files
+from lmbridge import config
 from lmbridge.auth.secrets import SecretStore
+from lmbridge.core import private
 from lmbridge.settings_checks import SettingsInvalid
 from lmbridge.settings_edit import key_name
 
@@ -88,7 +89,7 @@ def list_backups(target: Path) -> list[Backup]:
 
 def back_up(target: Path, keep: int = KEEP_BACKUPS, now: float | None = None) -> Path:
     """Copy `target` into its backups folder; keep the newest `keep` copies."""
-    folder = private_files.private_dir(backups_dir(target))
+    folder = private.private_dir(backups_dir(target))
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     # After the last copy of this second, even if older ones were rotated out.
     taken = [
@@ -101,7 +102,7 @@ def back_up(target: Path, keep: int = KEEP_BACKUPS, now: float | None = None) ->
         folder / f"{target.stem}-{stamp}{'' if n == 1 else f'-{n}'}{target.suffix}"
         for n in range(first, first + 100)
     ]
-    copy = private_files.copy_private(target, names)
+    copy = private.copy_private(target, names)
     for old in list_backups(target)[keep:]:
         old.path.unlink(missing_ok=True)
     return copy

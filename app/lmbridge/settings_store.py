@@ -31,7 +31,7 @@ keyring and write the URL without them; check the result
 (`settings_checks.problems`: one message per key, nothing written unless
 all is valid, `SettingsInvalid` otherwise); copy the old file to
 `backups/config-YYYYmmdd-HHMMSS.toml` (the last ten kept); write atomically
-(`private_files.atomic_write`: a new file is 0600, an existing file keeps
+(`core/private.py` `atomic_write`: a new file is 0600, an existing file keeps
 its mode); then call the subscribers with the new Settings and the key
 paths that changed. Subscribers are plain callables, called on the writer's
 thread; the GUI's managers redraw from them.
@@ -61,8 +61,9 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.toml_document import TOMLDocument
 
-from lmbridge import config, private_files, settings_backups, settings_checks
+from lmbridge import config, settings_backups, settings_checks
 from lmbridge.auth.secrets import SECRETS, SecretStore
+from lmbridge.core import private
 from lmbridge.settings_backups import Backup
 from lmbridge.settings_checks import SettingsInvalid
 from lmbridge.settings_edit import REMOVE, Changes, KeyPath, key_name
@@ -172,7 +173,7 @@ class SettingsStore:
         return settings_backups.list_backups(self.path)
 
     def _folder(self) -> Path:
-        return private_files.real_target(self.path).parent
+        return private.real_target(self.path).parent
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
@@ -299,7 +300,7 @@ class SettingsStore:
         Raises SettingsInvalid (nothing written) with a message per key, or
         OSError when the file cannot be written (the old one stays).
         """
-        with self._lock, private_files.folder_lock(self._folder()):
+        with self._lock, private.folder_lock(self._folder()):
             old_text, _, document, current, skipped = self._planned(changes)
             moved = settings_backups.take_credentials(document)
             new_text = _text(document, old_text)
@@ -315,7 +316,7 @@ class SettingsStore:
             backup = None
             if self.path.exists():
                 backup = settings_backups.back_up(self.path, self.keep_backups)
-            written = private_files.atomic_write(self.path, new_text.encode())
+            written = private.atomic_write(self.path, new_text.encode())
             self._disk.stamp = self._stamp()
             self._disk.digest = hashlib.sha256(new_text.encode()).hexdigest()
             self._disk.settings = settings
@@ -330,7 +331,7 @@ class SettingsStore:
         replaces is backed up in turn, so a restore can be undone)."""
         source = backup.path if isinstance(backup, Backup) else backup
         text = source.read_text(encoding="utf-8")
-        with self._lock, private_files.folder_lock(self._folder()):
+        with self._lock, private.folder_lock(self._folder()):
             document = self._document(text)
             problems = settings_checks.problems(document.unwrap(), str(source))
             if problems:
@@ -341,7 +342,7 @@ class SettingsStore:
             copy = None
             if self.path.exists():
                 copy = settings_backups.back_up(self.path, self.keep_backups)
-            private_files.atomic_write(self.path, text.encode())
+            private.atomic_write(self.path, text.encode())
             self._disk.stamp = self._stamp()
             self._disk.digest = hashlib.sha256(text.encode()).hexdigest()
             self._disk.settings = settings

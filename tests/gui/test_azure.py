@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPushButton
 
 from fakes.azure_fixtures import FakeAz, fake_az, fake_foundry, foundry_settings
@@ -140,7 +141,9 @@ async def test_an_unused_azure_page_is_calm_and_says_how_to_start(
     assert not panel.sign_in_button.isVisibleTo(panel)  # nothing to sign in with
     assert not panel.details.isVisibleTo(panel)
     panel.add_upstream_button.click()
-    assert gui_app.window.current_page() == "settings"
+    item = gui_app.window.sidebar.currentItem()
+    assert item is not None
+    assert item.data(Qt.ItemDataRole.UserRole) == "settings"
     overview = gui_app.page("overview")
     assert isinstance(overview, OverviewPanel)
     assert all(d.kind != "error" for d in overview.upstream_dots.values())

@@ -1,5 +1,5 @@
 """The GUI's pure helpers: redaction, curl, answer text, today's numbers,
-and the PySide workaround."""
+sizes and client names, and the PySide workaround."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import sys
 from lmbridge import apiclient
 from lmbridge.core.events import RequestRecord
 from lmbridge.gui import qtfix
+from lmbridge.gui.formats import size_text
+from lmbridge.gui.models.downloads import speed_text
 from lmbridge.gui.requests import bodies
 from lmbridge.gui.stats import TodayStats
+from lmbridge.store.usage_types import client_name
 
 
 def test_redact_hides_keys_and_tokens_in_json_and_text() -> None:
@@ -106,3 +109,22 @@ def test_pyside_workaround_leaves_the_singletons_alive() -> None:
     assert sys.getrefcount(True) > 1000
     if sys.version_info < (3, 12) and qtfix.pyside_leaks_singletons():
         assert qtfix.APPLIED
+
+
+def test_one_size_wording_on_every_page() -> None:
+    """Sessions, Usage, a request's details, downloads and models all say
+    sizes one way (binary units, "B" for bytes)."""
+    assert size_text(0) == "0 B"
+    assert size_text(12) == "12 B"
+    assert size_text(1023) == "1,023 B"
+    assert size_text(840 * 1024) == "840 KB"
+    assert size_text(int(12.3 * 1024**2)) == "12.3 MB"
+    assert size_text(int(17.3 * 1024**3)) == "17.3 GB"
+    assert speed_text(850 * 1024) == "850 KB/s"
+
+
+def test_one_client_name_for_the_tables_and_the_history() -> None:
+    """The Requests and Sessions tables show the name the history groups by."""
+    assert client_name("claude-cli/1.0.80 (external, cli)") == "claude-cli"
+    assert client_name("OpenAI/Python 1.50.0") == "OpenAI"
+    assert client_name("") == ""

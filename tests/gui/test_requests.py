@@ -56,7 +56,7 @@ async def test_request_appears_with_its_columns(
     await eventually(lambda: row_texts(panel, 0)[4] == "200", what="the status")
     time, client, protocol, route, _status, ttft, took, tokens = row_texts(panel, 0)
     assert len(time) == 8 and time[2] == ":"
-    assert client.startswith("AsyncAnthropic/")
+    assert client == "AsyncAnthropic"  # the product, as the history groups it
     assert protocol == "anthropic (stream)"
     assert route == "claude-sonnet-4-6 → cloud/fake-model"
     assert ttft.endswith(("ms", "s")) and took.endswith(("ms", "s"))

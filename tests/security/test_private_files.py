@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from lmbridge import config, logs
-from lmbridge.core.private import private_dir, private_file
+from lmbridge.core.private import (
+    TEMP_MARK,
+    atomic_write,
+    copy_private,
+    create_unique,
+    folder_lock,
+    private_dir,
+    private_file,
+)
 from lmbridge.store.db import FILENAME, Database
 
 pytestmark = pytest.mark.skipif(
@@ -107,3 +115,86 @@ def test_the_log_file_and_its_rotations_are_private(tmp_path: Path) -> None:
     assert len(written) > 1
     for file in written:
         assert mode(file) == 0o600, file.name
+
+
+# ------------------------------------------------ files written for the user
+# (`atomic_write`: config.toml, the tools' files and their backups)
+
+
+def test_a_new_file_is_private_and_a_rewrite_keeps_its_mode(tmp_path: Path) -> None:
+    fresh = tmp_path / "new" / "config.toml"
+    assert atomic_write(fresh, b"a = 1\n") == fresh
+    assert (fresh.read_bytes(), mode(fresh)) == (b"a = 1\n", 0o600)
+    shared = tmp_path / "settings.json"
+    shared.write_text("{}")
+    shared.chmod(0o640)
+    atomic_write(shared, b'{"a": 1}')
+    assert (shared.read_text(), mode(shared)) == ('{"a": 1}', 0o640)
+    assert not [p for p in tmp_path.rglob("*") if TEMP_MARK in p.name]
+
+
+def test_a_linked_file_is_replaced_and_the_link_stays(tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "config.toml"
+    real.write_text("old")
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    assert atomic_write(link, b"new") == real
+    assert link.is_symlink() and real.read_text() == "new"
+
+
+def test_a_planted_temporary_name_is_never_opened(tmp_path: Path) -> None:
+    """A file and a link waiting at the temporary names are left alone."""
+    target = tmp_path / "config.toml"
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    planted = tmp_path / f".config.toml{TEMP_MARK}"
+    planted.symlink_to(victim)
+    second = tmp_path / f".config.toml{TEMP_MARK}-1"
+    second.write_text("someone else's")
+    atomic_write(target, b"written")
+    assert target.read_text() == "written"
+    assert victim.read_text() == "keep me" and second.read_text() == "someone else's"
+    with pytest.raises(FileExistsError, match="no free name"):
+        create_unique([victim, second], b"x", 0o600)
+
+
+def test_a_failed_replace_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "config.toml"
+    target.mkdir()  # something that cannot be replaced by a file
+    with pytest.raises(IsADirectoryError):
+        atomic_write(target, b"new")
+    assert target.is_dir() and list(target.iterdir()) == []
+    assert not [p for p in tmp_path.iterdir() if TEMP_MARK in p.name]
+
+
+def test_a_backup_copy_is_narrowed_to_the_user(tmp_path: Path) -> None:
+    source = tmp_path / "config.yaml"
+    source.write_text("models: []\n")
+    source.chmod(0o644)
+    names = [tmp_path / "backup-1", tmp_path / "backup-2"]
+    names[0].write_text("taken")
+    copy = copy_private(source, names)
+    assert copy == names[1]
+    assert (copy.read_text(), mode(copy)) == ("models: []\n", 0o600)
+
+
+def test_the_folder_lock_excludes_another_holder(tmp_path: Path) -> None:
+    """Two writers (the app and the CLI) do not interleave: while one holds
+    the folder's lock, another open of the folder cannot take it."""
+    import fcntl
+
+    folder = tmp_path / "config"
+    with folder_lock(folder):
+        other = os.open(folder, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(other)
+    other = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    finally:
+        os.close(other)

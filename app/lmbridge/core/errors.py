@@ -158,7 +158,11 @@ class ContextOverflow(InvalidRequest):
         return error
 
 
-OVERFLOW_UNCOUNTED = "prompt is too long for the model's context window"
+PROMPT_TOO_LONG = "prompt is too long"
+"""How every overflow begins; Claude Code reads
+`prompt is too long: N tokens > M maximum` (see `overflow_wording`)."""
+
+OVERFLOW_UNCOUNTED = f"{PROMPT_TOO_LONG} for the model's context window"
 """The words of an overflow when nothing at all is known of its counts (a
 codec used without the proxy; the proxy always knows its own count)."""
 
@@ -190,7 +194,7 @@ def overflow_wording(
         window = prompt - 1
     else:
         return OVERFLOW_UNCOUNTED
-    return f"prompt is too long: {prompt} tokens > {window} maximum"
+    return f"{PROMPT_TOO_LONG}: {prompt} tokens > {window} maximum"
 
 
 class AuthenticationFailed(LMBridgeError):

@@ -432,5 +432,3 @@ Event: TypeAlias = (
     | WebSearchStarted
     | WebSearchDone
 )
-
-ContentKind = Literal["text", "thinking", "tool_call"]

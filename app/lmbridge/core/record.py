@@ -69,15 +69,6 @@ class PrefixChange(enum.StrEnum):
     COMPACTED = "compacted"  # the history was replaced by a shorter one
     REORDERED = "reordered"  # earlier messages moved
 
-    @property
-    def broke(self) -> bool:
-        """True where the server had to evaluate part of the old prompt again."""
-        return self not in (
-            PrefixChange.FIRST,
-            PrefixChange.APPENDED,
-            PrefixChange.REWOUND,
-        )
-
 
 # Frozen at run time. Passed this way because the live record
 # (`events.RequestRecord`) is its mutable subclass, which msgspec allows and

@@ -1,6 +1,7 @@
 """Short texts for numbers that several pages show: durations, sizes, token
-counts, client names, a request's prompt and its place in its chain.
-Shared by the features so none imports another's."""
+counts, a request's prompt and its place in its chain. Shared by the
+features so none imports another's. (A client's name is
+`store.usage_types.client_name`, the one the history groups by.)"""
 
 from __future__ import annotations
 
@@ -16,11 +17,16 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.1f} s"
 
 
-def size_text(size: int) -> str:
-    """A file size in MB below 1 GB, else in GB with one decimal."""
+def size_text(size: float) -> str:
+    """The one way sizes are said: "12 B", "840 KB", "12.3 MB", "4.1 GB"
+    (binary units)."""
     if size >= 1024**3:
-        return f"{size / 1024**3:.1f} GB"
-    return f"{size / 1024**2:.0f} MB"
+        return f"{size / 1024**3:,.1f} GB"
+    if size >= 1024**2:
+        return f"{size / 1024**2:,.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:,.0f} KB"
+    return f"{size:,.0f} B"
 
 
 def tokens_text(tokens: int | None) -> str:
@@ -33,11 +39,6 @@ def context_k(tokens: int) -> str:
     return (
         f"{tokens // 1024}K" if tokens >= 1024 and tokens % 1024 == 0 else str(tokens)
     )
-
-
-def client_name(user_agent: str) -> str:
-    """The product part of a user agent ("claude-cli/1.0.80")."""
-    return (user_agent or "—").split(" ")[0][:40]
 
 
 def share_text(share: float | None) -> str:

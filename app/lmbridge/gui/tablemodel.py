@@ -92,11 +92,6 @@ class ColumnsTableModel(QAbstractTableModel):
     def column_position(cls, key: str) -> int:
         return cls.COLUMNS.position(key)
 
-    def column_key(self, index: Index) -> str | None:
-        """The key of `index`'s column."""
-        column = self.COLUMNS.at(index.column())
-        return column.key if column is not None else None
-
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else self.row_total()
 

@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from lmbridge import config
 from lmbridge.core.errors import LMBridgeError
 from lmbridge.gui import message
 
@@ -32,7 +31,7 @@ def describe_failure(exc: BaseException) -> str:
     """The user-facing sentence for an exception."""
     if isinstance(exc, LMBridgeError):
         return exc.message
-    if isinstance(exc, config.ConfigError | OSError):
+    if isinstance(exc, OSError):
         return str(exc)
     return f"{type(exc).__name__}: {exc} (this is a bug in LM Bridge; see its log)"
 
@@ -68,7 +67,7 @@ class Tasks:
             if exc is None:
                 message.clear(failure_key(what))
                 return
-            if not isinstance(exc, LMBridgeError | config.ConfigError | OSError):
+            if not isinstance(exc, LMBridgeError | OSError):
                 log.error("%s failed", what, exc_info=exc)
             if on_error is not None:
                 on_error(exc)

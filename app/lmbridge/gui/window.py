@@ -144,10 +144,6 @@ class MainWindow(QMainWindow):
                 return
         raise KeyError(key)
 
-    def current_page(self) -> str:
-        item = self.sidebar.currentItem()
-        return str(item.data(Qt.ItemDataRole.UserRole)) if item else ""
-
     def show_message(self, level: str, text: str) -> None:
         self.banner.show_message(level, text)
         if level == "info":

@@ -43,8 +43,6 @@ from lmbridge.integrations.context import compact_limit
 
 ID = "codex"
 PROVIDER_ID = "lmbridge"
-# Keys of our provider table that LM Bridge manages (set, or removed).
-MANAGED_KEYS = ("name", "base_url", "wire_api", "env_key")
 
 
 def config_path(home: Path | None = None, env: Mapping[str, str] | None = None) -> Path:

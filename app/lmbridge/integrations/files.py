@@ -2,7 +2,7 @@
 
 A merge is computed first (`WritePlan`: the old and the new text) and only
 written by `write`, which copies the old file to a timestamped backup beside
-it and replaces the file atomically (`private_files.atomic_write`): a file
+it and replaces the file atomically (`core/private.py` `atomic_write`): a file
 we create is 0600 (these files can hold the proxy's token), an existing
 file keeps its mode, the temporary file is created exclusively and never
 through a link. Backups are created the same way, at most 0600.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lmbridge import private_files
+from lmbridge.core import private
 from lmbridge.integrations.base import IntegrationError, WritePlan, WriteResult
 
 BACKUP_MARK = ".lmbridge-backup-"
@@ -52,11 +52,6 @@ def backup_names(path: Path, now: float | None = None) -> list[Path]:
     ]
 
 
-def backup_path(path: Path, now: float | None = None) -> Path:
-    """The first free backup name beside `path` (see `backup_names`)."""
-    return next(p for p in backup_names(path, now) if not p.exists())
-
-
 def write(plan: WritePlan) -> WriteResult:
     """Write `plan` if it changes anything, keeping a backup of the old file.
 
@@ -74,9 +69,9 @@ def write(plan: WritePlan) -> WriteResult:
     data = plan.new_text.replace("\n", plan.newline).encode("utf-8")
     try:
         if plan.old_text is not None:
-            source = private_files.real_target(plan.path)
-            backup = private_files.copy_private(source, backup_names(plan.path))
-        private_files.atomic_write(plan.path, data)
+            source = private.real_target(plan.path)
+            backup = private.copy_private(source, backup_names(plan.path))
+        private.atomic_write(plan.path, data)
     except OSError as exc:
         raise IntegrationError(
             f"cannot write {plan.path}: {exc.strerror or exc}"

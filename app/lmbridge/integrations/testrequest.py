@@ -1,8 +1,10 @@
-"""The smallest real request of each protocol, for the Integrations Test button.
+"""The smallest real request of each protocol, for the Test buttons (the
+Integrations page, the set-up wizard): the one test-request builder.
 
-Built here, sent elsewhere (the GUI sends it through the running proxy and
-shows the answer): method, path, headers and a JSON body, as the tool would
-send them, with a User-Agent that marks it in the request log.
+Built here from the front door's own facts, sent elsewhere (the GUI sends
+it through the running proxy and shows the answer): method, path, headers
+and a JSON body, as the tool would send them, with a User-Agent that marks
+it in the request log.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from lmbridge import __version__
 from lmbridge.integrations.base import ClientProtocol, Endpoint
+from lmbridge.protocols.registry import front_door
 
 PROMPT = "Reply with the single word: ok"
 MAX_TOKENS = 16  # the Responses API's minimum for max_output_tokens
@@ -41,45 +44,14 @@ def build(
     tool: str = "",
     stream: bool = False,
 ) -> TestRequest:
-    """A one-turn request of `protocol` asking `model` for a short reply."""
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": f"lmbridge-test/{__version__}" + (f" ({tool})" if tool else ""),
-    }
-    key = endpoint.token if endpoint else ""
-    if protocol == "anthropic":
-        headers["anthropic-version"] = "2023-06-01"
-        if key:
-            headers["x-api-key"] = key
-        body: dict[str, Any] = {
-            "model": model,
-            "max_tokens": MAX_TOKENS,
-            "messages": [{"role": "user", "content": PROMPT}],
-        }
-        path = "/v1/messages"
-    elif protocol == "gemini":
-        if key:
-            headers["x-goog-api-key"] = key
-        body = {
-            "contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
-            "generationConfig": {"maxOutputTokens": MAX_TOKENS},
-        }
-        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        return TestRequest("POST", f"/v1beta/models/{model}:{method}", headers, body)
-    elif protocol == "responses":
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        body = {"model": model, "input": PROMPT, "max_output_tokens": MAX_TOKENS}
-        path = "/v1/responses"
-    else:
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        body = {
-            "model": model,
-            "max_tokens": MAX_TOKENS,
-            "messages": [{"role": "user", "content": PROMPT}],
-        }
-        path = "/v1/chat/completions"
-    if stream:
-        body["stream"] = True
+    """A one-turn request of `protocol` asking `model` for a short reply:
+    the front door's own example request, path and headers (its key header
+    and version strings, `protocols/<api>/`)."""
+    door = front_door(protocol)
+    headers = door.wire.request_headers(endpoint.token if endpoint else "")
+    headers["User-Agent"] = f"lmbridge-test/{__version__}" + (
+        f" ({tool})" if tool else ""
+    )
+    body = door.example_request(model, PROMPT, max_tokens=MAX_TOKENS, stream=stream)
+    path = door.wire.request_path(model, stream=stream)
     return TestRequest("POST", path, headers, body)

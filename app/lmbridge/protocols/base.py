@@ -7,12 +7,18 @@ back into IR events. A protocol that an upstream can also speak gives a
 `Passthrough`: the few edits LM Bridge makes to a client's body when it
 relays it unchanged, and the rules that check the relayed stream. Codecs do
 no I/O; the server and the upstream clients do.
+
+Every fact about a protocol on the wire (its path, the header that carries
+a key, version headers, whether answers chain by id, ...) is in its
+`Wire`, so code outside `protocols/` asks the codec (`codec.wire.path`)
+instead of testing a protocol's name.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -20,6 +26,80 @@ import msgspec
 from lmbridge.core import ir
 from lmbridge.core.errors import LMBridgeError
 from lmbridge.protocols.sse import SSEEvent
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wire:
+    """One protocol's facts on the wire, declared in its own package.
+
+    The same facts serve it as a front door (where LM Bridge answers it)
+    and as an upstream API (what LM Bridge sends to a server speaking it).
+    """
+
+    path: str
+    """Where it is served: the front door's canonical path, and the path
+    below an upstream's base URL. `{model}` stands for the model where the
+    URL names it (Gemini's `/v1beta/models/{model}:generateContent`)."""
+
+    stream_path: str = ""
+    """Where a streamed request goes when that is not `path` (Gemini's
+    `:streamGenerateContent?alt=sse`); "" for the same path."""
+
+    key_header: str = "Authorization"
+    """The header that carries an API key."""
+
+    key_scheme: str = "Bearer"
+    """Written before the key in `key_header` ("" for the bare key)."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Headers every request carries (version strings), unless the client
+    sent its own."""
+
+    forwarded: tuple[str, ...] = ()
+    """Client headers relayed to an upstream of the same protocol."""
+
+    feature_header: str = ""
+    """A header of opt-in features (`anthropic-beta`), filtered per upstream
+    (an upstream's `anthropic_betas`)."""
+
+    chains: bool = False
+    """Answers have ids a later request continues (`previous_response_id`):
+    the server keeps answered conversations under their ids, and sessions
+    to such an upstream are chained instead of resent."""
+
+    whole_answers: bool = False
+    """The upstream answers a non-streaming request whole (its
+    `encode_request` follows `request.stream`); other APIs are always asked
+    for a stream."""
+
+    signs_thinking: bool = False
+    """Its thinking blocks carry signatures the upstream checks (only the
+    upstream that made them, or its platform, accepts them)."""
+
+    billing_block: bool = False
+    """Requests may carry Claude Code's billing block, which only the
+    protocol's own platform reads (protocols/anthropic/billing.py)."""
+
+    def request_path(self, model: str, *, stream: bool = False) -> str:
+        """The path a request asking `model` goes to (whole or streamed)."""
+        path = self.stream_path if stream and self.stream_path else self.path
+        return path.replace("{model}", model)
+
+    def key_headers(self, key: str) -> dict[str, str]:
+        """The header that presents `key` ({} for no key)."""
+        if not key:
+            return {}
+        value = f"{self.key_scheme} {key}" if self.key_scheme else key
+        return {self.key_header: value}
+
+    def request_headers(self, key: str = "") -> dict[str, str]:
+        """What a client of this protocol sends: JSON, the version headers,
+        and `key` in the protocol's own header."""
+        return {
+            "Content-Type": "application/json",
+            **self.headers,
+            **self.key_headers(key),
+        }
 
 
 class StreamDecoder(Protocol):
@@ -91,7 +171,7 @@ class Passthrough(Protocol):
 
     @property
     def api(self) -> str:
-        """The upstream API ("chat", "messages", "responses") that speaks it."""
+        """The name of the upstream API that speaks it (the codec's own)."""
         ...
 
     def edit(self, body: dict[str, Any], edit: BodyEdit) -> None:
@@ -158,16 +238,34 @@ class AnswerCodec(Protocol):
     def encode_error(self, error: LMBridgeError) -> bytes: ...
 
 
-class FrontDoor(AnswerCodec, Protocol):
-    """An inbound protocol: a request body in, answers and errors out."""
+class RequestCodec(AnswerCodec, Protocol):
+    """What the pipeline serves: request bodies in, answers and errors out
+    (a front door, or a route of LM Bridge's own chat service)."""
+
+    def parse_request(self, body: bytes) -> ir.Request:
+        """The client's body as IR; raises `InvalidRequest` naming the field."""
+        ...
+
+
+@runtime_checkable
+class FrontDoor(RequestCodec, Protocol):
+    """An inbound protocol: served on its own paths, with its own facts."""
 
     @property
     def paths(self) -> tuple[str, ...]:
         """The routes it serves (POST); the first is its canonical path."""
         ...
 
-    def parse_request(self, body: bytes) -> ir.Request:
-        """The client's body as IR; raises `InvalidRequest` naming the field."""
+    @property
+    def wire(self) -> Wire:
+        """Its facts on the wire (path, headers, key header, chaining)."""
+        ...
+
+    def example_request(
+        self, model: str, prompt: str, *, max_tokens: int, stream: bool = False
+    ) -> dict[str, Any]:
+        """The smallest real request body asking `model` for `prompt` (the
+        Test buttons send it, with `wire.request_headers`)."""
         ...
 
 
@@ -256,15 +354,18 @@ class AddressedDoor(FrontDoor, Protocol):
     def encode_model(self, model: ListedModel) -> bytes: ...
 
 
+@runtime_checkable
 class UpstreamCodec(Protocol):
     """What an upstream client needs from an upstream API's protocol."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """Its one name (`api = ...` in an upstream's settings)."""
+        ...
 
     @property
-    def path(self) -> str:
-        """Where the API is served, below the upstream's base URL."""
+    def wire(self) -> Wire:
+        """Its facts on the wire (path, key header, version headers, ...)."""
         ...
 
     def encode_request(self, request: ir.Request) -> bytes:

@@ -1,10 +1,12 @@
-"""Protocols by name: a new protocol is one module plus one line here.
+"""Protocols by name: a new protocol is one package plus one line here.
 
 Every front door in `FRONT_DOORS` gets its routes (`FrontDoor.paths`) in the
 app, its error shape on those paths, and a place in the GUI's Replay and
 Test; every codec in `UPSTREAM_APIS` can be named by `api = ...` in an
-upstream's settings. The tables are typed, so mypy checks each codec
-against the protocol classes in `protocols/base.py`.
+upstream's settings. A codec has one name (`codec.name`), in both tables;
+`register(codec)` puts it in each table whose contract it fulfils. The
+tables are typed, so mypy checks each codec against the protocol classes in
+`protocols/base.py`.
 """
 
 from __future__ import annotations
@@ -16,30 +18,51 @@ from lmbridge.protocols.gemini import GEMINI
 from lmbridge.protocols.openai_chat import OPENAI_CHAT
 from lmbridge.protocols.openai_responses import RESPONSES
 
-FRONT_DOORS: dict[str, FrontDoor] = {
-    "openai": OPENAI_CHAT,
-    "anthropic": ANTHROPIC,
-    "responses": RESPONSES,
-    "gemini": GEMINI,
-}
+FRONT_DOORS: dict[str, FrontDoor] = {}
 """Inbound protocols by name, as `RequestRecord.protocol` names them."""
 
-UPSTREAM_APIS: dict[str, UpstreamCodec] = {
-    "chat": OPENAI_CHAT,
-    "messages": ANTHROPIC,
-    "responses": RESPONSES,
-}
-"""Upstream APIs by the name `api = ...` gives them."""
+UPSTREAM_APIS: dict[str, UpstreamCodec] = {}
+"""Upstream APIs by name, as `api = ...` and `RequestRecord.upstream_api`
+name them."""
+
+SETTING_SPELLINGS: dict[str, str] = {"chat": "openai", "messages": "anthropic"}
+"""The older names config.toml gives some APIs in `api = ...`, which stay
+valid (a user wrote them): spelling -> the codec's name."""
 
 
-def register(door: FrontDoor) -> None:
-    """Add a front door (the app factory serves it from then on)."""
-    FRONT_DOORS[door.name] = door
+def register(codec: FrontDoor | UpstreamCodec) -> None:
+    """Add a codec: as a front door (the app factory serves its paths from
+    then on) and as an upstream API (`api = "<name>"` reaches it), as far
+    as it fulfils each contract (TypeError if neither)."""
+    door, api = isinstance(codec, FrontDoor), isinstance(codec, UpstreamCodec)
+    if not (door or api):
+        raise TypeError(
+            f"{codec!r} is neither a FrontDoor nor an UpstreamCodec (protocols/base.py)"
+        )
+    if isinstance(codec, FrontDoor):
+        FRONT_DOORS[codec.name] = codec
+    if isinstance(codec, UpstreamCodec):
+        UPSTREAM_APIS[codec.name] = codec
+
+
+def unregister(name: str) -> None:
+    """Take the codec `name` out of both tables (tests that add their own)."""
+    FRONT_DOORS.pop(name, None)
+    UPSTREAM_APIS.pop(name, None)
+
+
+def api_names() -> list[str]:
+    """Every value `api = ...` accepts: the codecs' names and the older
+    spellings."""
+    older = [s for s, name in SETTING_SPELLINGS.items() if name in UPSTREAM_APIS]
+    return [*UPSTREAM_APIS, *older]
 
 
 def upstream_codec(api: str) -> UpstreamCodec:
-    """The codec for an upstream API: "chat", "messages" or "responses"."""
-    return UPSTREAM_APIS[api]
+    """The codec for an upstream API, by its name or by an older spelling
+    of `api = ...` ("chat", "messages"). KeyError for an unknown one (the
+    settings were checked against `api_names`)."""
+    return UPSTREAM_APIS[SETTING_SPELLINGS.get(api, api)]
 
 
 def front_door(name: str) -> FrontDoor:
@@ -65,6 +88,7 @@ def addressed_doors() -> list[AddressedDoor]:
     return [d for d in FRONT_DOORS.values() if isinstance(d, AddressedDoor)]
 
 
-def relayed_as(door: FrontDoor) -> str | None:
-    """The upstream API that speaks `door`'s protocol unchanged, if any."""
-    return door.passthrough.api if door.passthrough is not None else None
+register(OPENAI_CHAT)
+register(ANTHROPIC)
+register(RESPONSES)
+register(GEMINI)

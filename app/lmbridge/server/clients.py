@@ -74,7 +74,6 @@ class ClientLimits:
         self.max_connections = server.max_connections
         self.open = 0
         self.refused = 0
-        self.slow_closed = 0
         self._warned = float("-inf")
 
     def factory(
@@ -175,7 +174,6 @@ class ClientConnection(asyncio.Protocol):
         self._timer = None
         if self._busy or self.transport is None:
             return
-        self.limits.slow_closed += 1
         log.info(
             "closed a client connection whose request head took over %g s"
             " (server.client_header_timeout)",
@@ -210,7 +208,6 @@ def watch_body(request: web.Request, limits: ClientLimits) -> Callable[[], None]
         if content.total_bytes < limits.body_min_rate * (elapsed - grace):
             transport = request.transport
             if transport is not None:
-                limits.slow_closed += 1
                 log.info(
                     "closed a client whose body came slower than %d bytes/s"
                     " (server.client_body_min_rate)",

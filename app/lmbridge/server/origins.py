@@ -49,8 +49,6 @@ import msgspec
 from lmbridge.core import ir
 
 ANTHROPIC_HOST = "api.anthropic.com"
-# The upstream API whose thinking blocks carry signatures it checks.
-MESSAGES_API = "messages"
 # Items remembered at most (the oldest are forgotten first).
 LIMIT = 20_000
 
@@ -111,8 +109,8 @@ class ReasoningOrigins:
             and (self._origin_of(part.data or "") != upstream)
         )
 
-    def _signed_elsewhere(self, part: ir.Thinking, upstream: str, api: str) -> bool:
-        if api != MESSAGES_API or not part.signature or part.data:
+    def _signed_elsewhere(self, part: ir.Thinking, upstream: str, signs: bool) -> bool:
+        if not signs or not part.signature or part.data:
             return False
         origin = self._origin_of(part.signature)
         if origin == upstream:
@@ -121,13 +119,8 @@ class ReasoningOrigins:
         return not (on_platform and (origin is None or origin in self.platform))
 
     @staticmethod
-    def _unsigned(part: ir.Thinking, api: str) -> bool:
-        return (
-            api == MESSAGES_API
-            and not part.signature
-            and not part.redacted
-            and not part.data
-        )
+    def _unsigned(part: ir.Thinking, signs: bool) -> bool:
+        return signs and not part.signature and not part.redacted and not part.data
 
     def _thinking(self, req: ir.Request) -> list[ir.Thinking]:
         return [
@@ -137,23 +130,24 @@ class ReasoningOrigins:
             if isinstance(part, ir.Thinking)
         ]
 
-    def foreign(self, req: ir.Request, upstream: str, api: str = "") -> int:
+    def foreign(self, req: ir.Request, upstream: str, signs: bool = False) -> int:
         """How many reasoning items of `req` are not valid at `upstream`
-        (whose API is `api`): such a request is translated, not relayed."""
+        (`signs`: whose API checks thinking signatures, `Wire.signs_thinking`):
+        such a request is translated, not relayed."""
         return sum(
             1
             for part in self._thinking(req)
             if self._encrypted_elsewhere(part, upstream)
-            or self._signed_elsewhere(part, upstream, api)
-            or self._unsigned(part, api)
+            or self._signed_elsewhere(part, upstream, signs)
+            or self._unsigned(part, signs)
         )
 
-    def notes(self, req: ir.Request, upstream: str, api: str = "") -> list[str]:
+    def notes(self, req: ir.Request, upstream: str, signs: bool = False) -> list[str]:
         """What `without_foreign` (and the Messages codec) leave out, for
         the record."""
         parts = self._thinking(req)
         encrypted = sum(self._encrypted_elsewhere(p, upstream) for p in parts)
-        signed = sum(self._signed_elsewhere(p, upstream, api) for p in parts)
+        signed = sum(self._signed_elsewhere(p, upstream, signs) for p in parts)
         out = []
         if encrypted:
             out.append(
@@ -168,7 +162,7 @@ class ReasoningOrigins:
         return out
 
     def without_foreign(
-        self, req: ir.Request, upstream: str, api: str = ""
+        self, req: ir.Request, upstream: str, signs: bool = False
     ) -> ir.Request:
         """`req` without the opaque reasoning and signatures not valid at
         `upstream` (readable text is kept where the API takes it: the
@@ -179,7 +173,7 @@ class ReasoningOrigins:
             for part in message.parts:
                 if isinstance(part, ir.Thinking) and (
                     self._encrypted_elsewhere(part, upstream)
-                    or self._signed_elsewhere(part, upstream, api)
+                    or self._signed_elsewhere(part, upstream, signs)
                 ):
                     if part.text:
                         parts.append(

@@ -33,8 +33,7 @@ from lmbridge.core.record import NoteKind
 from lmbridge.core.redact import SECRETS, encoded
 from lmbridge.protocols import tokens
 from lmbridge.protocols.anthropic import billing
-from lmbridge.protocols.base import AnswerCodec, FrontDoor, StreamEncoder
-from lmbridge.protocols.registry import upstream_codec
+from lmbridge.protocols.base import AnswerCodec, RequestCodec, StreamEncoder
 from lmbridge.server import maxtokens, overflow_known
 from lmbridge.server.capture import (
     capture_request,
@@ -119,7 +118,7 @@ class Pipeline:
     async def serve(
         self,
         request: web.Request,
-        door: FrontDoor,
+        door: RequestCodec,
         *,
         exchange: Exchange | None = None,
         parse: Callable[[bytes], ir.Request] | None = None,
@@ -301,8 +300,9 @@ class _Call:
         self.services.prefixes.observe(self.record, req, resolved)
         passthrough = self.door.passthrough
         origins, name = self.services.origins, resolved.upstream.name
-        api = resolved.upstream.api
-        foreign = origins.foreign(req, name, api)
+        codec = resolved.upstream.codec
+        signs = codec.wire.signs_thinking
+        foreign = origins.foreign(req, name, signs)
         search = self.services.web_search
         if (
             passthrough is not None
@@ -322,9 +322,9 @@ class _Call:
             return await relay.send(body, resolved, tools, last)
         req = search.prepare(await self.exchange.begin(req))
         if foreign:
-            for note in origins.notes(req, name, api):
+            for note in origins.notes(req, name, signs):
                 self.record.note(NoteKind.DROPPED, note)
-            req = origins.without_foreign(req, name, api)
+            req = origins.without_foreign(req, name, signs)
         if not resolved.upstream.keeps_billing_header:
             stripped = billing.without_billing(req)
             if stripped is not req:
@@ -332,7 +332,7 @@ class _Call:
                 req = stripped
         # A relayed body keeps all of this; only translation drops it.
         for note in [f"dropped: {line}" for line in req.dropped] + [
-            f"dropped for {api}: {line}" for line in upstream_codec(api).omitted(req)
+            f"dropped for {codec.name}: {line}" for line in codec.omitted(req)
         ]:
             self.record.note(NoteKind.DROPPED, note)  # once, however many tries
         sessions = self.services.sessions

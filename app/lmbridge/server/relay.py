@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 _json = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
 
-FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
-
 
 def sse_headers(content_type: str = "text/event-stream") -> dict[str, str]:
     """Headers of a streamed answer."""
@@ -93,24 +91,26 @@ class Relay:
             self.record.note(NoteKind.DROPPED, f"dropped: {billing.NOTE}")
         body = self._edited(body, edit)
         codec = upstream_codec(self.passthrough.api)
+        wire = codec.wire
         headers = {
             name: value
-            for name in FORWARDED_HEADERS
+            for name in wire.forwarded
             if (value := self.request.headers.get(name))
         }
-        if "anthropic-beta" in headers:
-            kept, removed = upstream.betas(headers.pop("anthropic-beta"))
+        features = wire.feature_header
+        if features and features in headers:
+            kept, removed = upstream.betas(headers.pop(features))
             if kept:
-                headers["anthropic-beta"] = kept
+                headers[features] = kept
             if removed:
                 self.record.note(
                     NoteKind.DROPPED,
-                    f"dropped for {upstream.name}: anthropic-beta {', '.join(removed)}"
+                    f"dropped for {upstream.name}: {features} {', '.join(removed)}"
                     " (not in its anthropic_betas)",
                 )
         try:
             resp = await upstream.relay(
-                codec.path, body, codec=codec, record=self.record, headers=headers
+                wire.path, body, codec=codec, record=self.record, headers=headers
             )
         except errors.LMBridgeError as err:
             if (

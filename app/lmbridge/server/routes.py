@@ -92,7 +92,7 @@ async def models(request: web.Request) -> web.Response:
             listed = [ListedModel(i, owner) for i, owner in owners.items()]
             body = door.encode_models(listed)
             return web.Response(body=body, content_type="application/json")
-    if "anthropic-version" in request.headers:
+    if any(name in request.headers for name in ANTHROPIC.wire.headers):
         # Claude Code's picker keeps only ids naming claude or anthropic:
         # the others are offered as `claude/<id>` (upstreams/router.py).
         names: dict[str, str] = {}

@@ -39,7 +39,7 @@ from aiohttp.typedefs import Middleware
 from lmbridge.config import ServerSettings
 from lmbridge.core import errors
 from lmbridge.core.redact import SECRETS
-from lmbridge.protocols.registry import addressed_doors
+from lmbridge.protocols.registry import FRONT_DOORS, addressed_doors
 from lmbridge.server.clients import CLIENT_LIMITS, connection_of, watch_body
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,19 @@ _HOST = re.compile(
     r"(?::(?P<port>[0-9]{1,5}))?"
 )
 _CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
-_CORS_HEADERS = (
-    "Authorization, Content-Type, x-api-key, anthropic-version, anthropic-beta,"
-    " X-Session-Id, X-Claude-Code-Session-Id"
-)
+_CORS_OWN_HEADERS = ("X-Session-Id", "X-Claude-Code-Session-Id")
+
+
+def cors_allowed_headers() -> str:
+    """The request headers a browser may send: each front door's own (key
+    header, version and feature headers) and the session headers."""
+    names = ["Authorization", "Content-Type"]
+    for door in FRONT_DOORS.values():
+        wire = door.wire
+        for name in (wire.key_header, *wire.headers, *wire.forwarded):
+            if name.lower() not in (n.lower() for n in names):
+                names.append(name)
+    return ", ".join([*names, *_CORS_OWN_HEADERS])
 
 
 class Guard:
@@ -197,7 +206,7 @@ def cors_headers(origin: str) -> dict[str, str]:
     return {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": _CORS_METHODS,
-        "Access-Control-Allow-Headers": _CORS_HEADERS,
+        "Access-Control-Allow-Headers": cors_allowed_headers(),
         "Access-Control-Max-Age": "600",
         "Vary": "Origin",
     }

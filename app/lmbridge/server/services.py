@@ -257,13 +257,6 @@ class Services:
     def _database_state_changed(self, state: DatabaseState) -> None:
         self.bus.publish(DATABASE_STATE, state)
 
-    @property
-    def upstream_secrets(self) -> tuple[str, ...]:
-        """Keys LM Bridge itself sends upstream, to scrub from what it shows."""
-        return tuple(
-            key for u in self.upstreams.values() if len(key := u.own_key()) >= 6
-        )
-
     async def supports_vision(self, model: str) -> bool | None:
         """Whether LM Studio's model `model` takes images (None: unknown)."""
         svc = self.lmstudio

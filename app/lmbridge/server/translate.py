@@ -1,10 +1,10 @@
 """The translated leg of the pipeline: an IR request to its upstream, and the
 upstream's answer back as filtered IR events.
 
-`open_batches` sends the request (chaining a keyed conversation on a
-Responses upstream), then runs the answer through the IR filters (stop
-sequences, text tool-call repair, usage estimates); the pipeline encodes
-what comes out for the client.
+`open_batches` sends the request (chaining a keyed conversation on an
+upstream whose API chains answers by id), then runs the answer through the
+IR filters (stop sequences, text tool-call repair, usage estimates); the
+pipeline encodes what comes out for the client.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ async def open_batches(
     events per upstream read, filtered.
 
     Raises our errors for failures before the first byte. With `sessions`,
-    a keyed conversation to a Responses upstream is chained.
+    a keyed conversation to an upstream whose API chains answers by id
+    (`Wire.chains`: Responses) is chained.
     """
     upstream = resolved.upstream
     up_req = msgspec.structs.replace(
@@ -55,7 +56,7 @@ async def open_batches(
         max_tokens=clamp(req.max_tokens, resolved.max_tokens_limit),
     )
     turn = None
-    if sessions is not None and upstream.api == "responses":
+    if sessions is not None and upstream.codec.wire.chains:
         turn = await sessions.begin(up_req, upstream.name, record)
     if turn is None:
         batches = await upstream.open_batches(up_req, record)

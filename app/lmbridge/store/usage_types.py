@@ -39,9 +39,6 @@ Bucket = Literal["day", "hour", "all"]
 GroupBy = Literal["model", "client"]
 """What an aggregate's `key` is; None where accepted means one key, ""."""
 
-Outcome = Literal["ok", "4xx", "5xx", "broken", "gone"]
-ERROR_OUTCOMES: tuple[Outcome, ...] = ("4xx", "5xx", "broken")
-
 
 class TokenPoint(msgspec.Struct, frozen=True, kw_only=True):
     """Requests and tokens in one bucket for one key."""

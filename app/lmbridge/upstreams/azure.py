@@ -15,12 +15,13 @@ clouds, gateways and tests):
   `https://cognitiveservices.azure.com`;
 - `api = "messages"` (Claude):
   `https://{resource}.services.ai.azure.com/anthropic/v1/messages`; scope
-  `https://ai.azure.com`; `anthropic-version` as the client sent it, else
-  `2023-06-01`.
+  `https://ai.azure.com`; the API's version headers (`anthropic-version`)
+  as the client sent them, else the codec's (`Wire.headers`).
 
 Credentials: a bearer token from the Azure CLI or a browser sign-in
 (`auth/`), or an API key from the keyring (`api-key` header; `x-api-key` on
-the Claude route). Without a credential the request fails with a 401 that
+the Claude route: an API whose own key header is not a bearer token gets
+it too). Without a credential the request fails with a 401 that
 says how to sign in, and Azure is not called. When Azure answers 401, the
 token (or key) is renewed once and the request retried. Azure's error
 answers are explained by `azure_errors.refine`.
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 
 FOUNDRY_SCOPE = "https://ai.azure.com/.default"
 OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
-ANTHROPIC_VERSION = "2023-06-01"
 
 
 class AzureRoute(NamedTuple):
@@ -74,30 +74,48 @@ class AzureRoute(NamedTuple):
     project_route: bool
 
 
+class _Served(NamedTuple):
+    """Where Azure serves one API: host suffix, the prefix before the
+    API's own path, and (for the API a Foundry project serves) that route."""
+
+    host: str
+    prefix: str
+    project_route: str = ""
+
+
+# Azure's own table (Microsoft's documented routes), by the codec's name.
+AZURE_APIS: dict[str, _Served] = {
+    "anthropic": _Served("services.ai.azure.com", "/anthropic"),
+    "responses": _Served(
+        "openai.azure.com",
+        "/openai",
+        "/api/projects/{project}/openai/responses?api-version={api_version}",
+    ),
+    "openai": _Served("openai.azure.com", "/openai"),
+}
+
+
 def azure_route(settings: UpstreamSettings) -> AzureRoute:
     """The route for `settings` (see the table in the module docstring)."""
-    api = settings.api or DEFAULT_API["azure-foundry"]
-    resource = settings.resource
-    if api == "messages":
-        host, path = "services.ai.azure.com", "/anthropic/v1/messages"
-    elif api == "responses" and settings.project:
-        host = "services.ai.azure.com"
-        path = (
-            f"/api/projects/{quote(settings.project, safe='')}/openai/responses"
-            f"?api-version={quote(settings.api_version, safe='')}"
+    codec = upstream_codec(settings.api or DEFAULT_API["azure-foundry"])
+    served = AZURE_APIS.get(codec.name)
+    if served is None:
+        raise errors.ConfigError(
+            f"upstream {settings.name!r}: Azure does not serve the "
+            f"{codec.name} API (azure-foundry upstreams: api = "
+            f"{', '.join(AZURE_APIS)})"
         )
-    elif api == "responses":
-        host, path = "openai.azure.com", "/openai/v1/responses"
-    else:
-        host, path = "openai.azure.com", "/openai/v1/chat/completions"
-    origin = settings.base_url.rstrip("/") or f"https://{resource}.{host}"
+    host, path = served.host, served.prefix + codec.wire.path
+    project = bool(served.project_route and settings.project)
+    if project:
+        host = "services.ai.azure.com"
+        path = served.project_route.format(
+            project=quote(settings.project, safe=""),
+            api_version=quote(settings.api_version, safe=""),
+        )
+    origin = settings.base_url.rstrip("/") or f"https://{settings.resource}.{host}"
     default_scope = OPENAI_SCOPE if host == "openai.azure.com" else FOUNDRY_SCOPE
-    return AzureRoute(
-        origin,
-        path,
-        settings.scope or default_scope,
-        api == "responses" and bool(settings.project),
-    )
+    return AzureRoute(origin, path, settings.scope or default_scope, project)
 
 
 class _Model(msgspec.Struct):
@@ -146,9 +164,23 @@ class AzureFoundryUpstream(HttpUpstream):
 
     def url(self, path: str) -> str:
         """The Azure URL for a codec's path (`/v1/messages`, ...)."""
-        if path == upstream_codec(self.api).path:
+        if path == self.codec.wire.path:
             return self.route.origin + self.route.path
         return self.route.origin + path
+
+    async def load_credentials(self) -> None:
+        """Nothing to read ahead: Azure signs in its own way (`credential`)."""
+
+    def default_betas(self) -> list[str]:
+        """Claude on Foundry refuses betas it does not know: only those
+        known to pass."""
+        return list(config.FOUNDRY_BETAS)
+
+    @property
+    def keeps_billing_header(self) -> bool:
+        """Claude on Foundry is Anthropic's own platform, which reads
+        Claude Code's billing block (`Wire.billing_block`)."""
+        return self.settings.keep_billing_header or self.codec.wire.billing_block
 
     def sign_in_hint(self) -> str:
         """How to sign in for this upstream, in words."""
@@ -190,9 +222,10 @@ class AzureFoundryUpstream(HttpUpstream):
         """The headers that present `credential` on this route."""
         if isinstance(credential, AccessToken):
             return {"Authorization": f"Bearer {credential.token}"}
-        if self.api == "messages":
-            return {"x-api-key": credential, "api-key": credential}
-        return {"api-key": credential}
+        own = self.codec.wire.key_headers(credential)
+        if "Authorization" in own:  # Azure reads its keys from api-key
+            return {"api-key": credential}
+        return {**own, "api-key": credential}
 
     async def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate us to Azure (never logged)."""
@@ -257,9 +290,7 @@ class AzureFoundryUpstream(HttpUpstream):
         headers: Mapping[str, str] | None,
     ) -> aiohttp.ClientResponse:
         used = await self.credential()
-        defaults = (
-            {"anthropic-version": ANTHROPIC_VERSION} if self.api == "messages" else {}
-        )
+        defaults = self.codec.wire.headers
         for attempt in range(2):
             send = {**defaults, **(headers or {})}
             try:
@@ -308,10 +339,10 @@ class AzureFoundryUpstream(HttpUpstream):
 
         A content-filter refusal becomes refusal events.
         """
-        codec = upstream_codec(self.api)
+        codec = self.codec
         try:
             resp = await self._send(
-                codec.path, codec.encode_request(req), codec, record, None
+                codec.wire.path, codec.encode_request(req), codec, record, None
             )
         except ContentFiltered as err:
             # A refusal is an answer: refusal events, not an error.
@@ -331,7 +362,7 @@ class AzureFoundryUpstream(HttpUpstream):
         health = Health(
             name=self.name,
             kind=self.kind,
-            url=str(Url(self.url(upstream_codec(self.api).path))),
+            url=str(Url(self.url(self.codec.wire.path))),
             reachable=False,
             auth=self.auth,
         )

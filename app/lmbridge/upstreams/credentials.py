@@ -14,9 +14,10 @@ import base64
 import logging
 import os
 
-from lmbridge.config import UpstreamApi, UpstreamSettings, url_credentials_secret
+from lmbridge.config import UpstreamSettings, url_credentials_secret
 from lmbridge.core import errors
 from lmbridge.core.redact import SECRETS
+from lmbridge.protocols.base import Wire
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,10 @@ class KeyCredentials:
         SECRETS.add(key)
         return key
 
-    def headers(self, api: UpstreamApi) -> dict[str, str]:
+    def headers(self, wire: Wire) -> dict[str, str]:
+        """The key in the header `wire`'s protocol reads it from, else the
+        base URL's credentials as Basic auth, else nothing."""
         key = self.key()
         if not key:
             return {"Authorization": f"Basic {self._basic}"} if self._basic else {}
-        if api == "messages":
-            return {"x-api-key": key}
-        return {"Authorization": f"Bearer {key}"}
+        return wire.key_headers(key)

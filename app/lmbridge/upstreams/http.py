@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import msgspec
 
-from lmbridge.config import FOUNDRY_BETAS, UpstreamApi, UpstreamSettings
+from lmbridge.config import UpstreamSettings
 from lmbridge.core import errors, ir
 from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
@@ -29,13 +29,15 @@ from lmbridge.upstreams.credentials import KeyCredentials
 from lmbridge.upstreams.health import Health
 from lmbridge.upstreams.transport import Transport
 
-DEFAULT_API: dict[str, UpstreamApi] = {
+DEFAULT_API: dict[str, str] = {
     "lmstudio": "responses",
-    "llamacpp": "chat",
-    "openai": "chat",
-    "anthropic": "messages",
+    "llamacpp": "openai",
+    "openai": "openai",
+    "anthropic": "anthropic",
     "azure-foundry": "responses",
 }
+"""The API (a codec's name) each kind of upstream speaks unless its
+settings name one."""
 
 
 class _Model(msgspec.Struct):
@@ -85,7 +87,9 @@ class HttpUpstream:
         self.settings = settings
         self.name = settings.name
         self.kind = settings.kind
-        self.api: UpstreamApi = settings.api or DEFAULT_API[settings.kind]
+        self.codec: UpstreamCodec = upstream_codec(
+            settings.api or DEFAULT_API[settings.kind]
+        )
         base = settings.base_url.rstrip("/")
         self.base_url = base.removesuffix("/v1")
         # Credentials in base_url are sent (aiohttp makes them Basic auth)
@@ -103,10 +107,19 @@ class HttpUpstream:
 
     # ------------------------------------------------------------ lifecycle
 
+    @property
+    def api(self) -> str:
+        """The name of the API this upstream speaks (its codec's)."""
+        return self.codec.name
+
     async def start(self) -> None:
-        if self.kind != "azure-foundry":  # Azure signs in its own way
-            await self.credentials.load()
+        await self.load_credentials()
         self.transport.start()
+
+    async def load_credentials(self) -> None:
+        """Read the key from the keyring (kinds that sign in otherwise
+        override this)."""
+        await self.credentials.load()
 
     async def close(self) -> None:
         await self.transport.close()
@@ -122,12 +135,7 @@ class HttpUpstream:
 
     async def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate us to the upstream (never logged)."""
-        return self.credentials.headers(self.api)
-
-    def own_key(self) -> str:
-        """The key this upstream is sent: its environment variable's, else
-        the one stored in the keyring ("" for none)."""
-        return self.credentials.key()
+        return self.credentials.headers(self.codec.wire)
 
     def unavailable(self, reason: str) -> errors.UpstreamUnavailable:
         return errors.UpstreamUnavailable(
@@ -179,28 +187,21 @@ class HttpUpstream:
     ) -> AsyncGenerator[bytes, None]:
         return self.transport.chunks(resp, heartbeat)
 
-    async def open_events(
-        self, req: ir.Request, record: RequestRecord
-    ) -> AsyncGenerator[ir.Event, None]:
-        """Send `req` translated to this upstream's API; stream IR events.
-
-        Errors before the first byte raise here; later ones arrive as a
-        `StreamError` event, so a started stream always ends well-formed.
-        """
-        return flatten(await self.open_batches(req, record))
-
     async def open_batches(
         self, req: ir.Request, record: RequestRecord
     ) -> AsyncGenerator[list[ir.Event], None]:
-        """Like `open_events`, one list of events per upstream read, so a
-        caller can answer a whole read with one write.
+        """Send `req` translated to this upstream's API; stream IR events,
+        one list per upstream read, so a caller can answer a whole read with
+        one write. Errors before the first byte raise here; later ones
+        arrive as a `StreamError` event, so a started stream always ends
+        well-formed.
 
-        A Chat Completions upstream is asked for a whole answer when the
-        client wants one (`req.stream` false) and no stop sequence needs
-        watching (LM Bridge cuts the stream at a stop, which saves the
-        model's time): no stream to decode.
+        An API that answers whole (`Wire.whole_answers`: Chat Completions)
+        is asked for a whole answer when the client wants one (`req.stream`
+        false) and no stop sequence needs watching (LM Bridge cuts the
+        stream at a stop, which saves the model's time): no stream to decode.
         """
-        if not req.stream and (self.api != "chat" or req.stop):
+        if not req.stream and (not self.codec.wire.whole_answers or req.stop):
             req = msgspec.structs.replace(req, stream=True)
         resp, codec = await self._send_request(req, record)
         if not req.stream:
@@ -211,9 +212,9 @@ class HttpUpstream:
         self, req: ir.Request, record: RequestRecord
     ) -> tuple[aiohttp.ClientResponse, UpstreamCodec]:
         """POST `req` in this upstream's API: the response and its codec."""
-        codec = upstream_codec(self.api)
+        codec = self.codec
         body = codec.encode_request(req)
-        return await self.post(codec.path, body, codec=codec, record=record), codec
+        return await self.post(codec.wire.path, body, codec=codec, record=record), codec
 
     async def _whole(
         self, resp: aiohttp.ClientResponse, codec: UpstreamCodec
@@ -231,28 +232,32 @@ class HttpUpstream:
         is sent (joined) and what is removed (see `anthropic_betas`)."""
         allowed = self.settings.anthropic_betas
         if allowed is None:
-            allowed = list(FOUNDRY_BETAS) if self.kind == "azure-foundry" else ["*"]
+            allowed = self.default_betas()
         asked = [v.strip() for v in values.split(",") if v.strip()]
         if "*" in allowed:
             return ",".join(asked), []
         kept = [v for v in asked if v in allowed]
         return ",".join(kept), [v for v in asked if v not in allowed]
 
+    def default_betas(self) -> list[str]:
+        """The betas sent when the settings name none: all of them."""
+        return ["*"]
+
     @property
     def keeps_billing_header(self) -> bool:
         """Whether Claude Code's billing block goes to this upstream: only
-        Anthropic's own servers read it (Claude on Azure AI Foundry)."""
-        if self.settings.keep_billing_header:
-            return True
-        return self.kind == "azure-foundry" and self.api == "messages"
+        Anthropic's own servers read it (Claude on Azure AI Foundry, whose
+        class says so), unless the settings keep it."""
+        return self.settings.keep_billing_header
 
     def speaks(self, api: str) -> bool:
-        """Whether a request in `api` can go to this upstream unchanged."""
+        """Whether a request in API `api` (a codec's name) can go to this
+        upstream unchanged."""
         return api == self.api
 
     def encoded_size(self, req: ir.Request) -> int:
         """Bytes `req` takes on the wire to this upstream."""
-        return len(upstream_codec(self.api).encode_request(req))
+        return len(self.codec.encode_request(req))
 
     async def _batches(
         self, resp: aiohttp.ClientResponse, codec: UpstreamCodec, req: ir.Request
@@ -293,7 +298,7 @@ class HttpUpstream:
         url = self.url("/v1/models")
         status, body = await self.transport.get(url, await self.auth_headers(), 3)
         if status >= 400:
-            raise upstream_codec(self.api).parse_error(status, body)
+            raise self.codec.parse_error(status, body)
         try:
             ids = [m.id for m in _models.decode(body).data]
         except DECODE_ERRORS:

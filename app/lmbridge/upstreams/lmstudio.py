@@ -18,9 +18,13 @@ from lmbridge.core import errors, ir
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.record import NoteKind
 from lmbridge.protocols.base import UpstreamCodec
+from lmbridge.protocols.registry import upstream_codec
 from lmbridge.upstreams.http import HttpUpstream
 
 log = logging.getLogger(__name__)
+
+NATIVE_API = "openai"
+"""The API LM Studio serves at every version: Chat Completions."""
 
 
 class LMStudioUpstream(HttpUpstream):
@@ -35,7 +39,7 @@ class LMStudioUpstream(HttpUpstream):
     def speaks(self, api: str) -> bool:
         if api == self.api:
             return True
-        return not self.settings.api and api == "chat"
+        return not self.settings.api and api == NATIVE_API
 
     async def _send_request(
         self, req: ir.Request, record: RequestRecord
@@ -46,7 +50,7 @@ class LMStudioUpstream(HttpUpstream):
             if not self._lacks_responses_api(err):
                 raise
         # An LM Studio before 0.3.29: remember, and use Chat Completions.
-        self.api = "chat"
+        self.codec = upstream_codec(NATIVE_API)
         record.upstream_api = self.api
         record.note(
             NoteKind.UPSTREAM,
@@ -56,8 +60,9 @@ class LMStudioUpstream(HttpUpstream):
         return await super()._send_request(req, record)
 
     def _lacks_responses_api(self, err: errors.LMBridgeError) -> bool:
+        # Its default API (Responses) is what an old LM Studio lacks.
         return (
-            self.api == "responses"
+            self.api != NATIVE_API
             and not self.settings.api
             and err.status in (404, 405)
             and "model" not in err.message.lower()

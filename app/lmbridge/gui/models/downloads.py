@@ -32,17 +32,15 @@ SEARCHING = "Searching LM Studio's catalog"
 
 
 def speed_text(bytes_per_second: float) -> str:
-    """12.3 MB/s, 850 KB/s."""
-    if bytes_per_second >= 1024**2:
-        return f"{bytes_per_second / 1024**2:.1f} MB/s"
-    return f"{bytes_per_second / 1024:.0f} KB/s"
+    """12.3 MB/s, 850 KB/s (`size_text` per second)."""
+    return f"{size_text(bytes_per_second)}/s"
 
 
 def progress_text(step: DownloadProgress) -> str:
     """One line for a download under way."""
     if step.state is DownloadState.FINALIZING:
         return f"{step.key} — finishing…"
-    done = size_text(step.downloaded_bytes) if step.downloaded_bytes else "0 MB"
+    done = size_text(step.downloaded_bytes)
     total = f" of {size_text(step.total_bytes)}" if step.total_bytes else ""
     speed = (
         f" · {speed_text(step.speed_bytes_per_second)}"

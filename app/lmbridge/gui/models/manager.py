@@ -111,9 +111,6 @@ class ModelsManager(QObject):
         policy = ContextPolicy(self.controller.settings.lmstudio.context_policy)
         return below_minimum(self.loaded, self.min_context, policy)
 
-    def downloaded_model(self, key: str) -> DownloadedModel | None:
-        return next((m for m in self.downloaded if m.key == key), None)
-
     def service(self) -> LMStudioService:
         svc = self.controller.lmstudio
         if svc is not None:

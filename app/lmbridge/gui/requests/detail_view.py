@@ -25,21 +25,17 @@ from PySide6.QtWidgets import (
 from lmbridge.apiclient import Reply, is_stream
 from lmbridge.core.events import Phase, RequestRecord
 from lmbridge.gui import message
-from lmbridge.gui.formats import chain_text, duration, prompt_text
+from lmbridge.gui.formats import chain_text, duration, prompt_text, size_text
 from lmbridge.gui.icons import ERROR_COLOR
 from lmbridge.gui.requests import bodies
 from lmbridge.gui.requests.bodies import redact_value
 from lmbridge.gui.requests.manager import RequestLog, route_text, status_text
 from lmbridge.gui.tasks import Tasks
 from lmbridge.gui.widgets import button, copy_text, hint_label, mono_font
+from lmbridge.protocols.registry import FRONT_DOORS
 from lmbridge.server.capture import BODY_CAP
 
-REPLAYABLE = ("openai", "anthropic", "responses")
 REPLAYING = "Replaying the request"
-
-
-def size(n: int) -> str:
-    return f"{n:,} B" if n < 1024 else f"{n / 1024:,.1f} KB"
 
 
 def timings_text(record: RequestRecord) -> str:
@@ -55,8 +51,8 @@ def timings_text(record: RequestRecord) -> str:
         ("Chain", chain_text(record)),
         (
             "Bytes",
-            f"in {size(record.bytes_in)} · out {size(record.bytes_out)} · "
-            f"upstream {size(record.upstream_bytes)}",
+            f"in {size_text(record.bytes_in)} · out {size_text(record.bytes_out)} · "
+            f"upstream {size_text(record.upstream_bytes)}",
         ),
         ("Route", f"{record.route or '—'} → {route_text(record)}"),
         ("Upstream API", record.upstream_api or "—"),
@@ -264,7 +260,7 @@ class RequestDetail(QWidget):
         record = self.record
         return (
             record is not None
-            and record.protocol in REPLAYABLE
+            and record.protocol in FRONT_DOORS  # a model front door's request
             and bool(record.request_body)
             and not request_truncated(record)
         )

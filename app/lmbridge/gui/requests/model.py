@@ -13,7 +13,7 @@ from PySide6.QtCore import QModelIndex, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 
 from lmbridge.core.events import RequestRecord
-from lmbridge.gui.formats import client_name, duration
+from lmbridge.gui.formats import duration
 from lmbridge.gui.icons import ERROR_COLOR
 from lmbridge.gui.requests.manager import (
     RequestLog,
@@ -23,6 +23,7 @@ from lmbridge.gui.requests.manager import (
 )
 from lmbridge.gui.stats import is_error
 from lmbridge.gui.tablemodel import SORT_ROLE, Column, Columns, ColumnsTableModel
+from lmbridge.store.usage_types import client_name
 
 FLUSH_MS = 100
 RECORD_ROLE = Qt.ItemDataRole.UserRole
@@ -37,7 +38,10 @@ def _seconds_or_last(value: float | None) -> float:
 COLUMNS: Columns[RequestRecord] = Columns(
     Column("time", "Time", lambda r: clock_text(r.received), sort=lambda r: r.received),
     Column(
-        "client", "Client", lambda r: client_name(r.client), sort=lambda r: r.client
+        "client",
+        "Client",
+        lambda r: client_name(r.client) or "—",
+        sort=lambda r: r.client,
     ),
     Column(
         "protocol",

@@ -26,14 +26,6 @@ LISTING = "Listing the sessions"
 RELOAD_MS = 500
 
 
-def bytes_text(n: int) -> str:
-    if n >= 1024**2:
-        return f"{n / 1024**2:.1f} MB"
-    if n >= 1024:
-        return f"{n / 1024:.0f} KB"
-    return f"{n} B"
-
-
 def ago(stamp: float, now: float | None = None) -> str:
     seconds = max(0.0, (now or time.time()) - stamp)
     if seconds < 60:

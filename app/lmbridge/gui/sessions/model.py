@@ -9,12 +9,13 @@ from PySide6.QtCore import QObject
 
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.record import NoteKind, PrefixChange
-from lmbridge.gui.formats import cached_text, client_name, duration, share_text
-from lmbridge.gui.sessions.manager import SessionRow, ago, bytes_text
+from lmbridge.gui.formats import cached_text, duration, share_text, size_text
+from lmbridge.gui.sessions.manager import SessionRow, ago
 from lmbridge.gui.tablemodel import Column, Columns, ColumnsTableModel
+from lmbridge.store.usage_types import client_name
 
 COLUMNS: Columns[SessionRow] = Columns(
-    Column("client", "Client", lambda r: client_name(r.client)),
+    Column("client", "Client", lambda r: client_name(r.client) or "—"),
     Column("key", "Session key", lambda r: r.key_text(), tooltip=lambda r: r.key),
     Column(
         "model",
@@ -30,7 +31,7 @@ COLUMNS: Columns[SessionRow] = Columns(
     Column(
         "bytes_saved",
         "Bytes saved",
-        lambda r: bytes_text(r.bytes_saved),
+        lambda r: size_text(r.bytes_saved),
         sort=lambda r: r.bytes_saved,
         numeric=True,
     ),

@@ -22,11 +22,11 @@ from PySide6.QtWidgets import (
 
 from lmbridge.core.sessions import SessionSettings
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.formats import size_text
 from lmbridge.gui.sessions.manager import (
     SeenRequests,
     SessionRow,
     SessionsManager,
-    bytes_text,
 )
 from lmbridge.gui.sessions.model import SessionTableModel, TurnTableModel
 from lmbridge.gui.widgets import ConfirmBar, button, hint_label, title_label
@@ -137,7 +137,7 @@ class SessionsPanel(QWidget):
             text = "Listing the sessions…"
         elif rows:
             text = (
-                f"{len(rows)} session(s) · {bytes_text(saved)} not re-sent upstream "
+                f"{len(rows)} session(s) · {size_text(saved)} not re-sent upstream "
                 "thanks to chaining"
             )
         else:

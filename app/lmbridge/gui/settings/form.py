@@ -189,6 +189,8 @@ class UpstreamEditor(QGroupBox):
                     value = "azure-cli"
                 if key == "kind" and not value:
                     value = "openai"
+                if value and widget.findData(value) < 0:  # an API registered since
+                    widget.addItem(value, value)
                 widget.setCurrentIndex(max(0, widget.findData(value)))
             widget.setEnabled(up is not None)
             widget.blockSignals(False)

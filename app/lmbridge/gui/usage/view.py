@@ -20,21 +20,13 @@ from PySide6.QtWidgets import (
 )
 
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.formats import size_text
 from lmbridge.gui.usage.charts import DayChart
 from lmbridge.gui.usage.data import UsageData
 from lmbridge.gui.usage.manager import LOADING, UsageManager
 from lmbridge.gui.widgets import hint_label, title_label
 
 RANGES = ((7, "Last 7 days"), (14, "Last 14 days"), (30, "Last 30 days"))
-
-
-def bytes_text(size: int) -> str:
-    """12.3 MB, 840 KB, 12 bytes."""
-    if size >= 1024**2:
-        return f"{size / 1024**2:,.1f} MB"
-    if size >= 1024:
-        return f"{size / 1024:,.0f} KB"
-    return f"{size} bytes"
 
 
 def count_text(n: int, noun: str) -> str:
@@ -47,7 +39,7 @@ def summary_text(data: UsageData, days: int) -> str:
         f"{count_text(data.requests, 'request')}, "
         f"{count_text(data.tokens, 'token')} and "
         f"{count_text(data.error_count, 'error')} in the last {days} days; "
-        f"sessions saved {bytes_text(data.bytes_saved)} of prompts not sent again."
+        f"sessions saved {size_text(data.bytes_saved)} of prompts not sent again."
     )
 
 

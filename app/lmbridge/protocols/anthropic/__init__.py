@@ -3,12 +3,13 @@
 `ANTHROPIC` fulfils both `FrontDoor` and `UpstreamCodec`
 (`protocols/base.py`). The policies for what is dropped or moved on the
 way in are in `request.py`; the adjustments on the way out to an
-Anthropic-compatible upstream are in `upstream.py`.
+Anthropic-compatible upstream are in `upstream.py`. Named "anthropic";
+`api = "messages"` in an upstream's settings names it too.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lmbridge.core import ir
 from lmbridge.core.errors import LMBridgeError
@@ -21,12 +22,14 @@ from lmbridge.protocols.anthropic.stream import (
 )
 from lmbridge.protocols.anthropic.upstream import encode_request, omitted, parse_error
 from lmbridge.protocols.anthropic.whole import decode_whole
+from lmbridge.protocols.base import Wire
 
 if TYPE_CHECKING:
     from lmbridge.protocols.base import FrontDoor, UpstreamCodec
 
 __all__ = [
     "ANTHROPIC",
+    "ANTHROPIC_VERSION",
     "AnthropicCodec",
     "AnthropicStreamDecoder",
     "AnthropicStreamEncoder",
@@ -38,18 +41,44 @@ __all__ = [
 ]
 
 
+ANTHROPIC_VERSION = "2023-06-01"
+"""The `anthropic-version` a request carries when its client sent none."""
+
+WIRE = Wire(
+    path="/v1/messages",
+    key_header="x-api-key",
+    key_scheme="",
+    headers={"anthropic-version": ANTHROPIC_VERSION},
+    forwarded=("anthropic-version", "anthropic-beta"),
+    feature_header="anthropic-beta",
+    signs_thinking=True,
+    billing_block=True,
+)
+
+
 class AnthropicCodec:
     """Anthropic Messages (`/v1/messages`) in both directions."""
 
     name = "anthropic"
-    path = "/v1/messages"
+    wire = WIRE
     paths = ("/v1/messages",)
     passthrough = AnthropicPassthrough()
-    remembers = False
+    remembers = WIRE.chains
 
     def parse_request(self, body: bytes) -> ir.Request:
         """A client's body as IR; raises `InvalidRequest` naming the field."""
         return parse_request(body)
+
+    def example_request(
+        self, model: str, prompt: str, *, max_tokens: int, stream: bool = False
+    ) -> dict[str, Any]:
+        """The smallest Messages request asking `model` for `prompt`."""
+        body: dict[str, Any] = {
+            "model": model,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+        return {**body, "stream": True} if stream else body
 
     def encode_response(
         self, response: ir.Response, request: ir.Request | None = None

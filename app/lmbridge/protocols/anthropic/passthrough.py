@@ -99,7 +99,7 @@ class AnthropicRelayRules:
 class AnthropicPassthrough:
     """Anthropic Messages relayed to a Messages upstream."""
 
-    api = "messages"
+    api = "anthropic"
 
     def edit(self, body: dict[str, Any], edit: BodyEdit) -> None:
         edit_body(body, edit, ("max_tokens",), named)

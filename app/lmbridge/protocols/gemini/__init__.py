@@ -12,11 +12,11 @@ on the way in is in `request.py`; answers and errors in `response.py` and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lmbridge.core import errors, ir
 from lmbridge.protocols import jsonutil, tokens
-from lmbridge.protocols.base import Action, Address, Endpoint, ListedModel
+from lmbridge.protocols.base import Action, Address, Endpoint, ListedModel, Wire
 from lmbridge.protocols.gemini import request, response
 from lmbridge.protocols.gemini.stream import GeminiStreamEncoder
 
@@ -33,6 +33,13 @@ KEY_PARAM = "key"
 CLIENT_HEADER = "x-goog-api-client"
 GENERATE = "generateContent"
 STREAM = "streamGenerateContent"
+
+WIRE = Wire(
+    path=f"/v1beta/models/{{model}}:{GENERATE}",
+    stream_path=f"/v1beta/models/{{model}}:{STREAM}?alt=sse",
+    key_header=KEY_HEADER,
+    key_scheme="",
+)
 
 
 def _endpoints() -> tuple[Endpoint, ...]:
@@ -56,10 +63,11 @@ class GeminiCodec:
     """The Gemini API's generateContent family, as a front door."""
 
     name = "gemini"
+    wire = WIRE
     paths: tuple[str, ...] = ()
     endpoints = _endpoints()
     passthrough = None
-    remembers = False
+    remembers = WIRE.chains
 
     def serves(self, path: str) -> bool:
         """Gemini's paths: all of /v1beta, and the model calls under /v1
@@ -84,6 +92,16 @@ class GeminiCodec:
         named = raw.get("model")
         model = request.model_of(named) if isinstance(named, str) else ""
         return request.parse_generate(body, model, stream=False)
+
+    def example_request(
+        self, model: str, prompt: str, *, max_tokens: int, stream: bool = False
+    ) -> dict[str, Any]:
+        """The smallest `generateContent` body asking for `prompt` (the model
+        and whether to stream are in the URL: `wire.request_path`)."""
+        return {
+            "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            "generationConfig": {"maxOutputTokens": max_tokens},
+        }
 
     def parse_call(self, body: bytes, address: Address) -> ir.Request:
         """A `generateContent` / `streamGenerateContent` call."""

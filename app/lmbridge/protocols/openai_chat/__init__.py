@@ -1,10 +1,15 @@
-"""OpenAI Chat Completions: front door and upstream codec."""
+"""OpenAI Chat Completions: front door and upstream codec.
+
+Named "openai" (records, the registry); `api = "chat"` in an upstream's
+settings names it too (the spelling config.toml has always had).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lmbridge.core import errors, ir
+from lmbridge.protocols.base import Wire
 from lmbridge.protocols.openai_chat import decode, encode, request, upstream
 from lmbridge.protocols.openai_chat.passthrough import ChatPassthrough
 from lmbridge.protocols.openai_errors import encode_error
@@ -17,13 +22,23 @@ class OpenAIChat:
     """The Chat Completions protocol, in both directions."""
 
     name = "openai"
-    path = "/v1/chat/completions"
+    wire = Wire(path="/v1/chat/completions", whole_answers=True)
     paths = ("/v1/chat/completions", "/chat/completions")
     passthrough = ChatPassthrough()
-    remembers = False
+    remembers = wire.chains
 
     def parse_request(self, body: bytes) -> ir.Request:
         return request.parse_request(body)
+
+    def example_request(
+        self, model: str, prompt: str, *, max_tokens: int, stream: bool = False
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": model,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+        return {**body, "stream": True} if stream else body
 
     def encode_response(
         self, response: ir.Response, request: ir.Request | None = None

@@ -209,11 +209,6 @@ class ChatStreamDecoder:
         out.append(ir.StreamError(kind, message, status))
 
 
-def is_context_overflow(message: str, status: int | None = None) -> bool:
-    """Whether an upstream error message says the prompt did not fit."""
-    return overflow.error(message, status=status) is not None
-
-
 def parse_error(status: int, body: bytes) -> errors.LMBridgeError:
     """An upstream error answer in OpenAI (or unknown) shape, as our error."""
     message = ""

@@ -116,7 +116,7 @@ _REFUSED_FORMS = re.compile(rb'"content"\s*:\s*null|"role"\s*:\s*"tool"')
 class ChatPassthrough:
     """Chat Completions relayed to a Chat Completions upstream."""
 
-    api = "chat"
+    api = "openai"
 
     def edit(self, body: dict[str, Any], edit: BodyEdit) -> None:
         edit_body(body, edit, MAX_TOKENS_FIELDS, tool_name)

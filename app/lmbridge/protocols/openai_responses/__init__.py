@@ -43,10 +43,11 @@ Policies:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lmbridge.core import ir
 from lmbridge.core.errors import LMBridgeError
+from lmbridge.protocols.base import Wire
 from lmbridge.protocols.openai_responses import request as _request
 from lmbridge.protocols.openai_responses import response as _response
 from lmbridge.protocols.openai_responses import upstream as _upstream
@@ -70,14 +71,25 @@ class ResponsesCodec:
     """The Responses protocol, both directions; use the `RESPONSES` instance."""
 
     name = "responses"
-    path = "/v1/responses"
+    wire = Wire(path="/v1/responses", chains=True)
     paths = ("/v1/responses", "/responses")
     passthrough = ResponsesPassthrough()
-    remembers = True
+    remembers = wire.chains
 
     def parse_request(self, body: bytes) -> ir.Request:
         """A client's request body as IR; raises `InvalidRequest` if bad."""
         return _request.parse_request(body)
+
+    def example_request(
+        self, model: str, prompt: str, *, max_tokens: int, stream: bool = False
+    ) -> dict[str, Any]:
+        """The smallest Responses request asking `model` for `prompt`."""
+        body: dict[str, Any] = {
+            "model": model,
+            "input": prompt,
+            "max_output_tokens": max_tokens,
+        }
+        return {**body, "stream": True} if stream else body
 
     def encode_response(
         self, response: ir.Response, request: ir.Request | None = None
