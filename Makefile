@@ -174,12 +174,23 @@ clients:
 	    touch $(CLIENTS_STAMP); \
 	  else rm -rf $(CLIENTS); echo "clients: cannot install the coding CLIs with npm; tests/clients will be skipped"; fi; }
 
-# The suite runs under coverage (measured: about twice the CPU time of the
-# codec tests, whose hypothesis runs then take up to 2-3 minutes on a busy
-# 2-core machine: hence the longer per-test timeout than pytest.ini's 120 s).
+# The suite runs as two pytest processes side by side, so both cores work:
+# the tiers that mostly wait on other processes (the real CLIs, the real
+# models, the desktop app under Xvfb) in one, the rest in the other under
+# coverage (measured: about twice the CPU time of the codec tests, whose
+# hypothesis runs then take up to 2-3 minutes on a busy 2-core machine:
+# hence the longer per-test timeout than pytest.ini's 120 s). The tiers'
+# output follows the rest's; `make test` fails if either fails.
+PROCESS_TIERS := tests/clients tests/e2e tests/desktop
 test: lint sysdeps clients llama-server $(VENV)/.dev
+	@rm -f .coverage .test-tiers.log
+	@LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q -o timeout=300 \
+	  -p no:cacheprovider $(PROCESS_TIERS) >.test-tiers.log 2>&1 & tiers=$$!; \
 	LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q -o timeout=300 \
-	  --cov=app/lmbridge --cov-report=
+	  --cov=app/lmbridge --cov-report= $(addprefix --ignore=,$(PROCESS_TIERS)); rest=$$?; \
+	wait $$tiers; tiers_status=$$?; \
+	echo "== $(PROCESS_TIERS)"; cat .test-tiers.log; \
+	[ $$rest = 0 ] && [ $$tiers_status = 0 ]
 	$(MAKE) --no-print-directory coverage
 
 # The coverage floor, on the data the last `make test` left (.coverage):
