@@ -179,9 +179,11 @@ clients:
 # models, the desktop app under Xvfb) in one, the rest in the other under
 # coverage (measured: about twice the CPU time of the codec tests, whose
 # hypothesis runs then take up to 2-3 minutes on a busy 2-core machine:
-# hence the longer per-test timeout than pytest.ini's 120 s). The tiers'
-# output follows the rest's; `make test` fails if either fails.
-PROCESS_TIERS := tests/clients tests/e2e tests/desktop
+# hence the longer per-test timeout than pytest.ini's 120 s). The GUI's
+# event-loop stall test runs with the tiers: it measures CPU time, which
+# coverage's tracing doubles. The tiers' output follows the rest's; `make
+# test` fails if either fails.
+PROCESS_TIERS := tests/clients tests/e2e tests/desktop tests/gui/test_responsiveness.py
 test: lint sysdeps clients llama-server $(VENV)/.dev
 	@rm -f .coverage .test-tiers.log
 	@LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q -o timeout=300 \
