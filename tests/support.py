@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import openai
 
 from lmbridge import config
 from lmbridge.core.events import REQUEST_FINISHED, EventBus, RequestRecord
 from lmbridge.server.runner import ProxyServer
+from validators import parse_sse
 
 
 @dataclass
@@ -87,3 +89,25 @@ async def running(settings: config.Settings) -> AsyncIterator[RunningProxy]:
 def oai(proxy: RunningProxy) -> openai.AsyncOpenAI:
     """The official OpenAI SDK pointed at `proxy`, without retries."""
     return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+
+
+async def stream_events(
+    url: str, body: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """POST `body` to `url` and read the whole SSE answer as `(event name,
+    data)` pairs (validators.parse_sse); the answer must be a 200 and never
+    hold a second HTTP response."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        raw = await resp.read()
+    assert b"HTTP/1.1" not in raw  # never a second response in the body
+    return parse_sse(raw)
+
+
+def error_events(events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The `error` objects of a stream's error events (Anthropic's
+    `{"type": "error", "error": ...}`, Chat's `{"error": ...}`)."""
+    return [data["error"] for _, data in events if "error" in data]

@@ -13,7 +13,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import anthropic
 import openai
 import pytest
@@ -22,7 +21,14 @@ from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge.core import errors
 from lmbridge.protocols import overflow
 from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN, Known
-from support import RunningProxy, oai, running, settings_for
+from support import (
+    RunningProxy,
+    error_events,
+    oai,
+    running,
+    settings_for,
+    stream_events,
+)
 
 # (id, the upstream's words, fields beside them)
 UNCOUNTED: list[tuple[str, str, dict[str, Any]]] = [
@@ -240,18 +246,9 @@ async def test_mid_stream_to_the_messages_door(
         "stream": True,
         "messages": HELLO,
     }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(bridge.url + "/v1/messages", json=body) as resp,
-    ):
-        text = (await resp.read()).decode()
-    events = [
-        json.loads(line[6:])
-        for line in text.splitlines()
-        if line.startswith("data: ") and '"type":"error"' in line.replace(" ", "")
-    ]
-    assert len(events) == 1
-    assert _said(events[0]["error"]["message"]) == (WINDOW + 1, WINDOW)
+    errors_seen = error_events(await stream_events(bridge.url + "/v1/messages", body))
+    assert len(errors_seen) == 1
+    assert _said(errors_seen[0]["message"]) == (WINDOW + 1, WINDOW)
 
 
 async def test_no_window_known_counts_the_prompt(
@@ -289,17 +286,9 @@ async def test_mid_stream_to_the_chat_door(
         "stream": True,
         "messages": [{"role": "user", "content": "Hello"}],
     }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(bridge.url + "/v1/chat/completions", json=body) as resp,
-    ):
-        text = (await resp.read()).decode()
-    errors_seen = [
-        json.loads(line[6:])["error"]
-        for line in text.splitlines()
-        if line.startswith("data: {") and '"error"' in line
-    ]
-    assert len(errors_seen) == 1, text
+    events = await stream_events(bridge.url + "/v1/chat/completions", body)
+    errors_seen = error_events(events)
+    assert len(errors_seen) == 1, events
     assert errors_seen[0]["code"] == "context_length_exceeded"
     assert _said(errors_seen[0]["message"]) == (WINDOW + 1, WINDOW)
 
@@ -316,24 +305,6 @@ def _relaying(fake_upstream: FakeOpenAIUpstream, api: str) -> Any:
     for route in settings.route:
         route.context_window = WINDOW
     return running(settings)
-
-
-async def _sse(url: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url, json=body) as resp,
-    ):
-        assert resp.status == 200
-        text = (await resp.read()).decode()
-    assert "HTTP/1.1" not in text  # never a second response in the body
-    events: list[tuple[str, dict[str, Any]]] = []
-    name = ""
-    for line in text.splitlines():
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: {"):
-            events.append((name, json.loads(line[6:])))
-    return events
 
 
 WORDED = [(name, words) for name, words, fields in UNCOUNTED if not fields]
@@ -363,14 +334,14 @@ async def test_relayed_messages_stream_restates_the_upstreams_error_event(
         "messages": HELLO,
     }
     async with _relaying(fake_upstream, "messages") as proxy:
-        events = await _sse(proxy.url + "/v1/messages", body)
+        events = await stream_events(proxy.url + "/v1/messages", body)
         record = proxy.records[-1]
     assert events[0][0] == "message_start"  # the upstream's own start, relayed
-    failures = [data for name, data in events if data.get("type") == "error"]
+    failures = error_events(events)
     assert len(failures) == 1, events
-    assert failures[0]["error"]["type"] == "invalid_request_error"
-    assert _said(failures[0]["error"]["message"]) == (WINDOW + 1, WINDOW)
-    assert words in failures[0]["error"]["message"]
+    assert failures[0]["type"] == "invalid_request_error"
+    assert _said(failures[0]["message"]) == (WINDOW + 1, WINDOW)
+    assert words in failures[0]["message"]
     assert record.error_kind == errors.ErrorKind.CONTEXT_OVERFLOW
 
 
@@ -411,7 +382,7 @@ async def test_relayed_responses_stream_restates_the_upstreams_error(
         "input": "Hello",
     }
     async with _relaying(fake_upstream, "responses") as proxy:
-        events = await _sse(proxy.url + "/v1/responses", body)
+        events = await stream_events(proxy.url + "/v1/responses", body)
     kinds = [data["type"] for _name, data in events]
     assert kinds[0] == "response.created"
     assert kinds[-2:] == ["error", "response.failed"], kinds
@@ -443,6 +414,6 @@ async def test_relayed_streams_keep_other_errors_in_the_upstreams_words(
         "messages": HELLO,
     }
     async with _relaying(fake_upstream, "messages") as proxy:
-        events = await _sse(proxy.url + "/v1/messages", body)
+        events = await stream_events(proxy.url + "/v1/messages", body)
     failures = [data for _name, data in events if data.get("type") == "error"]
     assert failures == [event]

@@ -7,17 +7,22 @@ its `n_prompt_tokens`/`n_ctx` fields, LM Studio, an error event inside a
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
-import aiohttp
 import anthropic
 import openai
 import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN
-from support import RunningProxy, oai, running, settings_for
+from support import (
+    RunningProxy,
+    error_events,
+    oai,
+    running,
+    settings_for,
+    stream_events,
+)
 
 HELLO: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Hello"}]
 VLLM = (
@@ -126,18 +131,9 @@ async def test_an_overflow_inside_the_stream_becomes_an_error_event(
         "stream": True,
         "messages": HELLO,
     }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(bridge.url + "/v1/messages", json=body) as resp,
-    ):
-        text = (await resp.read()).decode()
-    errors = [
-        json.loads(line[6:])
-        for line in text.splitlines()
-        if line.startswith("data: ") and '"type":"error"' in line.replace(" ", "")
-    ]
+    errors = error_events(await stream_events(bridge.url + "/v1/messages", body))
     assert len(errors) == 1
-    error = errors[0]["error"]
+    error = errors[0]
     assert error["type"] == "invalid_request_error"
     assert error["message"].startswith("prompt is too long: 5406 tokens > 4096 maximum")
 
