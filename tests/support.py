@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import anthropic
 import openai
+import pytest
 
 from lmbridge import config
 from lmbridge.core.events import REQUEST_FINISHED, EventBus, RequestRecord
@@ -89,6 +91,39 @@ async def running(settings: config.Settings) -> AsyncIterator[RunningProxy]:
 def oai(proxy: RunningProxy) -> openai.AsyncOpenAI:
     """The official OpenAI SDK pointed at `proxy`, without retries."""
     return openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+
+
+def claude(proxy: RunningProxy) -> anthropic.AsyncAnthropic:
+    """The official Anthropic SDK pointed at `proxy`, without retries."""
+    return anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0)
+
+
+async def claude_refused(
+    proxy: RunningProxy,
+    messages: list[anthropic.types.MessageParam],
+    stream: bool = False,
+    max_tokens: int = 100,
+) -> dict[str, Any]:
+    """The `error` object of the 400 a Messages request gets, whole or
+    streamed (the refusal comes before the stream's headers)."""
+
+    async def ask(client: anthropic.AsyncAnthropic) -> None:
+        create: Any = {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": max_tokens,
+            "messages": messages,
+        }
+        if not stream:
+            await client.messages.create(**create)
+            return
+        async with client.messages.stream(**create) as events:
+            await events.get_final_message()
+
+    async with claude(proxy) as client:
+        with pytest.raises(anthropic.BadRequestError) as info:
+            await ask(client)
+    body: Any = info.value.body
+    return dict(body["error"])
 
 
 async def stream_events(

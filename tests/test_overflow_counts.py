@@ -19,10 +19,12 @@ import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge.core import errors
+from lmbridge.core.events import RequestRecord
 from lmbridge.protocols import overflow
 from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN, Known
 from support import (
     RunningProxy,
+    claude_refused,
     error_events,
     oai,
     running,
@@ -177,10 +179,6 @@ async def bridge(fake_upstream: FakeOpenAIUpstream) -> AsyncIterator[RunningProx
         yield proxy
 
 
-def claude(proxy: RunningProxy) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0)
-
-
 @pytest.fixture(params=UNCOUNTED, ids=IDS)
 def refusal(request: pytest.FixtureRequest, fake_upstream: FakeOpenAIUpstream) -> str:
     _name, message, fields = request.param
@@ -192,21 +190,7 @@ def refusal(request: pytest.FixtureRequest, fake_upstream: FakeOpenAIUpstream) -
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_messages_door(bridge: RunningProxy, refusal: str, stream: bool) -> None:
-    async def ask(client: anthropic.AsyncAnthropic) -> None:
-        if not stream:
-            await client.messages.create(
-                model="claude-sonnet-4-6", max_tokens=100, messages=HELLO
-            )
-            return
-        async with client.messages.stream(
-            model="claude-sonnet-4-6", max_tokens=100, messages=HELLO
-        ) as events:
-            await events.get_final_message()
-
-    async with claude(bridge) as client:
-        with pytest.raises(anthropic.BadRequestError) as info:
-            await ask(client)
-    message = info.value.body["error"]["message"]  # type: ignore[index]
+    message = (await claude_refused(bridge, HELLO, stream))["message"]
     assert _said(message) == (WINDOW + 1, WINDOW)
     assert refusal in message
 
@@ -258,17 +242,9 @@ async def test_no_window_known_counts_the_prompt(
         status=400, error_message="the input length exceeds the context length"
     )
     long_text = "lorem ipsum dolor sit amet " * 400
-    async with (
-        running(settings_for(fake_upstream.url)) as proxy,
-        claude(proxy) as client,
-    ):
-        with pytest.raises(anthropic.BadRequestError) as info:
-            await client.messages.create(
-                model="claude-sonnet-4-6",
-                max_tokens=100,
-                messages=[{"role": "user", "content": long_text}],
-            )
-    n, m = _said(info.value.body["error"]["message"])  # type: ignore[index]
+    async with running(settings_for(fake_upstream.url)) as proxy:
+        error = await claude_refused(proxy, [{"role": "user", "content": long_text}])
+    n, m = _said(error["message"])
     assert n > 1000 and m == n - 1
 
 
@@ -307,20 +283,11 @@ def _relaying(fake_upstream: FakeOpenAIUpstream, api: str) -> Any:
     return running(settings)
 
 
-WORDED = [(name, words) for name, words, fields in UNCOUNTED if not fields]
-"""The wordings that say it in words (a stream's error event has no code)."""
-
-
-@pytest.mark.parametrize(("_id", "words"), WORDED, ids=[w[0] for w in WORDED])
-async def test_relayed_messages_stream_restates_the_upstreams_error_event(
-    fake_upstream: FakeOpenAIUpstream, _id: str, words: str
-) -> None:
-    """A Messages upstream's own `error` event inside its stream (relayed to
-    the Messages door unchanged) is said with counts Claude Code can read."""
-    event = {
-        "type": "error",
-        "error": {"type": "invalid_request_error", "message": words},
-    }
+async def _relayed_with_error_event(
+    fake_upstream: FakeOpenAIUpstream, event: dict[str, Any]
+) -> tuple[list[tuple[str, dict[str, Any]]], RequestRecord]:
+    """A Messages stream relayed from a Messages upstream that sends `event`
+    after some text: the events the client read, and the request's record."""
     fake_upstream.script = Script(
         text="one two three",
         frames_in_stream=[
@@ -335,7 +302,24 @@ async def test_relayed_messages_stream_restates_the_upstreams_error_event(
     }
     async with _relaying(fake_upstream, "messages") as proxy:
         events = await stream_events(proxy.url + "/v1/messages", body)
-        record = proxy.records[-1]
+        return events, await proxy.record()
+
+
+WORDED = [(name, words) for name, words, fields in UNCOUNTED if not fields]
+"""The wordings that say it in words (a stream's error event has no code)."""
+
+
+@pytest.mark.parametrize(("_id", "words"), WORDED, ids=[w[0] for w in WORDED])
+async def test_relayed_messages_stream_restates_the_upstreams_error_event(
+    fake_upstream: FakeOpenAIUpstream, _id: str, words: str
+) -> None:
+    """A Messages upstream's own `error` event inside its stream (relayed to
+    the Messages door unchanged) is said with counts Claude Code can read."""
+    event = {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": words},
+    }
+    events, record = await _relayed_with_error_event(fake_upstream, event)
     assert events[0][0] == "message_start"  # the upstream's own start, relayed
     failures = error_events(events)
     assert len(failures) == 1, events
@@ -401,19 +385,6 @@ async def test_relayed_streams_keep_other_errors_in_the_upstreams_words(
         "type": "error",
         "error": {"type": "overloaded_error", "message": "Overloaded"},
     }
-    fake_upstream.script = Script(
-        text="one two",
-        frames_in_stream=[
-            b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
-        ],
-    )
-    body = {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 100,
-        "stream": True,
-        "messages": HELLO,
-    }
-    async with _relaying(fake_upstream, "messages") as proxy:
-        events = await stream_events(proxy.url + "/v1/messages", body)
+    events, _record = await _relayed_with_error_event(fake_upstream, event)
     failures = [data for _name, data in events if data.get("type") == "error"]
     assert failures == [event]
