@@ -142,6 +142,20 @@ async def stream_events(
     return parse_sse(raw)
 
 
+async def claude_stream(
+    proxy_url: str, messages: list[anthropic.types.MessageParam]
+) -> list[tuple[str, dict[str, Any]]]:
+    """A streamed Messages request as raw HTTP (to see every event as sent,
+    errors included): the events read."""
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": messages,
+    }
+    return await stream_events(proxy_url + "/v1/messages", body)
+
+
 def error_events(events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """The `error` objects of a stream's error events (Anthropic's
     `{"type": "error", "error": ...}`, Chat's `{"error": ...}`)."""

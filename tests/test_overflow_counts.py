@@ -25,6 +25,7 @@ from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN, Known
 from support import (
     RunningProxy,
     claude_refused,
+    claude_stream,
     error_events,
     oai,
     running,
@@ -224,13 +225,7 @@ async def test_mid_stream_to_the_messages_door(
         text="one two three",
         error_in_stream="the input length exceeds the context length",
     )
-    body = {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 100,
-        "stream": True,
-        "messages": HELLO,
-    }
-    errors_seen = error_events(await stream_events(bridge.url + "/v1/messages", body))
+    errors_seen = error_events(await claude_stream(bridge.url, HELLO))
     assert len(errors_seen) == 1
     assert _said(errors_seen[0]["message"]) == (WINDOW + 1, WINDOW)
 
@@ -294,14 +289,8 @@ async def _relayed_with_error_event(
             b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
         ],
     )
-    body = {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 100,
-        "stream": True,
-        "messages": HELLO,
-    }
     async with _relaying(fake_upstream, "messages") as proxy:
-        events = await stream_events(proxy.url + "/v1/messages", body)
+        events = await claude_stream(proxy.url, HELLO)
         return events, await proxy.record()
 
 

@@ -18,11 +18,11 @@ from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN
 from support import (
     RunningProxy,
     claude_refused,
+    claude_stream,
     error_events,
     oai,
     running,
     settings_for,
-    stream_events,
 )
 
 HELLO: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Hello"}]
@@ -97,13 +97,7 @@ async def test_an_overflow_inside_the_stream_becomes_an_error_event(
         " overflows. However, the model is loaded with context length of only"
         " 4096 tokens, which is not enough.",
     )
-    body = {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 100,
-        "stream": True,
-        "messages": HELLO,
-    }
-    errors = error_events(await stream_events(bridge.url + "/v1/messages", body))
+    errors = error_events(await claude_stream(bridge.url, HELLO))
     assert len(errors) == 1
     error = errors[0]
     assert error["type"] == "invalid_request_error"
