@@ -122,7 +122,7 @@ async def test_upstream_editor_adds_an_azure_upstream(gui_app: LMBridgeApp) -> N
         "messages",
         "browser",
     )
-    assert "foundry" in panel.key_rows  # its API key row appeared
+    assert "foundry" in panel.keys_box.rows  # its API key row appeared
 
 
 async def test_api_key_goes_to_the_keyring_masked(
@@ -130,9 +130,9 @@ async def test_api_key_goes_to_the_keyring_masked(
 ) -> None:
     panel = settings_page(gui_app)
     panel.refresh_keys()
-    row = panel.key_rows["cloud"]
+    row = panel.keys_box.rows["cloud"]
     await eventually(lambda: row.state.text() == "no key stored")
-    assert "local" not in panel.key_rows  # LM Studio needs no key
+    assert "local" not in panel.keys_box.rows  # LM Studio needs no key
     assert row.entry.echoMode() == row.entry.EchoMode.Password
     row.entry.setText("sk-test-0123456789abcd")
     row.save.click()
@@ -159,8 +159,10 @@ async def test_web_search_key_goes_to_the_keyring_masked(
     panel = settings_page(gui_app)
     panel.refresh_keys()
     entry = ("lmbridge", config.WEB_SEARCH_SECRET)
-    row = panel.key_rows[config.WEB_SEARCH_SECRET]
-    assert list(panel.key_rows)[-1] == config.WEB_SEARCH_SECRET  # after the upstreams
+    row = panel.keys_box.rows[config.WEB_SEARCH_SECRET]
+    assert (
+        list(panel.keys_box.rows)[-1] == config.WEB_SEARCH_SECRET
+    )  # after the upstreams
     assert row.title.text() == "Web search" and "Tavily" in row.title.toolTip()
     await eventually(lambda: row.state.text() == "no key stored")
     assert not row.remove.isEnabled()
@@ -184,7 +186,7 @@ async def test_web_search_key_goes_to_the_keyring_masked(
     # A variable named in web_search.api_key_env wins: the row says so.
     settings_field(panel, "web_search.api_key_env", QLineEdit).setText("MY_TAVILY")
     panel.save_button.click()
-    row = panel.key_rows[config.WEB_SEARCH_SECRET]
+    row = panel.keys_box.rows[config.WEB_SEARCH_SECRET]
     await eventually(
         lambda: row.state.text() == "••••••••wxyz; $MY_TAVILY is used instead"
     )

@@ -13,7 +13,7 @@ page offers.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -311,7 +311,3 @@ class SettingsPanel(QWidget):
 
     def refresh_keys(self) -> None:
         self.keys_box.show_names(self._key_names())
-
-    @property
-    def key_rows(self) -> dict[str, Any]:
-        return self.keys_box.rows
