@@ -64,8 +64,6 @@ _.IQ4_NL  # LM Studio's quantization names, decoded
 _.CATALOG  # LM Studio's download source kind, decoded
 _.OTHER  # core/record.py NoteKind: older history rows' free-text notes migrate to it
 _.prefix_at  # core/record.py RequestSummary field: a history column (store/record_columns.py derives columns from fields)
-_.ROUTED  # RequestRecord.phase vocabulary (core/events.py); issue 24.4
-_.STREAMING  # reworks the record (branch records) and decides its phases
 
 # --- Test hooks: the tests (and docs/screenshots) drive or read the app
 # through these, the way a user would see it; the app itself has no caller.

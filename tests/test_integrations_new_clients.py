@@ -154,6 +154,39 @@ def test_cline_cli_sets_the_openai_compatible_provider(home: Path) -> None:
     pointed("cline-cli", home)
 
 
+# -- what every JSON writer does with a broken or odd file ----------------------
+
+JSON_FILES = {
+    "opencode": (".config/opencode/opencode.json", "provider"),
+    "cline-cli": (".cline/data/settings/providers.json", "providers"),
+    "claude-code": (".claude/settings.json", "env"),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(JSON_FILES))
+def test_json_writers_share_one_reading_of_the_file(tool: str, home: Path) -> None:
+    """A blank file is a new one; bad JSON names the file and the line; a
+    member of ours of the wrong kind is refused by name; `current` reads a
+    broken file as pointing nowhere rather than failing."""
+    relative, member = JSON_FILES[tool]
+    path = home / relative
+    path.parent.mkdir(parents=True)
+    path.write_text("  \n")
+    plan = integrations.plan_write(tool, config.Settings(), CHOICE, home=home)
+    assert json.loads(plan.new_text)[member]
+    path.write_text('{\n  "a": 1,\n  oops\n}\n')
+    with pytest.raises(IntegrationError, match=r"not valid JSON \(line 3") as bad:
+        integrations.plan_write(tool, config.Settings(), CHOICE, home=home)
+    assert str(path) in str(bad.value)
+    assert integrations.current(tool, home=home) is None
+    path.write_text(json.dumps({member: ["not", "an", "object"]}))
+    with pytest.raises(IntegrationError, match=f'"{member}" must be an object'):
+        integrations.plan_write(tool, config.Settings(), CHOICE, home=home)
+    path.write_text("[1, 2]")
+    with pytest.raises(IntegrationError, match="must hold a JSON object"):
+        integrations.plan_write(tool, config.Settings(), CHOICE, home=home)
+
+
 # -- Qwen Code and Gemini CLI (.env files) -------------------------------------
 
 ENV_USER = """# my keys

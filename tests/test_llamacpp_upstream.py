@@ -18,7 +18,14 @@ import pytest
 from fakes.llamacpp_server import FakeLlamaCppServer
 from fakes.openai_upstream import Script
 from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN
-from support import RunningProxy, oai, running, settings_for
+from support import (
+    RunningProxy,
+    claude,
+    claude_refused,
+    oai,
+    running,
+    settings_for,
+)
 
 LONG = "word " * 3000  # about 3000 tokens by LM Bridge's estimate
 
@@ -37,10 +44,6 @@ async def server() -> AsyncIterator[FakeLlamaCppServer]:
 async def bridge(server: FakeLlamaCppServer) -> AsyncIterator[RunningProxy]:
     async with running(settings_for(server.url, kind="llamacpp")) as proxy:
         yield proxy
-
-
-def claude(proxy: RunningProxy) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0)
 
 
 async def test_a_session_goes_by_chat_and_props_are_asked_once(
@@ -65,24 +68,10 @@ async def test_a_session_goes_by_chat_and_props_are_asked_once(
 async def test_a_prompt_over_the_slot_window_is_refused_with_its_counts(
     bridge: RunningProxy, server: FakeLlamaCppServer, stream: bool
 ) -> None:
-    async def ask(client: anthropic.AsyncAnthropic) -> None:
-        messages: list[anthropic.types.MessageParam] = [
-            {"role": "user", "content": LONG}
-        ]
-        if not stream:
-            await client.messages.create(
-                model="claude-sonnet-4-6", max_tokens=100, messages=messages
-            )
-            return
-        async with client.messages.stream(
-            model="claude-sonnet-4-6", max_tokens=100, messages=messages
-        ) as events:
-            await events.get_final_message()
-
-    async with claude(bridge) as client:
-        with pytest.raises(anthropic.BadRequestError) as info:
-            await ask(client)
-    message = info.value.body["error"]["message"]  # type: ignore[index]
+    long_prompt: list[anthropic.types.MessageParam] = [
+        {"role": "user", "content": LONG}
+    ]
+    message = (await claude_refused(bridge, long_prompt, stream))["message"]
     match = CLAUDE_CODE_PATTERN.search(message)
     assert match is not None, message
     assert int(match.group(1)) > int(match.group(2))
@@ -160,16 +149,9 @@ async def test_an_overflow_without_counts_gets_the_slot_window_as_m(
     server.script = Script(
         status=400, error_message="the input length exceeds the context length"
     )
-    async with claude(bridge) as client:
-        for _turn in range(2):  # the window is known from turn 1's /props
-            with pytest.raises(anthropic.BadRequestError) as info:
-                await client.messages.create(
-                    model="claude-sonnet-4-6",
-                    max_tokens=100,
-                    messages=[{"role": "user", "content": "Hi"}],
-                )
-            message = info.value.body["error"]["message"]  # type: ignore[index]
-            match = CLAUDE_CODE_PATTERN.search(message)
-            assert match is not None, message
-            assert int(match.group(2)) == 2048
-            assert int(match.group(1)) > 2048
+    for _turn in range(2):  # the window is known from turn 1's /props
+        error = await claude_refused(bridge, [{"role": "user", "content": "Hi"}])
+        match = CLAUDE_CODE_PATTERN.search(error["message"])
+        assert match is not None, error
+        assert int(match.group(2)) == 2048
+        assert int(match.group(1)) > 2048

@@ -13,16 +13,25 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import anthropic
 import openai
 import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge.core import errors
+from lmbridge.core.events import RequestRecord
 from lmbridge.protocols import overflow
 from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN, Known
-from support import RunningProxy, oai, running, settings_for
+from support import (
+    RunningProxy,
+    claude_refused,
+    claude_stream,
+    error_events,
+    oai,
+    running,
+    settings_for,
+    stream_events,
+)
 
 # (id, the upstream's words, fields beside them)
 UNCOUNTED: list[tuple[str, str, dict[str, Any]]] = [
@@ -171,10 +180,6 @@ async def bridge(fake_upstream: FakeOpenAIUpstream) -> AsyncIterator[RunningProx
         yield proxy
 
 
-def claude(proxy: RunningProxy) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0)
-
-
 @pytest.fixture(params=UNCOUNTED, ids=IDS)
 def refusal(request: pytest.FixtureRequest, fake_upstream: FakeOpenAIUpstream) -> str:
     _name, message, fields = request.param
@@ -186,21 +191,7 @@ def refusal(request: pytest.FixtureRequest, fake_upstream: FakeOpenAIUpstream) -
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_messages_door(bridge: RunningProxy, refusal: str, stream: bool) -> None:
-    async def ask(client: anthropic.AsyncAnthropic) -> None:
-        if not stream:
-            await client.messages.create(
-                model="claude-sonnet-4-6", max_tokens=100, messages=HELLO
-            )
-            return
-        async with client.messages.stream(
-            model="claude-sonnet-4-6", max_tokens=100, messages=HELLO
-        ) as events:
-            await events.get_final_message()
-
-    async with claude(bridge) as client:
-        with pytest.raises(anthropic.BadRequestError) as info:
-            await ask(client)
-    message = info.value.body["error"]["message"]  # type: ignore[index]
+    message = (await claude_refused(bridge, HELLO, stream))["message"]
     assert _said(message) == (WINDOW + 1, WINDOW)
     assert refusal in message
 
@@ -234,24 +225,9 @@ async def test_mid_stream_to_the_messages_door(
         text="one two three",
         error_in_stream="the input length exceeds the context length",
     )
-    body = {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 100,
-        "stream": True,
-        "messages": HELLO,
-    }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(bridge.url + "/v1/messages", json=body) as resp,
-    ):
-        text = (await resp.read()).decode()
-    events = [
-        json.loads(line[6:])
-        for line in text.splitlines()
-        if line.startswith("data: ") and '"type":"error"' in line.replace(" ", "")
-    ]
-    assert len(events) == 1
-    assert _said(events[0]["error"]["message"]) == (WINDOW + 1, WINDOW)
+    errors_seen = error_events(await claude_stream(bridge.url, HELLO))
+    assert len(errors_seen) == 1
+    assert _said(errors_seen[0]["message"]) == (WINDOW + 1, WINDOW)
 
 
 async def test_no_window_known_counts_the_prompt(
@@ -261,17 +237,9 @@ async def test_no_window_known_counts_the_prompt(
         status=400, error_message="the input length exceeds the context length"
     )
     long_text = "lorem ipsum dolor sit amet " * 400
-    async with (
-        running(settings_for(fake_upstream.url)) as proxy,
-        claude(proxy) as client,
-    ):
-        with pytest.raises(anthropic.BadRequestError) as info:
-            await client.messages.create(
-                model="claude-sonnet-4-6",
-                max_tokens=100,
-                messages=[{"role": "user", "content": long_text}],
-            )
-    n, m = _said(info.value.body["error"]["message"])  # type: ignore[index]
+    async with running(settings_for(fake_upstream.url)) as proxy:
+        error = await claude_refused(proxy, [{"role": "user", "content": long_text}])
+    n, m = _said(error["message"])
     assert n > 1000 and m == n - 1
 
 
@@ -289,17 +257,9 @@ async def test_mid_stream_to_the_chat_door(
         "stream": True,
         "messages": [{"role": "user", "content": "Hello"}],
     }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(bridge.url + "/v1/chat/completions", json=body) as resp,
-    ):
-        text = (await resp.read()).decode()
-    errors_seen = [
-        json.loads(line[6:])["error"]
-        for line in text.splitlines()
-        if line.startswith("data: {") and '"error"' in line
-    ]
-    assert len(errors_seen) == 1, text
+    events = await stream_events(bridge.url + "/v1/chat/completions", body)
+    errors_seen = error_events(events)
+    assert len(errors_seen) == 1, events
     assert errors_seen[0]["code"] == "context_length_exceeded"
     assert _said(errors_seen[0]["message"]) == (WINDOW + 1, WINDOW)
 
@@ -318,22 +278,20 @@ def _relaying(fake_upstream: FakeOpenAIUpstream, api: str) -> Any:
     return running(settings)
 
 
-async def _sse(url: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url, json=body) as resp,
-    ):
-        assert resp.status == 200
-        text = (await resp.read()).decode()
-    assert "HTTP/1.1" not in text  # never a second response in the body
-    events: list[tuple[str, dict[str, Any]]] = []
-    name = ""
-    for line in text.splitlines():
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: {"):
-            events.append((name, json.loads(line[6:])))
-    return events
+async def _relayed_with_error_event(
+    fake_upstream: FakeOpenAIUpstream, event: dict[str, Any]
+) -> tuple[list[tuple[str, dict[str, Any]]], RequestRecord]:
+    """A Messages stream relayed from a Messages upstream that sends `event`
+    after some text: the events the client read, and the request's record."""
+    fake_upstream.script = Script(
+        text="one two three",
+        frames_in_stream=[
+            b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
+        ],
+    )
+    async with _relaying(fake_upstream, "messages") as proxy:
+        events = await claude_stream(proxy.url, HELLO)
+        return events, await proxy.record()
 
 
 WORDED = [(name, words) for name, words, fields in UNCOUNTED if not fields]
@@ -350,27 +308,13 @@ async def test_relayed_messages_stream_restates_the_upstreams_error_event(
         "type": "error",
         "error": {"type": "invalid_request_error", "message": words},
     }
-    fake_upstream.script = Script(
-        text="one two three",
-        frames_in_stream=[
-            b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
-        ],
-    )
-    body = {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 100,
-        "stream": True,
-        "messages": HELLO,
-    }
-    async with _relaying(fake_upstream, "messages") as proxy:
-        events = await _sse(proxy.url + "/v1/messages", body)
-        record = proxy.records[-1]
+    events, record = await _relayed_with_error_event(fake_upstream, event)
     assert events[0][0] == "message_start"  # the upstream's own start, relayed
-    failures = [data for name, data in events if data.get("type") == "error"]
+    failures = error_events(events)
     assert len(failures) == 1, events
-    assert failures[0]["error"]["type"] == "invalid_request_error"
-    assert _said(failures[0]["error"]["message"]) == (WINDOW + 1, WINDOW)
-    assert words in failures[0]["error"]["message"]
+    assert failures[0]["type"] == "invalid_request_error"
+    assert _said(failures[0]["message"]) == (WINDOW + 1, WINDOW)
+    assert words in failures[0]["message"]
     assert record.error_kind == errors.ErrorKind.CONTEXT_OVERFLOW
 
 
@@ -411,7 +355,7 @@ async def test_relayed_responses_stream_restates_the_upstreams_error(
         "input": "Hello",
     }
     async with _relaying(fake_upstream, "responses") as proxy:
-        events = await _sse(proxy.url + "/v1/responses", body)
+        events = await stream_events(proxy.url + "/v1/responses", body)
     kinds = [data["type"] for _name, data in events]
     assert kinds[0] == "response.created"
     assert kinds[-2:] == ["error", "response.failed"], kinds
@@ -430,19 +374,6 @@ async def test_relayed_streams_keep_other_errors_in_the_upstreams_words(
         "type": "error",
         "error": {"type": "overloaded_error", "message": "Overloaded"},
     }
-    fake_upstream.script = Script(
-        text="one two",
-        frames_in_stream=[
-            b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
-        ],
-    )
-    body = {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 100,
-        "stream": True,
-        "messages": HELLO,
-    }
-    async with _relaying(fake_upstream, "messages") as proxy:
-        events = await _sse(proxy.url + "/v1/messages", body)
+    events, _record = await _relayed_with_error_event(fake_upstream, event)
     failures = [data for _name, data in events if data.get("type") == "error"]
     assert failures == [event]

@@ -7,17 +7,23 @@ its `n_prompt_tokens`/`n_ctx` fields, LM Studio, an error event inside a
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
-import aiohttp
 import anthropic
 import openai
 import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 from lmbridge.protocols.overflow import CLAUDE_CODE_PATTERN
-from support import RunningProxy, oai, running, settings_for
+from support import (
+    RunningProxy,
+    claude_refused,
+    claude_stream,
+    error_events,
+    oai,
+    running,
+    settings_for,
+)
 
 HELLO: list[anthropic.types.MessageParam] = [{"role": "user", "content": "Hello"}]
 VLLM = (
@@ -33,31 +39,12 @@ async def bridge(fake_upstream: FakeOpenAIUpstream) -> AsyncIterator[RunningProx
         yield proxy
 
 
-def claude(proxy: RunningProxy) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0)
-
-
 @pytest.mark.parametrize("stream", [False, True])
 async def test_vllm_overflow_reaches_claude_code_with_the_prompt_and_window(
     bridge: RunningProxy, fake_upstream: FakeOpenAIUpstream, stream: bool
 ) -> None:
     fake_upstream.script = Script(status=400, error_message=VLLM)
-
-    async def ask(client: anthropic.AsyncAnthropic) -> None:
-        if not stream:
-            await client.messages.create(
-                model="claude-sonnet-4-6", max_tokens=100, messages=HELLO
-            )
-            return
-        async with client.messages.stream(
-            model="claude-sonnet-4-6", max_tokens=100, messages=HELLO
-        ) as events:
-            await events.get_final_message()
-
-    async with claude(bridge) as client:
-        with pytest.raises(anthropic.BadRequestError) as info:
-            await ask(client)
-    error = info.value.body["error"]  # type: ignore[index]
+    error = await claude_refused(bridge, HELLO, stream)
     assert error["type"] == "invalid_request_error"
     assert error["message"].startswith(
         "prompt is too long: 12031 tokens > 8192 maximum"
@@ -80,12 +67,7 @@ async def test_llamacpp_fields_give_the_counts_its_message_leaves_out(
             "n_ctx": 8192,
         },
     )
-    async with claude(bridge) as client:
-        with pytest.raises(anthropic.BadRequestError) as info:
-            await client.messages.create(
-                model="claude-sonnet-4-6", max_tokens=100, messages=HELLO
-            )
-    message = info.value.body["error"]["message"]  # type: ignore[index]
+    message = (await claude_refused(bridge, HELLO))["message"]
     assert message.startswith("prompt is too long: 13392 tokens > 8192 maximum")
 
 
@@ -99,12 +81,7 @@ async def test_max_tokens_that_do_not_fit_are_not_called_a_long_prompt(
         " This model's maximum context length is 4096 tokens and your request has"
         " 2778 input tokens (8000 > 4096 - 2778). None",
     )
-    async with claude(bridge) as client:
-        with pytest.raises(anthropic.BadRequestError) as info:
-            await client.messages.create(
-                model="claude-sonnet-4-6", max_tokens=8000, messages=HELLO
-            )
-    message = info.value.body["error"]["message"]  # type: ignore[index]
+    message = (await claude_refused(bridge, HELLO, max_tokens=8000))["message"]
     assert message.startswith(
         "input length and `max_tokens` exceed context limit: 2778 + 8000 > 4096"
     )
@@ -120,24 +97,9 @@ async def test_an_overflow_inside_the_stream_becomes_an_error_event(
         " overflows. However, the model is loaded with context length of only"
         " 4096 tokens, which is not enough.",
     )
-    body = {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 100,
-        "stream": True,
-        "messages": HELLO,
-    }
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(bridge.url + "/v1/messages", json=body) as resp,
-    ):
-        text = (await resp.read()).decode()
-    errors = [
-        json.loads(line[6:])
-        for line in text.splitlines()
-        if line.startswith("data: ") and '"type":"error"' in line.replace(" ", "")
-    ]
+    errors = error_events(await claude_stream(bridge.url, HELLO))
     assert len(errors) == 1
-    error = errors[0]["error"]
+    error = errors[0]
     assert error["type"] == "invalid_request_error"
     assert error["message"].startswith("prompt is too long: 5406 tokens > 4096 maximum")
 

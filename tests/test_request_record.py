@@ -16,53 +16,13 @@ from lmbridge.store.db import FILENAME, Database
 from lmbridge.store.migrations import MIGRATIONS, apply_pending
 from lmbridge.store.record_columns import HISTORY, RecordColumns
 from lmbridge.store.usage import UsageStore
+from records import fresh_database, full_record
 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "data" / FILENAME)
-    await database.open()
-    yield database
-    await database.close()
-
-
-def full_record() -> RequestRecord:
-    """A finished record with every field set to something not its default."""
-    record = RequestRecord(
-        received=1_700_000_000.25,
-        client="claude-cli/2.0.1 (external, cli)",
-        protocol="anthropic",
-        path="/v1/messages",
-        model="claude-sonnet-4-6",
-        route="claude-*",
-        upstream="llama",
-        target="smollm2",
-        upstream_api="chat",
-        stream=True,
-        status=200,
-        error="broke off",
-        error_kind="upstream_error",
-        client_gone=True,
-        upstream_connected=0.01,
-        first_token=0.5,
-        done=1.5,
-        tokens_in=1200,
-        tokens_out=40,
-        cached_tokens=1000,
-        bytes_in=5000,
-        bytes_out=800,
-        upstream_bytes=4900,
-        session_key="s1/agent/a7",
-        chain_turn=4,
-        prefix_change=PrefixChange.TOOLS,
-        prefix_at=None,
-        prefix_detail="a tool was added: grep",
-        kept_tokens=10,
-    )
-    record.note(NoteKind.FALLBACK, "fallback a -> b (503)")
-    record.note(NoteKind.CACHE, "the tools changed")
-    record.mark_done()
-    return record
+    async with fresh_database(tmp_path) as database:
+        yield database
 
 
 def test_a_note_is_kept_once() -> None:

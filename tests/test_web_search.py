@@ -11,7 +11,7 @@ import io
 import itertools
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from fakes.openai_upstream import FakeOpenAIUpstream, Script, ToolCallScript
 from fakes.search_services import FakeSearch
 from lmbridge import cli, config
 from lmbridge.core import ir
+from lmbridge.core.events import RequestRecord
 from lmbridge.protocols import websearch
 from lmbridge.protocols.anthropic import parse_request
 from lmbridge.protocols.anthropic.response import search_call, search_result
@@ -65,10 +66,61 @@ def claude(proxy: RunningProxy) -> anthropic.AsyncAnthropic:
 WEB_SEARCH_TOOL: Any = {"type": "web_search_20250305", "name": "web_search"}
 
 
+async def ask_claude(
+    settings: config.Settings,
+    tools: Sequence[Any] = (WEB_SEARCH_TOOL,),
+    messages: list[Any] | None = None,
+    stream: bool = False,
+) -> tuple[anthropic.types.Message, RequestRecord]:
+    """One request as Claude Code sends it (its web search tool, a question)
+    through a proxy on `settings`: the answer and the request's record."""
+    create: Any = {
+        "model": "claude-x",
+        "max_tokens": 100,
+        "messages": messages or [{"role": "user", "content": "q"}],
+    }
+    if tools:
+        create["tools"] = list(tools)
+    async with running(settings) as proxy, claude(proxy) as client:
+        if stream:
+            async with client.messages.stream(**create) as events:
+                answer = await events.get_final_message()
+        else:
+            answer = await client.messages.create(**create)
+        record = await proxy.record()
+    return answer, record
+
+
 def model_searches_then_answers(
     upstream: FakeOpenAIUpstream, text: str = "LM Bridge 2 is out."
 ) -> None:
     upstream.scripts = [Script(text="", tool_calls=[SEARCH]), Script(text=text)]
+
+
+def search_session(upstream: FakeOpenAIUpstream, turns: int, opening: str = "") -> None:
+    """Turn 1: the model searches (saying `opening`), then answers "It is
+    out."; turns 2 and 3 answer "Turn two.", "Turn three."."""
+    later = [Script(text=f"Turn {n}.") for n in ("two", "three")[: turns - 1]]
+    upstream.scripts = [
+        Script(text=opening, tool_calls=[SEARCH]),
+        Script(text="It is out."),
+        *later,
+    ]
+
+
+def assert_session_only_grew(
+    upstream: FakeOpenAIUpstream, reads_search_at: int
+) -> None:
+    """Turn 1's follow-up (its search appended), then turns 2 and 3: each
+    upstream prompt starts with the one before, byte for byte, and the
+    request `reads_search_at` carries the search's result."""
+    bodies = [seen.body["messages"] for seen in upstream.requests]
+    assert len(bodies) == 4
+    for before, after in itertools.pairwise(bodies[1:]):
+        assert json.dumps(after).startswith(json.dumps(before)[:-1])
+    assert "One local endpoint." in tool_result_text(
+        upstream.requests[reads_search_at].body, "/v1/chat/completions"
+    )
 
 
 def tool_result_text(body: dict[str, Any], path: str) -> str:
@@ -105,22 +157,11 @@ async def test_claude_search_runs_and_the_answer_goes_on(
     fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch, api: str, stream: bool
 ) -> None:
     model_searches_then_answers(fake_upstream)
-    async with (
-        running(searching(fake_upstream, fake_search, api)) as proxy,
-        claude(proxy) as client,
-    ):
-        create: Any = {
-            "model": "claude-x",
-            "max_tokens": 1000,
-            "tools": [WEB_SEARCH_TOOL],
-            "messages": [{"role": "user", "content": "what is new?"}],
-        }
-        if stream:
-            async with client.messages.stream(**create) as events:
-                answer = await events.get_final_message()
-        else:
-            answer = await client.messages.create(**create)
-        record = await proxy.record()
+    answer, record = await ask_claude(
+        searching(fake_upstream, fake_search, api),
+        messages=[{"role": "user", "content": "what is new?"}],
+        stream=stream,
+    )
     kinds = [block.type for block in answer.content]
     assert kinds == ["server_tool_use", "web_search_tool_result", "text"]
     call, result, text = answer.content
@@ -157,32 +198,14 @@ async def test_allowed_and_blocked_domains_filter_the_hits(
 ) -> None:
     model_searches_then_answers(fake_upstream)
     tool: Any = {**WEB_SEARCH_TOOL, "blocked_domains": ["blocked.example.net"]}
-    async with (
-        running(searching(fake_upstream, fake_search)) as proxy,
-        claude(proxy) as client,
-    ):
-        answer = await client.messages.create(
-            model="claude-x",
-            max_tokens=100,
-            tools=[tool],
-            messages=[{"role": "user", "content": "q"}],
-        )
+    answer, _ = await ask_claude(searching(fake_upstream, fake_search), [tool])
     result = answer.content[1]
     assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
     assert isinstance(result.content, list)
     assert "https://blocked.example.net/x" not in [h.url for h in result.content]
     fake_upstream.scripts = [Script(text="", tool_calls=[SEARCH]), Script(text="ok")]
     tool = {**WEB_SEARCH_TOOL, "allowed_domains": ["example.org"]}
-    async with (
-        running(searching(fake_upstream, fake_search)) as proxy,
-        claude(proxy) as client,
-    ):
-        answer = await client.messages.create(
-            model="claude-x",
-            max_tokens=100,
-            tools=[tool],
-            messages=[{"role": "user", "content": "q"}],
-        )
+    answer, _ = await ask_claude(searching(fake_upstream, fake_search), [tool])
     result = answer.content[1]
     assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
     assert isinstance(result.content, list)
@@ -202,15 +225,7 @@ async def test_a_failed_search_is_a_result_the_model_reads(
         fake_search.garbage = True
     model_searches_then_answers(fake_upstream, "I could not search.")
     settings = searching(fake_upstream, fake_search, extra="timeout = 0.3")
-    async with running(settings) as proxy, claude(proxy) as client:
-        async with client.messages.stream(
-            model="claude-x",
-            max_tokens=100,
-            tools=[WEB_SEARCH_TOOL],
-            messages=[{"role": "user", "content": "q"}],
-        ) as events:
-            answer = await events.get_final_message()
-        record = await proxy.record()
+    answer, record = await ask_claude(settings, stream=True)
     result = answer.content[1]
     assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
     assert isinstance(result.content, anthropic.types.WebSearchToolResultError)
@@ -233,13 +248,7 @@ async def test_searches_past_the_limit_are_refused_to_the_model(
     ]
     settings = searching(fake_upstream, fake_search, extra="max_searches = 3")
     tool: Any = {**WEB_SEARCH_TOOL, "max_uses": 1}  # the client's limit is lower
-    async with running(settings) as proxy, claude(proxy) as client:
-        answer = await client.messages.create(
-            model="claude-x",
-            max_tokens=100,
-            tools=[tool],
-            messages=[{"role": "user", "content": "q"}],
-        )
+    answer, _ = await ask_claude(settings, [tool])
     kinds = [block.type for block in answer.content]
     assert kinds == [
         "server_tool_use",
@@ -262,17 +271,7 @@ async def test_searches_past_the_limit_are_refused_to_the_model(
 async def test_without_a_provider_the_tool_is_dropped_with_a_note(
     fake_upstream: FakeOpenAIUpstream,
 ) -> None:
-    async with (
-        running(searching(fake_upstream, None)) as proxy,
-        claude(proxy) as client,
-    ):
-        answer = await client.messages.create(
-            model="claude-x",
-            max_tokens=100,
-            tools=[WEB_SEARCH_TOOL],
-            messages=[{"role": "user", "content": "q"}],
-        )
-        record = await proxy.record()
+    answer, record = await ask_claude(searching(fake_upstream, None))
     assert answer.content[0].type == "text"
     assert offered(fake_upstream.requests[0].body) == []
     assert any(
@@ -289,20 +288,10 @@ async def test_client_tool_calls_beside_a_search_are_left_out(
         Script(text="", tool_calls=[SEARCH, read]),
         Script(text="", tool_calls=[read]),
     ]
-    async with (
-        running(searching(fake_upstream, fake_search)) as proxy,
-        claude(proxy) as client,
-    ):
-        answer = await client.messages.create(
-            model="claude-x",
-            max_tokens=100,
-            tools=[
-                WEB_SEARCH_TOOL,
-                {"name": "read", "input_schema": {"type": "object"}},
-            ],
-            messages=[{"role": "user", "content": "q"}],
-        )
-        record = await proxy.record()
+    read_tool = {"name": "read", "input_schema": {"type": "object"}}
+    answer, record = await ask_claude(
+        searching(fake_upstream, fake_search), [WEB_SEARCH_TOOL, read_tool]
+    )
     kinds = [block.type for block in answer.content]
     assert kinds == ["server_tool_use", "web_search_tool_result", "tool_use"]
     assert answer.stop_reason == "tool_use"
@@ -380,12 +369,7 @@ async def test_claude_three_turns_carry_the_search_back_unchanged(
 ) -> None:
     """Turn 2 sends turn 1's search blocks back: the upstream reads the same
     call and result it read in turn 1, byte for byte, before the new turn."""
-    fake_upstream.scripts = [
-        Script(text="Let me look.", tool_calls=[SEARCH]),
-        Script(text="It is out."),
-        Script(text="Turn two."),
-        Script(text="Turn three."),
-    ]
+    search_session(fake_upstream, 3, opening="Let me look.")
     history: list[Any] = []
     async with (
         running(searching(fake_upstream, fake_search)) as proxy,
@@ -414,14 +398,7 @@ async def test_claude_three_turns_carry_the_search_back_unchanged(
         "web_search_tool_result",
         "text",
     ]
-    bodies = [seen.body["messages"] for seen in fake_upstream.requests]
-    assert len(bodies) == 4
-    # Turn 1's follow-up (its search appended), then turns 2 and 3.
-    for before, after in itertools.pairwise(bodies[1:]):
-        assert json.dumps(after).startswith(json.dumps(before)[:-1])
-    assert "One local endpoint." in tool_result_text(
-        fake_upstream.requests[2].body, "/v1/chat/completions"
-    )
+    assert_session_only_grew(fake_upstream, reads_search_at=2)
     assert fake_search.queries() == ["lm bridge release"]
 
 
@@ -430,12 +407,7 @@ async def test_codex_three_turns_carry_the_search_back_unchanged(
 ) -> None:
     """Codex sends a search back without its id or results: the upstream
     still reads the same call and result every turn."""
-    fake_upstream.scripts = [
-        Script(text="", tool_calls=[SEARCH]),
-        Script(text="It is out."),
-        Script(text="Turn two."),
-        Script(text="Turn three."),
-    ]
+    search_session(fake_upstream, 3)
     items: list[Any] = []
     async with (
         running(searching(fake_upstream, fake_search)) as proxy,
@@ -460,13 +432,7 @@ async def test_codex_three_turns_carry_the_search_back_unchanged(
                 if kept["type"] == "web_search_call":
                     kept.pop("id")  # as Codex sends it back
                 items.append(kept)
-    bodies = [seen.body["messages"] for seen in fake_upstream.requests]
-    assert len(bodies) == 4
-    for before, after in itertools.pairwise(bodies[1:]):
-        assert json.dumps(after).startswith(json.dumps(before)[:-1])
-    assert "One local endpoint." in tool_result_text(
-        fake_upstream.requests[3].body, "/v1/chat/completions"
-    )
+    assert_session_only_grew(fake_upstream, reads_search_at=3)
 
 
 async def test_an_old_search_without_a_provider_is_left_out(
@@ -500,12 +466,7 @@ async def test_an_old_search_without_a_provider_is_left_out(
         },
         {"role": "user", "content": "next"},
     ]
-    async with (
-        running(searching(fake_upstream, None)) as proxy,
-        claude(proxy) as client,
-    ):
-        await client.messages.create(model="claude-x", max_tokens=100, messages=history)
-        record = await proxy.record()
+    _, record = await ask_claude(searching(fake_upstream, None), (), history)
     sent = fake_upstream.requests[0].body["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert "tool_calls" not in sent[1]
@@ -530,13 +491,7 @@ async def test_keyed_providers_send_their_key(
         extra='api_key_env = "TEST_SEARCH_KEY"',
         provider=provider,
     )
-    async with running(settings) as proxy, claude(proxy) as client:
-        answer = await client.messages.create(
-            model="claude-x",
-            max_tokens=100,
-            tools=[WEB_SEARCH_TOOL],
-            messages=[{"role": "user", "content": "q"}],
-        )
+    answer, _ = await ask_claude(settings)
     result = answer.content[1]
     assert isinstance(result, anthropic.types.WebSearchToolResultBlock)
     assert isinstance(result.content, list) and len(result.content) == 3
@@ -554,14 +509,7 @@ async def test_a_keyed_provider_without_a_key_fails_the_search_not_the_answer(
 ) -> None:
     model_searches_then_answers(fake_upstream)
     settings = searching(fake_upstream, fake_search, provider="brave")
-    async with running(settings) as proxy, claude(proxy) as client:
-        answer = await client.messages.create(
-            model="claude-x",
-            max_tokens=100,
-            tools=[WEB_SEARCH_TOOL],
-            messages=[{"role": "user", "content": "q"}],
-        )
-        record = await proxy.record()
+    answer, record = await ask_claude(settings)
     assert answer.content[-1].type == "text"
     assert fake_search.requests == []
     assert any("lmbridge keys set web-search" in n for n in record.note_texts)
@@ -624,13 +572,7 @@ async def test_the_cli_sets_up_web_search(
     assert settings.web_search.provider == "brave"
 
     model_searches_then_answers(fake_upstream)
-    async with running(settings) as proxy, claude(proxy) as client:
-        await client.messages.create(
-            model="claude-x",
-            max_tokens=100,
-            tools=[WEB_SEARCH_TOOL],
-            messages=[{"role": "user", "content": "q"}],
-        )
+    await ask_claude(settings)
     assert fake_search.requests[0].headers["X-Subscription-Token"] == "sk-brave-secret"
     assert (
         await asyncio.to_thread(cli.main, [*base, "keys", "delete", "web-search"]) == 0
@@ -749,13 +691,7 @@ async def test_a_vendor_upstream_runs_the_tool_itself(
     settings = settings_for(
         fake_upstream.url, kind="anthropic", upstream_extra="", routes=table
     )
-    async with running(settings) as proxy, claude(proxy) as client:
-        await client.messages.create(
-            model="claude-x",
-            max_tokens=100,
-            tools=[WEB_SEARCH_TOOL],
-            messages=[{"role": "user", "content": "q"}],
-        )
+    await ask_claude(settings)
     assert fake_upstream.requests[0].body["tools"] == [WEB_SEARCH_TOOL]
     assert fake_search.requests == []
 
@@ -763,11 +699,7 @@ async def test_a_vendor_upstream_runs_the_tool_itself(
 async def test_previous_response_id_carries_the_search(
     fake_upstream: FakeOpenAIUpstream, fake_search: FakeSearch
 ) -> None:
-    fake_upstream.scripts = [
-        Script(text="", tool_calls=[SEARCH]),
-        Script(text="It is out."),
-        Script(text="Turn two."),
-    ]
+    search_session(fake_upstream, 2)
     async with running(searching(fake_upstream, fake_search)) as proxy, oai(proxy) as c:
         first = await c.responses.create(
             model="claude-x", input="q0", tools=[{"type": "web_search"}]
@@ -790,11 +722,7 @@ async def test_a_chained_session_to_a_responses_upstream_keeps_its_chain(
 ) -> None:
     """A keyed Claude Code session to a Responses upstream: the search's
     follow-up call and the next turns each continue the chain."""
-    fake_upstream.scripts = [
-        Script(text="", tool_calls=[SEARCH]),
-        Script(text="It is out."),
-        Script(text="Turn two."),
-    ]
+    search_session(fake_upstream, 2)
     history: list[Any] = []
     settings = searching(fake_upstream, fake_search, "responses")
     async with running(settings) as proxy, claude(proxy) as client:
@@ -883,14 +811,7 @@ async def test_a_model_that_keeps_searching_is_stopped(
 ) -> None:
     fake_upstream.script = Script(text="", tool_calls=[SEARCH])  # every call
     settings = searching(fake_upstream, fake_search, extra="max_searches = 1")
-    async with running(settings) as proxy, claude(proxy) as client:
-        answer = await client.messages.create(
-            model="claude-x",
-            max_tokens=100,
-            tools=[WEB_SEARCH_TOOL],
-            messages=[{"role": "user", "content": "q"}],
-        )
-        record = await proxy.record()
+    answer, record = await ask_claude(settings)
     kinds = [block.type for block in answer.content]
     assert kinds == ["server_tool_use", "web_search_tool_result"] * 3
     assert answer.stop_reason == "end_turn"

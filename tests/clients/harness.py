@@ -243,13 +243,16 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def lmbridge_config(upstream_url: str, extra: str = "") -> str:
+def lmbridge_config(
+    upstream_url: str, extra: str = "", *, port: int = 0, route_extra: str = ""
+) -> str:
     """LM Bridge with one OpenAI-compatible upstream taking every model that
     the upstreams and routes of `extra` (matched first) do not take (`extra`
-    may add other tables too, such as `[web_search]`)."""
+    may add other tables too, such as `[web_search]`); `route_extra` adds
+    lines to that catch-all route (a `context_window`)."""
     return f"""
 [server]
-port = 0
+port = {port}
 
 [[upstream]]
 name = "fake"
@@ -260,6 +263,7 @@ base_url = "{upstream_url}/v1"
 model = "*"
 upstream = "fake"
 target = "fake-model"
+{route_extra}
 """
 
 
@@ -277,10 +281,19 @@ async def lmbridge_serve(
     extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Bridge]:
     """`lmbridge serve --config FILE` in a subprocess, LMBRIDGE_HOME in `root`."""
-    home = root / "lmbridge-home"
-    home.mkdir(parents=True, exist_ok=True)
     config = root / "lmbridge.toml"
     config.write_text(lmbridge_config(upstream_url, extra_config))
+    async with serving(config, root / "lmbridge-home", extra_env) as bridge:
+        yield bridge
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    config: Path, home: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Bridge]:
+    """`lmbridge serve --config CONFIG` (LMBRIDGE_HOME `home`) until the
+    block ends; it fails at once, with what it printed, if it does not start."""
+    await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
     env = {**os.environ, **(extra_env or {}), "LMBRIDGE_HOME": str(home)}
     for name in ("LMBRIDGE_HOST", "LMBRIDGE_PORT", "LMBRIDGE_LOG_REQUESTS"):
         env.pop(name, None)
@@ -325,3 +338,26 @@ async def lmbridge_serve(
                 _kill_group(proc)
                 await proc.wait()
         await asyncio.gather(*drains, return_exceptions=True)
+
+
+async def lmbridge_launch(
+    root: Path,
+    work: Path,
+    env: dict[str, str],
+    config: Path,
+    client: str,
+    model: str,
+    client_args: list[str],
+) -> Result:
+    """`lmbridge launch CLIENT --model MODEL --config CONFIG -- CLIENT_ARGS`
+    run to the end in `work`, with the CLIs on PATH, LMBRIDGE_HOME under
+    `root` and no keyring."""
+    env = {
+        **env,
+        "PATH": f"{BIN}{os.pathsep}{env['PATH']}",
+        "LMBRIDGE_HOME": str(root / "launch-home"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+    }
+    argv = [sys.executable, "-m", "lmbridge", "launch", client]
+    argv += ["--model", model, "--config", str(config), "--", *client_args]
+    return await run(argv, env, work, timeout=60)

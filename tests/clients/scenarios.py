@@ -21,7 +21,14 @@ from typing import Any
 
 from aiohttp import web
 
-from clients.fake_model import Call, Reply
+from clients.fake_model import (
+    Call,
+    Reply,
+    Responder,
+    chat_text,
+    chat_tool_results,
+    chat_tools,
+)
 from fakes.foundry import FakeFoundry
 from fakes.openai_upstream import Script, ToolCallScript
 
@@ -91,6 +98,47 @@ def tool_calls(api: str, body: dict[str, Any]) -> list[tuple[str, str, Any]]:
                 if part.get("type") == "tool_use":
                     calls.append((part["id"], part["name"], part["input"]))
     return calls
+
+
+# ------------------------------------- Claude Code's and Codex's round trips
+
+
+def chat_user_texts(body: dict[str, Any]) -> list[str]:
+    """The texts of a Chat request's user messages."""
+    return [chat_text(m) for m in body.get("messages", []) if m.get("role") == "user"]
+
+
+def claude_bash_round_trip(prompt: str, final: str) -> Responder:
+    """Claude Code's turn on `prompt`: the model runs `cat note.txt` with the
+    Bash tool (call `call_bash_1`), then answers `final`; other requests
+    (titles, warm-ups) get a short text."""
+
+    def respond(api: str, body: dict[str, Any]) -> Reply:
+        if not any(prompt in t for t in chat_user_texts(body)):
+            return Reply(text="(side request)")
+        if chat_tool_results(body):
+            return Reply(text=final)
+        if "Bash" not in chat_tools(body):
+            return Reply(text="I have no Bash tool.")
+        args = json.dumps({"command": "cat note.txt", "description": "Show the note"})
+        return Reply(calls=[Call("Bash", args, call_id="call_bash_1")])
+
+    return respond
+
+
+def codex_shell_round_trip(final: str) -> Responder:
+    """Codex's turn: the model runs `cat note.txt` with its `exec_command`
+    tool (call `call_shell_1`), then answers `final`."""
+
+    def respond(api: str, body: dict[str, Any]) -> Reply:
+        if chat_tool_results(body):
+            return Reply(text=final)
+        if "exec_command" not in chat_tools(body):
+            return Reply(text="I have no shell tool.")
+        args = json.dumps({"cmd": "cat note.txt"})
+        return Reply(calls=[Call("exec_command", args, call_id="call_shell_1")])
+
+    return respond
 
 
 # ------------------------------------------------------------ the script

@@ -16,12 +16,12 @@ from clients.fake_model import (
     Call,
     Reply,
     ScriptedModel,
-    chat_text,
     chat_tool_calls,
     chat_tool_result,
     chat_tool_results,
     chat_tools,
 )
+from clients.scenarios import chat_user_texts, claude_bash_round_trip
 from lmbridge.integrations import Endpoint, ModelChoice, claude_code
 
 CHAT = "/v1/chat/completions"
@@ -47,10 +47,6 @@ async def claude(
     return result
 
 
-def _user_texts(body: dict[str, Any]) -> list[str]:
-    return [chat_text(m) for m in body.get("messages", []) if m.get("role") == "user"]
-
-
 async def test_bash_tool_round_trip(
     tmp_path: Path,
     work: Path,
@@ -63,20 +59,12 @@ async def test_bash_tool_round_trip(
     prompt = "What does note.txt say?"
     final = "The note says CLAUDE-NOTE-3308."
 
-    def responder(api: str, body: dict[str, Any]) -> Reply:
-        if not any(prompt in t for t in _user_texts(body)):
-            return Reply(text="(side request)")
-        if chat_tool_results(body):
-            return Reply(text=final)
-        if "Bash" not in chat_tools(body):
-            return Reply(text="I have no Bash tool.")
-        args = json.dumps({"command": "cat note.txt", "description": "Show the note"})
-        return Reply(calls=[Call("Bash", args, call_id="call_bash_1")])
-
-    fake.responder = responder
+    fake.responder = claude_bash_round_trip(prompt, final)
     result = await claude(tmp_path, work, bridge, trap, prompt)
 
-    bodies = [b for b in fake.bodies(CHAT) if any(prompt in t for t in _user_texts(b))]
+    bodies = [
+        b for b in fake.bodies(CHAT) if any(prompt in t for t in chat_user_texts(b))
+    ]
     assert len(bodies) == 2, [b["messages"][-1] for b in bodies]
     first, second = bodies
     assert first["model"] == "fake-model"
@@ -104,7 +92,7 @@ async def test_subagent_round_trip(
     final = "The subagent reported SUBAGENT-WORD-6642."
 
     def responder(api: str, body: dict[str, Any]) -> Reply:
-        texts = _user_texts(body)
+        texts = chat_user_texts(body)
         if any(task in t for t in texts) and not any(prompt in t for t in texts):
             return Reply(text=report)  # the subagent's conversation
         if not any(prompt in t for t in texts):
@@ -123,12 +111,12 @@ async def test_subagent_round_trip(
     result = await claude(tmp_path, work, bridge, trap, prompt)
 
     bodies = fake.bodies(CHAT)
-    main = [b for b in bodies if any(prompt in t for t in _user_texts(b))]
+    main = [b for b in bodies if any(prompt in t for t in chat_user_texts(b))]
     sub = [
         b
         for b in bodies
-        if any(task in t for t in _user_texts(b))
-        and not any(prompt in t for t in _user_texts(b))
+        if any(task in t for t in chat_user_texts(b))
+        and not any(prompt in t for t in chat_user_texts(b))
     ]
     assert "Agent" in chat_tools(main[0]), sorted(chat_tools(main[0]))
     assert len(sub) == 1, [b["messages"][-1] for b in bodies]

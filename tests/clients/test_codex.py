@@ -26,6 +26,7 @@ from clients.fake_model import (
     chat_tools,
 )
 from clients.mcp_server import TOOL_NAME, token_for
+from clients.scenarios import codex_shell_round_trip
 
 LOCAL_MODEL = "qwen/qwen3-coder-30b"
 CHAT = "/v1/chat/completions"
@@ -67,15 +68,7 @@ async def test_shell_tool_round_trip(
     (work / "note.txt").write_text("SHELL-OUTPUT-5521\n")
     final = "The note says SHELL-OUTPUT-5521."
 
-    def responder(api: str, body: dict[str, Any]) -> Reply:
-        if chat_tool_results(body):
-            return Reply(text=final)
-        if "exec_command" not in chat_tools(body):
-            return Reply(text="I have no shell tool.")
-        args = json.dumps({"cmd": "cat note.txt"})
-        return Reply(calls=[Call("exec_command", args, call_id="call_shell_1")])
-
-    fake.responder = responder
+    fake.responder = codex_shell_round_trip(final)
     result = await codex(tmp_path, work, bridge, trap, "What does note.txt say?")
 
     first, second = fake.bodies(CHAT)

@@ -11,27 +11,22 @@ calls a tool, the CLI runs it, the result reaches the model's next turn.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from clients import harness
 from clients.fake_model import (
-    Call,
-    Reply,
     ScriptedModel,
-    chat_text,
     chat_tool_calls,
     chat_tool_result,
-    chat_tool_results,
-    chat_tools,
+)
+from clients.scenarios import (
+    chat_user_texts,
+    claude_bash_round_trip,
+    codex_shell_round_trip,
 )
 from launch.support import free_port
 
@@ -41,48 +36,9 @@ WINDOW = 40000
 
 
 def launch_config(upstream_url: str, port: int) -> str:
-    return f"""
-[server]
-port = {port}
-
-[[upstream]]
-name = "fake"
-kind = "openai"
-base_url = "{upstream_url}/v1"
-
-[[route]]
-model = "*"
-upstream = "fake"
-target = "fake-model"
-context_window = {WINDOW}
-"""
-
-
-@contextlib.asynccontextmanager
-async def serving(config: Path, root: Path) -> AsyncIterator[None]:
-    """`lmbridge serve --config CONFIG` until the block ends."""
-    env = {**os.environ, "LMBRIDGE_HOME": str(root / "serve-home")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lmbridge",
-        "serve",
-        "--config",
-        str(config),
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    assert b"listening on" in line, line
-    try:
-        yield
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.communicate(), 10)
+    """The one upstream, on `port`, with the window launch hands the CLI."""
+    window = f"context_window = {WINDOW}"
+    return harness.lmbridge_config(upstream_url, port=port, route_extra=window)
 
 
 async def run_launch(
@@ -93,30 +49,21 @@ async def run_launch(
     client: str,
     client_args: list[str],
 ) -> harness.Result:
-    env = {
-        **env,
-        "PATH": f"{harness.BIN}{os.pathsep}{env['PATH']}",
-        "LMBRIDGE_HOME": str(tmp_path / "launch-home"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-    }
-    argv = [
-        sys.executable,
-        "-m",
-        "lmbridge",
-        "launch",
-        client,
-        "--model",
-        MODEL,
-        "--config",
-        str(config),
-        "--",
-        *client_args,
-    ]
-    return await harness.run(argv, env, work, timeout=60)
+    """`lmbridge launch CLIENT --model MODEL` (a model the CLI does not know)."""
+    return await harness.lmbridge_launch(
+        tmp_path, work, env, config, client, MODEL, client_args
+    )
 
 
-def _user_texts(body: dict[str, Any]) -> list[str]:
-    return [chat_text(m) for m in body.get("messages", []) if m.get("role") == "user"]
+@contextlib.asynccontextmanager
+async def maybe_serving(config: Path, root: Path, running: bool) -> AsyncIterator[None]:
+    """`lmbridge serve` on `config` for the block when `running`, else nothing
+    (launch then starts its own)."""
+    if not running:
+        yield
+        return
+    async with harness.serving(config, root / "serve-home"):
+        yield
 
 
 @pytest.mark.parametrize("bridge_running", [True, False], ids=["running", "own"])
@@ -131,15 +78,7 @@ async def test_claude_code_tool_round_trip(
     prompt = "What does note.txt say?"
     final = "The note says LAUNCH-NOTE-8812."
 
-    def responder(api: str, body: dict[str, Any]) -> Reply:
-        if not any(prompt in t for t in _user_texts(body)):
-            return Reply(text="(side request)")
-        if chat_tool_results(body):
-            return Reply(text=final)
-        args = json.dumps({"command": "cat note.txt", "description": "Show it"})
-        return Reply(calls=[Call("Bash", args, call_id="call_bash_1")])
-
-    fake.responder = responder
+    fake.responder = claude_bash_round_trip(prompt, final)
     config = tmp_path / "lmbridge.toml"
     port = free_port()
     config.write_text(launch_config(fake.url, port))
@@ -147,15 +86,15 @@ async def test_claude_code_tool_round_trip(
     for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
         del env[name]  # launch sets them
     args = ["-p", prompt, "--dangerously-skip-permissions"]
-    async with contextlib.AsyncExitStack() as stack:
-        if bridge_running:
-            await stack.enter_async_context(serving(config, tmp_path))
+    async with maybe_serving(config, tmp_path, bridge_running):
         result = await run_launch(tmp_path, work, env, config, "claude", args)
     assert result.returncode == 0, result.explain()
     assert final in result.stdout
     assert ("(running)" in result.stderr) is bridge_running, result.stderr
     assert (f"127.0.0.1:{port} " in result.stderr) is bridge_running
-    bodies = [b for b in fake.bodies(CHAT) if any(prompt in t for t in _user_texts(b))]
+    bodies = [
+        b for b in fake.bodies(CHAT) if any(prompt in t for t in chat_user_texts(b))
+    ]
     assert len(bodies) == 2
     assert {b["model"] for b in bodies} == {"fake-model"}
     assert [c["id"] for c in chat_tool_calls(bodies[1])] == ["call_bash_1"]
@@ -174,15 +113,7 @@ async def test_codex_tool_round_trip(
     (work / "note.txt").write_text("LAUNCH-SHELL-4410\n")
     final = "The note says LAUNCH-SHELL-4410."
 
-    def responder(api: str, body: dict[str, Any]) -> Reply:
-        if chat_tool_results(body):
-            return Reply(text=final)
-        if "exec_command" not in chat_tools(body):
-            return Reply(text="I have no shell tool.")
-        args = json.dumps({"cmd": "cat note.txt"})
-        return Reply(calls=[Call("exec_command", args, call_id="call_shell_1")])
-
-    fake.responder = responder
+    fake.responder = codex_shell_round_trip(final)
     config = tmp_path / "lmbridge.toml"
     config.write_text(launch_config(fake.url, free_port()))
     env = harness.codex_env(tmp_path, trap.url)
@@ -194,9 +125,7 @@ async def test_codex_tool_round_trip(
     )
     harness.write_codex_config(env, head)
     args = ["exec", "--skip-git-repo-check", "What does note.txt say?"]
-    async with contextlib.AsyncExitStack() as stack:
-        if bridge_running:
-            await stack.enter_async_context(serving(config, tmp_path))
+    async with maybe_serving(config, tmp_path, bridge_running):
         result = await run_launch(tmp_path, work, env, config, "codex", args)
     assert result.returncode == 0, result.explain()
     assert final in result.stdout

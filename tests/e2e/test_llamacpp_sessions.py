@@ -18,30 +18,20 @@ with two, each agent keeps a slot.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from e2e import sessions
-from e2e.llama_server import MODEL_ID
+from e2e.doors import DOORS, run_session
 from e2e.llamacpp_server import binary, running_llamacpp_server
-from e2e.recorder import Recorder
-from lmbridge import config
-from support import running
 
 # Tokens a request may evaluate beyond what it added: the chat template's
 # turn markers around a scripted assistant turn, which follow the tokens the
 # model generated in the cache.
 TOLERANCE = 8
 PLAN = sessions.Plan(turns=8, max_tokens=8, result_bytes=120, subagent_after=(2, 5))
-MODEL = "claude-sonnet-4-6"
-Session = Callable[[str, sessions.Plan, str], Awaitable[list[sessions.Turn]]]
-DOORS: dict[str, Session] = {
-    "anthropic": sessions.anthropic_session,
-    "chat": sessions.chat_session,
-    "responses": sessions.responses_session,
-}
 
 
 @dataclass
@@ -69,27 +59,9 @@ class Run:
 
 
 async def _run(server_url: str, door: str) -> Run:
-    recorder = Recorder(server_url, metrics=True)
-    await recorder.start()
-    settings = config.parse(f"""
-[server]
-port = 0
-
-[[upstream]]
-name = "llama"
-kind = "llamacpp"
-base_url = "{recorder.url}"
-
-[[route]]
-model = "claude-*"
-upstream = "llama"
-target = "{MODEL_ID}"
-""")
-    try:
-        async with running(settings) as proxy:
-            turns = await DOORS[door](proxy.url, PLAN, MODEL)
-    finally:
-        await recorder.stop()
+    turns, recorder = await run_session(
+        server_url, door, PLAN, kind="llamacpp", metrics=True
+    )
     chats = recorder.chat()
     evaluated = [e.evaluated or 0 for e in chats]
     prompts = [e.prompt_tokens for e in chats]

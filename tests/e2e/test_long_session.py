@@ -20,25 +20,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
 from e2e import sessions
-from e2e.llama_server import MODEL_ID
-from e2e.recorder import Exchange, Recorder, prefix_break
-from lmbridge import config
-from support import running
+from e2e.doors import run_session
+from e2e.recorder import Exchange, prefix_break
 
 PLAN = sessions.Plan(turns=10, max_tokens=8, result_bytes=120)
-MODEL = "claude-sonnet-4-6"
-Session = Callable[[str, sessions.Plan, str], Awaitable[list[sessions.Turn]]]
-DOORS: dict[str, Session] = {
-    "anthropic": sessions.anthropic_session,
-    "chat": sessions.chat_session,
-    "responses": sessions.responses_session,
-}
 
 
 @dataclass
@@ -57,27 +48,7 @@ class Run:
 
 
 async def _run(llama_url: str, door: str) -> Run:
-    recorder = Recorder(llama_url)
-    await recorder.start()
-    settings = config.parse(f"""
-[server]
-port = 0
-
-[[upstream]]
-name = "llama"
-kind = "openai"
-base_url = "{recorder.url}"
-
-[[route]]
-model = "claude-*"
-upstream = "llama"
-target = "{MODEL_ID}"
-""")
-    try:
-        async with running(settings) as proxy:
-            turns = await DOORS[door](proxy.url, PLAN, MODEL)
-    finally:
-        await recorder.stop()
+    turns, recorder = await run_session(llama_url, door, PLAN, kind="openai")
     return Run(turns, recorder.chat())
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,14 @@ from PySide6.QtCore import Qt, QUrl
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, eventually, make_app
+from lmbridge import config
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.conversations.view import ConversationsPanel
 from lmbridge.gui.sessions.view import SessionsPanel
 from lmbridge.store.conversations import Chat, StoredMessage
+from lmbridge.store.db import Database
+from lmbridge.store.usage import UsageStore
+from records import finished
 
 KEY = "c0ffee-session-1"
 
@@ -299,3 +304,57 @@ async def test_a_chain_shows_its_turns(
     panel.select_key(f"{KEY}/agent/a1")
     await eventually(lambda: turns.rowCount() == 1, what="the subagent's turn")
     assert column("changed")[:1] == ["first"]
+
+
+async def test_sessions_known_only_from_the_request_log_count_their_requests(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    """Keyed sessions to a Chat upstream have no chain: their turns are
+    their requests in the request log, the history stored before this start
+    (read back at start) and a live three-turn session alike, the count
+    the same as the turn list of the session."""
+    settings = app_settings(fake_lm, fake_upstream)
+    db = Database.in_dir(config.data_dir())  # the app's, before it starts
+    await db.open()
+    try:
+        earlier = time.time() - 3600
+        stored = [
+            finished(earlier + n, session_key="stored-session", client="curl/8")
+            for n in range(2)
+        ]
+        await UsageStore(db).add([*stored, finished(earlier + 5, session_key=None)])
+    finally:
+        await db.close()
+    app = await make_app(settings, tmp_path)
+    try:
+        panel = app.page("sessions")
+        assert isinstance(panel, SessionsPanel)
+        app.window.show_page("sessions")
+        history: list[dict[str, Any]] = []
+        for turn in range(3):
+            history.append({"role": "user", "content": f"question {turn}"})
+            answer = await chat_turn(app, history)
+            history.append({"role": "assistant", "content": answer})
+        assert app.controller.services is not None
+        assert not await app.controller.services.sessions.sessions()  # no chain
+
+        def turns_by_key() -> dict[str, str]:
+            key = panel.model.column_position("key")
+            turns = panel.model.column_position("turns")
+            return {
+                str(panel.model.index(row, key).data()): str(
+                    panel.model.index(row, turns).data()
+                )
+                for row in range(panel.model.rowCount())
+            }
+
+        await eventually(
+            lambda: turns_by_key() == {KEY: "3", "stored-session": "2"},
+            what="both sessions with their request counts",
+        )
+        panel.select_key(KEY)
+        await eventually(lambda: panel.turns_model.rowCount() == 3, what="its turns")
+        panel.select_key("stored-session")
+        await eventually(lambda: panel.turns_model.rowCount() == 2, what="its turns")
+    finally:
+        await close_app(app)

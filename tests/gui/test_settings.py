@@ -13,8 +13,10 @@ from fakes.azure_fixtures import memory_keyring
 from fakes.memory_keyring import MemoryKeyring
 from gui.helpers import eventually, settings_field
 from lmbridge import config
+from lmbridge.auth.secrets import SECRETS
 from lmbridge.gui.app import LMBridgeApp
 from lmbridge.gui.settings.view import SettingsPanel
+from lmbridge.upstreams.credentials import stored_key
 
 __all__ = ["memory_keyring"]
 
@@ -120,7 +122,7 @@ async def test_upstream_editor_adds_an_azure_upstream(gui_app: LMBridgeApp) -> N
         "messages",
         "browser",
     )
-    assert "foundry" in panel.key_rows  # its API key row appeared
+    assert "foundry" in panel.keys_box.rows  # its API key row appeared
 
 
 async def test_api_key_goes_to_the_keyring_masked(
@@ -128,9 +130,9 @@ async def test_api_key_goes_to_the_keyring_masked(
 ) -> None:
     panel = settings_page(gui_app)
     panel.refresh_keys()
-    row = panel.key_rows["cloud"]
+    row = panel.keys_box.rows["cloud"]
     await eventually(lambda: row.state.text() == "no key stored")
-    assert "local" not in panel.key_rows  # LM Studio needs no key
+    assert "local" not in panel.keys_box.rows  # LM Studio needs no key
     assert row.entry.echoMode() == row.entry.EchoMode.Password
     row.entry.setText("sk-test-0123456789abcd")
     row.save.click()
@@ -146,6 +148,53 @@ async def test_api_key_goes_to_the_keyring_masked(
     row.remove.click()
     await eventually(lambda: row.state.text() == "no key stored")
     assert ("lmbridge", "cloud") not in memory_keyring.passwords
+
+
+async def test_web_search_key_goes_to_the_keyring_masked(
+    gui_app: LMBridgeApp, memory_keyring: MemoryKeyring, messages: list[Any]
+) -> None:
+    """The [web_search] provider's key has a row beside the upstreams' keys:
+    saved to the keyring entry `lmbridge keys set web-search` writes and the
+    proxy's searcher reads, shown masked, never in the file; Remove clears it."""
+    panel = settings_page(gui_app)
+    panel.refresh_keys()
+    entry = ("lmbridge", config.WEB_SEARCH_SECRET)
+    row = panel.keys_box.rows[config.WEB_SEARCH_SECRET]
+    assert (
+        list(panel.keys_box.rows)[-1] == config.WEB_SEARCH_SECRET
+    )  # after the upstreams
+    assert row.title.text() == "Web search" and "Tavily" in row.title.toolTip()
+    await eventually(lambda: row.state.text() == "no key stored")
+    assert not row.remove.isEnabled()
+    assert row.entry.echoMode() == row.entry.EchoMode.Password
+    row.save.click()  # nothing typed: nothing stored, and the user is told
+    assert any("web search provider first" in text for _, text in messages)
+    assert entry not in memory_keyring.passwords
+
+    row.entry.setText("tvly-test-0123456789wxyz")
+    row.save.click()
+    await eventually(lambda: memory_keyring.passwords.get(entry))
+    assert memory_keyring.passwords[entry] == "tvly-test-0123456789wxyz"
+    SECRETS.forget_session()  # read back from the keyring itself, as a proxy does
+    assert await stored_key(config.WEB_SEARCH_SECRET) == "tvly-test-0123456789wxyz"
+    await eventually(lambda: row.state.text() == "••••••••wxyz")
+    assert row.entry.text() == "" and row.remove.isEnabled()
+    assert "tvly-test" not in str(messages)
+    path = gui_app.controller.config_path
+    assert not path.exists() or "tvly-test" not in path.read_text()
+
+    # A variable named in web_search.api_key_env wins: the row says so.
+    settings_field(panel, "web_search.api_key_env", QLineEdit).setText("MY_TAVILY")
+    panel.save_button.click()
+    row = panel.keys_box.rows[config.WEB_SEARCH_SECRET]
+    await eventually(
+        lambda: row.state.text() == "••••••••wxyz; $MY_TAVILY is used instead"
+    )
+
+    row.remove.click()
+    await eventually(lambda: row.state.text().startswith("no key stored"))
+    assert entry not in memory_keyring.passwords
+    assert await stored_key(config.WEB_SEARCH_SECRET) == ""
 
 
 async def test_log_level_and_start_at_login(

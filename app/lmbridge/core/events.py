@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 
 
 class Phase(enum.StrEnum):
+    """Whether a request is still going. Where it has got to is read from
+    its fields (`upstream` once routed, `first_token` once the answer
+    streams), as the request log shows it."""
+
     STARTED = "started"
-    ROUTED = "routed"
-    STREAMING = "streaming"
     FINISHED = "finished"
 
 

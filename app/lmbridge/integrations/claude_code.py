@@ -108,17 +108,8 @@ def merge(text: str | None, env: Mapping[str, str], path: Path) -> str:
     """
     if text is None or not text.strip():
         return json.dumps({"env": dict(env)}, indent=2, ensure_ascii=False) + "\n"
-    try:
-        loaded = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IntegrationError(
-            f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
-            "fix it, or move it away to start afresh"
-        ) from exc
-    if not isinstance(loaded, dict):
-        raise IntegrationError(f"{path} must hold a JSON object")
-    if not isinstance(loaded.get("env", {}), dict):
-        raise IntegrationError(f'{path}: "env" must be an object')
+    hint = "fix it, or move it away to start afresh"
+    json_edit.load_object(text, path, members={"env": dict}, hint=hint)
     for name, value in env.items():
         text = json_edit.set_member(text, ("env",), name, value)
     return text if text.endswith("\n") else text + "\n"
@@ -129,10 +120,10 @@ def current(home: Path | None = None) -> Configured | None:
     without a file, or with no base URL nor model in it)."""
     path = config_path(home)
     try:
-        data = json.loads(files.read_text(path) or "{}")
-    except (json.JSONDecodeError, IntegrationError):
+        data = json_edit.load_object(files.read_text(path), path)
+    except IntegrationError:
         return None
-    env = data.get("env") if isinstance(data, dict) else None
+    env = data.get("env")
     if not isinstance(env, dict):
         return None
     values = {k: str(v) for k, v in env.items() if isinstance(v, str | int)}

@@ -79,16 +79,8 @@ def describe(
     )
 
 
-def _load(text: str, path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IntegrationError(
-            f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})"
-        ) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("providers", {}), dict):
-        raise IntegrationError(f"{path}: expected an object with a providers object")
-    return data
+def _load(text: str | None, path: Path) -> dict[str, Any]:
+    return json_edit.load_object(text, path, members={"providers": dict})
 
 
 def _merge(
@@ -136,11 +128,10 @@ def current(home: Path | None = None) -> Configured | None:
     """The OpenAI Compatible provider's base URL and model, or None."""
     path = config_path(home)
     try:
-        text = files.read_text(path)
-        data = _load(text, path) if text else None
+        data = _load(files.read_text(path), path)
     except IntegrationError:
         return None
-    entry = ((data or {}).get("providers") or {}).get(PROVIDER)
+    entry = (data.get("providers") or {}).get(PROVIDER)
     values = entry.get("settings") if isinstance(entry, dict) else None
     if not isinstance(values, dict):
         return None
@@ -159,13 +150,12 @@ def plan(
     old = files.read_text(path)
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     notes: list[str] = []
-    if old:
-        previous = _load(old, path).get("lastUsedProvider")
-        if previous not in (None, PROVIDER):
-            notes.append(
-                f"lastUsedProvider changes from {previous!r}: Cline will use LM "
-                f"Bridge by default (`cline -P {previous}` for the old one)"
-            )
+    previous = _load(old, path).get("lastUsedProvider")
+    if previous not in (None, PROVIDER):
+        notes.append(
+            f"lastUsedProvider changes from {previous!r}: Cline will use LM "
+            f"Bridge by default (`cline -P {previous}` for the old one)"
+        )
     return WritePlan(
         tool=ID,
         path=path,

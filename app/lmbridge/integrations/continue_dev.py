@@ -171,12 +171,7 @@ def merge_yaml(text: str | None, item: Mapping[str, Any], path: Path) -> str:
 def merge_json(text: str | None, item: Mapping[str, Any], path: Path) -> str:
     """config.json (the deprecated format): the entry in its `models` list,
     edited in place (json_edit) so the rest keeps its formatting."""
-    try:
-        data = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise IntegrationError(f"{path} is not valid JSON ({exc.msg})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
-        raise IntegrationError(f"{path}: expected an object with a models list")
+    data = json_edit.load_object(text, path, members={"models": list})
     legacy = {
         "title": item["name"],
         "provider": item["provider"],

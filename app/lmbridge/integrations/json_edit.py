@@ -13,14 +13,22 @@ byte as the user wrote it.
 A path is a tuple of object keys and array indexes from the top. Objects
 on the way that do not exist are created. Raises ValueError for text that
 is not JSON, or a path that crosses a value of the wrong kind.
+
+`load_object` is the writers' one reading of a tool's JSON file: what
+`files.read_text` gave (None or blank is an empty object), with an
+IntegrationError naming the file and the line when it is not JSON.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any
+
+from lmbridge.integrations.base import IntegrationError
 
 Path = tuple[str | int, ...]
 
@@ -141,6 +149,38 @@ def parse(text: str) -> Node:
     if scanner.pos != len(text):
         raise scanner.fail("the end of the file")
     return node
+
+
+def load_object(
+    text: str | None,
+    path: FilePath,
+    *,
+    members: Mapping[str, type] | None = None,
+    hint: str = "",
+) -> dict[str, Any]:
+    """The JSON object a tool's file holds; {} for a missing or blank file.
+
+    Raises IntegrationError naming `path` when the text is not JSON (with
+    the line, and `hint`: what the user can do), when it is not an object,
+    or when a member named in `members` is there with another kind than
+    the one given (dict: an object, list: an array).
+    """
+    if text is None or not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}: {exc.msg}"
+        raise IntegrationError(
+            f"{path} is not valid JSON ({where}){'; ' + hint if hint else ''}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise IntegrationError(f"{path} must hold a JSON object")
+    for name, kind in (members or {}).items():
+        if name in data and not isinstance(data[name], kind):
+            what = "an object" if kind is dict else "an array"
+            raise IntegrationError(f'{path}: "{name}" must be {what}')
+    return data
 
 
 def _line_indent(text: str, pos: int) -> str:

@@ -79,17 +79,14 @@ def describe(
     )
 
 
-def _load(text: str, path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IntegrationError(
-            f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); OpenCode's "
-            "comments (JSONC) are not supported here: add the provider by hand"
-        ) from exc
-    if not isinstance(data, dict):
-        raise IntegrationError(f"{path} must hold a JSON object")
-    return data
+def _load(text: str | None, path: Path) -> dict[str, Any]:
+    return json_edit.load_object(
+        text,
+        path,
+        members={"provider": dict},
+        hint="OpenCode's comments (JSONC) are not supported here: "
+        "add the provider by hand",
+    )
 
 
 def _merge(
@@ -133,15 +130,14 @@ def current(home: Path | None = None) -> Configured | None:
     without a file or without our provider."""
     path = config_path(home)
     try:
-        text = files.read_text(path)
-        data = _load(text, path) if text else None
+        data = _load(files.read_text(path), path)
     except IntegrationError:
         return None
-    entry = ((data or {}).get("provider") or {}).get(PROVIDER_ID)
+    entry = (data.get("provider") or {}).get(PROVIDER_ID)
     if not isinstance(entry, dict):
         return None
     options = entry.get("options") or {}
-    default = str((data or {}).get("model", ""))
+    default = str(data.get("model", ""))
     model = (
         default.removeprefix(f"{PROVIDER_ID}/")
         if default.startswith(f"{PROVIDER_ID}/")

@@ -1,13 +1,15 @@
 """Sessions: what the Sessions page shows and changes, from the proxy's
 `SessionManager` (chains on Responses upstreams: turns, upstream bytes saved
 by sending only what is new) plus session keys seen in the request log that
-have no chain, and for one chain its turns (the log's records of it: prompt
+have no chain (their turns: their requests in the log, since a reset made
+here), and for one chain its turns (the log's records of it: prompt
 tokens, cached, kept, what changed). `SessionsManager` is the page's one
 way to the proxy: it owns the rows and keeps them current."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -75,9 +77,15 @@ class SessionRow:
 
 
 async def session_rows(
-    manager: SessionManager, seen: list[RequestRecord]
+    manager: SessionManager,
+    seen: list[RequestRecord],
+    reset_at: Mapping[str, float] | None = None,
 ) -> list[SessionRow]:
-    """Chained sessions, then keys seen in requests without a chain."""
+    """Chained sessions, then keys seen in requests without a chain: their
+    turns are their requests in `seen` (the request log, which holds the
+    history read at start and every request since), as their turn list
+    shows them; for a session reset here, those since (`reset_at`, by
+    session key)."""
     rows = [
         SessionRow(
             s.key,
@@ -93,9 +101,13 @@ async def session_rows(
     ]
     known = {r.key for r in rows}
     latest: dict[str, RequestRecord] = {}
+    requests: dict[str, int] = {}
     for record in seen:
-        if record.session_key and record.session_key not in known:
-            latest[record.session_key] = record
+        key = record.session_key
+        if key and key not in known:
+            latest[key] = record
+            counted = since_reset(record, reset_at or {})
+            requests[key] = requests.get(key, 0) + counted
     for key, record in latest.items():
         rows.append(
             SessionRow(
@@ -103,13 +115,19 @@ async def session_rows(
                 record.client,
                 record.upstream,
                 record.target or record.model,
-                0,
+                requests[key],
                 record.received,
                 0,
                 manager.settings_for(split_chain_key(key)[0]),
             )
         )
     return grouped(rows)
+
+
+def since_reset(record: RequestRecord, reset_at: Mapping[str, float]) -> bool:
+    """Whether `record` came after its session was last reset (if it was)."""
+    session = split_chain_key(record.session_key or "")[0]
+    return record.received >= reset_at.get(session, 0.0)
 
 
 def grouped(rows: list[SessionRow]) -> list[SessionRow]:
@@ -154,6 +172,8 @@ class SessionsManager(QObject):
         self.log = log
         self.tasks = Tasks("sessions")
         self.rows: list[SessionRow] = []
+        # When a session was reset here: its turns count again from then.
+        self.reset_at: dict[str, float] = {}
         self.loaded = False  # listed at least once since the proxy started
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -191,14 +211,21 @@ class SessionsManager(QObject):
         self.tasks.start(self._list(), what=LISTING)
 
     async def _list(self) -> None:
-        self.rows = await session_rows(self.service(), self.log.session_records())
+        self.rows = await session_rows(
+            self.service(), self.log.session_records(), self.reset_at
+        )
         self.loaded = True
         self.changed.emit()
 
     def turns(self, key: str) -> list[RequestRecord]:
         """The requests of chain `key` the request log holds, oldest first:
-        one per turn, with its prompt, cache and prefix figures."""
-        turns = [r for r in self.log.session_records() if r.session_key == key]
+        one per turn, with its prompt, cache and prefix figures (since
+        its session was reset here, if it was)."""
+        turns = [
+            r
+            for r in self.log.session_records()
+            if r.session_key == key and since_reset(r, self.reset_at)
+        ]
         return sorted(turns, key=lambda r: r.received)
 
     def configure(self, settings: SessionSettings) -> None:
@@ -216,6 +243,7 @@ class SessionsManager(QObject):
 
     async def _reset(self, key: str) -> None:
         await self.service().reset(key)
+        self.reset_at[key] = time.time()
         message.info(f"Session {key} was reset")
         await self._list()
 

@@ -1,5 +1,6 @@
-"""Secrets on the Settings page: upstream API keys and the proxy's access
-token, both kept in the OS keyring and shown masked.
+"""Secrets on the Settings page: upstream API keys, the web search
+provider's key and the proxy's access token, all kept in the OS keyring
+(never in config.toml) and shown masked.
 
 The widgets reach the keyring through the page's `SettingsManager`; a
 change applies when the proxy restarts, which the page offers.
@@ -8,6 +9,7 @@ change applies when the proxy restarts, which the page offers.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from PySide6.QtWidgets import (
     QGridLayout,
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lmbridge import config
 from lmbridge.gui import message
 from lmbridge.gui.settings.manager import SettingsManager
 from lmbridge.gui.tasks import Tasks
@@ -29,11 +32,43 @@ def masked(key: str) -> str:
     return "•" * 8 + (key[-4:] if len(key) >= 12 else "")
 
 
-class KeyRow:
-    """One upstream's API key: its state, a masked entry, Save and Remove."""
+@dataclass(frozen=True)
+class KeyEntry:
+    """A key the API keys box keeps: its keyring entry, its row's label,
+    how messages name it, and what a change needs."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    entry: str
+    label: str
+    what: str
+    applies: str
+    tip: str = ""
+
+
+def upstream_key(name: str) -> KeyEntry:
+    """The API key of the upstream `name` (its keyring entry is its name)."""
+    return KeyEntry(
+        name, name, name, "Restart the proxy so the upstream uses the new key."
+    )
+
+
+WEB_SEARCH_KEY = KeyEntry(
+    config.WEB_SEARCH_SECRET,
+    "Web search",
+    "the web search provider",
+    "Restart the proxy so web search uses the new key.",
+    "The Brave Search or Tavily key for [web_search] (SearXNG needs none);"
+    " the same entry as `lmbridge keys set web-search`.",
+)
+
+
+class KeyRow:
+    """One key: its state, a masked entry, Save and Remove."""
+
+    def __init__(self, key: KeyEntry) -> None:
+        self.key = key
+        self.name = key.entry
+        self.title = QLabel(key.label)
+        self.title.setToolTip(key.tip)
         self.state = QLabel("checking…")
         self.entry = QLineEdit()
         self.entry.setEchoMode(QLineEdit.EchoMode.Password)
@@ -43,7 +78,8 @@ class KeyRow:
 
 
 class KeysBox(QGroupBox):
-    """API keys of the upstreams that take one."""
+    """API keys of the upstreams that take one, and the web search
+    provider's."""
 
     def __init__(
         self,
@@ -58,16 +94,19 @@ class KeysBox(QGroupBox):
         self.on_changed = on_changed
         self.grid = QGridLayout(self)
         self.rows: dict[str, KeyRow] = {}
+        self.upstream_names: list[str] = []
         # Bumped by every change, so a slow keyring read never overwrites it.
         self.seen = 0
 
     def show_names(self, names: list[str]) -> None:
+        """A row for each upstream of `names`, then the web search row."""
         while self.grid.count():
             item = self.grid.takeAt(0)
             widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
         self.rows = {}
+        self.upstream_names = list(names)
         self.seen += 1
         status = self.manager.keyring_status()
         note = (
@@ -76,55 +115,66 @@ class KeysBox(QGroupBox):
             else f"Keys entered here last for this session only: {status.reason}."
         )
         self.grid.addWidget(hint_label(note), 0, 0, 1, 5)
-        for i, name in enumerate(names, start=1):
-            row = self.rows[name] = KeyRow(name)
+        keys = [upstream_key(name) for name in names] + [WEB_SEARCH_KEY]
+        for i, key in enumerate(keys, start=1):
+            row = self.rows[key.entry] = KeyRow(key)
             row.save.clicked.connect(lambda _=False, r=row: self._save(r))
             row.remove.clicked.connect(lambda _=False, r=row: self._remove(r))
             for column, widget in enumerate(
-                (QLabel(name), row.state, row.entry, row.save, row.remove)
+                (row.title, row.state, row.entry, row.save, row.remove)
             ):
                 self.grid.addWidget(widget, i, column)
-        if self.rows:
-            self.tasks.start(self._read(), what="Reading the keyring")
+        self.tasks.start(self._read(), what="Reading the keyring")
+
+    def _state_text(self, row: KeyRow, key: str | None) -> str:
+        text = masked(key) if key else "no key stored"
+        env = self.manager.settings.web_search.api_key_env
+        if row.key is WEB_SEARCH_KEY and env:
+            text += f"; ${env} is used instead"
+        return text
 
     async def _read(self) -> None:
         seen = self.seen
-        for name, row in list(self.rows.items()):
-            key = await self.manager.api_key(name)
+        for row in list(self.rows.values()):
+            key = await self.manager.api_key(row.name)
             if self.seen == seen:
-                row.state.setText(masked(key) if key else "no key stored")
+                row.state.setText(self._state_text(row, key))
                 row.remove.setEnabled(key is not None)
 
     def _save(self, row: KeyRow) -> None:
         key = row.entry.text().strip()
         if not key:
-            message.warning(f"Type or paste the key of {row.name} first")
+            message.warning(f"Type or paste the key of {row.key.what} first")
             return
-        self.tasks.start(self._store(row, key), what=f"Saving the key of {row.name}")
+        what = f"Saving the key of {row.key.what}"
+        self.tasks.start(self._store(row, key), what=what)
 
     async def _store(self, row: KeyRow, key: str) -> None:
         stored = await self.manager.set_api_key(row.name, key)
         self.seen += 1
         row.entry.clear()
-        row.state.setText(masked(key))
+        row.state.setText(self._state_text(row, key))
         row.remove.setEnabled(True)
         if stored.where == "keyring":
-            message.info(f"The key of {row.name} is in the keyring")
+            message.info(f"The key of {row.key.what} is in the keyring")
         else:
             message.warning(
-                f"The key of {row.name} is kept for this session only: {stored.reason}"
+                f"The key of {row.key.what} is kept for this session only: "
+                f"{stored.reason}"
             )
-        self.on_changed("Restart the proxy so the upstream uses the new key.")
+        self.on_changed(row.key.applies)
 
     def _remove(self, row: KeyRow) -> None:
-        self.tasks.start(self._delete(row), what=f"Removing the key of {row.name}")
+        what = f"Removing the key of {row.key.what}"
+        self.tasks.start(self._delete(row), what=what)
 
     async def _delete(self, row: KeyRow) -> None:
         await self.manager.delete_api_key(row.name)
         self.seen += 1
-        row.state.setText("no key stored")
+        row.state.setText(self._state_text(row, None))
         row.remove.setEnabled(False)
-        message.info(f"Removed the key of {row.name}")
+        message.info(f"Removed the key of {row.key.what}")
+        self.on_changed(row.key.applies)
 
 
 class AccessTokenRow(QWidget):

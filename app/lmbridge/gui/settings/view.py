@@ -1,8 +1,9 @@
 """Settings: a group per table of config.toml, built from the settings'
 declarations (`generated.py`: a widget per declared key, labels and tool
 tips from its doc, ranges from its bounds), with what is not a key of the
-file added: the access token and API keys (to the keyring, shown masked),
-the upstreams' and routes' editors, start at login.
+file added: the access token and API keys, the web search provider's
+too (to the keyring, shown masked), the upstreams' and routes' editors,
+start at login.
 
 Nothing is saved until it validates as a whole (the same check the proxy
 makes at start); the controller's `SettingsService` writes the file and
@@ -12,7 +13,7 @@ page offers.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -86,6 +87,13 @@ class SettingsPanel(QWidget):
         self.routes = RoutesEditor()
         self.upstreams.changed.connect(self._refresh_keys_later)
         self.keys_box = KeysBox(self.manager, self.tasks, self._needs_restart)
+        self.sections["web_search"].form.addRow(
+            "",
+            hint_label(
+                "Brave's or Tavily's key: Web search under API keys, below. "
+                "Kept in the keyring, never in the file."
+            ),
+        )
 
         # The [logging] group is the app's: start at login and the log file.
         self.start_at_login = QCheckBox("Start LM Bridge when I log in")
@@ -291,7 +299,7 @@ class SettingsPanel(QWidget):
     # -- API keys ------------------------------------------------------------------
 
     def _refresh_keys_later(self) -> None:
-        if sorted(self.key_rows) != sorted(self._key_names()):
+        if sorted(self.keys_box.upstream_names) != sorted(self._key_names()):
             self.refresh_keys()
 
     def _key_names(self) -> list[str]:
@@ -303,7 +311,3 @@ class SettingsPanel(QWidget):
 
     def refresh_keys(self) -> None:
         self.keys_box.show_names(self._key_names())
-
-    @property
-    def key_rows(self) -> dict[str, Any]:
-        return self.keys_box.rows
