@@ -10,6 +10,7 @@ from pathlib import Path
 
 import keyring
 import pytest
+from hypothesis import HealthCheck, settings
 
 from fakes.azure_fixtures import memory_keyring, no_keyring  # noqa: F401
 from fakes.memory_keyring import MemoryKeyring
@@ -18,6 +19,17 @@ from lmbridge.auth.secrets import SECRETS
 from support import RunningProxy, settings_for, start_proxy
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Property tests count examples, not seconds: on a shared 2-core machine
+# (the suite's two processes side by side, other work beside them) drawing
+# one input can take over a second, which Hypothesis's timing checks would
+# fail as "too slow" although nothing is wrong with the code under test.
+settings.register_profile(
+    "lmbridge",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("lmbridge")
 
 
 @pytest.fixture(autouse=True)
