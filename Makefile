@@ -148,7 +148,7 @@ sysdeps:
 # The real coding CLIs that tests/clients drives through `lmbridge serve`,
 # pinned (newer: `npm view <package> version`; a new pin also needs
 # `python tests/clients/first_turns.py tests/clients/captures`),
-# in .cache/clients/: Claude Code, Codex, OpenCode, the Cline CLI, Qwen Code,
+# in the build cache, linked as .cache/clients/: Claude Code, Codex, OpenCode, the Cline CLI, Qwen Code,
 # the Continue CLI (`cn`) and Gemini CLI: 1.9 GB (the five newer ones 1.1 GB)
 # and about 4.5 minutes on a first install on 2 busy cores (OpenCode and
 # Cline ship native binaries). Without npm or the registry: one line, and
@@ -163,35 +163,45 @@ GEMINI_CLI_VERSION := 0.61.0
 CLIENT_PACKAGES := @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION) \
   opencode-ai@$(OPENCODE_VERSION) cline@$(CLINE_VERSION) @qwen-code/qwen-code@$(QWEN_CODE_VERSION) \
   @continuedev/cli@$(CONTINUE_CLI_VERSION) @google/gemini-cli@$(GEMINI_CLI_VERSION)
+# Installed once per machine and set of pins into the build cache (like the
+# llama.cpp wheel), so a fresh clone or CI run links to it instead of
+# fetching 1.9 GB again; .cache/clients is that link.
+CLIENTS_KEY := $(shell echo $(CLIENT_PACKAGES) | cksum | cut -d' ' -f1)
+CLIENTS_CACHE := $(LMBRIDGE_CACHE)/clients-$(CLIENTS_KEY)
 CLIENTS := .cache/clients
-CLIENTS_STAMP := $(CLIENTS)/.installed-$(shell echo $(CLIENT_PACKAGES) | cksum | cut -d' ' -f1)
 
 .PHONY: clients
 clients:
-	@[ -f $(CLIENTS_STAMP) ] || { rm -rf $(CLIENTS) && mkdir -p $(CLIENTS) && \
-	  if command -v npm >/dev/null 2>&1 && npm install --prefix $(CLIENTS) --no-save \
+	@[ -f $(CLIENTS_CACHE)/.installed ] || { rm -rf $(LMBRIDGE_CACHE)/clients-* && mkdir -p $(CLIENTS_CACHE) && \
+	  if command -v npm >/dev/null 2>&1 && npm install --prefix $(CLIENTS_CACHE) --no-save \
 	      --no-package-lock --no-audit --no-fund --loglevel=error $(CLIENT_PACKAGES); then \
-	    touch $(CLIENTS_STAMP); \
-	  else rm -rf $(CLIENTS); echo "clients: cannot install the coding CLIs with npm; tests/clients will be skipped"; fi; }
+	    touch $(CLIENTS_CACHE)/.installed; \
+	  else rm -rf $(CLIENTS_CACHE); echo "clients: cannot install the coding CLIs with npm; tests/clients will be skipped"; fi; }
+	@[ ! -f $(CLIENTS_CACHE)/.installed ] || [ "$$(readlink $(CLIENTS))" = "$(CLIENTS_CACHE)" ] || \
+	  { mkdir -p .cache && rm -rf $(CLIENTS) && ln -s $(CLIENTS_CACHE) $(CLIENTS); }
 
-# The suite runs as two pytest processes side by side, so both cores work:
-# the tiers that mostly wait on other processes (the real CLIs, the real
-# models, the desktop app under Xvfb) in one, the rest in the other under
-# coverage (measured: about twice the CPU time of the codec tests, whose
-# hypothesis runs then take up to 2-3 minutes on a busy 2-core machine:
-# hence the longer per-test timeout than pytest.ini's 120 s). The GUI's
-# event-loop stall test runs with the tiers: it measures CPU time, which
-# coverage's tracing doubles. The tiers' output follows the rest's; `make
-# test` fails if either fails.
-PROCESS_TIERS := tests/clients tests/e2e tests/desktop tests/gui/test_responsiveness.py
+# The suite runs as two pytest processes side by side, so both cores work
+# all the way through:
+# - uncovered, one at a time: the tiers that mostly wait on other processes
+#   (the real CLIs, the real models, the desktop app under Xvfb, the bundle
+#   and wheel builds), the GUI's event-loop stall test (it measures CPU time,
+#   which coverage's tracing doubles) and the fuzz tests (2,000 random inputs
+#   per codec: under coverage they took twice their 2 minutes of CPU, for
+#   lines the codec tests cover already);
+# - the rest under coverage, on two workers (pytest-xdist, a test file per
+#   worker at a time).
+# The uncovered run's output follows the rest's; `make test` fails if either
+# fails.
+UNCOVERED := tests/clients tests/e2e tests/desktop tests/gui/test_responsiveness.py \
+  tests/test_fuzz.py tests/test_packaging.py
 test: lint sysdeps clients llama-server $(VENV)/.dev
-	@rm -f .coverage .test-tiers.log
+	@rm -f .coverage .coverage.* .test-tiers.log
 	@LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q -o timeout=300 \
-	  -p no:cacheprovider $(PROCESS_TIERS) >.test-tiers.log 2>&1 & tiers=$$!; \
-	LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q -o timeout=300 \
-	  --cov=app/lmbridge --cov-report= $(addprefix --ignore=,$(PROCESS_TIERS)); rest=$$?; \
+	  -p no:cacheprovider $(UNCOVERED) >.test-tiers.log 2>&1 & tiers=$$!; \
+	LMBRIDGE_LLAMA_SERVER=$(LLAMA_SERVER) $(BIN)/pytest -q -o timeout=300 -n 2 --dist loadfile \
+	  -p no:cacheprovider --cov=app/lmbridge --cov-report= $(addprefix --ignore=,$(UNCOVERED)); rest=$$?; \
 	wait $$tiers; tiers_status=$$?; \
-	echo "== $(PROCESS_TIERS)"; cat .test-tiers.log; \
+	echo "== $(UNCOVERED)"; cat .test-tiers.log; \
 	[ $$rest = 0 ] && [ $$tiers_status = 0 ]
 	$(MAKE) --no-print-directory coverage
 

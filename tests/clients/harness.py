@@ -3,8 +3,8 @@
 The fakes run in the test's event loop, so every subprocess here is an
 asyncio one: waiting for a CLI never blocks the fake that answers it.
 
-The CLIs are installed by `make clients` into `.cache/clients/` (pinned in
-the Makefile). Each run gets its own HOME, CLAUDE_CONFIG_DIR / CODEX_HOME
+The CLIs are installed by `make clients` into the build cache, linked as
+`.cache/clients/` (pinned in the Makefile). Each run gets its own HOME, CLAUDE_CONFIG_DIR / CODEX_HOME
 and working directory under a tmp dir, a fake API key, and the switches that
 turn off telemetry, update checks and other traffic; a `ProxyTrap` as
 HTTP(S) proxy catches (and refuses) anything that would still try to leave
