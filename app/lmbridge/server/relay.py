@@ -26,7 +26,6 @@ from lmbridge.core.events import RequestRecord
 from lmbridge.core.record import NoteKind
 from lmbridge.core.redact import SECRETS, encoded
 from lmbridge.protocols import overflow
-from lmbridge.protocols.anthropic import billing
 from lmbridge.protocols.base import BodyEdit, Passthrough
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.protocols.relaywatch import RelayWatch
@@ -85,13 +84,18 @@ class Relay:
     ) -> web.StreamResponse:
         """Forward `body` to `resolved`'s upstream and relay its answer."""
         upstream = resolved.upstream
-        drop = not upstream.keeps_billing_header and billing.PREFIX_BYTES in body
-        edit = BodyEdit(resolved.target, resolved.max_tokens_limit, allowed_tools, drop)
-        if drop:
-            self.record.note(NoteKind.DROPPED, f"dropped: {billing.NOTE}")
-        body = self._edited(body, edit)
         codec = upstream_codec(self.passthrough.api)
         wire = codec.wire
+        block = wire.platform_block
+        drop = (
+            block is not None
+            and not upstream.keeps_billing_header
+            and block.in_body(body)
+        )
+        edit = BodyEdit(resolved.target, resolved.max_tokens_limit, allowed_tools, drop)
+        if drop and block is not None:
+            self.record.note(NoteKind.DROPPED, f"dropped: {block.note}")
+        body = self._edited(body, edit)
         headers = {
             name: value
             for name in wire.forwarded
@@ -154,7 +158,7 @@ class Relay:
             edit.model == record.model
             and edit.allowed_tools is None
             and edit.max_tokens is None
-            and not edit.drop_billing
+            and not edit.drop_platform_block
             and not self.passthrough.needs_edit(body)
         ):
             return body
