@@ -28,16 +28,17 @@ from lmbridge.core import errors, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.redact import SECRETS, encoded
+from lmbridge.protocols import sse
 from lmbridge.protocols.base import AnswerCodec, StreamEncoder
 from lmbridge.server.capture import capture_response, scrub
 from lmbridge.server.exchange import CLIENT_GONE, Exchange, IdentifiedEncoder
 from lmbridge.server.origins import ReasoningOrigins
-from lmbridge.server.relay import sse_headers
 from lmbridge.server.translate import Batches
 
 log = logging.getLogger(__name__)
 
 EARLY_END = "the upstream ended its answer early"
+_ENDS = (ir.Finish, ir.StreamError)  # the events that end an answer
 
 
 def answer_status(err: errors.LMBridgeError) -> int:
@@ -133,18 +134,20 @@ class TranslatedAnswer:
 
     async def _stream(self, batches: Batches) -> web.StreamResponse:
         encoder = self.encoder = self.door.stream_encoder(self.req)
-        out = web.StreamResponse(status=200, headers=sse_headers(encoder.content_type))
+        out = web.StreamResponse(
+            status=200, headers=sse.response_headers(encoder.content_type)
+        )
         await out.prepare(self.request)
         try:
             rest, end = await self._deliver(batches, out)
-            await self._write(out, [*rest, end])
+            await self._write_end(out, rest, end)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as exc:
             # The headers are out: whatever failed becomes the stream's
             # error event in the client's protocol, never a second response.
             if not self._ended:
-                await self._write(out, [await self._keep(self._failure(exc))])
+                await self._write_end(out, [], await self._keep(self._failure(exc)))
         await out.write_eof()
         return out
 
@@ -178,7 +181,7 @@ class TranslatedAnswer:
                     if assembler is not None:
                         assembler.feed(event)
                 end = batch[-1]
-                if isinstance(end, ir.Finish | ir.StreamError):
+                if isinstance(end, _ENDS):
                     rest = batch[:-1]
                     if out is not None and self.keeps and rest:
                         # The client is sent the answer before it is kept
@@ -246,12 +249,6 @@ class TranslatedAnswer:
     async def _write(self, out: web.StreamResponse, batch: list[ir.Event]) -> None:
         """Encode `batch` for the client and send it, scrubbed."""
         assert self.encoder is not None
-        end = batch[-1] if batch else None
-        if isinstance(end, ir.Finish | ir.StreamError):
-            self._ended = True
-            if isinstance(end, ir.StreamError):
-                message = SECRETS.scrub(end.message, self.secrets)
-                batch = [*batch[:-1], msgspec.structs.replace(end, message=message)]
         encode = self.encoder.encode
         data = SECRETS.scrub_bytes(
             b"".join([encode(event) for event in batch]), self.secret_bytes
@@ -260,3 +257,18 @@ class TranslatedAnswer:
             self.record.bytes_out += len(data)
             capture_response(self.record, data)
             await out.write(data)
+
+    async def _write_end(
+        self,
+        out: web.StreamResponse,
+        rest: list[ir.Event],
+        end: ir.Finish | ir.StreamError,
+    ) -> None:
+        """Send what is left of the answer and the event that ends it (an
+        error's message scrubbed in full)."""
+        self._ended = True
+        if isinstance(end, ir.StreamError):
+            end = msgspec.structs.replace(
+                end, message=SECRETS.scrub(end.message, self.secrets)
+            )
+        await self._write(out, [*rest, end])

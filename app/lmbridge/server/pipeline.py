@@ -51,9 +51,10 @@ from lmbridge.server.capture import (
     scrub_record,
 )
 from lmbridge.server.exchange import CLIENT_GONE, Exchange, MemoryExchange
+from lmbridge.server.maxtokens import clamp
 from lmbridge.server.relay import Relay, should_fall_back
 from lmbridge.server.services import Services
-from lmbridge.server.translate import clamp, open_batches
+from lmbridge.server.translate import open_batches
 from lmbridge.upstreams.modelprep import SERVER_WINDOW_FIX, fit
 from lmbridge.upstreams.router import Resolved
 
@@ -63,6 +64,8 @@ SESSION_HEADER = "X-Claude-Code-Session-Id"
 SESSION_FALLBACK_HEADER = "X-Session-Id"
 # Claude Code's subagents share the session id; each has its own chain.
 AGENT_HEADER = "X-Claude-Code-Agent-Id"
+
+_NONE = Exchange()  # a stateless API's: adds nothing, shared by every call
 
 
 class _NamedModel(msgspec.Struct):
@@ -144,8 +147,8 @@ class Pipeline:
         services.bus.publish(events.REQUEST_STARTED, record)
         secrets = request_secrets(request)
         if exchange is None:
-            exchange = MemoryExchange(services.responses) if door.remembers else None
-        call = _Call(self, request, door, exchange or Exchange(), record, secrets)
+            exchange = MemoryExchange(services.responses) if door.remembers else _NONE
+        call = _Call(self, request, door, exchange, record, secrets)
         try:
             return await call.run(parse)
         except errors.LMBridgeError as err:

@@ -25,7 +25,7 @@ from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.record import NoteKind
 from lmbridge.core.redact import SECRETS, encoded
-from lmbridge.protocols import overflow
+from lmbridge.protocols import overflow, sse
 from lmbridge.protocols.base import BodyEdit, Passthrough
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.protocols.relaywatch import RelayWatch
@@ -37,15 +37,6 @@ log = logging.getLogger(__name__)
 
 _json = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
-
-
-def sse_headers(content_type: str = "text/event-stream") -> dict[str, str]:
-    """Headers of a streamed answer."""
-    return {
-        "Content-Type": content_type,
-        "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-    }
 
 
 def should_fall_back(err: errors.LMBridgeError) -> bool:
@@ -198,7 +189,7 @@ class Relay:
     ) -> web.StreamResponse:
         record = self.record
         record.status = resp.status
-        out = web.StreamResponse(status=resp.status, headers=sse_headers())
+        out = web.StreamResponse(status=resp.status, headers=sse.response_headers())
         await out.prepare(self.request)
         rules = self.passthrough.rules(self.req)
         watch = RelayWatch(rules)

@@ -21,17 +21,11 @@ from lmbridge.protocols.base import EventFilter
 from lmbridge.protocols.stops import StopSequenceFilter
 from lmbridge.protocols.toolrepair import ToolCallRepair
 from lmbridge.protocols.usage import UsageFilter
+from lmbridge.server.maxtokens import clamp
 from lmbridge.upstreams.router import Resolved
 from lmbridge.upstreams.sessions import SessionManager, Turn
 
 Batches = AsyncGenerator[list[ir.Event], None]
-
-
-def clamp(value: int | None, limit: int | None) -> int | None:
-    """`value` lowered to `limit`; `limit` itself when nothing was asked."""
-    if limit is None or value is None:
-        return value if limit is None else (value or limit)
-    return min(value, limit)
 
 
 async def open_batches(
