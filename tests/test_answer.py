@@ -5,11 +5,19 @@ what the client got, turn after turn."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aiohttp
 import anthropic
 import openai
 import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
+from lmbridge.core import errors, ir
+from lmbridge.protocols import registry
+from lmbridge.protocols.base import FrontDoor, Passthrough, Wire
 from support import RunningProxy, oai, running, settings_for
 
 SCRIPT = Script(
@@ -130,3 +138,103 @@ async def test_an_answer_that_breaks_off_ends_the_same_whole_or_streamed(
     assert record.error is not None
     assert record.error_kind == "upstream_error"
     assert record.error in str(failed.value)
+
+
+# ------------------------------------------- LM Bridge failing mid-answer
+
+
+class BrittleLines:
+    """Text deltas as JSON lines; the second delta of an answer breaks it,
+    as a bug in an encoder would."""
+
+    content_type = "application/x-ndjson"
+
+    def __init__(self) -> None:
+        self.deltas = 0
+
+    def encode(self, event: ir.Event) -> bytes:
+        if isinstance(event, ir.TextDelta):
+            self.deltas += 1
+            if self.deltas == 2:
+                raise RuntimeError("the encoder broke")
+            return json.dumps({"text": event.text}).encode() + b"\n"
+        if isinstance(event, ir.StreamError):
+            return json.dumps({"failed": event.message}).encode() + b"\n"
+        if isinstance(event, ir.Finish):
+            return b'{"done": true}\n'
+        return b""
+
+
+class BrittleDoor:
+    """A front door registered the way every door is, whose stream
+    encoder breaks mid-answer."""
+
+    name = "brittle"
+    wire = Wire(path="/v1/brittle")
+    paths: tuple[str, ...] = ("/v1/brittle",)
+    passthrough: Passthrough | None = None
+    remembers = False
+
+    def example_request(
+        self, model: str, prompt: str, *, max_tokens: int, stream: bool = False
+    ) -> dict[str, Any]:
+        return {"model": model, "prompt": prompt}
+
+    def parse_request(self, body: bytes) -> ir.Request:
+        asked = json.loads(body)
+        return ir.Request(
+            model=asked["model"],
+            messages=(ir.Message(ir.Role.USER, (ir.Text(asked["prompt"]),)),),
+            stream=True,
+        )
+
+    def encode_response(
+        self, response: ir.Response, request: ir.Request | None = None
+    ) -> bytes:
+        return b"{}"
+
+    def stream_encoder(self, request: ir.Request) -> BrittleLines:
+        return BrittleLines()
+
+    def encode_error(self, error: errors.LMBridgeError) -> bytes:
+        return json.dumps({"failed": error.message}).encode()
+
+
+@pytest.fixture
+def brittle_door() -> Iterator[FrontDoor]:
+    door: FrontDoor = BrittleDoor()
+    registry.register(door)
+    yield door
+    registry.unregister(door.name)
+
+
+@pytest.mark.parametrize("reads", ["one read", "a read per delta"])
+async def test_a_stream_that_lm_bridge_breaks_ends_in_an_error_event(
+    brittle_door: FrontDoor,
+    fake_upstream: FakeOpenAIUpstream,
+    expected_errors: Callable[[str], None],
+    reads: str,
+) -> None:
+    """Once the headers are out, LM Bridge's own failure is the stream's
+    last event in the client's protocol (never a second response, never a
+    stream that just stops), turn after turn: whether it breaks on a read
+    before the answer's end or on the read that ends it."""
+    expected_errors("a streamed answer failed after its headers")
+    delay = 0.02 if reads == "a read per delta" else 0.0
+    fake_upstream.script = Script(text="one two three four", chunk_delay=delay)
+    async with running(settings_for(fake_upstream.url)) as proxy:
+        async with aiohttp.ClientSession() as http:
+            for turn in range(2):
+                body = {"model": "claude-x", "prompt": f"turn {turn}"}
+                async with http.post(proxy.url + "/v1/brittle", json=body) as r:
+                    assert r.status == 200
+                    lines = [json.loads(x) for x in (await r.text()).splitlines()]
+                if delay:
+                    assert lines[0] == {"text": "one "}
+                assert lines[-1] == {
+                    "failed": "LM Bridge failed mid-answer; see its log for details"
+                }
+        await proxy.record(2)
+    for record in proxy.records:
+        assert record.error == lines[-1]["failed"]
+        assert record.bytes_out > 0

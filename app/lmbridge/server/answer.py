@@ -5,10 +5,11 @@ A whole answer is the stream assembled. Both read the answer in one loop
 a thinking signature is remembered with its upstream (server/origins.py),
 the assembler folds the events into the answer (a whole answer, or one the
 exchange keeps), and a stream sends each upstream read as it comes. However
-the answer ends (its Finish, an error, the upstream stopping short) its
-outcome is kept in one place (`_keep`) before the client is sent the end,
-so a client that saw the end finds it kept; a client that leaves mid-answer
-gets what it was sent kept, marked so (`_interrupted`).
+the answer ends (its Finish, an error, the upstream stopping short, LM
+Bridge failing mid-stream) its outcome is kept in one place (`_deliver`
+calls `_keep`) before the client is sent the end, so a client that saw the
+end finds it kept; a client that leaves mid-answer gets what it was sent
+kept, marked so (`_interrupted`).
 
 No secret leaves by an answer: an error event's message is scrubbed in
 full, and every byte written gets the scrubber's literal check.
@@ -104,10 +105,7 @@ class TranslatedAnswer:
         )
         self.encoder: StreamEncoder | None = None
         self.answer_id = ""  # a whole answer's id, when the door remembers it
-        # Whether the stream's last event has been written, and whether the
-        # answer's outcome has been handed to the exchange.
-        self._ended = False
-        self._kept = False
+        self._ended = False  # the stream's last event has been written
 
     async def send(self, batches: Batches) -> web.StreamResponse:
         """Read the answer from `batches` and answer the client with it."""
@@ -144,10 +142,9 @@ class TranslatedAnswer:
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as exc:
-            # The headers are out: whatever failed becomes the stream's
-            # error event in the client's protocol, never a second response.
+            # Keeping or encoding the end failed: still an error event.
             if not self._ended:
-                await self._write_end(out, [], await self._keep(self._failure(exc)))
+                await self._write_end(out, [], self._failure(exc))
         await out.write_eof()
         return out
 
@@ -163,6 +160,12 @@ class TranslatedAnswer:
         except (asyncio.CancelledError, ConnectionResetError):
             await self._interrupted()
             raise
+        except Exception as exc:
+            if out is None:
+                raise  # nothing was sent: the pipeline answers the error
+            # The headers are out: whatever failed becomes the stream's
+            # error event in the client's protocol, never a second response.
+            rest, end = [], self._failure(exc)
         return rest, await self._keep(end)
 
     async def _read(
@@ -199,11 +202,10 @@ class TranslatedAnswer:
     async def _keep(
         self, end: ir.Finish | ir.StreamError
     ) -> ir.Finish | ir.StreamError:
-        """Hand the answer's outcome to the exchange, once; the event that
-        ends the answer (the exchange's error, if keeping failed)."""
-        if not self.keeps or self._kept:
+        """Hand the answer's outcome to the exchange; the event that ends
+        the answer (the exchange's error, if keeping failed)."""
+        if not self.keeps:
             return end
-        self._kept = True
         failure = end.message if isinstance(end, ir.StreamError) else None
         try:
             await self.exchange.finished(self.req, self._answer(), failure)
@@ -214,9 +216,8 @@ class TranslatedAnswer:
 
     async def _interrupted(self) -> None:
         """The client left mid-answer: keep what it was sent, marked so."""
-        if not self.keeps or self._kept:
+        if not self.keeps:
             return
-        self._kept = True
         with contextlib.suppress(errors.LMBridgeError):
             await self.exchange.finished(self.req, self._answer(), CLIENT_GONE)
 
@@ -247,16 +248,8 @@ class TranslatedAnswer:
         return failure
 
     async def _write(self, out: web.StreamResponse, batch: list[ir.Event]) -> None:
-        """Encode `batch` for the client and send it, scrubbed."""
-        assert self.encoder is not None
-        encode = self.encoder.encode
-        data = SECRETS.scrub_bytes(
-            b"".join([encode(event) for event in batch]), self.secret_bytes
-        )
-        if data:
-            self.record.bytes_out += len(data)
-            capture_response(self.record, data)
-            await out.write(data)
+        """Encode `batch` for the client and send it."""
+        await self._send(out, self._encoded(batch))
 
     async def _write_end(
         self,
@@ -266,9 +259,24 @@ class TranslatedAnswer:
     ) -> None:
         """Send what is left of the answer and the event that ends it (an
         error's message scrubbed in full)."""
-        self._ended = True
         if isinstance(end, ir.StreamError):
             end = msgspec.structs.replace(
                 end, message=SECRETS.scrub(end.message, self.secrets)
             )
-        await self._write(out, [*rest, end])
+        data = self._encoded([*rest, end])
+        self._ended = True  # encoded: nothing else may end the stream
+        await self._send(out, data)
+
+    def _encoded(self, batch: list[ir.Event]) -> bytes:
+        """`batch` in the client's protocol, scrubbed."""
+        assert self.encoder is not None
+        encode = self.encoder.encode
+        return SECRETS.scrub_bytes(
+            b"".join([encode(event) for event in batch]), self.secret_bytes
+        )
+
+    async def _send(self, out: web.StreamResponse, data: bytes) -> None:
+        if data:
+            self.record.bytes_out += len(data)
+            capture_response(self.record, data)
+            await out.write(data)
