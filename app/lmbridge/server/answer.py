@@ -225,11 +225,11 @@ class TranslatedAnswer:
         """The answer as assembled so far, under the id the client knows."""
         assert self.assembler is not None
         answer = self.assembler.partial()
-        encoder = self.encoder
-        if isinstance(encoder, IdentifiedEncoder) and encoder.response_id:
-            answer.id = encoder.response_id
-        elif self.answer_id:
+        encoder = self.encoder  # a whole answer has none
+        if self.answer_id:
             answer.id = self.answer_id
+        elif encoder is not None and isinstance(encoder, IdentifiedEncoder):
+            answer.id = encoder.response_id or answer.id
         return answer
 
     def _failure(self, exc: Exception) -> ir.StreamError:
