@@ -105,7 +105,7 @@ class TranslatedAnswer:
         )
         self.encoder: StreamEncoder | None = None
         self.answer_id = ""  # a whole answer's id, when the door remembers it
-        self._ended = False  # the stream's last event has been written
+        self._ended = False  # the stream's end is encoded (nothing may follow)
 
     async def send(self, batches: Batches) -> web.StreamResponse:
         """Read the answer from `batches` and answer the client with it."""

@@ -13,7 +13,6 @@ One request, top-down; each step is in one place:
     keep     the exchange keeps the outcome, before the end     server/answer.py
     record   the RequestRecord, scrubbed, published finished    Pipeline._serve
 
-A relayed answer is encoded by the upstream itself; relay.py checks it.
 The model front doors, the chat service (`/chat`) and the conversation store
 (`/store`) all come through here; what differs between them is their codec
 (`protocols/`) and, for the stateful ones, an `Exchange`: hooks around the
@@ -22,8 +21,8 @@ it. Every request becomes a `RequestRecord` on the event bus as it
 progresses; secrets are scrubbed from it before it is published finished.
 
 No secret leaves by an answer either (`core/redact.py`): an error answer
-is scrubbed in full (`error_response`), an error event in a stream too,
-and every byte written to the client gets the cheap literal check.
+is scrubbed in full (`error_response`), and so is what relay.py and
+answer.py send.
 """
 
 from __future__ import annotations
@@ -370,14 +369,14 @@ class _Call:
         """Call (translate): the request as this upstream may take it, sent;
         its answer filtered, encoded for the client and kept."""
         services, record = self.services, self.record
-        upstream = resolved.upstream
+        upstream, origins = resolved.upstream, services.origins
         search = services.web_search
         req = search.prepare(await self.exchange.begin(req))
         if foreign:
             signs = upstream.codec.wire.signs_thinking
-            for note in services.origins.notes(req, upstream.name, signs):
+            for note in origins.notes(req, upstream.name, signs):
                 record.note(NoteKind.DROPPED, note)
-            req = services.origins.without_foreign(req, upstream.name, signs)
+            req = origins.without_foreign(req, upstream.name, signs)
         if not upstream.keeps_billing_header:
             for block in platform_blocks():
                 stripped = block.without(req)
@@ -395,12 +394,6 @@ class _Call:
         if req.web_search is not None:
             batches = search.continued(batches, req, resolved, record, sessions)
         answer = TranslatedAnswer(
-            self.request,
-            self.door,
-            self.exchange,
-            req,
-            record,
-            self.secrets,
-            services.origins,
+            self.request, self.door, self.exchange, req, record, self.secrets, origins
         )
         return await answer.send(batches)
