@@ -40,6 +40,7 @@ from lmbridge.protocols.base import (
     FrontDoor,
     ListedModel,
     Passthrough,
+    PlatformBlock,
     UpstreamCodec,
     Wire,
 )
@@ -362,6 +363,73 @@ async def test_a_registered_upstream_api_gets_requests_from_every_door(
     assert sent_headers["x-lines-key"] == "lines-secret"
     assert "Authorization" not in sent_headers
     assert lines_server.seen[1][1]["prompt"] == "helloyou said: hello again"
+
+
+# ------------------------------------- a block only the protocol's platform reads
+
+TAG = PlatformBlock(prefix="x-toy-platform:", note="the toy platform's tag")
+
+
+class TaggedIn(msgspec.Struct):
+    model: str
+    prompt: str
+    system: list[str] = []
+    stream: bool = False
+
+
+class TaggedProtocol(PromptProtocol):
+    """A door whose clients put a block in the system prompt that only the
+    protocol's own platform reads (as Claude Code's billing block)."""
+
+    name = "tagged"
+    wire = Wire(path="/v1/tagged", platform_block=TAG)
+    paths: tuple[str, ...] = ("/v1/tagged",)
+
+    def parse_request(self, body: bytes) -> ir.Request:
+        req = msgspec.json.decode(body, type=TaggedIn)
+        return ir.Request(
+            model=req.model,
+            system=tuple(ir.Text(text) for text in req.system),
+            messages=(ir.Message(ir.Role.USER, (ir.Text(req.prompt),)),),
+            stream=req.stream,
+        )
+
+
+@pytest.fixture
+def tagged_door() -> Iterator[FrontDoor]:
+    door: FrontDoor = TaggedProtocol()
+    registry.register(door)
+    yield door
+    registry.unregister(door.name)
+    assert TAG not in registry.platform_blocks()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+async def test_a_protocols_platform_block_is_dropped_through_the_registry(
+    tagged_door: FrontDoor, fake_upstream: FakeOpenAIUpstream, keep: bool
+) -> None:
+    """The pipeline knows no protocol's block by name: it drops every
+    registered one (`Wire.platform_block`) on the way to an upstream that
+    does not keep it, turn after turn, whole and streamed, and says so."""
+    assert TAG in registry.platform_blocks()
+    extra = "keep_billing_header = true" if keep else ""
+    settings = settings_for(fake_upstream.url, upstream_extra=extra)
+    async with running(settings) as proxy, aiohttp.ClientSession() as http:
+        for turn, stream in enumerate([False, True]):
+            body = {
+                "model": "claude-x",
+                "prompt": f"turn {turn}",
+                "system": [f"x-toy-platform: turn={turn}", "Be brief."],
+                "stream": stream,
+            }
+            async with http.post(proxy.url + "/v1/tagged", json=body) as r:
+                assert r.status == 200, await r.text()
+        record = await proxy.record(2)
+    assert len(fake_upstream.requests) == 2
+    for seen in fake_upstream.requests:
+        assert (b"x-toy-platform" in seen.raw) is keep
+        assert b"Be brief." in seen.raw
+    assert ("dropped: the toy platform's tag" in record.note_texts) is not keep
 
 
 # ------------------------------------------- a door that says things in its URL

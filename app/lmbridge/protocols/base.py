@@ -28,6 +28,46 @@ from lmbridge.core.errors import LMBridgeError
 from lmbridge.protocols.sse import SSEEvent
 
 
+@dataclass(frozen=True)
+class PlatformBlock:
+    """A block a protocol's clients put in the system prompt that only the
+    protocol's own platform reads (Claude Code's billing block,
+    `protocols/anthropic/billing.py`). It changes every turn, at the very
+    start of the prompt, so any other server would lose its prompt cache
+    to it: LM Bridge drops it on the way to an upstream that does not keep
+    it (`keeps_billing_header`), in a translated request (`without`) and a
+    relayed body (`in_body`, then the protocol's `Passthrough.edit`).
+    """
+
+    prefix: str
+    """How the block's text begins."""
+
+    note: str
+    """What the request's record says was dropped."""
+
+    _prefix_bytes: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_prefix_bytes", self.prefix.encode())
+
+    def matches(self, text: str) -> bool:
+        """Whether a system block's `text` is this block."""
+        return text.lstrip().startswith(self.prefix)
+
+    def without(self, req: ir.Request) -> ir.Request:
+        """`req` without this block in its system prompt (`req` itself if
+        it has none)."""
+        if not any(self.matches(part.text) for part in req.system):
+            return req
+        system = tuple(part for part in req.system if not self.matches(part.text))
+        return msgspec.structs.replace(req, system=system)
+
+    def in_body(self, body: bytes) -> bool:
+        """Whether a client's body may hold the block (a look at the bytes,
+        so most relayed bodies are not decoded)."""
+        return self._prefix_bytes in body
+
+
 @dataclass(frozen=True, kw_only=True)
 class Wire:
     """One protocol's facts on the wire, declared in its own package.
@@ -76,9 +116,10 @@ class Wire:
     """Its thinking blocks carry signatures the upstream checks (only the
     upstream that made them, or its platform, accepts them)."""
 
-    billing_block: bool = False
-    """Requests may carry Claude Code's billing block, which only the
-    protocol's own platform reads (protocols/anthropic/billing.py)."""
+    platform_block: PlatformBlock | None = None
+    """A block its clients send that only the protocol's own platform reads
+    (Anthropic: Claude Code's billing block); the platform's upstreams keep
+    it, any other drops it."""
 
     def request_path(self, model: str, *, stream: bool = False) -> str:
         """The path a request asking `model` goes to (whole or streamed)."""
@@ -129,12 +170,12 @@ class StreamEncoder(Protocol):
 class BodyEdit(msgspec.Struct, frozen=True):
     """What LM Bridge changes in a body it relays: the model, the answer's
     token limit (`max_tokens` is None: leave it), the tools (None: all), and
-    whether to drop Claude Code's billing block (protocols/anthropic/billing)."""
+    whether to drop the protocol's `PlatformBlock` (Claude Code's billing block)."""
 
     model: str
     max_tokens: int | None = None
     allowed_tools: frozenset[str] | None = None
-    drop_billing: bool = False
+    drop_platform_block: bool = False
 
 
 class RelayRules(Protocol):

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from lmbridge.core.errors import InvalidRequest
 from lmbridge.protocols.anthropic import ANTHROPIC
-from lmbridge.protocols.base import AddressedDoor, FrontDoor, UpstreamCodec
+from lmbridge.protocols.base import (
+    AddressedDoor,
+    FrontDoor,
+    PlatformBlock,
+    UpstreamCodec,
+)
 from lmbridge.protocols.gemini import GEMINI
 from lmbridge.protocols.openai_chat import OPENAI_CHAT
 from lmbridge.protocols.openai_responses import RESPONSES
@@ -43,14 +48,14 @@ def register(codec: FrontDoor | UpstreamCodec) -> None:
         FRONT_DOORS[codec.name] = codec
     if isinstance(codec, UpstreamCodec):
         UPSTREAM_APIS[codec.name] = codec
-    _sort_doors()
+    _index()
 
 
 def unregister(name: str) -> None:
     """Take the codec `name` out of both tables (tests that add their own)."""
     FRONT_DOORS.pop(name, None)
     UPSTREAM_APIS.pop(name, None)
-    _sort_doors()
+    _index()
 
 
 _ADDRESSED: tuple[AddressedDoor, ...] = ()
@@ -58,10 +63,18 @@ _ADDRESSED: tuple[AddressedDoor, ...] = ()
 asks for them (their keys), and `isinstance` against a runtime-checkable
 Protocol checks each member every time (it was 17 % of a c50 profile)."""
 
+_PLATFORM_BLOCKS: tuple[PlatformBlock, ...] = ()
+"""Every registered protocol's `Wire.platform_block`, gathered when the
+tables change (the pipeline asks on every translated request)."""
 
-def _sort_doors() -> None:
-    global _ADDRESSED
+
+def _index() -> None:
+    global _ADDRESSED, _PLATFORM_BLOCKS
     _ADDRESSED = tuple(d for d in FRONT_DOORS.values() if isinstance(d, AddressedDoor))
+    wires = [d.wire for d in FRONT_DOORS.values()]
+    wires += [c.wire for c in UPSTREAM_APIS.values()]
+    blocks = [w.platform_block for w in wires if w.platform_block is not None]
+    _PLATFORM_BLOCKS = tuple(dict.fromkeys(blocks))
 
 
 def api_names() -> list[str]:
@@ -99,6 +112,13 @@ def door_for_path(path: str) -> FrontDoor | None:
 def addressed_doors() -> tuple[AddressedDoor, ...]:
     """The front doors with endpoints of their own (`AddressedDoor`)."""
     return _ADDRESSED
+
+
+def platform_blocks() -> tuple[PlatformBlock, ...]:
+    """The blocks a request's system prompt may carry that only one
+    platform reads (Claude Code's billing block): a translated request
+    keeps them only to an upstream that keeps them (`keeps_billing_header`)."""
+    return _PLATFORM_BLOCKS
 
 
 register(OPENAI_CHAT)

@@ -28,6 +28,16 @@ class Frames(NamedTuple):
 _KNOWN_FIELDS = (b"data", b"event", b"id", b"retry")
 
 
+def response_headers(content_type: str = "text/event-stream") -> dict[str, str]:
+    """The HTTP headers of a streamed answer (relayed or encoded by LM Bridge):
+    not cached, not buffered by a proxy in between."""
+    return {
+        "Content-Type": content_type,
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    }
+
+
 class SSEParser:
     """Splits a byte stream into SSE events; `feed()` keeps partial frames.
 

@@ -26,6 +26,14 @@ from typing import NamedTuple
 
 from lmbridge.core import errors
 
+
+def clamp(value: int | None, limit: int | None) -> int | None:
+    """`value` lowered to `limit`; `limit` itself when nothing was asked."""
+    if limit is None or value is None:
+        return value if limit is None else (value or limit)
+    return min(value, limit)
+
+
 # Wordings that state a model's maximum number of answer tokens.
 _CAP_WORDINGS = (
     # OpenAI, Azure OpenAI: "max_tokens is too large: 128000. This model

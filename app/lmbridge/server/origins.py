@@ -12,10 +12,11 @@ Two kinds of reasoning only some upstreams can take back:
 
 The pipeline remembers where each item came from, for whole and streamed
 answers alike (relayed answers report what they carried,
-`RelayRules.produced` and `Passthrough.whole_produced`; translated ones
-through `observe` and `remember_answer`), and a request goes to an upstream
-only with what is valid there (`foreign` counts the rest, `without_foreign`
-leaves it out, `notes` says what on the record):
+`RelayRules.produced` and `Passthrough.whole_produced`; translated ones,
+a whole answer being the stream assembled, through `observe`), and a
+request goes to an upstream only with what is valid there (`foreign`
+counts the rest, `without_foreign` leaves it out, `notes` says what on
+the record):
 
 - encrypted reasoning only to the upstream that made it;
 - signed thinking, to a Messages upstream, only when that upstream made
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import msgspec
@@ -79,20 +79,6 @@ class ReasoningOrigins:
             self._origin.move_to_end(key)
         while len(self._origin) > self.limit:
             self._origin.popitem(last=False)
-
-    def remember_answer(
-        self, parts: Sequence[ir.Part | ir.WebSearch], upstream: str
-    ) -> None:
-        """A translated whole answer: remember what its reasoning carried."""
-        made = [
-            value
-            for part in parts
-            if isinstance(part, ir.Thinking)
-            for value in (part.signature, part.data)
-            if value
-        ]
-        if made:
-            self.remember(made, upstream)
 
     def observe(self, event: ir.Event, upstream: str) -> None:
         """A translated stream's event: remember a signature it carries."""

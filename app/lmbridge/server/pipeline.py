@@ -1,7 +1,17 @@
 """The one request pipeline: every model call, whatever door it came in by.
 
-    parse -> route (with fallback) -> prepare (LM Studio, sessions, clamps)
-          -> upstream -> IR filters -> encode -> record (scrubbed)
+One request, top-down; each step is in one place:
+
+    parse    the door's codec: body -> ir.Request; its session  _Call.run
+    route    the router's candidates, falling back on failure   _Call.run
+    prepare  load on demand, context fit, max_tokens caps       _Call._attempt
+    call     relay: the body as it came (server/relay.py)       _Call._send
+             translate: the request as the upstream takes it,   _Call._translate
+             sent, chained where the API chains (server/translate.py)
+    filter   stop sequences, tool-call repair, usage            server/translate.py
+    encode   the client's protocol, whole or streamed           server/answer.py
+    keep     the exchange keeps the outcome, before the end     server/answer.py
+    record   the RequestRecord, scrubbed, published finished    Pipeline._serve
 
 The model front doors, the chat service (`/chat`) and the conversation store
 (`/store`) all come through here; what differs between them is their codec
@@ -11,30 +21,27 @@ it. Every request becomes a `RequestRecord` on the event bus as it
 progresses; secrets are scrubbed from it before it is published finished.
 
 No secret leaves by an answer either (`core/redact.py`): an error answer
-is scrubbed in full (`error_response`), an error event in a stream too,
-and every byte written to the client gets the cheap literal check.
+is scrubbed in full (`error_response`), and so is what relay.py and
+answer.py send.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import uuid
 from collections.abc import Callable
 
 import msgspec
 from aiohttp import web
 
 from lmbridge.core import errors, events, ir
-from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.record import NoteKind
-from lmbridge.core.redact import SECRETS, encoded
+from lmbridge.core.redact import SECRETS
 from lmbridge.protocols import tokens
-from lmbridge.protocols.anthropic import billing
-from lmbridge.protocols.base import AnswerCodec, RequestCodec, StreamEncoder
+from lmbridge.protocols.base import AnswerCodec, Passthrough, RequestCodec
+from lmbridge.protocols.registry import platform_blocks
 from lmbridge.server import maxtokens, overflow_known
+from lmbridge.server.answer import TranslatedAnswer, answer_status
 from lmbridge.server.capture import (
     capture_request,
     capture_response,
@@ -42,19 +49,13 @@ from lmbridge.server.capture import (
     scrub,
     scrub_record,
 )
-from lmbridge.server.exchange import (
-    CLIENT_GONE,
-    Exchange,
-    IdentifiedEncoder,
-    MemoryExchange,
-)
-from lmbridge.server.relay import Relay, should_fall_back, sse_headers
+from lmbridge.server.exchange import CLIENT_GONE, Exchange, MemoryExchange
+from lmbridge.server.maxtokens import clamp
+from lmbridge.server.relay import Relay, should_fall_back
 from lmbridge.server.services import Services
-from lmbridge.server.translate import Batches, assemble, clamp, observe, open_batches
+from lmbridge.server.translate import open_batches
 from lmbridge.upstreams.modelprep import SERVER_WINDOW_FIX, fit
 from lmbridge.upstreams.router import Resolved
-
-log = logging.getLogger(__name__)
 
 # Session keys, first found: this header, the body's own key (Anthropic
 # metadata.user_id's session_id, OpenAI prompt_cache_key or user), X-Session-Id.
@@ -62,6 +63,8 @@ SESSION_HEADER = "X-Claude-Code-Session-Id"
 SESSION_FALLBACK_HEADER = "X-Session-Id"
 # Claude Code's subagents share the session id; each has its own chain.
 AGENT_HEADER = "X-Claude-Code-Agent-Id"
+
+_NONE = Exchange()  # a stateless API's: adds nothing, shared by every call
 
 
 class _NamedModel(msgspec.Struct):
@@ -76,20 +79,6 @@ def model_named(body: bytes) -> str:
     except errors.DECODE_ERRORS:
         return ""
     return (named.model or named.model_key or "")[:200]
-
-
-def new_response_id() -> str:
-    return f"resp_{uuid.uuid4().hex}"
-
-
-def answer_status(err: errors.LMBridgeError) -> int:
-    """The HTTP status LM Bridge answers `err` with.
-
-    An upstream's own 500 is a 502 here: 500 is kept for faults of ours.
-    """
-    if isinstance(err, errors.UpstreamError) and err.status == 500:
-        return 502
-    return err.status
 
 
 def error_response(door: AnswerCodec, err: errors.LMBridgeError) -> web.Response:
@@ -146,6 +135,8 @@ class Pipeline:
         parse: Callable[[bytes], ir.Request],
         exchange: Exchange | None,
     ) -> web.StreamResponse:
+        """The call, its error answered in the door's protocol, and (record)
+        its record scrubbed and published finished, whatever happened."""
         services = self.services
         record = RequestRecord(
             client=request.headers.get("User-Agent", ""),
@@ -155,8 +146,8 @@ class Pipeline:
         services.bus.publish(events.REQUEST_STARTED, record)
         secrets = request_secrets(request)
         if exchange is None:
-            exchange = MemoryExchange(services.responses) if door.remembers else None
-        call = _Call(self, request, door, exchange or Exchange(), record, secrets)
+            exchange = MemoryExchange(services.responses) if door.remembers else _NONE
+        call = _Call(self, request, door, exchange, record, secrets)
         try:
             return await call.run(parse)
         except errors.LMBridgeError as err:
@@ -198,13 +189,10 @@ class _Call:
         self.exchange = exchange
         self.record = record
         self.secrets = secrets
-        # Whether the streamed answer's last event has been written, and
-        # whether its outcome has been handed to the exchange.
-        self._ended = False
-        self._kept = False
-        self.secret_bytes = encoded(secrets)
 
     async def run(self, parse: Callable[[bytes], ir.Request]) -> web.StreamResponse:
+        """Parse the body, then route it: each candidate upstream in turn,
+        while the last one's failure is one the next may not have."""
         request, record, services = self.request, self.record, self.services
         body = await request.read()
         record.bytes_in = len(body)
@@ -265,6 +253,9 @@ class _Call:
     async def _attempt(
         self, body: bytes, req: ir.Request, resolved: Resolved, last: bool
     ) -> web.StreamResponse:
+        """Prepare the upstream for `req` (the exchange's check, the model
+        loaded and fitted, learnt `max_tokens` caps), then send it; once
+        more with a lower `max_tokens` if the upstream refused that."""
         await self.exchange.routed(req, resolved)
         resolved = await self._prepare(req, resolved)
         memory, name = self.services.max_tokens, resolved.upstream.name
@@ -290,58 +281,6 @@ class _Call:
         return await self._send(
             body, req, resolved._replace(max_tokens_limit=limit), last, retry=False
         )
-
-    async def _send(
-        self, body: bytes, req: ir.Request, resolved: Resolved, last: bool, retry: bool
-    ) -> web.StreamResponse:
-        """One try at the upstream; `retry`: an error that a lower
-        `max_tokens` would cure is raised (not answered) so it can be."""
-        overflow_known.tell(self.services, req, resolved)
-        self.services.prefixes.observe(self.record, req, resolved)
-        passthrough = self.door.passthrough
-        origins, name = self.services.origins, resolved.upstream.name
-        codec = resolved.upstream.codec
-        signs = codec.wire.signs_thinking
-        foreign = origins.foreign(req, name, signs)
-        search = self.services.web_search
-        if (
-            passthrough is not None
-            and resolved.upstream.speaks(passthrough.api)
-            and passthrough.relayable(req)
-            and not foreign
-            and not search.emulates(req, resolved.upstream, passthrough.api)
-        ):
-            settings = self.services.sessions.settings_for(req.client.session_key)
-            allowed = settings.allowed_tools if settings is not None else None
-            relay = Relay(self.request, passthrough, req, self.record, self.secrets)
-            tools = frozenset(allowed) if allowed is not None else None
-            sent = clamp(req.max_tokens, resolved.max_tokens_limit)
-            if retry:
-                relay.raises = lambda err: maxtokens.lowered(err, sent) is not None
-            relay.produced = origins.remember
-            return await relay.send(body, resolved, tools, last)
-        req = search.prepare(await self.exchange.begin(req))
-        if foreign:
-            for note in origins.notes(req, name, signs):
-                self.record.note(NoteKind.DROPPED, note)
-            req = origins.without_foreign(req, name, signs)
-        if not resolved.upstream.keeps_billing_header:
-            stripped = billing.without_billing(req)
-            if stripped is not req:
-                self.record.note(NoteKind.DROPPED, f"dropped: {billing.NOTE}")
-                req = stripped
-        # A relayed body keeps all of this; only translation drops it.
-        for note in [f"dropped: {line}" for line in req.dropped] + [
-            f"dropped for {codec.name}: {line}" for line in codec.omitted(req)
-        ]:
-            self.record.note(NoteKind.DROPPED, note)  # once, however many tries
-        sessions = self.services.sessions
-        batches = await open_batches(req, resolved, self.record, sessions)
-        if req.web_search is not None:
-            batches = search.continued(batches, req, resolved, self.record, sessions)
-        if not req.stream:
-            return await self._whole(batches, req)
-        return await self._stream(batches, req)
 
     async def _prepare(self, req: ir.Request, resolved: Resolved) -> Resolved:
         """LM Studio: load on demand, minimum context, context fit; a server
@@ -373,135 +312,88 @@ class _Call:
             req, max_tokens=clamp(req.max_tokens, resolved.max_tokens_limit)
         )
 
-    async def _whole(self, batches: Batches, req: ir.Request) -> web.Response:
-        record = self.record
-        response = await assemble(batches, req, record)
-        self.services.origins.remember_answer(response.parts, record.upstream)
-        if self.door.remembers:
-            response.id = new_response_id()
-        if self.exchange.keeps_answers:
-            await self.exchange.finished(req, response, None)
-        payload = SECRETS.scrub_bytes(
-            self.door.encode_response(response, req), self.secret_bytes
-        )
-        record.bytes_out = len(payload)
-        capture_response(record, payload)
-        return web.Response(body=payload, content_type="application/json")
-
-    async def _stream(self, batches: Batches, req: ir.Request) -> web.StreamResponse:
-        encoder = self.door.stream_encoder(req)
-        keeps = self.exchange.keeps_answers
-        assembler = Assembler(model=req.model) if keeps else None
-        out = web.StreamResponse(status=200, headers=sse_headers(encoder.content_type))
-        await out.prepare(self.request)
-        try:
-            await self._relay_events(out, encoder, batches, req, assembler)
-        except (asyncio.CancelledError, ConnectionResetError):
-            raise
-        except Exception as exc:
-            # The headers are out: whatever failed becomes the stream's
-            # error event in the client's protocol, never a second response.
-            if isinstance(exc, errors.LMBridgeError):
-                err = exc
-            else:
-                log.exception("a streamed answer failed after its headers")
-                err = errors.LMBridgeError(
-                    "LM Bridge failed mid-answer; see its log for details"
-                )
-            if not self._ended:
-                failure = ir.StreamError(
-                    err.kind, scrub(err.message, self.secrets), answer_status(err)
-                )
-                self.record.error = failure.message
-                end: ir.Finish | ir.StreamError = failure
-                if assembler is not None and not self._kept:
-                    end = await self._keep(req, encoder, assembler, failure)
-                await self._write(out, encoder, [end])
-        await out.write_eof()
-        return out
-
-    async def _relay_events(
+    async def _send(
         self,
-        out: web.StreamResponse,
-        encoder: StreamEncoder,
-        batches: Batches,
+        body: bytes,
         req: ir.Request,
-        assembler: Assembler | None,
-    ) -> None:
-        origins = self.services.origins
-        ended = False
-        try:
-            async with contextlib.aclosing(batches):
-                async for batch in batches:
-                    for event in batch:
-                        observe(self.record, event)
-                        origins.observe(event, self.record.upstream)
-                    if assembler is None:
-                        # One write per upstream read: the first token leaves
-                        # together with the message start, in fewer packets.
-                        await self._write(out, encoder, batch)
-                        continue
-                    for event in batch:
-                        assembler.feed(event)
-                    end = batch[-1]
-                    if not isinstance(end, ir.Finish | ir.StreamError):
-                        await self._write(out, encoder, batch)
-                        continue
-                    await self._write(out, encoder, batch[:-1])
-                    ended = True
-                    end = await self._keep(req, encoder, assembler, end)
-                    await self._write(out, encoder, [end])
-        except (asyncio.CancelledError, ConnectionResetError):
-            if assembler is not None and not ended:
-                await self._interrupted(req, assembler)
-            raise
-        if assembler is not None and not ended:
-            failure = "the upstream ended its answer early"
-            end = await self._keep(req, encoder, assembler, None, failure)
-            await self._write(out, encoder, [end])
+        resolved: Resolved,
+        last: bool,
+        retry: bool,
+    ) -> web.StreamResponse:
+        """One try at the upstream: relayed when it speaks the door's
+        protocol and nothing in `req` needs translating, else translated.
+        `retry`: an error that a lower `max_tokens` would cure is raised
+        (not answered) so it can be."""
+        services = self.services
+        overflow_known.tell(services, req, resolved)
+        services.prefixes.observe(self.record, req, resolved)
+        upstream = resolved.upstream
+        origins = services.origins
+        signs = upstream.codec.wire.signs_thinking
+        foreign = origins.foreign(req, upstream.name, signs)
+        passthrough = self.door.passthrough
+        if (
+            passthrough is not None
+            and upstream.speaks(passthrough.api)
+            and passthrough.relayable(req)
+            and not foreign
+            and not services.web_search.emulates(req, upstream, passthrough.api)
+        ):
+            return await self._relay(body, req, resolved, passthrough, last, retry)
+        return await self._translate(req, resolved, foreign)
 
-    async def _keep(
+    async def _relay(
         self,
+        body: bytes,
         req: ir.Request,
-        encoder: StreamEncoder,
-        assembler: Assembler,
-        end: ir.Finish | ir.StreamError | None,
-        failure: str | None = None,
-    ) -> ir.Finish | ir.StreamError:
-        """Hand the outcome to the exchange; the event that ends the stream."""
-        self._kept = True
-        if isinstance(end, ir.StreamError):
-            failure = end.message
-        answer = assembler.partial()
-        if isinstance(encoder, IdentifiedEncoder) and encoder.response_id:
-            answer.id = encoder.response_id
-        try:
-            await self.exchange.finished(req, answer, failure)
-        except errors.LMBridgeError as err:
-            self.record.error = err.message
-            return ir.StreamError(err.kind, err.message, err.status)
-        if end is None:
-            return ir.StreamError(errors.ErrorKind.UPSTREAM_ERROR, failure or "")
-        return end
+        resolved: Resolved,
+        passthrough: Passthrough,
+        last: bool,
+        retry: bool,
+    ) -> web.StreamResponse:
+        """Call (relay): the client's body, with the route's edits."""
+        services = self.services
+        settings = services.sessions.settings_for(req.client.session_key)
+        allowed = settings.allowed_tools if settings is not None else None
+        tools = frozenset(allowed) if allowed is not None else None
+        relay = Relay(self.request, passthrough, req, self.record, self.secrets)
+        if retry:
+            sent = clamp(req.max_tokens, resolved.max_tokens_limit)
+            relay.raises = lambda err: maxtokens.lowered(err, sent) is not None
+        relay.produced = services.origins.remember
+        return await relay.send(body, resolved, tools, last)
 
-    async def _interrupted(self, req: ir.Request, assembler: Assembler) -> None:
-        """The client left mid-answer: keep what it was sent, marked so."""
-        with contextlib.suppress(errors.LMBridgeError):
-            await self.exchange.finished(req, assembler.partial(), CLIENT_GONE)
-
-    async def _write(
-        self, out: web.StreamResponse, encoder: StreamEncoder, batch: list[ir.Event]
-    ) -> None:
-        if batch and isinstance(batch[-1], ir.Finish | ir.StreamError):
-            self._ended = True
-        end = batch[-1] if batch else None
-        if isinstance(end, ir.StreamError):
-            message = SECRETS.scrub(end.message, self.secrets)
-            batch = [*batch[:-1], msgspec.structs.replace(end, message=message)]
-        data = SECRETS.scrub_bytes(
-            b"".join([encoder.encode(event) for event in batch]), self.secret_bytes
+    async def _translate(
+        self, req: ir.Request, resolved: Resolved, foreign: int
+    ) -> web.StreamResponse:
+        """Call (translate): the request as this upstream may take it, sent;
+        its answer filtered, encoded for the client and kept."""
+        services, record = self.services, self.record
+        upstream, origins = resolved.upstream, services.origins
+        search = services.web_search
+        req = search.prepare(await self.exchange.begin(req))
+        if foreign:
+            signs = upstream.codec.wire.signs_thinking
+            for note in origins.notes(req, upstream.name, signs):
+                record.note(NoteKind.DROPPED, note)
+            req = origins.without_foreign(req, upstream.name, signs)
+        if not upstream.keeps_billing_header:
+            for block in platform_blocks():
+                stripped = block.without(req)
+                if stripped is not req:
+                    record.note(NoteKind.DROPPED, f"dropped: {block.note}")
+                    req = stripped
+        # A relayed body keeps all of this; only translation drops it. Each
+        # note is kept once, however many tries.
+        for line in req.dropped:
+            record.note(NoteKind.DROPPED, f"dropped: {line}")
+        for line in upstream.codec.omitted(req):
+            record.note(NoteKind.DROPPED, f"dropped for {upstream.codec.name}: {line}")
+        sessions = services.sessions
+        batches = await open_batches(req, resolved, record, sessions)
+        if req.web_search is not None:
+            batches = search.continued(batches, req, resolved, record, sessions)
+        answer = TranslatedAnswer(
+            self.request, self.door, self.exchange, req, record, self.secrets, origins
         )
-        if data:
-            self.record.bytes_out += len(data)
-            capture_response(self.record, data)
-            await out.write(data)
+        return await answer.send(batches)

@@ -51,7 +51,7 @@ from lmbridge.core import ir
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.record import NoteKind, PrefixChange
 from lmbridge.protocols import tokens
-from lmbridge.protocols.anthropic import billing
+from lmbridge.protocols.registry import platform_blocks
 from lmbridge.upstreams.router import Resolved
 
 MAX_CHAINS = 512
@@ -243,7 +243,8 @@ class PrefixTracker:
             return
         upstream = resolved.upstream
         if not upstream.keeps_billing_header:
-            req = billing.without_billing(req)  # it does not go upstream
+            for block in platform_blocks():
+                req = block.without(req)  # it does not go upstream
         model = f"{upstream.name}/{resolved.target}"
         self._pending[record.id] = _Pending(key, model, resolved.target, req)
 

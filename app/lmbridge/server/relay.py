@@ -25,8 +25,7 @@ from lmbridge.core.errors import DECODE_ERRORS
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.record import NoteKind
 from lmbridge.core.redact import SECRETS, encoded
-from lmbridge.protocols import overflow
-from lmbridge.protocols.anthropic import billing
+from lmbridge.protocols import overflow, sse
 from lmbridge.protocols.base import BodyEdit, Passthrough
 from lmbridge.protocols.registry import upstream_codec
 from lmbridge.protocols.relaywatch import RelayWatch
@@ -38,15 +37,6 @@ log = logging.getLogger(__name__)
 
 _json = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
-
-
-def sse_headers(content_type: str = "text/event-stream") -> dict[str, str]:
-    """Headers of a streamed answer."""
-    return {
-        "Content-Type": content_type,
-        "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-    }
 
 
 def should_fall_back(err: errors.LMBridgeError) -> bool:
@@ -85,13 +75,18 @@ class Relay:
     ) -> web.StreamResponse:
         """Forward `body` to `resolved`'s upstream and relay its answer."""
         upstream = resolved.upstream
-        drop = not upstream.keeps_billing_header and billing.PREFIX_BYTES in body
-        edit = BodyEdit(resolved.target, resolved.max_tokens_limit, allowed_tools, drop)
-        if drop:
-            self.record.note(NoteKind.DROPPED, f"dropped: {billing.NOTE}")
-        body = self._edited(body, edit)
         codec = upstream_codec(self.passthrough.api)
         wire = codec.wire
+        block = wire.platform_block
+        drop = (
+            block is not None
+            and not upstream.keeps_billing_header
+            and block.in_body(body)
+        )
+        edit = BodyEdit(resolved.target, resolved.max_tokens_limit, allowed_tools, drop)
+        if drop and block is not None:
+            self.record.note(NoteKind.DROPPED, f"dropped: {block.note}")
+        body = self._edited(body, edit)
         headers = {
             name: value
             for name in wire.forwarded
@@ -154,7 +149,7 @@ class Relay:
             edit.model == record.model
             and edit.allowed_tools is None
             and edit.max_tokens is None
-            and not edit.drop_billing
+            and not edit.drop_platform_block
             and not self.passthrough.needs_edit(body)
         ):
             return body
@@ -194,7 +189,7 @@ class Relay:
     ) -> web.StreamResponse:
         record = self.record
         record.status = resp.status
-        out = web.StreamResponse(status=resp.status, headers=sse_headers())
+        out = web.StreamResponse(status=resp.status, headers=sse.response_headers())
         await out.prepare(self.request)
         rules = self.passthrough.rules(self.req)
         watch = RelayWatch(rules)

@@ -1,10 +1,10 @@
-"""The translated leg of the pipeline: an IR request to its upstream, and the
+"""Call and filter, translated: an IR request to its upstream, and the
 upstream's answer back as filtered IR events.
 
 `open_batches` sends the request (chaining a keyed conversation on an
 upstream whose API chains answers by id), then runs the answer through the
-IR filters (stop sequences, text tool-call repair, usage estimates); the
-pipeline encodes what comes out for the client.
+IR filters (stop sequences, text tool-call repair, usage estimates);
+server/answer.py encodes what comes out for the client and keeps it.
 """
 
 from __future__ import annotations
@@ -15,25 +15,17 @@ from collections.abc import AsyncGenerator
 import msgspec
 
 from lmbridge.core import errors, ir
-from lmbridge.core.assemble import Assembler
 from lmbridge.core.events import RequestRecord
 from lmbridge.core.record import NoteKind
 from lmbridge.protocols.base import EventFilter
 from lmbridge.protocols.stops import StopSequenceFilter
 from lmbridge.protocols.toolrepair import ToolCallRepair
 from lmbridge.protocols.usage import UsageFilter
-from lmbridge.upstreams.http import flatten
+from lmbridge.server.maxtokens import clamp
 from lmbridge.upstreams.router import Resolved
 from lmbridge.upstreams.sessions import SessionManager, Turn
 
 Batches = AsyncGenerator[list[ir.Event], None]
-
-
-def clamp(value: int | None, limit: int | None) -> int | None:
-    """`value` lowered to `limit`; `limit` itself when nothing was asked."""
-    if limit is None or value is None:
-        return value if limit is None else (value or limit)
-    return min(value, limit)
 
 
 async def open_batches(
@@ -133,36 +125,3 @@ async def _filtered(batches: Batches, filters: list[EventFilter]) -> Batches:
             batch = [out for e in batch for out in f.feed(e)] + f.close()
         if batch:
             yield batch
-
-
-def observe(record: RequestRecord, event: ir.Event) -> None:
-    """Note on `record` the timings, tokens and errors `event` carries."""
-    if isinstance(event, ir.TextDelta | ir.ThinkingDelta | ir.ToolArgsDelta):
-        if record.first_token is None:
-            record.mark_first_token()
-    elif isinstance(event, ir.MessageStart):
-        record.tokens_in = event.input_tokens
-    elif isinstance(event, ir.Finish):
-        if event.usage.input_tokens:
-            record.tokens_in = event.usage.input_tokens
-        record.tokens_out = event.usage.output_tokens
-        record.cached_tokens = ir.cached_count(
-            event.usage.cached_tokens, record.tokens_in
-        )
-    elif isinstance(event, ir.StreamError):
-        record.error = event.message
-        record.error_kind = event.kind
-
-
-async def assemble(
-    batches: Batches, req: ir.Request, record: RequestRecord
-) -> ir.Response:
-    """Read a whole answer; raises the stream's error if it failed."""
-    assembler = Assembler(model=req.model)
-    async with contextlib.aclosing(flatten(batches)) as events:
-        async for event in events:
-            observe(record, event)
-            assembler.feed(event)
-    response = assembler.result()
-    response.model = req.model
-    return response

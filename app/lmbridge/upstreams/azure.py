@@ -179,8 +179,11 @@ class AzureFoundryUpstream(HttpUpstream):
     @property
     def keeps_billing_header(self) -> bool:
         """Claude on Foundry is Anthropic's own platform, which reads
-        Claude Code's billing block (`Wire.billing_block`)."""
-        return self.settings.keep_billing_header or self.codec.wire.billing_block
+        Claude Code's billing block (`Wire.platform_block`)."""
+        return (
+            self.settings.keep_billing_header
+            or self.codec.wire.platform_block is not None
+        )
 
     def sign_in_hint(self) -> str:
         """How to sign in for this upstream, in words."""

@@ -7,7 +7,6 @@ upstream response (pass-through) or a stream of IR events (translation).
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import time
 from collections.abc import AsyncGenerator, Mapping
@@ -59,16 +58,6 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-async def flatten(
-    batches: AsyncGenerator[list[ir.Event], None],
-) -> AsyncGenerator[ir.Event, None]:
-    """One event at a time from a stream of event lists."""
-    async with contextlib.aclosing(batches):
-        async for batch in batches:
-            for event in batch:
-                yield event
 
 
 class Refusal(NamedTuple):

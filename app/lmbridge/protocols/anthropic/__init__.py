@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmbridge.core import ir
 from lmbridge.core.errors import LMBridgeError
+from lmbridge.protocols.anthropic.billing import BILLING
 from lmbridge.protocols.anthropic.passthrough import AnthropicPassthrough
 from lmbridge.protocols.anthropic.request import parse_request
 from lmbridge.protocols.anthropic.response import encode_error, encode_response
@@ -52,7 +53,7 @@ WIRE = Wire(
     forwarded=("anthropic-version", "anthropic-beta"),
     feature_header="anthropic-beta",
     signs_thinking=True,
-    billing_block=True,
+    platform_block=BILLING,
 )
 
 

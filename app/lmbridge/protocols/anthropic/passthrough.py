@@ -103,7 +103,7 @@ class AnthropicPassthrough:
 
     def edit(self, body: dict[str, Any], edit: BodyEdit) -> None:
         edit_body(body, edit, ("max_tokens",), named)
-        if edit.drop_billing:
+        if edit.drop_platform_block:
             billing.strip_body(body)
 
     def needs_edit(self, body: bytes) -> bool:
