@@ -168,3 +168,22 @@ async def test_key_saved_in_the_keyring_is_sent_upstream(
     assert sent == "Bearer stored-SECRET-4242424242"
     assert "stored-SECRET" not in answer
     assert "stored-SECRET" not in repr(record)
+
+
+@pytest.mark.usefixtures("no_keyring")
+async def test_a_key_kept_for_the_session_is_said_whose_and_never_shown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without a keyring a key lives in memory for this run; the warning
+    names whose key it is (an upstream's, or the web search provider's) and
+    never the key."""
+    caplog.set_level(logging.WARNING, logger="lmbridge.auth.secrets")
+    await KEY_STORE.set("fake", "upkey-SECRET-session-1")
+    await KEY_STORE.set("@web-search", "search-SECRET-session-2")
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("the key for upstream fake is kept") for m in said), said
+    assert any(
+        m.startswith("the key for the web search provider is kept") for m in said
+    ), said
+    assert not any("SECRET" in m for m in said), said
+    assert await KEY_STORE.get("@web-search") == "search-SECRET-session-2"

@@ -25,6 +25,7 @@ import keyring.backends.null
 import keyring.errors
 import msgspec
 
+from lmbridge.config_tables import WEB_SEARCH_SECRET
 from lmbridge.core import errors
 from lmbridge.core.redact import SECRETS as SCRUBBED
 
@@ -126,7 +127,7 @@ class SecretStore:
                 return Stored("keyring")
         self._session[name] = value
         log.warning(
-            "the key for upstream %s is kept for this session only: %s", name, reason
+            "the key for %s is kept for this session only: %s", _owner(name), reason
         )
         return Stored("session", reason)
 
@@ -162,3 +163,10 @@ class SecretStore:
 
 # The store of this process (its session-only keys are shared by everyone).
 SECRETS = SecretStore()
+
+
+def _owner(name: str) -> str:
+    """Whose key the keyring entry `name` holds, in words for a log line."""
+    if name == WEB_SEARCH_SECRET:
+        return "the web search provider"
+    return f"upstream {name}"
