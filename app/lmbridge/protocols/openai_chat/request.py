@@ -132,7 +132,9 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
 
 def _has_turn(messages: list[ir.Message]) -> bool:
     """Whether `messages` hold a user or assistant message."""
-    for message in messages:
+    # A loop, not any(): a generator left unfinished costs its own cleanup,
+    # on every request.
+    for message in messages:  # noqa: SIM110
         if message.role is not _SYSTEM:
             return True
     return False
