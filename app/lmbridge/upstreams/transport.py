@@ -311,12 +311,15 @@ class Transport:
         wait = min(t for t in (idle, heartbeat) if t) if idle or heartbeat else None
         content = resp.content
         last = time.monotonic()
+        # The first read takes what has arrived without arming a timer: a
+        # whole small answer came with its headers. Later reads of a stream
+        # find nothing waiting, so they go straight to the timed wait.
+        first = True
         try:
             while True:
                 try:
-                    # What has arrived already is taken without a timer: a
-                    # whole small answer often came with its headers.
-                    chunk = content.read_nowait()
+                    chunk = content.read_nowait() if first else b""
+                    first = False
                     if not chunk and not content.at_eof():
                         async with asyncio.timeout(wait):
                             chunk = await content.readany()
