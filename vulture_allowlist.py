@@ -46,6 +46,7 @@ _.max_completion_tokens  # Chat request field (read into max_tokens)
 _.predicted_tokens  # the chat service's answer (protocols/chat_api.py)
 _.service_tier  # Responses request field, accepted and not kept
 _.stream_options  # Chat request field (include_usage, read from extras)
+_.top_logprobs  # Chat request field, checked by msgspec, read into extras by name
 _.total_tokens  # Responses usage, encoded in our answers
 _.truncation  # Responses request and object field
 _.verbosity  # Responses text.verbosity, accepted

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -58,6 +59,43 @@ async def test_a_head_that_never_ends_is_closed(strict: RunningProxy) -> None:
     finally:
         feeding.cancel()
         writer.close()
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.8])
+async def test_a_later_head_on_a_kept_alive_connection_is_timed_too(
+    fake_upstream: FakeOpenAIUpstream, pause: float
+) -> None:
+    # Answered at once, then a head that never ends: closed after the header
+    # timeout, whether it starts before the connection's first timer is due
+    # (pause 0) or after (0.8 s), and long before the idle timeout.
+    settings = settings_for(fake_upstream.url)
+    settings.server.client_header_timeout = 0.5
+    settings.server.client_idle_timeout = 10.0
+    async with running(settings) as proxy:
+        reader, writer = await connect(proxy)
+        request = post("/v1/chat/completions", CHAT.encode()).replace(
+            b"Connection: close", b"Connection: keep-alive"
+        )
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = re.search(rb"(?i)content-length: (\d+)", head)
+        assert length is not None
+        await reader.readexactly(int(length[1]))
+        await asyncio.sleep(pause)
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+
+        async def dribble() -> None:
+            for _ in range(40):  # a header byte every 0.1 s, for 4 s
+                writer.write(b"X")
+                await asyncio.sleep(0.1)
+
+        feeding = asyncio.create_task(dribble())
+        try:
+            assert await closed_within(reader, 2.0)
+        finally:
+            feeding.cancel()
+            writer.close()
 
 
 async def test_a_body_slower_than_the_minimum_rate_is_closed(

@@ -95,25 +95,29 @@ class EventBus:
     """Topic-based publish/subscribe on the event loop thread."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, list[Subscriber]] = {}
+        # Replaced, never changed in place, on (un)subscribing: `publish`
+        # (several times per request) iterates them without a copy.
+        self._subscribers: dict[str, tuple[Subscriber, ...]] = {}
 
     def subscribe(self, topic: str, fn: Subscriber) -> Callable[[], None]:
         """Call `fn(topic, payload)` for every event on `topic` ("*" for all).
 
         Returns a function that unsubscribes.
         """
-        self._subscribers.setdefault(topic, []).append(fn)
+        self._subscribers[topic] = (*self._subscribers.get(topic, ()), fn)
 
         def unsubscribe() -> None:
-            subs = self._subscribers.get(topic, [])
+            subs = list(self._subscribers.get(topic, ()))
             if fn in subs:
                 subs.remove(fn)
+                self._subscribers[topic] = tuple(subs)
 
         return unsubscribe
 
     def publish(self, topic: str, payload: Any) -> None:
+        subscribers = self._subscribers
         for key in (topic, "*"):
-            for fn in tuple(self._subscribers.get(key, ())):
+            for fn in subscribers.get(key, ()):
                 try:
                     fn(topic, payload)
                 except Exception:

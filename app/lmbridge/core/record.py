@@ -83,7 +83,7 @@ class RequestSummary(msgspec.Struct, kw_only=True, **_FROZEN):
     history stores one column per field (`id` is its row id there).
     """
 
-    id: int = msgspec.field(default_factory=lambda: next(_ids))
+    id: int = msgspec.field(default_factory=_ids.__next__)
     received: float = msgspec.field(default_factory=time.time)
     client: str = ""  # the user agent
     protocol: str = ""  # the front door

@@ -105,6 +105,10 @@ class ClientConnection(asyncio.Protocol):
         self.inner = inner
         self.limits = limits
         self.transport: asyncio.Transport | None = None
+        # The head being waited for must be in by `_deadline` (loop time;
+        # None: no head is awaited). One timer serves many requests: it is
+        # moved on when it fires early, not re-armed per request.
+        self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._busy = False
         self._refused = False
@@ -127,7 +131,7 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if not self._busy and self._timer is None:
+        if not self._busy and self._deadline is None:
             self._arm()  # the first byte of a new request's head
         self.inner.data_received(data)
 
@@ -140,7 +144,7 @@ class ClientConnection(asyncio.Protocol):
         if self._refused:
             return
         self.limits.open -= 1
-        self._disarm()
+        self._stop_timer()
         self.transport = None
         self.inner.connection_lost(exc)
 
@@ -153,7 +157,7 @@ class ClientConnection(asyncio.Protocol):
     # ------------------------------------------------------------ requests
 
     def head_received(self) -> None:
-        """A request's head is in (the middleware runs): stop its timer."""
+        """A request's head is in (the middleware runs): no head is awaited."""
         self._busy = True
         self._disarm()
 
@@ -163,16 +167,27 @@ class ClientConnection(asyncio.Protocol):
 
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.limits.header_timeout, self._expired)
+        self._deadline = loop.time() + self.limits.header_timeout
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._expired)
 
     def _disarm(self) -> None:
+        self._deadline = None
+
+    def _stop_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _expired(self) -> None:
         self._timer = None
-        if self._busy or self.transport is None:
+        deadline = self._deadline
+        if deadline is None or self._busy or self.transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:  # armed again since: wait for that head
+            self._timer = loop.call_at(deadline, self._expired)
             return
         log.info(
             "closed a client connection whose request head took over %g s"

@@ -52,6 +52,8 @@ _HOST = re.compile(
     r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
     r"(?::(?P<port>[0-9]{1,5}))?"
 )
+# How many distinct Host headers `Guard.check_host` remembers its verdict on.
+HOSTS_REMEMBERED = 64
 _CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 _CORS_OWN_HEADERS = ("X-Session-Id", "X-Claude-Code-Session-Id")
 
@@ -78,10 +80,18 @@ class Guard:
         SECRETS.add(token)
         self.token = token.encode()
         self.failures = FailedLogins()
+        # Host headers already judged: clients send the same one every time,
+        # so the parse runs once per value (bounded: anyone may send any).
+        self._hosts_seen: dict[str, bool] = {}
 
     def check_host(self, request: web.Request) -> None:
         host = request.headers.get("Host", "")
-        if not host_allowed(host, self.hosts):
+        allowed = self._hosts_seen.get(host)
+        if allowed is None:
+            allowed = host_allowed(host, self.hosts)
+            if len(self._hosts_seen) < HOSTS_REMEMBERED:
+                self._hosts_seen[host] = allowed
+        if not allowed:
             raise errors.PermissionDenied(
                 f"Host {host!r} is not this proxy's address; LM Bridge answers"
                 " only requests addressed to localhost or its bound address"
@@ -125,11 +135,9 @@ class Guard:
             presented = b""
         return hmac.compare_digest(presented, self.token)
 
-    async def check_token(self, request: web.Request) -> None:
-        """Raise `AuthenticationFailed` (after a growing delay, when this
-        address keeps failing) unless `request` carries the token."""
-        if self.authorized(request):
-            return
+    async def refuse(self, request: web.Request) -> None:
+        """Raise `AuthenticationFailed` for a request without the token,
+        after a growing delay when its address keeps failing."""
         peer = request.remote or ""
         delay = self.failures.failed(peer)
         if delay:
@@ -226,26 +234,25 @@ def guard_middleware(guard: Guard) -> Middleware:
         if limits is not None and request.body_exists and not request.content.is_eof():
             watching = watch_body(request, limits)
         try:
-            return await guarded(request, handler)
+            # The checks inline, not in a coroutine of their own: this runs
+            # for every request.
+            guard.check_host(request)
+            origin = guard.check_origin(request)
+            if request.method == "OPTIONS" and origin is not None:
+                return web.Response(status=204, headers=cors_headers(origin))
+            guard.check_content_type(request)
+            if request.path == "/health":
+                request[AUTHORIZED] = guard.authorized(request)
+            elif not guard.authorized(request):
+                await guard.refuse(request)
+            if origin is not None:
+                request[CORS_ORIGIN] = origin
+            return await handler(request)
         finally:
             if watching is not None:
                 watching()
             if connection is not None:
                 connection.request_done()
-
-    async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
-        guard.check_host(request)
-        origin = guard.check_origin(request)
-        if request.method == "OPTIONS" and origin is not None:
-            return web.Response(status=204, headers=cors_headers(origin))
-        guard.check_content_type(request)
-        if request.path == "/health":
-            request[AUTHORIZED] = guard.authorized(request)
-        else:
-            await guard.check_token(request)
-        if origin is not None:
-            request[CORS_ORIGIN] = origin
-        return await handler(request)
 
     return middleware
 

@@ -15,6 +15,7 @@ enums as their value, strings capped (`caps`), and anything structured
 from __future__ import annotations
 
 import enum
+import operator
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -54,14 +55,54 @@ def _is_json(info: msgspec.inspect.Type) -> bool:
     return not isinstance(info, _SCALARS)
 
 
+def _needs_care(info: msgspec.inspect.Type) -> bool:
+    """Whether values of this (scalar) type are not stored as they are:
+    text (capped), booleans and enums. Numbers and None are."""
+    return isinstance(
+        info,
+        msgspec.inspect.StrType | msgspec.inspect.BoolType | msgspec.inspect.EnumType,
+    )
+
+
 def _fields(struct: type[RequestSummary]) -> tuple[msgspec.inspect.Field, ...]:
     info = msgspec.inspect.type_info(struct)
     assert isinstance(info, msgspec.inspect.StructType)
     return info.fields
 
 
+def _kinds(info: msgspec.inspect.Type) -> tuple[msgspec.inspect.Type, ...]:
+    if isinstance(info, msgspec.inspect.UnionType):
+        return info.types
+    return (info,)
+
+
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _notes_json(notes: tuple[Note, ...]) -> str:
+    return _json_text(_capped_notes(notes)) if notes else "[]"
+
+
+def _stored(value: Any, limit: int = TEXT_CAP) -> Any:
+    """A scalar as SQLite keeps it: booleans as 0/1, enums as their value,
+    text capped at `limit`."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, str):
+        return _cap(value, limit)
+    return value
+
+
 class RecordColumns:
-    """How the fields of a record struct map to columns of a table."""
+    """How the fields of a record struct map to columns of a table.
+
+    A row is built once per finished request, on the event loop (the
+    recorder's flush), so what each field needs (JSON, an enum's value, a
+    cap) is worked out here once, from its type, not per value.
+    """
 
     def __init__(self, struct: type[RequestSummary] = RequestSummary) -> None:
         self.struct = struct
@@ -70,6 +111,16 @@ class RecordColumns:
         self.json = frozenset(f.name for f in fields if _is_json(f.type))
         self.names = (*self.fields, *DERIVED)
         self.caps: dict[str, int] = {"error": ERROR_CAP}
+        # Worked out once from the field types: `row` runs per request.
+        self._values = operator.attrgetter(*self.fields)
+        self._encoded: list[tuple[int, Callable[[Any], Any]]] = []
+        self._scalars: list[tuple[int, int]] = []  # (position, text cap)
+        for i, f in enumerate(fields):
+            if f.name in self.json:
+                encode = _notes_json if f.name == "notes" else _json_text
+                self._encoded.append((i, encode))
+            elif any(_needs_care(k) for k in _kinds(f.type)):
+                self._scalars.append((i, self.caps.get(f.name, TEXT_CAP)))
         self.columns = ", ".join(self.names)
         self.select = f"{ROW_ID}, " + ", ".join(self.fields)
         hints = typing.get_type_hints(struct)
@@ -86,22 +137,18 @@ class RecordColumns:
 
     def row(self, record: RequestSummary) -> tuple[Any, ...]:
         """The parameters of `insert_sql` for `record`."""
-        values = [self._value(name, getattr(record, name)) for name in self.fields]
+        values = list(self._values(record))
+        for i, encode in self._encoded:
+            values[i] = encode(values[i])
+        for i, limit in self._scalars:
+            value = values[i]
+            if type(value) is str:  # most of them, short: kept as they are
+                if len(value) > limit:
+                    values[i] = _cap(value, limit)
+            elif value is not None:
+                values[i] = _stored(value, limit)
         values += [derive(record) for derive in DERIVED.values()]
         return tuple(values)
-
-    def _value(self, name: str, value: Any) -> Any:
-        if name == "notes":
-            value = _capped_notes(value)
-        if name in self.json:
-            return msgspec.json.encode(value).decode()
-        if isinstance(value, bool):
-            return int(value)
-        if isinstance(value, enum.Enum):
-            return value.value
-        if isinstance(value, str):
-            return _cap(value, self.caps.get(name, TEXT_CAP))
-        return value
 
     def read(self, row: tuple[Any, ...]) -> RequestSummary:
         """The record of a `SELECT {select}` row, read by column name."""

@@ -38,6 +38,8 @@ Unreachable = Callable[[str], errors.UpstreamUnavailable]
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
+# How many parsed URLs a transport keeps (its paths; model ids in Gemini's).
+URLS_REMEMBERED = 64
 
 
 def redirect_target(url: URL, location: str) -> URL:
@@ -82,6 +84,8 @@ class Transport:
         self._slots = asyncio.Semaphore(limit) if limit else None
         self._leases: set[aiohttp.ClientResponse] = set()
         self._warned_credentials = False
+        # Parsed request URLs: an upstream is asked at a handful of paths.
+        self._urls: dict[str, URL] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -119,7 +123,8 @@ class Transport:
     ) -> aiohttp.ClientResponse:
         """POST `body`; a response whose status is below 400 (hold its slot
         until `release`). Error statuses are read by `codec`."""
-        await self._acquire(record)
+        if self._slots is not None:
+            await self._acquire(self._slots, record)
         try:
             resp = await self._post_once(url, body, headers, codec, record)
         except BaseException:
@@ -193,7 +198,11 @@ class Transport:
     ) -> aiohttp.ClientResponse:
         """One request; redirects followed only within the upstream's origin,
         with the same method, body and headers (see the module docstring)."""
-        target = URL(url)
+        target = self._urls.get(url)
+        if target is None:
+            target = URL(url)
+            if len(self._urls) < URLS_REMEMBERED:
+                self._urls[url] = target
         if target.user is not None and any(
             name.lower() == "authorization" for name in headers
         ):
@@ -242,20 +251,20 @@ class Transport:
             " the address that answers"
         )
 
-    async def _acquire(self, record: RequestRecord | None) -> None:
-        """Wait for a free slot when max_concurrent is set (a FIFO queue)."""
-        if self._slots is None:
-            return
-        if self._slots.locked() and record is not None:
+    async def _acquire(
+        self, slots: asyncio.Semaphore, record: RequestRecord | None
+    ) -> None:
+        """Wait for a free slot of `slots` (max_concurrent: a FIFO queue)."""
+        if slots.locked() and record is not None:
             started = time.monotonic()
-            await self._slots.acquire()
+            await slots.acquire()
             record.note(
                 NoteKind.QUEUE,
                 f"queued {time.monotonic() - started:.2f}s for {self.name}"
                 f" (max_concurrent = {self.settings.max_concurrent})",
             )
             return
-        await self._slots.acquire()
+        await slots.acquire()
 
     def _release_slot(self) -> None:
         if self._slots is not None:
@@ -302,11 +311,18 @@ class Transport:
         wait = min(t for t in (idle, heartbeat) if t) if idle or heartbeat else None
         content = resp.content
         last = time.monotonic()
+        # The first read takes what has arrived without arming a timer: a
+        # whole small answer came with its headers. Later reads of a stream
+        # find nothing waiting, so they go straight to the timed wait.
+        first = True
         try:
             while True:
                 try:
-                    async with asyncio.timeout(wait):
-                        chunk = await content.readany()
+                    chunk = content.read_nowait() if first else b""
+                    first = False
+                    if not chunk and not content.at_eof():
+                        async with asyncio.timeout(wait):
+                            chunk = await content.readany()
                 except TimeoutError:
                     if idle and time.monotonic() - last >= idle:
                         raise errors.Timeout(

@@ -28,6 +28,16 @@ from lmbridge.protocols import jsonutil
 from lmbridge.protocols.openai_chat import wire
 
 _TEXT_TYPES = ("text", "input_text")
+_SYSTEM = ir.Role.SYSTEM
+# Modelled fields that also ride in `extras` for a Chat upstream, when given.
+_KEPT_IN_EXTRAS = (
+    "user",
+    "stream_options",
+    "prompt_cache_key",
+    "n",
+    "logprobs",
+    "top_logprobs",
+)
 _TOOL_CHOICE_MODES = {
     "auto": ir.ToolChoiceMode.AUTO,
     "required": ir.ToolChoiceMode.REQUIRED,
@@ -74,7 +84,7 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
                 f"messages[{i}].role: unknown role {role!r}",
                 param=f"messages[{i}].role",
             )
-    if not any(m.role is not ir.Role.SYSTEM for m in messages):
+    if not _has_turn(messages):
         raise InvalidRequest(
             "messages must hold at least one user or assistant message",
             param="messages",
@@ -85,14 +95,11 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
     elif req.stop:
         stops = tuple(req.stop)
     extras = {k: v for k, v in raw.items() if k not in wire.KNOWN_FIELDS}
-    for key in ("user", "stream_options", "prompt_cache_key", "n", "logprobs"):
-        value = getattr(req, key)
-        if value is not None:
+    for key in _KEPT_IN_EXTRAS:
+        if key in raw and (value := getattr(req, key)) is not None:
             extras[key] = value
-    if req.top_logprobs is not None:
-        extras["top_logprobs"] = req.top_logprobs
     dropped: list[str] = []
-    tools = _tools(req.tools, dropped)
+    tools = _tools(req.tools, dropped) if req.tools else []
     choice = req.tool_choice
     allowed = choice.allowed_tools if isinstance(choice, wire.NamedToolChoice) else None
     if allowed is not None:
@@ -103,7 +110,7 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
         messages=tuple(messages),
         system=tuple(system),
         tools=tuple(tools),
-        tool_choice=_tool_choice(choice, dropped),
+        tool_choice=_tool_choice(choice, dropped) if choice is not None else None,
         parallel_tool_calls=req.parallel_tool_calls,
         max_tokens=_max_tokens(req),
         temperature=req.temperature,
@@ -119,8 +126,18 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
         extras=extras,
         dropped=tuple(dropped),
         output_format=_output_format(req.response_format),
-        unportable=tuple(unportable(extras)),
+        unportable=tuple(unportable(extras)) if extras else (),
     )
+
+
+def _has_turn(messages: list[ir.Message]) -> bool:
+    """Whether `messages` hold a user or assistant message."""
+    # A loop, not any(): a generator left unfinished costs its own cleanup,
+    # on every request.
+    for message in messages:  # noqa: SIM110
+        if message.role is not _SYSTEM:
+            return True
+    return False
 
 
 def _max_tokens(req: wire.ChatRequest) -> int | None:
