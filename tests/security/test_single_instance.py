@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +22,20 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="a named pipe th
 
 
 @pytest.fixture
-def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def short_tmp() -> Iterator[Path]:
+    """A directory of the test's own with a short path: a Unix socket's
+    path holds at most 107 bytes, and pytest's `tmp_path` under a
+    pytest-xdist worker (…/pytest-N/popen-gw1/test_the_first_instance_
+    listen0/…) leaves too few of them for the socket's name."""
+    root = Path(tempfile.mkdtemp(prefix="lmb-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def temp_root(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A temporary directory of the test's own, instead of /tmp."""
-    root = tmp_path / "tmp"
+    root = short_tmp / "tmp"
     root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(root))
     return root
@@ -77,9 +90,9 @@ def test_a_planted_directory_turns_the_guard_off(
 
 @pytest.mark.skipif(os.getuid() != 0, reason="chown needs root")
 def test_a_socket_owned_by_someone_else_is_reported_not_obeyed(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, qtbot: QtBot
+    short_tmp: Path, caplog: pytest.LogCaptureFixture, qtbot: QtBot
 ) -> None:
-    path = tmp_path / "lmbridge-planted"
+    path = short_tmp / "lmbridge-planted"
     theirs = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     theirs.bind(str(path))
     theirs.listen(1)
