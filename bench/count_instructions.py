@@ -33,6 +33,7 @@ import aiohttp
 from aiohttp import web
 
 import fake_upstream_server as fake
+import floor_relay
 import payloads
 import procs
 
@@ -54,28 +55,7 @@ async def _floor(upstream: str) -> tuple[str, Any]:
     """The floor relay (floor_relay.py's, in this process): its URL and a
     coroutine function that stops it."""
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-
-    async def relay(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        headers = {"Content-Type": "application/json"}
-        async with session.post(
-            upstream + request.path, data=body, headers=headers
-        ) as up:
-            ctype = up.headers.get("Content-Type", "application/json")
-            if not ctype.startswith("text/event-stream"):
-                payload = await up.read()
-                return web.Response(
-                    status=up.status, body=payload, headers={"Content-Type": ctype}
-                )
-            out = web.StreamResponse(status=up.status, headers={"Content-Type": ctype})
-            await out.prepare(request)
-            async for chunk in up.content.iter_any():
-                await out.write(chunk)
-            await out.write_eof()
-            return out
-
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/{tail:.*}", relay)
+    app = floor_relay.floor_app(upstream, session)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -14,8 +14,9 @@ import aiohttp
 from aiohttp import web
 
 
-async def main(upstream: str, port: int) -> None:
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+def floor_app(upstream: str, session: aiohttp.ClientSession) -> web.Application:
+    """The relay as an aiohttp application: every POST forwarded to
+    `upstream` (same path) through `session`, the answer relayed."""
 
     async def relay(request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -38,7 +39,12 @@ async def main(upstream: str, port: int) -> None:
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/{tail:.*}", relay)
-    runner = web.AppRunner(app, access_log=None)
+    return app
+
+
+async def main(upstream: str, port: int) -> None:
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    runner = web.AppRunner(floor_app(upstream, session), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)
     await site.start()
