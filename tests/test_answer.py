@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import aiohttp
 import anthropic
@@ -15,9 +14,10 @@ import openai
 import pytest
 
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
-from lmbridge.core import errors, ir
+from fakes.prompt_door import PromptProtocol, TextLines
+from lmbridge.core import ir
 from lmbridge.protocols import registry
-from lmbridge.protocols.base import FrontDoor, Passthrough, Wire
+from lmbridge.protocols.base import FrontDoor, Wire
 from support import RunningProxy, oai, running, settings_for
 
 SCRIPT = Script(
@@ -143,11 +143,9 @@ async def test_an_answer_that_breaks_off_ends_the_same_whole_or_streamed(
 # ------------------------------------------- LM Bridge failing mid-answer
 
 
-class BrittleLines:
-    """Text deltas as JSON lines; the second delta of an answer breaks it,
-    as a bug in an encoder would."""
-
-    content_type = "application/x-ndjson"
+class BrittleLines(TextLines):
+    """The toy door's JSON lines; the second delta of an answer breaks
+    them, as a bug in an encoder would."""
 
     def __init__(self) -> None:
         self.deltas = 0
@@ -157,47 +155,19 @@ class BrittleLines:
             self.deltas += 1
             if self.deltas == 2:
                 raise RuntimeError("the encoder broke")
-            return json.dumps({"text": event.text}).encode() + b"\n"
-        if isinstance(event, ir.StreamError):
-            return json.dumps({"failed": event.message}).encode() + b"\n"
-        if isinstance(event, ir.Finish):
-            return b'{"done": true}\n'
-        return b""
+        return super().encode(event)
 
 
-class BrittleDoor:
-    """A front door registered the way every door is, whose stream
-    encoder breaks mid-answer."""
+class BrittleDoor(PromptProtocol):
+    """The toy front door (fakes/prompt_door.py), registered the way every
+    door is, whose stream encoder breaks mid-answer."""
 
     name = "brittle"
     wire = Wire(path="/v1/brittle")
     paths: tuple[str, ...] = ("/v1/brittle",)
-    passthrough: Passthrough | None = None
-    remembers = False
-
-    def example_request(
-        self, model: str, prompt: str, *, max_tokens: int, stream: bool = False
-    ) -> dict[str, Any]:
-        return {"model": model, "prompt": prompt}
-
-    def parse_request(self, body: bytes) -> ir.Request:
-        asked = json.loads(body)
-        return ir.Request(
-            model=asked["model"],
-            messages=(ir.Message(ir.Role.USER, (ir.Text(asked["prompt"]),)),),
-            stream=True,
-        )
-
-    def encode_response(
-        self, response: ir.Response, request: ir.Request | None = None
-    ) -> bytes:
-        return b"{}"
 
     def stream_encoder(self, request: ir.Request) -> BrittleLines:
         return BrittleLines()
-
-    def encode_error(self, error: errors.LMBridgeError) -> bytes:
-        return json.dumps({"failed": error.message}).encode()
 
 
 @pytest.fixture
@@ -225,7 +195,7 @@ async def test_a_stream_that_lm_bridge_breaks_ends_in_an_error_event(
     async with running(settings_for(fake_upstream.url)) as proxy:
         async with aiohttp.ClientSession() as http:
             for turn in range(2):
-                body = {"model": "claude-x", "prompt": f"turn {turn}"}
+                body = {"model": "claude-x", "prompt": f"turn {turn}", "stream": True}
                 async with http.post(proxy.url + "/v1/brittle", json=body) as r:
                     assert r.status == 200
                     lines = [json.loads(x) for x in (await r.text()).splitlines()]
