@@ -12,8 +12,11 @@ The client is a separate process, so neither its CPU nor a profiler's
 view of it lands here; cProfile slows every call it sees, so use its
 split, not its totals.
 
+With `--floor`, the same for the floor relay (bench/floor_relay.py), to
+set LM Bridge's figures beside it.
+
 Run: python bench/profile_server.py [--kind pass|stream|translate] [--n 2000]
-         [--cprofile] [--top 30] [--save FILE.prof]
+         [--cprofile] [--top 30] [--save FILE.prof] [--floor]
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "app"))
 
+import floor_relay
 import payloads
 import procs
 
@@ -67,7 +72,32 @@ asyncio.run(main())
 """
 
 
-async def run(args: argparse.Namespace, home: Path, fake_url: str) -> None:
+class _Floor:
+    """The floor relay (floor_relay.py's application) served in this process,
+    with the two things `run` uses of a ProxyServer: its URL and `stop`."""
+
+    def __init__(self, runner: Any, session: Any, url: str) -> None:
+        self._runner, self._session, self.url = runner, session, url
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+        await self._session.close()
+
+
+async def _floor(fake_url: str) -> _Floor:
+    import aiohttp
+    from aiohttp import web
+
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    runner = web.AppRunner(floor_relay.floor_app(fake_url, session), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return _Floor(runner, session, f"http://127.0.0.1:{port}")
+
+
+async def _lmbridge(fake_url: str, home: Path) -> Any:
     from lmbridge import config
     from lmbridge.server.runner import ProxyServer
 
@@ -77,6 +107,11 @@ async def run(args: argparse.Namespace, home: Path, fake_url: str) -> None:
     settings.server.port = 0
     server = ProxyServer(settings)
     await server.start()
+    return server
+
+
+async def run(args: argparse.Namespace, home: Path, fake_url: str) -> None:
+    server = await (_floor(fake_url) if args.floor else _lmbridge(fake_url, home))
     path, body = KINDS[args.kind]
     body_file = home / "body.json"
     body_file.write_bytes(body())
@@ -134,6 +169,9 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--save", help="write the cProfile stats to this file")
     parser.add_argument("--nice", type=int, default=0)
+    parser.add_argument(
+        "--floor", action="store_true", help="the floor relay instead of LM Bridge"
+    )
     args = parser.parse_args()
     if args.nice:
         os.nice(args.nice)
