@@ -184,3 +184,36 @@ async def test_client_disconnect_cancels_upstream_within_1s(
     record = await fault_proxy.record()
     assert record.client_gone
     assert record.error == "the client went away"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("door", list(DOORS))
+async def test_first_byte_timeout_then_the_next_turn_answers(
+    fake_upstream: FakeOpenAIUpstream, door: str, stream: bool
+) -> None:
+    """An upstream silent past `first_byte_timeout` is a timeout error in
+    the door's protocol that names the setting, in time; the next turn, the
+    upstream answering again, is served as if nothing happened."""
+    settings = settings_for(
+        fake_upstream.url, upstream_extra="first_byte_timeout = 0.5"
+    )
+    proxy = await start_proxy(settings)
+    path, body = DOORS[door]
+    try:
+        async with aiohttp.ClientSession() as s:
+            fake_upstream.script = Script(first_byte_delay=3.0)
+            started = time.monotonic()
+            request = {"model": "m", **body, "stream": stream}
+            async with s.post(proxy.url + path, json=request) as r:
+                payload = await r.json()
+                status = r.status
+            assert time.monotonic() - started < 2.5
+            check_error_body(door, status, payload)
+            assert status == 504
+            assert "first_byte_timeout" in json.dumps(payload)
+            record = await proxy.record()
+            assert record.status == 504 and record.model == "m"
+            fake_upstream.script = Script()
+            await run_case_ok(proxy, door)
+    finally:
+        await proxy.server.stop()

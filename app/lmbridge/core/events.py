@@ -98,6 +98,8 @@ class EventBus:
         # Replaced, never changed in place, on (un)subscribing: `publish`
         # (several times per request) iterates them without a copy.
         self._subscribers: dict[str, tuple[Subscriber, ...]] = {}
+        # Per topic, its subscribers then those of "*": what `publish` calls.
+        self._called: dict[str, tuple[Subscriber, ...]] = {}
 
     def subscribe(self, topic: str, fn: Subscriber) -> Callable[[], None]:
         """Call `fn(topic, payload)` for every event on `topic` ("*" for all).
@@ -105,23 +107,28 @@ class EventBus:
         Returns a function that unsubscribes.
         """
         self._subscribers[topic] = (*self._subscribers.get(topic, ()), fn)
+        self._called.clear()
 
         def unsubscribe() -> None:
             subs = list(self._subscribers.get(topic, ()))
             if fn in subs:
                 subs.remove(fn)
                 self._subscribers[topic] = tuple(subs)
+                self._called.clear()
 
         return unsubscribe
 
     def publish(self, topic: str, payload: Any) -> None:
-        subscribers = self._subscribers
-        for key in (topic, "*"):
-            for fn in subscribers.get(key, ()):
-                try:
-                    fn(topic, payload)
-                except Exception:
-                    log.exception("event subscriber failed on %s", topic)
+        called = self._called.get(topic)
+        if called is None:
+            subscribers = self._subscribers
+            called = (*subscribers.get(topic, ()), *subscribers.get("*", ()))
+            self._called[topic] = called
+        for fn in called:
+            try:
+                fn(topic, payload)
+            except Exception:
+                log.exception("event subscriber failed on %s", topic)
 
     def has_subscribers(self, topic: str) -> bool:
         return bool(self._subscribers.get(topic) or self._subscribers.get("*"))

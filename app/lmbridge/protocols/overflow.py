@@ -38,10 +38,11 @@ from lmbridge.protocols.overflow_wordings import (
     Wording,
 )
 
-Known: TypeAlias = tuple[int | None, Callable[[], int]]
+Known: TypeAlias = tuple[int | Callable[[], int | None] | None, Callable[[], int]]
 """What LM Bridge knows of the request under way: the model's context
-window (None: not known), and its own count of the prompt's tokens (counted
-on demand). A plain tuple: it is built for every request."""
+window (None: not known; or a function that finds it, asked only when an
+overflow needs it), and its own count of the prompt's tokens (counted on
+demand). A plain tuple: it is built for every request."""
 
 
 KNOWN: contextvars.ContextVar[Known | None] = contextvars.ContextVar(
@@ -50,7 +51,9 @@ KNOWN: contextvars.ContextVar[Known | None] = contextvars.ContextVar(
 """Set by the pipeline around each upstream call (`known_for`)."""
 
 
-def known_for(window: int | None, count: Callable[[], int]) -> None:
+def known_for(
+    window: int | Callable[[], int | None] | None, count: Callable[[], int]
+) -> None:
     """Tell overflow wording what LM Bridge knows of the request now sent.
 
     The value lives in the current task's context: the upstream call, its
@@ -246,6 +249,8 @@ def _filled_in(
     if known is None or (prompt is not None and window is not None):
         return prompt, window
     known_window, prompt_count = known
+    if callable(known_window):
+        known_window = known_window()
     window = window or known_window
     excess = found.excess_tokens
     if prompt is None and excess is not None and window is not None:

@@ -2,14 +2,15 @@
 
 `create_app` wires the services (built here, or handed in by the desktop
 app, which keeps them across proxy restarts), the pipeline and the routes;
-the error middleware is the one place where a failure outside the pipeline
-becomes an answer, in the protocol of the path it came in on.
+`answer_failure` (the guard middleware's) is the one place where a failure
+outside the pipeline becomes an answer, in the protocol of the path it came
+in on.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -26,8 +27,6 @@ from lmbridge.server.pipeline import Pipeline, error_response
 from lmbridge.server.services import Services
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The simple services' paths answer errors in their envelope.
 SIMPLE_PREFIXES = ("/store", "/chat", "/models", "/help")
@@ -50,25 +49,26 @@ def payload_too_large(settings: Settings) -> errors.PayloadTooLarge:
     )
 
 
-@web.middleware
-async def error_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """Render every failure in the client's protocol: never a traceback."""
-    try:
-        return await handler(request)
-    except errors.LMBridgeError as err:
-        error = err
-    except web.HTTPRequestEntityTooLarge:
+def answer_failure(request: web.Request, failure: Exception) -> web.StreamResponse:
+    """Render a failure in the client's protocol: never a traceback (the
+    guard middleware's `failed`; redirects and other non-errors go on)."""
+    if isinstance(failure, errors.LMBridgeError):
+        error = failure
+    elif isinstance(failure, web.HTTPRequestEntityTooLarge):
         error = payload_too_large(request.app[SERVICES].settings)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
+    elif isinstance(failure, web.HTTPException):
+        if failure.status < 400:
+            raise failure
         error = errors.from_status(
-            exc.status, f"{exc.reason}: {request.method} {request.path}"
+            failure.status, f"{failure.reason}: {request.method} {request.path}"
         )
-    except Exception:
-        log.exception("unexpected failure serving %s %s", request.method, request.path)
+    else:
+        log.error(
+            "unexpected failure serving %s %s",
+            request.method,
+            request.path,
+            exc_info=failure,
+        )
         error = errors.LMBridgeError(
             "LM Bridge failed unexpectedly; see its log for details"
         )
@@ -90,9 +90,10 @@ def create_app(
     guard = security.Guard(settings.server)
     app = web.Application(
         client_max_size=settings.server.max_body_mb * 1024 * 1024,
-        middlewares=[error_middleware, security.guard_middleware(guard)],
+        middlewares=[security.guard_middleware(guard, answer_failure)],
     )
-    app.on_response_prepare.append(security.add_cors)
+    if guard.origins:  # CORS headers go only to allowed origins
+        app.on_response_prepare.append(security.add_cors)
     owned = services is None
     if services is None:
         services = Services(settings, bus)

@@ -47,18 +47,27 @@ def capture_response(record: RequestRecord, data: bytes) -> None:
     record.response_body += data[:room].decode("utf-8", "replace")
 
 
+_NO_QUERY: dict[str, str] = {}
+_CREDENTIAL_HEADERS = ("Authorization", "x-api-key", "api-key", "Proxy-Authorization")
+
+
 def request_secrets(request: web.Request) -> tuple[str, ...]:
     """The credential values a request carries (to scrub them out)."""
     found = []
-    for name in ("Authorization", "x-api-key", "api-key", "Proxy-Authorization"):
-        value = request.headers.get(name, "")
+    headers = request.headers
+    for name in _CREDENTIAL_HEADERS:
+        value = headers.get(name)
+        if not value:  # most requests to a local proxy carry none
+            continue
         if value[:7].lower() == "bearer ":
             value = value[7:]
         value = value.strip()
         if value:
             found.append(value)
+    # The query is parsed only when there is one (most requests have none).
+    query = request.query if "?" in request.raw_path else _NO_QUERY
     for door in addressed_doors():  # a protocol's own key (x-goog-api-key, ?key=)
-        key = door.presented_key(request.headers, request.query)
+        key = door.presented_key(request.headers, query)
         if key:
             found.append(key)
     return tuple(found)

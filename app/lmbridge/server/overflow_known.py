@@ -46,8 +46,8 @@ def known_window(services: Services, resolved: Resolved) -> int | None:
 def tell(services: Services, req: ir.Request, resolved: Resolved) -> None:
     """Let overflow wording know `req`'s window and prompt count.
 
-    Cheap on the answer path: the window is a few lookups, and the prompt is
-    counted only if an overflow asks (a closure, not functools.cache, whose
+    Cheap on the answer path: the window is looked up and the prompt
+    counted only if an overflow asks (closures, not functools.cache, whose
     wrapper costs tens of microseconds to build).
     """
     counted: list[int] = []
@@ -57,4 +57,7 @@ def tell(services: Services, req: ir.Request, resolved: Resolved) -> None:
             counted.append(tokens.count_request(req))
         return counted[0]
 
-    overflow.known_for(known_window(services, resolved), count)
+    def window() -> int | None:
+        return known_window(services, resolved)
+
+    overflow.known_for(window, count)

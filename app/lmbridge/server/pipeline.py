@@ -28,7 +28,7 @@ answer.py send.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
@@ -104,29 +104,30 @@ class Pipeline:
         # Keep request/response bodies on records (the GUI's detail pane).
         self.capture_bodies = capture_bodies
 
-    async def serve(
+    def serve(
         self,
         request: web.Request,
         door: RequestCodec,
         *,
         exchange: Exchange | None = None,
         parse: Callable[[bytes], ir.Request] | None = None,
-    ) -> web.StreamResponse:
+    ) -> Awaitable[web.StreamResponse]:
         """Serve one model call arriving through `door`, which parses it
-        (with `parse`, when the route hands the door more than the body)."""
-        return await self._serve(request, door, parse or door.parse_request, exchange)
+        (with `parse`, when the route hands the door more than the body).
+        Not a coroutine of its own: one layer less on every request."""
+        return self._serve(request, door, parse or door.parse_request, exchange)
 
-    async def serve_parsed(
+    def serve_parsed(
         self,
         request: web.Request,
         codec: AnswerCodec,
         req: ir.Request,
         *,
         exchange: Exchange | None = None,
-    ) -> web.StreamResponse:
+    ) -> Awaitable[web.StreamResponse]:
         """Serve a model call whose request the route built itself (the
         store builds it from the stored chat); `codec` renders the answer."""
-        return await self._serve(request, codec, lambda _body: req, exchange)
+        return self._serve(request, codec, lambda _body: req, exchange)
 
     async def _serve(
         self,
@@ -312,18 +313,19 @@ class _Call:
             req, max_tokens=clamp(req.max_tokens, resolved.max_tokens_limit)
         )
 
-    async def _send(
+    def _send(
         self,
         body: bytes,
         req: ir.Request,
         resolved: Resolved,
         last: bool,
         retry: bool,
-    ) -> web.StreamResponse:
+    ) -> Awaitable[web.StreamResponse]:
         """One try at the upstream: relayed when it speaks the door's
         protocol and nothing in `req` needs translating, else translated.
         `retry`: an error that a lower `max_tokens` would cure is raised
-        (not answered) so it can be."""
+        (not answered) so it can be. (The call's coroutine is awaited by
+        the caller: one layer less on every request.)"""
         services = self.services
         overflow_known.tell(services, req, resolved)
         services.prefixes.observe(self.record, req, resolved)
@@ -339,10 +341,10 @@ class _Call:
             and not foreign
             and not services.web_search.emulates(req, upstream, passthrough.api)
         ):
-            return await self._relay(body, req, resolved, passthrough, last, retry)
-        return await self._translate(req, resolved, foreign)
+            return self._relay(body, req, resolved, passthrough, last, retry)
+        return self._translate(req, resolved, foreign)
 
-    async def _relay(
+    def _relay(
         self,
         body: bytes,
         req: ir.Request,
@@ -350,7 +352,7 @@ class _Call:
         passthrough: Passthrough,
         last: bool,
         retry: bool,
-    ) -> web.StreamResponse:
+    ) -> Awaitable[web.StreamResponse]:
         """Call (relay): the client's body, with the route's edits."""
         services = self.services
         settings = services.sessions.settings_for(req.client.session_key)
@@ -361,7 +363,7 @@ class _Call:
             sent = clamp(req.max_tokens, resolved.max_tokens_limit)
             relay.raises = lambda err: maxtokens.lowered(err, sent) is not None
         relay.produced = services.origins.remember
-        return await relay.send(body, resolved, tools, last)
+        return relay.send(body, resolved, tools, last)
 
     async def _translate(
         self, req: ir.Request, resolved: Resolved, foreign: int

@@ -60,7 +60,7 @@ class Relay:
         self.req = req
         self.record = record
         self.secrets = secrets
-        self.secret_bytes = encoded(secrets)
+        self.secret_bytes = encoded(secrets) if secrets else ()
         # Upstream refusals to raise rather than relay (the pipeline retries).
         self.raises: Callable[[errors.LMBridgeError], bool] = lambda _err: False
         # Told what opaque reasoning a relayed answer carried, and from where.
@@ -162,7 +162,13 @@ class Relay:
     ) -> web.Response:
         record = self.record
         record.status = resp.status
-        payload = b"".join([chunk async for chunk in upstream.chunks(resp)])
+        content = resp.content
+        if content.is_eof() and content.exception() is None:
+            # The whole answer came with its headers (a small one does):
+            # taken as it is, without a reader and its timers.
+            payload = content.read_nowait()
+        else:
+            payload = b"".join([chunk async for chunk in upstream.chunks(resp)])
         record.mark_first_token()
         try:
             usage = self.passthrough.whole_usage(payload)

@@ -135,6 +135,23 @@ class Guard:
             presented = b""
         return hmac.compare_digest(presented, self.token)
 
+    def admit(self, request: web.Request) -> web.StreamResponse | None:
+        """The checks on a request's head (an `LMBridgeError` if it fails):
+        a preflight's answer, `REFUSED` without the access token, or None
+        for the route to answer."""
+        self.check_host(request)
+        origin = self.check_origin(request)
+        if request.method == "OPTIONS" and origin is not None:
+            return web.Response(status=204, headers=cors_headers(origin))
+        self.check_content_type(request)
+        if request.path == "/health":
+            request[AUTHORIZED] = self.authorized(request)
+        elif not self.authorized(request):
+            return REFUSED
+        if origin is not None:
+            request[CORS_ORIGIN] = origin
+        return None
+
     async def refuse(self, request: web.Request) -> None:
         """Raise `AuthenticationFailed` for a request without the token,
         after a growing delay when its address keeps failing."""
@@ -220,8 +237,19 @@ def cors_headers(origin: str) -> dict[str, str]:
     }
 
 
-def guard_middleware(guard: Guard) -> Middleware:
-    """The aiohttp middleware enforcing `guard`; it runs before any route."""
+# What `Guard.admit` returns for a request without the access token.
+REFUSED = web.Response(status=401)
+
+# Answers a failure of a guarded request (or raises it again): the app's
+# error rendering, in the client's protocol (server/app.py).
+Failed = Callable[[web.Request, Exception], web.StreamResponse]
+
+
+def guard_middleware(guard: Guard, failed: Failed) -> Middleware:
+    """The proxy's one aiohttp middleware: `guard`'s checks before any route,
+    the client connection's bookkeeping around it, and every failure
+    answered by `failed` (one coroutine layer for all of it: this runs for
+    every request)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -234,25 +262,20 @@ def guard_middleware(guard: Guard) -> Middleware:
         if limits is not None and request.body_exists and not request.content.is_eof():
             watching = watch_body(request, limits)
         try:
-            # The checks inline, not in a coroutine of their own: this runs
-            # for every request.
-            guard.check_host(request)
-            origin = guard.check_origin(request)
-            if request.method == "OPTIONS" and origin is not None:
-                return web.Response(status=204, headers=cors_headers(origin))
-            guard.check_content_type(request)
-            if request.path == "/health":
-                request[AUTHORIZED] = guard.authorized(request)
-            elif not guard.authorized(request):
+            early = guard.admit(request)
+            if early is REFUSED:
                 await guard.refuse(request)
-            if origin is not None:
-                request[CORS_ORIGIN] = origin
+            if early is not None:
+                return early
             return await handler(request)
+        except Exception as exc:  # answered below, once the connection is free
+            failure = exc
         finally:
             if watching is not None:
                 watching()
             if connection is not None:
                 connection.request_done()
+        return failed(request, failure)
 
     return middleware
 

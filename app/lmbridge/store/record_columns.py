@@ -57,11 +57,8 @@ def _is_json(info: msgspec.inspect.Type) -> bool:
 
 def _needs_care(info: msgspec.inspect.Type) -> bool:
     """Whether values of this (scalar) type are not stored as they are:
-    text (capped), booleans and enums. Numbers and None are."""
-    return isinstance(
-        info,
-        msgspec.inspect.StrType | msgspec.inspect.BoolType | msgspec.inspect.EnumType,
-    )
+    text (capped) and enums. Numbers, booleans (SQLite's 0/1) and None are."""
+    return isinstance(info, msgspec.inspect.StrType | msgspec.inspect.EnumType)
 
 
 def _fields(struct: type[RequestSummary]) -> tuple[msgspec.inspect.Field, ...]:
@@ -74,6 +71,23 @@ def _kinds(info: msgspec.inspect.Type) -> tuple[msgspec.inspect.Type, ...]:
     if isinstance(info, msgspec.inspect.UnionType):
         return info.types
     return (info,)
+
+
+def _is_text(info: msgspec.inspect.Type) -> bool:
+    """Whether values of this type are text to SQLite as they are: str, an
+    enum of str values (a str subclass), or None."""
+    if isinstance(info, msgspec.inspect.EnumType):
+        return issubclass(info.cls, str)
+    return isinstance(info, msgspec.inspect.StrType | msgspec.inspect.NoneType)
+
+
+def _getter(positions: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """The values at `positions` of a row, as a tuple (however many)."""
+    if not positions:
+        return lambda _values: ()
+    if len(positions) == 1:
+        return lambda values: (values[positions[0]],)
+    return operator.itemgetter(*positions)
 
 
 def _json_text(value: Any) -> str:
@@ -114,13 +128,22 @@ class RecordColumns:
         # Worked out once from the field types: `row` runs per request.
         self._values = operator.attrgetter(*self.fields)
         self._encoded: list[tuple[int, Callable[[Any], Any]]] = []
+        # Text fields (str, str-valued enums, None): capped (position, cap),
+        # and read together so one C-level pass finds whether any is long.
+        self._texts: list[tuple[int, int]] = []
+        # Other scalars that are not stored as they are (`_stored`).
         self._scalars: list[tuple[int, int]] = []  # (position, text cap)
         for i, f in enumerate(fields):
+            cap = self.caps.get(f.name, TEXT_CAP)
             if f.name in self.json:
                 encode = _notes_json if f.name == "notes" else _json_text
                 self._encoded.append((i, encode))
+            elif all(_is_text(k) for k in _kinds(f.type)):
+                self._texts.append((i, cap))
             elif any(_needs_care(k) for k in _kinds(f.type)):
-                self._scalars.append((i, self.caps.get(f.name, TEXT_CAP)))
+                self._scalars.append((i, cap))
+        self._shortest_cap = min((cap for _i, cap in self._texts), default=0)
+        self._text_values = _getter([i for i, _cap in self._texts])
         self.columns = ", ".join(self.names)
         self.select = f"{ROW_ID}, " + ", ".join(self.fields)
         hints = typing.get_type_hints(struct)
@@ -140,6 +163,13 @@ class RecordColumns:
         values = list(self._values(record))
         for i, encode in self._encoded:
             values[i] = encode(values[i])
+        # SQLite stores str and its enums as text: only a long one is changed.
+        if max(map(len, filter(None, self._text_values(values))), default=0) > (
+            self._shortest_cap
+        ):
+            for i, limit in self._texts:
+                if values[i] is not None and len(values[i]) > limit:
+                    values[i] = _cap(str(values[i]), limit)
         for i, limit in self._scalars:
             value = values[i]
             if type(value) is str:  # most of them, short: kept as they are

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
 import aiohttp
 from yarl import URL
@@ -84,8 +84,9 @@ class Transport:
         self._slots = asyncio.Semaphore(limit) if limit else None
         self._leases: set[aiohttp.ClientResponse] = set()
         self._warned_credentials = False
-        # Parsed request URLs: an upstream is asked at a handful of paths.
-        self._urls: dict[str, URL] = {}
+        # Parsed request URLs, and whether each carries credentials: an
+        # upstream is asked at a handful of paths.
+        self._urls: dict[str, tuple[URL, bool]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -113,25 +114,37 @@ class Transport:
 
     # ------------------------------------------------------------ requests
 
-    async def post(
+    def post(
         self,
         url: str,
         body: bytes,
         headers: Mapping[str, str],
         codec: UpstreamCodec,
         record: RequestRecord | None,
-    ) -> aiohttp.ClientResponse:
+    ) -> Awaitable[aiohttp.ClientResponse]:
         """POST `body`; a response whose status is below 400 (hold its slot
         until `release`). Error statuses are read by `codec`."""
-        if self._slots is not None:
-            await self._acquire(self._slots, record)
+        if self._slots is None:  # no queue: one coroutine layer less
+            return self._post_once(url, body, headers, codec, record)
+        return self._post_queued(self._slots, url, body, headers, codec, record)
+
+    async def _post_queued(
+        self,
+        slots: asyncio.Semaphore,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        codec: UpstreamCodec,
+        record: RequestRecord | None,
+    ) -> aiohttp.ClientResponse:
+        """`post` through the `max_concurrent` queue."""
+        await self._acquire(slots, record)
         try:
             resp = await self._post_once(url, body, headers, codec, record)
         except BaseException:
             self._release_slot()
             raise
-        if self._slots is not None:
-            self._leases.add(resp)
+        self._leases.add(resp)
         return resp
 
     async def _post_once(
@@ -144,15 +157,18 @@ class Transport:
     ) -> aiohttp.ClientResponse:
         timeout = self.settings.first_byte_timeout
         try:
-            async with asyncio.timeout(timeout):
+            if timeout is None:  # no limit (the default): no timer at all
                 resp = await self._request("POST", url, headers, body)
+            else:
+                async with asyncio.timeout(timeout):
+                    resp = await self._request("POST", url, headers, body)
+        except aiohttp.ClientError as exc:  # first: a connect timeout is both
+            raise converted(exc, self.name, self.unreachable) from None
         except TimeoutError:
             raise errors.Timeout(
                 f"upstream {self.name!r} sent nothing for {timeout:g} s"
                 " — raise first_byte_timeout for slow models"
             ) from None
-        except aiohttp.ClientError as exc:
-            raise converted(exc, self.name, self.unreachable) from None
         if record is not None:
             record.mark_connected()
             record.upstream_bytes += len(body)
@@ -198,14 +214,14 @@ class Transport:
     ) -> aiohttp.ClientResponse:
         """One request; redirects followed only within the upstream's origin,
         with the same method, body and headers (see the module docstring)."""
-        target = self._urls.get(url)
-        if target is None:
+        parsed = self._urls.get(url)
+        if parsed is None:
             target = URL(url)
+            parsed = (target, target.user is not None)
             if len(self._urls) < URLS_REMEMBERED:
-                self._urls[url] = target
-        if target.user is not None and any(
-            name.lower() == "authorization" for name in headers
-        ):
+                self._urls[url] = parsed
+        target, has_user = parsed
+        if has_user and any(name.lower() == "authorization" for name in headers):
             # A key and base_url credentials both want Authorization: the
             # key wins (aiohttp would refuse the request).
             target = target.with_user(None)

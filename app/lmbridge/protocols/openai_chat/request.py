@@ -94,10 +94,17 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
         stops = (req.stop,)
     elif req.stop:
         stops = tuple(req.stop)
-    extras = {k: v for k, v in raw.items() if k not in wire.KNOWN_FIELDS}
-    for key in _KEPT_IN_EXTRAS:
-        if key in raw and (value := getattr(req, key)) is not None:
-            extras[key] = value
+    # Set operations first (C): most requests have no field to carry.
+    keys = raw.keys()
+    extras = (
+        {k: v for k, v in raw.items() if k not in wire.KNOWN_FIELDS}
+        if keys - wire.KNOWN_FIELDS
+        else {}
+    )
+    if not keys.isdisjoint(_KEPT_IN_EXTRAS):
+        for key in _KEPT_IN_EXTRAS:
+            if key in raw and (value := getattr(req, key)) is not None:
+                extras[key] = value
     dropped: list[str] = []
     tools = _tools(req.tools, dropped) if req.tools else []
     choice = req.tool_choice
@@ -142,13 +149,14 @@ def _has_turn(messages: list[ir.Message]) -> bool:
 
 def _max_tokens(req: wire.ChatRequest) -> int | None:
     """The answer's token limit; -1 (LM Studio's "no limit") is none."""
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = getattr(req, name)
-        if value == 0:
-            raise InvalidRequest(f"{name}: must be at least 1", param=name)
-        if value is not None:
-            return value if value > 0 else None
-    return None
+    value, name = req.max_completion_tokens, "max_completion_tokens"
+    if value is None:
+        value, name = req.max_tokens, "max_tokens"
+        if value is None:
+            return None
+    if value == 0:
+        raise InvalidRequest(f"{name}: must be at least 1", param=name)
+    return value if value > 0 else None
 
 
 def unportable(extras: dict[str, Any]) -> list[str]:
