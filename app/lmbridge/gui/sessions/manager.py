@@ -1,15 +1,22 @@
 """Sessions: what the Sessions page shows and changes, from the proxy's
 `SessionManager` (chains on Responses upstreams: turns, upstream bytes saved
 by sending only what is new) plus session keys seen in the request log that
-have no chain (their turns: their requests in the log, since a reset made
-here), and for one chain its turns (the log's records of it: prompt
-tokens, cached, kept, what changed). `SessionsManager` is the page's one
-way to the proxy: it owns the rows and keeps them current."""
+have no chain (their turns: their requests in the request history, since a
+reset made here), and for one chain its turns (the log's records of it:
+prompt tokens, cached, kept, what changed). `SessionsManager` is the page's
+one way to the proxy: it owns the rows and keeps them current.
+
+A reset made here is kept in the database (`store/sessions.SessionResets`),
+so a reset session still counts from its reset after a restart. Without a
+usable database, turns are counted from the request log (its last 1,000
+requests) and resets last until the app quits, as they did before either
+was stored."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,7 +29,11 @@ from lmbridge.core.sessions import SessionSettings
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
 from lmbridge.gui.tasks import Tasks
+from lmbridge.store.dbjobs import background_jobs
+from lmbridge.store.sessions import SessionResets
 from lmbridge.upstreams.sessions import SessionManager
+
+log = logging.getLogger(__name__)
 
 LISTING = "Listing the sessions"
 RELOAD_MS = 500
@@ -49,6 +60,8 @@ class SessionRow:
     last_seen: float
     bytes_saved: int
     settings: SessionSettings | None
+    # When its turns start counting (a reset made here); 0.0: never reset.
+    counted_since: float = 0.0
 
     @property
     def session(self) -> str:
@@ -76,16 +89,66 @@ class SessionRow:
         return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class StoredTurns:
+    """The requests of sessions without a chain in the request history,
+    since each one's reset, split at `started_at` (when this app run
+    began): those `before` it, of which the request log holds only the
+    last, and those `during` this run, written so far."""
+
+    started_at: float
+    before: Mapping[str, int]
+    during: Mapping[str, int]
+
+
+# Counts the stored requests of keys since a time each (None: no history).
+CountStored = Callable[[Mapping[str, float]], Awaitable[StoredTurns | None]]
+
+
+def reset_time(key: str, reset_at: Mapping[str, float]) -> float:
+    """When chain `key` last started counting again: its own reset or its
+    session's (a session's reset resets its subagents' chains too)."""
+    session = split_chain_key(key)[0]
+    return max(reset_at.get(key, 0.0), reset_at.get(session, 0.0))
+
+
+def since_reset(record: RequestRecord, reset_at: Mapping[str, float]) -> bool:
+    """Whether `record` came after its chain was last reset (if it was)."""
+    return record.received >= reset_time(record.session_key or "", reset_at)
+
+
+def request_turns(
+    key: str,
+    logged: list[RequestRecord],
+    since: float,
+    stored: StoredTurns | None,
+) -> int:
+    """The turns of session `key`, which has no chain: its requests since
+    `since`. From the history where there is one: all it holds from before
+    this run, and of this run the history's count or the request log's,
+    whichever is more (the log has what is not written yet, or what the
+    history does not keep, `usage.record = false`; the history has what
+    the log let go). Without one, the request log's count (`logged`: the
+    key's records in the log)."""
+    recent = [r for r in logged if r.received >= since]
+    if stored is None:
+        return len(recent)
+    this_run = sum(1 for r in recent if r.received >= stored.started_at)
+    return stored.before.get(key, 0) + max(stored.during.get(key, 0), this_run)
+
+
 async def session_rows(
     manager: SessionManager,
     seen: list[RequestRecord],
     reset_at: Mapping[str, float] | None = None,
+    count_stored: CountStored | None = None,
 ) -> list[SessionRow]:
     """Chained sessions, then keys seen in requests without a chain: their
-    turns are their requests in `seen` (the request log, which holds the
-    history read at start and every request since), as their turn list
-    shows them; for a session reset here, those since (`reset_at`, by
-    session key)."""
+    turns are their requests since their reset (`reset_at`, by the key
+    reset), counted in the request history by `count_stored` and, where it
+    gives nothing, in `seen` (the request log: the history's last requests
+    read at start and every request since)."""
+    resets = reset_at or {}
     rows = [
         SessionRow(
             s.key,
@@ -100,34 +163,29 @@ async def session_rows(
         for s in await manager.sessions()
     ]
     known = {r.key for r in rows}
-    latest: dict[str, RequestRecord] = {}
-    requests: dict[str, int] = {}
+    by_key: dict[str, list[RequestRecord]] = {}
     for record in seen:
         key = record.session_key
         if key and key not in known:
-            latest[key] = record
-            counted = since_reset(record, reset_at or {})
-            requests[key] = requests.get(key, 0) + counted
-    for key, record in latest.items():
+            by_key.setdefault(key, []).append(record)
+    since = {key: reset_time(key, resets) for key in by_key}
+    stored = await count_stored(since) if count_stored and since else None
+    for key, records in by_key.items():
+        record = records[-1]
         rows.append(
             SessionRow(
                 key,
                 record.client,
                 record.upstream,
                 record.target or record.model,
-                requests[key],
+                request_turns(key, records, since[key], stored),
                 record.received,
                 0,
                 manager.settings_for(split_chain_key(key)[0]),
+                since[key],
             )
         )
     return grouped(rows)
-
-
-def since_reset(record: RequestRecord, reset_at: Mapping[str, float]) -> bool:
-    """Whether `record` came after its session was last reset (if it was)."""
-    session = split_chain_key(record.session_key or "")[0]
-    return record.received >= reset_at.get(session, 0.0)
 
 
 def grouped(rows: list[SessionRow]) -> list[SessionRow]:
@@ -173,7 +231,10 @@ class SessionsManager(QObject):
         self.tasks = Tasks("sessions")
         self.rows: list[SessionRow] = []
         # When a session was reset here: its turns count again from then.
+        # Kept in the database too, read back once it can be.
         self.reset_at: dict[str, float] = {}
+        self.resets = SessionResets(controller.db)
+        self._resets_read = False
         self.loaded = False  # listed at least once since the proxy started
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -211,11 +272,50 @@ class SessionsManager(QObject):
         self.tasks.start(self._list(), what=LISTING)
 
     async def _list(self) -> None:
+        service = self.service()
+        await self._read_resets()
         self.rows = await session_rows(
-            self.service(), self.log.session_records(), self.reset_at
+            service, self.log.session_records(), self.reset_at, self._stored_turns
         )
         self.loaded = True
         self.changed.emit()
+
+    async def _read_resets(self) -> None:
+        """The resets kept in the database, once (again at the next listing
+        while it cannot be read)."""
+        if self._resets_read or not self.controller.db.is_open:
+            return
+        try:
+            kept = await self.resets.all()
+        except errors.LMBridgeError as err:
+            log.info("session resets not read yet: %s", err.message)
+            return
+        for key, at in kept.items():
+            self.reset_at[key] = max(at, self.reset_at.get(key, 0.0))
+        self._resets_read = True
+
+    async def _stored_turns(self, since: Mapping[str, float]) -> StoredTurns | None:
+        """The history's counts of these keys (None without a usable
+        history: the page counts from the request log then)."""
+        store = self.controller.usage
+        if store is None:
+            return None
+        started = self.controller.started_at
+        try:
+            if self.controller.db.state.ok:
+                # What finished a moment ago is counted too; like the
+                # recorder's own writes, it waits only briefly for a lock.
+                with background_jobs():
+                    await self.controller.flush_usage()
+            before = await store.session_counts(since, until=started)
+            during = await store.session_counts(
+                {key: max(at, started) for key, at in since.items()}
+            )
+        except errors.LMBridgeError as err:
+            # The database's state (Overview) says what is wrong, once.
+            log.debug("turns counted from the request log: %s", err.message)
+            return None
+        return StoredTurns(started, before, during)
 
     def turns(self, key: str) -> list[RequestRecord]:
         """The requests of chain `key` the request log holds, oldest first:
@@ -243,8 +343,18 @@ class SessionsManager(QObject):
 
     async def _reset(self, key: str) -> None:
         await self.service().reset(key)
-        self.reset_at[key] = time.time()
-        message.info(f"Session {key} was reset")
+        at = time.time()
+        self.reset_at[key] = at
+        try:
+            await self.resets.mark(key, at)
+        except errors.LMBridgeError as err:
+            message.warning(
+                f"Session {key} was reset, but the reset could not be saved"
+                f" ({err.message}): after LM Bridge restarts, its turns count"
+                " from its first request again"
+            )
+        else:
+            message.info(f"Session {key} was reset")
         await self._list()
 
     def model_aliases(self) -> list[str]:

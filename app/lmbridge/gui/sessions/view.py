@@ -194,6 +194,11 @@ class SessionsPanel(QWidget):
         kept = [t.kept_share for t in turns if t.kept_share is not None]
         cached = [t.cache_share for t in turns if t.cache_share is not None]
         parts = [f"{len(turns)} turn(s) in the request log"]
+        if row.turns > len(turns):
+            parts = [
+                f"The last {len(turns)} of its {row.turns} turns (the request log"
+                " keeps the last 1,000 requests)"
+            ]
         if cached:
             parts.append(f"{sum(cached) / len(cached):.0%} of the prompt from cache")
         if kept:
