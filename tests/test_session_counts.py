@@ -153,9 +153,7 @@ async def test_the_step_on_a_database_of_the_previous_version(tmp_path: Path) ->
             (1208.0, "old-session", 1198),
         ]
         assert await store.count() == 1201
-        assert await store.session_counts({"old-session": 0.0}) == {
-            "old-session": 1200
-        }
+        assert await store.session_counts({"old-session": 0.0}) == {"old-session": 1200}
         assert await SessionResets(database).all() == {}
         indexes = {
             r[0]
@@ -194,7 +192,7 @@ async def test_a_locked_database_still_counts_and_refuses_a_reset(
         async with held_lock(database.path):
             assert await store.session_counts({"s": 0.0}) == {"s": 3}
             started = time.monotonic()
-            with pytest.raises(errors.StorageUnavailable, match="locked|busy"):
+            with pytest.raises(errors.StorageUnavailable, match=r"locked|busy"):
                 await SessionResets(database).mark("s", 2.0)
             assert time.monotonic() - started < 2.0
         await SessionResets(database).mark("s", 2.0)  # works again after

@@ -14,6 +14,7 @@ from lmbridge.gui.sessions.manager import SessionRow, ago
 from lmbridge.gui.tablemodel import Column, Columns, ColumnsTableModel
 from lmbridge.store.usage_types import client_name
 
+
 def _turns_tip(row: SessionRow) -> str | None:
     if not row.counted_since:
         return None
