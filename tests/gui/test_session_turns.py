@@ -20,7 +20,7 @@ from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge import config
 from lmbridge.gui import message
 from lmbridge.gui.app import LMBridgeApp
-from lmbridge.gui.sessions.manager import StoredTurns, request_turns
+from lmbridge.gui.sessions.turns import StoredTurns, request_turns
 from lmbridge.gui.sessions.view import SessionsPanel
 from lmbridge.store.db import Database
 from lmbridge.store.usage import UsageStore
@@ -183,6 +183,28 @@ async def test_a_damaged_database_leaves_the_page_counting_the_request_log(
         await chat_turns(app, "session-x", 2)
         await eventually(
             lambda: turns_by_key(panel) == {"session-x": "2"}, what="2 more turns"
+        )
+    finally:
+        await close_app(app)
+
+
+async def test_a_fresh_database_is_counted_anew(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    """ "Start a fresh database" (Overview) moves the history aside: the
+    turns are this run's, not the old file's counts kept from before."""
+    await prefill_history()
+    app = await make_app(app_settings(fake_lm, fake_upstream), tmp_path)
+    try:
+        panel = await sessions_page(app)
+        await chat_turns(app, LONG, 2)
+        await eventually(
+            lambda: turns_by_key(panel).get(LONG) == str(STORED + 2),
+            what="the whole history's turns",
+        )
+        await app.controller.reset_database()
+        await eventually(
+            lambda: turns_by_key(panel).get(LONG) == "2", what="this run's turns"
         )
     finally:
         await close_app(app)

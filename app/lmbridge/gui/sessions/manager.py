@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,8 +28,14 @@ from lmbridge.core.ir import split_chain_key
 from lmbridge.core.sessions import SessionSettings
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.sessions.turns import (
+    CountStored,
+    HistoryTurns,
+    request_turns,
+    reset_time,
+    since_reset,
+)
 from lmbridge.gui.tasks import Tasks
-from lmbridge.store.dbjobs import background_jobs
 from lmbridge.store.sessions import SessionResets
 from lmbridge.upstreams.sessions import SessionManager
 
@@ -87,54 +93,6 @@ class SessionRow:
         if s.allowed_tools is not None:
             parts.append(f"tools: {', '.join(s.allowed_tools) or 'none'}")
         return "; ".join(parts)
-
-
-@dataclass(frozen=True)
-class StoredTurns:
-    """The requests of sessions without a chain in the request history,
-    since each one's reset, split at `started_at` (when this app run
-    began): those `before` it, of which the request log holds only the
-    last, and those `during` this run, written so far."""
-
-    started_at: float
-    before: Mapping[str, int]
-    during: Mapping[str, int]
-
-
-# Counts the stored requests of keys since a time each (None: no history).
-CountStored = Callable[[Mapping[str, float]], Awaitable[StoredTurns | None]]
-
-
-def reset_time(key: str, reset_at: Mapping[str, float]) -> float:
-    """When chain `key` last started counting again: its own reset or its
-    session's (a session's reset resets its subagents' chains too)."""
-    session = split_chain_key(key)[0]
-    return max(reset_at.get(key, 0.0), reset_at.get(session, 0.0))
-
-
-def since_reset(record: RequestRecord, reset_at: Mapping[str, float]) -> bool:
-    """Whether `record` came after its chain was last reset (if it was)."""
-    return record.received >= reset_time(record.session_key or "", reset_at)
-
-
-def request_turns(
-    key: str,
-    logged: list[RequestRecord],
-    since: float,
-    stored: StoredTurns | None,
-) -> int:
-    """The turns of session `key`, which has no chain: its requests since
-    `since`. From the history where there is one: all it holds from before
-    this run, and of this run the history's count or the request log's,
-    whichever is more (the log has what is not written yet, or what the
-    history does not keep, `usage.record = false`; the history has what
-    the log let go). Without one, the request log's count (`logged`: the
-    key's records in the log)."""
-    recent = [r for r in logged if r.received >= since]
-    if stored is None:
-        return len(recent)
-    this_run = sum(1 for r in recent if r.received >= stored.started_at)
-    return stored.before.get(key, 0) + max(stored.during.get(key, 0), this_run)
 
 
 async def session_rows(
@@ -235,6 +193,7 @@ class SessionsManager(QObject):
         self.reset_at: dict[str, float] = {}
         self.resets = SessionResets(controller.db)
         self._resets_read = False
+        self.history = HistoryTurns(controller)
         self.loaded = False  # listed at least once since the proxy started
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -242,6 +201,7 @@ class SessionsManager(QObject):
         self._timer.timeout.connect(self.refresh)
         controller.requestFinished.connect(self._on_request)
         controller.phaseChanged.connect(self.refresh)
+        controller.databaseChanged.connect(self._on_database)
 
     @property
     def available(self) -> bool:
@@ -261,6 +221,13 @@ class SessionsManager(QObject):
         if record.session_key and not self._timer.isActive():
             self._timer.start()
 
+    def _on_database(self) -> None:
+        # A fresh file, or one that works again: count and read it anew.
+        self.history.forget()
+        self._resets_read = False
+        if self.available:
+            self.refresh()
+
     def refresh(self) -> None:
         """List the sessions again, now (latest wins)."""
         self._timer.stop()
@@ -275,7 +242,7 @@ class SessionsManager(QObject):
         service = self.service()
         await self._read_resets()
         self.rows = await session_rows(
-            service, self.log.session_records(), self.reset_at, self._stored_turns
+            service, self.log.session_records(), self.reset_at, self.history.count
         )
         self.loaded = True
         self.changed.emit()
@@ -293,29 +260,6 @@ class SessionsManager(QObject):
         for key, at in kept.items():
             self.reset_at[key] = max(at, self.reset_at.get(key, 0.0))
         self._resets_read = True
-
-    async def _stored_turns(self, since: Mapping[str, float]) -> StoredTurns | None:
-        """The history's counts of these keys (None without a usable
-        history: the page counts from the request log then)."""
-        store = self.controller.usage
-        if store is None:
-            return None
-        started = self.controller.started_at
-        try:
-            if self.controller.db.state.ok:
-                # What finished a moment ago is counted too; like the
-                # recorder's own writes, it waits only briefly for a lock.
-                with background_jobs():
-                    await self.controller.flush_usage()
-            before = await store.session_counts(since, until=started)
-            during = await store.session_counts(
-                {key: max(at, started) for key, at in since.items()}
-            )
-        except errors.LMBridgeError as err:
-            # The database's state (Overview) says what is wrong, once.
-            log.debug("turns counted from the request log: %s", err.message)
-            return None
-        return StoredTurns(started, before, during)
 
     def turns(self, key: str) -> list[RequestRecord]:
         """The requests of chain `key` the request log holds, oldest first:
