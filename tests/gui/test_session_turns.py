@@ -124,12 +124,17 @@ async def test_turns_count_the_whole_history_and_a_reset_survives_a_restart(
         await eventually(lambda: panel.turns_model.rowCount() > 0, what="its turns")
         shown = panel.turns_model.rowCount()
         assert shown < STORED
-        assert f"The last {shown} of its {STORED + 2} turns" in panel.turns_hint.text()
+        assert f"The last {shown} of its 1,202 turns" in panel.turns_hint.text()
 
         await reset(panel, LONG)  # the session and its subagent's chain
         await eventually(
             lambda: turns_by_key(panel) == {LONG: "0", SUBAGENT: "0"},
             what="the reset",
+        )
+        panel.select_key(LONG)
+        assert (
+            panel.turns_hint.text()
+            == "No turn since this session was reset (just now)."
         )
         await chat_turns(app, LONG, 2)
         await eventually(lambda: turns_by_key(panel)[LONG] == "2", what="2 new turns")
