@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 
 from fakes.lmstudio_server import FakeLMStudio
 from fakes.openai_upstream import FakeOpenAIUpstream
-from faults.dbfaults import corrupt
+from faults.dbfaults import corrupt, held_lock
 from gui.helpers import app_settings, close_app, eventually, make_app
 from lmbridge import config
 from lmbridge.gui import message
@@ -211,6 +211,29 @@ async def test_a_fresh_database_is_counted_anew(
         await eventually(
             lambda: turns_by_key(panel).get(LONG) == "2", what="this run's turns"
         )
+    finally:
+        await close_app(app)
+
+
+async def test_a_locked_database_still_counts_the_history(
+    fake_lm: FakeLMStudio, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    """Another program holds the database's write lock: the history is
+    still read (write-ahead log), so Turns stay whole; this run's turns,
+    which cannot be written meanwhile, come from the request log."""
+    await prefill_history()
+    app = await make_app(app_settings(fake_lm, fake_upstream), tmp_path)
+    try:
+        panel = await sessions_page(app)
+        await eventually(
+            lambda: turns_by_key(panel).get(LONG) == str(STORED), what="the history"
+        )
+        async with held_lock(config.data_dir() / "lmbridge.db"):
+            await chat_turns(app, LONG, 3)
+            await eventually(
+                lambda: turns_by_key(panel).get(LONG) == str(STORED + 3),
+                what="the history and this run's turns, under the lock",
+            )
     finally:
         await close_app(app)
 
