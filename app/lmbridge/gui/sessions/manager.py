@@ -255,7 +255,7 @@ class SessionsManager(QObject):
         try:
             kept = await self.resets.all()
         except errors.LMBridgeError as err:
-            log.info("session resets not read yet: %s", err.message)
+            log.debug("session resets not read yet: %s", err.message)
             return
         for key, at in kept.items():
             self.reset_at[key] = max(at, self.reset_at.get(key, 0.0))
