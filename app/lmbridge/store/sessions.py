@@ -1,4 +1,5 @@
-"""Sessions in SQLite: chains and per-session settings survive a restart."""
+"""Sessions in SQLite: chains, per-session settings and when a session was
+reset on the Sessions page survive a restart."""
 
 from __future__ import annotations
 
@@ -113,3 +114,30 @@ class SqliteSessionStore:
             )
 
         await self.db.transaction(put)
+
+
+class SessionResets:
+    """When sessions were last reset on the Sessions page (`session_resets`),
+    so that after a restart a reset session's Turns still count from its
+    reset, not from its first request in the history.
+
+    Keyed by the key that was reset: a session's (which resets its
+    subagents' chains too) or one subagent chain's.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def all(self) -> dict[str, float]:
+        """Every reset kept: key -> when (epoch seconds)."""
+        rows = await self.db.fetchall("SELECT key, reset_at FROM session_resets")
+        return {str(r[0]): float(r[1]) for r in rows}
+
+    async def mark(self, key: str, at: float) -> None:
+        """Keep that `key` was reset at `at` (the latest reset wins)."""
+        await self.db.execute(
+            "INSERT INTO session_resets (key, reset_at) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE"
+            " SET reset_at = max(reset_at, excluded.reset_at)",
+            (key, at),
+        )

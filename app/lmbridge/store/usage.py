@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lmbridge.core.record import RequestSummary
@@ -38,6 +38,9 @@ from lmbridge.store.usage_types import (
 INSERT_CHUNK = 500
 
 _INSERT = HISTORY.insert_sql("request_history")
+# Session keys counted per statement: 3 parameters each, under SQLite's
+# oldest limit of 999.
+_KEYS_PER_QUERY = 300
 
 _OUTCOME = """CASE
     WHEN client_gone THEN 'gone'
@@ -193,6 +196,43 @@ class UsageStore:
             _range(since, until),
         )
         return int(row[0]) if row else 0
+
+    async def session_counts(
+        self, since: Mapping[str, float], until: float | None = None
+    ) -> dict[str, int]:
+        """How many requests the history holds of each session key in
+        `since`, received at or after the time it maps the key to (0.0: all
+        of them) and before `until`; 0 for a key with none.
+
+        The Sessions page's Turns of sessions without a chain. Keys are
+        matched exactly (a subagent's chain key is a key of its own). One
+        indexed range count per key (`request_history_session`), however
+        long the history; all in one read transaction.
+        """
+        keys = list(since)
+        end = math.inf if until is None else until
+
+        def counts(conn: sqlite3.Connection) -> dict[str, int]:
+            found: dict[str, int] = {}
+            for first in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[first : first + _KEYS_PER_QUERY]
+                values = ", ".join("(?, ?, ?)" for _ in chunk)
+                params: list[Any] = []
+                for n, key in enumerate(chunk):
+                    params += (n, key, float(since[key]))
+                rows = conn.execute(
+                    f"""WITH k(n, key, since) AS (VALUES {values})
+                    SELECT k.n, (
+                        SELECT COUNT(*) FROM request_history AS h
+                        WHERE h.session_key = k.key AND h.received >= k.since
+                            AND h.received < ?
+                    ) FROM k""",
+                    (*params, end),
+                ).fetchall()
+                found.update((chunk[n], int(count)) for n, count in rows)
+            return found
+
+        return await self.db.read(counts) if keys else {}
 
     # ------------------------------------------------------------ aggregates
 

@@ -1,13 +1,20 @@
 """Sessions: what the Sessions page shows and changes, from the proxy's
 `SessionManager` (chains on Responses upstreams: turns, upstream bytes saved
 by sending only what is new) plus session keys seen in the request log that
-have no chain (their turns: their requests in the log, since a reset made
-here), and for one chain its turns (the log's records of it: prompt
-tokens, cached, kept, what changed). `SessionsManager` is the page's one
-way to the proxy: it owns the rows and keeps them current."""
+have no chain (their turns: their requests in the request history, since a
+reset made here), and for one chain its turns (the log's records of it:
+prompt tokens, cached, kept, what changed). `SessionsManager` is the page's
+one way to the proxy: it owns the rows and keeps them current.
+
+A reset made here is kept in the database (`store/sessions.SessionResets`),
+so a reset session still counts from its reset after a restart. Without a
+usable database, turns are counted from the request log (its last 1,000
+requests) and resets last until the app quits, as they did before either
+was stored."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +28,18 @@ from lmbridge.core.ir import split_chain_key
 from lmbridge.core.sessions import SessionSettings
 from lmbridge.gui import message
 from lmbridge.gui.controller import ProxyController
+from lmbridge.gui.sessions.turns import (
+    CountStored,
+    HistoryTurns,
+    request_turns,
+    reset_time,
+    since_reset,
+)
 from lmbridge.gui.tasks import Tasks
+from lmbridge.store.sessions import SessionResets
 from lmbridge.upstreams.sessions import SessionManager
+
+log = logging.getLogger(__name__)
 
 LISTING = "Listing the sessions"
 RELOAD_MS = 500
@@ -49,6 +66,8 @@ class SessionRow:
     last_seen: float
     bytes_saved: int
     settings: SessionSettings | None
+    # When its turns start counting (a reset made here); 0.0: never reset.
+    counted_since: float = 0.0
 
     @property
     def session(self) -> str:
@@ -80,12 +99,14 @@ async def session_rows(
     manager: SessionManager,
     seen: list[RequestRecord],
     reset_at: Mapping[str, float] | None = None,
+    count_stored: CountStored | None = None,
 ) -> list[SessionRow]:
     """Chained sessions, then keys seen in requests without a chain: their
-    turns are their requests in `seen` (the request log, which holds the
-    history read at start and every request since), as their turn list
-    shows them; for a session reset here, those since (`reset_at`, by
-    session key)."""
+    turns are their requests since their reset (`reset_at`, by the key
+    reset), counted in the request history by `count_stored` and, where it
+    gives nothing, in `seen` (the request log: the history's last requests
+    read at start and every request since)."""
+    resets = reset_at or {}
     rows = [
         SessionRow(
             s.key,
@@ -100,34 +121,29 @@ async def session_rows(
         for s in await manager.sessions()
     ]
     known = {r.key for r in rows}
-    latest: dict[str, RequestRecord] = {}
-    requests: dict[str, int] = {}
+    by_key: dict[str, list[RequestRecord]] = {}
     for record in seen:
         key = record.session_key
         if key and key not in known:
-            latest[key] = record
-            counted = since_reset(record, reset_at or {})
-            requests[key] = requests.get(key, 0) + counted
-    for key, record in latest.items():
+            by_key.setdefault(key, []).append(record)
+    since = {key: reset_time(key, resets) for key in by_key}
+    stored = await count_stored(since) if count_stored and since else None
+    for key, records in by_key.items():
+        record = records[-1]
         rows.append(
             SessionRow(
                 key,
                 record.client,
                 record.upstream,
                 record.target or record.model,
-                requests[key],
+                request_turns(key, records, since[key], stored),
                 record.received,
                 0,
                 manager.settings_for(split_chain_key(key)[0]),
+                since[key],
             )
         )
     return grouped(rows)
-
-
-def since_reset(record: RequestRecord, reset_at: Mapping[str, float]) -> bool:
-    """Whether `record` came after its session was last reset (if it was)."""
-    session = split_chain_key(record.session_key or "")[0]
-    return record.received >= reset_at.get(session, 0.0)
 
 
 def grouped(rows: list[SessionRow]) -> list[SessionRow]:
@@ -173,7 +189,11 @@ class SessionsManager(QObject):
         self.tasks = Tasks("sessions")
         self.rows: list[SessionRow] = []
         # When a session was reset here: its turns count again from then.
+        # Kept in the database too, read back once it can be.
         self.reset_at: dict[str, float] = {}
+        self.resets = SessionResets(controller.db)
+        self._resets_read = False
+        self.history = HistoryTurns(controller)
         self.loaded = False  # listed at least once since the proxy started
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -181,6 +201,7 @@ class SessionsManager(QObject):
         self._timer.timeout.connect(self.refresh)
         controller.requestFinished.connect(self._on_request)
         controller.phaseChanged.connect(self.refresh)
+        controller.databaseChanged.connect(self._on_database)
 
     @property
     def available(self) -> bool:
@@ -200,6 +221,13 @@ class SessionsManager(QObject):
         if record.session_key and not self._timer.isActive():
             self._timer.start()
 
+    def _on_database(self) -> None:
+        # A fresh file, or one that works again: count and read it anew.
+        self.history.forget()
+        self._resets_read = False
+        if self.available:
+            self.refresh()
+
     def refresh(self) -> None:
         """List the sessions again, now (latest wins)."""
         self._timer.stop()
@@ -211,11 +239,27 @@ class SessionsManager(QObject):
         self.tasks.start(self._list(), what=LISTING)
 
     async def _list(self) -> None:
+        service = self.service()
+        await self._read_resets()
         self.rows = await session_rows(
-            self.service(), self.log.session_records(), self.reset_at
+            service, self.log.session_records(), self.reset_at, self.history.count
         )
         self.loaded = True
         self.changed.emit()
+
+    async def _read_resets(self) -> None:
+        """The resets kept in the database, once (again at the next listing
+        while it cannot be read)."""
+        if self._resets_read or not self.controller.db.is_open:
+            return
+        try:
+            kept = await self.resets.all()
+        except errors.LMBridgeError as err:
+            log.debug("session resets not read yet: %s", err.message)
+            return
+        for key, at in kept.items():
+            self.reset_at[key] = max(at, self.reset_at.get(key, 0.0))
+        self._resets_read = True
 
     def turns(self, key: str) -> list[RequestRecord]:
         """The requests of chain `key` the request log holds, oldest first:
@@ -243,8 +287,18 @@ class SessionsManager(QObject):
 
     async def _reset(self, key: str) -> None:
         await self.service().reset(key)
-        self.reset_at[key] = time.time()
-        message.info(f"Session {key} was reset")
+        at = time.time()
+        self.reset_at[key] = at
+        try:
+            await self.resets.mark(key, at)
+        except errors.LMBridgeError as err:
+            message.warning(
+                f"Session {key} was reset, but the reset could not be saved"
+                f" ({err.message}): after LM Bridge restarts, its turns count"
+                " from its first request again"
+            )
+        else:
+            message.info(f"Session {key} was reset")
         await self._list()
 
     def model_aliases(self) -> list[str]:

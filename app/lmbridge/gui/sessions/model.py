@@ -14,6 +14,13 @@ from lmbridge.gui.sessions.manager import SessionRow, ago
 from lmbridge.gui.tablemodel import Column, Columns, ColumnsTableModel
 from lmbridge.store.usage_types import client_name
 
+
+def _turns_tip(row: SessionRow) -> str | None:
+    if not row.counted_since:
+        return None
+    return f"Counted since the session was reset here ({ago(row.counted_since)})"
+
+
 COLUMNS: Columns[SessionRow] = Columns(
     Column("client", "Client", lambda r: client_name(r.client) or "—"),
     Column("key", "Session key", lambda r: r.key_text(), tooltip=lambda r: r.key),
@@ -23,7 +30,12 @@ COLUMNS: Columns[SessionRow] = Columns(
         lambda r: f"{r.upstream}/{r.model}" if r.upstream else r.model,
     ),
     Column(
-        "turns", "Turns", lambda r: str(r.turns), sort=lambda r: r.turns, numeric=True
+        "turns",
+        "Turns",
+        lambda r: str(r.turns),
+        sort=lambda r: r.turns,
+        tooltip=lambda r: _turns_tip(r),
+        numeric=True,
     ),
     Column(
         "last_seen", "Last seen", lambda r: ago(r.last_seen), sort=lambda r: r.last_seen

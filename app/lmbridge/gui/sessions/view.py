@@ -27,6 +27,7 @@ from lmbridge.gui.sessions.manager import (
     SeenRequests,
     SessionRow,
     SessionsManager,
+    ago,
 )
 from lmbridge.gui.sessions.model import SessionTableModel, TurnTableModel
 from lmbridge.gui.widgets import ConfirmBar, button, hint_label, title_label
@@ -94,7 +95,8 @@ class SessionsPanel(QWidget):
         self.reset_button = button(
             "Reset",
             "refresh",
-            "Forget the chain: the next turn sends the whole history",
+            "Forget the chain: the next turn sends the whole history, and the"
+            " turns count from now",
         )
         self.save_button.clicked.connect(self.save)
         self.reset_button.clicked.connect(self.confirm_reset)
@@ -185,6 +187,11 @@ class SessionsPanel(QWidget):
         self.turns_model.set_turns(turns)
         if row is None:
             return
+        if not turns and row.counted_since:
+            self.turns_hint.setText(
+                f"No turn since this session was reset ({ago(row.counted_since)})."
+            )
+            return
         if not turns:
             self.turns_hint.setText(
                 "The request log holds no request of this chain (it keeps the"
@@ -194,6 +201,11 @@ class SessionsPanel(QWidget):
         kept = [t.kept_share for t in turns if t.kept_share is not None]
         cached = [t.cache_share for t in turns if t.cache_share is not None]
         parts = [f"{len(turns)} turn(s) in the request log"]
+        if row.turns > len(turns):
+            parts = [
+                f"The last {len(turns):,} of its {row.turns:,} turns (the request"
+                " log keeps the last 1,000 requests)"
+            ]
         if cached:
             parts.append(f"{sum(cached) / len(cached):.0%} of the prompt from cache")
         if kept:
@@ -222,7 +234,8 @@ class SessionsPanel(QWidget):
         if row is None:
             return
         self.confirm.ask(
-            f"Reset session {row.key}? Its next turn sends the whole history again.",
+            f"Reset session {row.key}? Its next turn sends the whole history"
+            " again, and its turns count from now.",
             "Reset",
             lambda: self.sessions.reset(row.key),
         )
