@@ -11,7 +11,8 @@ One request, top-down; each step is in one place:
     filter   stop sequences, tool-call repair, usage            server/translate.py
     encode   the client's protocol, whole or streamed           server/answer.py
     keep     the exchange keeps the outcome, before the end     server/answer.py
-    record   the RequestRecord, scrubbed, published finished    Pipeline._serve
+    record   the RequestRecord, scrubbed; after the answer is   Pipeline._serve,
+             written: prefix figures, published finished       Pipeline._finished
 
 The model front doors, the chat service (`/chat`) and the conversation store
 (`/store`) all come through here; what differs between them is their codec
@@ -28,6 +29,7 @@ answer.py send.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -63,6 +65,8 @@ SESSION_HEADER = "X-Claude-Code-Session-Id"
 SESSION_FALLBACK_HEADER = "X-Session-Id"
 # Claude Code's subagents share the session id; each has its own chain.
 AGENT_HEADER = "X-Claude-Code-Agent-Id"
+
+log = logging.getLogger(__name__)
 
 _NONE = Exchange()  # a stateless API's: adds nothing, shared by every call
 
@@ -167,8 +171,19 @@ class Pipeline:
         finally:
             scrub_record(record, secrets)
             record.mark_done()
-            services.prefixes.finish(record)  # kept tokens, cache notes
-            services.bus.publish(events.REQUEST_FINISHED, record)
+            # The rest once the answer is on its way: aiohttp writes a whole
+            # answer when this returns, before the loop runs the callback.
+            asyncio.get_running_loop().call_soon(self._finished, record)
+
+    def _finished(self, record: RequestRecord) -> None:
+        """Record (the end): kept tokens and cache notes, then the record
+        published finished (the request log, the history, the GUI)."""
+        services = self.services
+        try:
+            services.prefixes.finish(record)
+        except Exception:  # the record still goes out, without its prefix
+            log.exception("prefix tracking failed for request %s", record.id)
+        services.bus.publish(events.REQUEST_FINISHED, record)
 
 
 class _Call:
