@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lmbridge.protocols import sse
 from lmbridge.protocols.sse import SSEEvent, SSEParser
 
 
@@ -60,3 +61,39 @@ def test_any_chunking_gives_the_same_events(
         last = cut
     chunks.append(stream[last:])
     assert [e.data for e in parse_all(chunks)] == datas
+
+
+@given(st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"")))
+def test_a_one_line_data_frame_reads_as_any_frame(value: bytes) -> None:
+    """The parser's shortcut for `data: ...` frames gives what the general
+    line-by-line reading gives."""
+    block = b"data: " + value
+    assert sse._parse(block) == sse._parse_lines(block)
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"data: x",
+                b"data:y",
+                b"\n",
+                b"event: e",
+                b": c",
+                b"zz",
+                b"data: {}",
+                b"\n\n",
+            ]
+        ),
+        max_size=12,
+    )
+)
+def test_frames_split_as_the_stream_reads(parts: list[bytes]) -> None:
+    """Frames with their bytes (the relay's reading) hold the events that
+    `feed` (the decoders' reading) gives, each frame's bytes ending in a
+    blank line."""
+    stream = b"\n".join(parts) + b"\n\n"
+    framed = sse.SSEParser().feed_frames(stream)
+    plain = sse.SSEParser().feed(stream)
+    assert [event for _raw, event in framed.events] == plain
+    assert all(raw.endswith(b"\n\n") for raw, _event in framed.events)

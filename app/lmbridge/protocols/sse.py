@@ -110,16 +110,11 @@ class SSEParser:
 def _frames(complete: bytes) -> list[tuple[bytes, SSEEvent]]:
     """Complete frames (text ending in a blank line) split into events."""
     out: list[tuple[bytes, SSEEvent]] = []
-    start = 0
-    end = len(complete)
-    while start < end:
-        stop = complete.find(b"\n\n", start)
-        if stop < 0:  # a lone "\n" after the last blank line
-            stop = end
-        block = complete[start:stop].lstrip(b"\n")
-        start = stop + 2
+    for block in complete.split(b"\n\n"):  # in C: it runs per relayed read
+        if block[:1] == b"\n":
+            block = block.lstrip(b"\n")
         if not block:
-            continue  # blank lines between frames
+            continue  # blank lines between frames, or after the last
         event = _parse(block)
         if event is not None:
             out.append((block + b"\n\n", event))
@@ -128,6 +123,15 @@ def _frames(complete: bytes) -> list[tuple[bytes, SSEEvent]]:
 
 def _parse(block: bytes) -> SSEEvent | None:
     """One frame's lines as an event (None for a comment-only frame)."""
+    if block[:6] == b"data: " and b"\n" not in block:
+        # One data line, as nearly every frame of a model's stream is: what
+        # `_parse_lines` makes of it, without the loop (it runs per frame).
+        return SSEEvent("", block[6:], b"")
+    return _parse_lines(block)
+
+
+def _parse_lines(block: bytes) -> SSEEvent | None:
+    """`_parse`, line by line: any frame."""
     name = ""
     data: list[bytes] = []
     stray = b""
