@@ -104,7 +104,7 @@ def report(kind: str, n: int, top: int, lines: list[str]) -> None:
     floor = counted(kind, n, floor=True)
     ours = counted(kind, n, floor=False)
     total_floor, total_ours = sum(floor.values()), sum(ours.values())
-    by_function: collections.Counter[tuple[str, int, str]] = collections.Counter()
+    by_function: dict[tuple[str, int, str], float] = collections.defaultdict(float)
     for (filename, first, name, _line), count in ours.items():
         if "/lmbridge/" in filename:
             by_function[filename, first, name] += count
@@ -114,7 +114,8 @@ def report(kind: str, n: int, top: int, lines: list[str]) -> None:
         f" (of which in lmbridge/: {sum(by_function.values()):,.0f}; n={n})"
     )
     print(f"\nLM Bridge's functions, most bytecodes first (top {top}):")
-    for (filename, first, name), count in by_function.most_common(top):
+    ranked = sorted(by_function.items(), key=lambda item: -item[1])
+    for (filename, first, name), count in ranked[:top]:
         print(f"{count:8.0f}  {_short(filename)}:{first} {name}")
     for wanted in lines:
         print(f"\n{wanted}, by line:")
