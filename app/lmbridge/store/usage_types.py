@@ -27,6 +27,7 @@ Definitions shared by the queries (and by the GUI that will show them):
 from __future__ import annotations
 
 import datetime
+import functools
 import time
 from collections.abc import Iterable
 from typing import Literal, Protocol
@@ -146,6 +147,7 @@ def series(
     return lines
 
 
+@functools.lru_cache(maxsize=256)  # a history row each: few distinct agents
 def client_name(user_agent: str) -> str:
     """The product of a user agent: "claude-cli/1.0.3 (external)" is "claude-cli"."""
     first = user_agent.strip().split(" ", 1)[0]
