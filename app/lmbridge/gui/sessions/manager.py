@@ -195,6 +195,7 @@ class SessionsManager(QObject):
         self._resets_read = False
         self.history = HistoryTurns(controller)
         self.loaded = False  # listed at least once since the proxy started
+        self._again = False  # list again once the listing under way ends
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(RELOAD_MS)
@@ -229,14 +230,26 @@ class SessionsManager(QObject):
             self.refresh()
 
     def refresh(self) -> None:
-        """List the sessions again, now (latest wins)."""
+        """List the sessions again: now, or right after the listing under
+        way. One listing at a time: a cancelled listing's database reads
+        would still run, and piled up they held the one database worker
+        (a Reset behind them failed as "busy for too long")."""
         self._timer.stop()
-        self.tasks.cancel(LISTING)
         if not self.available:
+            self.tasks.cancel(LISTING)
+            self._again = False
             self.rows, self.loaded = [], False
             self.changed.emit()
             return
-        self.tasks.start(self._list(), what=LISTING)
+        if self.tasks.running(LISTING):
+            self._again = True
+            return
+        self.tasks.start(self._list(), what=LISTING).add_done_callback(self._listed)
+
+    def _listed(self, _task: object) -> None:
+        if self._again:
+            self._again = False
+            self.refresh()
 
     async def _list(self) -> None:
         service = self.service()
