@@ -99,6 +99,8 @@ class EventBus:
         # (several times per request) iterates them without a copy.
         self._subscribers: dict[str, tuple[Subscriber, ...]] = {}
         # Per topic, its subscribers then those of "*": what `publish` calls.
+        # Replaced (not cleared) after `_subscribers` changes, so a publish
+        # that read the old lists can only fill the dict no one reads.
         self._called: dict[str, tuple[Subscriber, ...]] = {}
 
     def subscribe(self, topic: str, fn: Subscriber) -> Callable[[], None]:
@@ -107,23 +109,24 @@ class EventBus:
         Returns a function that unsubscribes.
         """
         self._subscribers[topic] = (*self._subscribers.get(topic, ()), fn)
-        self._called.clear()
+        self._called = {}
 
         def unsubscribe() -> None:
             subs = list(self._subscribers.get(topic, ()))
             if fn in subs:
                 subs.remove(fn)
                 self._subscribers[topic] = tuple(subs)
-                self._called.clear()
+                self._called = {}
 
         return unsubscribe
 
     def publish(self, topic: str, payload: Any) -> None:
-        called = self._called.get(topic)
+        cache = self._called
+        called = cache.get(topic)
         if called is None:
             subscribers = self._subscribers
             called = (*subscribers.get(topic, ()), *subscribers.get("*", ()))
-            self._called[topic] = called
+            cache[topic] = called
         for fn in called:
             try:
                 fn(topic, payload)
