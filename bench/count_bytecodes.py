@@ -35,11 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import aiohttp
-from aiohttp import web
 
 import count_instructions
-import fake_upstream_server as fake
 
 BENCH = Path(__file__).resolve().parent
 WARM_UP = 100
@@ -56,31 +53,8 @@ def _trace(frame: FrameType, event: str, _arg: Any) -> Any:
     return _trace
 
 
-async def _serve(kind: str, n: int, floor: bool, home: Path) -> None:
-    """Fake, proxy and client in this process: warm-up, then `n` traced."""
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/v1/chat/completions", fake.chat)
-    app.router.add_post("/v1/messages", fake.messages)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    upstream = f"http://127.0.0.1:{count_instructions._port(site)}"
-    if floor:
-        url, stop = await count_instructions._floor(upstream)
-    else:
-        url, stop = await count_instructions._lmbridge(upstream, home)
-    path, body = count_instructions.KINDS[kind][0], count_instructions.KINDS[kind][1]()
-    headers = count_instructions.HEADERS
-    async with aiohttp.ClientSession() as client:
-        for i in range(WARM_UP + n):
-            if i == WARM_UP:
-                sys.settrace(_trace)
-            async with client.post(url + path, data=body, headers=headers) as r:
-                await r.read()
-        sys.settrace(None)
-    await stop()
-    await runner.cleanup()
+def _tracing(on: bool) -> None:
+    sys.settrace(_trace if on else None)
 
 
 def counted(kind: str, n: int, floor: bool) -> dict[tuple[str, int, str, int], float]:
@@ -88,7 +62,10 @@ def counted(kind: str, n: int, floor: bool) -> dict[tuple[str, int, str, int], f
     with tempfile.TemporaryDirectory(prefix="lmbridge-bytecodes-") as tmp:
         os.environ["LMBRIDGE_HOME"] = tmp
         _counts.clear()
-        asyncio.run(_serve(kind, n, floor, Path(tmp)))
+        run = count_instructions.serve_requests(
+            kind, n, floor, Path(tmp), timed=_tracing, warm_up=WARM_UP
+        )
+        asyncio.run(run)
     return {
         (code.co_filename, code.co_firstlineno, code.co_name, line or 0): count / n
         for (code, line), count in _counts.items()

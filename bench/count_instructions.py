@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,16 @@ def _port(site: web.TCPSite) -> int:
     return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
 
-async def serve_requests(kind: str, n: int, floor: bool, home: Path) -> None:
-    """Fake, proxy and client in this process: warm-up, then `n` requests."""
+async def serve_requests(
+    kind: str,
+    n: int,
+    floor: bool,
+    home: Path,
+    timed: Callable[[bool], None] | None = None,
+    warm_up: int = WARM_UP,
+) -> None:
+    """Fake, proxy and client in this process: warm-up, then `n` requests
+    (`timed(True)` before them and `timed(False)` after, if given)."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", fake.chat)
     app.router.add_post("/v1/messages", fake.messages)
@@ -100,11 +109,15 @@ async def serve_requests(kind: str, n: int, floor: bool, home: Path) -> None:
     url, stop = await (_floor(upstream) if floor else _lmbridge(upstream, home))
     path, body = KINDS[kind][0], KINDS[kind][1]()
     async with aiohttp.ClientSession() as client:
-        for _ in range(WARM_UP + n):
+        for i in range(warm_up + n):
+            if i == warm_up and timed is not None:
+                timed(True)
             async with client.post(url + path, data=body, headers=HEADERS) as r:
                 await r.read()
                 if r.status != 200:
                     raise RuntimeError(f"{url}{path} answered {r.status}")
+        if timed is not None:
+            timed(False)
     await stop()
     await runner.cleanup()
 
