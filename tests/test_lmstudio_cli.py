@@ -31,8 +31,14 @@ async def start_cli(
     )
     return await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "lmbridge",
+        "-c",
+        # Ctrl-C as a terminal gives it, whatever this process inherited: a
+        # shell starts background jobs (`make test &`, nohup) with SIGINT
+        # ignored, which Python then keeps, and the CLI would never see it.
+        "import runpy, signal, sys;"
+        " signal.signal(signal.SIGINT, signal.default_int_handler);"
+        " sys.argv[0] = 'lmbridge';"
+        " runpy.run_module('lmbridge', run_name='__main__', alter_sys=True)",
         "--config",
         str(cfg),
         "models",
