@@ -223,3 +223,21 @@ async def test_body_cap(fake_upstream: FakeOpenAIUpstream) -> None:
     assert status == 413
     assert "max_body_mb" in text
     assert '"type": "error"' in text or '"type":"error"' in text
+
+
+def test_a_client_gone_mid_answer_is_not_answered_nor_logged_as_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A write to a client that closed (aiohttp's ClientConnectionResetError,
+    a ConnectionResetError) goes back to aiohttp, which drops the connection;
+    it is no "unexpected failure" in the log."""
+    from aiohttp.client_exceptions import ClientConnectionResetError
+    from aiohttp.test_utils import make_mocked_request
+
+    from lmbridge.server.app import answer_failure
+
+    request = make_mocked_request("PUT", "/store/chat")
+    gone = ClientConnectionResetError("Cannot write to closing transport")
+    with pytest.raises(ClientConnectionResetError):
+        answer_failure(request, gone)
+    assert "unexpected failure" not in caplog.text

@@ -52,6 +52,10 @@ def payload_too_large(settings: Settings) -> errors.PayloadTooLarge:
 def answer_failure(request: web.Request, failure: Exception) -> web.StreamResponse:
     """Render a failure in the client's protocol: never a traceback (the
     guard middleware's `failed`; redirects and other non-errors go on)."""
+    if isinstance(failure, ConnectionResetError):
+        # The client went away mid-answer (the record says so): nothing to
+        # answer, and not a failure of ours; aiohttp ends the connection.
+        raise failure
     if isinstance(failure, errors.LMBridgeError):
         error = failure
     elif isinstance(failure, web.HTTPRequestEntityTooLarge):
