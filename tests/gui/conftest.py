@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import pytestqt.plugin
-import qasync
 from PySide6.QtWidgets import QApplication
 
 from fakes.lmstudio_server import FakeLMStudio
@@ -28,6 +27,7 @@ from fakes.openai_upstream import FakeOpenAIUpstream
 from gui.helpers import app_settings, close_app, make_app
 from lmbridge.gui import message
 from lmbridge.gui.app import LMBridgeApp
+from lmbridge.gui.loop import AppLoop
 
 HERE = Path(__file__).parent
 
@@ -35,8 +35,8 @@ HERE = Path(__file__).parent
 _current_loop: list[asyncio.AbstractEventLoop] = []
 
 
-class _TestLoop(qasync.QEventLoop):  # type: ignore[misc]
-    """qasync's loop, with one fix for running it many times in a row.
+class _TestLoop(AppLoop):
+    """The app's loop (qasync's, with a sliced ready queue), with one fix for running it many times in a row.
 
     `run_until_complete` processes pending Qt events once more after the
     loop stopped, when no asyncio loop is marked running; the app's

@@ -335,7 +335,7 @@ class MainThreadGC(QObject):
 
 def run(settings: config.Settings, config_path: Path | None = None) -> int:
     """Run the desktop app until it quits; returns the exit code."""
-    import qasync
+    from lmbridge.gui.loop import AppLoop
 
     qt_app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(qt_app, QApplication)
@@ -345,7 +345,7 @@ def run(settings: config.Settings, config_path: Path | None = None) -> int:
     if not instance.claim():
         print("LM Bridge is already running; its window was brought forward")
         return 0
-    loop = qasync.QEventLoop(qt_app)
+    loop = AppLoop(qt_app)
     asyncio.set_event_loop(loop)
     collector = MainThreadGC()
     shell = LMBridgeApp(settings, config_path)

@@ -1,0 +1,178 @@
+"""The app's event loop (`gui/loop.py`): asyncio's semantics on Qt, with a
+ready queue drained in slices and one timer heap.
+
+Every async test under tests/gui runs on it (conftest's `_TestLoop`), so
+these check the properties the rest relies on: order, timers that are
+never early, cancelled timers that do not pile up, Qt's turn between
+slices, errors that do not stop the loop, and a burst of connections all
+served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from PySide6.QtCore import QTimer
+
+from lmbridge.gui import loop as app_loop
+from lmbridge.gui.loop import AppLoop
+
+
+def running() -> AppLoop:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, AppLoop)
+    return loop
+
+
+async def test_callbacks_run_in_order_and_those_they_schedule_run_later() -> None:
+    loop = running()
+    seen: list[str] = []
+    done = loop.create_future()
+
+    def first(name: str) -> None:
+        seen.append(name)
+        loop.call_soon(seen.append, f"{name}'s follow-up")
+
+    for name in ("a", "b", "c"):
+        loop.call_soon(first, name)
+    loop.call_soon(lambda: loop.call_soon(done.set_result, None))
+    await done
+    # Each drain runs only what was queued before it started, as asyncio's
+    # own loop does: the follow-ups come after all three firsts.
+    assert seen == ["a", "b", "c", "a's follow-up", "b's follow-up", "c's follow-up"]
+
+
+async def test_timers_fire_in_time_order_and_never_early() -> None:
+    loop = running()
+    fired: list[tuple[str, float]] = []
+    start = loop.time()
+    done = loop.create_future()
+    for name, delay in (("late", 0.06), ("early", 0.02), ("middle", 0.04)):
+        loop.call_later(delay, lambda n=name: fired.append((n, loop.time() - start)))
+    loop.call_later(0.07, done.set_result, None)
+    await done
+    assert [name for name, _ in fired] == ["early", "middle", "late"]
+    for (_, elapsed), wanted in zip(fired, (0.02, 0.04, 0.06), strict=True):
+        assert elapsed >= wanted
+    before = time.monotonic()
+    await asyncio.sleep(0.015)
+    assert time.monotonic() - before >= 0.015
+
+
+async def test_a_timer_set_earlier_than_the_next_one_moves_the_wake_up() -> None:
+    loop = running()
+    done = loop.create_future()
+    loop.call_later(30, lambda: None).cancel()
+    far = loop.call_later(30, lambda: None)
+    loop.call_later(0.01, done.set_result, "near")
+    assert await asyncio.wait_for(done, 1) == "near"
+    far.cancel()
+
+
+async def test_cancelled_timers_leave_the_heap() -> None:
+    """A stream's read timeout is set and cancelled once per chunk; qasync
+    kept each one (and what it references) until its time came."""
+    loop = running()
+    _, before = loop.pending()
+    for _ in range(5000):
+        loop.call_later(600, lambda: None).cancel()
+    _, after = loop.pending()
+    assert after - before <= app_loop._COMPACT_AT + 1
+    # A timer that was kept still fires after the compaction.
+    done = loop.create_future()
+    loop.call_later(0.01, done.set_result, True)
+    for _ in range(500):
+        loop.call_later(600, lambda: None).cancel()
+    assert await asyncio.wait_for(done, 1)
+
+
+async def test_qt_gets_its_turn_between_slices_of_a_long_queue() -> None:
+    loop = running()
+    qt_fired: list[int] = []
+    ran: list[int] = []
+    done = loop.create_future()
+
+    def busy(i: int) -> None:
+        if i == 0:  # Qt's timer starts once the hundred are queued
+            QTimer.singleShot(0, lambda: qt_fired.append(len(ran)))
+        until = time.perf_counter() + 0.002
+        while time.perf_counter() < until:
+            pass
+        ran.append(i)
+        if i == 99:
+            done.set_result(None)
+
+    for i in range(100):  # 200 ms of callbacks, queued at once
+        loop.call_soon(busy, i)
+    await done
+    assert qt_fired, "Qt's timer never fired"
+    # Qt's zero timer came after at most about one slice of callbacks,
+    # not after all hundred.
+    assert qt_fired[0] <= app_loop.SLICE / 0.002 + 2, qt_fired
+
+
+async def test_an_error_in_a_callback_is_reported_and_the_rest_run() -> None:
+    loop = running()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        seen: list[int] = []
+        done = loop.create_future()
+
+        def fail() -> None:
+            raise ValueError("broken callback")
+
+        loop.call_soon(seen.append, 1)
+        loop.call_soon(fail)
+        loop.call_soon(seen.append, 2)
+        loop.call_soon(done.set_result, None)
+        await done
+    finally:
+        loop.set_exception_handler(previous)
+    assert seen == [1, 2]
+    assert isinstance(reported[0]["exception"], ValueError)
+
+
+async def test_callbacks_from_other_threads_arrive() -> None:
+    loop = running()
+    done = loop.create_future()
+    threading.Thread(
+        target=lambda: loop.call_soon_threadsafe(done.set_result, "from a thread")
+    ).start()
+    assert await asyncio.wait_for(done, 2) == "from a thread"
+
+
+async def test_a_burst_of_connections_is_served_in_full() -> None:
+    """Connections are taken a few per turn; none is lost or refused."""
+    count = 4 * app_loop.ACCEPTS_PER_TURN * 5
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text=request.query["n"])
+
+    server = web.Application()
+    server.router.add_get("/", hello)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        connector = aiohttp.TCPConnector(limit=count, force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def one(n: int) -> str:
+                async with session.get(f"http://127.0.0.1:{port}/?n={n}") as resp:
+                    return await resp.text()
+
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(one(n) for n in range(count))), 20
+            )
+        assert answers == [str(n) for n in range(count)]
+    finally:
+        await runner.cleanup()
