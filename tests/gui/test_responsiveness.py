@@ -1,13 +1,22 @@
 """The UI never freezes: the app's event loop (Qt and asyncio together) is
-never held up for more than 100 ms while a model loads through the Models
-page, or while 50 streams run through the proxy with the Requests page
-showing.
+never kept from Qt's events for more than 100 ms while a model loads
+through the Models page, or while 50 streams run through the proxy with
+the Requests page showing.
 
 The upstream and the 50 clients run on a loop in another thread, as they
 are other processes in real life; the app's loop carries the proxy and the
-GUI. The bar applies to the loop's own work between two wake-ups of a 5 ms
-timer (CPU time of its thread); wall-clock lateness is printed beside it
-(pytest -s), as on a shared machine it also counts other processes' turns.
+GUI. `StallMeter` (gui/helpers.py) measures two things:
+
+- **stalls**, the bar: a 5 ms Qt timer, and the loop thread's CPU time
+  between two of its firings. Painting and input wait exactly this long.
+  Wall-clock lateness is printed beside it (pytest -s); on a shared
+  machine it also counts other processes' turns.
+- **lag**: how long an asyncio callback that became ready waits behind
+  those ready before it. 50 requests arriving at once are about 50 ms of
+  CPU on the 2-core VM before the first reply; the app's loop
+  (`gui/loop.py`) returns to Qt between slices of that queue, so it is a
+  wait, not a freeze. It is held to `LAG_LIMIT`, which a callback that
+  blocks, or a queue that keeps growing, reaches.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from gui.helpers import (
 from lmbridge.gui.app import LMBridgeApp
 
 LIMIT = 0.100
+LAG_LIMIT = 0.400
 STREAMS = 50
 
 
@@ -51,6 +61,7 @@ async def test_no_stall_while_a_model_loads(
     print(f"\nmodel load: {meter.summary()}")
     assert gui_app.controller.loaded
     assert meter.worst < LIMIT, meter.summary()
+    assert meter.worst_lag < LAG_LIMIT, meter.summary()
 
 
 @pytest.fixture
@@ -105,5 +116,6 @@ async def test_no_stall_with_50_streams(
         panel = app.page("requests")
         assert panel.proxy.rowCount() == STREAMS + 1  # type: ignore[attr-defined]
         assert meter.worst < LIMIT, meter.summary()
+        assert meter.worst_lag < LAG_LIMIT, meter.summary()
     finally:
         await close_app(app)
