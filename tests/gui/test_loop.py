@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEventLoop, QTimer
 
 from lmbridge.gui import loop as app_loop
 from lmbridge.gui.loop import AppLoop
@@ -176,3 +176,27 @@ async def test_a_burst_of_connections_is_served_in_full() -> None:
         assert answers == [str(n) for n in range(count)]
     finally:
         await runner.cleanup()
+
+
+async def test_callbacks_run_inside_a_nested_qt_event_loop() -> None:
+    """A callback that runs a nested Qt event loop (a modal dialog's
+    exec()) does not hold asyncio's callbacks up until it returns."""
+    loop = running()
+    nested = QEventLoop()
+    seen: list[str] = []
+    done = loop.create_future()
+
+    def inner() -> None:
+        seen.append("inner")
+        nested.quit()
+
+    def outer() -> None:
+        loop.call_soon(inner)
+        QTimer.singleShot(3000, nested.quit)  # the test fails, not hangs
+        nested.exec()
+        seen.append("outer returned")
+        loop.call_soon(done.set_result, None)
+
+    loop.call_soon(outer)
+    await asyncio.wait_for(done, 10)
+    assert seen == ["inner", "outer returned"]

@@ -102,20 +102,24 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
 
     def _drain(self) -> None:
         ready = self._ready_q
+        # Disarmed while it runs: the first callback queued meanwhile starts
+        # the drainer again, so a callback that runs a nested Qt event loop
+        # (a modal dialog's exec()) still has asyncio's callbacks run inside
+        # it, by a nested drain, as with qasync.
+        self._armed = False
         clock = time.perf_counter
         deadline = clock() + SLICE
         todo = len(ready)
-        while todo:
+        while todo and ready:
             todo -= 1
             handle = ready.popleft()
             if not handle._cancelled:
                 handle._run()
             if clock() > deadline:
                 break
-        if ready:
+        if ready and not self._armed:
+            self._armed = True
             self._drainer.start()
-        else:
-            self._armed = False
 
     # ----------------------------------------------------------- timers
 
