@@ -11,6 +11,8 @@ served.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import threading
 import time
 from typing import Any
@@ -200,3 +202,19 @@ async def test_callbacks_run_inside_a_nested_qt_event_loop() -> None:
     loop.call_soon(outer)
     await asyncio.wait_for(done, 10)
     assert seen == ["inner", "outer returned"]
+
+
+async def test_a_timer_beyond_what_qt_can_wait_is_kept() -> None:
+    """`asyncio.sleep(math.inf)` is an idiom, and a Qt timer's interval is
+    at most 24 days; neither breaks the loop, and nearer timers still
+    fire."""
+    loop = running()
+    forever = asyncio.ensure_future(asyncio.sleep(math.inf))
+    far = loop.call_later(40 * 86400, lambda: None)
+    await asyncio.sleep(0.01)
+    assert not forever.done()
+    forever.cancel()
+    far.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await forever
+    assert forever.cancelled()

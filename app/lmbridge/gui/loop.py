@@ -55,6 +55,9 @@ SLICE = 0.008
 # length (the listen backlog) is unchanged.
 ACCEPTS_PER_TURN = 4
 
+# The longest the timer waker sleeps before it looks at the heap again.
+_LONGEST_WAIT = 3600.0
+
 # Cancelled timers are dropped from the heap when there are more than this
 # many and they are at least half of it (asyncio's own rule).
 _COMPACT_AT = 100
@@ -168,8 +171,11 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
     def _set_waker(self, when: float) -> None:
         self._waker_when = when
         # Qt's timers never fire early; rounding up keeps a timer from
-        # running before its time.
-        self._waker.start(max(0, math.ceil((when - self.time()) * 1000)))
+        # running before its time. A Qt interval is an int of milliseconds
+        # (24 days at most) and `asyncio.sleep(math.inf)` is an idiom: a
+        # far timer wakes the loop once an hour to look again.
+        wait = min(when - self.time(), _LONGEST_WAIT)
+        self._waker.start(max(0, math.ceil(wait * 1000)))
 
     def _wake(self) -> None:
         scheduled = self._scheduled
