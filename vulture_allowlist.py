@@ -21,6 +21,7 @@ _.eventFilter  # QObject.eventFilter: the wheel scrolls the Settings page (gui/s
 
 # --- Other libraries read these.
 _._timer_handle_cancelled  # asyncio.TimerHandle.cancel calls its loop's (gui/loop.py)
+_._current_handle  # asyncio's debug mode reads the loop's (gui/loop.py)
 _.preserve_quotes  # ruamel.yaml's YAML() option (integrations/continue_dev.py)
 _.levelname  # logging.LogRecord fields a filter rewrites (server/clients.py)
 _.levelno  # logging.LogRecord (server/clients.py)

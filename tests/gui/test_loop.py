@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
+import os
+import signal
 import threading
 import time
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from PySide6.QtCore import QEventLoop, QTimer
 
@@ -218,3 +222,94 @@ async def test_a_timer_beyond_what_qt_can_wait_is_kept() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await forever
     assert forever.cancelled()
+
+
+async def test_callbacks_and_timers_scheduled_from_another_thread_run() -> None:
+    """asyncio's call_soon is not thread-safe, but a Future cancelled on a
+    worker thread schedules its callbacks with it; a Qt timer cannot be
+    started there, and that must not leave the loop stuck."""
+    loop = running()
+    soon = loop.create_future()
+    later = loop.create_future()
+
+    def worker() -> None:
+        loop.call_soon(soon.set_result, "soon")
+        loop.call_later(0.01, later.set_result, "later")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert await asyncio.wait_for(soon, 2) == "soon"
+    assert await asyncio.wait_for(later, 2) == "later"
+    # and the loop's own scheduling still works afterwards
+    await asyncio.sleep(0.01)
+
+
+async def test_a_timer_in_the_past_runs_and_later_ones_still_fire() -> None:
+    loop = running()
+    past = loop.create_future()
+    loop.call_at(-math.inf, past.set_result, "past")
+    assert await asyncio.wait_for(past, 2) == "past"
+    before = time.monotonic()
+    await asyncio.wait_for(asyncio.sleep(0.01), 2)
+    assert time.monotonic() - before < 1
+
+
+async def test_what_is_queued_behind_a_keyboard_interrupt_still_runs() -> None:
+    loop = running()
+    seen: list[str] = []
+    done = loop.create_future()
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    loop.call_soon(interrupt)
+    loop.call_soon(seen.append, "after")
+    loop.call_soon(done.set_result, None)
+    with pytest.raises(KeyboardInterrupt):
+        loop._drain()  # as the drainer's timer would
+    await asyncio.wait_for(done, 2)
+    assert seen == ["after"]
+
+
+async def test_debug_mode_checks_callbacks_and_reports_slow_ones(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = running()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+    try:
+
+        async def coroutine_function() -> None:
+            pass
+
+        with pytest.raises(TypeError):
+            loop.call_soon(coroutine_function)
+        with pytest.raises(TypeError):
+            loop.call_later(1, coroutine_function)
+        done = loop.create_future()
+
+        def slow() -> None:
+            time.sleep(0.03)
+            done.set_result(None)
+
+        with caplog.at_level(logging.WARNING, logger="asyncio"):
+            loop.call_soon(slow)
+            await done
+    finally:
+        loop.set_debug(False)
+        loop.slow_callback_duration = 0.1
+    assert any(
+        "slow" in r.getMessage() and "took" in r.getMessage() for r in caplog.records
+    )
+
+
+async def test_signal_handlers_run_on_the_loop() -> None:
+    loop = running()
+    caught = loop.create_future()
+    loop.add_signal_handler(signal.SIGUSR1, caught.set_result, "SIGUSR1")
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert await asyncio.wait_for(caught, 2) == "SIGUSR1"
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)

@@ -33,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import heapq
+import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +43,8 @@ from typing import Any
 
 import qasync
 from PySide6.QtCore import Qt, QTimer
+
+log = logging.getLogger("asyncio")  # where asyncio's debug mode reports
 
 # The longest one drain runs before Qt gets its turn: half a frame at
 # 60 Hz, and long enough that the drainer's own cost (one Qt timer event
@@ -71,6 +75,7 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
     _scheduled: list[asyncio.TimerHandle]
     _timer_cancelled_count: int
     _closed: bool
+    _current_handle: asyncio.Handle | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -85,6 +90,7 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
         self._waker.setTimerType(Qt.TimerType.PreciseTimer)
         self._waker.timeout.connect(self._wake)
         self._waker_when = math.inf
+        self._thread = threading.get_ident()
 
     # ------------------------------------------------------------ ready
 
@@ -94,14 +100,26 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
         *args: Any,
         context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
+        if self._debug:
+            self._check_callback(callback, "call_soon")
         handle = asyncio.Handle(callback, args, self, context)
+        if threading.get_ident() != self._thread:
+            # A Qt timer cannot be started from another thread (asyncio's
+            # own loop is not thread-safe here either; a Future cancelled
+            # on a worker thread still schedules its callbacks this way).
+            self.call_soon_threadsafe(self._add_callback, handle)
+            return handle
+        self._add_callback(handle)
+        return handle
+
+    def _add_callback(self, handle: asyncio.Handle, delay: float = 0) -> None:
+        """Queue a handle (asyncio's signal handlers come this way too)."""
         if not self._armed:
             if self._closed:
-                return handle  # as qasync: nothing runs on a closed loop
+                return  # as qasync: nothing runs on a closed loop
             self._armed = True
             self._drainer.start()
         self._ready_q.append(handle)
-        return handle
 
     def _drain(self) -> None:
         ready = self._ready_q
@@ -113,16 +131,44 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
         clock = time.perf_counter
         deadline = clock() + SLICE
         todo = len(ready)
+        try:
+            if self._debug:
+                self._drain_debug(todo, deadline)
+                return
+            while todo and ready:
+                todo -= 1
+                handle = ready.popleft()
+                if not handle._cancelled:
+                    handle._run()
+                if clock() > deadline:
+                    break
+        finally:
+            # Also after KeyboardInterrupt or SystemExit, which Handle._run
+            # lets through: what is left still runs.
+            if ready and not self._armed:
+                self._armed = True
+                self._drainer.start()
+
+    def _drain_debug(self, todo: int, deadline: float) -> None:
+        """`_drain` in asyncio's debug mode: the current handle is known and
+        a slow callback is reported, as asyncio's own loop does."""
+        ready = self._ready_q
         while todo and ready:
             todo -= 1
             handle = ready.popleft()
-            if not handle._cancelled:
+            if handle._cancelled:
+                continue
+            self._current_handle = handle
+            started = self.time()
+            try:
                 handle._run()
-            if clock() > deadline:
+            finally:
+                self._current_handle = None
+            took = self.time() - started
+            if took >= self.slow_callback_duration:
+                log.warning("Executing %r took %.3f seconds", handle, took)
+            if time.perf_counter() > deadline:
                 break
-        if ready and not self._armed:
-            self._armed = True
-            self._drainer.start()
 
     # ----------------------------------------------------------- timers
 
@@ -142,14 +188,23 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
         *args: Any,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
+        if self._debug:
+            self._check_callback(callback, "call_at")
         timer = asyncio.TimerHandle(when, callback, args, self, context)
-        if self._closed:
-            return timer  # as qasync: nothing runs on a closed loop
+        if threading.get_ident() != self._thread:
+            self.call_soon_threadsafe(self._schedule, timer)
+            return timer
+        self._schedule(timer)
+        return timer
+
+    def _schedule(self, timer: asyncio.TimerHandle) -> None:
+        if self._closed or timer._cancelled:
+            return  # as qasync: nothing runs on a closed loop
+        when = timer.when()
         heapq.heappush(self._scheduled, timer)
         timer._scheduled = True  # type: ignore[attr-defined]
         if when < self._waker_when:
             self._set_waker(when)
-        return timer
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
         if not handle._scheduled:  # type: ignore[attr-defined]
@@ -174,7 +229,7 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
         # running before its time. A Qt interval is an int of milliseconds
         # (24 days at most) and `asyncio.sleep(math.inf)` is an idiom: a
         # far timer wakes the loop once an hour to look again.
-        wait = min(when - self.time(), _LONGEST_WAIT)
+        wait = max(0.0, min(when - self.time(), _LONGEST_WAIT))
         self._waker.start(max(0, math.ceil(wait * 1000)))
 
     def _wake(self) -> None:
