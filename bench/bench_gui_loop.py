@@ -19,10 +19,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 LOOPS = ("asyncio", "qasync", "app")
 CHUNKS = 20
+
+
+async def serve(handler: Any, path: str) -> tuple[Any, str]:
+    """`handler` served on a free loopback port: its runner and its URL."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
 
 
 async def relay_once(requests: int, concurrency: int) -> float:
@@ -37,12 +50,7 @@ async def relay_once(requests: int, concurrency: int) -> float:
         await answer.write_eof()
         return answer
 
-    up = web.Application()
-    up.router.add_post("/u", upstream)
-    up_runner = web.AppRunner(up)
-    await up_runner.setup()
-    await web.TCPSite(up_runner, "127.0.0.1", 0).start()
-    up_url = f"http://127.0.0.1:{up_runner.addresses[0][1]}/u"
+    up_runner, up_url = await serve(upstream, "/u")
     out = ClientSession(connector=TCPConnector(limit=100))
 
     async def relay(request: web.Request) -> web.StreamResponse:
@@ -55,12 +63,7 @@ async def relay_once(requests: int, concurrency: int) -> float:
             await answer.write_eof()
             return answer
 
-    proxy = web.Application()
-    proxy.router.add_post("/p", relay)
-    proxy_runner = web.AppRunner(proxy)
-    await proxy_runner.setup()
-    await web.TCPSite(proxy_runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{proxy_runner.addresses[0][1]}/p"
+    proxy_runner, url = await serve(relay, "/p")
     client = ClientSession(connector=TCPConnector(limit=100))
     gate = asyncio.Semaphore(concurrency)
 
