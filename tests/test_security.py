@@ -4,6 +4,7 @@ access token, body cap."""
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 import aiohttp
@@ -225,19 +226,50 @@ async def test_body_cap(fake_upstream: FakeOpenAIUpstream) -> None:
     assert '"type": "error"' in text or '"type":"error"' in text
 
 
-def test_a_client_gone_mid_answer_is_not_answered_nor_logged_as_a_failure(
+async def test_a_client_gone_mid_answer_is_not_answered_nor_logged_as_a_failure(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A write to a client that closed (aiohttp's ClientConnectionResetError,
-    a ConnectionResetError) goes back to aiohttp, which drops the connection;
-    it is no "unexpected failure" in the log."""
+    a ConnectionResetError) goes back to aiohttp, which drops the
+    connection; neither we nor aiohttp log it as an error (CI saw aiohttp's
+    "Error handling request" traceback when a client closed just as a
+    stream's end was written)."""
+    from aiohttp import web
     from aiohttp.client_exceptions import ClientConnectionResetError
     from aiohttp.test_utils import make_mocked_request
 
     from lmbridge.server.app import answer_failure
+    from lmbridge.server.clients import HTTP_LOG
 
     request = make_mocked_request("PUT", "/store/chat")
     gone = ClientConnectionResetError("Cannot write to closing transport")
     with pytest.raises(ClientConnectionResetError):
         answer_failure(request, gone)
     assert "unexpected failure" not in caplog.text
+
+    # What aiohttp does with it, on the logger the proxy's runner uses.
+    async def handler(request: web.Request) -> web.Response:
+        answer_failure(request, gone)
+        raise AssertionError("answer_failure re-raises")
+
+    app = web.Application()
+    app.router.add_put("/store/chat", handler)
+    runner = web.AppRunner(app, logger=HTTP_LOG, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        with caplog.at_level(logging.DEBUG, logger=HTTP_LOG.name):
+            async with (
+                aiohttp.ClientSession() as session,
+                session.put(f"http://127.0.0.1:{port}/store/chat") as resp,
+            ):
+                await resp.read()
+    finally:
+        await runner.cleanup()
+    ours = [r for r in caplog.records if r.name == HTTP_LOG.name]
+    assert ours, "aiohttp logged nothing: the test no longer reaches handle_error"
+    assert all(r.levelno == logging.DEBUG and not r.exc_info for r in ours)
+    assert "went away while its answer was written" in ours[0].getMessage()
+    assert "127.0.0.1" in ours[0].getMessage()

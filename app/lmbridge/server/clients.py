@@ -54,9 +54,27 @@ class _MalformedIsNotOurs(logging.Filter):
         return True
 
 
+class _ClientGoneIsNotAFailure(logging.Filter):
+    """A client that closed its connection while its answer was being
+    written (aiohttp's ClientConnectionResetError is a ConnectionResetError)
+    ends the handler with that error, which aiohttp logs as "Error handling
+    request" at ERROR with a traceback. The request's record already says
+    `client_gone`; this is one DEBUG line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ConnectionResetError):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.msg = "the client at %s went away while its answer was written"
+            record.args = ((getattr(record, "args", ("?",)) or ("?",))[0],)
+            record.exc_info = record.exc_text = None
+        return True
+
+
 # The logger aiohttp's connection handlers use (passed to the runner).
 HTTP_LOG = logging.getLogger("lmbridge.server.http")
 HTTP_LOG.addFilter(_MalformedIsNotOurs())
+HTTP_LOG.addFilter(_ClientGoneIsNotAFailure())
 
 # Seconds between two checks of a body's rate.
 BODY_CHECK_EVERY = 1.0
