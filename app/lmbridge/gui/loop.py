@@ -117,9 +117,14 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
         if not self._armed:
             if self._closed:
                 return  # as qasync: nothing runs on a closed loop
+            self._arm()
+        self._ready_q.append(handle)
+
+    def _arm(self) -> None:
+        """Start the drainer unless it is already started."""
+        if not self._armed:
             self._armed = True
             self._drainer.start()
-        self._ready_q.append(handle)
 
     def _drain(self) -> None:
         ready = self._ready_q
@@ -145,9 +150,8 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
         finally:
             # Also after KeyboardInterrupt or SystemExit, which Handle._run
             # lets through: what is left still runs.
-            if ready and not self._armed:
-                self._armed = True
-                self._drainer.start()
+            if ready:
+                self._arm()
 
     def _drain_debug(self, todo: int, deadline: float) -> None:
         """`_drain` in asyncio's debug mode: the current handle is known and
@@ -230,7 +234,7 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
         # (24 days at most) and `asyncio.sleep(math.inf)` is an idiom: a
         # far timer wakes the loop once an hour to look again.
         wait = max(0.0, min(when - self.time(), _LONGEST_WAIT))
-        self._waker.start(max(0, math.ceil(wait * 1000)))
+        self._waker.start(math.ceil(wait * 1000))
 
     def _wake(self) -> None:
         scheduled = self._scheduled
@@ -250,9 +254,7 @@ class AppLoop(qasync.QEventLoop):  # type: ignore[misc]
                 break
         if due:
             self._ready_q.extend(due)
-            if not self._armed:
-                self._armed = True
-                self._drainer.start()
+            self._arm()
         if scheduled:
             self._set_waker(scheduled[0].when())
         else:
