@@ -33,6 +33,11 @@ the LM Bridge figure minus the floor figure (column LMB-floor).
   alternating direct, floor and LM Bridge (4 windows of 2 s each).
 - memory: LM Bridge's VmRSS idle after start (headless), its peak during
   100 concurrent streams (50 pass-through, 50 translated 50 KB), and after.
+- event loops (`--loop`): "shipped" (the default) runs LM Bridge as it
+  ships (`[server] event_loop = "auto"`: uvloop where installed) against a
+  stock aiohttp relay on asyncio's loop, what a user would write;
+  "asyncio" and "uvloop" run both on that loop, which shows LM Bridge's
+  own cost over the relay with the loop's taken out.
 
 Run: python bench/bench_proxy.py [--quick]   (part of `make bench`, ~2 min)
      python bench/bench_proxy.py --only translate_50k --profile DIR
@@ -412,6 +417,14 @@ def profiled(
     return results
 
 
+# --loop: the floor's loop and LM Bridge's `[server] event_loop`.
+LOOPS = {
+    "shipped": ("asyncio", "auto"),
+    "asyncio": ("asyncio", "asyncio"),
+    "uvloop": ("uvloop", "uvloop"),
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (~40 s)")
@@ -422,6 +435,13 @@ def main() -> int:
         metavar="DIR",
         help="py-spy record LM Bridge during each phase into DIR/<phase>.txt "
         "(collapsed stacks; needs `pip install py-spy`)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="shipped",
+        help="event loops: shipped (LM Bridge's default against a stock relay on"
+        " asyncio), or both on asyncio, or both on uvloop",
     )
     parser.add_argument(
         "--nice",
@@ -440,9 +460,10 @@ def main() -> int:
         fake = procs.start_fake()
         servers = [fake]
         try:
-            floor = procs.start_floor(fake.url)
+            floor_loop, lmb_loop = LOOPS[args.loop]
+            floor = procs.start_floor(fake.url, floor_loop)
             servers.append(floor)
-            lmb = procs.start_lmbridge(fake.url, home)
+            lmb = procs.start_lmbridge(fake.url, home, lmb_loop)
             servers.append(lmb)
             time.sleep(1.0)  # let the start settle before the idle figure
             mem = {
@@ -469,7 +490,10 @@ def main() -> int:
         return 0
     rows = summarise(results, mem)
     load_after = os.getloadavg()
-    print(f"\nLM Bridge proxy bench ({time.time() - started:.0f} s)\n")
+    print(
+        f"\nLM Bridge proxy bench ({time.time() - started:.0f} s; event loops:"
+        f" floor {floor_loop}, LM Bridge {lmb_loop})\n"
+    )
     print_table(rows)
     print(
         f"\nload average (1 min) before {load_before[0]:.2f}, after"
@@ -481,6 +505,7 @@ def main() -> int:
     record = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "quick": args.quick,
+        "loops": {"floor": floor_loop, "lmbridge": lmb_loop},
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),

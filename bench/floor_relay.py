@@ -5,6 +5,7 @@ the answer, streams chunk by chunk as they arrive. No parsing, no routing,
 no records: the least any aiohttp proxy can do.
 
 Run: python bench/floor_relay.py --upstream http://127.0.0.1:N --port 0
+         [--loop asyncio|uvloop]   (asyncio: a stock aiohttp relay)
 """
 
 import argparse
@@ -56,5 +57,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="bare aiohttp relay (the floor)")
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
-    asyncio.run(main(args.upstream.rstrip("/"), args.port))
+    factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main(args.upstream.rstrip("/"), args.port))

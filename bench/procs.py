@@ -96,18 +96,19 @@ def start_fake() -> Server:
     return start("fake", [PYTHON, str(BENCH / "fake_upstream_server.py")])
 
 
-def start_floor(upstream: str) -> Server:
-    return start(
-        "floor", [PYTHON, str(BENCH / "floor_relay.py"), "--upstream", upstream]
-    )
+def start_floor(upstream: str, loop: str = "asyncio") -> Server:
+    argv = [PYTHON, str(BENCH / "floor_relay.py"), "--upstream", upstream]
+    return start("floor", [*argv, "--loop", loop])
 
 
-def lmbridge_config(fake_url: str) -> str:
-    """Pass-through for OpenAI Chat; `claude-*` translated to Chat on the fake."""
+def lmbridge_config(fake_url: str, loop: str = "auto") -> str:
+    """Pass-through for OpenAI Chat; `claude-*` translated to Chat on the fake.
+    `loop`: `[server] event_loop` (auto: uvloop where installed)."""
     return f"""
 [server]
 host = "127.0.0.1"
 port = 0
+event_loop = "{loop}"
 
 [[upstream]]
 name = "fake"
@@ -121,10 +122,10 @@ upstream = "fake"
 """
 
 
-def start_lmbridge(fake_url: str, home: Path) -> Server:
+def start_lmbridge(fake_url: str, home: Path, loop: str = "auto") -> Server:
     """`python -m lmbridge serve --config <tmp toml> --port 0` in `home`."""
     cfg = home / "config.toml"
-    cfg.write_text(lmbridge_config(fake_url))
+    cfg.write_text(lmbridge_config(fake_url, loop))
     log = (home / "lmbridge.stderr").open("wb")
     env = {"LMBRIDGE_HOME": str(home), "PYTHONPATH": str(ROOT / "app")}
     argv = [PYTHON, "-m", "lmbridge", "serve", "--config", str(cfg), "--port", "0"]

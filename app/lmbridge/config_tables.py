@@ -22,6 +22,8 @@ DEFAULT_PORT = 4680
 APP_NAME = "lmbridge"
 
 UpstreamKind = Literal["lmstudio", "llamacpp", "openai", "anthropic", "azure-foundry"]
+# The event loop `lmbridge serve` runs on (cli/eventloop.py).
+EventLoop = Literal["auto", "uvloop", "asyncio"]
 # The name of an upstream API: a codec registered in protocols/registry.py
 # ("chat", "responses", "messages", or any registered since); config checks
 # it against `registry.api_names()` when the file is read.
@@ -191,6 +193,20 @@ class ServerSettings(_Table):
         Count,
         setting("Client connections open at once (more are closed as they come)."),
     ] = 256
+    event_loop: Annotated[
+        EventLoop,
+        setting(
+            "The event loop `lmbridge serve` runs on: uvloop where it is"
+            " installed (auto; not on Windows), else Python's own asyncio. The"
+            " desktop app runs on Qt's.",
+            label="Event loop (headless)",
+            choices={
+                "auto": "uvloop where installed, else asyncio",
+                "uvloop": "uvloop (libuv; fails to start without it)",
+                "asyncio": "Python's own asyncio",
+            },
+        ),
+    ] = "auto"
 
     def token(self) -> str:
         """The access token clients must present ("" for none)."""

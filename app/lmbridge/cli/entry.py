@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lmbridge import __version__, config, logs
+from lmbridge.cli import eventloop
 from lmbridge.cli.terminal import make_output_terminal_safe
 from lmbridge.core.events import REQUEST_FINISHED, EventBus
 
@@ -177,6 +178,8 @@ async def serve(settings: config.Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    # The last start-up line, once SIGINT and SIGTERM stop it cleanly.
+    print(f"  event loop: {eventloop.loop_name(loop)}", flush=True)
     try:
         await stop.wait()
     finally:
@@ -203,8 +206,17 @@ def run_desktop_app(settings: config.Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        return asyncio.run(serve(settings))
+        return serve_headless(settings)
     return run(settings, args.config)
+
+
+def serve_headless(settings: config.Settings) -> int:
+    """`serve` on the loop `[server] event_loop` names (cli/eventloop.py)."""
+    try:
+        return eventloop.run(serve(settings), settings.server.event_loop)
+    except eventloop.LoopUnavailable as exc:
+        print(f"lmbridge: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         command = "serve"
     if command == "serve":
-        return asyncio.run(serve(settings))
+        return serve_headless(settings)
     run: Callable[[argparse.Namespace, config.Settings], int] = args.run
     return run(args, settings)
 

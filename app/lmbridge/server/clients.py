@@ -28,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -134,7 +135,9 @@ class ClientConnection(asyncio.Protocol):
     # ------------------------------------------------------------ asyncio
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport; uvloop's (`lmbridge serve`) are not subclasses
+        # of asyncio's classes, so this is a cast, not an isinstance check.
+        transport = cast(asyncio.Transport, transport)
         limits = self.limits
         if limits.open >= limits.max_connections:
             self._refused = True

@@ -1,0 +1,307 @@
+"""`lmbridge serve` on each event loop `[server] event_loop` offers: a real
+subprocess, the fake upstream on loopback, the official SDKs as clients.
+
+The in-process tests run on asyncio's loop; `lmbridge serve` runs on uvloop
+by default (cli/eventloop.py). What depends on the loop is exercised here on
+both: whole and streamed answers over a session, translation, a client
+that leaves mid-stream, the client limits' timers and the connection cap,
+the request history written from its thread, and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
+
+from fakes.openai_upstream import FakeOpenAIUpstream, Script
+
+LOOPS = [
+    "asyncio",
+    pytest.param(
+        "uvloop",
+        marks=pytest.mark.skipif(
+            sys.platform == "win32", reason="uvloop does not exist on Windows"
+        ),
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Served:
+    def __init__(self, proc: asyncio.subprocess.Process, url: str, home: Path):
+        self.proc, self.url, self.home = proc, url, home
+        self.out = ""
+
+    async def stop(self) -> tuple[int, str, str]:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(self.proc.communicate(), 15)
+        self.out += out.decode()
+        return self.proc.returncode or 0, self.out, err.decode()
+
+
+async def _serve(
+    home: Path, config: str, *, env: dict[str, str] | None = None
+) -> Served:
+    cfg = home / "config.toml"
+    cfg.write_text(config)
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lmbridge",
+        "serve",
+        "--config",
+        str(cfg),
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "LMBRIDGE_HOME": str(home), **(env or {})},
+    )
+    served = Served(proc, f"http://127.0.0.1:{port}", home)
+    assert proc.stdout is not None
+    # Its start-up lines, up to the event loop's (the last one).
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        if not line:
+            _, out, err = await served.stop()
+            raise AssertionError(f"serve ended: {out}{err}")
+        served.out += line
+        if "event loop:" in line:
+            return served
+
+
+def _config(upstream: str, loop: str, **server: object) -> str:
+    extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in server.items())
+    return f"""
+[server]
+event_loop = "{loop}"
+{extra}
+[[upstream]]
+name = "fake"
+kind = "openai"
+base_url = "{upstream}"
+
+[[route]]
+model = "claude-*"
+upstream = "fake"
+target = "fake-model"
+"""
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeOpenAIUpstream]:
+    fake = FakeOpenAIUpstream()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+async def test_a_session_on_each_loop(
+    loop: str, upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    served = await _serve(tmp_path, _config(upstream.url, loop))
+    try:
+        assert f"event loop: {loop}" in served.out
+        chat = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="x")
+        claude = anthropic.AsyncAnthropic(base_url=served.url, api_key="x")
+        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+        for turn in range(3):  # whole, streamed, whole: the same conversation
+            upstream.script = Script(text=f"answer {turn}")
+            if turn == 1:
+                chunks = await chat.chat.completions.create(
+                    model="fake-model", messages=messages, stream=True
+                )
+                text = "".join(
+                    [
+                        c.choices[0].delta.content or ""
+                        async for c in chunks
+                        if c.choices
+                    ]
+                )
+            else:
+                answer = await chat.chat.completions.create(
+                    model="fake-model",
+                    messages=messages,
+                )
+                text = answer.choices[0].message.content or ""
+            assert text == f"answer {turn}"
+            messages += [
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": f"and {turn}?"},
+            ]
+        # The third turn went upstream with the two before it.
+        assert len(upstream.requests[-1].body["messages"]) == 5
+        # Translated: Anthropic Messages to the Chat upstream, streamed.
+        upstream.script = Script(text="translated")
+        async with claude.messages.stream(
+            model="claude-x",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "hi"}],
+        ) as stream:
+            assert await stream.get_final_text() == "translated"
+        await chat.close()
+        await claude.close()
+    finally:
+        code, out, err = await served.stop()
+    assert code == 0, err
+    assert "LM Bridge stopped" in out
+    assert "Traceback" not in err
+    # The history's writer thread kept every request, under its model.
+    with sqlite3.connect(tmp_path / "data" / "lmbridge.db") as db:
+        rows = db.execute(
+            "SELECT model, status FROM request_history ORDER BY id"
+        ).fetchall()
+    assert rows == [("fake-model", 200)] * 3 + [("claude-x", 200)]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+async def test_a_client_gone_mid_stream_and_the_next_one(
+    loop: str, upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    served = await _serve(tmp_path, _config(upstream.url, loop))
+    try:
+        upstream.script = Script(text="x" * 40, chunk_delay=0.05)
+        reader, writer = await asyncio.open_connection("127.0.0.1", _port(served))
+        body = json.dumps(
+            {
+                "model": "fake-model",
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+        ).encode()
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        await reader.readuntil(b"data: ")  # the stream has begun
+        writer.close()  # and the client leaves
+        for _ in range(100):  # the upstream's stream is closed in turn
+            if upstream.cancelled or upstream.active == 0:
+                break
+            await asyncio.sleep(0.05)
+        upstream.script = Script(text="still here")
+        chat = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="x")
+        answer = await chat.chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert answer.choices[0].message.content == "still here"
+        await chat.close()
+    finally:
+        code, _, err = await served.stop()
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+def _port(served: Served) -> int:
+    return int(served.url.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+async def test_client_limits_on_each_loop(
+    loop: str, upstream: FakeOpenAIUpstream, tmp_path: Path
+) -> None:
+    """The head timer (ClientLimits' one timer per connection) and the cap
+    on connections, which close connections from the loop's callbacks."""
+    config = _config(upstream.url, loop, client_header_timeout=0.5, max_connections=2)
+    served = await _serve(tmp_path, config)
+    try:
+        port = _port(served)
+        slow_reader, slow_writer = await asyncio.open_connection("127.0.0.1", port)
+        slow_writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127")
+        # Half a head: closed once the head's time is up (with a 408 or not).
+        assert b"HTTP/1.1 200" not in await asyncio.wait_for(slow_reader.read(), 5)
+        slow_writer.close()
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        third_reader, third_writer = await asyncio.open_connection("127.0.0.1", port)
+        # The third is closed as it comes: end of stream or a reset.
+        with contextlib.suppress(ConnectionResetError):
+            assert await asyncio.wait_for(third_reader.read(), 5) == b""
+        third_writer.close()
+        for _, writer in held:
+            writer.close()
+        await asyncio.sleep(0.2)
+        chat = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="x")
+        answer = await chat.chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert answer.choices[0].message.content == Script().text
+        await chat.close()
+    finally:
+        code, _, err = await served.stop()
+    assert code == 0, err
+
+
+async def test_uvloop_asked_for_where_it_cannot_load(tmp_path: Path) -> None:
+    """`event_loop = "uvloop"` without uvloop: one line saying so and what
+    to do, exit status 2; "auto" there serves on asyncio's loop."""
+    hide = tmp_path / "no-uvloop"
+    (hide / "uvloop").mkdir(parents=True)
+    (hide / "uvloop" / "__init__.py").write_text("raise ImportError('not here')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(hide), *sys.path])}
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[server]\nport = 0\nevent_loop = "uvloop"\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lmbridge",
+        "serve",
+        "--config",
+        str(cfg),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "LMBRIDGE_HOME": str(tmp_path), **env},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 2
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert 'event_loop is "uvloop" but uvloop cannot be loaded (not here)' in lines[0]
+    assert 'event_loop = "auto"' in lines[0]
+    assert b"listening" not in out
+
+    served = await _serve(tmp_path, '[server]\nevent_loop = "auto"\n', env=env)
+    code, out_text, err_text = await served.stop()
+    assert "event loop: asyncio" in out_text
+    assert code == 0, err_text
+
+
+def test_an_unknown_loop_is_a_config_error(tmp_path: Path) -> None:
+    import subprocess
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[server]\nevent_loop = "trio"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "lmbridge", "serve", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+        env={**os.environ, "LMBRIDGE_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "event_loop" in result.stderr and "trio" in result.stderr
