@@ -25,6 +25,9 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from fakes.azure_fixtures import *  # noqa: F403 - the pytest fixtures
+from fakes.azure_fixtures import FakeAz
+from fakes.foundry import FakeFoundry
 from fakes.openai_upstream import FakeOpenAIUpstream, Script
 
 LOOPS = [
@@ -254,6 +257,47 @@ async def test_client_limits_on_each_loop(
     finally:
         code, _, err = await served.stop()
     assert code == 0, err
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+async def test_azure_cli_tokens_from_the_serve_loop(
+    loop: str, fake_az: FakeAz, fake_foundry: FakeFoundry, tmp_path: Path
+) -> None:
+    """An azure-foundry upstream signed in with the Azure CLI: the token
+    comes from an `az` child process that serve's own loop runs and reaps,
+    on every loop; two turns, one token asked for."""
+    config = f"""
+[server]
+event_loop = "{loop}"
+
+[[upstream]]
+name = "foundry"
+kind = "azure-foundry"
+base_url = "{fake_foundry.url}"
+api = "messages"
+auth = "azure-cli"
+
+[[route]]
+model = "claude-*"
+upstream = "foundry"
+target = "claude-deploy"
+"""
+    served = await _serve(tmp_path, config)
+    try:
+        claude = anthropic.AsyncAnthropic(base_url=served.url, api_key="x")
+        for text in ("one", "two"):
+            answer = await claude.messages.create(
+                model="claude-x",
+                max_tokens=64,
+                messages=[{"role": "user", "content": text}],
+            )
+            assert answer.content[0].type == "text"
+        await claude.close()
+    finally:
+        code, _, err = await served.stop()
+    assert code == 0, err
+    assert fake_az.token_calls() == 1
+    assert len(fake_foundry.attempts) == 2
 
 
 async def test_uvloop_asked_for_where_it_cannot_load(tmp_path: Path) -> None:
