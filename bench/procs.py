@@ -103,12 +103,15 @@ def start_floor(upstream: str, loop: str = "asyncio") -> Server:
 
 def lmbridge_config(fake_url: str, loop: str = "auto") -> str:
     """Pass-through for OpenAI Chat; `claude-*` translated to Chat on the fake.
-    `loop`: `[server] event_loop` (auto: uvloop where installed)."""
+    `loop`: `[server] event_loop` (auto: uvloop where installed), written
+    only when not the default, so a tree from before the key (`--app`) can
+    still read the file."""
+    event_loop = f'event_loop = "{loop}"' if loop != "auto" else ""
     return f"""
 [server]
 host = "127.0.0.1"
 port = 0
-event_loop = "{loop}"
+{event_loop}
 
 [[upstream]]
 name = "fake"

@@ -361,3 +361,38 @@ def test_no_usage_chunk_unless_asked() -> None:
     frames = [f for f in data.split(b"\n\n") if f and f != b"data: [DONE]"]
     chunks = [ChatCompletionChunk.model_validate_json(f[6:]) for f in frames]
     assert all(c.choices for c in chunks)
+
+
+def test_what_a_chat_upstream_is_not_sent_is_counted() -> None:
+    """`omitted`: the record's lines for what Chat cannot carry, with counts;
+    the body goes without the thinking and with the rest of each message."""
+    image = ir.Image(media_type="image/png", data="aGk=")
+    req = ir.Request(
+        model="m",
+        messages=(
+            ir.Message(ir.Role.USER, (ir.Text("look"),)),
+            ir.Message(
+                ir.Role.ASSISTANT,
+                (ir.Thinking("hmm"), ir.ToolCall("c1", "shot", "{}")),
+            ),
+            ir.Message(
+                ir.Role.USER,
+                (ir.ToolResult("c1", (ir.Text("two"), image, image)),),
+            ),
+            ir.Message(ir.Role.SYSTEM, (ir.Text("be brief"),)),
+            ir.Message(ir.Role.ASSISTANT, (ir.Thinking("so"), ir.Text("done"))),
+            ir.Message(ir.Role.USER, (ir.ToolResult("c2", (image,)), ir.Text("ok"))),
+        ),
+    )
+    assert OPENAI_CHAT.omitted(req) == [
+        "thinking of earlier turns (2 blocks): Chat has no field",
+        "system messages inside the conversation (1): sent in place as user"
+        " text (Chat takes system text only at the start)",
+        "images in tool results (3): sent in a user message after the tool"
+        " messages (Chat tool messages carry text only)",
+    ]
+    body = json.loads(OPENAI_CHAT.encode_request(req))
+    assert "hmm" not in json.dumps(body) and "so" not in json.dumps(body)
+    assistant = [m for m in body["messages"] if m["role"] == "assistant"]
+    assert assistant[0]["tool_calls"][0]["function"]["name"] == "shot"
+    assert assistant[1]["content"] == "done"

@@ -13,6 +13,7 @@ from lmbridge.core import ir
 from lmbridge.protocols.anthropic import AnthropicStreamEncoder
 from lmbridge.protocols.jsonutil import parse_json_object
 from lmbridge.protocols.toolrepair import ToolCallRepair, new_call_id
+from lmbridge.protocols.toolscan import Scanner
 from validators import parse_sse, validate_anthropic_stream
 
 TOOLS = {"read_file", "bash"}
@@ -349,3 +350,34 @@ def test_any_text_gives_a_well_formed_stream(text: str, chunk: int) -> None:
 def test_chunking_never_changes_the_result(text: str, chunk: int) -> None:
     whole = summary(run(stream_of(text, 1000)))
     assert summary(run(stream_of(text, chunk))) == whole
+
+
+def _candidate_by_character(buf: str, line_start: bool) -> int:
+    """Where a call may start, as the scanner once found it, a character at
+    a time: any `<`, or a `{` with only whitespace before it on its line."""
+    for pos, char in enumerate(buf):
+        if char == "<" or (char == "{" and line_start):
+            return pos
+        if char == "\n":
+            line_start = True
+        elif not char.isspace():
+            line_start = False
+    return -1
+
+
+@settings(max_examples=500)
+@given(
+    st.text(
+        alphabet=st.sampled_from("<{x \t\r\n\x0b\x1c\u00a0\u2028\u3000"), max_size=30
+    )
+    | st.text(max_size=30),
+    st.booleans(),
+)
+def test_a_call_may_start_where_the_character_loop_said(
+    buf: str, line_start: bool
+) -> None:
+    """`Scanner._candidate` searches with a pattern in C; it finds exactly
+    what the loop over every character (above) found, for any whitespace."""
+    scanner = Scanner(ToolCallRepair(TOOLS, SCHEMAS))
+    scanner._buf, scanner._line_start = buf, line_start
+    assert scanner._candidate() == _candidate_by_character(buf, line_start)

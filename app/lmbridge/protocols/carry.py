@@ -82,7 +82,7 @@ def merge_texts(parts: Sequence[ir.Part]) -> list[ir.Part]:
 
 def rewritten(request: ir.Request, api: str) -> list[str]:
     """The record's line for system messages sent as user text, if any."""
-    count = sum(m.role is ir.Role.SYSTEM for m in request.messages)
+    count = [m.role for m in request.messages].count(ir.Role.SYSTEM)
     if not count:
         return []
     return [

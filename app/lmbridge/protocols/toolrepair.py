@@ -88,10 +88,8 @@ class ToolCallRepair:
     @classmethod
     def for_request(cls, request: ir.Request) -> ToolCallRepair:
         """A filter for the tools (and their schemas) `request` offers."""
-        return cls(
-            (tool.name for tool in request.tools),
-            {tool.name: tool.parameters for tool in request.tools},
-        )
+        schemas = {tool.name: tool.parameters for tool in request.tools}
+        return cls(schemas, schemas)
 
     def feed(self, event: ir.Event) -> list[ir.Event]:
         """The events to pass on for `event` (possibly none, possibly several)."""

@@ -31,6 +31,12 @@ _XML_PARAMETER = re.compile(r"<([A-Za-z_][\w.\-]*)>(.*?)</\1>", re.DOTALL)
 _WHOLE_FUNCTION = re.compile(rf"<function=({_NAME})>(.*?)(?:</function>)?\Z", re.DOTALL)
 _JSON_HEAD = re.compile(r'\{\s*(?:"([^"\\]*)("\s*(?::\s*(?:"([^"\\]*)("?))?)?)?)?')
 ARGUMENT_KEYS = ("arguments", "parameters", "input")
+# Where a call may start (`Scanner._candidate`): any `<`, or a `{` with only
+# whitespace before it on its line; the second pattern for a buffer that
+# begins a line. `[^\S\n]`: whitespace but a newline (re's `\s` is
+# str.isspace's set). A search in C, not a loop over every streamed character.
+_CANDIDATE = re.compile(r"<|\n[^\S\n]*\{")
+_CANDIDATE_AT_LINE_START = re.compile(r"<|(?:\A|\n)[^\S\n]*\{")
 
 
 class _Capture:
@@ -131,15 +137,11 @@ class Scanner:
 
     def _candidate(self) -> int:
         """Where a call may start: any `<`, or `{` first on its line; else -1."""
-        line_start = self._line_start
-        for pos, char in enumerate(self._buf):
-            if char == "<" or (char == "{" and line_start):
-                return pos
-            if char == "\n":
-                line_start = True
-            elif not char.isspace():
-                line_start = False
-        return -1
+        pattern = _CANDIDATE_AT_LINE_START if self._line_start else _CANDIDATE
+        match = pattern.search(self._buf)
+        if match is None:
+            return -1
+        return match.start() if match[0] == "<" else match.end() - 1
 
     def _opener(self, rest: str) -> _Capture | Literal[False] | None:
         """What `rest` opens: a capture, False (plain text) or None (undecided)."""

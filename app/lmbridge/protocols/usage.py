@@ -30,7 +30,7 @@ def quick_input_estimate(req: ir.Request) -> int:
                 )
             elif isinstance(part, ir.Image):
                 chars += tokens.IMAGE_TOKENS * 4
-    chars += sum(len(t.description) + 200 for t in req.tools)
+    chars += sum([len(t.description) for t in req.tools]) + 200 * len(req.tools)
     return max(1, chars // 4)
 
 

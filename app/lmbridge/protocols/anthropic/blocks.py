@@ -109,11 +109,11 @@ def content(
     queries: dict[str, str] = {}  # web searches' call ids -> queries
     for j, raw in enumerate(given):
         where = f"{path}.content[{j}]"
-        found = _web_search(raw, where, queries) if assistant else None
+        kind = decode(_HEAD, raw, where).type  # once per block
+        found = _web_search(raw, kind, queries) if assistant else None
         if found is None:
-            found = _block(raw, where, skipped)
+            found = _block(raw, kind, where, skipped)
         if found is None:
-            kind = decode(_HEAD, raw, where).type
             skipped.append(f"{where[2:]}: a {kind!r} block is not carried")
         parts.extend(found or ())
     if queries:  # searches without a result: the model never read them
@@ -127,14 +127,13 @@ def content(
 
 
 def _web_search(
-    raw: msgspec.Raw, path: str, queries: dict[str, str]
+    raw: msgspec.Raw, kind: str, queries: dict[str, str]
 ) -> list[ir.Part] | None:
     """A web search of an earlier turn (a `server_tool_use` named
     web_search, and its `web_search_tool_result`) as the call and result
     the model was shown (protocols/websearch.py); None for other blocks.
     The result stays in the assistant's parts here; `request.py` moves it
-    into a user message."""
-    kind = decode(_HEAD, raw, path).type
+    into a user message. `kind`: the block's type."""
     if kind == "server_tool_use":
         use = _lenient(_SERVER_TOOL_USE, raw)
         if use is None or use.name != websearch.TOOL_NAME:
@@ -176,9 +175,11 @@ def as_result(search: ir.WebSearch) -> ir.ToolResult:
     return websearch.as_call_and_result(search)[1]
 
 
-def _block(raw: msgspec.Raw, path: str, skipped: list[str]) -> list[ir.Part] | None:
-    """One content block as IR parts; None when policy drops it."""
-    kind = decode(_HEAD, raw, path).type
+def _block(
+    raw: msgspec.Raw, kind: str, path: str, skipped: list[str]
+) -> list[ir.Part] | None:
+    """One content block (of type `kind`) as IR parts; None when policy
+    drops it."""
     if kind == "text":
         text = decode(_TEXT, raw, path).text
         return [ir.Text(text)] if text else []

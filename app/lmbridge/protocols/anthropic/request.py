@@ -154,15 +154,20 @@ def _add(
 ) -> None:
     """Append a message; an assistant's web search results (blocks.py)
     go into user messages between its other parts, as the model saw them."""
-    calls = set()
-    if role is ir.Role.ASSISTANT:
-        calls = {
+    calls = (
+        {
             p.id
             for p in parts
             if isinstance(p, ir.ToolCall) and p.name == websearch.TOOL_NAME
         }
-    if not any(isinstance(p, ir.ToolResult) and p.call_id in calls for p in parts):
-        if role is ir.Role.USER and _searched(messages, searches):
+        if role is ir.Role.ASSISTANT
+        else None
+    )
+    # Most messages hold no web search: no result to move, nothing searched.
+    if not calls or not any(
+        isinstance(p, ir.ToolResult) and p.call_id in calls for p in parts
+    ):
+        if searches and role is ir.Role.USER and _searched(messages, searches):
             # After a search that ended the assistant's turn: one user turn.
             messages[-1] = ir.Message(role, messages[-1].parts + tuple(parts))
         else:

@@ -61,11 +61,7 @@ def encode_request(req: ir.Request) -> bytes:
         messages.append({"role": "system", "content": req.system_text()})
     # Chat has no field for thinking: without it, a message may be left
     # empty, and its neighbours then merge.
-    unthought = (
-        ir.Message(m.role, tuple(p for p in m.parts if not isinstance(p, ir.Thinking)))
-        for m in req.messages
-    )
-    for msg in normal_form(unthought, system_as_user=True):
+    for msg in normal_form(map(_unthought, req.messages), system_as_user=True):
         if msg.role is ir.Role.ASSISTANT:
             messages.extend(_assistant_message(msg))
         else:
@@ -110,25 +106,32 @@ def encode_request(req: ir.Request) -> bytes:
     return _encode.encode(body)
 
 
+def _unthought(message: ir.Message) -> ir.Message:
+    """`message` without its thinking (the same message when it has none)."""
+    parts = message.parts
+    for part in parts:
+        if type(part) is ir.Thinking:
+            kept = tuple([p for p in parts if type(p) is not ir.Thinking])
+            return ir.Message(message.role, kept)
+    return message
+
+
 def omitted(req: ir.Request) -> list[str]:
     """What `encode_request` leaves out of `req`."""
     out = []
-    thinking = sum(
-        isinstance(p, ir.Thinking)
-        for m in req.messages
-        if m.role is ir.Role.ASSISTANT
-        for p in m.parts
-    )
+    # One pass over the parts, comparing types: this runs on every
+    # translated request.
+    thinking = images = 0
+    for m in req.messages:
+        assistant = m.role is ir.Role.ASSISTANT
+        for p in m.parts:
+            if type(p) is ir.Thinking:
+                thinking += assistant
+            elif isinstance(p, ir.ToolResult):
+                images += [type(inner) for inner in p.content].count(ir.Image)
     if thinking:
         out.append(f"thinking of earlier turns ({thinking} blocks): Chat has no field")
     out += rewritten(req, "Chat")
-    images = sum(
-        isinstance(inner, ir.Image)
-        for m in req.messages
-        for p in m.parts
-        if isinstance(p, ir.ToolResult)
-        for inner in p.content
-    )
     if images:
         out.append(
             f"images in tool results ({images}): sent in a user message after"
