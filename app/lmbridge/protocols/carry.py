@@ -71,13 +71,20 @@ def merge_texts(parts: Sequence[ir.Part]) -> list[ir.Part]:
         if isinstance(part, ir.Text):
             run.append(part.text)
             continue
-        if text := ir.join_text(run):
-            out.append(ir.Text(text))
-        run = []
+        if run:
+            _add_run(out, run)
+            run = []
         out.append(part)
-    if text := ir.join_text(run):
-        out.append(ir.Text(text))
+    if run:
+        _add_run(out, run)
     return out
+
+
+def _add_run(out: list[ir.Part], run: list[str]) -> None:
+    """A run of texts as one text part (none if empty); a single text, the
+    most common run, is not joined."""
+    if text := run[0] if len(run) == 1 else ir.join_text(run):
+        out.append(ir.Text(text))
 
 
 def rewritten(request: ir.Request, api: str) -> list[str]:

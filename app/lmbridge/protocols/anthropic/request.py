@@ -226,12 +226,11 @@ def _tools(
         if tool.type not in _CUSTOM_TOOL_TYPES:
             dropped.append(tool.name or tool.type or "")
             continue
-        path = f"$.tools[{i}]"
         if not tool.name:
-            raise invalid("a custom tool needs a `name`", f"{path}.name")
+            raise invalid("a custom tool needs a `name`", f"$.tools[{i}].name")
         if tool.input_schema is None:
             raise invalid(
-                "a custom tool needs an `input_schema`", f"{path}.input_schema"
+                "a custom tool needs an `input_schema`", f"$.tools[{i}].input_schema"
             )
         kept.append(ir.Tool(tool.name, tool.description or "", tool.input_schema))
     return kept, dropped, web_search, search_at
