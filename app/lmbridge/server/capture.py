@@ -53,12 +53,10 @@ _CREDENTIAL_HEADERS = ("Authorization", "x-api-key", "api-key", "Proxy-Authoriza
 
 def request_secrets(request: web.Request) -> tuple[str, ...]:
     """The credential values a request carries (to scrub them out)."""
-    found = []
     headers = request.headers
-    for name in _CREDENTIAL_HEADERS:
-        value = headers.get(name)
-        if not value:  # most requests to a local proxy carry none
-            continue
+    given = [value for name in _CREDENTIAL_HEADERS if (value := headers.get(name))]
+    found = []
+    for value in given:  # most requests to a local proxy carry none or one
         if value[:7].lower() == "bearer ":
             value = value[7:]
         value = value.strip()

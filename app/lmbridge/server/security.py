@@ -111,6 +111,9 @@ class Guard:
     def check_content_type(self, request: web.Request) -> None:
         if request.method in ("GET", "HEAD", "OPTIONS") or not request.body_exists:
             return
+        # What the SDKs send, taken as it is; anything else is parsed.
+        if request.headers.get("Content-Type") == "application/json":
+            return
         if request.content_type != "application/json":
             raise errors.InvalidRequest(
                 f"send the body as JSON with Content-Type: application/json"
