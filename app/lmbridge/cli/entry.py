@@ -183,7 +183,15 @@ async def serve(settings: config.Settings) -> int:
     try:
         await stop.wait()
     finally:
-        await server.stop()
+        try:
+            await server.stop()
+        finally:
+            # The default handlers back while the loop still runs: uvloop
+            # cannot remove its own once closed, and Ctrl-C and SIGTERM
+            # would do nothing while the process exits.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.remove_signal_handler(sig)
     print("LM Bridge stopped", flush=True)
     return 0
 
