@@ -56,36 +56,46 @@ class Served:
         return self.proc.returncode or 0, self.out, err.decode()
 
 
-async def _serve(
-    home: Path, config: str, *, env: dict[str, str] | None = None
-) -> Served:
+async def _spawn(
+    home: Path, config: str, *argv: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """`python ARGV...` with `config` in home/config.toml (`{config}` in
+    ARGV names it) and LMBRIDGE_HOME at `home`."""
     cfg = home / "config.toml"
     cfg.write_text(config)
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "lmbridge",
-        "serve",
-        "--config",
-        str(cfg),
-        "--port",
-        str(port),
+        *(arg.replace("{config}", str(cfg)) for arg in argv),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "LMBRIDGE_HOME": str(home), **(env or {})},
     )
-    served = Served(proc, f"http://127.0.0.1:{port}", home)
-    assert proc.stdout is not None
-    # Its start-up lines, up to the event loop's (the last one).
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+
+
+async def _started(served: Served) -> bool:
+    """Read its start-up lines, up to the event loop's (the last one);
+    False when it ended first."""
+    stdout = served.proc.stdout
+    assert stdout is not None
+    while "event loop:" not in served.out:
+        line = (await asyncio.wait_for(stdout.readline(), 20)).decode()
         if not line:
-            _, out, err = await served.stop()
-            raise AssertionError(f"serve ended: {out}{err}")
+            return False
         served.out += line
-        if "event loop:" in line:
-            return served
+    return True
+
+
+async def _serve(
+    home: Path, config: str, *, env: dict[str, str] | None = None
+) -> Served:
+    port = _free_port()
+    serve = ("-m", "lmbridge", "serve", "--config", "{config}", "--port", str(port))
+    proc = await _spawn(home, config, *serve, env=env)
+    served = Served(proc, f"http://127.0.0.1:{port}", home)
+    if not await _started(served):
+        _, out, err = await served.stop()
+        raise AssertionError(f"serve ended: {out}{err}")
+    return served
 
 
 def _config(upstream: str, loop: str, **server: object) -> str:
@@ -319,24 +329,10 @@ async def test_signals_are_the_defaults_again_once_serve_stops(
     """Once serve has stopped, Ctrl-C and SIGTERM work as in any process
     (uvloop cannot take its handlers back after its loop is closed: an exit
     that hung then could only be killed)."""
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[server]\nport = 0\nevent_loop = "{loop}"\n')
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        HANDLERS_AFTER_SERVE,
-        str(cfg),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "LMBRIDGE_HOME": str(tmp_path)},
-    )
+    config = f'[server]\nport = 0\nevent_loop = "{loop}"\n'
+    proc = await _spawn(tmp_path, config, "-c", HANDLERS_AFTER_SERVE, "{config}")
     served = Served(proc, "", tmp_path)
-    assert proc.stdout is not None
-    while "event loop:" not in served.out:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-        if not line:
-            break  # it ended: what it said is below
-        served.out += line
+    await _started(served)  # or it ended: what it said is below
     code, out, err = await served.stop()
     assert code == 0, err
     assert f"event loop: {loop}" in out
@@ -350,19 +346,9 @@ async def test_uvloop_asked_for_where_it_cannot_load(tmp_path: Path) -> None:
     (hide / "uvloop").mkdir(parents=True)
     (hide / "uvloop" / "__init__.py").write_text("raise ImportError('not here')\n")
     env = {"PYTHONPATH": os.pathsep.join([str(hide), *sys.path])}
-    cfg = tmp_path / "config.toml"
-    cfg.write_text('[server]\nport = 0\nevent_loop = "uvloop"\n')
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lmbridge",
-        "serve",
-        "--config",
-        str(cfg),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "LMBRIDGE_HOME": str(tmp_path), **env},
-    )
+    config = '[server]\nport = 0\nevent_loop = "uvloop"\n'
+    serve = ("-m", "lmbridge", "serve", "--config", "{config}")
+    proc = await _spawn(tmp_path, config, *serve, env=env)
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
