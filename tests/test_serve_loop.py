@@ -17,7 +17,6 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anthropic
@@ -116,26 +115,18 @@ target = "fake-model"
 """
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeOpenAIUpstream]:
-    fake = FakeOpenAIUpstream()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
 @pytest.mark.parametrize("loop", LOOPS)
 async def test_a_session_on_each_loop(
-    loop: str, upstream: FakeOpenAIUpstream, tmp_path: Path
+    loop: str, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
 ) -> None:
-    served = await _serve(tmp_path, _config(upstream.url, loop))
+    served = await _serve(tmp_path, _config(fake_upstream.url, loop))
     try:
         assert f"event loop: {loop}" in served.out
         chat = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="x")
         claude = anthropic.AsyncAnthropic(base_url=served.url, api_key="x")
         messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
         for turn in range(3):  # whole, streamed, whole: the same conversation
-            upstream.script = Script(text=f"answer {turn}")
+            fake_upstream.script = Script(text=f"answer {turn}")
             if turn == 1:
                 chunks = await chat.chat.completions.create(
                     model="fake-model", messages=messages, stream=True
@@ -159,9 +150,9 @@ async def test_a_session_on_each_loop(
                 {"role": "user", "content": f"and {turn}?"},
             ]
         # The third turn went upstream with the two before it.
-        assert len(upstream.requests[-1].body["messages"]) == 5
+        assert len(fake_upstream.requests[-1].body["messages"]) == 5
         # Translated: Anthropic Messages to the Chat upstream, streamed.
-        upstream.script = Script(text="translated")
+        fake_upstream.script = Script(text="translated")
         async with claude.messages.stream(
             model="claude-x",
             max_tokens=64,
@@ -185,12 +176,12 @@ async def test_a_session_on_each_loop(
 
 @pytest.mark.parametrize("loop", LOOPS)
 async def test_a_client_gone_mid_stream_and_the_next_one(
-    loop: str, upstream: FakeOpenAIUpstream, tmp_path: Path
+    loop: str, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
 ) -> None:
-    served = await _serve(tmp_path, _config(upstream.url, loop))
+    served = await _serve(tmp_path, _config(fake_upstream.url, loop))
     try:
         # About 200 pieces, 20 ms apart: still streaming when the client goes.
-        upstream.script = Script(text=" ".join(["x"] * 200), chunk_delay=0.02)
+        fake_upstream.script = Script(text=" ".join(["x"] * 200), chunk_delay=0.02)
         reader, writer = await asyncio.open_connection("127.0.0.1", _port(served))
         body = json.dumps(
             {
@@ -210,11 +201,11 @@ async def test_a_client_gone_mid_stream_and_the_next_one(
         await reader.readuntil(b"data: ")  # the stream has begun
         writer.close()  # and the client leaves
         for _ in range(100):  # the upstream's stream is closed in turn
-            if upstream.cancelled:
+            if fake_upstream.cancelled:
                 break
             await asyncio.sleep(0.05)
-        assert upstream.cancelled == 1
-        upstream.script = Script(text="still here")
+        assert fake_upstream.cancelled == 1
+        fake_upstream.script = Script(text="still here")
         chat = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="x")
         answer = await chat.chat.completions.create(
             model="fake-model", messages=[{"role": "user", "content": "hi"}]
@@ -233,11 +224,13 @@ def _port(served: Served) -> int:
 
 @pytest.mark.parametrize("loop", LOOPS)
 async def test_client_limits_on_each_loop(
-    loop: str, upstream: FakeOpenAIUpstream, tmp_path: Path
+    loop: str, fake_upstream: FakeOpenAIUpstream, tmp_path: Path
 ) -> None:
     """The head timer (ClientLimits' one timer per connection) and the cap
     on connections, which close connections from the loop's callbacks."""
-    config = _config(upstream.url, loop, client_header_timeout=2, max_connections=2)
+    config = _config(
+        fake_upstream.url, loop, client_header_timeout=2, max_connections=2
+    )
     served = await _serve(tmp_path, config)
     try:
         port = _port(served)
