@@ -170,3 +170,15 @@ async def test_two_databases_on_one_file_migrate_once(tmp_path: Path) -> None:
     finally:
         await one.close()
         await two.close()
+
+
+async def test_none_and_booleans_are_stored_as_null_and_integers(db: Database) -> None:
+    # store/db.py registers them with sqlite3's adapters (binding them is
+    # then a table lookup, not a failed attribute lookup): same values.
+    assert sqlite3.adapters[type(None), sqlite3.PrepareProtocol](None) is None
+    assert sqlite3.adapters[bool, sqlite3.PrepareProtocol](True) == 1
+    await db.execute("CREATE TABLE t (a, b, c, d)")
+    await db.execute("INSERT INTO t VALUES (?, ?, ?, ?)", (None, True, False, 7))
+    row = await db.fetchone("SELECT a, b, c, d, typeof(a), typeof(b) FROM t")
+    assert row == (None, 1, 0, 7, "null", "integer")
+    assert await db.fetchone("SELECT count(*) FROM t WHERE a IS NULL AND b") == (1,)

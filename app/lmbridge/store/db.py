@@ -91,6 +91,16 @@ WAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024
 # How often a database that failed to open is tried again on use.
 REOPEN_INTERVAL = 2.0
 
+# sqlite3 binds int, float, str and bytearray as they are, and looks every
+# other parameter up as something to adapt: it asks its protocol class for
+# `__adapt__`, and the AttributeError that the lookup raises and clears
+# costs more than the rest of the value's binding. A history row holds about
+# nine None and bool values, so that was ~18,000 instructions of the writer
+# thread per request (callgrind, bench/count_instructions.py). Found in the
+# adapters' table, None and bool are bound at once, as before: NULL, 0/1.
+sqlite3.register_adapter(type(None), {}.get)  # a C callable: None -> None
+sqlite3.register_adapter(bool, int)
+
 T = TypeVar("T")
 Params = Sequence[Any]
 
