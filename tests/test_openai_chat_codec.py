@@ -15,6 +15,7 @@ from lmbridge.core import errors, ir
 from lmbridge.core.assemble import Assembler
 from lmbridge.protocols.openai_chat import OPENAI_CHAT
 from lmbridge.protocols.openai_chat.decode import ChatStreamDecoder
+from lmbridge.protocols.openai_chat.passthrough import _REFUSED_FORMS, ChatPassthrough
 
 
 def parse(body: dict[str, Any]) -> ir.Request:
@@ -396,3 +397,41 @@ def test_what_a_chat_upstream_is_not_sent_is_counted() -> None:
     assistant = [m for m in body["messages"] if m["role"] == "assistant"]
     assert assistant[0]["tool_calls"][0]["function"]["name"] == "shot"
     assert assistant[1]["content"] == "done"
+
+
+_BODY_PIECES = st.sampled_from(
+    [
+        b'"content":',
+        b'"role":',
+        b'"content"',
+        b'"role"',
+        b'"tool"',
+        b"null",
+        b"nul",
+        b"tool",
+        b'"',
+        b":",
+        b" ",
+        b"\n",
+        b'"user"',
+        b"x",
+    ]
+)
+
+
+@given(st.lists(_BODY_PIECES, max_size=14).map(b"".join))
+@settings(max_examples=400)
+def test_a_relayed_body_is_edited_exactly_when_it_holds_a_refused_form(
+    body: bytes,
+) -> None:
+    # needs_edit looks for the bytes the pattern needs before running it.
+    expected = _REFUSED_FORMS.search(body) is not None
+    assert ChatPassthrough().needs_edit(body) is expected
+
+
+def test_relayed_bodies_that_hold_a_refused_form() -> None:
+    passthrough = ChatPassthrough()
+    assert passthrough.needs_edit(b'{"role":"assistant","content" : null}')
+    assert passthrough.needs_edit(b'{"role": "tool","content":[]}')
+    assert not passthrough.needs_edit(b'{"role":"user","content":"null tool"}')
+    assert not passthrough.needs_edit(b'{"tool_choice":null, "role":"user"}')

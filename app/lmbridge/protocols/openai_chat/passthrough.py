@@ -124,7 +124,11 @@ class ChatPassthrough:
 
     def needs_edit(self, body: bytes) -> bool:
         # A null content, or a tool message (whose content may be parts):
-        # other bodies are relayed without being decoded.
+        # other bodies are relayed without being decoded. `in` first: a
+        # byte search in C, where the pattern tries each of the body's bytes
+        # (~10 instructions a byte); it can only match where either is.
+        if b"null" not in body and b'"tool"' not in body:
+            return False
         return _REFUSED_FORMS.search(body) is not None
 
     def relayable(self, request: ir.Request) -> bool:

@@ -95,11 +95,12 @@ def to_ir(req: wire.ChatRequest, raw: dict[str, Any]) -> ir.Request:
     elif req.stop:
         stops = tuple(req.stop)
     # Set operations first (C): most requests have no field to carry.
+    # (`<=` looks each key up; `-` would build a set first.)
     keys = raw.keys()
     extras = (
-        {k: v for k, v in raw.items() if k not in wire.KNOWN_FIELDS}
-        if keys - wire.KNOWN_FIELDS
-        else {}
+        {}
+        if keys <= wire.KNOWN_FIELDS
+        else {k: v for k, v in raw.items() if k not in wire.KNOWN_FIELDS}
     )
     if not keys.isdisjoint(_KEPT_IN_EXTRAS):
         for key in _KEPT_IN_EXTRAS:
