@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -178,6 +179,7 @@ async def serve(settings: config.Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    settle_heap()
     # The last start-up line, once SIGINT and SIGTERM stop it cleanly.
     print(f"  event loop: {eventloop.loop_name(loop)}", flush=True)
     try:
@@ -194,6 +196,27 @@ async def serve(settings: config.Settings) -> int:
                     loop.remove_signal_handler(sig)
     print("LM Bridge stopped", flush=True)
     return 0
+
+
+def settle_heap() -> int:
+    """Set what is alive once serve has started (modules, the server, its
+    stores: about 300k objects) aside from the garbage collector with
+    `gc.freeze`, after one collection of start-up's garbage; returns how
+    many objects that is.
+
+    Python's full collections walk every tracked object, and serve's start
+    leaves many: on the 2-core VM each took 60-77 ms, a stall of every
+    answer in flight (under 50 concurrent requests, p99 latency 110-130 ms
+    against the floor relay's 55-65). Frozen, a full collection takes
+    0.4-3 ms (p99 61 ms). A cycle among the frozen objects that becomes
+    garbage later is never freed; they live as long as serve does. The
+    desktop app does the same once its window is up (`MainThreadGC.settle`).
+    """
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    log.debug("%d objects set aside from garbage collection", frozen)
+    return frozen
 
 
 def run_desktop_app(settings: config.Settings, args: argparse.Namespace) -> int:
