@@ -26,11 +26,13 @@ the LM Bridge figure minus the floor figure (column LMB-floor).
   (pass-through Chat; and a small Anthropic request translated to Chat).
 - per streamed chunk: one stream of 1000 small frames;
   (p50 total through the proxy - p50 direct) / 1000.
-- CPU per request: the proxy process's own CPU time
-  (/proc/PID/schedstat) over the phase / requests; not skewed by other
-  load on the machine, unlike wall-clock figures.
+- CPU per request: the proxy process's own CPU time, all its threads
+  (/proc/PID/task/*/schedstat: LM Bridge's database writer counts too)
+  over the phase / requests; not skewed by other load on the machine,
+  unlike wall-clock figures.
 - concurrency 50: pass-through 1 KB requests, 50 workers, timed windows
-  alternating direct, floor and LM Bridge (4 windows of 2 s each).
+  alternating direct, floor and LM Bridge (8 windows of 2 s each; 2 of
+  1 s with --quick).
 - memory: LM Bridge's VmRSS idle after start (headless), its peak during
   100 concurrent streams (50 pass-through, 50 translated 50 KB), and after.
 - event loops (`--loop`): "shipped" (the default) runs LM Bridge as it
@@ -177,7 +179,7 @@ def plan(quick: bool, pids: dict[str, int]) -> dict[str, Any]:
                 "concurrency": 50,
                 "warmup_s": 1.0,
                 "seconds": secs,
-                "rounds": 2 if quick else 4,
+                "rounds": 2 if quick else 8,
             },
             {
                 "kind": "streams",

@@ -25,6 +25,7 @@ import asyncio
 import base64
 import gc
 import json
+import os
 import random
 import sys
 import time
@@ -53,9 +54,17 @@ def rss_kb(pid: int) -> int:
 
 
 def cpu_ns(pid: int) -> int:
-    """CPU time `pid` has run, in nanoseconds (/proc/PID/schedstat)."""
-    with open(f"/proc/{pid}/schedstat") as f:
-        return int(f.read().split()[0])
+    """CPU time `pid` has run, all its threads (LM Bridge's database writer
+    too), in nanoseconds (/proc/PID/task/*/schedstat; /proc/PID/schedstat
+    is the main thread's alone). A thread that ended meanwhile is missed."""
+    total = 0
+    for task in os.scandir(f"/proc/{pid}/task"):
+        try:
+            with open(f"{task.path}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:  # the thread ended between the two looks
+            pass
+    return total
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
