@@ -125,6 +125,26 @@ async def test_records_round_trip_without_bodies_or_headers(
     assert again.id != record.id
 
 
+async def test_a_batch_of_many_statements_keeps_every_row_and_its_order(
+    store: UsageStore,
+) -> None:
+    # 75 rows: several multi-row INSERTs (under 999 parameters each) and a
+    # shorter last one; full records beside default ones (None, booleans).
+    records = [
+        full_record(path=f"/{i}", received=at(1) + i)
+        if i % 2
+        else finished(at(1) + i, path=f"/{i}")
+        for i in range(75)
+    ]
+    assert await store.add(records) == 75
+    stored = await store.recent(100)
+    assert [r.path for r in stored] == [f"/{i}" for i in reversed(range(75))]
+    ids = [r.id for r in stored]
+    assert ids == sorted(ids, reverse=True)
+    for kept, record in zip(reversed(stored), records, strict=True):
+        assert kept == msgspec.structs.replace(record.summary(), id=kept.id)
+
+
 async def test_recent_pages_back_newest_first(store: UsageStore) -> None:
     await store.add([finished(at(1, minute=i), path=f"/{i}") for i in range(5)])
     first = await store.recent(2)

@@ -153,10 +153,13 @@ class RecordColumns:
             if f.name in self.json
         }
 
-    def insert_sql(self, table: str) -> str:
-        """INSERT of one row (parameters in `row()`'s order)."""
-        marks = ", ".join("?" * len(self.names))
-        return f"INSERT INTO {table} ({self.columns}) VALUES ({marks})"
+    def insert_sql(self, table: str, rows: int = 1) -> str:
+        """INSERT of `rows` rows (parameters in `row()`'s order, row after
+        row)."""
+        marks = "(" + ", ".join("?" * len(self.names)) + ")"
+        return f"INSERT INTO {table} ({self.columns}) VALUES " + ", ".join(
+            [marks] * rows
+        )
 
     def row(self, record: RequestSummary) -> tuple[Any, ...]:
         """The parameters of `insert_sql` for `record`."""
