@@ -98,7 +98,8 @@ REOPEN_INTERVAL = 2.0
 # nine None and bool values, so that was ~18,000 instructions of the writer
 # thread per request (callgrind, bench/count_instructions.py). Found in the
 # adapters' table, None and bool are bound at once, as before: NULL, 0/1.
-sqlite3.register_adapter(type(None), {}.get)  # a C callable: None -> None
+_NOTHING: dict[None, None] = {}
+sqlite3.register_adapter(type(None), _NOTHING.get)  # a C callable: None -> None
 sqlite3.register_adapter(bool, int)
 
 T = TypeVar("T")
