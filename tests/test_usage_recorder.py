@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from lmbridge.core.events import (
     RequestRecord,
 )
 from lmbridge.store.db import FILENAME, Database
-from lmbridge.store.usage import UsageStore
+from lmbridge.store.usage import INSERT_CHUNK, UsageStore
 from lmbridge.store.usage_recorder import DAY, UsageRecorder
 from support import RunningProxy, oai
 
@@ -190,6 +190,33 @@ async def test_a_closed_database_costs_records_and_one_warning(
             assert [r.path for r in await store.recent()] == ["/after"]
         finally:
             await db.close()
+
+
+async def test_a_batch_that_fails_part_way_is_kept_once(
+    store: UsageStore, db: Database, expected_errors: Callable[[str], None]
+) -> None:
+    # More records than one transaction takes: the first chunk is written,
+    # the second refused (a trigger of SQLite's own); the next flush writes
+    # only what was not kept, so nothing is lost and nothing is doubled.
+    await db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON request_history"
+        " WHEN NEW.path = '/refused' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    expected_errors("failed: refused")  # the database's log of its fault
+    bus = EventBus()
+    recorder = UsageRecorder(bus, store, config.UsageSettings(), flush_interval=60)
+    paths = [f"/{i}" for i in range(INSERT_CHUNK + 20)]
+    paths[INSERT_CHUNK + 5] = "/refused"
+    for path in paths:
+        recorder._on_finished(REQUEST_FINISHED, finished(path=path))
+    assert await recorder.flush() == INSERT_CHUNK
+    assert await store.count() == INSERT_CHUNK
+    assert recorder.pending == 20
+    await db.execute("DROP TRIGGER refuse")
+    assert await recorder.flush() == 20
+    kept = [r.path for r in await store.recent(len(paths) + 10)]
+    assert kept == paths[::-1]
+    await recorder.close()
 
 
 async def test_a_full_queue_drops_and_says_so(

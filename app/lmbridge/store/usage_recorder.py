@@ -24,7 +24,7 @@ from lmbridge.core import errors
 from lmbridge.core.events import REQUEST_FINISHED, EventBus, RequestRecord
 from lmbridge.core.record import NoteKind
 from lmbridge.store.dbjobs import background_jobs
-from lmbridge.store.usage import UsageStore
+from lmbridge.store.usage import INSERT_CHUNK, UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +146,26 @@ class UsageRecorder:
             self._fail(f"{dropped} requests not kept: the history queue was full")
         if not batch:
             return 0
-        try:
-            written = await self.store.add(batch)
-        except errors.LMBridgeError as err:
-            self._retry_later(batch, err.message)
-            return 0
-        except Exception as exc:
-            if not self._failing:
-                log.exception("request history: %d requests not kept", len(batch))
-            self._failing = True
-            self._retry_later(batch, f"{type(exc).__name__}: {exc}", log_it=False)
-            return 0
+        written = 0
+        # A transaction per INSERT_CHUNK (other database work interleaves):
+        # when one fails, those before it are kept, and only the rest is
+        # tried again (not written twice).
+        for start in range(0, len(batch), INSERT_CHUNK):
+            chunk = batch[start : start + INSERT_CHUNK]
+            try:
+                written += await self.store.add(chunk)
+            except errors.LMBridgeError as err:
+                self._retry_later(batch[start:], err.message)
+                return written
+            except Exception as exc:
+                if not self._failing:
+                    log.exception(
+                        "request history: %d requests not kept", len(batch) - start
+                    )
+                self._failing = True
+                reason = f"{type(exc).__name__}: {exc}"
+                self._retry_later(batch[start:], reason, log_it=False)
+                return written
         self._failed_flushes = 0
         self._recovered()
         return written
