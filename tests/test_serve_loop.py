@@ -380,25 +380,35 @@ async def test_serve_sets_its_start_up_heap_aside_from_the_collector(
     # A full collection walking what start-up left took 60-77 ms, a stall of
     # every answer in flight; frozen out of its reach, a few ms. And the
     # young generation is collected less often (cli/entry.py settle_heap).
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(_config(fake_upstream.url, "auto"))
     port = _free_port()
-    argv = ("-m", "lmbridge", "--log-level", "debug", "serve", "--config")
-    proc = await _spawn(
-        tmp_path,
-        _config(fake_upstream.url, "auto"),
-        *argv,
-        "{config}",
-        "--port",
-        str(port),
-    )
-    served = Served(proc, f"http://127.0.0.1:{port}", tmp_path)
-    assert await _started(served)
-    async with openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="x") as client:
-        answer = await client.chat.completions.create(
-            model="fake-model", messages=[{"role": "user", "content": "hi"}]
+    log_file = tmp_path / "serve.log"
+    with log_file.open("wb") as log:  # debug lines: a file, not a pipe to fill
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "lmbridge", "--log-level", "debug", "serve"),
+            *("--config", str(cfg), "--port", str(port)),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "LMBRIDGE_HOME": str(tmp_path)},
         )
-    assert answer.choices[0].message.content
-    code, _out, err = await served.stop()
-    assert code == 0, err
+    served = Served(proc, f"http://127.0.0.1:{port}", tmp_path)
+    try:
+        assert await _started(served), log_file.read_text()[-2000:]
+        async with openai.AsyncOpenAI(
+            base_url=served.url + "/v1", api_key="x"
+        ) as client:
+            answer = await client.chat.completions.create(
+                model="fake-model", messages=[{"role": "user", "content": "hi"}]
+            )
+        assert answer.choices[0].message.content
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0
+    err = log_file.read_text()
     frozen = re.search(r"(\d+) objects set aside from garbage collection", err)
     assert frozen is not None, err[-2000:]
     assert int(frozen[1]) > 50_000  # modules, the server, its stores

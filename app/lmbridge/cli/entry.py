@@ -222,8 +222,9 @@ def settle_heap() -> int:
     the default threshold of 700, so the young generation was collected
     every ~14 requests, each time walking live requests that it could not
     free: ~430 collections and 330 ms in 5 s, 7% of the proxy's CPU. At
-    `YOUNG_GENERATION_THRESHOLD` it was collected once. What a cycle holds
-    waits a little longer to be freed: at most that many objects.
+    `YOUNG_GENERATION_THRESHOLD` it was collected once. Cyclic garbage
+    waits a little longer to be freed: at most that many tracked objects
+    (what they hold can be more: a traceback's frames, a request's body).
     """
     gc.collect()
     gc.freeze()
