@@ -109,6 +109,16 @@ async def test_ctrl_c_cancels_the_download(
         timeout=30,
         what="the download to start",
     )
+    # Ctrl-C once LM Studio reports progress (the second progress line: the
+    # first is the CLI's own). A Ctrl-C while the SDK is still opening the
+    # download's channel (the request already sent) cancels nothing in LM
+    # Studio: sdk_repository.download cancels only an open channel.
+    assert proc.stdout is not None
+    seen = b""
+    while seen.count(b"\r") < 2:
+        chunk = await asyncio.wait_for(proc.stdout.read(256), 30)
+        assert chunk, f"the CLI ended before the download ran: {seen!r}"
+        seen += chunk
     proc.send_signal(signal.SIGINT)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 130, err
